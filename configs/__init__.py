@@ -1,0 +1,1 @@
+"""Typed configuration of every role, and the named presets (setups) of an experiment."""
