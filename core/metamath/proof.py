@@ -1,0 +1,258 @@
+"""Proof formats: decoding normal and compressed proofs, and writing proofs back out.
+
+A proof is decoded into a :class:`ProofProgram`, a program for the Metamath stack machine:
+a table of labels and a list of operations (push or apply ``labels[i]``, save the top of the stack,
+reuse a saved step). Normal and compressed proofs decode to the same kind of program, so the verifier
+has one loop for both.
+
+For writing, a proof is a :class:`ProofStep` tree (every step, syntax steps included). Normal form is
+its post-order; compressed form (Metamath book, appendix B) shares identical subtrees with ``Z`` marks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from core.errors import MMVerificationError
+from core.metamath.database import Assertion, Database, Hypothesis
+
+SAVE = -1  # operation: save the top of the stack (a ``Z`` in a compressed proof)
+UNKNOWN = "?"
+
+
+def reuse(index: int) -> int:
+    """The operation that pushes saved step ``index`` again."""
+    return -2 - index
+
+
+@dataclass(frozen=True, slots=True)
+class ProofProgram:
+    """A decoded proof: ``op >= 0`` applies ``labels[op]``, ``SAVE`` saves, ``op <= -2`` reuses saved ``-2 - op``."""
+
+    labels: tuple[str, ...]
+    ops: tuple[int, ...]
+
+    @property
+    def is_incomplete(self) -> bool:
+        return UNKNOWN in self.labels
+
+
+def _fail(assertion: Assertion, reason: str) -> MMVerificationError:
+    return MMVerificationError(reason, file=assertion.file, line=assertion.line, label=assertion.label)
+
+
+def proof_hypotheses(assertion: Assertion) -> dict[str, Hypothesis]:
+    """The hypotheses a proof of ``assertion`` may cite: its frame plus every active floating one."""
+    usable = {h.label: h for h in assertion.context_floating}
+    usable.update((h.label, h) for h in assertion.hypotheses)
+    return usable
+
+
+def check_citable(db: Database, assertion: Assertion, label: str, hypotheses: dict[str, Hypothesis]) -> None:
+    """Raise unless ``label`` may appear in the proof of ``assertion``."""
+    if label == UNKNOWN or label in hypotheses:
+        return
+    target = db.labels.get(label)
+    if target is None:
+        raise _fail(assertion, f"proof cites {label!r}, which is not a label of the database")
+    if isinstance(target, Hypothesis):
+        raise _fail(assertion, f"proof cites hypothesis {label!r}, which is not active for this theorem")
+    if target.number >= assertion.number:
+        what = "the theorem itself" if target is assertion else "an assertion declared later"
+        raise _fail(assertion, f"proof cites {label!r}, {what}")
+
+
+def decode_proof(db: Database, assertion: Assertion) -> ProofProgram:
+    """Decode the normal or compressed proof of a ``$p`` (without checking that it proves anything)."""
+    proof = assertion.proof
+    if not proof:
+        raise _fail(assertion, "has no proof to decode")
+    hypotheses = proof_hypotheses(assertion)
+    if proof[0] == "(":
+        return _decode_compressed(db, assertion, proof, hypotheses)
+    labels: dict[str, int] = {}
+    ops = []
+    for label in proof:
+        index = labels.get(label)
+        if index is None:
+            check_citable(db, assertion, label, hypotheses)
+            index = labels[label] = len(labels)
+        ops.append(index)
+    return ProofProgram(tuple(labels), tuple(ops))
+
+
+def _decode_compressed(
+    db: Database, assertion: Assertion, proof: tuple[str, ...], hypotheses: dict[str, Hypothesis]
+) -> ProofProgram:
+    if ")" not in proof:
+        raise _fail(assertion, "compressed proof: the label list `( ...` is never closed by `)`")
+    closing = proof.index(")")
+    listed = proof[1:closing]
+    mandatory = [h.label for h in assertion.hypotheses]
+    for label in listed:
+        if label in mandatory:
+            raise _fail(assertion, f"compressed proof lists mandatory hypothesis {label!r} (it is implicit)")
+        check_citable(db, assertion, label, hypotheses)
+    if len(set(listed)) != len(listed):
+        raise _fail(assertion, "compressed proof lists a label twice")
+    labels = tuple(mandatory) + tuple(listed)
+    letters = "".join(proof[closing + 1 :])
+    ops = tuple(_decode_letters(assertion, letters, len(labels)))
+    return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
+
+
+def _decode_letters(assertion: Assertion, letters: str, label_count: int) -> Iterator[int]:
+    """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last)."""
+    value = 0
+    saved = 0
+    can_save = False
+    for position, letter in enumerate(letters):
+        code = ord(letter)
+        if 65 <= code <= 84:  # A..T: last digit of a number
+            number = value * 20 + (code - 64)
+            value = 0
+            if number <= label_count:
+                yield number - 1
+            elif number - label_count <= saved:
+                yield reuse(number - label_count - 1)
+            else:
+                raise _fail(assertion, f"compressed proof step {number} at letter {position + 1} refers to nothing")
+            can_save = True
+        elif 85 <= code <= 89:  # U..Y: higher digits
+            value = value * 5 + (code - 84)
+            can_save = False
+        elif letter == "Z":
+            if not can_save or value:
+                raise _fail(assertion, f"compressed proof: misplaced `Z` at letter {position + 1}")
+            yield SAVE
+            saved += 1
+            can_save = False
+        elif letter == UNKNOWN:
+            if value:
+                raise _fail(assertion, f"compressed proof: `?` inside a number at letter {position + 1}")
+            yield label_count
+            can_save = True
+        else:
+            raise _fail(assertion, f"compressed proof: invalid character {letter!r} at letter {position + 1}")
+    if value:
+        raise _fail(assertion, "compressed proof ends in the middle of a number")
+
+
+# --- Writing proofs -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class ProofStep:
+    """One step of a complete proof: a label applied to the proofs of its hypotheses (in frame order)."""
+
+    label: str
+    children: tuple["ProofStep", ...] = ()
+
+
+def normal_proof(root: ProofStep) -> list[str]:
+    """The proof's labels in post-order: Metamath's normal (uncompressed) form."""
+    out: list[str] = []
+    stack: list[tuple[ProofStep, bool]] = [(root, False)]
+    while stack:
+        step, expanded = stack.pop()
+        if expanded or not step.children:
+            out.append(step.label)
+            continue
+        stack.append((step, True))
+        stack.extend((child, False) for child in reversed(step.children))
+    return out
+
+
+def compressed_proof(assertion: Assertion, root: ProofStep) -> list[str]:
+    """The proof in compressed form: ``( labels ) LETTERS`` as tokens, identical subproofs shared."""
+    keys: dict[tuple, int] = {}
+    ids: dict[int, int] = {}  # id(step) -> structural key number
+    counts: dict[int, int] = {}
+    order: list[ProofStep] = []
+
+    def key_of(step: ProofStep) -> int:
+        return ids[id(step)]
+
+    for step in _post_order(root):
+        key = (step.label, tuple(key_of(c) for c in step.children))
+        number = keys.setdefault(key, len(keys))
+        ids[id(step)] = number
+        counts[number] = counts.get(number, 0) + 1
+        order.append(step)
+    mandatory = [h.label for h in assertion.hypotheses]
+    listed: list[str] = []
+    for step in order:
+        if step.label not in mandatory and step.label not in listed and step.label != UNKNOWN:
+            listed.append(step.label)
+    numbers = {label: i + 1 for i, label in enumerate(mandatory + listed)}
+    letters = _letters(root, numbers, key_of, counts, len(numbers))
+    return ["(", *listed, ")", *_wrap(letters, 70)]
+
+
+def _post_order(root: ProofStep) -> Iterator[ProofStep]:
+    stack: list[tuple[ProofStep, bool]] = [(root, False)]
+    while stack:
+        step, expanded = stack.pop()
+        if expanded or not step.children:
+            yield step
+            continue
+        stack.append((step, True))
+        stack.extend((child, False) for child in reversed(step.children))
+
+
+def _letters(
+    root: ProofStep,
+    numbers: dict[str, int],
+    key_of: Callable[[ProofStep], int],
+    counts: dict[int, int],
+    label_count: int,
+) -> str:
+    saved: dict[int, int] = {}  # structural key -> saved index
+    out: list[str] = []
+    stack: list[tuple[ProofStep, bool]] = [(root, False)]
+    while stack:
+        step, expanded = stack.pop()
+        key = key_of(step)
+        if not expanded and key in saved:
+            out.append(encode_number(label_count + saved[key] + 1))
+            continue
+        if not expanded and step.children:
+            stack.append((step, True))
+            stack.extend((child, False) for child in reversed(step.children))
+            continue
+        out.append("?" if step.label == UNKNOWN else encode_number(numbers[step.label]))
+        if step.children and counts[key] > 1:
+            saved[key] = len(saved)
+            out.append("Z")
+    return "".join(out)
+
+
+def encode_number(number: int) -> str:
+    """A positive step number in compressed-proof letters (``1`` -> ``A``, ``21`` -> ``UA``)."""
+    number -= 1
+    digits = [chr(65 + number % 20)]
+    number //= 20
+    while number > 0:
+        number -= 1
+        digits.append(chr(85 + number % 5))
+        number //= 5
+    return "".join(reversed(digits))
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return [text[i : i + width] for i in range(0, len(text), width)] or [""]
+
+
+def format_proof(tokens: Sequence[str], indent: int = 6, width: int = 79) -> str:
+    """Proof tokens laid out on lines of at most ``width`` characters, for writing into a ``.mm`` file."""
+    lines: list[str] = []
+    line = " " * indent
+    for token in tokens:
+        if len(line) + 1 + len(token) > width and line.strip():
+            lines.append(line)
+            line = " " * indent
+        line += ("" if not line.strip() else " ") + token
+    lines.append(line)
+    return "\n".join(lines)
+

@@ -1,0 +1,507 @@
+"""Read any ``.mm`` database into a :class:`~core.metamath.database.Database`.
+
+Handles every statement of the Metamath language (``$c $v $f $e $d $a $p ${ $}``), comments, ``$[ file $]``
+includes (each file read once), normal and compressed proofs, and incomplete proofs (``?``), which are
+not errors but theorems to prove. Scoping follows the Metamath book: variables, hypotheses and
+disjoint-variable conditions are active until the end of their block; each assertion gets its mandatory
+frame when it is declared.
+
+Files are tokenized lazily, a block of lines at a time, so ``read_database(path, stop_at="ax-gen")``
+reads set.mm's propositional part without reading the rest. Every malformed input raises
+:class:`~core.errors.MMSyntaxError` naming the file, the line, the label if any, and the reason.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from core.errors import MMSyntaxError
+from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, disjoint_pair
+
+logger = logging.getLogger(__name__)
+
+_BLOCK_BYTES = 1 << 20
+_KEYWORDS = frozenset("$c $v $f $e $d $a $p $= $. ${ $} $( $) $[ $]".split())
+_LABEL_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
+_BAD_CHARACTER_RE = re.compile(r"[^\x21-\x7e \t\n\r\f]")
+
+
+class _StopReading(Exception):
+    """Raised internally when the ``stop_at`` label is reached."""
+
+
+class _FileTokens:
+    """The whitespace-separated tokens of one file, read a block of lines at a time.
+
+    Only the current block is kept in memory; token positions are absolute (counted from the start
+    of the file) so that :meth:`line_of` works for any token still in the buffer.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._file = open(path, "rb")
+        except OSError as error:
+            raise MMSyntaxError(f"cannot open the file: {error.strerror}", file=path) from None
+        self._tokens: list[str] = []
+        self._base = 0  # absolute index of self._tokens[0]
+        self._pos = 0  # index into self._tokens of the next token
+        self._line_starts: list[int] = []  # absolute token index of the first token of each line
+        self._line_numbers: list[int] = []
+        self._lines_read = 0
+        self._eof = False
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def position(self) -> int:
+        """Absolute index of the next token."""
+        return self._base + self._pos
+
+    def line_of(self, position: int) -> int:
+        """The 1-based line of the token at absolute ``position`` (or of the end of the file)."""
+        i = bisect.bisect_right(self._line_starts, position) - 1
+        return self._line_numbers[i] if i >= 0 else max(self._lines_read, 1)
+
+    def next(self) -> str | None:
+        """The next token, or ``None`` at the end of the file."""
+        while self._pos >= len(self._tokens):
+            if not self._fill():
+                return None
+        token = self._tokens[self._pos]
+        self._pos += 1
+        return token
+
+    def take_until(self, terminator: str) -> list[str] | None:
+        """The tokens before the next ``terminator`` (consumed too); ``None`` if the file ends first."""
+        while True:
+            try:
+                end = self._tokens.index(terminator, self._pos)
+            except ValueError:
+                if not self._fill():
+                    return None
+                continue
+            taken = self._tokens[self._pos : end]
+            self._pos = end + 1
+            return taken
+
+    def _fill(self) -> bool:
+        """Read the next block of lines, dropping consumed tokens; False at the end of the file."""
+        if self._eof:
+            return False
+        lines = self._file.readlines(_BLOCK_BYTES)
+        if not lines:
+            self._eof = True
+            return False
+        self._compact()
+        for raw in lines:
+            self._lines_read += 1
+            text = raw.decode("latin-1")
+            bad = _BAD_CHARACTER_RE.search(text)
+            if bad:
+                raise MMSyntaxError(
+                    f"character {bad.group()!r} (code {ord(bad.group())}) is not allowed in a .mm file "
+                    "(only printable ASCII, space, tab, CR, LF and FF)",
+                    file=self.path,
+                    line=self._lines_read,
+                )
+            words = text.split()
+            if words:
+                self._line_starts.append(self._base + len(self._tokens))
+                self._line_numbers.append(self._lines_read)
+                self._tokens.extend(words)
+        return True
+
+    def _compact(self) -> None:
+        if self._pos == 0:
+            return
+        self._base += self._pos
+        del self._tokens[: self._pos]
+        self._pos = 0
+        keep = max(bisect.bisect_right(self._line_starts, self._base) - 1, 0)
+        del self._line_starts[:keep]
+        del self._line_numbers[:keep]
+
+
+@dataclass
+class _Scope:
+    """What one ``${ ... $}`` block (or the outermost scope) has made active."""
+
+    variables: list[str] = field(default_factory=list)
+    hypotheses_before: int = 0  # len(active hypotheses) when the block opened
+    disjoint: list[DisjointPair] = field(default_factory=list)
+    floating_variables: list[str] = field(default_factory=list)
+
+
+class _Reader:
+    """The parser's state while reading one database (and its includes)."""
+
+    def __init__(self, path: str, stop_at: str | None) -> None:
+        self.db = Database(path=path)
+        self.stop_at = stop_at
+        self.scopes: list[_Scope] = [_Scope()]
+        self.active_symbols: dict[str, str] = {}  # active constant or variable -> its interned self
+        self.active_hypotheses: list[Hypothesis] = []
+        self.active_floating: dict[str, Hypothesis] = {}  # variable -> its active $f
+        self.hypothesis_order: dict[str, int] = {}  # label of an active hypothesis -> declaration rank
+        self.disjoint_counts: dict[DisjointPair, int] = {}
+        self._context_floating: tuple[Hypothesis, ...] | None = ()
+        self._context_disjoint: frozenset[DisjointPair] | None = frozenset()
+        self.included: set[str] = set()
+        self.tokens: _FileTokens  # the file being read
+        self._handlers: dict[str, Callable[[str, int], None]] = {
+            "$f": self._floating,
+            "$e": self._essential,
+            "$a": self._axiom,
+            "$p": self._theorem,
+        }
+
+    # --- errors and locations --------------------------------------------------------------------
+
+    def error(self, reason: str, *, label: str | None = None, position: int | None = None) -> MMSyntaxError:
+        where = self.tokens.position - 1 if position is None else position
+        return MMSyntaxError(reason, file=self.tokens.path, line=self.tokens.line_of(where), label=label)
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def read_file(self, path: str) -> None:
+        self.included.add(os.path.realpath(path))
+        self.db.files.append(path)
+        outer, self.tokens = getattr(self, "tokens", None), _FileTokens(path)
+        try:
+            self._read_statements()
+        finally:
+            self.tokens.close()
+            if outer is not None:
+                self.tokens = outer
+
+    def _read_statements(self) -> None:
+        tokens = self.tokens
+        while (token := tokens.next()) is not None:
+            if token == "$(":
+                self._skip_comment()
+            elif token == "${":
+                self._open_scope()
+            elif token == "$}":
+                self._close_scope()
+            elif token == "$c":
+                self._constants()
+            elif token == "$v":
+                self._variables()
+            elif token == "$d":
+                self._disjoint()
+            elif token == "$[":
+                self._include()
+            elif token in _KEYWORDS or token.startswith("$"):
+                raise self.error(f"unexpected keyword {token!r} where a statement should start")
+            else:
+                self._labelled(token)
+
+    def _include(self) -> None:
+        start = self.tokens.position - 1
+        body = self.tokens.take_until("$]")
+        if body is None or len(body) != 1:
+            raise self.error("an include must read `$[ file-name $]`", position=start)
+        if len(self.scopes) > 1:
+            raise self.error("`$[ ... $]` includes are only allowed in the outermost scope", position=start)
+        here = os.path.dirname(self.tokens.path)
+        target = os.path.join(here, body[0])
+        if not os.path.exists(target) and os.path.exists(body[0]):
+            target = body[0]
+        if os.path.realpath(target) in self.included:
+            return
+        if not os.path.exists(target):
+            raise self.error(f"included file {body[0]!r} not found (looked in {here or '.'})", position=start)
+        self.read_file(target)
+
+    def _skip_comment(self) -> None:
+        start = self.tokens.position - 1
+        body = self.tokens.take_until("$)")
+        if body is None:
+            raise self.error("comment `$(` is never closed by `$)`", position=start)
+        for word in body:
+            if "$(" in word:
+                raise self.error("comments cannot be nested (`$(` inside a comment)", position=start)
+            if "$)" in word:
+                raise self.error(f"`$)` must be a separate token (found {word!r})", position=start)
+
+    # --- scopes ----------------------------------------------------------------------------------
+
+    def _open_scope(self) -> None:
+        self.scopes.append(_Scope(hypotheses_before=len(self.active_hypotheses)))
+
+    def _close_scope(self) -> None:
+        if len(self.scopes) == 1:
+            raise self.error("`$}` without a matching `${`")
+        scope = self.scopes.pop()
+        for variable in scope.variables:
+            del self.active_symbols[variable]
+        for variable in scope.floating_variables:
+            del self.active_floating[variable]
+        for hypothesis in self.active_hypotheses[scope.hypotheses_before :]:
+            del self.hypothesis_order[hypothesis.label]
+        del self.active_hypotheses[scope.hypotheses_before :]
+        for pair in scope.disjoint:
+            self.disjoint_counts[pair] -= 1
+            if not self.disjoint_counts[pair]:
+                del self.disjoint_counts[pair]
+        self._context_floating = None
+        self._context_disjoint = None
+
+    # --- declarations ----------------------------------------------------------------------------
+
+    def _declaration_body(self, keyword: str) -> list[str]:
+        start = self.tokens.position - 1
+        body = self.tokens.take_until("$.")
+        if body is None:
+            raise self.error(f"`{keyword}` statement is never closed by `$.`", position=start)
+        if "$(" in body:
+            body = self._strip_comments(body, start)
+        for word in body:
+            if "$" in word:
+                raise self.error(f"math symbol {word!r} may not contain `$`", position=start)
+        return body
+
+    def _constants(self) -> None:
+        start = self.tokens.position - 1
+        if len(self.scopes) > 1:
+            raise self.error("`$c` constants may only be declared in the outermost scope")
+        body = self._declaration_body("$c")
+        if not body:
+            raise self.error("`$c` statement declares no constant", position=start)
+        for symbol in body:
+            self._check_new_symbol(symbol, start)
+            symbol = sys.intern(symbol)
+            self.db.constants.add(symbol)
+            self.active_symbols[symbol] = symbol
+
+    def _variables(self) -> None:
+        start = self.tokens.position - 1
+        body = self._declaration_body("$v")
+        if not body:
+            raise self.error("`$v` statement declares no variable", position=start)
+        for symbol in body:
+            if symbol in self.active_symbols and symbol in self.db.variables:
+                raise self.error(f"variable {symbol!r} is already active (declared twice)", position=start)
+            self._check_new_symbol(symbol, start)
+            symbol = sys.intern(symbol)
+            self.db.variables.add(symbol)
+            self.active_symbols[symbol] = symbol
+            self.scopes[-1].variables.append(symbol)
+
+    def _check_new_symbol(self, symbol: str, start: int) -> None:
+        if symbol in self.db.constants:
+            raise self.error(f"symbol {symbol!r} is already declared as a constant", position=start)
+        if symbol in self.active_symbols:
+            raise self.error(f"symbol {symbol!r} is declared twice", position=start)
+        if symbol in self.db.labels:
+            raise self.error(f"symbol {symbol!r} is already used as a label", position=start)
+
+    def _disjoint(self) -> None:
+        start = self.tokens.position - 1
+        body = self._declaration_body("$d")
+        if len(body) < 2:
+            raise self.error("`$d` needs at least two variables", position=start)
+        if len(set(body)) != len(body):
+            raise self.error(f"`$d` lists a variable twice: {' '.join(body)}", position=start)
+        for symbol in body:
+            if symbol not in self.active_symbols or symbol not in self.db.variables:
+                raise self.error(f"`$d` symbol {symbol!r} is not an active variable", position=start)
+        scope = self.scopes[-1]
+        for i, x in enumerate(body):
+            for y in body[i + 1 :]:
+                pair = disjoint_pair(self.active_symbols[x], self.active_symbols[y])
+                scope.disjoint.append(pair)
+                self.disjoint_counts[pair] = self.disjoint_counts.get(pair, 0) + 1
+        self._context_disjoint = None
+
+    # --- labelled statements ---------------------------------------------------------------------
+
+    def _labelled(self, label: str) -> None:
+        start = self.tokens.position - 1
+        if not _LABEL_RE.match(label):
+            raise self.error(f"{label!r} is not a valid label (letters, digits, '.', '-', '_')")
+        keyword = self.tokens.next()
+        if keyword not in self._handlers:
+            found = "the end of the file" if keyword is None else repr(keyword)
+            raise self.error(f"label {label!r} must be followed by $f, $e, $a or $p, not {found}", label=label)
+        if label == self.stop_at:
+            raise _StopReading
+        if label in self.db.labels:
+            raise self.error(f"label {label!r} is declared twice", label=label, position=start)
+        if label in self.active_symbols or label in self.db.constants:
+            raise self.error(f"label {label!r} is already a math symbol", label=label, position=start)
+        self._handlers[keyword](sys.intern(label), start)
+
+    def _statement(self, label: str, keyword: str, body: list[str], start: int) -> tuple[str, ...]:
+        """The symbols of a statement, checked to be active and to start with a constant."""
+        if not body:
+            raise self.error(f"`{keyword}` statement is empty (it needs a typecode)", label=label, position=start)
+        active = self.active_symbols
+        try:
+            statement = tuple([active[s] for s in body])
+        except KeyError:
+            bad = next(s for s in body if s not in active)
+            reason = "is not an active variable" if bad in self.db.variables else "is not declared"
+            raise self.error(f"math symbol {bad!r} {reason}", label=label, position=start) from None
+        if statement[0] not in self.db.constants:
+            raise self.error(f"typecode {statement[0]!r} must be a constant", label=label, position=start)
+        return statement
+
+    def _floating(self, label: str, start: int) -> None:
+        body = self._declaration_body("$f")
+        statement = self._statement(label, "$f", body, start)
+        if len(statement) != 2:
+            raise self.error("`$f` must be `typecode variable`", label=label, position=start)
+        variable = statement[1]
+        if variable not in self.db.variables:
+            raise self.error(f"`$f` types {variable!r}, which is not a variable", label=label, position=start)
+        if variable in self.active_floating:
+            other = self.active_floating[variable].label
+            raise self.error(f"variable {variable!r} already has an active `$f` ({other})", label=label, position=start)
+        hypothesis = Hypothesis(label, "f", statement, self.tokens.path, self.tokens.line_of(start))
+        self.active_floating[variable] = hypothesis
+        self.scopes[-1].floating_variables.append(variable)
+        self._add_hypothesis(hypothesis)
+        self._context_floating = None
+
+    def _essential(self, label: str, start: int) -> None:
+        body = self._declaration_body("$e")
+        statement = self._statement(label, "$e", body, start)
+        self._check_typed(label, statement, start)
+        self._add_hypothesis(Hypothesis(label, "e", statement, self.tokens.path, self.tokens.line_of(start)))
+
+    def _add_hypothesis(self, hypothesis: Hypothesis) -> None:
+        self.hypothesis_order[hypothesis.label] = len(self.active_hypotheses)
+        self.active_hypotheses.append(hypothesis)
+        self.db.labels[hypothesis.label] = hypothesis
+
+    def _check_typed(self, label: str, statement: tuple[str, ...], start: int) -> None:
+        for symbol in statement[1:]:
+            if symbol in self.db.variables and symbol not in self.active_floating:
+                raise self.error(f"variable {symbol!r} has no active `$f` typing it", label=label, position=start)
+
+    def _axiom(self, label: str, start: int) -> None:
+        body = self._declaration_body("$a")
+        statement = self._statement(label, "$a", body, start)
+        self._check_typed(label, statement, start)
+        self._add_assertion(label, "a", statement, None, start)
+
+    def _theorem(self, label: str, start: int) -> None:
+        body = self.tokens.take_until("$.")
+        if body is None:
+            raise self.error("`$p` statement is never closed by `$.`", label=label, position=start)
+        if "$(" in body:
+            body = self._strip_comments(body, start)
+        if "$=" not in body:
+            raise self.error("`$p` statement has no proof (`$=` is missing)", label=label, position=start)
+        split = body.index("$=")
+        for word in body[:split]:
+            if "$" in word:
+                raise self.error(f"math symbol {word!r} may not contain `$`", label=label, position=start)
+        statement = self._statement(label, "$p", body[:split], start)
+        self._check_typed(label, statement, start)
+        proof = tuple(body[split + 1 :])
+        if not proof:
+            raise self.error("`$p` statement has an empty proof (use `?` for an unknown proof)", label=label, position=start)
+        for word in proof:
+            if "$" in word:
+                raise self.error(f"proof token {word!r} may not contain `$`", label=label, position=start)
+        self._add_assertion(label, "p", statement, proof, start)
+
+    def _strip_comments(self, body: list[str], start: int) -> list[str]:
+        """Remove ``$( ... $)`` comments from inside a statement (rare: comments within proofs)."""
+        kept: list[str] = []
+        in_comment = False
+        for word in body:
+            if word == "$(":
+                if in_comment:
+                    raise self.error("comments cannot be nested (`$(` inside a comment)", position=start)
+                in_comment = True
+            elif word == "$)" and in_comment:
+                in_comment = False
+            elif not in_comment:
+                kept.append(word)
+        if in_comment:
+            raise self.error("a comment inside a statement swallows its closing `$.`", position=start)
+        return kept
+
+    def _add_assertion(
+        self, label: str, kind: str, statement: tuple[str, ...], proof: tuple[str, ...] | None, start: int
+    ) -> None:
+        hypotheses, disjoint = self._frame(statement)
+        is_theorem = kind == "p"
+        assertion = Assertion(
+            label=label,
+            kind=kind,  # type: ignore[arg-type]
+            statement=statement,
+            hypotheses=hypotheses,
+            disjoint=disjoint,
+            number=len(self.db.assertions),
+            file=self.tokens.path,
+            line=self.tokens.line_of(start),
+            proof=proof,
+            context_floating=self._current_context_floating() if is_theorem else (),
+            context_disjoint=self._current_context_disjoint() if is_theorem else frozenset(),
+        )
+        self.db.labels[label] = assertion
+        self.db.assertions.append(assertion)
+
+    def _frame(self, statement: tuple[str, ...]) -> tuple[tuple[Hypothesis, ...], frozenset[DisjointPair]]:
+        """Mandatory hypotheses (database order) and mandatory disjoint pairs of a new assertion."""
+        variables = self.db.variables
+        essential = [h for h in self.active_hypotheses if h.kind == "e"]
+        mandatory = {s for s in statement if s in variables}
+        for hypothesis in essential:
+            mandatory.update(s for s in hypothesis.statement if s in variables)
+        chosen = essential + [self.active_floating[v] for v in mandatory]
+        chosen.sort(key=lambda h: self.hypothesis_order[h.label])
+        disjoint = frozenset(p for p in self.disjoint_counts if p[0] in mandatory and p[1] in mandatory)
+        return tuple(chosen), disjoint
+
+    def _current_context_floating(self) -> tuple[Hypothesis, ...]:
+        if self._context_floating is None:
+            self._context_floating = tuple(h for h in self.active_hypotheses if h.kind == "f")
+        return self._context_floating
+
+    def _current_context_disjoint(self) -> frozenset[DisjointPair]:
+        if self._context_disjoint is None:
+            self._context_disjoint = frozenset(self.disjoint_counts)
+        return self._context_disjoint
+
+    def finish(self, stopped_at: str | None) -> Database:
+        if stopped_at is None and len(self.scopes) > 1:
+            raise MMSyntaxError(
+                f"{len(self.scopes) - 1} `${{` block(s) never closed by `$}}`", file=self.db.path
+            )
+        self.db.stopped_at = stopped_at
+        outer_end = self.scopes[1].hypotheses_before if len(self.scopes) > 1 else len(self.active_hypotheses)
+        outer = self.active_hypotheses[:outer_end]
+        self.db.global_floating = tuple(h for h in outer if h.kind == "f")
+        self.db.global_disjoint = frozenset(self.scopes[0].disjoint)
+        return self.db
+
+
+def read_database(path: str | os.PathLike[str], stop_at: str | None = None) -> Database:
+    """Read the database at ``path`` (following ``$[ $]`` includes).
+
+    With ``stop_at``, reading stops just before the statement labelled ``stop_at``, and the rest of
+    the file is not read; it is an error if that label never appears.
+    """
+    path = os.fspath(path)
+    reader = _Reader(path, stop_at)
+    try:
+        reader.read_file(path)
+    except _StopReading:
+        logger.debug("stopped reading %s at %s", path, stop_at)
+        return reader.finish(stopped_at=stop_at)
+    if stop_at is not None:
+        raise MMSyntaxError(f"stop label {stop_at!r} was never reached", file=path)
+    return reader.finish(stopped_at=None)

@@ -1,0 +1,255 @@
+"""The Metamath proof checker: the stack machine of the Metamath book, ``$d`` conditions included.
+
+:func:`apply_assertion` is the one inference rule of Metamath: given an assertion and the statements
+proved for its mandatory hypotheses, it finds the substitution fixed by the floating hypotheses, checks
+the essential hypotheses and the disjoint-variable conditions, and returns the substituted conclusion.
+Both the verifier and the proof-tree builder use it, so there is one implementation of the rule.
+
+Assertions are compiled once into substitution templates (runs of constants and variables), which makes
+checking set.mm practical in pure Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from core.errors import MMVerificationError, MetamathError
+from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement
+from core.metamath.proof import SAVE, decode_proof
+
+logger = logging.getLogger(__name__)
+
+Substitution = dict[str, Statement]
+Template = tuple["str | tuple[str, ...]", ...]
+
+
+def show(statement: Statement, limit: int = 160) -> str:
+    """A statement as text for an error message, shortened in the middle when long."""
+    text = " ".join(statement)
+    return text if len(text) <= limit else f"{text[: limit // 2]} ... {text[-limit // 2 :]}"
+
+
+class RuleError(Exception):
+    """An application of an assertion does not fit (raised by :func:`apply_assertion`, no location)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAssertion:
+    """An assertion prepared for fast application."""
+
+    assertion: Assertion
+    floating: tuple[tuple[int, str, str], ...]  # (position among hypotheses, typecode, variable)
+    essential: tuple[tuple[int, Template, Hypothesis], ...]
+    conclusion: Template
+    disjoint: tuple[DisjointPair, ...]
+    arity: int
+
+
+def compile_template(statement: Statement, variables: set[str]) -> Template:
+    """A statement as runs of constants (tuples) and single variables (strings)."""
+    parts: list[str | tuple[str, ...]] = []
+    run: list[str] = []
+    for symbol in statement:
+        if symbol in variables:
+            if run:
+                parts.append(tuple(run))
+                run = []
+            parts.append(symbol)
+        else:
+            run.append(symbol)
+    if run:
+        parts.append(tuple(run))
+    return tuple(parts)
+
+
+def substitute(template: Template, substitution: Substitution) -> Statement:
+    """Apply a substitution to a compiled template."""
+    out: list[str] = []
+    for part in template:
+        if part.__class__ is tuple:
+            out += part
+        else:
+            out += substitution[part]  # type: ignore[index]
+    return tuple(out)
+
+
+def compile_assertion(assertion: Assertion, variables: set[str]) -> CompiledAssertion:
+    floating, essential = [], []
+    for position, hypothesis in enumerate(assertion.hypotheses):
+        if hypothesis.kind == "f":
+            floating.append((position, hypothesis.typecode, hypothesis.variable))
+        else:
+            essential.append((position, compile_template(hypothesis.statement, variables), hypothesis))
+    return CompiledAssertion(
+        assertion=assertion,
+        floating=tuple(floating),
+        essential=tuple(essential),
+        conclusion=compile_template(assertion.statement, variables),
+        disjoint=tuple(sorted(assertion.disjoint)),
+        arity=len(assertion.hypotheses),
+    )
+
+
+class Kernel:
+    """Applies and checks assertions of one database; caches compiled assertions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._compiled: dict[str, CompiledAssertion] = {}
+
+    def compiled(self, assertion: Assertion) -> CompiledAssertion:
+        compiled = self._compiled.get(assertion.label)
+        if compiled is None:
+            compiled = self._compiled[assertion.label] = compile_assertion(assertion, self.db.variables)
+        return compiled
+
+    def apply(
+        self,
+        assertion: Assertion,
+        arguments: Sequence[Statement],
+        context_disjoint: frozenset[DisjointPair],
+    ) -> tuple[Statement, Substitution]:
+        """Apply ``assertion`` to the statements proved for its mandatory hypotheses (in frame order).
+
+        Returns the substituted conclusion and the substitution; raises :class:`RuleError` saying what
+        does not fit. ``context_disjoint`` holds the disjoint pairs the proof may rely on.
+        """
+        compiled = self.compiled(assertion)
+        substitution: Substitution = {}
+        for position, typecode, variable in compiled.floating:
+            argument = arguments[position]
+            if argument[0] != typecode:
+                raise RuleError(
+                    f"hypothesis {assertion.hypotheses[position].label} of {assertion.label} needs a "
+                    f"{typecode!r} expression, got {show(argument)!r}"
+                )
+            substitution[variable] = argument[1:]
+        for position, template, hypothesis in compiled.essential:
+            if substitute(template, substitution) != arguments[position]:
+                raise RuleError(
+                    f"hypothesis {hypothesis.label} of {assertion.label} needs "
+                    f"{show(substitute(template, substitution))!r}, got {show(arguments[position])!r}"
+                )
+        if compiled.disjoint:
+            self.check_disjoint(assertion, compiled.disjoint, substitution, context_disjoint)
+        return substitute(compiled.conclusion, substitution), substitution
+
+    def check_disjoint(
+        self,
+        assertion: Assertion,
+        pairs: Sequence[DisjointPair],
+        substitution: Substitution,
+        context_disjoint: frozenset[DisjointPair],
+    ) -> None:
+        """Raise :class:`RuleError` unless the substitution honours the assertion's ``$d`` pairs."""
+        variables = self.db.variables
+        for x, y in pairs:
+            left = {s for s in substitution[x] if s in variables}
+            right = {s for s in substitution[y] if s in variables}
+            for a in left:
+                for b in right:
+                    if a == b:
+                        raise RuleError(
+                            f"$d {x} {y} of {assertion.label} is violated: both are substituted with "
+                            f"expressions containing {a!r}"
+                        )
+                    if (a, b) not in context_disjoint and (b, a) not in context_disjoint:
+                        raise RuleError(
+                            f"$d {x} {y} of {assertion.label} needs $d {a} {b}, which is not in effect"
+                        )
+
+    def run(self, theorem: Assertion) -> Statement:
+        """Execute the proof of ``theorem`` and return what it proves (raises on any error)."""
+        program = decode_proof(self.db, theorem)
+        if program.is_incomplete:
+            raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file,
+                                      line=theorem.line, label=theorem.label)
+        targets = [self.db.labels[label] for label in program.labels]
+        stack: list[Statement] = []
+        saved: list[Statement] = []
+        context_disjoint = theorem.context_disjoint
+        for step, op in enumerate(program.ops, 1):
+            if op >= 0:
+                target = targets[op]
+                if target.__class__ is Hypothesis:
+                    stack.append(target.statement)  # type: ignore[union-attr]
+                    continue
+                arity = len(target.hypotheses)  # type: ignore[union-attr]
+                if len(stack) < arity:
+                    raise self._error(theorem, step, f"{target.label} needs {arity} hypotheses, "  # type: ignore[union-attr]
+                                      f"the stack holds {len(stack)}")
+                arguments = stack[len(stack) - arity :] if arity else []
+                try:
+                    conclusion, _ = self.apply(target, arguments, context_disjoint)  # type: ignore[arg-type]
+                except RuleError as error:
+                    raise self._error(theorem, step, str(error)) from None
+                if arity:
+                    del stack[len(stack) - arity :]
+                stack.append(conclusion)
+            elif op == SAVE:
+                if not stack:
+                    raise self._error(theorem, step, "`Z` with an empty stack")
+                saved.append(stack[-1])
+            else:
+                stack.append(saved[-2 - op])
+        if len(stack) != 1:
+            raise self._error(theorem, len(program.ops), f"proof ends with {len(stack)} statements on the stack, not 1")
+        return stack[0]
+
+    def verify(self, theorem: Assertion) -> None:
+        """Raise :class:`MMVerificationError` unless the proof of ``theorem`` proves its statement."""
+        proved = self.run(theorem)
+        if proved != theorem.statement:
+            raise MMVerificationError(
+                f"proof proves {show(proved)!r}, not the statement", file=theorem.file,
+                line=theorem.line, label=theorem.label,
+            )
+
+    @staticmethod
+    def _error(theorem: Assertion, step: int, reason: str) -> MMVerificationError:
+        return MMVerificationError(f"proof step {step}: {reason}", file=theorem.file, line=theorem.line,
+                                   label=theorem.label)
+
+
+@dataclass
+class VerificationReport:
+    """The outcome of verifying a database: counts, failures (in order) and time."""
+
+    verified: int = 0
+    incomplete: list[str] = field(default_factory=list)
+    failures: list[MetamathError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def verify_database(
+    db: Database,
+    *,
+    labels: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerificationReport:
+    """Verify every complete proof of ``db`` (or only ``labels``); incomplete proofs are counted."""
+    kernel = Kernel(db)
+    theorems = db.theorems() if labels is None else [db.assertion(label) for label in labels]
+    report = VerificationReport()
+    start = time.perf_counter()
+    for done, theorem in enumerate(theorems, 1):
+        try:
+            if theorem.is_incomplete:
+                decode_proof(db, theorem)  # the known part must still cite valid labels
+                report.incomplete.append(theorem.label)
+            else:
+                kernel.verify(theorem)
+                report.verified += 1
+        except MetamathError as error:
+            report.failures.append(error)
+        if progress is not None:
+            progress(done, len(theorems))
+    report.seconds = time.perf_counter() - start
+    return report
