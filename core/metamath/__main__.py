@@ -3,11 +3,16 @@
     python -m core.metamath verify FILE.mm [--stop-at LABEL] [--max-errors N]
         exit 0: well formed and every complete proof verifies; 1: it does not (stderr says where and
         why); 2: usage or I/O error. The last stdout line reads ``verified N proofs, M incomplete, in T s``.
+
+    python -m core.metamath reprove FILE.mm --out OUT.mm [--compressed]
+        rebuild every complete proof through the project's proof trees (syntax steps re-derived by the
+        grammar), check each with the kernel, and write OUT.mm with every proof replaced by the re-export.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -15,8 +20,13 @@ import time
 from typing import Callable, Sequence
 
 from core.errors import AdvproverError, MetamathError
+from core.metamath.database import Assertion, Database
+from core.metamath.proof import compressed_proof, normal_proof
+from core.metamath.prooftree import proof_tokens, syntax_proof, tree_from_proof
 from core.metamath.reader import read_database
-from core.metamath.verifier import verify_database
+from core.metamath.syntax import Grammar
+from core.metamath.verifier import Kernel, verify_database
+from core.metamath.writer import rewrite_proofs
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -41,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("database", help="path of the .mm file")
     verify.add_argument("--stop-at", metavar="LABEL", help="read only the statements before LABEL")
     verify.add_argument("--max-errors", type=int, default=20, help="failures to print (default 20)")
+    reprove = sub.add_parser("reprove", help="re-export every proof through the project's proof trees")
+    reprove.add_argument("database", help="path of the .mm file")
+    reprove.add_argument("--out", required=True, help="where to write the re-exported database")
+    reprove.add_argument("--compressed", action="store_true", help="write compressed proofs (default: normal)")
     return parser
 
 
@@ -78,6 +92,42 @@ def verify(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"verified {report.verified} proofs, {len(report.incomplete)} incomplete, in {elapsed:.2f} s")
     return EXIT_INVALID if report.failures else EXIT_OK
+
+
+@command("reprove")
+def reprove(args: argparse.Namespace) -> int:
+    problem = _readable_file(args.database)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    start = time.perf_counter()
+    db = read_database(args.database)
+    if len(db.files) > 1:
+        print(f"error: {args.database} includes other files; reprove needs a single-file database", file=sys.stderr)
+        return EXIT_USAGE
+    grammar, kernel = Grammar(db), Kernel(db)
+    proofs: dict[str, list[str]] = {}
+    theorems = [t for t in db.theorems() if not t.is_incomplete]
+    for done, theorem in enumerate(theorems, 1):
+        proofs[theorem.label] = reexport(db, grammar, kernel, theorem, compressed=args.compressed)
+        if done % 2000 == 0:
+            logging.getLogger("reprove").info("%d/%d proofs re-exported", done, len(theorems))
+    rewrite_proofs(args.database, proofs, args.out)
+    form = "compressed" if args.compressed else "normal"
+    print(f"reproved {len(proofs)} proofs ({form}) into {args.out} in {time.perf_counter() - start:.2f} s")
+    return EXIT_OK
+
+
+def reexport(db: Database, grammar: Grammar, kernel: Kernel, theorem: Assertion, *, compressed: bool) -> list[str]:
+    """The proof of ``theorem`` rebuilt through a proof tree (or the grammar, for syntax theorems), checked."""
+    if theorem.typecode != db.provable_typecode:
+        root = syntax_proof(grammar, theorem)
+        tokens = compressed_proof(theorem, root) if compressed else normal_proof(root)
+    else:
+        tree = tree_from_proof(db, theorem, kernel)
+        tokens = proof_tokens(db, grammar, theorem, tree, compressed=compressed)
+    kernel.verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    return tokens
 
 
 def main(argv: Sequence[str] | None = None) -> int:

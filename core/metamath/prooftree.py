@@ -1,0 +1,277 @@
+"""Proof trees over essential steps: the form in which models read, write and learn proofs.
+
+A :class:`ProofTree` node applies an assertion under a substitution of its mandatory variables; its
+children prove the assertion's essential hypotheses, in frame order. Leaves are the theorem's own
+essential hypotheses (or hypothesis-free assertions). Syntax steps (``wff``/``class`` proofs and floating
+hypotheses) are not stored: :func:`full_proof` rebuilds them from the substitution with the grammar.
+
+Conversions: :func:`tree_from_proof` (a database proof -> tree, by replaying it through the kernel's
+inference rule), :func:`full_proof` / :func:`proof_tokens` (tree -> complete normal or compressed proof),
+and :func:`check_tree` (tree -> verified by the kernel, or :class:`~core.errors.MMVerificationError`).
+:func:`make_theorem` builds the assertion for a statement that is not in the database (a goal, a
+generated theorem), with its frame computed as the reader would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from core.errors import GrammarError, MMVerificationError, MetamathError
+from core.metamath.database import Assertion, Database, Hypothesis, Statement, disjoint_pair
+from core.metamath.proof import SAVE, ProofStep, compressed_proof, decode_proof, format_proof, normal_proof
+from core.metamath.syntax import Grammar, floating_context
+from core.metamath.verifier import Kernel, RuleError
+
+Substitution = Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class ProofTree:
+    """One essential step: ``label`` applied under ``substitution``, proving ``statement``."""
+
+    label: str
+    substitution: Substitution
+    children: tuple["ProofTree", ...]
+    statement: Statement
+
+    def nodes(self) -> Iterator["ProofTree"]:
+        """Every node, children before parents (shared subtrees once per occurrence)."""
+        stack: list[tuple[ProofTree, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded or not node.children:
+                yield node
+                continue
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.children))
+
+    @property
+    def size(self) -> int:
+        """Number of essential steps (hypothesis leaves included)."""
+        return sum(1 for _ in self.nodes())
+
+    @property
+    def depth(self) -> int:
+        depths: dict[int, int] = {}
+        for node in self.nodes():
+            depths[id(node)] = 1 + max((depths[id(c)] for c in node.children), default=0)
+        return depths[id(self)]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form: statements and substitutions as space-separated symbols."""
+        return {
+            "label": self.label,
+            "substitution": {v: " ".join(e) for v, e in self.substitution.items()},
+            "statement": " ".join(self.statement),
+            "children": [child.to_json() for child in self.children],
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "ProofTree":
+        """Rebuild a tree from :meth:`to_json` output (check it with :func:`check_tree` before trusting it)."""
+        try:
+            return ProofTree(
+                label=str(data["label"]),
+                substitution={str(v): tuple(str(e).split()) for v, e in dict(data["substitution"]).items()},
+                children=tuple(ProofTree.from_json(c) for c in data["children"]),
+                statement=tuple(str(data["statement"]).split()),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise MetamathError(f"malformed proof tree record: {error!r}") from None
+
+
+def hypothesis_leaf(hypothesis: Hypothesis) -> ProofTree:
+    return ProofTree(hypothesis.label, {}, (), hypothesis.statement)
+
+
+# --- Theorems that are not in the database --------------------------------------------------------
+
+
+def make_theorem(
+    db: Database,
+    label: str,
+    statement: Statement,
+    essential: Sequence[Statement] = (),
+    disjoint: Iterable[tuple[str, str]] = (),
+    *,
+    hypothesis_labels: Sequence[str] | None = None,
+    before: Assertion | None = None,
+) -> Assertion:
+    """A ``$p`` for ``statement`` with hypotheses ``essential``, placed at the end of ``db``.
+
+    Or just before the assertion ``before`` (its context is then what a proof of ``before`` could use).
+    Variables are typed by the outermost floating hypotheses (or ``before``'s context); the frame is
+    computed as the reader computes it. The result can be checked and exported like a database theorem.
+    """
+    context = before.context_floating if before is not None else db.global_floating
+    floating = floating_context(context)
+    names = hypothesis_labels or [f"{label}.{i + 1}" for i in range(len(essential))]
+    hypotheses = [Hypothesis(name, "e", tuple(s), db.path, 0) for name, s in zip(names, essential)]
+    mandatory: set[str] = set()
+    for expression in [statement, *essential]:
+        for symbol in expression:
+            if symbol in db.variables:
+                if symbol not in floating:
+                    raise MetamathError(f"variable {symbol!r} has no floating hypothesis here", label=label)
+                mandatory.add(symbol)
+    order = {h.label: i for i, h in enumerate(context)}
+    frame_floating = sorted((floating[v] for v in mandatory), key=lambda h: order[h.label])
+    pairs = frozenset(disjoint_pair(x, y) for x, y in disjoint if x != y)
+    return Assertion(
+        label=label,
+        kind="p",
+        statement=tuple(statement),
+        hypotheses=tuple(frame_floating) + tuple(hypotheses),
+        disjoint=frozenset(p for p in pairs if p[0] in mandatory and p[1] in mandatory),
+        number=before.number if before is not None else len(db.assertions),
+        file=db.path,
+        line=0,
+        proof=None,
+        context_floating=tuple(context),
+        context_disjoint=pairs | (before.context_disjoint if before is not None else db.global_disjoint),
+    )
+
+
+# --- Database proof -> tree -----------------------------------------------------------------------
+
+
+def tree_from_proof(db: Database, theorem: Assertion, kernel: Kernel | None = None) -> ProofTree:
+    """The essential-step tree of a database theorem's (complete) proof, checked while replayed."""
+    kernel = kernel or Kernel(db)
+    if theorem.typecode != db.provable_typecode:
+        raise MetamathError(f"{theorem.label} proves a {theorem.typecode!r} expression: it is a syntax theorem, "
+                            "whose proof is its parse (see syntax_proof)", file=theorem.file, label=theorem.label)
+    program = decode_proof(db, theorem)
+    if program.is_incomplete:
+        raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file, line=theorem.line,
+                                  label=theorem.label)
+    targets = [db.labels[label] for label in program.labels]
+    stack: list[tuple[Statement, ProofTree | None]] = []
+    saved: list[tuple[Statement, ProofTree | None]] = []
+    for step, op in enumerate(program.ops, 1):
+        if op == SAVE:
+            saved.append(stack[-1])
+        elif op < 0:
+            stack.append(saved[-2 - op])
+        elif isinstance(target := targets[op], Hypothesis):
+            stack.append((target.statement, hypothesis_leaf(target) if target.kind == "e" else None))
+        else:
+            stack.append(_replay(kernel, theorem, target, stack, step))
+    if len(stack) != 1 or stack[0][0] != theorem.statement or stack[0][1] is None:
+        raise MMVerificationError("proof does not prove the statement", file=theorem.file, line=theorem.line,
+                                  label=theorem.label)
+    return stack[0][1]
+
+
+def _replay(
+    kernel: Kernel, theorem: Assertion, target: Assertion, stack: list[tuple[Statement, ProofTree | None]], step: int
+) -> tuple[Statement, ProofTree | None]:
+    arity = len(target.hypotheses)
+    if len(stack) < arity:
+        raise MMVerificationError(f"proof step {step}: stack underflow at {target.label}", file=theorem.file,
+                                  line=theorem.line, label=theorem.label)
+    arguments = stack[len(stack) - arity :]
+    del stack[len(stack) - arity :]
+    try:
+        conclusion, substitution = kernel.apply(target, [a[0] for a in arguments], theorem.context_disjoint)
+    except RuleError as error:
+        raise MMVerificationError(f"proof step {step}: {error}", file=theorem.file, line=theorem.line,
+                                  label=theorem.label) from None
+    if target.typecode != kernel.db.provable_typecode:  # a syntax step (axiom or syntax theorem)
+        return conclusion, None
+    children = tuple(a[1] for a, h in zip(arguments, target.hypotheses) if h.kind == "e")
+    if any(child is None for child in children):
+        raise MMVerificationError(f"proof step {step}: an essential hypothesis of {target.label} is proved by "
+                                  "syntax steps only", file=theorem.file, line=theorem.line, label=theorem.label)
+    return conclusion, ProofTree(target.label, substitution, children, conclusion)  # type: ignore[arg-type]
+
+
+# --- Tree -> complete proof -----------------------------------------------------------------------
+
+
+def full_proof(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTree) -> ProofStep:
+    """The complete proof (syntax steps rebuilt) of ``tree`` as a proof of ``theorem``."""
+    floating = floating_context(theorem.context_floating or theorem.hypotheses)
+    own = {h.label for h in theorem.essential}
+    parsed: dict[tuple[str, tuple[str, ...]], ProofStep] = {}
+    built: dict[int, ProofStep] = {}
+
+    def syntax(typecode: str, expression: tuple[str, ...]) -> ProofStep:
+        key = (typecode, expression)
+        if key not in parsed:
+            parsed[key] = grammar.parse(typecode, expression, floating)
+        return parsed[key]
+
+    for node in tree.nodes():
+        if id(node) in built:
+            continue
+        if node.label in own and not node.children:
+            built[id(node)] = ProofStep(node.label)
+            continue
+        assertion = db.labels.get(node.label)
+        if not isinstance(assertion, Assertion):
+            raise MMVerificationError(f"proof tree cites {node.label!r}, which is not an assertion here",
+                                      label=theorem.label)
+        children = iter(node.children)
+        steps = []
+        for hypothesis in assertion.hypotheses:
+            if hypothesis.kind == "f":
+                expression = node.substitution.get(hypothesis.variable)
+                if expression is None:
+                    raise MMVerificationError(f"proof tree step {node.label} lacks a substitution for "
+                                              f"{hypothesis.variable!r}", label=theorem.label)
+                steps.append(syntax(hypothesis.typecode, tuple(expression)))
+            else:
+                child = next(children, None)
+                if child is None:
+                    raise MMVerificationError(f"proof tree step {node.label} has too few children",
+                                              label=theorem.label)
+                steps.append(built[id(child)])
+        if next(children, None) is not None:
+            raise MMVerificationError(f"proof tree step {node.label} has too many children", label=theorem.label)
+        built[id(node)] = ProofStep(node.label, tuple(steps))
+    return built[id(tree)]
+
+
+def syntax_proof(grammar: Grammar, theorem: Assertion) -> ProofStep:
+    """The proof of a syntax theorem (``weq $p wff x = y``): the parse of its statement."""
+    return grammar.parse(theorem.typecode, theorem.statement[1:], floating_context(theorem.context_floating))
+
+
+def proof_tokens(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTree, *, compressed: bool) -> list[str]:
+    """The proof of ``tree`` as ``.mm`` proof tokens (what goes between ``$=`` and ``$.``)."""
+    root = full_proof(db, grammar, theorem, tree)
+    return compressed_proof(theorem, root) if compressed else normal_proof(root)
+
+
+def check_tree(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTree, kernel: Kernel | None = None) -> list[str]:
+    """Verify ``tree`` as a proof of ``theorem`` with the kernel; return the normal proof tokens.
+
+    Raises :class:`MMVerificationError` (or :class:`GrammarError` for an ill-formed substitution).
+    """
+    try:
+        tokens = proof_tokens(db, grammar, theorem, tree, compressed=False)
+    except GrammarError as error:
+        raise MMVerificationError(f"ill-formed substitution: {error.reason}", label=theorem.label) from None
+    (kernel or Kernel(db)).verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    return tokens
+
+
+def theorem_text(db: Database, theorem: Assertion, proof: Sequence[str], comment: str | None = None) -> str:
+    """A self-contained ``${ ... $}`` block declaring ``theorem`` (its ``$d``, hypotheses and proof).
+
+    Appended to the end of ``db``'s file, the block verifies (with :func:`make_theorem` theorems).
+    """
+    lines = ["${"]
+    if comment:
+        lines.append(f"  $( {comment} $)")
+    for x, y in sorted(theorem.context_disjoint - db.global_disjoint):
+        lines.append(f"  $d {x} {y} $.")
+    for hypothesis in theorem.essential:
+        lines.append(f"  {hypothesis.label} $e {' '.join(hypothesis.statement)} $.")
+    lines.append(f"  {theorem.label} $p {' '.join(theorem.statement)} $=")
+    lines.append(format_proof(proof, indent=4) + " $.")
+    lines.append("$}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,238 @@
+"""Parse typed Metamath expressions into syntax trees, with the database's own syntax axioms.
+
+Every ``$a`` whose typecode is not the provable one (``wff ( ph -> ps )``, ``class ( A u. B )``,
+``class x`` ...) is a grammar rule. A parse is returned as a :class:`~core.metamath.proof.ProofStep` tree
+whose nodes are syntax-axiom labels (children in the axiom's hypothesis order) and whose leaves are the
+labels of floating hypotheses: it *is* the syntax proof of the expression, so building the ``$f``/``wff``
+steps of a proof is a post-order walk (:func:`core.metamath.proof.normal_proof`).
+
+Statements with the provable typecode (``|- ...``) are parsed as the syntax typecode that set.mm
+convention pairs with it (``wff``), so ``|- ( ph -> ph )`` and ``wff ( ph -> ph )`` share a tree.
+
+The parser is a memoized top-down (packrat) parser that keeps every alternative, indexed by each rule's
+first symbol, and grows seeds for left-recursive rules; set.mm's grammar is unambiguous, so exactly one full parse is expected, and anything else
+is reported as a :class:`~core.errors.GrammarError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from core.errors import GrammarError
+from core.metamath.database import Assertion, Database, Hypothesis, Statement
+from core.metamath.proof import ProofStep
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A syntax axiom seen as a grammar rule ``typecode -> body``."""
+
+    label: str
+    typecode: str
+    body: tuple[str, ...]  # constants and variables
+    variable_types: tuple[tuple[str, str], ...]  # (variable, its typecode), in body order, first occurrences
+    hypothesis_variables: tuple[str, ...]  # the axiom's mandatory variables, in hypothesis order
+
+
+class _Parse:
+    """The state of one parse: the symbols, memo table and the variables' floating hypotheses."""
+
+    __slots__ = ("grammar", "symbols", "floating", "memo", "active", "recursive", "seeds")
+
+    def __init__(self, grammar: "Grammar", symbols: Sequence[str], floating: Mapping[str, Hypothesis]) -> None:
+        self.grammar = grammar
+        self.symbols = symbols
+        self.floating = floating
+        self.memo: dict[tuple[str, int], list[tuple[int, ProofStep]]] = {}
+        self.active: set[tuple[str, int]] = set()
+        self.recursive: set[tuple[str, int]] = set()
+        self.seeds: dict[tuple[str, int], list[tuple[int, ProofStep]]] = {}
+
+    def parses(self, typecode: str, start: int) -> list[tuple[int, ProofStep]]:
+        """Every (end, tree) such that ``symbols[start:end]`` parses as ``typecode``.
+
+        Left-recursive rules (``term -> term '``) are handled by growing a seed: the key is recomputed
+        with its previous results standing in for the recursive call until no new end appears.
+        """
+        key = (typecode, start)
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        if key in self.active:
+            self.recursive.add(key)
+            return self.seeds.get(key, [])
+        self.active.add(key)
+        mark = len(self.memo)
+        results = self._alternatives(typecode, start)
+        while key in self.recursive:
+            self.seeds[key] = results
+            for stale in list(self.memo)[mark:]:  # computed from an older seed
+                del self.memo[stale]
+            grown = self._alternatives(typecode, start)
+            if {end for end, _ in grown} <= {end for end, _ in results}:
+                break
+            results = grown
+        self.active.discard(key)
+        self.memo[key] = results
+        return results
+
+    def _alternatives(self, typecode: str, start: int) -> list[tuple[int, ProofStep]]:
+        results: list[tuple[int, ProofStep]] = []
+        symbols = self.symbols
+        if start < len(symbols):
+            symbol = symbols[start]
+            hypothesis = self.floating.get(symbol)
+            if hypothesis is not None and hypothesis.typecode == typecode:
+                results.append((start + 1, ProofStep(hypothesis.label)))
+            for rule in self.grammar._by_first_constant.get((typecode, symbol), ()):
+                self._match(rule, start, results)
+            for rule in self.grammar._variable_first.get(typecode, ()):
+                self._match(rule, start, results)
+        return results
+
+    def _match(self, rule: Rule, start: int, results: list[tuple[int, ProofStep]]) -> None:
+        symbols = self.symbols
+        variables = self.grammar.variables
+        variable_type = dict(rule.variable_types)
+        states: list[tuple[int, dict[str, ProofStep]]] = [(start, {})]
+        for item in rule.body:
+            advanced: list[tuple[int, dict[str, ProofStep]]] = []
+            if item not in variables:
+                for position, bound in states:
+                    if position < len(symbols) and symbols[position] == item:
+                        advanced.append((position + 1, bound))
+            else:
+                for position, bound in states:
+                    for end, tree in self.parses(variable_type[item], position):
+                        if item in bound:
+                            continue  # a variable repeated in a rule body: unsupported, skipped
+                        advanced.append((end, {**bound, item: tree}))
+            if not advanced:
+                return
+            states = advanced
+        for end, bound in states:
+            results.append((end, ProofStep(rule.label, tuple(bound[v] for v in rule.hypothesis_variables))))
+
+
+class Grammar:
+    """The grammar of a database: its syntax axioms as rules, and a parser over them."""
+
+    def __init__(self, db: Database, provable_syntax_typecode: str | None = None) -> None:
+        self.db = db
+        self.variables = db.variables
+        self.rules: dict[str, Rule] = {}
+        self._by_first_constant: dict[tuple[str, str], list[Rule]] = {}
+        self._variable_first: dict[str, list[Rule]] = {}
+        self.global_floating: dict[str, Hypothesis] = {h.variable: h for h in db.global_floating}
+        for assertion in db.assertions:
+            if db.is_syntax_axiom(assertion):
+                self._add_rule(assertion)
+        self.syntax_typecodes = {rule.typecode for rule in self.rules.values()}
+        self.syntax_typecodes.update(h.typecode for h in db.global_floating)
+        self.provable_syntax_typecode = provable_syntax_typecode or self._guess_provable_syntax_typecode()
+        self._trees: dict[tuple[str, Statement], ProofStep] = {}
+
+    def _add_rule(self, assertion: Assertion) -> None:
+        if assertion.essential:
+            return  # a syntax axiom with logical hypotheses is not a context-free rule
+        body = assertion.statement[1:]
+        types = {h.variable: h.typecode for h in assertion.floating}
+        seen: dict[str, str] = {}
+        for symbol in body:
+            if symbol in types and symbol not in seen:
+                seen[symbol] = types[symbol]
+        rule = Rule(assertion.label, assertion.typecode, body, tuple(seen.items()), assertion.variables)
+        self.rules[assertion.label] = rule
+        if not body:
+            return
+        if body[0] in self.variables:
+            self._variable_first.setdefault(rule.typecode, []).append(rule)
+        else:
+            self._by_first_constant.setdefault((rule.typecode, body[0]), []).append(rule)
+
+    def _guess_provable_syntax_typecode(self) -> str:
+        if "wff" in self.syntax_typecodes:
+            return "wff"
+        counts: dict[str, int] = {}
+        for rule in self.rules.values():
+            counts[rule.typecode] = counts.get(rule.typecode, 0) + 1
+        return max(counts, key=counts.__getitem__) if counts else "wff"
+
+    # --- parsing ---------------------------------------------------------------------------------
+
+    def syntax_typecode(self, typecode: str) -> str:
+        """The typecode an expression of ``typecode`` is parsed as (``|-`` -> ``wff``)."""
+        return self.provable_syntax_typecode if typecode == self.db.provable_typecode else typecode
+
+    def parse(
+        self,
+        typecode: str,
+        symbols: Sequence[str],
+        floating: Mapping[str, Hypothesis] | None = None,
+    ) -> ProofStep:
+        """The syntax tree of ``symbols`` as an expression of ``typecode``.
+
+        ``floating`` maps each variable to its floating hypothesis (default: the database's outermost
+        ones). Raises :class:`GrammarError` if there is no parse or more than one.
+        """
+        typecode = self.syntax_typecode(typecode)
+        if typecode not in self.syntax_typecodes:
+            raise GrammarError(f"{typecode!r} is not a syntax typecode of this database", file=self.db.path)
+        state = _Parse(self, symbols, self.global_floating if floating is None else floating)
+        complete = [tree for end, tree in state.parses(typecode, 0) if end == len(symbols)]
+        if len(complete) == 1:
+            return complete[0]
+        text = f"{typecode} {' '.join(symbols)}"
+        if not complete:
+            raise GrammarError(f"{text!r} does not parse with the syntax axioms", file=self.db.path)
+        raise GrammarError(f"{text!r} is ambiguous ({len(complete)} parses)", file=self.db.path)
+
+    def parse_statement(self, statement: Statement, floating: Mapping[str, Hypothesis] | None = None) -> ProofStep:
+        """The syntax tree of a statement (typecode first), cached for the default floating context."""
+        if floating is not None:
+            return self.parse(statement[0], statement[1:], floating)
+        key = (statement[0], statement)
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = self._trees[key] = self.parse(statement[0], statement[1:])
+        return tree
+
+    def is_well_formed(self, typecode: str, symbols: Sequence[str], floating: Mapping[str, Hypothesis] | None = None) -> bool:
+        try:
+            self.parse(typecode, symbols, floating)
+        except GrammarError:
+            return False
+        return True
+
+    # --- trees back to text ----------------------------------------------------------------------
+
+    def expression(self, tree: ProofStep, floating_by_label: Mapping[str, Hypothesis] | None = None) -> tuple[str, ...]:
+        """The symbols (without typecode) a syntax tree stands for."""
+        out: list[str] = []
+        self._write(tree, out, floating_by_label or self.db.labels)
+        return tuple(out)
+
+    def _write(self, tree: ProofStep, out: list[str], labels: Mapping[str, object]) -> None:
+        rule = self.rules.get(tree.label)
+        if rule is None:
+            hypothesis = labels.get(tree.label)
+            if not isinstance(hypothesis, Hypothesis) or hypothesis.kind != "f":
+                raise GrammarError(f"{tree.label!r} is neither a syntax axiom nor a floating hypothesis")
+            out.append(hypothesis.variable)
+            return
+        children = dict(zip(rule.hypothesis_variables, tree.children))
+        for symbol in rule.body:
+            child = children.get(symbol)
+            if child is None:
+                out.append(symbol)
+            else:
+                self._write(child, out, labels)
+
+
+def floating_context(hypotheses: Iterable[Hypothesis]) -> dict[str, Hypothesis]:
+    """Variable -> floating hypothesis, for parsing inside a theorem's context."""
+    return {h.variable: h for h in hypotheses if h.kind == "f"}
