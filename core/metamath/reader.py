@@ -14,6 +14,7 @@ reads set.mm's propositional part without reading the rest. Every malformed inpu
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import os
 import re
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 _BLOCK_BYTES = 1 << 20
 _KEYWORDS = frozenset("$c $v $f $e $d $a $p $= $. ${ $} $( $) $[ $]".split())
 _LABEL_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
-_BAD_CHARACTER_RE = re.compile(r"[^\x21-\x7e \t\n\r\f]")
+_ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
 
 
 class _StopReading(Exception):
@@ -37,10 +38,12 @@ class _StopReading(Exception):
 
 
 class _FileTokens:
-    """The whitespace-separated tokens of one file, read a block of lines at a time.
+    """The whitespace-separated tokens of one file, read a block of whole lines at a time.
 
-    Only the current block is kept in memory; token positions are absolute (counted from the start
-    of the file) so that :meth:`line_of` works for any token still in the buffer.
+    Only the current block's tokens are kept in memory; token positions are absolute (counted from
+    the start of the file). Each block keeps a table of where its lines start, so :meth:`line_of`
+    works for any token of the statement being read (from :attr:`mark` on), even one that began in
+    an earlier block. Tokenizing a block is done by C-level string methods, not a loop per line.
     """
 
     def __init__(self, path: str) -> None:
@@ -52,10 +55,11 @@ class _FileTokens:
         self._tokens: list[str] = []
         self._base = 0  # absolute index of self._tokens[0]
         self._pos = 0  # index into self._tokens of the next token
-        self._line_starts: list[int] = []  # absolute token index of the first token of each line
-        self._line_numbers: list[int] = []
+        self._blocks: list[_LineTable] = []  # line tables of the blocks still referred to
+        self._token_count = 0  # tokens read from the file so far
         self._lines_read = 0
         self._eof = False
+        self.mark = 0  # absolute index of the first token of the statement being read
 
     def close(self) -> None:
         self._file.close()
@@ -67,8 +71,17 @@ class _FileTokens:
 
     def line_of(self, position: int) -> int:
         """The 1-based line of the token at absolute ``position`` (or of the end of the file)."""
-        i = bisect.bisect_right(self._line_starts, position) - 1
-        return self._line_numbers[i] if i >= 0 else max(self._lines_read, 1)
+        if position >= self._token_count:
+            return max(self._lines_read, 1)
+        for table in reversed(self._blocks):
+            if table.first_token <= position:
+                return table.first_line + bisect.bisect_right(table.starts, position - table.first_token) - 1
+        return self._blocks[0].first_line if self._blocks else 1
+
+    def next_statement(self) -> str | None:
+        """The first token of the next statement (its line stays known until the next call)."""
+        self.mark = self._base + self._pos
+        return self.next()
 
     def next(self) -> str | None:
         """The next token, or ``None`` at the end of the file."""
@@ -93,41 +106,60 @@ class _FileTokens:
             return taken
 
     def _fill(self) -> bool:
-        """Read the next block of lines, dropping consumed tokens; False at the end of the file."""
+        """Read the next block of whole lines, dropping consumed tokens; False at the end of the file."""
         if self._eof:
             return False
-        lines = self._file.readlines(_BLOCK_BYTES)
-        if not lines:
+        raw = self._file.read(_BLOCK_BYTES)
+        if not raw:
             self._eof = True
             return False
+        if not raw.endswith(b"\n"):
+            raw += self._file.readline()
+        self._check_characters(raw)
+        text = raw.decode("ascii")
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()  # the empty string after the last newline is not a line
+        words = list(map(str.split, lines))
         self._compact()
-        for raw in lines:
-            self._lines_read += 1
-            text = raw.decode("latin-1")
-            bad = _BAD_CHARACTER_RE.search(text)
-            if bad:
-                raise MMSyntaxError(
-                    f"character {bad.group()!r} (code {ord(bad.group())}) is not allowed in a .mm file "
-                    "(only printable ASCII, space, tab, CR, LF and FF)",
-                    file=self.path,
-                    line=self._lines_read,
-                )
-            words = text.split()
-            if words:
-                self._line_starts.append(self._base + len(self._tokens))
-                self._line_numbers.append(self._lines_read)
-                self._tokens.extend(words)
+        starts = list(itertools.accumulate(map(len, words), initial=0))
+        starts.pop()  # starts[j]: number of the block's tokens before its line j
+        self._blocks.append(_LineTable(self._token_count, self._lines_read + 1, starts))
+        before = len(self._tokens)
+        self._tokens.extend(itertools.chain.from_iterable(words))
+        self._token_count += len(self._tokens) - before
+        self._lines_read += len(lines)
         return True
 
+    def _check_characters(self, raw: bytes) -> None:
+        bad = raw.translate(None, _ALLOWED_BYTES)
+        if bad:
+            offset = raw.index(bad[:1])
+            line = self._lines_read + raw.count(b"\n", 0, offset) + 1
+            raise MMSyntaxError(
+                f"character {chr(bad[0])!r} (code {bad[0]}) is not allowed in a .mm file "
+                "(only printable ASCII, space, tab, CR, LF and FF)",
+                file=self.path,
+                line=line,
+            )
+
     def _compact(self) -> None:
-        if self._pos == 0:
-            return
+        """Drop consumed tokens, and the line tables of blocks before the current statement."""
         self._base += self._pos
         del self._tokens[: self._pos]
         self._pos = 0
-        keep = max(bisect.bisect_right(self._line_starts, self._base) - 1, 0)
-        del self._line_starts[:keep]
-        del self._line_numbers[:keep]
+        keep_from = min(self.mark, self._base)
+        while len(self._blocks) > 1 and self._blocks[1].first_token <= keep_from:
+            del self._blocks[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _LineTable:
+    """Where the lines of one block start: line ``first_line + j`` begins at token ``first_token + starts[j]``."""
+
+    first_token: int
+    first_line: int
+    starts: list[int]
 
 
 @dataclass
@@ -138,6 +170,7 @@ class _Scope:
     hypotheses_before: int = 0  # len(active hypotheses) when the block opened
     disjoint: list[DisjointPair] = field(default_factory=list)
     floating_variables: list[str] = field(default_factory=list)
+    opened_at: tuple[str, int] | None = None  # (file, line) of its `${`
 
 
 class _Reader:
@@ -184,7 +217,7 @@ class _Reader:
 
     def _read_statements(self) -> None:
         tokens = self.tokens
-        while (token := tokens.next()) is not None:
+        while (token := tokens.next_statement()) is not None:
             if token == "$(":
                 self._skip_comment()
             elif token == "${":
@@ -226,16 +259,22 @@ class _Reader:
         body = self.tokens.take_until("$)")
         if body is None:
             raise self.error("comment `$(` is never closed by `$)`", position=start)
-        for word in body:
+        text = " ".join(body)  # words hold no whitespace, so a match lies within one word
+        if "$(" in text or "$)" in text:
+            self._check_comment_words(body, start)
+
+    def _check_comment_words(self, words: list[str], start: int, label: str | None = None) -> None:
+        for word in words:
             if "$(" in word:
-                raise self.error("comments cannot be nested (`$(` inside a comment)", position=start)
+                raise self.error(f"comments cannot be nested (found {word!r} inside a comment)", label=label, position=start)
             if "$)" in word:
-                raise self.error(f"`$)` must be a separate token (found {word!r})", position=start)
+                raise self.error(f"`$)` must be a separate token (found {word!r} inside a comment)", label=label, position=start)
 
     # --- scopes ----------------------------------------------------------------------------------
 
     def _open_scope(self) -> None:
-        self.scopes.append(_Scope(hypotheses_before=len(self.active_hypotheses)))
+        where = (self.tokens.path, self.tokens.line_of(self.tokens.position - 1))
+        self.scopes.append(_Scope(hypotheses_before=len(self.active_hypotheses), opened_at=where))
 
     def _close_scope(self) -> None:
         if len(self.scopes) == 1:
@@ -257,17 +296,31 @@ class _Reader:
 
     # --- declarations ----------------------------------------------------------------------------
 
-    def _declaration_body(self, keyword: str) -> list[str]:
-        start = self.tokens.position - 1
+    def _declaration_body(self, keyword: str, start: int | None = None, label: str | None = None) -> list[str]:
+        """The math symbols of a statement up to its closing ``$.``, comments removed."""
+        start = self.tokens.position - 1 if start is None else start
+        body = self._body(keyword, start, label)
+        self._check_no_keyword(body, keyword, "math symbol", start, label)
+        return body
+
+    def _body(self, keyword: str, start: int, label: str | None) -> list[str]:
+        """The tokens of a statement up to its closing ``$.`` (consumed), comments removed."""
         body = self.tokens.take_until("$.")
         if body is None:
-            raise self.error(f"`{keyword}` statement is never closed by `$.`", position=start)
+            raise self.error(f"`{keyword}` statement is never closed by `$.`", label=label, position=start)
         if "$(" in body:
-            body = self._strip_comments(body, start)
-        for word in body:
-            if "$" in word:
-                raise self.error(f"math symbol {word!r} may not contain `$`", position=start)
+            body = self._strip_comments(keyword, body, start, label)
         return body
+
+    def _check_no_keyword(self, words: list[str], keyword: str, what: str, start: int, label: str | None) -> None:
+        if "$" not in " ".join(words):
+            return
+        bad = next(word for word in words if "$" in word)
+        if bad in _KEYWORDS:
+            reason = f"keyword {bad!r} inside a `{keyword}` statement (is its closing `$.` missing?)"
+        else:
+            reason = f"{what} {bad!r} may not contain `$`"
+        raise self.error(reason, label=label, position=start)
 
     def _constants(self) -> None:
         start = self.tokens.position - 1
@@ -277,6 +330,8 @@ class _Reader:
         if not body:
             raise self.error("`$c` statement declares no constant", position=start)
         for symbol in body:
+            if symbol in self.db.variables:
+                raise self.error(f"symbol {symbol!r} is already declared as a variable", position=start)
             self._check_new_symbol(symbol, start)
             symbol = sys.intern(symbol)
             self.db.constants.add(symbol)
@@ -336,7 +391,8 @@ class _Reader:
             raise _StopReading
         if label in self.db.labels:
             raise self.error(f"label {label!r} is declared twice", label=label, position=start)
-        if label in self.active_symbols or label in self.db.constants:
+        if label in self.db.constants or label in self.db.variables:
+            # Metamath book, 4.2.1: "no label token may match any math symbol token"
             raise self.error(f"label {label!r} is already a math symbol", label=label, position=start)
         self._handlers[keyword](sys.intern(label), start)
 
@@ -356,7 +412,7 @@ class _Reader:
         return statement
 
     def _floating(self, label: str, start: int) -> None:
-        body = self._declaration_body("$f")
+        body = self._declaration_body("$f", start, label)
         statement = self._statement(label, "$f", body, start)
         if len(statement) != 2:
             raise self.error("`$f` must be `typecode variable`", label=label, position=start)
@@ -373,7 +429,7 @@ class _Reader:
         self._context_floating = None
 
     def _essential(self, label: str, start: int) -> None:
-        body = self._declaration_body("$e")
+        body = self._declaration_body("$e", start, label)
         statement = self._statement(label, "$e", body, start)
         self._check_typed(label, statement, start)
         self._add_hypothesis(Hypothesis(label, "e", statement, self.tokens.path, self.tokens.line_of(start)))
@@ -389,49 +445,49 @@ class _Reader:
                 raise self.error(f"variable {symbol!r} has no active `$f` typing it", label=label, position=start)
 
     def _axiom(self, label: str, start: int) -> None:
-        body = self._declaration_body("$a")
+        body = self._declaration_body("$a", start, label)
         statement = self._statement(label, "$a", body, start)
         self._check_typed(label, statement, start)
         self._add_assertion(label, "a", statement, None, start)
 
     def _theorem(self, label: str, start: int) -> None:
-        body = self.tokens.take_until("$.")
-        if body is None:
-            raise self.error("`$p` statement is never closed by `$.`", label=label, position=start)
-        if "$(" in body:
-            body = self._strip_comments(body, start)
+        body = self._body("$p", start, label)
         if "$=" not in body:
             raise self.error("`$p` statement has no proof (`$=` is missing)", label=label, position=start)
         split = body.index("$=")
-        for word in body[:split]:
-            if "$" in word:
-                raise self.error(f"math symbol {word!r} may not contain `$`", label=label, position=start)
+        self._check_no_keyword(body[:split], "$p", "math symbol", start, label)
         statement = self._statement(label, "$p", body[:split], start)
         self._check_typed(label, statement, start)
         proof = tuple(body[split + 1 :])
         if not proof:
             raise self.error("`$p` statement has an empty proof (use `?` for an unknown proof)", label=label, position=start)
-        for word in proof:
-            if "$" in word:
-                raise self.error(f"proof token {word!r} may not contain `$`", label=label, position=start)
+        self._check_no_keyword(list(proof), "$p", "proof token", start, label)
         self._add_assertion(label, "p", statement, proof, start)
 
-    def _strip_comments(self, body: list[str], start: int) -> list[str]:
-        """Remove ``$( ... $)`` comments from inside a statement (rare: comments within proofs)."""
+    def _strip_comments(self, keyword: str, body: list[str], start: int, label: str | None) -> list[str]:
+        """Remove ``$( ... $)`` comments from inside a statement (rare: comments within proofs).
+
+        A ``$.`` inside such a comment does not end the statement: reading goes on past it.
+        """
         kept: list[str] = []
         in_comment = False
-        for word in body:
-            if word == "$(":
+        while True:
+            for word in body:
                 if in_comment:
-                    raise self.error("comments cannot be nested (`$(` inside a comment)", position=start)
-                in_comment = True
-            elif word == "$)" and in_comment:
-                in_comment = False
-            elif not in_comment:
-                kept.append(word)
-        if in_comment:
-            raise self.error("a comment inside a statement swallows its closing `$.`", position=start)
-        return kept
+                    if word == "$)":
+                        in_comment = False
+                    elif "$(" in word or "$)" in word:
+                        self._check_comment_words([word], start, label)
+                elif word == "$(":
+                    in_comment = True
+                else:
+                    kept.append(word)
+            if not in_comment:
+                return kept
+            more = self.tokens.take_until("$.")  # the `$.` just taken was inside the comment
+            if more is None:
+                raise self.error(f"`{keyword}` statement is never closed by `$.`", label=label, position=start)
+            body = ["$.", *more]
 
     def _add_assertion(
         self, label: str, kind: str, statement: tuple[str, ...], proof: tuple[str, ...] | None, start: int
@@ -478,9 +534,10 @@ class _Reader:
 
     def finish(self, stopped_at: str | None) -> Database:
         if stopped_at is None and len(self.scopes) > 1:
-            raise MMSyntaxError(
-                f"{len(self.scopes) - 1} `${{` block(s) never closed by `$}}`", file=self.db.path
-            )
+            file, line = self.scopes[-1].opened_at or (self.db.path, None)
+            more = f" ({len(self.scopes) - 2} enclosing block(s) are unclosed too)" if len(self.scopes) > 2 else ""
+            raise MMSyntaxError(f"block `${{` is never closed by `$}}` before the end of the database{more}",
+                                file=file, line=line)
         self.db.stopped_at = stopped_at
         outer_end = self.scopes[1].hypotheses_before if len(self.scopes) > 1 else len(self.active_hypotheses)
         outer = self.active_hypotheses[:outer_end]
