@@ -1,0 +1,304 @@
+"""Training a :class:`~core.models.transformer.Seq2Seq` on ``(source_ids, target_ids)`` examples.
+
+:class:`Seq2SeqTrainer` does one optimiser step per call of :meth:`Seq2SeqTrainer.step`, on a list of
+examples with optional per-example weights: all 1 for supervised learning (cross-entropy), advantages for
+REINFORCE (any sign; zero or negative weights are fine). The loss is
+
+    loss = - sum_i w_i * log p(target_i + <EOS> | source_i) / (number of target tokens, <EOS> included)
+
+so with unit weights it is the mean token cross-entropy. Examples are sorted by length and cut into
+micro-batches of at most ``batch_tokens`` padded tokens (gradients accumulate), so the caller chooses the
+batch freely. Too-long examples are truncated to the model's limits, counted and warned about; examples
+with an empty source are skipped and counted. :meth:`Seq2SeqTrainer.state_dict` holds the model, the
+AdamW state and the step, so that training resumes exactly (dropout masks aside).
+
+:func:`train_examples` is the plain supervised loop used by tests and by bootstrapping: shuffled,
+length-bucketed batches for a number of steps or a time limit, with progress logged through ``logging``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from core.errors import ConfigError, ModelError
+from core.models.decoding import target_logprobs
+from core.models.transformer import Seq2Seq
+
+logger = logging.getLogger(__name__)
+
+Example = tuple[Sequence[int], Sequence[int]]
+SCHEDULES = ("constant", "inverse_sqrt", "cosine")
+
+
+class Seq2SeqTrainer:
+    """AdamW with warmup then a constant, inverse-square-root or cosine learning rate."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        *,
+        lr: float = 1e-3,
+        warmup_steps: int = 100,
+        weight_decay: float = 0.01,
+        grad_clip: float = 1.0,
+        schedule: str = "inverse_sqrt",
+        total_steps: int | None = None,
+        min_lr_ratio: float = 0.1,
+        batch_tokens: int = 16384,
+        device: torch.device | str | None = None,
+    ) -> None:
+        _check_hyperparameters(lr, warmup_steps, weight_decay, grad_clip, schedule, total_steps, batch_tokens)
+        self.model = model.to(device) if device is not None else model
+        self.lr, self.warmup_steps, self.schedule = lr, warmup_steps, schedule
+        self.total_steps, self.min_lr_ratio = total_steps, min_lr_ratio
+        self.grad_clip, self.batch_tokens, self.weight_decay = grad_clip, batch_tokens, weight_decay
+        decay = [p for p in model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in model.parameters() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = {"fused": True} if self.model.device.type == "cuda" else {}
+        self.optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), **fused)
+        self.steps = 0
+        self.truncated = 0
+        self.skipped = 0
+        self.nonfinite = 0
+
+    def learning_rate(self, step: int | None = None) -> float:
+        """The learning rate of optimiser step ``step`` (default: the next one)."""
+        step = self.steps if step is None else step
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "inverse_sqrt":
+            return self.lr * math.sqrt(max(self.warmup_steps, 1) / (step + 1))
+        if self.schedule == "cosine":
+            span = max(self.total_steps - self.warmup_steps, 1)  # type: ignore[operator]
+            progress = min((step - self.warmup_steps) / span, 1.0)
+            return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+        return self.lr
+
+    def step(self, examples: Sequence[Example], weights: Sequence[float] | torch.Tensor | None = None) -> dict[str, float]:
+        """One optimiser step on ``examples``; returns loss, nll (mean token), tokens, examples, lr, grad_norm."""
+        if weights is not None and len(weights) != len(examples):
+            raise ModelError(f"trainer.step: {len(weights)} weights for {len(examples)} examples")
+        weight_list = [1.0] * len(examples) if weights is None else torch.as_tensor(weights).tolist()
+        kept = self._prepare(examples, weight_list)
+        if not kept:
+            raise ModelError("trainer.step: no usable example (all empty or none given)")
+        device = self.model.device
+        total_tokens = sum(len(tgt) + 1 for _, tgt, _ in kept)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, nll_sum = 0.0, 0.0
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+        for batch in self._micro_batches(kept):
+            sources, targets, batch_weights = zip(*batch)
+            with autocast:
+                logp, _ = target_logprobs(self.model, sources, targets)
+            per_example = logp.sum(dim=1)
+            w = torch.tensor(batch_weights, dtype=per_example.dtype, device=device)
+            loss = -(w * per_example).sum() / total_tokens
+            loss.backward()
+            loss_sum += loss.item()
+            nll_sum -= per_example.sum().item()
+        lr = self.learning_rate()
+        grad_norm = self._clip()
+        if math.isfinite(grad_norm):
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.step()
+        else:
+            self.nonfinite += 1
+            logger.warning("step %d: non-finite gradient norm, update skipped (%d so far)", self.steps, self.nonfinite)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+        return {"loss": loss_sum, "nll": nll_sum / total_tokens, "tokens": float(total_tokens),
+                "examples": float(len(kept)), "lr": lr, "grad_norm": grad_norm}  # fmt: skip
+
+    def _clip(self) -> float:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if not params:
+            return 0.0
+        limit = self.grad_clip if self.grad_clip > 0 else float("inf")
+        return float(torch.nn.utils.clip_grad_norm_(params, limit))
+
+    def _prepare(self, examples: Sequence[Example], weights: list[float]) -> list[tuple[list[int], list[int], float]]:
+        """Truncate to the model's limits (counted, warned) and drop empty sources (counted)."""
+        config = self.model.config
+        max_src, max_tgt = config.max_source_len, config.max_target_len - 1
+        kept = []
+        for (src, tgt), w in zip(examples, weights):
+            if len(src) == 0:
+                self.skipped += 1
+                logger.warning("skipped an example with an empty source (%d so far)", self.skipped)
+                continue
+            if len(src) > max_src or len(tgt) > max_tgt:
+                self.truncated += 1
+                if _is_power_of_ten(self.truncated):
+                    logger.warning(
+                        "truncated an example of source/target lengths %d/%d to the model's %d/%d "
+                        "(%d truncated so far)", len(src), len(tgt), max_src, max_tgt, self.truncated
+                    )  # fmt: skip
+            kept.append((list(src[:max_src]), list(tgt[:max_tgt]), float(w)))
+        return kept
+
+    def _micro_batches(self, kept: list[tuple[list[int], list[int], float]]) -> Iterator[list[Any]]:
+        """Length-sorted chunks whose padded size (rows x (source + target length)) fits batch_tokens."""
+        kept = sorted(kept, key=lambda e: (len(e[0]), len(e[1])))
+        batch: list[Any] = []
+        longest_src = longest_tgt = 0
+        for example in kept:
+            src_len, tgt_len = max(longest_src, len(example[0])), max(longest_tgt, len(example[1]) + 1)
+            if batch and (len(batch) + 1) * (src_len + tgt_len) > self.batch_tokens:
+                yield batch
+                batch, src_len, tgt_len = [], len(example[0]), len(example[1]) + 1
+            batch.append(example)
+            longest_src, longest_tgt = src_len, tgt_len
+        if batch:
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model weights, AdamW state, step and counters (tensors and plain values only)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "steps": self.steps,
+                "counters": {"truncated": self.truncated, "skipped": self.skipped, "nonfinite": self.nonfinite}}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`; the hyperparameters stay those given to the constructor."""
+        missing = {"model", "optimizer", "steps"} - set(state)
+        if missing:
+            raise ModelError(f"trainer state lacks {', '.join(sorted(missing))}; is it a Seq2SeqTrainer state?")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group, decay in zip(self.optimizer.param_groups, (self.weight_decay, 0.0)):
+            group["weight_decay"] = decay
+        self.steps = int(state["steps"])
+        counters = state.get("counters", {})
+        self.truncated = int(counters.get("truncated", 0))
+        self.skipped = int(counters.get("skipped", 0))
+        self.nonfinite = int(counters.get("nonfinite", 0))
+
+
+def _check_hyperparameters(
+    lr: float, warmup: int, decay: float, clip: float, schedule: str, total: int | None, batch_tokens: int
+) -> None:
+    if not lr > 0:
+        raise ConfigError(f"trainer lr must be positive (got {lr})")
+    if warmup < 0:
+        raise ConfigError(f"trainer warmup_steps must be >= 0 (got {warmup})")
+    if decay < 0:
+        raise ConfigError(f"trainer weight_decay must be >= 0 (got {decay})")
+    if clip < 0:
+        raise ConfigError(f"trainer grad_clip must be >= 0, 0 meaning no clipping (got {clip})")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"trainer schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
+    if schedule == "cosine" and (total is None or total < 1):
+        raise ConfigError("trainer schedule 'cosine' needs total_steps >= 1")
+    if batch_tokens < 1:
+        raise ConfigError(f"trainer batch_tokens must be >= 1 (got {batch_tokens})")
+
+
+def _is_power_of_ten(n: int) -> bool:
+    return n > 0 and 10 ** round(math.log10(n)) == n
+
+
+# --- the plain training loop -----------------------------------------------------------------------
+
+
+@dataclass
+class TrainStats:
+    """What :func:`train_examples` did; ``losses`` holds (step, mean loss since the previous entry)."""
+
+    steps: int = 0
+    examples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    final_loss: float = float("nan")
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    truncated: int = 0
+    stopped_by: str = "steps"
+
+
+def train_examples(
+    model: Seq2Seq,
+    examples: Sequence[Example],
+    *,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    warmup_steps: int = 100,
+    weight_decay: float = 0.01,
+    grad_clip: float = 1.0,
+    schedule: str = "cosine",
+    device: torch.device | str | None = None,
+    log_every: int = 100,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+    trainer: Seq2SeqTrainer | None = None,
+) -> TrainStats:
+    """Supervised training on ``examples`` for ``steps`` steps or ``time_limit_s`` seconds, whichever first.
+
+    Batches of ``batch_size`` are drawn from seeded shuffles, bucketed by length to limit padding. The
+    ``cosine`` schedule decays over ``steps``. Pass ``trainer`` to continue with an existing one (its
+    hyperparameters then apply and the others are ignored).
+    """
+    if steps < 0 or batch_size < 1 or log_every < 1:
+        raise ConfigError(f"train_examples needs steps >= 0, batch_size >= 1, log_every >= 1 "
+                          f"(got {steps}, {batch_size}, {log_every})")  # fmt: skip
+    if not examples:
+        raise ModelError("train_examples: no examples to train on")
+    if trainer is None:
+        trainer = Seq2SeqTrainer(model, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
+                                 grad_clip=grad_clip, schedule=schedule, total_steps=max(steps, 1), device=device)  # fmt: skip
+    stats = TrainStats()
+    start = last_log = time.perf_counter()
+    window_loss, window_steps, window_examples, window_tokens = 0.0, 0, 0, 0
+    truncated_before = trainer.truncated
+    batches = _bucketed_batches(examples, batch_size, random.Random(seed))
+    for _ in range(steps):
+        if time_limit_s is not None and time.perf_counter() - start >= time_limit_s:
+            stats.stopped_by = "time"
+            break
+        result = trainer.step([examples[i] for i in next(batches)])
+        stats.steps += 1
+        stats.examples += int(result["examples"])
+        stats.tokens += int(result["tokens"])
+        stats.final_loss = result["loss"]
+        window_loss += result["loss"]
+        window_steps, window_examples = window_steps + 1, window_examples + int(result["examples"])
+        window_tokens += int(result["tokens"])
+        if window_steps == log_every:
+            now = time.perf_counter()
+            stats.losses.append((trainer.steps, window_loss / window_steps))
+            logger.info(
+                "step %d (%d/%d) loss %.4f lr %.2e | %.1f examples/s %.0f tokens/s", trainer.steps, stats.steps,
+                steps, window_loss / window_steps, result["lr"], window_examples / (now - last_log),
+                window_tokens / (now - last_log),
+            )  # fmt: skip
+            window_loss, window_steps, window_examples, window_tokens, last_log = 0.0, 0, 0, 0, now
+    if window_steps:
+        stats.losses.append((trainer.steps, window_loss / window_steps))
+    stats.seconds = time.perf_counter() - start
+    stats.truncated = trainer.truncated - truncated_before
+    logger.info("trained %d steps in %.1f s (%d examples, %d tokens, final loss %.4f, stopped by %s)",
+                stats.steps, stats.seconds, stats.examples, stats.tokens, stats.final_loss, stats.stopped_by)  # fmt: skip
+    return stats
+
+
+def _bucketed_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless batches of indices: shuffle, sort pools of 50 batches by length, cut, shuffle the batches."""
+    pool_size = batch_size * 50
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=lambda i: (len(examples[i][0]), len(examples[i][1])))
+            batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+            rng.shuffle(batches)
+            yield from batches

@@ -1,0 +1,52 @@
+"""Fixtures for the model tests: a toy reversal task and a tiny model trained on it (once per session)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from core.models import ModelConfig, Seq2Seq, TrainStats, train_examples
+
+VOCAB_SIZE = 24
+FIRST_SYMBOL = 11  # ids below are the built-in specials' (pad 0, bos 1, eos 2, ...)
+
+
+def reversal_examples(count: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """``count`` (source, reversed source) pairs of 2 to 6 symbols."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(count):
+        source = [rng.randrange(FIRST_SYMBOL, VOCAB_SIZE) for _ in range(rng.randint(2, 6))]
+        examples.append((source, source[::-1]))
+    return examples
+
+
+def tiny_model(seed: int = 0, **overrides: object) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return Seq2Seq(ModelConfig.named("tiny", vocab_size=VOCAB_SIZE, **overrides))
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """``tiny(seed=0, **overrides)``: a fresh tiny model over the toy vocabulary of VOCAB_SIZE ids."""
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
+def reversal() -> list[tuple[list[int], list[int]]]:
+    return reversal_examples(32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained(reversal: list[tuple[list[int], list[int]]]) -> tuple[Seq2Seq, TrainStats]:
+    """A tiny model overfitted on ``reversal`` (about 1 s on 2 cores). Tests must not train it further."""
+    model = tiny_model()
+    stats = train_examples(model, reversal, steps=150, batch_size=32, lr=1e-2, warmup_steps=20, log_every=50)
+    return model.eval(), stats
+
+
+@pytest.fixture
+def untrained() -> Seq2Seq:
+    return tiny_model(seed=1).eval()
