@@ -1,0 +1,253 @@
+"""The configuration of an experiment: one frozen dataclass per role, and the experiment that holds them.
+
+An :class:`ExperimentConfig` is frozen into the experiment root when the experiment is created (as
+JSON, through the storage layer); every job reads it from there, so all roles of an experiment agree.
+Each role's section holds that role's knobs, including how many jobs run it (``count``; 0 disables it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from configs.schema import Config, option
+from core.errors import ConfigError
+
+SETUPS = ("adversarial", "fixed-prover", "fixed-generator", "generator-only", "generator-reward", "supervised-only")
+PROVERS = ("backward", "forward-greedy", "forward-sampling")
+MODEL_SIZES = ("tiny", "small", "base")
+HEURISTICS = ("size", "depth", "size_over_depth", "statement_length")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig(Config):
+    path: str = option("default", help="the .mm file; 'default' = $ADVPROVER_DATABASE, else set.mm's "
+                                      "propositional part when installed, else the embedded database; "
+                                      "'embedded' = the embedded Hilbert database")
+    stop_at: str = option("", help="read the database only up to this label ('' = all of it)")
+    splits: str = option("80/10/10", help="train/valid/test ratios of the theorem split")
+    split_salt: str = option("", help="salt of the split hash (changes which theorems go where)")
+    forbidden: tuple[str, ...] = option((), help="labels no prover or generator may use")
+
+    def validate(self) -> None:
+        from core.metamath.splits import SplitRatios
+
+        SplitRatios.parse(self.splits)
+        if not self.path:
+            raise ConfigError("database.path must not be empty")
+
+
+@dataclass(frozen=True)
+class ModelSpec(Config):
+    size: str = option("small", choices=MODEL_SIZES, help="named model size")
+    max_source_tokens: int = option(384, min=16, help="longest input sequence; longer inputs are skipped and counted")
+    max_target_tokens: int = option(96, min=8, help="longest output sequence")
+
+
+@dataclass(frozen=True)
+class SearchConfig(Config):
+    prover: str = option("backward", choices=PROVERS, help="search algorithm")
+    expansions: int = option(64, min=1, help="budget: model calls (backward expansions / forward steps) per goal")
+    timeout_s: float = option(30.0, min=0.1, help="budget: wall-clock seconds per goal")
+    candidates: int = option(8, min=1, help="tactics proposed per expansion (beam size)")
+    temperature: float = option(1.0, min=0.0, help="sampling temperature (forward-sampling)")
+    max_depth: int = option(24, min=1, help="longest forward rollout / deepest backward goal")
+    batch_goals: int = option(16, min=1, help="goals searched at once, their model calls batched")
+
+
+@dataclass(frozen=True)
+class GeneratorActorConfig(Config):
+    count: int = option(1, min=0, help="number of generator actor jobs")
+    goal_source: str = option("train-hypotheses", choices=("train-hypotheses", "none"),
+                              help="start graphs from the hypotheses of random train theorems, or from nothing")
+    max_steps: int = option(8, min=1, help="longest rollout (tactics before STOP is forced)")
+    temperature: float = option(1.0, min=0.0, help="sampling temperature of the rollouts")
+    attempts_per_step: int = option(4, min=1, help="samples tried per step until one applies")
+    selection: str = option("best", choices=("last", "best"), help="which node of a rollout becomes the theorem")
+    heuristic: str = option("size", choices=HEURISTICS, help="score of a node for selection='best' and shaping")
+    dedup_window: int = option(10000, min=0, help="how many recent statements are remembered to drop duplicates")
+    mix: str = option("1,generator", help="sources of goals: 'weight,generator;weight,dataset'")
+    shard_records: int = option(32, min=1, help="records per published shard")
+    shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
+    reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer generator checkpoint")
+
+    def validate(self) -> None:
+        parse_mix(self.mix)
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"3,generator;1,dataset"`` -> ``{"generator": 0.75, "dataset": 0.25}``."""
+    weights: dict[str, float] = {}
+    for part in text.split(";"):
+        pieces = [p.strip() for p in part.split(",")]
+        if len(pieces) != 2 or pieces[1] not in ("generator", "dataset"):
+            raise ConfigError(f"generator_actor.mix {text!r}: each part must read weight,generator or weight,dataset")
+        try:
+            weight = float(pieces[0])
+        except ValueError:
+            raise ConfigError(f"generator_actor.mix {text!r}: {pieces[0]!r} is not a number") from None
+        if weight < 0:
+            raise ConfigError(f"generator_actor.mix {text!r}: weights must be >= 0")
+        weights[pieces[1]] = weights.get(pieces[1], 0.0) + weight
+    total = sum(weights.values())
+    if total <= 0:
+        raise ConfigError(f"generator_actor.mix {text!r}: some weight must be positive")
+    return {k: v / total for k, v in weights.items()}
+
+
+@dataclass(frozen=True)
+class ProverActorConfig(Config):
+    count: int = option(1, min=0, help="number of prover actor jobs")
+    search: SearchConfig = option(SearchConfig(), help="the search each goal gets")
+    shard_records: int = option(32, min=1, help="records per published shard")
+    shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
+    reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer prover checkpoint")
+
+
+@dataclass(frozen=True)
+class RewardConfig(Config):
+    kind: str = option("hard", choices=("hard", "band", "heuristic"),
+                       help="hard: 1 if the prover failed; band: 1 if the success rate of `attempts` tries is "
+                            "in (0, tau]; heuristic: the generator's heuristic score alone")
+    attempts: int = option(1, min=1, help="prover attempts per generated theorem (band reward)")
+    tau: float = option(0.5, min=0.0, max=1.0, help="upper bound of the rewarded success band")
+    heuristic_weight: float = option(0.0, min=0.0, help="shaping: add weight * normalized heuristic score")
+    duplicate_penalty: float = option(0.0, min=0.0, help="subtracted from the reward of a duplicate theorem")
+
+    def validate(self) -> None:
+        if self.kind == "band" and self.attempts < 2:
+            raise ConfigError("rewards.attempts must be >= 2 when rewards.kind is 'band'")
+
+
+@dataclass(frozen=True)
+class RoutingConfig(Config):
+    generator_send_only_failed: bool = option(False, help="the generator trainer sees only theorems the prover failed")
+    prover_send_only_failed: bool = option(True, help="the prover trainer learns only from theorems it failed")
+
+
+@dataclass(frozen=True)
+class TrainerConfig(Config):
+    count: int = option(1, min=0, help="number of trainer jobs (data-parallel above 1)")
+    batch_size: int = option(32, min=1, help="examples per optimizer step")
+    lr: float = option(3e-4, min=0.0, help="peak learning rate")
+    warmup_steps: int = option(100, min=0, help="learning-rate warm-up")
+    replay_min: int = option(32, min=0, help="records in the replay buffer before training on generated data")
+    replay_max: int = option(20000, min=1, help="replay buffer size (FIFO eviction)")
+    replay_sampling: str = option("uniform", choices=("uniform", "reward"), help="how records are drawn")
+    supervised_weight: float = option(0.5, min=0.0, max=1.0,
+                                      help="fraction of each batch drawn from the database's train split")
+    checkpoint_every_steps: int = option(200, min=1, help="publish a checkpoint every N steps")
+    checkpoint_every_minutes: float = option(5.0, min=0.0, help="... or every N minutes, whichever comes first")
+    bootstrap_steps: int = option(300, min=0, help="supervised steps before version 0 (without init_checkpoint)")
+    init_checkpoint: str = option("", help="start from this checkpoint file (version 0) instead of bootstrapping")
+    keep_checkpoints: int = option(5, min=1, help="checkpoint versions kept (older ones pruned)")
+    max_steps: int = option(0, min=0, help="stop after this many steps (0 = no limit)")
+
+    def validate(self) -> None:
+        if self.replay_min > self.replay_max:
+            raise ConfigError(f"{type(self).__name__}.replay_min ({self.replay_min}) must be <= replay_max "
+                              f"({self.replay_max})")
+
+
+@dataclass(frozen=True)
+class ProverTrainerConfig(TrainerConfig):
+    examples: str = option("both", choices=("backward", "forward", "both"),
+                           help="which prover formats to train (follows the prover's search by default)")
+
+
+@dataclass(frozen=True)
+class GeneratorTrainerConfig(TrainerConfig):
+    baseline_decay: float = option(0.99, min=0.0, max=1.0, help="moving-average baseline of REINFORCE")
+    entropy_weight: float = option(0.0, min=0.0, help="entropy bonus (0 = none)")
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig(Config):
+    count: int = option(1, min=0, max=1, help="1 runs the evaluator, 0 does not")
+    benchmark: str = option("test", help="'test' or 'valid' split of the database, or a .mm file whose ? "
+                                         "theorems are the benchmark")
+    search: SearchConfig = option(SearchConfig(expansions=32, timeout_s=10.0), help="fixed evaluation budget")
+    max_theorems: int = option(0, min=0, help="evaluate at most this many theorems (0 = all)")
+    every_versions: int = option(1, min=1, help="evaluate every N-th prover version (the latest always)")
+
+
+@dataclass(frozen=True)
+class SlurmResources(Config):
+    partition: str = option("", help="SLURM partition ('' = the cluster's default)")
+    gpus: int = option(0, min=0)
+    cpus: int = option(2, min=1)
+    mem_gb: int = option(8, min=1)
+    time_minutes: int = option(60, min=1)
+
+
+@dataclass(frozen=True)
+class SlurmConfig(Config):
+    generator_actor: SlurmResources = option(SlurmResources())
+    prover_actor: SlurmResources = option(SlurmResources())
+    generator_trainer: SlurmResources = option(SlurmResources())
+    prover_trainer: SlurmResources = option(SlurmResources())
+    evaluator: SlurmResources = option(SlurmResources())
+    account: str = option("")
+    qos: str = option("")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(Config):
+    preset: str = option("custom", help="the preset this experiment started from")
+    setup: str = option("adversarial", choices=SETUPS, help="which roles run and how they are wired")
+    seed: int = option(0, min=0)
+    database: DatabaseConfig = option(DatabaseConfig())
+    prover_model: ModelSpec = option(ModelSpec())
+    generator_model: ModelSpec = option(ModelSpec())
+    generator_actor: GeneratorActorConfig = option(GeneratorActorConfig())
+    prover_actor: ProverActorConfig = option(ProverActorConfig())
+    generator_trainer: GeneratorTrainerConfig = option(GeneratorTrainerConfig())
+    prover_trainer: ProverTrainerConfig = option(ProverTrainerConfig())
+    evaluator: EvaluatorConfig = option(EvaluatorConfig())
+    rewards: RewardConfig = option(RewardConfig())
+    routing: RoutingConfig = option(RoutingConfig())
+    slurm: SlurmConfig = option(SlurmConfig())
+
+    @classmethod
+    def _section(cls) -> str:
+        return ""
+
+    def validate(self) -> None:
+        wants = _SETUP_ROLES[self.setup]
+        for role in ROLES:
+            count = self.role_count(role)
+            if role in wants.required and count == 0:
+                raise ConfigError(f"setup {self.setup!r} needs {role}.count >= 1")
+            if role in wants.absent and count != 0:
+                raise ConfigError(f"setup {self.setup!r} runs no {role}: set {role}.count=0")
+        if self.setup == "fixed-prover" and not self.prover_trainer.init_checkpoint:
+            raise ConfigError("setup 'fixed-prover' needs prover_trainer.init_checkpoint: the prover checkpoint to use")
+        if self.setup == "fixed-generator" and not self.generator_trainer.init_checkpoint:
+            raise ConfigError("setup 'fixed-generator' needs generator_trainer.init_checkpoint: the generator to use")
+
+    def role_count(self, role: str) -> int:
+        return getattr(self, role).count
+
+
+ROLES = ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator")
+
+
+@dataclass(frozen=True)
+class _Roles:
+    required: frozenset[str]
+    absent: frozenset[str]
+
+
+def _roles(required: str = "", absent: str = "") -> _Roles:
+    return _Roles(frozenset(required.split()), frozenset(absent.split()))
+
+
+# Which roles each setup requires (count >= 1) and which it must not run (count == 0). Roles in neither
+# set are optional (the evaluator, for example).
+_SETUP_ROLES: dict[str, _Roles] = {
+    "adversarial": _roles("generator_actor prover_actor generator_trainer prover_trainer"),
+    "fixed-prover": _roles("generator_actor prover_actor generator_trainer", "prover_trainer"),
+    "fixed-generator": _roles("generator_actor prover_actor prover_trainer", "generator_trainer"),
+    "generator-only": _roles("generator_actor generator_trainer", "prover_actor prover_trainer evaluator"),
+    "generator-reward": _roles("generator_actor prover_actor generator_trainer prover_trainer"),
+    "supervised-only": _roles("prover_trainer", "generator_actor prover_actor"),
+}

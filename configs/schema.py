@@ -1,0 +1,216 @@
+"""Typed, validated configuration objects: the machinery behind every config dataclass.
+
+Config classes are frozen dataclasses deriving from :class:`Config`. Each field may carry
+``metadata={"choices": ..., "min": ..., "max": ..., "help": ...}`` (use :func:`option`); ``__post_init__``
+checks every field's type and bounds and raises :class:`~core.errors.ConfigError` naming the field.
+Configs convert to and from plain dicts (the JSON frozen in an experiment root) and accept
+``dotted.key=value`` overrides parsed by the field's declared type, never by the value's look.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Iterable, Mapping, TypeVar, Union
+
+from core.errors import ConfigError
+
+C = TypeVar("C", bound="Config")
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def option(default: Any, *, help: str = "", choices: Iterable[Any] | None = None,
+           min: float | None = None, max: float | None = None) -> Any:
+    """A dataclass field with a default, a help text and optional choices or bounds."""
+    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max}
+    if isinstance(default, Config):
+        return dataclasses.field(default_factory=lambda: default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base of every config: validated on creation, convertible to and from dicts."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            name = f"{self._section()}{field.name}"
+            _check_type(name, value, hints[field.name])
+            _check_bounds(name, value, field.metadata)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks of a subclass (raise :class:`ConfigError` naming the fields)."""
+
+    @classmethod
+    def _section(cls) -> str:
+        return f"{cls.__name__}."
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Config):
+                out[field.name] = value.to_dict()
+            elif isinstance(value, tuple):
+                out[field.name] = list(value)
+            else:
+                out[field.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any], *, where: str = "") -> C:
+        """Build from a dict, rejecting unknown keys; missing keys take their defaults."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where or cls.__name__} must be a mapping, got {type(data).__name__}")
+        hints = _hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown field(s) {', '.join(repr(u) for u in unknown)} in {where or cls.__name__}; "
+                              f"known: {', '.join(sorted(names))}")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            hint = hints[name]
+            if _is_config(hint):
+                values[name] = hint.from_dict(value, where=f"{where}{name}." if where else f"{name}.")
+            elif _is_tuple(hint) and isinstance(value, list):
+                values[name] = tuple(value)
+            else:
+                values[name] = value
+        return cls(**values)
+
+    def with_overrides(self: C, assignments: Iterable[str]) -> C:
+        """A copy with ``dotted.key=value`` assignments applied (values parsed by the field's type)."""
+        config = self
+        for assignment in assignments:
+            if "=" not in assignment:
+                raise ConfigError(f"override {assignment!r} must read key=value (for example prover_actor.count=2)")
+            key, text = assignment.split("=", 1)
+            config = config.replace_path(key.strip().split("."), text.strip())
+        return config
+
+    def replace_path(self: C, path: list[str], text: str, prefix: str = "") -> C:
+        names = {f.name: f for f in dataclasses.fields(self)}
+        head, dotted = path[0], f"{prefix}{path[0]}"
+        if head not in names:
+            raise ConfigError(f"unknown setting {prefix + '.'.join(path)!r}; known here: "
+                              f"{', '.join(prefix + n for n in sorted(names))}")
+        hint = _hints(type(self))[head]
+        current = getattr(self, head)
+        if len(path) > 1:
+            if not isinstance(current, Config):
+                raise ConfigError(f"setting {dotted!r} has no sub-settings")
+            return dataclasses.replace(self, **{head: current.replace_path(path[1:], text, f"{dotted}.")})
+        if isinstance(current, Config):
+            raise ConfigError(f"setting {dotted!r} is a group; set one of its fields, e.g. {dotted}.<field>=...")
+        return dataclasses.replace(self, **{head: parse_value(dotted, text, hint)})
+
+    def describe(self, prefix: str = "") -> list[str]:
+        """``key = value`` lines, one per leaf setting."""
+        lines = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Config):
+                lines.extend(value.describe(f"{prefix}{field.name}."))
+            else:
+                lines.append(f"{prefix}{field.name} = {value!r}")
+        return lines
+
+
+def parse_value(name: str, text: str, hint: Any) -> Any:
+    """Parse the text of an override by the field's declared type."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if text.lower() in ("none", "null", ""):
+            return None
+        return parse_value(name, text, options[0])
+    if hint is bool:
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"setting {name!r} takes true or false, not {text!r}")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"setting {name!r} takes an integer, not {text!r}") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"setting {name!r} takes a number, not {text!r}") from None
+    if hint is str:
+        return text
+    if _is_tuple(hint):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    raise ConfigError(f"setting {name!r} cannot be set from the command line")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_config(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Config)
+
+
+def _is_tuple(hint: Any) -> bool:
+    return hint is tuple or typing.get_origin(hint) is tuple
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    if not _type_matches(value, hint):
+        raise ConfigError(f"{name} must be {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_type_matches(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if _is_tuple(hint):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return isinstance(value, tuple) and all(_type_matches(v, args[0]) for v in value) if args else isinstance(value, tuple)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if _is_tuple(hint):
+        return "a list"
+    if hint is type(None):
+        return "None"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
+
+
+def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
+    choices = metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    low, high = metadata.get("min"), metadata.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if low is not None and value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value!r}")
+        if high is not None and value > high:
+            raise ConfigError(f"{name} must be <= {high}, got {value!r}")
