@@ -100,7 +100,9 @@ def first_token_mask(
         raise ModelError(f"allowed_first mask has shape {tuple(mask.shape)}, expected ({batch}, {vocab_size})")
     empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
     if empty:
-        raise ModelError(f"the allowed first tokens of source {empty[0]} exclude every token; nothing can be decoded")
+        raise ModelError(
+            f"the allowed first tokens of source {empty[0]} exclude every token; nothing can be decoded"
+        )
     return mask
 
 
@@ -108,6 +110,8 @@ def _allowed_row(item: None | torch.Tensor | Iterable[int], vocab_size: int) -> 
     if item is None:
         return torch.ones(vocab_size, dtype=torch.bool)
     if isinstance(item, torch.Tensor) and item.dtype == torch.bool:
+        if item.shape != (vocab_size,):
+            raise ModelError(f"an allowed_first mask has shape {tuple(item.shape)}, expected ({vocab_size},)")
         return item.cpu()
     ids = torch.as_tensor(list(item), dtype=torch.long)
     if len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
@@ -343,13 +347,15 @@ def beam_search(
                 cache.select_groups(keep)
                 live = (keep[:, None] * k + torch.arange(k, device=device)).flatten()
                 active, scores, tokens, seqs = active[keep], scores[keep], tokens[live], seqs[live]
-                if allowed is not None:
-                    allowed = allowed[keep]
     return [[c for _, c in sorted(f, key=lambda x: -x[0])[:k]] for f in finished]
 
 
 def _beams_done(
-    finished: list[list[tuple[float, Candidate]]], sources: list[int], best_live: list[float], k: int, lp_max: float
+    finished: list[list[tuple[float, Candidate]]],
+    sources: list[int],
+    best_live: list[float],
+    k: int,
+    lp_max: float,
 ) -> list[bool]:
     """Per live group: no live beam left, or its k best finished scores beat any reachable score."""
     stop = []
@@ -422,7 +428,10 @@ def score(
 
 
 def measure(
-    decoder: Callable[..., list[list[Candidate]]], model: Seq2Seq, sources: Sequence[Sequence[int]], **kwargs: Any
+    decoder: Callable[..., list[list[Candidate]]],
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    **kwargs: Any,
 ) -> tuple[int, float]:
     """Run ``decoder(model, sources, **kwargs)`` once: (decoder tokens evaluated, seconds).
 

@@ -10,7 +10,9 @@ so with unit weights it is the mean token cross-entropy. Examples are sorted by 
 micro-batches of at most ``batch_tokens`` padded tokens (gradients accumulate), so the caller chooses the
 batch freely. Too-long examples are truncated to the model's limits, counted and warned about; examples
 with an empty source are skipped and counted. :meth:`Seq2SeqTrainer.state_dict` holds the model, the
-AdamW state and the step, so that training resumes exactly (dropout masks aside).
+AdamW state and the step, so that training resumes exactly (dropout masks aside). For data-parallel
+training, ``grad_sync(model)`` runs after the backward passes and before clipping (e.g. an all-reduce
+averaging the gradients over the group).
 
 :func:`train_examples` is the plain supervised loop used by tests and by bootstrapping: shuffled,
 length-bucketed batches for a number of steps or a time limit, with progress logged through ``logging``.
@@ -22,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,7 @@ from core.models.transformer import Seq2Seq
 logger = logging.getLogger(__name__)
 
 Example = tuple[Sequence[int], Sequence[int]]
+Prepared = tuple[list[int], list[int], float]  # source, target, weight
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 
 
@@ -55,12 +58,14 @@ class Seq2SeqTrainer:
         min_lr_ratio: float = 0.1,
         batch_tokens: int = 16384,
         device: torch.device | str | None = None,
+        grad_sync: Callable[[Seq2Seq], None] | None = None,
     ) -> None:
         _check_hyperparameters(lr, warmup_steps, weight_decay, grad_clip, schedule, total_steps, batch_tokens)
         self.model = model.to(device) if device is not None else model
         self.lr, self.warmup_steps, self.schedule = lr, warmup_steps, schedule
         self.total_steps, self.min_lr_ratio = total_steps, min_lr_ratio
         self.grad_clip, self.batch_tokens, self.weight_decay = grad_clip, batch_tokens, weight_decay
+        self.grad_sync = grad_sync
         decay = [p for p in model.parameters() if p.dim() >= 2]
         no_decay = [p for p in model.parameters() if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -81,14 +86,23 @@ class Seq2SeqTrainer:
         if self.schedule == "cosine":
             span = max(self.total_steps - self.warmup_steps, 1)  # type: ignore[operator]
             progress = min((step - self.warmup_steps) / span, 1.0)
-            return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+            cosine = 0.5 * (1 + math.cos(math.pi * progress))
+            return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
         return self.lr
 
-    def step(self, examples: Sequence[Example], weights: Sequence[float] | torch.Tensor | None = None) -> dict[str, float]:
-        """One optimiser step on ``examples``; returns loss, nll (mean token), tokens, examples, lr, grad_norm."""
-        if weights is not None and len(weights) != len(examples):
-            raise ModelError(f"trainer.step: {len(weights)} weights for {len(examples)} examples")
-        weight_list = [1.0] * len(examples) if weights is None else torch.as_tensor(weights).tolist()
+    def step(
+        self, examples: Sequence[Example], weights: Sequence[float] | torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """One optimiser step on ``examples`` (with per-example ``weights``, default 1).
+
+        Returns ``loss`` (the weighted loss above), ``nll`` (the unweighted mean token cross-entropy),
+        ``tokens`` and ``examples`` (those used), ``lr`` and ``grad_norm`` (before clipping).
+        """
+        weight_list = [1.0] * len(examples) if weights is None else torch.as_tensor(weights).flatten().tolist()
+        if len(weight_list) != len(examples):
+            raise ModelError(f"trainer.step: {len(weight_list)} weights for {len(examples)} examples")
+        if not all(math.isfinite(w) for w in weight_list):
+            raise ModelError("trainer.step: weights must be finite numbers (got NaN or infinity)")
         kept = self._prepare(examples, weight_list)
         if not kept:
             raise ModelError("trainer.step: no usable example (all empty or none given)")
@@ -108,6 +122,8 @@ class Seq2SeqTrainer:
             loss.backward()
             loss_sum += loss.item()
             nll_sum -= per_example.sum().item()
+        if self.grad_sync is not None:
+            self.grad_sync(self.model)
         lr = self.learning_rate()
         grad_norm = self._clip()
         if math.isfinite(grad_norm):
@@ -116,7 +132,8 @@ class Seq2SeqTrainer:
             self.optimizer.step()
         else:
             self.nonfinite += 1
-            logger.warning("step %d: non-finite gradient norm, update skipped (%d so far)", self.steps, self.nonfinite)
+            logger.warning("step %d: non-finite gradient norm, update skipped (%d so far)", self.steps,
+                           self.nonfinite)  # fmt: skip
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
         return {"loss": loss_sum, "nll": nll_sum / total_tokens, "tokens": float(total_tokens),
@@ -129,7 +146,7 @@ class Seq2SeqTrainer:
         limit = self.grad_clip if self.grad_clip > 0 else float("inf")
         return float(torch.nn.utils.clip_grad_norm_(params, limit))
 
-    def _prepare(self, examples: Sequence[Example], weights: list[float]) -> list[tuple[list[int], list[int], float]]:
+    def _prepare(self, examples: Sequence[Example], weights: list[float]) -> list[Prepared]:
         """Truncate to the model's limits (counted, warned) and drop empty sources (counted)."""
         config = self.model.config
         max_src, max_tgt = config.max_source_len, config.max_target_len - 1
@@ -149,10 +166,10 @@ class Seq2SeqTrainer:
             kept.append((list(src[:max_src]), list(tgt[:max_tgt]), float(w)))
         return kept
 
-    def _micro_batches(self, kept: list[tuple[list[int], list[int], float]]) -> Iterator[list[Any]]:
+    def _micro_batches(self, kept: list[Prepared]) -> Iterator[list[Prepared]]:
         """Length-sorted chunks whose padded size (rows x (source + target length)) fits batch_tokens."""
         kept = sorted(kept, key=lambda e: (len(e[0]), len(e[1])))
-        batch: list[Any] = []
+        batch: list[Prepared] = []
         longest_src = longest_tgt = 0
         for example in kept:
             src_len, tgt_len = max(longest_src, len(example[0])), max(longest_tgt, len(example[1]) + 1)
@@ -166,8 +183,9 @@ class Seq2SeqTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Model weights, AdamW state, step and counters (tensors and plain values only)."""
+        counters = {"truncated": self.truncated, "skipped": self.skipped, "nonfinite": self.nonfinite}
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "steps": self.steps,
-                "counters": {"truncated": self.truncated, "skipped": self.skipped, "nonfinite": self.nonfinite}}  # fmt: skip
+                "counters": counters}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; the hyperparameters stay those given to the constructor."""
@@ -254,8 +272,10 @@ def train_examples(
     if not examples:
         raise ModelError("train_examples: no examples to train on")
     if trainer is None:
-        trainer = Seq2SeqTrainer(model, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
-                                 grad_clip=grad_clip, schedule=schedule, total_steps=max(steps, 1), device=device)  # fmt: skip
+        trainer = Seq2SeqTrainer(
+            model, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay, grad_clip=grad_clip,
+            schedule=schedule, total_steps=max(steps, 1), device=device,
+        )  # fmt: skip
     stats = TrainStats()
     start = last_log = time.perf_counter()
     window_loss, window_steps, window_examples, window_tokens = 0.0, 0, 0, 0
@@ -286,8 +306,10 @@ def train_examples(
         stats.losses.append((trainer.steps, window_loss / window_steps))
     stats.seconds = time.perf_counter() - start
     stats.truncated = trainer.truncated - truncated_before
-    logger.info("trained %d steps in %.1f s (%d examples, %d tokens, final loss %.4f, stopped by %s)",
-                stats.steps, stats.seconds, stats.examples, stats.tokens, stats.final_loss, stats.stopped_by)  # fmt: skip
+    logger.info(
+        "trained %d steps in %.1f s (%d examples, %d tokens, final loss %.4f, stopped by %s)",
+        stats.steps, stats.seconds, stats.examples, stats.tokens, stats.final_loss, stats.stopped_by,
+    )  # fmt: skip
     return stats
 
 
@@ -298,7 +320,7 @@ def _bucketed_batches(examples: Sequence[Example], batch_size: int, rng: random.
         order = list(range(len(examples)))
         rng.shuffle(order)
         for start in range(0, len(order), pool_size):
-            pool = sorted(order[start : start + pool_size], key=lambda i: (len(examples[i][0]), len(examples[i][1])))
+            pool = sorted(order[start : start + pool_size], key=lambda i: tuple(map(len, examples[i])))
             batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
             rng.shuffle(batches)
             yield from batches

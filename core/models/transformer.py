@@ -225,8 +225,8 @@ class DecoderCache:
     """Decoding state: per decoder layer, cross keys/values per source and self keys/values per row.
 
     Rows are ``num_groups * group`` (row ``r`` decodes source ``r // group``); ``length`` tokens have been
-    fed so far, at positions ``0 .. length-1`` of every row. The self-attention buffers are preallocated
-    for ``capacity`` positions.
+    fed so far, at positions ``0 .. length-1`` of every row, and at most ``capacity`` can be. The
+    self-attention buffers start small and double when full, so memory follows the actual lengths.
     """
 
     def __init__(
@@ -242,9 +242,8 @@ class DecoderCache:
         self.group = group
         self.capacity = capacity
         self.length = 0
-        g, _, _, head_dim = cross[0][0].shape
-        shape = (g * group, n_heads, capacity, head_dim)
         like = cross[0][0]
+        shape = (like.shape[0] * group, n_heads, min(capacity, 32), like.shape[-1])
         self.keys = [like.new_empty(shape) for _ in cross]
         self.values = [like.new_empty(shape) for _ in cross]
 
@@ -256,6 +255,14 @@ class DecoderCache:
     def num_rows(self) -> int:
         return self.keys[0].shape[0]
 
+    def reserve(self, positions: int) -> None:
+        """Make room for ``positions`` positions (at most ``capacity``)."""
+        if positions > self.capacity:
+            raise ModelError(f"decoder cache is full ({self.capacity} positions)")
+        size = self.keys[0].shape[2]
+        if positions > size:
+            self._copy_rows(None, min(max(2 * size, positions), self.capacity))
+
     def select_groups(self, groups: torch.Tensor) -> None:
         """Keep only the sources at indices ``groups`` (in that order), with all their rows."""
         rows = (groups[:, None] * self.group + torch.arange(self.group, device=groups.device)).flatten()
@@ -265,11 +272,16 @@ class DecoderCache:
 
     def reorder_rows(self, rows: torch.Tensor) -> None:
         """Make row ``i`` a copy of old row ``rows[i]`` (beam search); group structure must be kept."""
+        self._copy_rows(rows, self.keys[0].shape[2])
+
+    def _copy_rows(self, rows: torch.Tensor | None, size: int) -> None:
+        """New buffers of ``size`` positions holding the filled positions of ``rows`` (None: all rows)."""
         t = self.length
         for buffers in (self.keys, self.values):
             for i, old in enumerate(buffers):
-                new = old.new_empty((len(rows),) + old.shape[1:])
-                new[:, :, :t] = old[:, :, :t].index_select(0, rows)
+                kept = old[:, :, :t] if rows is None else old[:, :, :t].index_select(0, rows)
+                new = old.new_empty((kept.shape[0], old.shape[1], size, old.shape[3]))
+                new[:, :, :t] = kept
                 buffers[i] = new
 
 
@@ -331,7 +343,8 @@ class Seq2Seq(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _check_length(self, length: int, limit: int, what: str) -> None:
+    @staticmethod
+    def _check_length(length: int, limit: int, what: str) -> None:
         if length > limit:
             raise ModelError(f"{what} of length {length} exceeds the model's limit {limit}; truncate or filter it")
 
@@ -375,8 +388,7 @@ class Seq2Seq(nn.Module):
     def decode_step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
         """Feed one token per row, (N,), at position ``cache.length``; returns (N, V) next-token logits."""
         t = cache.length
-        if t >= cache.capacity:
-            raise ModelError(f"decoder cache is full ({cache.capacity} positions)")
+        cache.reserve(t + 1)
         n, g = tokens.shape[0], cache.num_groups
         x = (self.embed(tokens) + self.tgt_pos(t, 1))[:, None, :]  # (N, 1, D)
         for i, layer in enumerate(self.decoder):

@@ -82,16 +82,18 @@ def test_low_temperature_sampling_is_greedy_and_high_temperature_is_diverse(untr
 
 
 def test_sampling_is_reproducible_with_a_seeded_generator(untrained):
-    draw = lambda seed: sample(untrained, SOURCES, n=4, max_len=6, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    def draw(seed):
+        return sample(untrained, SOURCES, n=4, max_len=6, generator=torch.Generator().manual_seed(seed))
+
     assert draw(7) == draw(7)
     assert draw(7) != draw(8)
 
 
 def test_a_batch_decodes_like_its_sources_one_by_one(untrained):
     """Padding, pruning of finished sources and grouping must not leak between sources."""
-    for decode in (lambda s: greedy(untrained, s, max_len=9), lambda s: beam_search(untrained, s, k=3, max_len=9)):
-        together = decode(SOURCES)
-        alone = [decode([src])[0] for src in SOURCES]
+    for decode, kwargs in ((greedy, {}), (beam_search, {"k": 3})):
+        together = decode(untrained, SOURCES, max_len=9, **kwargs)
+        alone = [decode(untrained, [src], max_len=9, **kwargs)[0] for src in SOURCES]
         for a, b in zip(together, alone):
             assert [c.tokens for c in a] == [c.tokens for c in b]
             torch.testing.assert_close(torch.tensor([c.logprob for c in a]), torch.tensor([c.logprob for c in b]))
@@ -102,10 +104,11 @@ def test_the_first_token_constraint_is_respected_in_every_mode(trained, reversal
     sources = [src for src, _ in reversal[:4]]
     allowed = [[13, 14], None, torch.arange(24) >= 20, {11}]
     allowed_sets = [{13, 14}, set(range(24)), set(range(20, 24)), {11}]
+    generator = torch.Generator().manual_seed(0)
     for results in (
         greedy(model, sources, allowed_first=allowed),
         beam_search(model, sources, k=3, allowed_first=allowed),
-        sample(model, sources, n=6, temperature=2.0, allowed_first=allowed, generator=torch.Generator().manual_seed(0)),
+        sample(model, sources, n=6, temperature=2.0, allowed_first=allowed, generator=generator),
     ):
         for cands, ok in zip(results, allowed_sets):
             assert all(c.tokens and c.tokens[0] in ok for c in cands)

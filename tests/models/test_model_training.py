@@ -55,6 +55,26 @@ def test_zero_and_mixed_weights_never_produce_nan(tiny):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_grad_sync_sees_the_gradients_before_the_update(tiny):
+    """A data-parallel hook runs once per step between backward and update (here it cancels the update)."""
+    model = tiny()
+    before = copy.deepcopy(model.state_dict())
+    calls = []
+
+    def cancel(synced_model):
+        calls.append(synced_model)
+        for p in synced_model.parameters():
+            p.grad.zero_()
+
+    trainer = Seq2SeqTrainer(model, warmup_steps=0, weight_decay=0.0, grad_sync=cancel)
+    assert trainer.step(EXAMPLES)["grad_norm"] == 0.0
+    assert calls == [model]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name])
+    with pytest.raises(ModelError, match="weights must be finite"):
+        trainer.step(EXAMPLES, weights=[1.0, float("nan"), 1.0])
+
+
 def test_micro_batching_gives_the_same_step_as_one_batch(tiny):
     big, small = tiny(), tiny()
     one = Seq2SeqTrainer(big, warmup_steps=0, batch_tokens=10_000).step(EXAMPLES, weights=[1.0, -0.5, 2.0])
@@ -111,10 +131,16 @@ def test_empty_sources_are_skipped_and_bad_calls_rejected(tiny):
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [(dict(lr=0.0), "lr"), (dict(warmup_steps=-1), "warmup_steps"), (dict(weight_decay=-1.0), "weight_decay"),
-     (dict(grad_clip=-1.0), "grad_clip"), (dict(schedule="linear"), "schedule"), (dict(schedule="cosine"), "total_steps"),
-     (dict(batch_tokens=0), "batch_tokens")],
-)  # fmt: skip
+    [
+        (dict(lr=0.0), "lr"),
+        (dict(warmup_steps=-1), "warmup_steps"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+        (dict(grad_clip=-1.0), "grad_clip"),
+        (dict(schedule="linear"), "schedule"),
+        (dict(schedule="cosine"), "total_steps"),
+        (dict(batch_tokens=0), "batch_tokens"),
+    ],
+)
 def test_bad_hyperparameters_are_named(tiny, kwargs, field):
     with pytest.raises(ConfigError, match=field):
         Seq2SeqTrainer(tiny(), **kwargs)

@@ -77,14 +77,18 @@ def test_forward_shapes(tiny):
 
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 def test_cached_decoding_matches_the_full_forward_pass(positional, tiny):
-    """Feeding the targets one token at a time through the cache gives the teacher-forced logits."""
+    """Feeding the targets one token at a time through the cache gives the teacher-forced logits.
+
+    40 positions: the cache starts with room for 32 and must grow on the way.
+    """
     model = tiny(positional=positional, n_decoder_layers=2).eval()
     sources = [[11, 12, 13, 14, 15], [16, 17], [18, 19, 20]]
-    targets = torch.tensor([[1, 21, 22, 23, 11, 12], [1, 13, 13, 14, 15, 16], [1, 2, 0, 17, 18, 19]])
+    targets = torch.randint(0, VOCAB_SIZE, (3, 40), generator=torch.Generator().manual_seed(0))
+    targets[:, 0] = 1
     src, pad = pad_sequences(sources, 0)
     with torch.no_grad():
         full = model(src, targets, pad)
-        cache = model.start_decoding(model.encode(src, pad), pad, capacity=targets.shape[1])
+        cache = model.start_decoding(model.encode(src, pad), pad)
         steps = torch.stack([model.decode_step(targets[:, t], cache) for t in range(targets.shape[1])], dim=1)
     torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-4)
 

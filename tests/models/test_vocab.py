@@ -41,8 +41,15 @@ def test_a_label_and_a_symbol_with_the_same_spelling_stay_distinct():
 
 def test_encode_decode_round_trip():
     vocab = Vocabulary.build(SYMBOLS, LABELS)
-    tokens = [Token("label", "ax-mp"), Token("special", "<SUBST>"), Token("symbol", "ph"),
-              Token("symbol", "->"), Token("symbol", "a1"), Token("special", "</SUBST>"), Token("label", "a1")]  # fmt: skip
+    tokens = [
+        Token("label", "ax-mp"),
+        Token("special", "<SUBST>"),
+        Token("symbol", "ph"),
+        Token("symbol", "->"),
+        Token("symbol", "a1"),
+        Token("special", "</SUBST>"),
+        Token("label", "a1"),
+    ]
     ids = vocab.encode(tokens)
     assert vocab.decode(ids) == tokens
     assert vocab.encode([("symbol", "ph"), ("label", "wi")]) == [vocab.symbol_id("ph"), vocab.label_id("wi")]
