@@ -8,8 +8,9 @@ REINFORCE (any sign; zero or negative weights are fine). The loss is
 
 so with unit weights it is the mean token cross-entropy. Examples are sorted by length and cut into
 micro-batches of at most ``batch_tokens`` padded tokens (gradients accumulate), so the caller chooses the
-batch freely. Too-long examples are truncated to the model's limits, counted and warned about; examples
-with an empty source are skipped and counted. :meth:`Seq2SeqTrainer.state_dict` holds the model, the
+batch freely. Too-long examples are truncated to the model's limits, counted and warned about (a source
+keeps its head; a target keeps its head and loses its ``<EOS>`` term, since it does not end there);
+examples with an empty source are skipped and counted. :meth:`Seq2SeqTrainer.state_dict` holds the model, the
 AdamW state and the step, so that training resumes exactly (dropout masks aside). For data-parallel
 training, ``grad_sync(model)`` runs after the backward passes and before clipping (e.g. an all-reduce
 averaging the gradients over the group).
@@ -25,7 +26,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ from core.models.transformer import Seq2Seq
 logger = logging.getLogger(__name__)
 
 Example = tuple[Sequence[int], Sequence[int]]
-Prepared = tuple[list[int], list[int], float]  # source, target, weight
+Prepared = tuple[list[int], list[int], float, bool]  # source, target, weight, whether <EOS> ends the target
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 
 
@@ -107,15 +108,17 @@ class Seq2SeqTrainer:
         if not kept:
             raise ModelError("trainer.step: no usable example (all empty or none given)")
         device = self.model.device
-        total_tokens = sum(len(tgt) + 1 for _, tgt, _ in kept)
+        total_tokens = sum(len(tgt) + ends for _, tgt, _, ends in kept)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum, nll_sum = 0.0, 0.0
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
         for batch in self._micro_batches(kept):
-            sources, targets, batch_weights = zip(*batch)
-            with autocast:
+            sources, targets, batch_weights, ends = zip(*batch)
+            with _autocast(device):
                 logp, _ = target_logprobs(self.model, sources, targets)
+            if not all(ends):  # drop the <EOS> term of truncated targets
+                cut = torch.tensor([len(t) if not e else -1 for t, e in zip(targets, ends)], device=device)
+                logp = logp * (torch.arange(logp.shape[1], device=device)[None, :] != cut[:, None])
             per_example = logp.sum(dim=1)
             w = torch.tensor(batch_weights, dtype=per_example.dtype, device=device)
             loss = -(w * per_example).sum() / total_tokens
@@ -163,7 +166,7 @@ class Seq2SeqTrainer:
                         "truncated an example of source/target lengths %d/%d to the model's %d/%d "
                         "(%d truncated so far)", len(src), len(tgt), max_src, max_tgt, self.truncated
                     )  # fmt: skip
-            kept.append((list(src[:max_src]), list(tgt[:max_tgt]), float(w)))
+            kept.append((list(src[:max_src]), list(tgt[:max_tgt]), float(w), len(tgt) <= max_tgt))
         return kept
 
     def _micro_batches(self, kept: list[Prepared]) -> Iterator[list[Prepared]]:
@@ -201,6 +204,11 @@ class Seq2SeqTrainer:
         self.truncated = int(counters.get("truncated", 0))
         self.skipped = int(counters.get("skipped", 0))
         self.nonfinite = int(counters.get("nonfinite", 0))
+
+
+def _autocast(device: torch.device) -> AbstractContextManager[object]:
+    """bfloat16 autocast on CUDA, nothing elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 def _check_hyperparameters(

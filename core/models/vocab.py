@@ -102,6 +102,8 @@ class Vocabulary:
         """The id of ``token``; an unknown one gives ``<UNK>``'s id and is counted in :attr:`unknown`."""
         found = self._ids.get(token)
         if found is None:
+            if token.kind not in KINDS:
+                raise ModelError(f"vocabulary: unknown token kind {token.kind!r}; use one of {', '.join(KINDS)}")
             if token.kind == "special":
                 raise ModelError(f"vocabulary: no special token {token.text!r}; add it with extra_specials")
             self.unknown[token] += 1

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.errors import ConfigError, ModelError
-from core.models.decoding import greedy, score
+from core.models.decoding import greedy, score, target_logprobs
 from core.models.training import Seq2SeqTrainer, train_examples
 
 EXAMPLES = [([11, 12, 13], [13, 12, 11]), ([14, 15], [15, 14]), ([16, 17, 18, 19], [19, 18, 17, 16])]
@@ -114,9 +114,15 @@ def test_too_long_examples_are_truncated_and_counted(tiny, caplog):
     with caplog.at_level(logging.WARNING, logger="core.models.training"):
         result = trainer.step(long_ones + EXAMPLES[:1])
     assert trainer.truncated == 2 and math.isfinite(result["loss"])
-    assert result["tokens"] == (2 + 1) + (3 + 1) + (3 + 1)
+    assert result["tokens"] == (2 + 1) + 3 + (3 + 1)  # the truncated target has no <EOS> term
     assert "truncated" in caplog.text
     assert trainer.step(EXAMPLES[:1])["examples"] == 1 and trainer.truncated == 2  # fitting ones are untouched
+    # The loss of a truncated target covers its kept tokens only, not an <EOS> that was never there.
+    with torch.no_grad():
+        logp, _ = target_logprobs(model, [[13, 14]], [[15, 15, 15]])
+    result = trainer.step([([13, 14], [15] * 7)])
+    assert result["tokens"] == 3
+    assert result["loss"] == pytest.approx(-logp[0, :3].sum().item() / 3, rel=1e-5)
 
 
 def test_empty_sources_are_skipped_and_bad_calls_rejected(tiny):

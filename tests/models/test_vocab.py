@@ -73,6 +73,8 @@ def test_an_unknown_special_is_a_code_error():
         vocab.special_id("<NOPE>")
     with pytest.raises(ModelError, match="out of range"):
         vocab.token(len(vocab))
+    with pytest.raises(ModelError, match="unknown token kind 'sym'"):
+        vocab.encode([("sym", "ph")])
 
 
 def test_json_round_trip_keeps_every_id():
