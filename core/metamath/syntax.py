@@ -56,7 +56,10 @@ class _Parse:
         """Every (end, tree) such that ``symbols[start:end]`` parses as ``typecode``.
 
         Left-recursive rules (``term -> term '``) are handled by growing a seed: the key is recomputed
-        with its previous results standing in for the recursive call until no new end appears.
+        with its previous results standing in for the recursive call until no new parse appears (at
+        most once per remaining symbol: each growth step consumes at least one symbol, unless the
+        grammar is cyclic). Only memo entries at ``start`` can depend on the seed: a parse never
+        looks left of its start, so entries further right stay valid while the seed grows.
         """
         key = (typecode, start)
         found = self.memo.get(key)
@@ -68,12 +71,14 @@ class _Parse:
         self.active.add(key)
         mark = len(self.memo)
         results = self._alternatives(typecode, start)
-        while key in self.recursive:
+        rounds = len(self.symbols) - start + 1
+        while key in self.recursive and rounds > 0:
+            rounds -= 1
             self.seeds[key] = results
-            for stale in list(self.memo)[mark:]:  # computed from an older seed
+            for stale in [k for k in list(self.memo)[mark:] if k[1] == start]:  # computed from an older seed
                 del self.memo[stale]
             grown = self._alternatives(typecode, start)
-            if {end for end, _ in grown} <= {end for end, _ in results}:
+            if len(grown) <= len(results):  # a bigger seed only adds parses: nothing new
                 break
             results = grown
         self.active.discard(key)
@@ -95,27 +100,29 @@ class _Parse:
         return results
 
     def _match(self, rule: Rule, start: int, results: list[tuple[int, ProofStep]]) -> None:
+        plan = self.grammar._plans[rule.label]
+        if plan is None:
+            return  # a variable repeated in a rule body: unsupported
         symbols = self.symbols
-        variables = self.grammar.variables
-        variable_type = dict(rule.variable_types)
-        states: list[tuple[int, dict[str, ProofStep]]] = [(start, {})]
-        for item in rule.body:
-            advanced: list[tuple[int, dict[str, ProofStep]]] = []
-            if item not in variables:
+        length = len(symbols)
+        states: list[tuple[int, tuple[ProofStep, ...]]] = [(start, ())]
+        for symbol, typecode in plan:
+            advanced: list[tuple[int, tuple[ProofStep, ...]]] = []
+            if typecode is None:
                 for position, bound in states:
-                    if position < len(symbols) and symbols[position] == item:
+                    if position < length and symbols[position] == symbol:
                         advanced.append((position + 1, bound))
             else:
                 for position, bound in states:
-                    for end, tree in self.parses(variable_type[item], position):
-                        if item in bound:
-                            continue  # a variable repeated in a rule body: unsupported, skipped
-                        advanced.append((end, {**bound, item: tree}))
+                    for end, tree in self.parses(typecode, position):
+                        advanced.append((end, bound + (tree,)))
             if not advanced:
                 return
             states = advanced
+        order = self.grammar._child_order[rule.label]
+        label = rule.label
         for end, bound in states:
-            results.append((end, ProofStep(rule.label, tuple(bound[v] for v in rule.hypothesis_variables))))
+            results.append((end, ProofStep(label, tuple([bound[i] for i in order]))))
 
 
 class Grammar:
@@ -127,6 +134,10 @@ class Grammar:
         self.rules: dict[str, Rule] = {}
         self._by_first_constant: dict[tuple[str, str], list[Rule]] = {}
         self._variable_first: dict[str, list[Rule]] = {}
+        # per rule: its body as (symbol, None) for constants and (variable, typecode) for variables, or
+        # None if a variable repeats; and where each hypothesis variable's tree is among the bound ones
+        self._plans: dict[str, tuple[tuple[str, str | None], ...] | None] = {}
+        self._child_order: dict[str, tuple[int, ...]] = {}
         self.global_floating: dict[str, Hypothesis] = {h.variable: h for h in db.global_floating}
         for assertion in db.assertions:
             if db.is_syntax_axiom(assertion):
@@ -147,6 +158,12 @@ class Grammar:
                 seen[symbol] = types[symbol]
         rule = Rule(assertion.label, assertion.typecode, body, tuple(seen.items()), assertion.variables)
         self.rules[assertion.label] = rule
+        variables_in_body = [symbol for symbol in body if symbol in types]
+        if len(set(variables_in_body)) == len(variables_in_body):
+            self._plans[rule.label] = tuple((symbol, types.get(symbol)) for symbol in body)
+            self._child_order[rule.label] = tuple(variables_in_body.index(v) for v in rule.hypothesis_variables)
+        else:
+            self._plans[rule.label] = None
         if not body:
             return
         if body[0] in self.variables:
