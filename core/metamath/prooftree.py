@@ -14,6 +14,7 @@ generated theorem), with its frame computed as the reader would.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -249,14 +250,28 @@ def proof_tokens(db: Database, grammar: Grammar, theorem: Assertion, tree: Proof
 def check_tree(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTree, kernel: Kernel | None = None) -> list[str]:
     """Verify ``tree`` as a proof of ``theorem`` with the kernel; return the normal proof tokens.
 
-    Raises :class:`MMVerificationError` (or :class:`GrammarError` for an ill-formed substitution).
+    ``theorem`` may be a database theorem or one made by :func:`make_theorem`. Raises
+    :class:`MMVerificationError` (an ill-formed substitution included).
     """
     try:
         tokens = proof_tokens(db, grammar, theorem, tree, compressed=False)
     except GrammarError as error:
         raise MMVerificationError(f"ill-formed substitution: {error.reason}", label=theorem.label) from None
-    (kernel or Kernel(db)).verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    _kernel_for(db, theorem, kernel).verify(dataclasses.replace(theorem, proof=tuple(tokens)))
     return tokens
+
+
+def _kernel_for(db: Database, theorem: Assertion, kernel: Kernel | None) -> Kernel:
+    """A kernel that resolves the proof's labels as a proof of ``theorem`` must.
+
+    A theorem that is not in the database (:func:`make_theorem`) has hypotheses the database does not
+    know, possibly under labels the database uses for other hypotheses: its own hypotheses must shadow
+    the database's labels, or a proof could cite a different statement than the one it assumes.
+    """
+    own = {h.label: h for h in theorem.hypotheses if db.labels.get(h.label) is not h}
+    if not own:
+        return kernel or Kernel(db)
+    return Kernel(dataclasses.replace(db, labels=collections.ChainMap(own, db.labels)))  # type: ignore[arg-type]
 
 
 def theorem_text(db: Database, theorem: Assertion, proof: Sequence[str], comment: str | None = None) -> str:
