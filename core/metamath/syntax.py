@@ -9,9 +9,11 @@ steps of a proof is a post-order walk (:func:`core.metamath.proof.normal_proof`)
 Statements with the provable typecode (``|- ...``) are parsed as the syntax typecode that set.mm
 convention pairs with it (``wff``), so ``|- ( ph -> ph )`` and ``wff ( ph -> ph )`` share a tree.
 
-The parser is a memoized top-down (packrat) parser that keeps every alternative, indexed by each rule's
-first symbol, and grows seeds for left-recursive rules; set.mm's grammar is unambiguous, so exactly one full parse is expected, and anything else
-is reported as a :class:`~core.errors.GrammarError`.
+The parser is a memoized top-down (packrat) parser that keeps every alternative and grows seeds for
+left-recursive rules. Rule bodies are stored in a trie per typecode, so rules sharing a prefix (``( A u.
+B )``, ``( A i^i B )``, ...) parse that prefix once. set.mm's grammar is unambiguous, so exactly one full
+parse is expected; anything else is reported as a :class:`~core.errors.GrammarError`. Rules with an empty
+body or a repeated variable are not supported (they never match).
 """
 
 from __future__ import annotations
@@ -88,41 +90,44 @@ class _Parse:
     def _alternatives(self, typecode: str, start: int) -> list[tuple[int, ProofStep]]:
         results: list[tuple[int, ProofStep]] = []
         symbols = self.symbols
-        if start < len(symbols):
-            symbol = symbols[start]
-            hypothesis = self.floating.get(symbol)
-            if hypothesis is not None and hypothesis.typecode == typecode:
-                results.append((start + 1, ProofStep(hypothesis.label)))
-            for rule in self.grammar._by_first_constant.get((typecode, symbol), ()):
-                self._match(rule, start, results)
-            for rule in self.grammar._variable_first.get(typecode, ()):
-                self._match(rule, start, results)
+        if start >= len(symbols):
+            return results
+        hypothesis = self.floating.get(symbols[start])
+        if hypothesis is not None and hypothesis.typecode == typecode:
+            results.append((start + 1, ProofStep(hypothesis.label)))
+        root = self.grammar._tries.get(typecode)
+        if root is not None:
+            self._walk(root, start, (), results)
         return results
 
-    def _match(self, rule: Rule, start: int, results: list[tuple[int, ProofStep]]) -> None:
-        plan = self.grammar._plans[rule.label]
-        if plan is None:
-            return  # a variable repeated in a rule body: unsupported
+    def _walk(self, node: "_TrieNode", position: int, bound: tuple[ProofStep, ...],
+              results: list[tuple[int, ProofStep]]) -> None:
+        """Match every rule body below trie ``node`` from ``position``; ``bound``: the variables' trees so far."""
+        for label, order in node.complete:
+            results.append((position, ProofStep(label, tuple([bound[i] for i in order]))))
         symbols = self.symbols
-        length = len(symbols)
-        states: list[tuple[int, tuple[ProofStep, ...]]] = [(start, ())]
-        for symbol, typecode in plan:
-            advanced: list[tuple[int, tuple[ProofStep, ...]]] = []
-            if typecode is None:
-                for position, bound in states:
-                    if position < length and symbols[position] == symbol:
-                        advanced.append((position + 1, bound))
-            else:
-                for position, bound in states:
-                    for end, tree in self.parses(typecode, position):
-                        advanced.append((end, bound + (tree,)))
-            if not advanced:
-                return
-            states = advanced
-        order = self.grammar._child_order[rule.label]
-        label = rule.label
-        for end, bound in states:
-            results.append((end, ProofStep(label, tuple([bound[i] for i in order]))))
+        if position < len(symbols):
+            child = node.constants.get(symbols[position])
+            if child is not None:
+                self._walk(child, position + 1, bound, results)
+        for typecode, child in node.variables.items():
+            for end, tree in self.parses(typecode, position):
+                self._walk(child, end, bound + (tree,), results)
+
+
+class _TrieNode:
+    """Rule bodies sharing a prefix share a path: the parse of a shared prefix is matched once.
+
+    ``constants`` and ``variables`` (by typecode) lead to the next item; ``complete`` lists the rules
+    whose body ends here, as (label, index of each hypothesis variable's tree among the bound ones).
+    """
+
+    __slots__ = ("constants", "variables", "complete")
+
+    def __init__(self) -> None:
+        self.constants: dict[str, _TrieNode] = {}
+        self.variables: dict[str, _TrieNode] = {}
+        self.complete: list[tuple[str, tuple[int, ...]]] = []
 
 
 class Grammar:
@@ -132,12 +137,7 @@ class Grammar:
         self.db = db
         self.variables = db.variables
         self.rules: dict[str, Rule] = {}
-        self._by_first_constant: dict[tuple[str, str], list[Rule]] = {}
-        self._variable_first: dict[str, list[Rule]] = {}
-        # per rule: its body as (symbol, None) for constants and (variable, typecode) for variables, or
-        # None if a variable repeats; and where each hypothesis variable's tree is among the bound ones
-        self._plans: dict[str, tuple[tuple[str, str | None], ...] | None] = {}
-        self._child_order: dict[str, tuple[int, ...]] = {}
+        self._tries: dict[str, _TrieNode] = {}  # typecode -> the trie of its rules' bodies
         self.global_floating: dict[str, Hypothesis] = {h.variable: h for h in db.global_floating}
         for assertion in db.assertions:
             if db.is_syntax_axiom(assertion):
@@ -159,17 +159,15 @@ class Grammar:
         rule = Rule(assertion.label, assertion.typecode, body, tuple(seen.items()), assertion.variables)
         self.rules[assertion.label] = rule
         variables_in_body = [symbol for symbol in body if symbol in types]
-        if len(set(variables_in_body)) == len(variables_in_body):
-            self._plans[rule.label] = tuple((symbol, types.get(symbol)) for symbol in body)
-            self._child_order[rule.label] = tuple(variables_in_body.index(v) for v in rule.hypothesis_variables)
-        else:
-            self._plans[rule.label] = None
-        if not body:
-            return
-        if body[0] in self.variables:
-            self._variable_first.setdefault(rule.typecode, []).append(rule)
-        else:
-            self._by_first_constant.setdefault((rule.typecode, body[0]), []).append(rule)
+        if not body or len(set(variables_in_body)) != len(variables_in_body):
+            return  # empty bodies and repeated variables are not supported: the rule never matches
+        node = self._tries.setdefault(rule.typecode, _TrieNode())
+        for symbol in body:
+            if symbol in types:
+                node = node.variables.setdefault(types[symbol], _TrieNode())
+            else:
+                node = node.constants.setdefault(symbol, _TrieNode())
+        node.complete.append((rule.label, tuple(variables_in_body.index(v) for v in rule.hypothesis_variables)))
 
     def _guess_provable_syntax_typecode(self) -> str:
         if "wff" in self.syntax_typecodes:
