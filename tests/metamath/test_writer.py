@@ -1,0 +1,212 @@
+"""Writing proofs into a copy of a database, and the ``reprove`` command: the output passes our verifier
+and the reference ``metamath``, every proof is our re-export, and nothing outside proofs changes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import MetamathError
+from core.metamath.embedded import embedded_database_path
+from core.metamath.prooftree import proof_tokens, tree_from_proof
+from core.metamath.reader import read_database
+from core.metamath.syntax import Grammar
+from core.metamath.verifier import Kernel, verify_database
+from core.metamath.writer import proof_spans, rewrite_proofs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROOF_RE = re.compile(r"\$=.*?\$\.", re.S)
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core.metamath", *map(str, args)], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, timeout=300)
+
+
+def metamath_output(exe: str, path: Path) -> str:
+    run = subprocess.run([exe, f'read "{path.name}"', "verify proof *", "exit"], capture_output=True, text=True,
+                         cwd=path.parent, timeout=300)
+    return run.stdout + run.stderr
+
+
+def problems(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(("?Error", "?Warning"))]
+
+
+def without_proofs(text: str) -> str:
+    return _PROOF_RE.sub("$= $.", text)
+
+
+# --- reprove on real databases ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["normal", "compressed"])
+def test_reprove_prop_mm_passes_both_verifiers_and_changes_only_proofs(
+    tmp_path: Path, prop_mm: Path, metamath_exe: str, compressed: bool
+) -> None:
+    out = tmp_path / "out.mm"
+    run = cli("reprove", prop_mm, "--out", out, *(["--compressed"] if compressed else []))
+    assert run.returncode == 0, run.stderr
+    assert "reproved 998 proofs" in run.stdout
+
+    original, written = prop_mm.read_text(), out.read_text()
+    assert without_proofs(written) == without_proofs(original)
+    assert written != original
+
+    db = read_database(out)
+    report = verify_database(db)
+    assert report.ok and report.verified == 998
+    assert not problems(metamath_output(metamath_exe, out))
+
+    source = read_database(prop_mm)
+    grammar, kernel = Grammar(source), Kernel(source)
+    for theorem in source.theorems():
+        tree = tree_from_proof(source, theorem, kernel)
+        expected = proof_tokens(source, grammar, theorem, tree, compressed=compressed)
+        assert db.assertion(theorem.label).proof == tuple(expected), theorem.label
+
+
+def test_reprove_the_embedded_database(tmp_path: Path, metamath_exe: str) -> None:
+    out = tmp_path / "hilbert.mm"
+    assert cli("reprove", embedded_database_path(), "--out", out, "--compressed").returncode == 0
+    assert verify_database(read_database(out)).verified == 98
+    assert not problems(metamath_output(metamath_exe, out))
+    assert without_proofs(out.read_text()) == without_proofs(embedded_database_path().read_text())
+
+
+def test_metamath_reports_a_broken_reexport(tmp_path: Path, metamath_exe: str) -> None:
+    """The rejection twin of the checks above: metamath does flag a proof we break."""
+    out = tmp_path / "broken.mm"
+    text = embedded_database_path().read_text()
+    spans = proof_spans(text)
+    start, end = spans["syl"]
+    out.write_text(text[:start] + " ( a1i a2i ax-mp ) ABFACFDABCBCFAEGHI " + text[end:])  # `wi` missing
+    assert problems(metamath_output(metamath_exe, out))
+    assert cli("verify", out).returncode == 1
+
+
+# --- tiny databases: syntax theorems, incomplete proofs, errors ------------------------------------
+
+TINY = """$( A tiny database with syntax theorems, a complete proof and incomplete ones. $)
+$c ( ) -> wff |- $.
+$v ph ps ch $.
+wph $f wff ph $.
+wps $f wff ps $.
+wch $f wff ch $.
+wi $a wff ( ph -> ps ) $.
+$( A syntax theorem. $)
+wii $p wff ( ph -> ph ) $= wph wph wi $.
+$( A syntax theorem whose proof uses another one: its re-export is its parse. $)
+wiii $p wff ( ( ph -> ph ) -> ph ) $= wph wii wph wi $.
+ax-1 $a |- ( ph -> ( ps -> ph ) ) $.
+${
+  min $e |- ph $.
+  maj $e |- ( ph -> ps ) $.
+  ax-mp $a |- ps $.
+$}
+${
+  a1i.1 $e |- ph $.
+  $( Complete, in normal form. $)
+  a1i $p |- ( ps -> ph ) $= wph wps wph wi a1i.1 wph wps ax-1 ax-mp $.
+$}
+${
+  a1ii.1 $e |- ph $.
+  $( Incomplete. $)
+  a1ii $p |- ( ch -> ( ps -> ph ) ) $= ? $.
+  $( Partly incomplete. $)
+  a1iii $p |- ( ch -> ( ps -> ph ) ) $= wps wph wi wch ? ? ax-mp $.
+$}
+"""
+
+
+def test_reprove_tiny_database(tmp_path: Path, metamath_exe: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    for compressed in (False, True):
+        out = tmp_path / f"out-{compressed}.mm"
+        run = cli("reprove", source, "--out", out, *(["--compressed"] if compressed else []))
+        assert run.returncode == 0, run.stderr
+        assert "reproved 3 proofs" in run.stdout
+        text = out.read_text()
+        assert "a1ii $p |- ( ch -> ( ps -> ph ) ) $= ? $." in text  # incomplete proofs untouched
+        assert "$= wps wph wi wch ? ? ax-mp $." in text
+        assert without_proofs(text) == without_proofs(TINY)
+        db = read_database(out)
+        expected = ("(", "wi", ")", "AABAB") if compressed else ("wph", "wph", "wi", "wph", "wi")
+        assert db.assertion("wiii").proof == expected  # the parse, not the original proof via wii
+        report = verify_database(db)
+        assert report.ok and report.verified == 3 and report.incomplete == ["a1ii", "a1iii"]
+        output = metamath_output(metamath_exe, out)
+        assert not problems(output)
+        assert "were not proved:  a1ii, a1iii" in output
+
+
+def test_reprove_rejects_a_database_with_a_wrong_proof(tmp_path: Path) -> None:
+    source = tmp_path / "wrong.mm"
+    source.write_text(TINY.replace("a1i.1 wph wps ax-1 ax-mp", "a1i.1 wph wps ax-1 ax-1"))
+    run = cli("reprove", source, "--out", tmp_path / "out.mm")
+    assert run.returncode == 1
+    assert "a1i" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out.mm").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "the following arguments are required"),
+    (("reprove",), "the following arguments are required"),
+    (("reprove", "{db}"), "--out"),
+    (("reprove", "{dir}/missing.mm", "--out", "{dir}/o.mm"), "no such file"),
+    (("reprove", "{dir}", "--out", "{dir}/o.mm"), "not a regular file"),
+    (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "No such file or directory"),
+    (("reprove", "{db}", "--out", "{dir}/o.mm", "--bogus"), "unrecognized arguments"),
+    (("reprove", "{include}", "--out", "{dir}/o.mm"), "includes other files"),
+    (("frobnicate", "{db}"), "invalid choice"),
+])
+def test_reprove_usage_errors_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    db = tmp_path / "tiny.mm"
+    db.write_text(TINY)
+    (tmp_path / "main.mm").write_text("$[ tiny.mm $]\n")
+    values = {"db": db, "dir": tmp_path, "include": tmp_path / "main.mm"}
+    run = cli(*(arg.format(**values) for arg in args))
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_reprove_usage_twin_succeeds(tmp_path: Path) -> None:
+    db = tmp_path / "tiny.mm"
+    db.write_text(TINY)
+    run = cli("reprove", db, "--out", tmp_path / "o.mm")
+    assert run.returncode == 0 and (tmp_path / "o.mm").is_file()
+
+
+# --- the writer itself -----------------------------------------------------------------------------
+
+
+def test_proof_spans_skip_comments_and_find_every_proof() -> None:
+    text = "$( not a proof: x $p y $= z $. $)\nt $p |- ph $= a b $.\n$( u $p $)\nv $p |- ps $= ? $.\n"
+    spans = proof_spans(text)
+    assert set(spans) == {"t", "v"}
+    assert text[slice(*spans["t"])].split() == ["a", "b"]
+    assert text[slice(*spans["v"])].split() == ["?"]
+
+
+def test_rewrite_proofs_replaces_only_the_named_proofs(tmp_path: Path) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    out = tmp_path / "out.mm"
+    assert rewrite_proofs(source, {"a1ii": ["wph", "wps", "wch", "ax-1"]}, out) == 1
+    text = out.read_text()
+    assert "a1i $p |- ( ps -> ph ) $= wph wps wph wi a1i.1 wph wps ax-1 ax-mp $." in text
+    assert read_database(out).assertion("a1ii").proof == ("wph", "wps", "wch", "ax-1")
+    assert without_proofs(text) == without_proofs(TINY)
+
+
+def test_rewrite_proofs_rejects_an_unknown_label(tmp_path: Path) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    with pytest.raises(MetamathError, match="no-such"):
+        rewrite_proofs(source, {"no-such": ["?"]}, tmp_path / "out.mm")
+    assert not (tmp_path / "out.mm").exists()
