@@ -82,8 +82,16 @@ class CorruptShardError(StorageError):
     """A published shard is truncated, corrupted or unparseable (it is quarantined by readers)."""
 
 
+class StreamPrunedError(StorageError):
+    """A reader's position lies below a stream's low-water mark: the shards it needs were pruned."""
+
+
 class CheckpointError(StorageError):
     """A checkpoint is missing, incomplete or unreadable."""
+
+
+class CheckpointConflictError(CheckpointError):
+    """Two publishers of one checkpoint name: the version a publisher tried to commit already exists."""
 
 
 # --- Models and search ------------------------------------------------------------------------

@@ -1,0 +1,27 @@
+"""The storage and coordination protocol: the only code that touches shared files (see docs/PROTOCOL.md).
+
+Jobs share nothing but an experiment root (any fsspec URL): a frozen configuration, streams of zstd shards
+of JSON records with cursors for exactly-once consumption, versioned checkpoints, and heartbeats.
+
+    root = ExperimentRoot.create_or_open(url, config)
+    with ShardWriter(root, "generator-actor-00", max_records=64, max_age_s=5.0) as w:
+        w.append({"id": ...})
+    reader = StreamReader(root, ["generator-actor-00"], cursor)
+    for batch in reader.poll(): ...
+    CheckpointStore(root, "prover").publish(model.state_dict(), {"step": step, "cursor": cursor.to_json()})
+"""
+
+from __future__ import annotations
+
+from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_checkpoint, load_checkpoint_file,
+                                      save_checkpoint_file)
+from core.storage.heartbeats import Heartbeat, read_heartbeats
+from core.storage.root import ExperimentRoot
+from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries, low_water,
+                                  prune_stream, read_shard, stream_bounds)
+
+__all__ = [
+    "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "ShardBatch", "ShardWriter",
+    "StreamReader", "clean_temporaries", "load_checkpoint", "load_checkpoint_file", "low_water", "prune_stream",
+    "read_heartbeats", "read_shard", "save_checkpoint_file", "stream_bounds",
+]

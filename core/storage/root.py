@@ -1,0 +1,168 @@
+"""The experiment root: a folder (any fsspec URL) holding one experiment's frozen configuration and files.
+
+Layout (see docs/PROTOCOL.md)::
+
+    config.json                          frozen configuration, written once
+    streams/<stream>/<seq:012d>.zst      shards of a stream, numbered 0, 1, 2, ...
+    streams/<stream>/low_water.json      pruning mark: every shard below it was removed
+    checkpoints/<name>/<ver:08d>.json    checkpoint metadata (the commit point of a version)
+    checkpoints/<name>/<ver:08d>-<token>.pt   its weights
+    checkpoints/<name>/latest.json       hint: a recent version (never trusted blindly)
+    heartbeats/<role>-<rank>.json        liveness and counters of each job
+    quarantine/<stream>/<seq:012d>-<token>.zst (+ .reason.json)   damaged shards, as found
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any, Mapping
+
+from core.errors import ConfigError, ExperimentConfigMismatch, StorageError
+from core.storage.backend import Backend, backend_for, is_temporary
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+STREAMS_DIR = "streams"
+CHECKPOINTS_DIR = "checkpoints"
+HEARTBEATS_DIR = "heartbeats"
+QUARANTINE_DIR = "quarantine"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(name: str, what: str) -> str:
+    """A stream, checkpoint or role name: letters, digits, ``.``, ``_``, ``-``; not starting with a dot."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise StorageError(
+            f"invalid {what} name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def json_bytes(value: Any, *, what: str, indent: int | None = None) -> bytes:
+    """Strict JSON (no NaN) as UTF-8; StorageError naming ``what`` if the value is not JSON."""
+    try:
+        text = json.dumps(value, indent=indent, sort_keys=indent is not None, allow_nan=False,
+                          ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise StorageError(f"{what} is not JSON-serializable: {e}") from None
+    return text.encode()
+
+
+def json_copy(value: Any, *, what: str) -> Any:
+    """The value as it will read back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json_bytes(value, what=what))
+
+
+class ExperimentRoot:
+    """One experiment's storage. Create with :meth:`create_or_open` or :meth:`open`."""
+
+    def __init__(self, backend: Backend, config: dict[str, Any]) -> None:
+        self.backend = backend
+        self._config = config
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The frozen configuration (a fresh copy: editing it changes nothing)."""
+        return json.loads(json.dumps(self._config))
+
+    def __repr__(self) -> str:
+        return f"ExperimentRoot({self.url!r})"
+
+    @classmethod
+    def create_or_open(cls, url: str, config: Mapping[str, Any]) -> ExperimentRoot:
+        """Open the experiment at ``url``, creating it with ``config`` if it does not exist.
+
+        An existing experiment with a different configuration raises :class:`ExperimentConfigMismatch`
+        naming the differing keys.
+        """
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"experiment configuration must be a mapping, not {type(config).__name__}")
+        try:
+            wanted = json_copy(dict(config), what="experiment configuration")
+        except StorageError as e:
+            raise ConfigError(str(e)) from None
+        backend = backend_for(url)
+        try:
+            backend.create(CONFIG_FILE, json_bytes(wanted, what="configuration", indent=2) + b"\n")
+            logger.info("created experiment %s", backend.url)
+            return cls(backend, wanted)
+        except FileExistsError:
+            pass
+        existing = _read_config(backend)
+        differences = config_differences(existing, wanted)
+        if differences:
+            raise ExperimentConfigMismatch(
+                f"experiment {backend.url} was created with a different configuration; "
+                f"differing keys: {'; '.join(differences)}. Use a new experiment folder, or the "
+                f"configuration in {backend.location(CONFIG_FILE)}"
+            )
+        return cls(backend, existing)
+
+    @classmethod
+    def open(cls, url: str) -> ExperimentRoot:
+        """Open an existing experiment; StorageError if there is none at ``url``."""
+        backend = backend_for(url)
+        return cls(backend, _read_config(backend))
+
+    def streams(self, prefix: str = "") -> list[str]:
+        """Names of the streams that exist (a listing: fine for status tools, not for polling)."""
+        names = self.backend.listdir(STREAMS_DIR)
+        return sorted(n for n in names if n.startswith(prefix) and not is_temporary(n) and _NAME.fullmatch(n))
+
+    def checkpoint_names(self) -> list[str]:
+        """Names of the checkpoint stores that exist (a listing)."""
+        return sorted(n for n in self.backend.listdir(CHECKPOINTS_DIR) if _NAME.fullmatch(n))
+
+
+def _read_config(backend: Backend) -> dict[str, Any]:
+    data = backend.read(CONFIG_FILE)
+    if data is None:
+        raise StorageError(
+            f"no experiment at {backend.url}: {backend.location(CONFIG_FILE)} does not exist "
+            "(create the experiment first, e.g. by launching it)"
+        )
+    try:
+        config = json.loads(data)
+    except ValueError as e:
+        raise StorageError(f"{backend.location(CONFIG_FILE)} is not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise StorageError(f"{backend.location(CONFIG_FILE)} does not hold a JSON object")
+    return config
+
+
+def config_differences(existing: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """Human-readable differences between two JSON values, by dotted key."""
+    if isinstance(existing, dict) and isinstance(wanted, dict):
+        out: list[str] = []
+        for key in sorted(set(existing) | set(wanted)):
+            name = f"{prefix}{key}"
+            if key not in wanted:
+                out.append(f"{name} (only in the existing configuration: {_short(existing[key])})")
+            elif key not in existing:
+                out.append(f"{name} (only in the given configuration: {_short(wanted[key])})")
+            else:
+                out.extend(config_differences(existing[key], wanted[key], f"{name}."))
+        return out
+    if existing == wanted and type(existing) is type(wanted):
+        return []
+    return [f"{prefix.rstrip('.') or '<root>'} (existing {_short(existing)}, given {_short(wanted)})"]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def now() -> float:
+    """Wall-clock time written into headers, metadata and heartbeats."""
+    return time.time()

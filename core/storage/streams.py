@@ -1,0 +1,496 @@
+"""Streams of shards: writers that publish them, readers that follow them, cursors that commit progress.
+
+A stream is owned by one writer and numbered 0, 1, 2, ... with no hole from its low-water mark on (pruning
+removes a prefix; a damaged shard is replaced by a tombstone). Hence:
+
+* a reader only ever asks for the *next* number of each stream it follows: one storage call per stream when
+  nothing is new, whatever the stream's length, and temporaries are never opened;
+* a restarted writer finds its next number by exponential then binary search over ``exists`` from the
+  low-water mark (O(log n) calls, no listing);
+* publishing a number that exists fails: a second writer on a stream is detected and stopped.
+
+Exactly-once consumption: a consumer writes its input cursor into the header of its own output shards
+(:meth:`ShardWriter.set_commit` / ``flush(cursor=...)``). Once a writer has a commit point it only ever
+publishes the records appended before its latest commit point, so every published output shard carries a
+cursor consistent with the outputs published up to it; on restart the consumer resumes from
+:meth:`ShardWriter.last_cursor`, and inputs consumed but not yet committed are processed again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from core.errors import CorruptShardError, StorageError, StreamConflictError, StreamPrunedError
+from core.storage.backend import is_temporary
+from core.storage.root import (CHECKPOINTS_DIR, HEARTBEATS_DIR, QUARANTINE_DIR, STREAMS_DIR, ExperimentRoot,
+                               check_name, json_bytes, json_copy)
+from core.storage.shards import (ShardEncoder, decode_shard, is_tombstone, make_header, producer_info,
+                                 quarantine_shard, shard_path)
+
+logger = logging.getLogger(__name__)
+
+
+class Cursor:
+    """The next sequence number to read, per stream. A small immutable JSON value."""
+
+    __slots__ = ("_positions",)
+
+    def __init__(self, positions: Mapping[str, int] | None = None) -> None:
+        self._positions: dict[str, int] = {}
+        for stream, seq in (positions or {}).items():
+            if not isinstance(stream, str) or type(seq) is not int or seq < 0:
+                raise StorageError(f"invalid cursor entry {stream!r}: {seq!r} (need a stream name and a seq >= 0)")
+            self._positions[stream] = seq
+
+    def __getitem__(self, stream: str) -> int:
+        return self._positions[stream]
+
+    def get(self, stream: str, default: int = 0) -> int:
+        return self._positions.get(stream, default)
+
+    def __contains__(self, stream: object) -> bool:
+        return stream in self._positions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def items(self) -> Iterable[tuple[str, int]]:
+        return self._positions.items()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cursor) and other._positions == self._positions
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._positions.items())))
+
+    def __repr__(self) -> str:
+        return f"Cursor({self.to_json()!r})"
+
+    def merged(self, other: Cursor) -> Cursor:
+        """Both cursors' streams; the furthest position where both have one (e.g. to join disjoint shares)."""
+        positions = dict(self._positions)
+        for stream, seq in other.items():
+            positions[stream] = max(seq, positions.get(stream, 0))
+        return Cursor(positions)
+
+    def to_json(self) -> dict[str, int]:
+        return dict(sorted(self._positions.items()))
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, int] | str | None) -> Cursor:
+        """From :meth:`to_json`'s value, or its JSON text; None gives an empty cursor."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as e:
+                raise StorageError(f"cursor is not valid JSON: {e}") from None
+        if value is not None and not isinstance(value, Mapping):
+            raise StorageError(f"a cursor is a JSON object of stream -> seq, not {type(value).__name__}")
+        return cls(value)
+
+
+@dataclass(frozen=True)
+class ShardBatch:
+    """One shard as returned by a reader. ``cursor`` is the reader's position right after it."""
+
+    stream: str
+    seq: int
+    header: dict[str, Any]
+    records: list[dict[str, Any]]
+    cursor: Cursor = field(default_factory=Cursor, compare=False)
+
+
+# --- positions: low-water marks and the end of a stream ---------------------------------------
+
+
+def _low_water_path(stream: str) -> str:
+    return f"{STREAMS_DIR}/{stream}/low_water.json"
+
+
+def _read_mark(root: ExperimentRoot, stream: str) -> dict[str, int]:
+    data = root.backend.read(_low_water_path(stream))
+    if data is None:
+        return {"below": 0, "from": 0}
+    try:
+        mark = json.loads(data)
+        return {"below": int(mark["below"]), "from": int(mark["from"])}
+    except (ValueError, KeyError, TypeError) as e:
+        raise StorageError(
+            f"{root.backend.location(_low_water_path(stream))} is unreadable ({e}): it records which shards "
+            "were pruned; restore it or remove it if stream {stream} was never pruned"
+        ) from None
+
+
+def low_water(root: ExperimentRoot, stream: str) -> int:
+    """Every shard of ``stream`` below this number was pruned (0 if never pruned)."""
+    return _read_mark(root, stream)["below"]
+
+
+def _search_end(root: ExperimentRoot, stream: str, start: int) -> int:
+    """First missing seq at or after ``start``, given that shards from ``start`` on have no hole."""
+    exists = root.backend.exists
+    if not exists(shard_path(stream, start)):
+        return start
+    present, step = start, 1
+    while exists(shard_path(stream, start + step)):
+        present, step = start + step, step * 2
+    missing = start + step
+    while missing - present > 1:
+        middle = (present + missing) // 2
+        if exists(shard_path(stream, middle)):
+            present = middle
+        else:
+            missing = middle
+    return missing
+
+
+def stream_bounds(root: ExperimentRoot, stream: str) -> tuple[int, int]:
+    """(low-water mark, next sequence number to publish) of a stream, in O(log n) calls, no listing."""
+    check_name(stream, "stream")
+    while True:
+        mark = low_water(root, stream)
+        end = _search_end(root, stream, mark)
+        again = low_water(root, stream)
+        if again == mark or end >= again:  # a prune between our probes moves the mark first: search again
+            return again, max(end, again)
+
+
+# --- writer -----------------------------------------------------------------------------------
+
+
+class ShardWriter:
+    """Publishes records to one stream, as shards flushed by record count or age, whichever comes first.
+
+    A *committing* writer (``committing=True``, for a consumer; any writer becomes one at its first
+    :meth:`set_commit` or ``flush(cursor=...)``) publishes only the records appended before its latest
+    commit point, each shard carrying that cursor; records appended after it wait for the next commit (and
+    are dropped by :meth:`close`: their inputs are uncommitted, so a restarted consumer processes them
+    again). ``clean_after_s``: remove this stream's temporaries older than that at start (None: don't).
+    """
+
+    def __init__(self, root: ExperimentRoot, stream: str, *, max_records: int, max_age_s: float,
+                 producer: dict[str, Any] | None = None, committing: bool = False,
+                 clean_after_s: float | None = 3600.0) -> None:
+        if max_records < 1 or max_age_s < 0:
+            raise StorageError(f"stream {stream}: need max_records >= 1 and max_age_s >= 0, "
+                               f"got {max_records} and {max_age_s}")
+        self._root = root
+        self._backend = root.backend
+        self.stream = check_name(stream, "stream")
+        self.max_records = max_records
+        self.max_age_s = max_age_s
+        self._producer = producer_info(json_copy(producer or {}, what=f"producer info of stream {stream}"))
+        self._encoder = ShardEncoder()
+        self._json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        self._lines: list[str] = []
+        self._oldest = 0.0
+        self._committing = committing
+        self._commit: tuple[dict[str, int], dict[str, Any] | None] | None = None
+        self._commit_at = 0  # records before this index are covered by the pending commit
+        self._commit_dirty = False
+        self._last_published_commit: tuple[dict[str, int], dict[str, Any] | None] | None = None
+        self._conflict: StreamConflictError | None = None
+        if clean_after_s is not None:
+            _clean_folder(root, f"{STREAMS_DIR}/{stream}", clean_after_s)
+        self._low_water, self._next_seq = stream_bounds(root, stream)
+        if self._next_seq:
+            logger.info("stream %s: resuming at shard %d", stream, self._next_seq)
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def pending(self) -> int:
+        return len(self._lines)
+
+    def append(self, record: dict[str, Any]) -> int | None:
+        """Add a record; returns the seq of the shard published if this reached ``max_records``."""
+        self._check_usable()
+        if type(record) is not dict:
+            raise StorageError(f"stream {self.stream}: a record is a dict, not {type(record).__name__}")
+        try:
+            line = self._json.encode(record)
+        except (TypeError, ValueError) as e:
+            raise StorageError(f"stream {self.stream}: record is not JSON-serializable: {e}") from None
+        if not self._lines:
+            self._oldest = time.monotonic()
+        self._lines.append(line)
+        if len(self._lines) >= self.max_records:
+            return self._publish_ready()
+        return None
+
+    def maybe_flush(self) -> int | None:
+        """Publish if the oldest pending record is older than ``max_age_s`` (or a commit waits that long)."""
+        self._check_usable()
+        if (self._lines or self._commit_dirty) and time.monotonic() - self._oldest >= self.max_age_s:
+            return self._publish_ready()
+        return None
+
+    def set_commit(self, cursor: Cursor, extra: dict[str, Any] | None = None) -> None:
+        """Mark every record appended so far as derived from inputs before ``cursor``.
+
+        The cursor (and ``extra``) goes into the header of the next shard published.
+        """
+        self._check_usable()
+        if not isinstance(cursor, Cursor):
+            raise StorageError(f"stream {self.stream}: set_commit needs a Cursor, not {type(cursor).__name__}")
+        commit = (cursor.to_json(), json_copy(extra, what=f"extra metadata of stream {self.stream}"))
+        if not self._lines and not self._commit_dirty:
+            self._oldest = time.monotonic()
+        self._committing = True
+        self._commit, self._commit_at = commit, len(self._lines)
+        self._commit_dirty = commit != self._last_published_commit or self._commit_at > 0
+
+    def flush(self, *, cursor: Cursor | None = None, extra: dict[str, Any] | None = None) -> int | None:
+        """Publish pending records now; returns the seq published, or None if there was nothing to publish.
+
+        With a cursor, commits it with every pending record (an empty shard if there is none and the cursor
+        moved). Without one, a committing writer publishes up to its last commit point only.
+        """
+        self._check_usable()
+        if cursor is not None:
+            self.set_commit(cursor, extra)
+            return self._publish_ready()
+        if self._committing:
+            return self._publish_ready()
+        if not self._lines:
+            return None
+        return self._publish(len(self._lines), None, json_copy(extra, what="extra metadata"))
+
+    def close(self) -> None:
+        """Publish what may be published; records after the last commit point of a committing writer are
+        dropped (their inputs are not committed, so a restarted consumer derives them again)."""
+        if self._conflict is None:
+            self.flush()
+            if self._lines and self._committing:
+                logger.info("stream %s: %d records after the last commit point are not published; "
+                            "their inputs will be processed again", self.stream, len(self._lines))
+        self._lines = []
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+
+    def last_header(self) -> dict[str, Any] | None:
+        """Header of the last published shard of this stream (None if there is none left)."""
+        if self._next_seq - 1 < self._low_water:
+            return None
+        return read_shard(self._root, self.stream, self._next_seq - 1)[0]
+
+    def last_cursor(self) -> Cursor | None:
+        """The newest cursor committed in this stream's headers: where a restarted consumer resumes."""
+        for seq in range(self._next_seq - 1, self._low_water - 1, -1):
+            header = read_shard(self._root, self.stream, seq)[0]
+            if header["cursor"] is not None:
+                if seq == self._next_seq - 1:
+                    self._last_published_commit = (header["cursor"], header["extra"])
+                return Cursor(header["cursor"])
+        return None
+
+    def _check_usable(self) -> None:
+        if self._conflict is not None:
+            raise self._conflict
+
+    def _publish_ready(self) -> int | None:
+        """Publish what may be published now: everything, or up to the commit point of a committing writer."""
+        if not self._committing:
+            return self._publish(len(self._lines), None, None) if self._lines else None
+        if not self._commit_dirty or self._commit is None:
+            return None
+        cursor, extra = self._commit
+        return self._publish(self._commit_at, cursor, extra)
+
+    def _publish(self, count: int, cursor: dict[str, int] | None, extra: dict[str, Any] | None) -> int:
+        seq = self._next_seq
+        header = make_header(self.stream, seq, count, self._producer, cursor, extra)
+        data = self._encoder.encode(header, self._lines[:count])
+        try:
+            self._backend.create(shard_path(self.stream, seq), data)
+        except FileExistsError:
+            self._conflict = StreamConflictError(
+                f"stream {self.stream}: shard {seq} already exists at "
+                f"{self._backend.location(shard_path(self.stream, seq))}: another writer publishes to this "
+                "stream (two jobs started for one role and rank?). This writer stopped; run one writer per stream"
+            )
+            raise self._conflict from None
+        self._next_seq = seq + 1
+        del self._lines[:count]
+        self._oldest = time.monotonic()
+        if cursor is not None:
+            self._last_published_commit = (cursor, extra)
+            self._commit_at, self._commit_dirty = 0, False
+        return seq
+
+
+def read_shard(root: ExperimentRoot, stream: str, seq: int) -> tuple[dict[str, Any], list[dict]]:
+    """One shard's header and records; a damaged shard is quarantined and its tombstone returned instead."""
+    path = shard_path(stream, seq)
+    data = root.backend.read(path)
+    if data is None:
+        raise StorageError(f"stream {stream}: shard {seq} does not exist ({root.backend.location(path)})")
+    return _decode_or_quarantine(root, stream, seq, data)[:2]
+
+
+def _decode_or_quarantine(root: ExperimentRoot, stream: str, seq: int,
+                          data: bytes) -> tuple[dict[str, Any], list[dict], bool]:
+    """(header, records, quarantined_now). A damaged shard is read again once before being quarantined."""
+    where = root.backend.location(shard_path(stream, seq))
+    try:
+        return (*decode_shard(data, stream=stream, seq=seq, where=where), False)
+    except CorruptShardError as first:
+        again = root.backend.read(shard_path(stream, seq))
+        if again is not None and again != data:  # changed under us (a tombstone, or a flaky read): retry
+            return _decode_or_quarantine(root, stream, seq, again)
+        reason = getattr(first, "reason", str(first))
+        quarantine_shard(root, stream, seq, data, reason)
+        tombstone = decode_shard(root.backend.read(shard_path(stream, seq)) or b"", stream=stream, seq=seq,
+                                 where=where)
+        return (*tombstone, True)
+
+
+# --- reader -----------------------------------------------------------------------------------
+
+
+class StreamReader:
+    """Follows streams in order from a cursor; each :meth:`poll` returns the shards published since.
+
+    Damaged shards are quarantined (see :func:`quarantine_shard`), counted in :attr:`quarantined` and
+    skipped, as are tombstones. A stream whose next shard stays missing while its low-water mark has
+    passed this reader's position raises :class:`StreamPrunedError` (checked every ``prune_check_s``).
+    """
+
+    def __init__(self, root: ExperimentRoot, streams: Iterable[str], cursor: Cursor | None = None, *,
+                 prune_check_s: float = 30.0) -> None:
+        self._root = root
+        self._positions: dict[str, int] = dict(cursor.items()) if cursor is not None else {}
+        self._streams: list[str] = []
+        self._checked_marks: dict[str, float] = {}
+        self.prune_check_s = prune_check_s
+        self.quarantined = 0
+        self.add_streams(streams)
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    @property
+    def cursor(self) -> Cursor:
+        """The position after everything returned so far (with any stream of the initial cursor)."""
+        return Cursor(self._positions)
+
+    def add_streams(self, streams: Iterable[str]) -> None:
+        """Follow more streams: from the cursor's position if it has one, else from the stream's start."""
+        if isinstance(streams, str):
+            raise StorageError(f"add_streams takes a list of stream names, not the string {streams!r}")
+        for stream in streams:
+            if stream in self._streams:
+                continue
+            check_name(stream, "stream")
+            mark = low_water(self._root, stream)
+            position = self._positions.setdefault(stream, mark)
+            self._raise_if_pruned(stream, position, mark)
+            self._streams.append(stream)
+            self._checked_marks[stream] = time.monotonic()
+
+    def poll(self, max_shards: int | None = None) -> list[ShardBatch]:
+        """Shards published since the last poll, in order within each stream, round-robin across streams."""
+        batches: list[ShardBatch] = []
+        active = list(self._streams)
+        while active and (max_shards is None or len(batches) < max_shards):
+            still_active = []
+            for stream in active:
+                if max_shards is not None and len(batches) >= max_shards:
+                    break
+                found, batch = self._next(stream)
+                if found:
+                    still_active.append(stream)
+                if batch is not None:
+                    batches.append(batch)
+            active = still_active
+        return batches
+
+    def _next(self, stream: str) -> tuple[bool, ShardBatch | None]:
+        seq = self._positions[stream]
+        data = self._root.backend.read(shard_path(stream, seq))
+        if data is None:
+            self._check_pruned(stream, seq)
+            return False, None
+        header, records, quarantined_now = _decode_or_quarantine(self._root, stream, seq, data)
+        self._positions[stream] = seq + 1
+        self.quarantined += quarantined_now
+        if is_tombstone(header):
+            return True, None
+        return True, ShardBatch(stream, seq, header, records, Cursor(self._positions))
+
+    def _check_pruned(self, stream: str, seq: int) -> None:
+        checked = self._checked_marks.get(stream, 0.0)
+        if time.monotonic() - checked < self.prune_check_s:
+            return
+        self._checked_marks[stream] = time.monotonic()
+        self._raise_if_pruned(stream, seq, low_water(self._root, stream))
+
+    def _raise_if_pruned(self, stream: str, position: int, mark: int) -> None:
+        if position < mark:
+            raise StreamPrunedError(
+                f"stream {stream}: this reader is at shard {position} but shards below {mark} were pruned, "
+                "so their records can no longer be read. Prune only below the cursors every consumer has "
+                f"committed, or restart this consumer from shard {mark} knowingly"
+            )
+
+
+# --- maintenance ------------------------------------------------------------------------------
+
+
+def prune_stream(root: ExperimentRoot, stream: str, below_seq: int) -> int:
+    """Remove the shards of ``stream`` numbered below ``below_seq``; returns how many were removed.
+
+    Never prunes past the stream's end. The low-water mark is written before any shard is removed (so that
+    a writer or reader never mistakes a pruned prefix for the end of the stream), and records where an
+    interrupted prune started, so that the next one finishes its work.
+    """
+    mark = _read_mark(root, stream)
+    _, end = stream_bounds(root, stream)
+    target = min(below_seq, end)
+    if target <= mark["below"] and mark["from"] >= mark["below"]:
+        return 0
+    target = max(target, mark["below"])
+    backend = root.backend
+    backend.replace(_low_water_path(stream), json_bytes({"below": target, "from": mark["from"]}, what="mark"))
+    removed = sum(backend.remove(shard_path(stream, seq)) for seq in range(mark["from"], target))
+    backend.replace(_low_water_path(stream), json_bytes({"below": target, "from": target}, what="mark"))
+    logger.info("stream %s: pruned %d shards below %d", stream, removed, target)
+    return removed
+
+
+def _clean_folder(root: ExperimentRoot, folder: str, grace_s: float) -> int:
+    backend = root.backend
+    removed = 0
+    for name in backend.listdir(folder):
+        if not is_temporary(name):
+            continue
+        path = f"{folder}/{name}" if folder else name
+        age = backend.age_s(path)
+        if age is not None and age >= grace_s and backend.remove(path):
+            removed += 1
+    if removed:
+        logger.info("%s: removed %d temporaries older than %.0f s", backend.location(folder), removed, grace_s)
+    return removed
+
+
+def clean_temporaries(root: ExperimentRoot, grace_s: float) -> int:
+    """Remove temporaries (left by killed writers) older than ``grace_s`` everywhere in the root."""
+    folders = ["", HEARTBEATS_DIR]
+    for parent in (STREAMS_DIR, CHECKPOINTS_DIR, QUARANTINE_DIR):
+        folders += [f"{parent}/{name}" for name in root.backend.listdir(parent) if not is_temporary(name)]
+    return sum(_clean_folder(root, folder, grace_s) for folder in folders)

@@ -1,0 +1,107 @@
+"""P12 and P18: temporaries are cleaned after a grace period; pruning keeps readers and writers working."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.errors import StreamPrunedError
+from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, clean_temporaries, low_water,
+                          prune_stream, stream_bounds)
+from core.storage.shards import shard_path
+from tests.storage.conftest import CountingBackend
+
+
+def _fill(root: ExperimentRoot, stream: str, shards: int) -> ShardWriter:
+    writer = ShardWriter(root, stream, max_records=1, max_age_s=60)
+    for i in range(shards):
+        writer.append({"i": i})
+    return writer
+
+
+def _leave_temporaries(root: ExperimentRoot) -> list[str]:
+    names = ["streams/a/.tmp-000000000001-000000000005.zst", "checkpoints/prover/.tmp-000000000002-00000003.json",
+             "heartbeats/.tmp-000000000003-gen-0.json", ".tmp-000000000004-config.json"]
+    for name in names:
+        root.backend.replace(name, b"left by a killed writer")
+    return names
+
+
+def test_clean_temporaries_respects_the_grace_period(root: ExperimentRoot) -> None:
+    _fill(root, "a", 2)
+    names = _leave_temporaries(root)
+    assert clean_temporaries(root, grace_s=3600) == 0
+    assert all(root.backend.exists(n) for n in names)
+    time.sleep(0.02)
+    assert clean_temporaries(root, grace_s=0.01) == len(names)
+    assert not any(root.backend.exists(n) for n in names)
+    assert stream_bounds(root, "a") == (0, 2)  # published files untouched
+
+
+def test_a_writer_cleans_its_stream_at_start(root: ExperimentRoot) -> None:
+    _leave_temporaries(root)
+    ShardWriter(root, "a", max_records=1, max_age_s=1, clean_after_s=3600)
+    assert root.backend.exists("streams/a/.tmp-000000000001-000000000005.zst")
+    ShardWriter(root, "a", max_records=1, max_age_s=1, clean_after_s=0)
+    assert not root.backend.exists("streams/a/.tmp-000000000001-000000000005.zst")
+    assert root.backend.exists("heartbeats/.tmp-000000000003-gen-0.json")  # other folders are not its business
+
+
+def test_prune_removes_a_prefix_and_readers_and_writers_go_on(root: ExperimentRoot) -> None:
+    writer = _fill(root, "a", 10)
+    reader = StreamReader(root, ["a"], Cursor({"a": 6}))
+    assert prune_stream(root, "a", 6) == 6
+    assert low_water(root, "a") == 6 and not root.backend.exists(shard_path("a", 5))
+    assert [b.seq for b in reader.poll()] == [6, 7, 8, 9]
+    assert writer.append({"i": 10}) == 10
+    assert ShardWriter(root, "a", max_records=1, max_age_s=1).next_seq == 11
+    assert [b.seq for b in StreamReader(root, ["a"]).poll()] == [6, 7, 8, 9, 10]  # new readers start at the mark
+    assert prune_stream(root, "a", 3) == 0 and low_water(root, "a") == 6  # the mark never goes back
+
+
+def test_prune_never_goes_past_the_end_of_the_stream(root: ExperimentRoot) -> None:
+    _fill(root, "a", 4)
+    assert prune_stream(root, "a", 100) == 4
+    assert stream_bounds(root, "a") == (4, 4)
+    assert ShardWriter(root, "a", max_records=1, max_age_s=1).append({"i": 4}) == 4
+
+
+def test_an_interrupted_prune_is_finished_by_the_next(root: ExperimentRoot) -> None:
+    _fill(root, "a", 8)
+    # A prune killed after writing its mark and removing only shard 0.
+    root.backend.replace("streams/a/low_water.json", b'{"below": 5, "from": 0}')
+    root.backend.remove(shard_path("a", 0))
+    assert prune_stream(root, "a", 5) == 4
+    assert not any(root.backend.exists(shard_path("a", s)) for s in range(5))
+
+
+def test_a_reader_behind_the_mark_fails_loudly(root: ExperimentRoot) -> None:
+    _fill(root, "a", 5)
+    prune_stream(root, "a", 3)
+    with pytest.raises(StreamPrunedError, match="at shard 1 but shards below 3 were pruned"):
+        StreamReader(root, ["a"], Cursor({"a": 1}))
+    live = StreamReader(root, ["a"], Cursor({"a": 3}), prune_check_s=0)
+    live.poll()
+    prune_stream(root, "a", 5)
+    live._positions["a"] = 4  # as if this consumer had been restarted behind the new mark
+    with pytest.raises(StreamPrunedError, match="at shard 4 but shards below 5"):
+        live.poll()
+
+
+def test_polls_check_the_mark_only_now_and_then(root: ExperimentRoot, counted: CountingBackend) -> None:
+    _fill(root, "a", 2)
+    reader = StreamReader(root, ["a"], prune_check_s=3600)
+    reader.poll()
+    counted.reset()
+    for _ in range(5):
+        reader.poll()
+    assert counted.calls["read"] == 5  # the next shard only; the mark is not read on every poll
+
+
+def test_a_writer_restarted_while_pruned_finds_its_place(root: ExperimentRoot, counted: CountingBackend) -> None:
+    _fill(root, "a", 300)
+    prune_stream(root, "a", 290)
+    counted.reset()
+    assert ShardWriter(root, "a", max_records=1, max_age_s=1, clean_after_s=None).next_seq == 300
+    assert counted.calls["exists"] <= 10 and counted.calls["listdir"] == 0  # log2 of the 10 left, not of 300
