@@ -219,10 +219,6 @@ class ExperimentConfig(Config):
                 raise ConfigError(f"setup {self.setup!r} needs {role}.count >= 1")
             if role in wants.absent and count != 0:
                 raise ConfigError(f"setup {self.setup!r} runs no {role}: set {role}.count=0")
-        if self.setup == "fixed-prover" and not self.prover_trainer.init_checkpoint:
-            raise ConfigError("setup 'fixed-prover' needs prover_trainer.init_checkpoint: the prover checkpoint to use")
-        if self.setup == "fixed-generator" and not self.generator_trainer.init_checkpoint:
-            raise ConfigError("setup 'fixed-generator' needs generator_trainer.init_checkpoint: the generator to use")
 
     def role_count(self, role: str) -> int:
         return getattr(self, role).count

@@ -1,0 +1,171 @@
+"""Named presets: typed :class:`~configs.experiment.ExperimentConfig` objects, one per setup and scale.
+
+Every preset is runnable as is (``./launch.sh local --preset NAME --exp DIR``) and can be adjusted with
+``--set key=value`` overrides. The names:
+
+- ``default``: the README's main job, an adversarial run sized for a workstation's CPUs.
+- ``tiny``: the smallest adversarial run (tests, CI, and a two-minute look at the system).
+- ``mm_adv_bwd_debug_local`` / ``mm_adv_fwd_debug_local``: Evariste's debug setups on Metamath, with the
+  backward (best-first) or the forward (greedy) prover.
+- one preset per setup: ``adversarial``, ``fixed_prover``, ``fixed_generator``, ``generator_only``,
+  ``generator_reward``, ``supervised_only`` (tiny-scale, so each runs in minutes on a laptop).
+- ``prop_adversarial`` / ``prop_supervised``: the learning experiment on prop.mm (see the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from configs.experiment import (
+    DatabaseConfig,
+    EvaluatorConfig,
+    ExperimentConfig,
+    GeneratorActorConfig,
+    GeneratorTrainerConfig,
+    ModelSpec,
+    ProverActorConfig,
+    ProverTrainerConfig,
+    RewardConfig,
+    SearchConfig,
+)
+from core.errors import ConfigError
+
+
+def _tiny(name: str, prover: str = "backward") -> ExperimentConfig:
+    search = SearchConfig(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
+    trainer = dict(batch_size=16, lr=1e-3, warmup_steps=10, replay_min=4, replay_max=2000,
+                   checkpoint_every_steps=25, checkpoint_every_minutes=0.5, bootstrap_steps=40, keep_checkpoints=3)
+    return ExperimentConfig(
+        preset=name,
+        database=DatabaseConfig(path="embedded"),
+        prover_model=ModelSpec(size="tiny", max_source_tokens=256, max_target_tokens=64),
+        generator_model=ModelSpec(size="tiny", max_source_tokens=256, max_target_tokens=64),
+        generator_actor=GeneratorActorConfig(max_steps=4, shard_records=8, shard_seconds=3.0, reload_seconds=2.0),
+        prover_actor=ProverActorConfig(search=search, shard_records=8, shard_seconds=3.0, reload_seconds=2.0),
+        generator_trainer=GeneratorTrainerConfig(**trainer),
+        prover_trainer=ProverTrainerConfig(**trainer),
+        evaluator=EvaluatorConfig(search=dataclasses.replace(search, expansions=8, timeout_s=2.0)),
+    )
+
+
+def _setup(config: ExperimentConfig, setup: str, **counts: int) -> ExperimentConfig:
+    """``config`` turned into ``setup``, with some roles' ``count`` changed (0 disables a role)."""
+    changes = {role: dataclasses.replace(getattr(config, role), count=n) for role, n in counts.items()}
+    return dataclasses.replace(config, setup=setup, **changes)
+
+
+def tiny() -> ExperimentConfig:
+    return _tiny("tiny")
+
+
+def default() -> ExperimentConfig:
+    search = SearchConfig(prover="backward", expansions=24, timeout_s=5.0, candidates=6, batch_goals=16)
+    trainer = dict(batch_size=32, lr=1e-3, warmup_steps=20, replay_min=8, checkpoint_every_steps=50,
+                   checkpoint_every_minutes=1.0, bootstrap_steps=150)
+    return ExperimentConfig(
+        preset="default",
+        database=DatabaseConfig(path="default"),
+        prover_model=ModelSpec(size="tiny"),
+        generator_model=ModelSpec(size="tiny"),
+        generator_actor=GeneratorActorConfig(max_steps=6, shard_records=16, shard_seconds=10.0),
+        prover_actor=ProverActorConfig(search=search, shard_records=16, shard_seconds=10.0),
+        generator_trainer=GeneratorTrainerConfig(**trainer),
+        prover_trainer=ProverTrainerConfig(**trainer),
+        evaluator=EvaluatorConfig(search=dataclasses.replace(search, expansions=16), max_theorems=40),
+    )
+
+
+def mm_adv_bwd_debug_local() -> ExperimentConfig:
+    return dataclasses.replace(_tiny("mm_adv_bwd_debug_local", prover="backward"), database=DatabaseConfig())
+
+
+def mm_adv_fwd_debug_local() -> ExperimentConfig:
+    config = _tiny("mm_adv_fwd_debug_local", prover="forward-greedy")
+    return dataclasses.replace(config, database=DatabaseConfig(),
+                               prover_trainer=dataclasses.replace(config.prover_trainer, examples="forward"))
+
+
+def adversarial() -> ExperimentConfig:
+    return _tiny("adversarial")
+
+
+def fixed_prover() -> ExperimentConfig:
+    """The prover never learns: version 0 is ``prover_trainer.init_checkpoint`` (or, if unset, a model trained
+    for ``prover_trainer.bootstrap_steps`` on the database by prover actor 0); the generator learns."""
+    return _setup(_tiny("fixed_prover"), "fixed-prover", prover_trainer=0)
+
+
+def fixed_generator() -> ExperimentConfig:
+    """The generator never learns: version 0 is ``generator_trainer.init_checkpoint`` (or a model bootstrapped
+    on the database by generator actor 0); the prover learns."""
+    return _setup(_tiny("fixed_generator"), "fixed-generator", generator_trainer=0)
+
+
+def generator_only() -> ExperimentConfig:
+    """No prover: the generator learns from its heuristic reward alone."""
+    config = dataclasses.replace(_tiny("generator_only"), rewards=RewardConfig(kind="heuristic"))
+    return _setup(config, "generator-only", prover_actor=0, prover_trainer=0, evaluator=0)
+
+
+def generator_reward() -> ExperimentConfig:
+    """The generator learns from its heuristic reward; the prover learns from the theorems it fails."""
+    config = dataclasses.replace(_tiny("generator_reward"), rewards=RewardConfig(kind="heuristic"))
+    return _setup(config, "generator-reward")
+
+
+def supervised_only() -> ExperimentConfig:
+    """No generation: the prover trains on the database alone (the baseline to beat)."""
+    config = _tiny("supervised_only")
+    config = dataclasses.replace(config, prover_trainer=dataclasses.replace(config.prover_trainer, supervised_weight=1.0))
+    return _setup(config, "supervised-only", generator_actor=0, prover_actor=0, generator_trainer=0)
+
+
+def _prop(name: str) -> ExperimentConfig:
+    search = SearchConfig(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
+    trainer = dict(batch_size=32, lr=1e-3, warmup_steps=100, replay_min=32, checkpoint_every_steps=200,
+                   checkpoint_every_minutes=5.0, bootstrap_steps=0)
+    return ExperimentConfig(
+        preset=name,
+        database=DatabaseConfig(path="default"),
+        prover_model=ModelSpec(size="small"),
+        generator_model=ModelSpec(size="small"),
+        prover_actor=ProverActorConfig(search=search),
+        generator_trainer=GeneratorTrainerConfig(**trainer),
+        prover_trainer=ProverTrainerConfig(**trainer),
+        evaluator=EvaluatorConfig(search=search),
+    )
+
+
+def prop_adversarial() -> ExperimentConfig:
+    return _prop("prop_adversarial")
+
+
+def prop_supervised() -> ExperimentConfig:
+    config = _prop("prop_supervised")
+    config = dataclasses.replace(config, prover_trainer=dataclasses.replace(config.prover_trainer, supervised_weight=1.0))
+    return _setup(config, "supervised-only", generator_actor=0, prover_actor=0, generator_trainer=0)
+
+
+PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
+    "default": default,
+    "tiny": tiny,
+    "mm_adv_bwd_debug_local": mm_adv_bwd_debug_local,
+    "mm_adv_fwd_debug_local": mm_adv_fwd_debug_local,
+    "adversarial": adversarial,
+    "fixed_prover": fixed_prover,
+    "fixed_generator": fixed_generator,
+    "generator_only": generator_only,
+    "generator_reward": generator_reward,
+    "supervised_only": supervised_only,
+    "prop_adversarial": prop_adversarial,
+    "prop_supervised": prop_supervised,
+}
+
+
+def preset(name: str) -> ExperimentConfig:
+    """The preset called ``name``; a :class:`ConfigError` listing the presets if there is none."""
+    factory = PRESETS.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return factory()
