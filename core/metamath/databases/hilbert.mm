@@ -46,6 +46,13 @@ $( Declare the primitive constant symbols of propositional calculus. $)
   $( If ph and ps are wffs, so is ( ph -> ps ) (implication). $)
   wi $a wff ( ph -> ps ) $.
 
+  $( Rule of modus ponens: from ph and ( ph -> ps ), infer ps. $)
+  ${
+    min $e |- ph $.
+    maj $e |- ( ph -> ps ) $.
+    ax-mp $a |- ps $.
+  $}
+
   $( Axiom of simplification (Frege's first axiom). $)
   ax-1 $a |- ( ph -> ( ps -> ph ) ) $.
 
@@ -55,20 +62,14 @@ $( Declare the primitive constant symbols of propositional calculus. $)
   $( Axiom of contraposition, Lukasiewicz's third axiom. $)
   ax-3 $a |- ( ( -. ph -> -. ps ) -> ( ps -> ph ) ) $.
 
-  $( Rule of modus ponens: from ph and ( ph -> ps ), infer ps. $)
-  ${
-    min $e |- ph $.
-    maj $e |- ( ph -> ps ) $.
-    ax-mp $a |- ps $.
-  $}
 
 $(
 ======================================================================
   Implication
 ======================================================================
 
-  Theorems of the implicational fragment, from the axioms ax-1, ax-2 and
-  modus ponens.
+  Theorems of the implicational fragment, from the axioms ax-1 and ax-2 and
+  the rule of modus ponens.
 $)
 
   ${
@@ -95,19 +96,48 @@ $)
   $}
 
   ${
+    mpd.1 $e |- ( ph -> ps ) $.
+    mpd.2 $e |- ( ph -> ( ps -> ch ) ) $.
+    $( A modus ponens deduction. $)
+    mpd $p |- ( ph -> ch ) $=
+      ( wi a2i ax-mp ) ABFACFDABCEGH $.
+  $}
+
+  ${
+    imim2i.1 $e |- ( ph -> ps ) $.
+    $( Inference adding an antecedent to both sides of an implication. $)
+    imim2i $p |- ( ( ch -> ph ) -> ( ch -> ps ) ) $=
+      ( wi a1i a2i ) CABABECDFG $.
+  $}
+
+  ${
     syl.1 $e |- ( ph -> ps ) $.
     syl.2 $e |- ( ps -> ch ) $.
     $( Syllogism: an inference chaining two implications. $)
     syl $p |- ( ph -> ch ) $=
-      ( wi a1i a2i ax-mp ) ABFACFDABCBCFAEGHI $.
+      ( wi a1i mpd ) ABCDBCFAEGH $.
   $}
 
   ${
-    com12.1 $e |- ( ph -> ( ps -> ch ) ) $.
-    $( Inference commuting two antecedents. $)
-    com12 $p |- ( ps -> ( ph -> ch ) ) $=
-      ( wi ax-1 a2i syl ) BABEACEBAFABCDGH $.
+    3syl.1 $e |- ( ph -> ps ) $.
+    3syl.2 $e |- ( ps -> ch ) $.
+    3syl.3 $e |- ( ch -> th ) $.
+    $( Inference chaining two syllogisms. $)
+    3syl $p |- ( ph -> th ) $=
+      ( syl ) ACDABCEFHGH $.
   $}
+
+  ${
+    mpi.1 $e |- ps $.
+    mpi.2 $e |- ( ph -> ( ps -> ch ) ) $.
+    $( A nested modus ponens inference. $)
+    mpi $p |- ( ph -> ch ) $=
+      ( a1i mpd ) ABCBADFEG $.
+  $}
+
+  $( Principle of identity: every wff implies itself. $)
+  id $p |- ( ph -> ph ) $=
+    ( wi ax-1 mpd ) AAABZAAACAECD $.
 
   ${
     a1d.1 $e |- ( ph -> ps ) $.
@@ -123,52 +153,20 @@ $)
       ( wi ax-2 syl ) ABCDFFBCFBDFFEBCDGH $.
   $}
 
-  $( A closed form of syllogism: an implication may be prefixed. $)
-  imim2 $p |- ( ( ph -> ps ) -> ( ( ch -> ph ) -> ( ch -> ps ) ) ) $=
-    ( wi ax-1 a2d ) ABDZCABGCEF $.
-
-  $( A closed form of syllogism: an implication may be suffixed. $)
-  imim1 $p |- ( ( ph -> ps ) -> ( ( ps -> ch ) -> ( ph -> ch ) ) ) $=
-    ( wi imim2 com12 ) BCDABDACDBCAEF $.
-
   ${
-    imim1i.1 $e |- ( ph -> ps ) $.
-    $( Inference adding a consequent to both sides of an implication. $)
-    imim1i $p |- ( ( ps -> ch ) -> ( ph -> ch ) ) $=
-      ( wi imim1 ax-mp ) ABEBCEACEEDABCFG $.
+    com12.1 $e |- ( ph -> ( ps -> ch ) ) $.
+    $( Inference commuting two antecedents. $)
+    com12 $p |- ( ps -> ( ph -> ch ) ) $=
+      ( wi ax-1 a2i syl ) BABEACEBAFABCDGH $.
   $}
 
   ${
-    imim2i.1 $e |- ( ph -> ps ) $.
-    $( Inference adding an antecedent to both sides of an implication. $)
-    imim2i $p |- ( ( ch -> ph ) -> ( ch -> ps ) ) $=
-      ( wi imim2 ax-mp ) ABECAECBEEDABCFG $.
-  $}
-
-  ${
-    imim12i.1 $e |- ( ph -> ps ) $.
-    imim12i.2 $e |- ( ch -> th ) $.
-    $( Inference joining two implications. $)
-    imim12i $p |- ( ( ps -> ch ) -> ( ph -> th ) ) $=
-      ( wi imim1i imim2i syl ) BCGACGADGABCEHCDAFIJ $.
-  $}
-
-  ${
-    3syl.1 $e |- ( ph -> ps ) $.
-    3syl.2 $e |- ( ps -> ch ) $.
-    3syl.3 $e |- ( ch -> th ) $.
-    $( Inference chaining two syllogisms. $)
-    3syl $p |- ( ph -> th ) $=
-      ( syl ) ACDABCEFHGH $.
-  $}
-
-  ${
-    syl5.1 $e |- ( ph -> ( ps -> ch ) ) $.
-    syl5.2 $e |- ( th -> ps ) $.
-    $( A syllogism rule of inference: the second premise replaces an embedded
+    syl5.1 $e |- ( ph -> ps ) $.
+    syl5.2 $e |- ( ch -> ( ps -> th ) ) $.
+    $( A syllogism rule of inference: the first premise replaces an embedded
        antecedent. $)
-    syl5 $p |- ( ph -> ( th -> ch ) ) $=
-      ( wi imim1i syl ) ABCGDCGEDBCFHI $.
+    syl5 $p |- ( ch -> ( ph -> th ) ) $=
+      ( wi com12 syl ) ACDABCDGECBDFHIH $.
   $}
 
   ${
@@ -180,57 +178,25 @@ $)
       ( wi imim2i syl ) ABCGBDGECDBFHI $.
   $}
 
-  ${
-    imim2d.1 $e |- ( ph -> ( ps -> ch ) ) $.
-    $( Deduction adding nested antecedents. $)
-    imim2d $p |- ( ph -> ( ( th -> ps ) -> ( th -> ch ) ) ) $=
-      ( wi imim2 syl ) ABCFDBFDCFFEBCDGH $.
-  $}
-
-  ${
-    mpd.1 $e |- ( ph -> ps ) $.
-    mpd.2 $e |- ( ph -> ( ps -> ch ) ) $.
-    $( A modus ponens deduction. $)
-    mpd $p |- ( ph -> ch ) $=
-      ( wi a2i ax-mp ) ABFACFDABCEGH $.
-  $}
+  $( An antecedent implies its conditional's consequent (assertion).  Theorem
+     *2.27 of Principia Mathematica. $)
+  pm2.27 $p |- ( ph -> ( ( ph -> ps ) -> ps ) ) $=
+    ( wi id com12 ) ABCZABFDE $.
 
   ${
     syld.1 $e |- ( ph -> ( ps -> ch ) ) $.
     syld.2 $e |- ( ph -> ( ch -> th ) ) $.
     $( Syllogism deduction. $)
     syld $p |- ( ph -> ( ps -> th ) ) $=
-      ( wi imim2d mpd ) ABCGBDGEACDBFHI $.
-  $}
-
-  $( Swap antecedents (closed form of com12).  Theorem *2.04 of Principia
-     Mathematica. $)
-  pm2.04 $p |- ( ( ph -> ( ps -> ch ) ) -> ( ps -> ( ph -> ch ) ) ) $=
-    ( wi ax-2 ax-1 syl5 ) ABCDDABDACDBABCEBAFG $.
-
-  ${
-    com23.1 $e |- ( ph -> ( ps -> ( ch -> th ) ) ) $.
-    $( Commutation of the second and third antecedents. $)
-    com23 $p |- ( ph -> ( ch -> ( ps -> th ) ) ) $=
-      ( wi pm2.04 syl ) ABCDFFCBDFFEBCDGH $.
+      ( wi a1d a2d mpd ) ABCGBDGEABCDACDGBFHIJ $.
   $}
 
   ${
-    mpi.1 $e |- ps $.
-    mpi.2 $e |- ( ph -> ( ps -> ch ) ) $.
-    $( A nested modus ponens inference. $)
-    mpi $p |- ( ph -> ch ) $=
-      ( a1i mpd ) ABCBADFEG $.
+    pm2.43i.1 $e |- ( ph -> ( ph -> ps ) ) $.
+    $( Inference absorbing a redundant antecedent. $)
+    pm2.43i $p |- ( ph -> ps ) $=
+      ( id mpd ) AABADCE $.
   $}
-
-  $( Principle of identity: every wff implies itself. $)
-  id $p |- ( ph -> ph ) $=
-    ( wi ax-1 mpd ) AAABZAAACAECD $.
-
-  $( An antecedent implies its conditional's consequent (assertion).  Theorem
-     *2.27 of Principia Mathematica. $)
-  pm2.27 $p |- ( ph -> ( ( ph -> ps ) -> ps ) ) $=
-    ( wi id com12 ) ABCZABFDE $.
 
   $( Absorption of a redundant antecedent.  Theorem *2.43 of Principia
      Mathematica. $)
@@ -238,35 +204,63 @@ $)
     ( wi id ax-2 mpi ) AABCZCAACGADAABEF $.
 
   ${
-    pm2.43i.1 $e |- ( ph -> ( ph -> ps ) ) $.
-    $( Inference absorbing a redundant antecedent. $)
-    pm2.43i $p |- ( ph -> ps ) $=
-      ( wi pm2.43 ax-mp ) AABDZDGCABEF $.
+    imim2d.1 $e |- ( ph -> ( ps -> ch ) ) $.
+    $( Deduction adding nested antecedents. $)
+    imim2d $p |- ( ph -> ( ( th -> ps ) -> ( th -> ch ) ) ) $=
+      ( wi a1d a2d ) ADBCABCFDEGH $.
+  $}
+
+  $( A closed form of syllogism: an implication may be prefixed. $)
+  imim2 $p |- ( ( ph -> ps ) -> ( ( ch -> ph ) -> ( ch -> ps ) ) ) $=
+    ( wi ax-1 a2d ) ABDZCABGCEF $.
+
+  ${
+    imim12i.1 $e |- ( ph -> ps ) $.
+    imim12i.2 $e |- ( ch -> th ) $.
+    $( Inference joining two implications. $)
+    imim12i $p |- ( ( ps -> ch ) -> ( ph -> th ) ) $=
+      ( wi imim2i syl5 ) ABBCGDECDBFHI $.
   $}
 
   ${
-    sylc.1 $e |- ( ph -> ( ps -> ch ) ) $.
-    sylc.2 $e |- ( th -> ph ) $.
-    sylc.3 $e |- ( th -> ps ) $.
-    $( A syllogism inference combined with contraction. $)
-    sylc $p |- ( th -> ch ) $=
-      ( wi syl mpd ) DBCGDABCHFEIJ $.
+    imim1i.1 $e |- ( ph -> ps ) $.
+    $( Inference adding a consequent to both sides of an implication. $)
+    imim1i $p |- ( ( ps -> ch ) -> ( ph -> ch ) ) $=
+      ( wi id syl5 ) ABBCEZCDHFG $.
   $}
+
+  ${
+    sylc.1 $e |- ( ph -> ps ) $.
+    sylc.2 $e |- ( ph -> ch ) $.
+    sylc.3 $e |- ( ps -> ( ch -> th ) ) $.
+    $( A syllogism inference combined with contraction. $)
+    sylc $p |- ( ph -> th ) $=
+      ( wi syl mpd ) ACDFABCDHEGIJ $.
+  $}
+
+  $( A closed form of syllogism: an implication may be suffixed. $)
+  imim1 $p |- ( ( ph -> ps ) -> ( ( ps -> ch ) -> ( ph -> ch ) ) ) $=
+    ( wi imim2 com12 ) BCDABDACDBCAEF $.
+
+  ${
+    com23.1 $e |- ( ph -> ( ps -> ( ch -> th ) ) ) $.
+    $( Commutation of the second and third antecedents. $)
+    com23 $p |- ( ph -> ( ch -> ( ps -> th ) ) ) $=
+      ( wi ax-1 a2d syl5 ) CBCFABDFCBGABCDEHI $.
+  $}
+
+  $( Swap antecedents (closed form of com12).  Theorem *2.04 of Principia
+     Mathematica. $)
+  pm2.04 $p |- ( ( ph -> ( ps -> ch ) ) -> ( ps -> ( ph -> ch ) ) ) $=
+    ( wi ax-1 ax-2 syl5 ) BABDABCDDACDBAEABCFG $.
 
 $(
 ======================================================================
   Negation
 ======================================================================
 
-  Theorems using the contraposition axiom ax-3.
+  Theorems using the axiom of contraposition ax-3.
 $)
-
-  ${
-    con4i.1 $e |- ( -. ph -> -. ps ) $.
-    $( Inference version of ax-3 (contraposition). $)
-    con4i $p |- ( ps -> ph ) $=
-      ( wn wi ax-3 ax-mp ) ADBDEBAECABFG $.
-  $}
 
   ${
     con4d.1 $e |- ( ph -> ( -. ps -> -. ch ) ) $.
@@ -275,24 +269,17 @@ $)
       ( wn wi ax-3 syl ) ABECEFCBFDBCGH $.
   $}
 
-  $( From a wff and its negation, anything follows.  Theorem *2.21 of Principia
-     Mathematica. $)
-  pm2.21 $p |- ( -. ph -> ( ph -> ps ) ) $=
-    ( wn ax-1 con4d ) ACZBAFBCDE $.
-
-  ${
-    pm2.21i.1 $e |- -. ph $.
-    $( A contradiction implies anything (inference). $)
-    pm2.21i $p |- ( ph -> ps ) $=
-      ( wn wi pm2.21 ax-mp ) ADABECABFG $.
-  $}
-
   ${
     pm2.21d.1 $e |- ( ph -> -. ps ) $.
     $( A contradiction implies anything (deduction). $)
     pm2.21d $p |- ( ph -> ( ps -> ch ) ) $=
-      ( wn wi pm2.21 syl ) ABEBCFDBCGH $.
+      ( wn a1d con4d ) ACBABECEDFG $.
   $}
+
+  $( From a wff and its negation, anything follows.  Theorem *2.21 of Principia
+     Mathematica. $)
+  pm2.21 $p |- ( -. ph -> ( ph -> ps ) ) $=
+    ( wn ax-1 con4d ) ACZBAFBCDE $.
 
   $( A wff and its negation imply anything.  Theorem *2.24 of Principia
      Mathematica. $)
@@ -304,28 +291,31 @@ $)
   pm2.18 $p |- ( ( -. ph -> ph ) -> ph ) $=
     ( wn wi pm2.21 a2i ax-3 syl pm2.43i ) ABZACZAJIJBZCJACIAKAKDEAJFGH $.
 
-  $( Peirce's axiom: a classical principle not valid intuitionistically. $)
-  peirce $p |- ( ( ( ph -> ps ) -> ph ) -> ph ) $=
-    ( wi wn pm2.21 imim1i pm2.18 syl ) ABCZACADZACAJIAABEFAGH $.
-
   $( Double negation elimination.  Theorem *2.14 of Principia Mathematica. $)
   notnot2 $p |- ( -. -. ph -> ph ) $=
     ( wn wi pm2.21 pm2.18 syl ) ABZBGACAGADAEF $.
-
-  $( Double negation introduction.  Theorem *2.12 of Principia Mathematica. $)
-  notnot1 $p |- ( ph -> -. -. ph ) $=
-    ( wn notnot2 con4i ) ABZBAECD $.
 
   ${
     con2d.1 $e |- ( ph -> ( ps -> -. ch ) ) $.
     $( A contraposition deduction. $)
     con2d $p |- ( ph -> ( ch -> -. ps ) ) $=
-      ( wn notnot2 syl5 con4d ) ABEZCABCEIEDBFGH $.
+      ( wn notnot2 syl5 con4d ) ABEZCIEBACEBFDGH $.
   $}
 
   $( Contraposition.  Theorem *2.03 of Principia Mathematica. $)
   con2 $p |- ( ( ph -> -. ps ) -> ( ps -> -. ph ) ) $=
     ( wn wi id con2d ) ABCZDZABHEF $.
+
+  ${
+    con2i.1 $e |- ( ph -> -. ps ) $.
+    $( A contraposition inference. $)
+    con2i $p |- ( ps -> -. ph ) $=
+      ( wn wi con2 ax-mp ) ABDEBADECABFG $.
+  $}
+
+  $( Double negation introduction.  Theorem *2.12 of Principia Mathematica. $)
+  notnot1 $p |- ( ph -> -. -. ph ) $=
+    ( wn id con2i ) ABZAECD $.
 
   ${
     con1d.1 $e |- ( ph -> ( -. ps -> ch ) ) $.
@@ -339,17 +329,6 @@ $)
     ( wn wi id con1d ) ACZBDZABHEF $.
 
   ${
-    con3d.1 $e |- ( ph -> ( ps -> ch ) ) $.
-    $( A contraposition deduction. $)
-    con3d $p |- ( ph -> ( -. ch -> -. ps ) ) $=
-      ( wn notnot2 syl5 con1d ) ABEZCABCIEDBFGH $.
-  $}
-
-  $( Contraposition.  Theorem *2.16 of Principia Mathematica. $)
-  con3 $p |- ( ( ph -> ps ) -> ( -. ps -> -. ph ) ) $=
-    ( wi id con3d ) ABCZABFDE $.
-
-  ${
     con1i.1 $e |- ( -. ph -> ps ) $.
     $( A contraposition inference. $)
     con1i $p |- ( -. ps -> ph ) $=
@@ -357,11 +336,29 @@ $)
   $}
 
   ${
-    con2i.1 $e |- ( ph -> -. ps ) $.
-    $( A contraposition inference. $)
-    con2i $p |- ( ps -> -. ph ) $=
-      ( wn wi con2 ax-mp ) ABDEBADECABFG $.
+    con4i.1 $e |- ( -. ph -> -. ps ) $.
+    $( Inference version of ax-3 (contraposition). $)
+    con4i $p |- ( ps -> ph ) $=
+      ( wn wi ax-3 ax-mp ) ADBDEBAECABFG $.
   $}
+
+  ${
+    pm2.21i.1 $e |- -. ph $.
+    $( A contradiction implies anything (inference). $)
+    pm2.21i $p |- ( ph -> ps ) $=
+      ( wn wi pm2.21 ax-mp ) ADABECABFG $.
+  $}
+
+  ${
+    con3d.1 $e |- ( ph -> ( ps -> ch ) ) $.
+    $( A contraposition deduction. $)
+    con3d $p |- ( ph -> ( -. ch -> -. ps ) ) $=
+      ( wn notnot2 syl5 con1d ) ABEZCIEBACBFDGH $.
+  $}
+
+  $( Contraposition.  Theorem *2.16 of Principia Mathematica. $)
+  con3 $p |- ( ( ph -> ps ) -> ( -. ps -> -. ph ) ) $=
+    ( wi id con3d ) ABCZABFDE $.
 
   ${
     con3i.1 $e |- ( ph -> ps ) $.
@@ -369,33 +366,6 @@ $)
     con3i $p |- ( -. ps -> -. ph ) $=
       ( wi wn con3 ax-mp ) ABDBEAEDCABFG $.
   $}
-
-  ${
-    mto.1 $e |- -. ps $.
-    mto.2 $e |- ( ph -> ps ) $.
-    $( Modus tollens. $)
-    mto $p |- -. ph $=
-      ( wn con3i ax-mp ) BEAECABDFG $.
-  $}
-
-  $( Case elimination: a wff that follows from another and from its negation
-     holds.  Theorem *2.61 of Principia Mathematica. $)
-  pm2.61 $p |- ( ( ph -> ps ) -> ( ( -. ph -> ps ) -> ps ) ) $=
-    ( wi wn imim2 con1 syl5 pm2.18 syl6 ) ABCZADZBCZBDZBCZBJMACNLABMEABFGBHI $.
-
-  ${
-    pm2.61i.1 $e |- ( ph -> ps ) $.
-    pm2.61i.2 $e |- ( -. ph -> ps ) $.
-    $( Inference eliminating an antecedent by cases. $)
-    pm2.61i $p |- ps $=
-      ( wi wn pm2.61 mp2 ) ABEAFBEBCDABGH $.
-  $}
-
-  $( Reductio ad absurdum: a wff implying a statement and its negation is
-     false.  Theorem *2.65 of Principia Mathematica. $)
-  pm2.65 $p |- ( ( ph -> ps ) -> ( ( ph -> -. ps ) -> -. ph ) ) $=
-    ( wi wn con3 pm2.61 com12 syl con2 syl5 )
-    ABCZBADZCZLABDZCKNLCZMLCABEMOLBLFGHABIJ $.
 
   $( A conjunction (in implication-negation form) of two true wffs is true. $)
   pm3.2im $p |- ( ph -> ( ps -> -. ( ph -> -. ps ) ) ) $=
@@ -406,16 +376,8 @@ $)
     jc.2 $e |- ( ph -> ch ) $.
     $( Deduction joining two consequents (in implication-negation form). $)
     jc $p |- ( ph -> -. ( ps -> -. ch ) ) $=
-      ( wn wi pm3.2im sylc ) BCBCFGFABCHDEI $.
+      ( wn wi pm3.2im sylc ) ABCBCFGFDEBCHI $.
   $}
-
-  $( A conjunction (in implication-negation form) implies its left member. $)
-  pm3.26im $p |- ( -. ( ph -> -. ps ) -> ph ) $=
-    ( wn wi pm2.21 con1i ) AABCZDAGEF $.
-
-  $( A conjunction (in implication-negation form) implies its right member. $)
-  pm3.27im $p |- ( -. ( ph -> -. ps ) -> ps ) $=
-    ( wn wi ax-1 con1i ) BABCZDGAEF $.
 
   ${
     impi.1 $e |- ( ph -> ( ps -> ch ) ) $.
@@ -431,10 +393,51 @@ $)
       ( wn wi con1i com12 con4d ) ACBCEABEZAJFCDGHI $.
   $}
 
+  $( A conjunction (in implication-negation form) implies its right member. $)
+  simprim $p |- ( -. ( ph -> -. ps ) -> ps ) $=
+    ( wn wi ax-1 con1i ) BABCZDGAEF $.
+
+  $( The negation of an implication implies its antecedent. $)
+  simplim $p |- ( -. ( ph -> ps ) -> ph ) $=
+    ( wi pm2.21 con1i ) AABCABDE $.
+
+  ${
+    pm2.61i.1 $e |- ( ph -> ps ) $.
+    pm2.61i.2 $e |- ( -. ph -> ps ) $.
+    $( Inference eliminating an antecedent by cases. $)
+    pm2.61i $p |- ps $=
+      ( wn wi con1i syl pm2.18 ax-mp ) BEZBFBKABABDGCHBIJ $.
+  $}
+
+  $( Case elimination: a wff that follows from another and from its negation
+     holds.  Theorem *2.61 of Principia Mathematica. $)
+  pm2.61 $p |- ( ( ph -> ps ) -> ( ( -. ph -> ps ) -> ps ) ) $=
+    ( wi wn con1 imim2 syl5 pm2.18 syl6 ) ABCZADZBCZBDZBCZBLMACJNABEABMFGBHI $.
+
+  $( Reductio ad absurdum: a wff implying a statement and its negation is
+     false.  Theorem *2.65 of Principia Mathematica. $)
+  pm2.65 $p |- ( ( ph -> ps ) -> ( ( ph -> -. ps ) -> -. ph ) ) $=
+    ( wn wi con2 con3 pm2.61 com12 syl syl5 )
+    ABCZDBACZDZABDZLABENKLDZMLDABFMOLBLGHIJ $.
+
+  ${
+    mto.1 $e |- -. ps $.
+    mto.2 $e |- ( ph -> ps ) $.
+    $( Modus tollens. $)
+    mto $p |- -. ph $=
+      ( wn con3i ax-mp ) BEAECABDFG $.
+  $}
+
+  $( Peirce's axiom: a classical principle not valid intuitionistically. $)
+  peirce $p |- ( ( ( ph -> ps ) -> ph ) -> ph ) $=
+    ( wi wn pm2.21 imim1i pm2.18 syl ) ABCZACADZACAJIAABEFAGH $.
+
   $( Justification for the definition df-bi: the formula it uses to define ( ph
-     <-> ph ) is true. $)
-  bijust $p |- -. ( ( ph -> ph ) -> -. ( ph -> ph ) ) $=
-    ( wi wn id pm3.2im mp2 ) AABZGGGCBCADZHGGEF $.
+     <-> ps ) is true when ( ph <-> ps ) is replaced by that formula itself. $)
+  bijust $p |- -. ( ( -. ( ( ph -> ps ) -> -. ( ps -> ph ) ) -> -. ( ( ph -> ps
+      ) -> -. ( ps -> ph ) ) ) -> -. ( -. ( ( ph -> ps ) -> -. ( ps -> ph ) )
+      -> -. ( ( ph -> ps ) -> -. ( ps -> ph ) ) ) ) $=
+    ( wi wn id pm3.2im mp2 ) ABCZBACZDZCZDZLCZMMMDCDLEZNMMFG $.
 
   $( Declare the biconditional symbol (read: "if and only if"). $)
   $c <-> $.
@@ -459,19 +462,9 @@ $(
   Theorems about the biconditional, from its definition df-bi.
 $)
 
-  $( A biconditional implies the forward implication. $)
-  bi1 $p |- ( ( ph <-> ps ) -> ( ph -> ps ) ) $=
-    ( wb wi wn df-bi pm3.26im ax-mp syl )
-    ABCZABDZBADZEZDZEZKJODZOJDZEDEPABFPQGHKLGI $.
-
-  $( A biconditional implies the reverse implication. $)
-  bi2 $p |- ( ( ph <-> ps ) -> ( ps -> ph ) ) $=
-    ( wb wi wn df-bi pm3.26im ax-mp pm3.27im syl )
-    ABCZABDZBADZEZDZEZMKPDZPKDZEDEQABFQRGHLMIJ $.
-
   $( Two implications in opposite directions give a biconditional. $)
-  bi3 $p |- ( ( ph -> ps ) -> ( ( ps -> ph ) -> ( ph <-> ps ) ) ) $=
-    ( wi wn wb pm3.2im df-bi pm3.27im ax-mp syl6 )
+  impbi $p |- ( ( ph -> ps ) -> ( ( ps -> ph ) -> ( ph <-> ps ) ) ) $=
+    ( wi wn wb pm3.2im df-bi simprim ax-mp syl6 )
     ABCZBACZKLDZCZDZABEZKLFPOCZOPCZDCDRABGQRHIJ $.
 
   ${
@@ -479,37 +472,91 @@ $)
     impbii.2 $e |- ( ps -> ph ) $.
     $( Infer a biconditional from two implications. $)
     impbii $p |- ( ph <-> ps ) $=
-      ( wi wb bi3 mp2 ) ABEBAEABFCDABGH $.
+      ( wi wb impbi mp2 ) ABEBAEABFCDABGH $.
   $}
+
+  $( A biconditional implies the forward implication. $)
+  biimp $p |- ( ( ph <-> ps ) -> ( ph -> ps ) ) $=
+    ( wb wi wn df-bi simplim ax-mp syl )
+    ABCZABDZBADZEZDZEZKJODZOJDZEZDEPABFPRGHKMGI $.
 
   ${
     biimpi.1 $e |- ( ph <-> ps ) $.
     $( Infer an implication from a biconditional. $)
     biimpi $p |- ( ph -> ps ) $=
-      ( wb wi bi1 ax-mp ) ABDABECABFG $.
+      ( wb wi biimp ax-mp ) ABDABECABFG $.
+  $}
+
+  ${
+    sylbi.1 $e |- ( ph <-> ps ) $.
+    sylbi.2 $e |- ( ps -> ch ) $.
+    $( A mixed syllogism inference from a biconditional and an implication. $)
+    sylbi $p |- ( ph -> ch ) $=
+      ( biimpi syl ) ABCABDFEG $.
+  $}
+
+  ${
+    sylib.1 $e |- ( ph -> ps ) $.
+    sylib.2 $e |- ( ps <-> ch ) $.
+    $( A mixed syllogism inference from an implication and a biconditional. $)
+    sylib $p |- ( ph -> ch ) $=
+      ( biimpi syl ) ABCDBCEFG $.
+  $}
+
+  $( A biconditional implies the reverse implication. $)
+  biimpr $p |- ( ( ph <-> ps ) -> ( ps -> ph ) ) $=
+    ( wb wi wn df-bi simplim ax-mp simprim syl )
+    ABCZABDZBADZEZDZEZMKPDZPKDZEZDEQABFQSGHLMIJ $.
+
+  ${
+    bicomi.1 $e |- ( ph <-> ps ) $.
+    $( Inference commuting a biconditional. $)
+    bicomi $p |- ( ps <-> ph ) $=
+      ( wb wi biimpr ax-mp biimpi impbii ) BAABDBAECABFGABCHI $.
   $}
 
   ${
     biimpri.1 $e |- ( ph <-> ps ) $.
     $( Infer the converse implication from a biconditional. $)
     biimpri $p |- ( ps -> ph ) $=
-      ( wb wi bi2 ax-mp ) ABDBAECABFG $.
+      ( wb wi biimpr ax-mp ) ABDBAECABFG $.
   $}
 
-  $( Double negation.  Theorem *4.13 of Principia Mathematica. $)
-  notnot $p |- ( ph <-> -. -. ph ) $=
-    ( wn notnot1 notnot2 impbii ) AABBACADE $.
+  ${
+    mpbi.1 $e |- ph $.
+    mpbi.2 $e |- ( ph <-> ps ) $.
+    $( An inference from a biconditional, related to modus ponens. $)
+    mpbi $p |- ps $=
+      ( biimpi ax-mp ) ABCABDEF $.
+  $}
+
+  ${
+    mpbir.1 $e |- ps $.
+    mpbir.2 $e |- ( ph <-> ps ) $.
+    $( An inference from a biconditional, related to modus ponens. $)
+    mpbir $p |- ph $=
+      ( biimpri ax-mp ) BACABDEF $.
+  $}
+
+  ${
+    sylibr.1 $e |- ( ph -> ps ) $.
+    sylibr.2 $e |- ( ch <-> ps ) $.
+    $( A mixed syllogism inference from an implication and a biconditional. $)
+    sylibr $p |- ( ph -> ch ) $=
+      ( biimpri syl ) ABCDCBEFG $.
+  $}
+
+  ${
+    sylbir.1 $e |- ( ps <-> ph ) $.
+    sylbir.2 $e |- ( ps -> ch ) $.
+    $( A mixed syllogism inference from a biconditional and an implication. $)
+    sylbir $p |- ( ph -> ch ) $=
+      ( biimpri syl ) ABCBADFEG $.
+  $}
 
   $( Principle of identity for the biconditional. $)
   biid $p |- ( ph <-> ph ) $=
     ( id impbii ) AAABZDC $.
-
-  ${
-    bicomi.1 $e |- ( ph <-> ps ) $.
-    $( Inference commuting a biconditional. $)
-    bicomi $p |- ( ps <-> ph ) $=
-      ( biimpri biimpi impbii ) BAABCDABCEF $.
-  $}
 
   ${
     bitri.1 $e |- ( ph <-> ps ) $.
@@ -525,6 +572,17 @@ $)
     $( An inference from transitivity of the biconditional. $)
     bitr4i $p |- ( ph <-> ch ) $=
       ( bicomi bitri ) ABCDCBEFG $.
+  $}
+
+  $( Double negation.  Theorem *4.13 of Principia Mathematica. $)
+  notnot $p |- ( ph <-> -. -. ph ) $=
+    ( wn notnot1 notnot2 impbii ) AABBACADE $.
+
+  ${
+    notbii.1 $e |- ( ph <-> ps ) $.
+    $( Negate both sides of a biconditional. $)
+    notbii $p |- ( -. ph <-> -. ps ) $=
+      ( wn biimpri con3i biimpi impbii ) ADBDBAABCEFABABCGFH $.
   $}
 
   ${
@@ -547,61 +605,6 @@ $)
     $( Join two biconditionals with implication. $)
     imbi12i $p |- ( ( ph -> ch ) <-> ( ps -> th ) ) $=
       ( wi biimpri biimpi imim12i impbii ) ACGBDGBACDABEHCDFIJABDCABEICDFHJK $.
-  $}
-
-  ${
-    notbii.1 $e |- ( ph <-> ps ) $.
-    $( Negate both sides of a biconditional. $)
-    notbii $p |- ( -. ph <-> -. ps ) $=
-      ( wn biimpri con3i biimpi impbii ) ADBDBAABCEFABABCGFH $.
-  $}
-
-  ${
-    mpbi.1 $e |- ph $.
-    mpbi.2 $e |- ( ph <-> ps ) $.
-    $( An inference from a biconditional, related to modus ponens. $)
-    mpbi $p |- ps $=
-      ( biimpi ax-mp ) ABCABDEF $.
-  $}
-
-  ${
-    mpbir.1 $e |- ps $.
-    mpbir.2 $e |- ( ph <-> ps ) $.
-    $( An inference from a biconditional, related to modus ponens. $)
-    mpbir $p |- ph $=
-      ( biimpri ax-mp ) BACABDEF $.
-  $}
-
-  ${
-    sylib.1 $e |- ( ph -> ps ) $.
-    sylib.2 $e |- ( ps <-> ch ) $.
-    $( A mixed syllogism inference from an implication and a biconditional. $)
-    sylib $p |- ( ph -> ch ) $=
-      ( biimpi syl ) ABCDBCEFG $.
-  $}
-
-  ${
-    sylbi.1 $e |- ( ph <-> ps ) $.
-    sylbi.2 $e |- ( ps -> ch ) $.
-    $( A mixed syllogism inference from a biconditional and an implication. $)
-    sylbi $p |- ( ph -> ch ) $=
-      ( biimpi syl ) ABCABDFEG $.
-  $}
-
-  ${
-    sylibr.1 $e |- ( ph -> ps ) $.
-    sylibr.2 $e |- ( ch <-> ps ) $.
-    $( A mixed syllogism inference from an implication and a biconditional. $)
-    sylibr $p |- ( ph -> ch ) $=
-      ( biimpri syl ) ABCDCBEFG $.
-  $}
-
-  ${
-    sylbir.1 $e |- ( ps <-> ph ) $.
-    sylbir.2 $e |- ( ps -> ch ) $.
-    $( A mixed syllogism inference from a biconditional and an implication. $)
-    sylbir $p |- ( ph -> ch ) $=
-      ( biimpri syl ) ABCBADFEG $.
   $}
 
   $( Declare the connectives for disjunction ("or") and conjunction ("and"). $)
@@ -649,10 +652,14 @@ $)
       ( wo wn wi df-or mpbir ) ABDAEBFCABGH $.
   $}
 
-  $( Implication in terms of disjunction.  Theorem *4.6 of Principia
-     Mathematica. $)
-  imor $p |- ( ( ph -> ps ) <-> ( -. ph \/ ps ) ) $=
-    ( wi wn wo notnot imbi1i df-or bitr4i ) ABCADZDZBCJBEAKBAFGJBHI $.
+  ${
+    jaoi.1 $e |- ( ph -> ps ) $.
+    jaoi.2 $e |- ( ch -> ps ) $.
+    $( Inference disjoining the antecedents of two implications. $)
+    jaoi $p |- ( ( ph \/ ch ) -> ps ) $=
+      ( wo wn wi df-or imim2i pm2.61 ax-mp syl sylbi )
+      ACFAGZCHZBACIPOBHZBCBOEJABHQBHDABKLMN $.
+  $}
 
   $( Introduction of a disjunct on the left.  Axiom *1.3 of Principia
      Mathematica. $)
@@ -673,13 +680,23 @@ $)
   orcom $p |- ( ( ph \/ ps ) <-> ( ps \/ ph ) ) $=
     ( wo pm1.4 impbii ) ABCBACABDBADE $.
 
+  $( Implication in terms of disjunction.  Theorem *4.6 of Principia
+     Mathematica. $)
+  imor $p |- ( ( ph -> ps ) <-> ( -. ph \/ ps ) ) $=
+    ( wi wn wo notnot imbi1i df-or bitr4i ) ABCADZDZBCJBEAKBAFGJBHI $.
+
   ${
-    jaoi.1 $e |- ( ph -> ps ) $.
-    jaoi.2 $e |- ( ch -> ps ) $.
-    $( Inference disjoining the antecedents of two implications. $)
-    jaoi $p |- ( ( ph \/ ch ) -> ps ) $=
-      ( wo wn wi df-or imim2i pm2.61 ax-mp syl sylbi )
-      ACFAGZCHZBACIPOBHZBCBOEJABHQBHDABKLMN $.
+    imp.1 $e |- ( ph -> ( ps -> ch ) ) $.
+    $( Importation inference: join two antecedents into a conjunction. $)
+    imp $p |- ( ( ph /\ ps ) -> ch ) $=
+      ( wa wn wi df-an impi sylbi ) ABEABFGFCABHABCDIJ $.
+  $}
+
+  ${
+    ex.1 $e |- ( ( ph /\ ps ) -> ch ) $.
+    $( Exportation inference: split a conjoined antecedent. $)
+    ex $p |- ( ph -> ( ps -> ch ) ) $=
+      ( wn wi wa df-an sylbir expi ) ABCABEFEABGCABHDIJ $.
   $}
 
   $( Join two wffs with a conjunction.  Theorem *3.2 of Principia Mathematica.
@@ -697,17 +714,33 @@ $)
 
   $( Elimination of a conjunct: a conjunction implies its left member. $)
   simpl $p |- ( ( ph /\ ps ) -> ph ) $=
-    ( wa wn wi df-an pm3.26im sylbi ) ABCABDEDAABFABGH $.
-
-  $( Elimination of a conjunct: a conjunction implies its right member. $)
-  simpr $p |- ( ( ph /\ ps ) -> ps ) $=
-    ( wa wn wi df-an pm3.27im sylbi ) ABCABDEDBABFABGH $.
+    ( wa wn wi df-an simplim sylbi ) ABCABDZEDAABFAIGH $.
 
   ${
     simpli.1 $e |- ( ph /\ ps ) $.
     $( Inference eliminating a conjunct. $)
     simpli $p |- ph $=
       ( wa simpl ax-mp ) ABDACABEF $.
+  $}
+
+  $( Elimination of a conjunct: a conjunction implies its right member. $)
+  simpr $p |- ( ( ph /\ ps ) -> ps ) $=
+    ( wa wn wi df-an simprim sylbi ) ABCABDEDBABFABGH $.
+
+  ${
+    orim12i.1 $e |- ( ph -> ps ) $.
+    orim12i.2 $e |- ( ch -> th ) $.
+    $( Disjoin the antecedents and the consequents of two implications. $)
+    orim12i $p |- ( ( ph \/ ch ) -> ( ps \/ th ) ) $=
+      ( wo orc syl olc jaoi ) ABDGZCABLEBDHICDLFDBJIK $.
+  $}
+
+  ${
+    orbi12i.1 $e |- ( ph <-> ps ) $.
+    orbi12i.2 $e |- ( ch <-> th ) $.
+    $( Join two biconditionals with disjunction. $)
+    orbi12i $p |- ( ( ph \/ ch ) <-> ( ps \/ th ) ) $=
+      ( wo biimpi orim12i biimpri impbii ) ACGBDGABCDABEHCDFHIBADCABEJCDFJIK $.
   $}
 
   ${
@@ -720,33 +753,11 @@ $)
   $}
 
   ${
-    imp.1 $e |- ( ph -> ( ps -> ch ) ) $.
-    $( Importation inference: join two antecedents into a conjunction. $)
-    imp $p |- ( ( ph /\ ps ) -> ch ) $=
-      ( wa wn wi df-an impi sylbi ) ABEABFGFCABHABCDIJ $.
-  $}
-
-  ${
-    ex.1 $e |- ( ( ph /\ ps ) -> ch ) $.
-    $( Exportation inference: split a conjoined antecedent. $)
-    ex $p |- ( ph -> ( ps -> ch ) ) $=
-      ( wn wi wa df-an sylbir expi ) ABCABEFEABGCABHDIJ $.
-  $}
-
-  ${
     anim12i.1 $e |- ( ph -> ps ) $.
     anim12i.2 $e |- ( ch -> th ) $.
     $( Conjoin the antecedents and the consequents of two implications. $)
     anim12i $p |- ( ( ph /\ ch ) -> ( ps /\ th ) ) $=
       ( wa simpl syl simpr jca ) ACGZBDLABACHEILCDACJFIK $.
-  $}
-
-  ${
-    orim12i.1 $e |- ( ph -> ps ) $.
-    orim12i.2 $e |- ( ch -> th ) $.
-    $( Disjoin the antecedents and the consequents of two implications. $)
-    orim12i $p |- ( ( ph \/ ch ) -> ( ps \/ th ) ) $=
-      ( wo orc syl olc jaoi ) ABDGZCABLEBDHICDLFDBJIK $.
   $}
 
   ${
@@ -756,12 +767,4 @@ $)
     anbi12i $p |- ( ( ph /\ ch ) <-> ( ps /\ th ) ) $=
       ( wa biimpi anim12i simpl biimpri syl simpr jca impbii )
       ACGBDGZABCDABEHCDFHIPACPBABDJABEKLPDCBDMCDFKLNO $.
-  $}
-
-  ${
-    orbi12i.1 $e |- ( ph <-> ps ) $.
-    orbi12i.2 $e |- ( ch <-> th ) $.
-    $( Join two biconditionals with disjunction. $)
-    orbi12i $p |- ( ( ph \/ ch ) <-> ( ps \/ th ) ) $=
-      ( wo biimpi orim12i biimpri impbii ) ACGBDGABCDABEHCDFHIBADCABEJCDFJIK $.
   $}
