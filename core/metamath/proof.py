@@ -11,12 +11,15 @@ its post-order; compressed form (Metamath book, appendix B) shares identical sub
 
 from __future__ import annotations
 
+import operator
+import re
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from core.errors import MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis
 
+_LABEL_OF = operator.attrgetter("label")
 SAVE = -1  # operation: save the top of the stack (a ``Z`` in a compressed proof)
 UNKNOWN = "?"
 
@@ -49,14 +52,20 @@ def proof_hypotheses(assertion: Assertion) -> dict[str, Hypothesis]:
     return usable
 
 
-def check_citable(db: Database, assertion: Assertion, label: str, hypotheses: dict[str, Hypothesis]) -> None:
-    """Raise unless ``label`` may appear in the proof of ``assertion``."""
+def check_citable(db: Database, assertion: Assertion, label: str, hypotheses: Mapping[str, Hypothesis]) -> None:
+    """Raise unless ``label`` may appear in the proof of ``assertion``.
+
+    ``hypotheses`` holds hypotheses known to be citable (the frame, or all of :func:`proof_hypotheses`);
+    a floating hypothesis not in it is still citable when it was active at ``assertion``.
+    """
     if label == UNKNOWN or label in hypotheses:
         return
     target = db.labels.get(label)
     if target is None:
         raise _fail(assertion, f"proof cites {label!r}, which is not a label of the database")
     if isinstance(target, Hypothesis):
+        if target.kind == "f" and any(h is target for h in assertion.context_floating):
+            return
         raise _fail(assertion, f"proof cites hypothesis {label!r}, which is not active for this theorem")
     if target.number >= assertion.number:
         what = "the theorem itself" if target is assertion else "an assertion declared later"
@@ -68,9 +77,9 @@ def decode_proof(db: Database, assertion: Assertion) -> ProofProgram:
     proof = assertion.proof
     if not proof:
         raise _fail(assertion, "has no proof to decode")
-    hypotheses = proof_hypotheses(assertion)
     if proof[0] == "(":
-        return _decode_compressed(db, assertion, proof, hypotheses)
+        return _decode_compressed(db, assertion, proof)
+    hypotheses = {h.label: h for h in assertion.hypotheses}
     labels: dict[str, int] = {}
     ops = []
     for label in proof:
@@ -82,42 +91,84 @@ def decode_proof(db: Database, assertion: Assertion) -> ProofProgram:
     return ProofProgram(tuple(labels), tuple(ops))
 
 
-def _decode_compressed(
-    db: Database, assertion: Assertion, proof: tuple[str, ...], hypotheses: dict[str, Hypothesis]
-) -> ProofProgram:
-    if ")" not in proof:
-        raise _fail(assertion, "compressed proof: the label list `( ...` is never closed by `)`")
-    closing = proof.index(")")
+def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...]) -> ProofProgram:
+    try:
+        closing = proof.index(")")
+    except ValueError:
+        raise _fail(assertion, "compressed proof: the label list `( ...` is never closed by `)`") from None
     listed = proof[1:closing]
-    mandatory = [h.label for h in assertion.hypotheses]
+    mandatory = tuple(map(_LABEL_OF, assertion.hypotheses))
+    known = db.labels
     for label in listed:
-        if label in mandatory:
+        target = known.get(label)
+        if target.__class__ is Assertion and target.number < assertion.number:  # type: ignore[union-attr]
+            continue  # the common case, checked fast
+        hypotheses = {h.label: h for h in assertion.hypotheses}
+        if label in hypotheses:
             raise _fail(assertion, f"compressed proof lists mandatory hypothesis {label!r} (it is implicit)")
+        if label == UNKNOWN:
+            raise _fail(assertion, "compressed proof lists `?` among its labels (`?` belongs in the letters)")
         check_citable(db, assertion, label, hypotheses)
     if len(set(listed)) != len(listed):
         raise _fail(assertion, "compressed proof lists a label twice")
-    labels = tuple(mandatory) + tuple(listed)
+    labels = mandatory + listed
     letters = "".join(proof[closing + 1 :])
-    ops = tuple(_decode_letters(assertion, letters, len(labels)))
+    ops = _decode_letters(assertion, letters, len(labels))
     return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
 
 
-def _decode_letters(assertion: Assertion, letters: str, label_count: int) -> Iterator[int]:
+# A compressed proof's letters: steps `[U-Y]*[A-T]` (a number in base 20/5) or `?`, each maybe followed by `Z`.
+_STEP_RE = re.compile(r"[U-Y]*[A-T]|[Z?]")
+_SAVE_NUMBER, _UNKNOWN_NUMBER = 0, -1
+
+
+class _StepNumbers(dict[str, int]):
+    """Step text -> its number (``Z`` -> 0, ``?`` -> -1), computed once per distinct text."""
+
+    def __missing__(self, text: str) -> int:
+        value = 0
+        for letter in text[:-1]:
+            value = value * 5 + ord(letter) - 84  # U..Y: 1..5
+        number = self[text] = value * 20 + ord(text[-1]) - 64  # A..T: 1..20
+        return number
+
+
+_STEP_NUMBERS = _StepNumbers({"Z": _SAVE_NUMBER, "?": _UNKNOWN_NUMBER})
+
+
+def _decode_letters(assertion: Assertion, letters: str, label_count: int) -> tuple[int, ...]:
     """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last)."""
-    value = 0
+    steps = _STEP_RE.findall(letters)
+    # Well formed: nothing skipped by findall (bad letter, unfinished number), and every `Z` follows a step.
+    if "".join(steps) != letters or letters.startswith("Z") or "ZZ" in letters:
+        _raise_letter_error(assertion, letters)
+    ops: list[int] = []
+    append = ops.append
     saved = 0
+    for number in map(_STEP_NUMBERS.__getitem__, steps):
+        if number > label_count:
+            if number - label_count > saved:
+                raise _fail(assertion, f"compressed proof step {len(ops) + 1} refers to saved step "
+                                       f"{number - label_count}, but only {saved} are saved")
+            append(label_count - 1 - number)  # reuse(number - label_count - 1)
+        elif number > 0:
+            append(number - 1)
+        elif number == _SAVE_NUMBER:
+            append(SAVE)
+            saved += 1
+        else:
+            append(label_count)
+    return tuple(ops)
+
+
+def _raise_letter_error(assertion: Assertion, letters: str) -> None:
+    """Raise an error naming the first letter that breaks the compressed-proof grammar."""
+    value = 0
     can_save = False
     for position, letter in enumerate(letters):
         code = ord(letter)
         if 65 <= code <= 84:  # A..T: last digit of a number
-            number = value * 20 + (code - 64)
             value = 0
-            if number <= label_count:
-                yield number - 1
-            elif number - label_count <= saved:
-                yield reuse(number - label_count - 1)
-            else:
-                raise _fail(assertion, f"compressed proof step {number} at letter {position + 1} refers to nothing")
             can_save = True
         elif 85 <= code <= 89:  # U..Y: higher digits
             value = value * 5 + (code - 84)
@@ -125,18 +176,16 @@ def _decode_letters(assertion: Assertion, letters: str, label_count: int) -> Ite
         elif letter == "Z":
             if not can_save or value:
                 raise _fail(assertion, f"compressed proof: misplaced `Z` at letter {position + 1}")
-            yield SAVE
-            saved += 1
             can_save = False
         elif letter == UNKNOWN:
             if value:
                 raise _fail(assertion, f"compressed proof: `?` inside a number at letter {position + 1}")
-            yield label_count
             can_save = True
         else:
             raise _fail(assertion, f"compressed proof: invalid character {letter!r} at letter {position + 1}")
     if value:
         raise _fail(assertion, "compressed proof ends in the middle of a number")
+    raise _fail(assertion, "compressed proof: malformed letters")  # unreachable: the grammar above is complete
 
 
 # --- Writing proofs -------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 from core.errors import MMVerificationError, MetamathError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement
-from core.metamath.proof import SAVE, decode_proof
+from core.metamath.proof import SAVE, ProofProgram, decode_proof
+from core.metamath.reader import collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +68,10 @@ def compile_template(statement: Statement, variables: set[str]) -> Template:
 
 def substitute(template: Template, substitution: Substitution) -> Statement:
     """Apply a substitution to a compiled template."""
-    out: list[str] = []
+    out: Statement = ()
     for part in template:
-        if part.__class__ is tuple:
-            out += part
-        else:
-            out += substitution[part]  # type: ignore[index]
-    return tuple(out)
+        out += part if part.__class__ is tuple else substitution[part]  # type: ignore[operator,index]
+    return out
 
 
 def compile_assertion(assertion: Assertion, variables: set[str]) -> CompiledAssertion:
@@ -99,6 +97,7 @@ class Kernel:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._compiled: dict[str, CompiledAssertion] = {}
+        self._targets = _Targets(db, self._compiled)
 
     def compiled(self, assertion: Assertion) -> CompiledAssertion:
         compiled = self._compiled.get(assertion.label)
@@ -118,24 +117,51 @@ class Kernel:
         does not fit. ``context_disjoint`` holds the disjoint pairs the proof may rely on.
         """
         compiled = self.compiled(assertion)
+        if len(arguments) != compiled.arity:
+            raise RuleError(
+                f"{assertion.label} has {compiled.arity} mandatory hypotheses, got {len(arguments)} statements"
+            )
+        return self._apply_at(compiled, arguments, 0, context_disjoint)
+
+    def _apply_at(
+        self,
+        compiled: CompiledAssertion,
+        stack: Sequence[Statement],
+        base: int,
+        context_disjoint: frozenset[DisjointPair],
+    ) -> tuple[Statement, Substitution]:
+        """Apply ``compiled`` to the statements ``stack[base:base + arity]``: the one inference rule.
+
+        The floating hypotheses fix the substitution; the essential hypotheses must then match exactly
+        and the ``$d`` conditions must hold. Returns the substituted conclusion and the substitution;
+        raises :class:`RuleError` otherwise. (The hottest code of the verifier: :func:`substitute` is
+        inlined here.)
+        """
         substitution: Substitution = {}
         for position, typecode, variable in compiled.floating:
-            argument = arguments[position]
+            argument = stack[base + position]
             if argument[0] != typecode:
+                hypothesis = compiled.assertion.hypotheses[position]
                 raise RuleError(
-                    f"hypothesis {assertion.hypotheses[position].label} of {assertion.label} needs a "
+                    f"hypothesis {hypothesis.label} of {compiled.assertion.label} needs a "
                     f"{typecode!r} expression, got {show(argument)!r}"
                 )
             substitution[variable] = argument[1:]
         for position, template, hypothesis in compiled.essential:
-            if substitute(template, substitution) != arguments[position]:
+            expected: Statement = ()
+            for part in template:
+                expected += part if part.__class__ is tuple else substitution[part]  # type: ignore[operator,index]
+            if expected != stack[base + position]:
                 raise RuleError(
-                    f"hypothesis {hypothesis.label} of {assertion.label} needs "
-                    f"{show(substitute(template, substitution))!r}, got {show(arguments[position])!r}"
+                    f"hypothesis {hypothesis.label} of {compiled.assertion.label} needs "
+                    f"{show(expected)!r}, got {show(stack[base + position])!r}"
                 )
         if compiled.disjoint:
-            self.check_disjoint(assertion, compiled.disjoint, substitution, context_disjoint)
-        return substitute(compiled.conclusion, substitution), substitution
+            self.check_disjoint(compiled.assertion, compiled.disjoint, substitution, context_disjoint)
+        conclusion: Statement = ()
+        for part in compiled.conclusion:
+            conclusion += part if part.__class__ is tuple else substitution[part]  # type: ignore[operator,index]
+        return conclusion, substitution
 
     def check_disjoint(
         self,
@@ -163,45 +189,53 @@ class Kernel:
 
     def run(self, theorem: Assertion) -> Statement:
         """Execute the proof of ``theorem`` and return what it proves (raises on any error)."""
-        program = decode_proof(self.db, theorem)
+        return self.execute(theorem, decode_proof(self.db, theorem))
+
+    def execute(self, theorem: Assertion, program: ProofProgram) -> Statement:
+        """Run a decoded proof of ``theorem`` on the stack machine and return what it proves."""
         if program.is_incomplete:
             raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file,
                                       line=theorem.line, label=theorem.label)
-        targets = [self.db.labels[label] for label in program.labels]
+        # Each label as what the machine needs: a hypothesis's statement, or a compiled assertion.
+        targets = list(map(self._targets.__getitem__, program.labels))
         stack: list[Statement] = []
+        push = stack.append
         saved: list[Statement] = []
         context_disjoint = theorem.context_disjoint
+        apply_at = self._apply_at
         for step, op in enumerate(program.ops, 1):
             if op >= 0:
                 target = targets[op]
-                if target.__class__ is Hypothesis:
-                    stack.append(target.statement)  # type: ignore[union-attr]
+                if target.__class__ is tuple:
+                    push(target)  # type: ignore[arg-type]
                     continue
-                arity = len(target.hypotheses)  # type: ignore[union-attr]
-                if len(stack) < arity:
-                    raise self._error(theorem, step, f"{target.label} needs {arity} hypotheses, "  # type: ignore[union-attr]
-                                      f"the stack holds {len(stack)}")
-                arguments = stack[len(stack) - arity :] if arity else []
+                base = len(stack) - target.arity  # type: ignore[union-attr]
+                if base < 0:
+                    raise self._error(theorem, step, f"{target.assertion.label} needs {target.arity} "  # type: ignore[union-attr]
+                                      f"hypotheses, the stack holds {len(stack)}")
                 try:
-                    conclusion, _ = self.apply(target, arguments, context_disjoint)  # type: ignore[arg-type]
+                    conclusion = apply_at(target, stack, base, context_disjoint)[0]  # type: ignore[arg-type]
                 except RuleError as error:
                     raise self._error(theorem, step, str(error)) from None
-                if arity:
-                    del stack[len(stack) - arity :]
-                stack.append(conclusion)
+                del stack[base:]
+                push(conclusion)
             elif op == SAVE:
                 if not stack:
                     raise self._error(theorem, step, "`Z` with an empty stack")
                 saved.append(stack[-1])
             else:
-                stack.append(saved[-2 - op])
+                push(saved[-2 - op])
         if len(stack) != 1:
             raise self._error(theorem, len(program.ops), f"proof ends with {len(stack)} statements on the stack, not 1")
         return stack[0]
 
     def verify(self, theorem: Assertion) -> None:
         """Raise :class:`MMVerificationError` unless the proof of ``theorem`` proves its statement."""
-        proved = self.run(theorem)
+        self.check(theorem, self.run(theorem))
+
+    @staticmethod
+    def check(theorem: Assertion, proved: Statement) -> None:
+        """Raise :class:`MMVerificationError` unless ``proved`` is the statement of ``theorem``."""
         if proved != theorem.statement:
             raise MMVerificationError(
                 f"proof proves {show(proved)!r}, not the statement", file=theorem.file,
@@ -212,6 +246,25 @@ class Kernel:
     def _error(theorem: Assertion, step: int, reason: str) -> MMVerificationError:
         return MMVerificationError(f"proof step {step}: {reason}", file=theorem.file, line=theorem.line,
                                    label=theorem.label)
+
+
+class _Targets(dict[str, "Statement | CompiledAssertion"]):
+    """Label -> what the stack machine needs of it: a hypothesis's statement or a compiled assertion."""
+
+    def __init__(self, db: Database, compiled: dict[str, CompiledAssertion]) -> None:
+        super().__init__()
+        self.db = db
+        self.compiled = compiled  # the kernel's cache, shared
+
+    def __missing__(self, label: str) -> Statement | CompiledAssertion:
+        target = self.db.labels[label]
+        if target.__class__ is Hypothesis:
+            value: Statement | CompiledAssertion = target.statement
+        else:
+            value = self.compiled.get(label) or compile_assertion(target, self.db.variables)  # type: ignore[arg-type]
+            self.compiled[label] = value
+        self[label] = value
+        return value
 
 
 @dataclass
@@ -239,17 +292,18 @@ def verify_database(
     theorems = db.theorems() if labels is None else [db.assertion(label) for label in labels]
     report = VerificationReport()
     start = time.perf_counter()
-    for done, theorem in enumerate(theorems, 1):
-        try:
-            if theorem.is_incomplete:
-                decode_proof(db, theorem)  # the known part must still cite valid labels
-                report.incomplete.append(theorem.label)
-            else:
-                kernel.verify(theorem)
-                report.verified += 1
-        except MetamathError as error:
-            report.failures.append(error)
-        if progress is not None:
-            progress(done, len(theorems))
+    with collector_paused():
+        for done, theorem in enumerate(theorems, 1):
+            try:
+                program = decode_proof(db, theorem)  # an incomplete proof must still cite valid labels
+                if program.is_incomplete:
+                    report.incomplete.append(theorem.label)
+                else:
+                    kernel.check(theorem, kernel.execute(theorem, program))
+                    report.verified += 1
+            except MetamathError as error:
+                report.failures.append(error)
+            if progress is not None:
+                progress(done, len(theorems))
     report.seconds = time.perf_counter() - start
     return report
