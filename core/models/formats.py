@@ -3,15 +3,16 @@
 Three formats share one vocabulary (:func:`build_vocabulary`: the database's math symbols, the labels of
 its provable assertions, the specials):
 
-- ``backward``  source ``<GOAL> goal <HYP> hyp1 <HYP> hyp2 ...``
+- ``backward``  source ``<BACKWARD> <GOAL> goal <HYP> hyp1 <HYP> hyp2 ...``
                 target ``LABEL <SUBST> var expr </SUBST> ...`` for the variables unification with the goal
                 leaves free (:func:`free_variables`), in the assertion's frame order;
-- ``forward``   source ``<GOAL> goal <HYP> hyp1 ... <NODE> newest ... <NODE> oldest``
+- ``forward``   source ``<FORWARD> <GOAL> goal <HYP> hyp1 ... <NODE> newest ... <NODE> oldest``
                 target ``LABEL <SUBST> var expr </SUBST> ...`` with every variable of the assertion;
-- ``generator`` source ``[conditioning specials] <HYP> hyp1 ... <NODE> newest ... <NODE> oldest`` (no goal)
+- ``generator`` source ``<GENERATOR> [conditioning] <HYP> hyp1 ... <NODE> newest ... <NODE> oldest`` (no goal)
                 target a forward tactic or ``<STOP>``.
 
-Statements are written with their typecode (``|- ( ph -> ph )``); substituted expressions without it.
+Every source starts with its format's token, so one model can learn several formats (a forward source
+with an empty graph would otherwise read exactly like a backward one). Statements are written with their typecode (``|- ( ph -> ph )``); substituted expressions without it.
 Graph nodes (proven statements other than the hypotheses) are written newest first; when the source
 would exceed the model's limit the oldest nodes are dropped (counted as ``graph_capped``).
 
@@ -35,6 +36,8 @@ from core.models.transformer import ModelConfig
 from core.models.vocab import END_SUBST, GOAL, HYP, NODE, STOP, SUBST, UNK, Token, Vocabulary
 
 FORMATS: tuple[str, ...] = ("backward", "forward", "generator")
+BACKWARD, FORWARD, GENERATOR = "<BACKWARD>", "<FORWARD>", "<GENERATOR>"
+FORMAT_TOKENS: tuple[str, ...] = (BACKWARD, FORWARD, GENERATOR)
 CONDITIONING: tuple[str, ...] = ("<EASY>", "<MEDIUM>", "<HARD>")
 STOP_TACTIC = Tactic(STOP)
 
@@ -79,12 +82,12 @@ class Decoded(NamedTuple):
 def build_vocabulary(db: Database, conditioning: Sequence[str] = CONDITIONING) -> Vocabulary:
     """Every math symbol of ``db``, the labels of its provable-typecode assertions, and the specials.
 
-    ``conditioning`` are the extra specials a generator source may start with (default: the difficulty
+    The extra specials are the format tokens (``<BACKWARD> <FORWARD> <GENERATOR>``), then ``conditioning`` are the extra specials a generator source may start with (default: the difficulty
     tokens ``<EASY> <MEDIUM> <HARD>``); they are part of every vocabulary so a model can be conditioned
     later without changing its embedding table.
     """
     labels = [a.label for a in db.assertions if a.typecode == db.provable_typecode]
-    return Vocabulary.build(db.constants | db.variables, labels, extra_specials=tuple(conditioning))
+    return Vocabulary.build(db.constants | db.variables, labels, extra_specials=FORMAT_TOKENS + tuple(conditioning))
 
 
 def free_variables(assertion: Assertion) -> list[str]:
@@ -109,17 +112,19 @@ def _sections(marker: str, statements: Sequence[Statement]) -> list[Token]:
 
 
 def backward_source_tokens(goal: Statement, hypotheses: Sequence[Statement]) -> list[Token]:
-    """``<GOAL> goal <HYP> hyp1 <HYP> hyp2 ...``."""
-    return [Token("special", GOAL), *_symbols(goal), *_sections(HYP, hypotheses)]
+    """``<BACKWARD> <GOAL> goal <HYP> hyp1 <HYP> hyp2 ...``."""
+    return [Token("special", BACKWARD), Token("special", GOAL), *_symbols(goal), *_sections(HYP, hypotheses)]
 
 
 def graph_header_tokens(
     goal: Statement | None, hypotheses: Sequence[Statement], conditioning: Sequence[str] = ()
 ) -> list[Token]:
     """The part of a forward (``goal`` given) or generator (``goal=None``) source before the nodes."""
-    head = [Token("special", c) for c in conditioning]
     if goal is not None:
+        head = [Token("special", FORWARD), *(Token("special", c) for c in conditioning)]
         head += [Token("special", GOAL), *_symbols(goal)]
+    else:
+        head = [Token("special", GENERATOR), *(Token("special", c) for c in conditioning)]
     return head + _sections(HYP, hypotheses)
 
 

@@ -38,17 +38,17 @@ def test_the_examples_of_mp2_are_exactly_the_documented_sequences(db, codec):
     theorem = db.assertion("mp2")
     tree = tree_from_proof(db, theorem)
     assert texts(codec, backward_examples(codec, db, theorem, tree)) == [
-        (f"<GOAL> |- ( ps -> ch ) {HYPS}", "ax-mp <SUBST> ph ph </SUBST>"),
-        (f"<GOAL> |- ch {HYPS}", "ax-mp <SUBST> ph ps </SUBST>"),
+        (f"<BACKWARD> <GOAL> |- ( ps -> ch ) {HYPS}", "ax-mp <SUBST> ph ph </SUBST>"),
+        (f"<BACKWARD> <GOAL> |- ch {HYPS}", "ax-mp <SUBST> ph ps </SUBST>"),
     ]
     assert texts(codec, forward_examples(codec, db, theorem, tree)) == [
-        (f"<GOAL> |- ch {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),
-        (f"<GOAL> |- ch {HYPS} <NODE> |- ( ps -> ch )", "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
+        (f"<FORWARD> <GOAL> |- ch {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),
+        (f"<FORWARD> <GOAL> |- ch {HYPS} <NODE> |- ( ps -> ch )", "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
     ]
     assert texts(codec, generator_examples(codec, db, theorem, tree, conditioning=["<EASY>"])) == [
-        (f"<EASY> {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),
-        (f"<EASY> {HYPS} <NODE> |- ( ps -> ch )", "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
-        (f"<EASY> {HYPS} <NODE> |- ch <NODE> |- ( ps -> ch )", "<STOP>"),
+        (f"<GENERATOR> <EASY> {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),
+        (f"<GENERATOR> <EASY> {HYPS} <NODE> |- ( ps -> ch )", "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
+        (f"<GENERATOR> <EASY> {HYPS} <NODE> |- ch <NODE> |- ( ps -> ch )", "<STOP>"),
     ]
 
 
@@ -122,9 +122,9 @@ def test_rollout_examples_line_up_with_the_steps(db, codec):
     steps = [(mp, ("|-", "(", "ph", "->", "(", "ps", "->", "ph", ")", ")")), (bad, None), (STOP_TACTIC, None)]
     examples = rollout_examples(codec, db, hypotheses, steps, conditioning=["<HARD>"])
     assert [tokens_text(codec.vocab.decode(e[0])) for e in examples] == [
-        "<HARD> <HYP> |- ph",
-        "<HARD> <HYP> |- ph <NODE> |- ( ph -> ( ps -> ph ) )",
-        "<HARD> <HYP> |- ph <NODE> |- ( ph -> ( ps -> ph ) )",
+        "<GENERATOR> <HARD> <HYP> |- ph",
+        "<GENERATOR> <HARD> <HYP> |- ph <NODE> |- ( ph -> ( ps -> ph ) )",
+        "<GENERATOR> <HARD> <HYP> |- ph <NODE> |- ( ph -> ( ps -> ph ) )",
     ]
     assert [tokens_text(codec.vocab.decode(e[1])) for e in examples] == [
         "ax-1 <SUBST> ph ph </SUBST> <SUBST> ps ps </SUBST>",

@@ -38,27 +38,27 @@ def test_the_vocabulary_has_every_symbol_the_provable_labels_and_the_conditionin
     assert Token("label", "ax-mp") in vocab and Token("label", "mp2") in vocab
     assert Token("label", "wi") not in vocab and Token("label", "wph") not in vocab  # syntax, floating
     assert Token("label", "mp2.1") not in vocab  # an essential hypothesis is not a tactic
-    assert vocab.specials[-len(CONDITIONING) :] == list(CONDITIONING)
+    assert vocab.specials[-len(CONDITIONING) - 3 :] == ["<BACKWARD>", "<FORWARD>", "<GENERATOR>", *CONDITIONING]
     assert build_vocabulary(db) == vocab  # deterministic
 
 
 def test_sources_are_written_exactly_as_documented():
     backward = backward_source_tokens(s("|- ch"), [s("|- ph"), s("|- ( ph -> ch )")])
-    assert tokens_text(backward) == "<GOAL> |- ch <HYP> |- ph <HYP> |- ( ph -> ch )"
+    assert tokens_text(backward) == "<BACKWARD> <GOAL> |- ch <HYP> |- ph <HYP> |- ( ph -> ch )"
     forward, dropped = graph_source_tokens(s("|- ch"), [s("|- ph")], [s("|- ps"), s("|- ( ps -> ch )")])
     assert dropped == 0
-    assert tokens_text(forward) == "<GOAL> |- ch <HYP> |- ph <NODE> |- ( ps -> ch ) <NODE> |- ps"
+    assert tokens_text(forward) == "<FORWARD> <GOAL> |- ch <HYP> |- ph <NODE> |- ( ps -> ch ) <NODE> |- ps"
     generator, _ = graph_source_tokens(None, [s("|- ph")], [s("|- ps")], conditioning=["<HARD>"])
-    assert tokens_text(generator) == "<HARD> <HYP> |- ph <NODE> |- ps"
+    assert tokens_text(generator) == "<GENERATOR> <HARD> <HYP> |- ph <NODE> |- ps"
 
 
 def test_long_graphs_keep_their_newest_nodes(vocab):
     nodes = [s("|- ph"), s("|- ps"), s("|- ( ph -> ps )")]
-    tokens, dropped = graph_source_tokens(None, [], nodes, max_len=10)
-    assert dropped == 1 and tokens_text(tokens) == "<NODE> |- ( ph -> ps ) <NODE> |- ps"
-    small = codec(vocab, source=10)
+    tokens, dropped = graph_source_tokens(None, [], nodes, max_len=11)
+    assert dropped == 1 and tokens_text(tokens) == "<GENERATOR> <NODE> |- ( ph -> ps ) <NODE> |- ps"
+    small = codec(vocab, source=11)
     ids = small.graph_source(None, [], nodes)
-    assert ids is not None and len(ids) <= 10 and small.counters[Outcome.GRAPH_CAPPED.value] == 1
+    assert ids is not None and len(ids) <= 11 and small.counters[Outcome.GRAPH_CAPPED.value] == 1
     # The header alone does not fit: the source is refused and counted.
     assert small.graph_source(s("|- ( ( ph -> ps ) -> ( ph -> ps ) )"), [], nodes) is None
     assert small.counters[Outcome.SOURCE_TOO_LONG.value] == 1
@@ -134,7 +134,7 @@ def test_an_unknown_label_is_only_detected_against_a_database(db, vocab):
 
 
 def test_unknown_symbols_and_long_sequences_give_counted_outcomes(vocab):
-    c = codec(vocab, source=8, target=6)
+    c = codec(vocab, source=9, target=6)
     assert c.backward_source(s("|- ( ph -> xx )"), []) is None
     assert c.counters[Outcome.UNKNOWN_SYMBOL.value] == 1
     ids = c.backward_source(s("|- ( ph -> xx )"), [], allow_unknown=True)
@@ -152,7 +152,7 @@ def test_unknown_symbols_and_long_sequences_give_counted_outcomes(vocab):
 def test_a_conditioning_token_must_be_in_the_vocabulary(vocab):
     with pytest.raises(ModelError, match="<NOPE>"):
         codec(vocab).graph_source(None, [], [], conditioning=["<NOPE>"])
-    assert codec(vocab).graph_source(None, [s("|- ph")], [], conditioning=["<EASY>"])[0] == vocab.special_id("<EASY>")
+    assert codec(vocab).graph_source(None, [s("|- ph")], [], conditioning=["<EASY>"])[1] == vocab.special_id("<EASY>")
 
 
 def test_a_codec_refuses_a_model_of_another_vocabulary(vocab):

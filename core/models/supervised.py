@@ -1,0 +1,331 @@
+"""Supervised training of a prover or a generator on the proofs of a database split, and its command line.
+
+    model, vocab, stats = train_prover_on_database(db, size="small", formats=("backward",), time_limit_s=1200)
+    model, vocab, stats = train_generator_on_database(db, size="tiny", steps=200)
+
+The pieces, for trainers that interleave other data (``core.models.training.Seq2SeqTrainer.step`` loops):
+:func:`build_vocabulary` (in :mod:`core.models.formats`), :func:`new_model`, :func:`database_examples`,
+:func:`new_trainer` (AdamW, warmup then cosine decay over the steps or the wall-clock budget, whichever
+ends first) and :func:`train_on_examples`.
+
+Command line (writes a checkpoint file that ``python -m jobs.prove --checkpoint CKPT.pt`` loads)::
+
+    python -m core.models.supervised DATABASE.mm --out CKPT.pt [--kind prover|generator] [--size small]
+        [--minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32] [--lr 1e-3]
+        [--split train] [--seed 0] [--device cpu|cuda] [--log-every 100] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from core.errors import AdvproverError, ConfigError
+from core.metamath.database import Database
+from core.models.decoding import target_logprobs
+from core.models.examples import Example, ExampleSet, build_examples
+from core.models.formats import CONDITIONING, Codec, build_vocabulary
+from core.models.training import Seq2SeqTrainer, TrainStats, train_examples
+from core.models.transformer import ModelConfig, Seq2Seq
+from core.models.vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FORMATS = {"prover": ("backward",), "generator": ("generator",)}
+
+
+@dataclass
+class SupervisedStats:
+    """What a supervised run did: examples (per format, skipped ones by reason), training, validation."""
+
+    kind: str = "prover"
+    formats: tuple[str, ...] = ()
+    size: str = "small"
+    parameters: int = 0
+    theorems: int = 0
+    examples: int = 0
+    by_format: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    train: TrainStats = field(default_factory=TrainStats)
+    valid_examples: int = 0
+    valid_nll: float = float("nan")
+    device: str = "cpu"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["formats"] = list(self.formats)
+        data["train"]["losses"] = [list(x) for x in self.train.losses]
+        return data
+
+
+# --- the pieces ------------------------------------------------------------------------------------
+
+
+def new_model(vocab: Vocabulary, size: str = "small", *, seed: int = 0, **overrides: Any) -> Seq2Seq:
+    """A freshly initialised model of a named size (``tiny``, ``small``, ``base``) for ``vocab``."""
+    torch.manual_seed(seed)
+    return Seq2Seq(ModelConfig.named(size, vocab_size=len(vocab), **overrides))
+
+
+def database_examples(
+    db: Database,
+    vocab: Vocabulary,
+    config: ModelConfig,
+    *,
+    formats: Sequence[str] = ("backward",),
+    split: str = "train",
+    conditioning: Sequence[str] = (),
+) -> ExampleSet:
+    """The examples of ``formats`` from the proofs of ``split``, encoded within ``config``'s limits."""
+    return build_examples(db, Codec.for_model(vocab, config), formats=formats, split=split,
+                          conditioning=conditioning)  # fmt: skip
+
+
+class _BudgetedTrainer(Seq2SeqTrainer):
+    """A trainer whose cosine decay ends with the steps or the wall-clock budget, whichever comes first."""
+
+    def __init__(self, model: Seq2Seq, *, time_limit_s: float | None, **kwargs: Any) -> None:
+        super().__init__(model, schedule="cosine", **kwargs)
+        self.time_limit_s = time_limit_s
+        self._started: float | None = None
+
+    def learning_rate(self, step: int | None = None) -> float:
+        step = self.steps if step is None else step
+        if step < self.warmup_steps or self.time_limit_s is None:
+            return super().learning_rate(step)
+        if self._started is None:
+            self._started = time.perf_counter()
+        span = max((self.total_steps or 1) - self.warmup_steps, 1)
+        elapsed = (time.perf_counter() - self._started) / max(self.time_limit_s, 1e-9)
+        progress = min(max((step - self.warmup_steps) / span, elapsed), 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
+
+def new_trainer(
+    model: Seq2Seq,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    warmup_steps: int = 100,
+    time_limit_s: float | None = None,
+    device: torch.device | str | None = None,
+    **kwargs: Any,
+) -> Seq2SeqTrainer:
+    """AdamW, linear warmup, cosine decay to 10 % over ``steps`` or ``time_limit_s`` (the first to end).
+
+    The time budget's clock starts with the first step after warmup.
+    """
+    return _BudgetedTrainer(model, time_limit_s=time_limit_s, lr=lr, warmup_steps=min(warmup_steps, max(steps // 5, 1)),
+                            total_steps=max(steps, 1), device=device, **kwargs)  # fmt: skip
+
+
+def train_on_examples(
+    model: Seq2Seq,
+    examples: Sequence[Example],
+    *,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    warmup_steps: int = 100,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+    log_every: int = 100,
+    device: torch.device | str | None = None,
+) -> TrainStats:
+    """Cross-entropy training on ``examples`` (see :func:`new_trainer` for the schedule)."""
+    trainer = new_trainer(model, steps=steps, lr=lr, warmup_steps=warmup_steps, time_limit_s=time_limit_s,
+                          device=device)  # fmt: skip
+    return train_examples(model, examples, steps=steps, batch_size=batch_size, log_every=log_every,
+                          time_limit_s=time_limit_s, seed=seed, trainer=trainer)  # fmt: skip
+
+
+def mean_nll(model: Seq2Seq, examples: Sequence[Example], batch_size: int = 64) -> float:
+    """The mean per-token negative log-likelihood (``<EOS>`` included) of ``examples`` under ``model``."""
+    if not examples:
+        return float("nan")
+    total, tokens = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(examples), batch_size):
+                batch = examples[start : start + batch_size]
+                logp, mask = target_logprobs(model, [s for s, _ in batch], [t for _, t in batch])
+                total -= float(logp.sum())
+                tokens += int(mask.sum())
+    finally:
+        model.train(was_training)
+    return total / max(tokens, 1)
+
+
+# --- the plain functions ---------------------------------------------------------------------------
+
+
+def train_on_database(
+    db: Database,
+    *,
+    kind: str,
+    size: str = "small",
+    split: str = "train",
+    formats: Sequence[str] | None = None,
+    steps: int = 2000,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    warmup_steps: int = 100,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+    log_every: int = 100,
+    device: torch.device | str | None = None,
+    vocab: Vocabulary | None = None,
+    model: Seq2Seq | None = None,
+    conditioning: Sequence[str] = (),
+    validate: bool = True,
+    **model_overrides: Any,
+) -> tuple[Seq2Seq, Vocabulary, SupervisedStats]:
+    """Train a new model (or continue ``model``, whose ``vocab`` must then be given) on ``db``'s ``split``.
+
+    Stops after ``steps`` steps or ``time_limit_s`` seconds of training, whichever first. With
+    ``validate``, the mean token NLL on the ``valid`` split's examples is measured at the end.
+    """
+    if kind not in DEFAULT_FORMATS:
+        raise ConfigError(f"unknown model kind {kind!r}; choose prover or generator")
+    if model is not None and vocab is None:
+        raise ConfigError("train_on_database: continuing a model needs its vocabulary (vocab=...)")
+    formats = tuple(formats or DEFAULT_FORMATS[kind])
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    vocab = vocab or build_vocabulary(db)
+    model = (model or new_model(vocab, size, seed=seed, **model_overrides)).to(device)
+    examples = database_examples(db, vocab, model.config, formats=formats, split=split, conditioning=conditioning)
+    if not examples.examples:
+        raise ConfigError(f"{db.path}: the {split} split gives no {'/'.join(formats)} example to train on")
+    stats = SupervisedStats(kind=kind, formats=formats, size=size, parameters=model.num_parameters(),
+                            theorems=len(examples.theorems), examples=len(examples.examples),
+                            by_format=dict(examples.by_format), skipped=dict(examples.counters), device=str(device))  # fmt: skip
+    logger.info("training a %s %s (%d parameters) on %s: %d examples (%s), on %s", size, kind, stats.parameters,
+                db.path, stats.examples, ", ".join(f"{k} {v}" for k, v in stats.by_format.items()), device)  # fmt: skip
+    stats.train = train_on_examples(model, examples.examples, steps=steps, batch_size=batch_size, lr=lr,
+                                    warmup_steps=warmup_steps, time_limit_s=time_limit_s, seed=seed,
+                                    log_every=log_every, device=device)  # fmt: skip
+    if validate and split != "valid":
+        valid = database_examples(db, vocab, model.config, formats=formats, split="valid", conditioning=conditioning)
+        stats.valid_examples = len(valid.examples)
+        stats.valid_nll = mean_nll(model, valid.examples)
+        logger.info("validation: mean token NLL %.4f on %d examples", stats.valid_nll, stats.valid_examples)
+    return model.eval(), vocab, stats
+
+
+def train_prover_on_database(
+    db: Database,
+    *,
+    size: str = "small",
+    split: str = "train",
+    formats: Sequence[str] = ("backward",),
+    steps: int = 2000,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+    log_every: int = 100,
+    **options: Any,
+) -> tuple[Seq2Seq, Vocabulary, SupervisedStats]:
+    """A prover trained on ``db``'s ``split`` (``options``: see :func:`train_on_database`)."""
+    return train_on_database(db, kind="prover", size=size, split=split, formats=formats, steps=steps,
+                             batch_size=batch_size, lr=lr, time_limit_s=time_limit_s, seed=seed,
+                             log_every=log_every, **options)  # fmt: skip
+
+
+def train_generator_on_database(
+    db: Database,
+    *,
+    size: str = "small",
+    split: str = "train",
+    formats: Sequence[str] = ("generator",),
+    steps: int = 2000,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+    log_every: int = 100,
+    **options: Any,
+) -> tuple[Seq2Seq, Vocabulary, SupervisedStats]:
+    """A generator trained on ``db``'s ``split`` (``options``: see :func:`train_on_database`)."""
+    return train_on_database(db, kind="generator", size=size, split=split, formats=formats, steps=steps,
+                             batch_size=batch_size, lr=lr, time_limit_s=time_limit_s, seed=seed,
+                             log_every=log_every, **options)  # fmt: skip
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core.models.supervised",
+                                     description="train a prover or generator on the proofs of a database split")  # fmt: skip
+    parser.add_argument("database", help="the .mm file whose proofs to learn from")
+    parser.add_argument("--out", required=True, help="the checkpoint file to write (for jobs.prove --checkpoint)")
+    parser.add_argument("--kind", choices=sorted(DEFAULT_FORMATS), default="prover")
+    parser.add_argument("--size", default="small", help="model size: tiny, small or base (default small)")
+    parser.add_argument("--formats", nargs="+", help="formats to learn (default: backward for a prover, "
+                                                     "generator for a generator); e.g. --formats backward forward")  # fmt: skip
+    parser.add_argument("--minutes", type=float, help="wall-clock training budget (default: none)")
+    parser.add_argument("--steps", type=int, help="most optimiser steps (default 2000, or unbounded with --minutes)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--split", default="train", help="split whose proofs to learn (default train)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
+                                                    "machine fewer threads than cores is often faster)")  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.metamath.reader import read_database
+    from core.search.model_policy import policy_state
+    from core.storage import save_checkpoint_file
+
+    try:
+        if args.minutes is not None and not args.minutes > 0:
+            raise ConfigError(f"--minutes must be positive (got {args.minutes})")
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
+            torch.set_num_threads(args.threads)
+        formats = [f for item in args.formats or () for f in item.split(",") if f] or None
+        steps = args.steps if args.steps is not None else (10**9 if args.minutes is not None else 2000)
+        db = read_database(args.database)
+        model, vocab, stats = train_on_database(
+            db, kind=args.kind, size=args.size, split=args.split, formats=formats, steps=steps,
+            batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+            time_limit_s=args.minutes * 60 if args.minutes is not None else None, seed=args.seed,
+            log_every=args.log_every, device=args.device,
+        )  # fmt: skip
+        extra = {"database": str(args.database), "split": args.split, "size": args.size,
+                 "supervised": stats.to_json(), "conditioning": list(CONDITIONING)}  # fmt: skip
+        state, meta = policy_state(model, vocab, args.kind, extra, formats=stats.formats)
+        save_checkpoint_file(args.out, state, meta)
+    except AdvproverError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {error.filename or args.database}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {stats.kind} {stats.size}, {stats.train.steps} steps in {stats.train.seconds:.0f} s, "
+          f"final loss {stats.train.final_loss:.4f}, valid NLL {stats.valid_nll:.4f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""A :class:`~core.search.policy.Policy` backed by a trained :class:`~core.models.Seq2Seq`, and its checkpoints.
+
+:class:`ModelPolicy` answers a whole batch of queries with one decoder call (chunked only beyond
+``max_batch`` sources): backward queries by beam search in the ``backward`` format, forward queries by
+beam search (``temperature=None``) or ``k`` samples in the ``forward`` format, generator queries
+(``ForwardQuery.goal is None``) in the ``generator`` format, where ``<STOP>`` is a possible answer. The
+first generated token is constrained to the labels the query's context allows
+(:meth:`~core.metamath.environment.Context.allowed_labels`, plus ``<STOP>`` for the generator); the mask
+is computed once per context. Outputs that do not decode (see :class:`~core.models.formats.Outcome`) are
+dropped and counted in :attr:`ModelPolicy.counters`, as are queries that cannot be encoded (too long,
+no allowed label known to the model); such a query gets fewer proposals, possibly none.
+
+Checkpoints: :func:`policy_state` gives the ``(state_dict, meta)`` pair to publish (the meta holds the
+model configuration, the vocabulary, the kind and the formats, all JSON), :func:`load_policy` reads one
+back through :mod:`core.storage` from a checkpoint file or an experiment root.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError, ConfigError, ModelError
+from core.metamath.database import Statement
+from core.metamath.environment import Context, ForwardEnv
+from core.models.decoding import Candidate, beam_search, sample
+from core.models.formats import FORMATS, Codec
+from core.models.transformer import ModelConfig, Seq2Seq
+from core.models.vocab import STOP, Vocabulary
+from core.search.policy import STOP as STOP_TACTIC
+from core.search.policy import BackwardQuery, ForwardQuery, Proposal
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("prover", "generator")
+POLICY_FORMAT = "advprover-policy/1"
+RESERVED_META = ("policy_format", "kind", "formats", "model_config", "vocabulary")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ModelPolicy:
+    """Proposes tactics with a sequence-to-sequence model (see the module doc).
+
+    ``conditioning``: specials put before every generator source (e.g. ``("<HARD>",)``).
+    ``length_penalty``: GNMT length normalisation of beam search (0 ranks by summed log-probability).
+    ``max_len``: longest output in tokens (default: the model's limit).
+    """
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        vocab: Vocabulary,
+        *,
+        kind: str = "prover",
+        formats: Sequence[str] = ("backward",),
+        device: torch.device | str | None = None,
+        conditioning: Sequence[str] = (),
+        length_penalty: float = 0.0,
+        max_len: int | None = None,
+        max_batch: int = 256,
+        seed: int = 0,
+    ) -> None:
+        _check_kind_formats(kind, formats)
+        if max_batch < 1:
+            raise ConfigError(f"ModelPolicy max_batch must be >= 1 (got {max_batch})")
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+        self.vocab = vocab
+        self.codec = Codec.for_model(vocab, model.config)
+        self.kind, self.formats = kind, tuple(formats)
+        self.conditioning = tuple(conditioning)
+        self.length_penalty, self.max_len, self.max_batch = length_penalty, max_len, max_batch
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.model_calls = 0
+        self._masks: dict[tuple[Any, ...], tuple[object, torch.Tensor | None]] = {}
+        self._stop_id = vocab.special_id(STOP)
+
+    @property
+    def counters(self) -> Counter[str]:
+        """Skipped queries and undecodable outputs, by reason (the codec's counters)."""
+        return self.codec.counters
+
+    # --- the Policy interface ------------------------------------------------------------------------
+
+    def propose_backward(self, queries: Sequence[BackwardQuery], k: int) -> list[list[Proposal]]:
+        """Up to ``k`` proposals per goal, best first, by one beam search over all the goals."""
+        prepared = []
+        for query in queries:
+            hypotheses = [h.statement for h in query.env.theorem.essential]
+            source = self.codec.backward_source(query.goal, hypotheses, allow_unknown=True)
+            prepared.append((source, self._first_tokens(query.env, stop=False)))
+        return self._propose(queries, prepared, k, None, allow_stop=False)
+
+    def propose_forward(
+        self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
+    ) -> list[list[Proposal]]:
+        """Up to ``k`` distinct proposals per graph: the beam's best, or ``k`` samples at ``temperature``.
+
+        A query without a goal is a generator query: its proposals may include ``STOP``.
+        """
+        prepared = []
+        for query in queries:
+            generator = query.goal is None
+            source = self.codec.graph_source(
+                query.goal, [h.statement for h in query.env.theorem.essential], graph_nodes(query.env),
+                conditioning=self.conditioning if generator else (), allow_unknown=True,
+            )  # fmt: skip
+            prepared.append((source, self._first_tokens(query.env, stop=generator)))
+        return self._propose(queries, prepared, k, temperature, allow_stop=True)
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _first_tokens(self, env: Context, *, stop: bool) -> torch.Tensor | None:
+        """The allowed first tokens of ``env``'s context (cached); ``None`` if the model knows none."""
+        key = (id(env.db), env.theorem.number, env.forbidden, stop)
+        cached = self._masks.get(key)
+        if cached is None:
+            before = sum(self.vocab.unknown.values())
+            mask = self.vocab.label_mask(env.allowed_labels())
+            unknown = sum(self.vocab.unknown.values()) - before
+            if unknown:
+                logger.debug("context of %s: %d allowed labels unknown to the model", env.theorem.label, unknown)
+            if stop:
+                mask[self._stop_id] = True
+            cached = (env.db, mask if bool(mask.any()) else None)  # the db reference keeps id(db) unique
+            self._masks[key] = cached
+        return cached[1]
+
+    def _propose(
+        self,
+        queries: Sequence[BackwardQuery | ForwardQuery],
+        prepared: list[tuple[list[int] | None, torch.Tensor | None]],
+        k: int,
+        temperature: float | None,
+        *,
+        allow_stop: bool,
+    ) -> list[list[Proposal]]:
+        if k < 1:
+            raise ConfigError(f"ModelPolicy: k must be >= 1 (got {k})")
+        results: list[list[Proposal]] = [[] for _ in queries]
+        usable = []
+        for i, (source, mask) in enumerate(prepared):
+            if source is None:
+                self.counters["skipped_query"] += 1
+            elif mask is None:
+                self.counters["no_allowed_label"] += 1
+            else:
+                usable.append(i)
+        for start in range(0, len(usable), self.max_batch):
+            chunk = usable[start : start + self.max_batch]
+            sources = [prepared[i][0] for i in chunk]
+            masks = torch.stack([prepared[i][1] for i in chunk])  # type: ignore[misc]
+            for i, candidates in zip(chunk, self._decode(sources, masks, k, temperature)):  # type: ignore[arg-type]
+                results[i] = self._proposals(queries[i], candidates, allow_stop and queries[i].goal is None)
+        return results
+
+    def _decode(
+        self, sources: list[list[int]], masks: torch.Tensor, k: int, temperature: float | None
+    ) -> list[list[Candidate]]:
+        self.model_calls += 1
+        if temperature is None:
+            return beam_search(self.model, sources, k=k, allowed_first=masks, max_len=self.max_len,
+                               length_penalty=self.length_penalty)  # fmt: skip
+        return sample(self.model, sources, n=k, temperature=temperature, allowed_first=masks, max_len=self.max_len,
+                      generator=self.generator)  # fmt: skip
+
+    def _proposals(
+        self, query: BackwardQuery | ForwardQuery, candidates: list[Candidate], allow_stop: bool
+    ) -> list[Proposal]:
+        proposals, seen = [], set()
+        for candidate in candidates:
+            decoded = self.codec.decode(candidate.tokens, db=query.env.db, allow_stop=allow_stop)
+            if decoded.tactic is None or decoded.text in seen:
+                continue
+            seen.add(decoded.text)
+            tactic = STOP_TACTIC if decoded.tactic.label == STOP else decoded.tactic
+            proposals.append(Proposal(tactic, candidate.logprob, decoded.text))
+        return proposals
+
+
+def graph_nodes(env: ForwardEnv) -> list[Statement]:
+    """The statements of a forward graph other than the theorem's hypotheses, oldest first."""
+    hypotheses = {h.statement for h in env.theorem.essential}
+    return [node.statement for node in env.nodes if node.statement not in hypotheses]
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+
+def _check_kind_formats(kind: str, formats: Sequence[str]) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"policy kind {kind!r} is unknown; choose one of {', '.join(KINDS)}")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ConfigError(f"policy formats {list(formats)!r} must be a non-empty subset of {', '.join(FORMATS)}")
+
+
+def policy_state(
+    model: Seq2Seq,
+    vocab: Vocabulary,
+    kind: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    formats: Sequence[str] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` to publish a policy (``CheckpointStore.publish``, ``save_checkpoint_file``).
+
+    ``meta`` holds ``kind``, ``formats`` (default: ``backward`` for a prover, ``generator`` for a
+    generator), ``model_config`` and ``vocabulary`` (JSON objects), plus the keys of ``extra`` (e.g. the
+    trainer's step and cursor), which must not reuse those names.
+    """
+    formats = tuple(formats) if formats is not None else (("backward",) if kind == "prover" else ("generator",))
+    _check_kind_formats(kind, formats)
+    if model.config.vocab_size != len(vocab):
+        raise ModelError(f"model vocab_size {model.config.vocab_size} differs from the vocabulary's {len(vocab)}")
+    clash = sorted(set(extra or {}) & set(RESERVED_META))
+    if clash:
+        raise ConfigError(f"policy_state: extra metadata may not set {', '.join(clash)}")
+    meta = {"policy_format": POLICY_FORMAT, "kind": kind, "formats": list(formats),
+            "model_config": model.config.to_dict(), "vocabulary": vocab.to_dict(), **(extra or {})}  # fmt: skip
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    return state, meta
+
+
+def model_from_state(
+    state_dict: dict[str, Any], meta: dict[str, Any], *, where: str = "checkpoint", device: torch.device | str | None = None
+) -> tuple[Seq2Seq, Vocabulary]:
+    """The model (in eval mode, on ``device``, default CPU) and vocabulary of a :func:`policy_state` pair."""
+    if meta.get("policy_format") != POLICY_FORMAT:
+        raise CheckpointError(f"{where}: not a policy checkpoint (its metadata has no policy_format "
+                              f"{POLICY_FORMAT!r}); was it written with core.search.model_policy.policy_state?")  # fmt: skip
+    try:
+        config = ModelConfig.from_dict(meta["model_config"])
+        vocab = Vocabulary.from_dict(meta["vocabulary"])
+    except (KeyError, ConfigError, ModelError) as error:
+        raise CheckpointError(f"{where}: unusable policy metadata ({error})") from None
+    if config.vocab_size != len(vocab):
+        raise CheckpointError(f"{where}: model vocab_size {config.vocab_size} but {len(vocab)} vocabulary tokens")
+    model = Seq2Seq(config)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        raise CheckpointError(f"{where}: weights do not fit the stored model configuration ({error})") from None
+    return model.to(device or "cpu").eval(), vocab
+
+
+def policy_from_state(
+    state_dict: dict[str, Any],
+    meta: dict[str, Any],
+    *,
+    where: str = "checkpoint",
+    device: torch.device | str | None = None,
+    **options: Any,
+) -> ModelPolicy:
+    """A :class:`ModelPolicy` from a :func:`policy_state` pair (``options`` go to the constructor)."""
+    device = torch.device(device) if device is not None else default_device()
+    model, vocab = model_from_state(state_dict, meta, where=where, device=device)
+    return ModelPolicy(model, vocab, kind=meta.get("kind", "prover"), formats=meta.get("formats", ("backward",)),
+                       device=device, **options)  # fmt: skip
+
+
+def load_policy(
+    path: str,
+    device: torch.device | str | None = None,
+    *,
+    name: str = "prover",
+    version: int | None = None,
+    **options: Any,
+) -> ModelPolicy:
+    """The policy in a checkpoint file, or the latest (or ``version``) of checkpoint ``name`` of an
+    experiment root. ``options`` go to :class:`ModelPolicy` (e.g. ``length_penalty``)."""
+    from core.storage import load_checkpoint
+
+    state_dict, meta = load_checkpoint(path, name, version, map_location="cpu")
+    policy = policy_from_state(state_dict, meta, where=path, device=device, **options)
+    if policy.kind != name and name in KINDS:
+        logger.warning("%s: loaded a %s checkpoint where a %s was asked for", path, policy.kind, name)
+    logger.info("loaded %s policy from %s (%d parameters, formats %s, on %s)", policy.kind, path,
+                policy.model.num_parameters(), ",".join(policy.formats), policy.device)  # fmt: skip
+    return policy

@@ -1,0 +1,110 @@
+"""Supervised training from a database: the plain functions, the time budget, the command line."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from core.errors import ConfigError
+from core.metamath import read_database
+from core.metamath.embedded import embedded_database_path
+from core.metamath.environment import BackwardEnv
+from core.metamath.splits import split_theorems
+from core.models.supervised import (
+    database_examples, main, mean_nll, new_model, new_trainer, train_generator_on_database, train_prover_on_database,
+)  # fmt: skip
+from core.search.model_policy import load_policy
+from core.search.policy import BackwardQuery
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def db():
+    return read_database(embedded_database_path())
+
+
+def test_a_prover_trained_on_the_database_lowers_its_loss_and_logs_progress(db, caplog):
+    with caplog.at_level(logging.INFO):
+        model, vocab, stats = train_prover_on_database(db, size="tiny", steps=60, batch_size=64, lr=5e-3,
+                                                       log_every=20, device="cpu")  # fmt: skip
+    assert stats.kind == "prover" and stats.formats == ("backward",) and stats.train.steps == 60
+    assert stats.theorems == len(split_theorems(db)["train"]) and stats.examples == stats.by_format["backward"]
+    first, last = stats.train.losses[0][1], stats.train.losses[-1][1]
+    assert last < 0.6 * first
+    assert stats.valid_examples > 0 and stats.valid_nll < first
+    assert any("examples/s" in r.getMessage() for r in caplog.records)
+    # The rejection twin: the untrained model's validation NLL is much worse.
+    valid = database_examples(db, vocab, model.config, split="valid").examples
+    assert mean_nll(new_model(vocab, "tiny", seed=0), valid) > stats.valid_nll + 0.5
+    assert not model.training
+
+
+def test_a_generator_learns_the_generator_format(db):
+    model, vocab, stats = train_generator_on_database(db, size="tiny", steps=5, batch_size=16, device="cpu",
+                                                      validate=False)  # fmt: skip
+    assert stats.kind == "generator" and stats.formats == ("generator",) and stats.by_format["generator"] > 0
+    assert stats.examples > stats.theorems  # one STOP example per theorem at least, plus the steps
+
+
+def test_the_time_budget_stops_training_and_decays_the_learning_rate(db):
+    model, vocab, stats = train_prover_on_database(db, size="tiny", steps=10**6, batch_size=8, time_limit_s=1.5,
+                                                   device="cpu", validate=False)  # fmt: skip
+    assert stats.train.stopped_by == "time" and 0 < stats.train.steps < 10**6
+    trainer = new_trainer(model, steps=10**6, lr=1e-3, warmup_steps=0, time_limit_s=0.2)
+    early = trainer.learning_rate()
+    time.sleep(0.25)
+    assert early > 0.9e-3 and trainer.learning_rate() == pytest.approx(1e-4)  # cosine floor: 10 %
+    unbounded = new_trainer(model, steps=10**6, lr=1e-3, warmup_steps=0)
+    assert unbounded.learning_rate() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_bad_arguments_are_refused(db):
+    with pytest.raises(ConfigError, match="kind"):
+        from core.models.supervised import train_on_database
+
+        train_on_database(db, kind="oracle")
+    with pytest.raises(ConfigError, match="sideways"):
+        train_prover_on_database(db, size="tiny", formats=("sideways",), steps=1)
+    with pytest.raises(ConfigError, match="huge"):
+        train_prover_on_database(db, size="huge", steps=1)
+
+
+def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_path, capsys):
+    out = tmp_path / "prover.pt"
+    code = main([str(embedded_database_path()), "--out", str(out), "--size", "tiny", "--steps", "3",
+                 "--formats", "backward,forward", "--device", "cpu", "--threads", "1"])  # fmt: skip
+    assert code == 0 and out.is_file()
+    assert f"wrote {out}" in capsys.readouterr().out
+    policy = load_policy(str(out), device="cpu")
+    assert policy.kind == "prover" and policy.formats == ("backward", "forward")
+    theorem = split_theorems(db)["test"][0]
+    answers = policy.propose_backward([BackwardQuery(BackwardEnv(db, theorem), theorem.statement)], k=2)
+    assert len(answers) == 1  # an untrained model may propose nothing usable, but it answers
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.mm", "--out", "x.pt"], "missing.mm"),
+        ([str(embedded_database_path()), "--out", "x.pt", "--minutes", "0"], "--minutes"),
+        ([str(embedded_database_path()), "--out", "x.pt", "--size", "huge"], "huge"),
+    ],
+)
+def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.pt").exists()
