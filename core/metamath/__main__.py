@@ -71,6 +71,9 @@ def _readable_file(path: str) -> str | None:
 
 @command("verify")
 def verify(args: argparse.Namespace) -> int:
+    if args.max_errors < 0:
+        print("error: --max-errors must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
     problem = _readable_file(args.database)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

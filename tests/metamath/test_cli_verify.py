@@ -1,0 +1,142 @@
+"""The ``python -m core.metamath verify FILE.mm`` contract, run as external checks run it (a subprocess).
+
+exit 0: well formed and every complete proof verifies; 1: it is not (stderr's first line says where and
+why); 2: usage or I/O error. The last stdout line reads ``verified N proofs, M incomplete, in T s``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_verifier import MINI, line_of, replace_proof
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LAST_LINE = re.compile(r"verified (\d+) proofs, (\d+) incomplete, in \d+\.\d\d s")
+
+
+def verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "core.metamath", "verify", *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def last_line(done: subprocess.CompletedProcess[str]) -> tuple[int, int]:
+    """(verified, incomplete) from the last stdout line, which must follow the contract exactly."""
+    lines = done.stdout.strip().splitlines()
+    assert lines, (done.stdout, done.stderr)
+    match = LAST_LINE.fullmatch(lines[-1])
+    assert match, lines[-1]
+    return int(match.group(1)), int(match.group(2))
+
+
+def write(tmp_path: Path, text: str, name: str = "db.mm") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_database_exits_0(tmp_path: Path) -> None:
+    done = verify(str(write(tmp_path, MINI)))
+    assert done.returncode == 0, done.stderr
+    assert last_line(done) == (5, 0)
+    assert "error" not in done.stderr
+
+
+def test_broken_proof_exits_1_and_says_where(tmp_path: Path) -> None:
+    text = replace_proof(MINI, "a1i", "wph ax-mp")
+    path = write(tmp_path, text)
+    done = verify(str(path))
+    assert done.returncode == 1
+    first = done.stderr.splitlines()[0]
+    line = line_of(text, "a1i $p")
+    assert first.startswith(f"error: {path}:{line}, label a1i: proof step 2: ax-mp needs 4 hypotheses"), first
+    assert "1 proof(s) FAILED" in done.stdout
+    assert last_line(done) == (4, 0)
+
+
+def test_malformed_database_exits_1_and_says_where(tmp_path: Path) -> None:
+    path = write(tmp_path, MINI + "bad $a |- ph $. $}\n")
+    done = verify(str(path))
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == f"error: {path}:{MINI.count(chr(10)) + 1}: `$}}` without a matching `${{`"
+    assert last_line(done) == (0, 0)
+    assert "Traceback" not in done.stderr
+
+
+def test_incomplete_proofs_are_counted_and_exit_0(tmp_path: Path) -> None:
+    text = replace_proof(MINI, "id", "?")
+    done = verify(str(write(tmp_path, text)))
+    assert done.returncode == 0, done.stderr
+    assert last_line(done) == (4, 1)
+
+
+def test_errors_are_capped_by_max_errors(tmp_path: Path) -> None:
+    text = MINI
+    for label in ("a1i", "id", "th-dummy"):
+        text = replace_proof(text, label, "wph wph")
+    done = verify(str(write(tmp_path, text)), "--max-errors", "1")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.splitlines()[0], "error: ... and 2 more failures"]
+    assert "3 proof(s) FAILED" in done.stdout and last_line(done) == (2, 0)
+
+
+def test_stop_at_verifies_the_prefix(tmp_path: Path) -> None:
+    path = write(tmp_path, MINI + "garbage $}\n")
+    done = verify(str(path), "--stop-at", "id")
+    assert done.returncode == 0, done.stderr
+    assert last_line(done) == (1, 0)
+    never = verify(str(write(tmp_path, MINI, "clean.mm")), "--stop-at", "nosuch")
+    assert never.returncode == 1 and "'nosuch' was never reached" in never.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "usage"),
+        (["--max-errors", "many", "x.mm"], "invalid int value"),
+        (["--max-errors", "-1", "x.mm"], "--max-errors must be 0 or more"),
+        (["x.mm", "--bogus"], "unrecognized arguments"),
+    ],
+    ids=["no file", "bad number", "negative number", "unknown flag"],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
+    write(tmp_path, MINI, "x.mm")
+    done = subprocess.run([sys.executable, "-m", "core.metamath", "verify", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    done = verify(str(tmp_path / "absent.mm"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {tmp_path / 'absent.mm'}: no such file"
+
+
+def test_directory_exits_2(tmp_path: Path) -> None:
+    done = verify(str(tmp_path))
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+
+
+def test_no_command_exits_2() -> None:
+    done = subprocess.run([sys.executable, "-m", "core.metamath"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_help_exits_0() -> None:
+    done = verify("--help")
+    assert done.returncode == 0 and "--stop-at" in done.stdout
+
+
+def test_missing_include_is_invalid_not_usage(tmp_path: Path) -> None:
+    path = write(tmp_path, MINI + "$[ absent.mm $]\n")
+    done = verify(str(path))
+    assert done.returncode == 1
+    assert "included file 'absent.mm' not found" in done.stderr.splitlines()[0]
