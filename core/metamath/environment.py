@@ -139,7 +139,10 @@ class Context:
         target = self.tree(statement)
         if target is None:
             return None
-        tree, leaf_variables = self.pattern(assertion, pattern)
+        try:
+            tree, leaf_variables = self.pattern(assertion, pattern)
+        except GrammarError:
+            return None  # an assertion whose own statement does not parse unifies with nothing
         bound: dict[str, ProofStep] = {}
         if not _match(tree, target, leaf_variables, bound):
             return None
