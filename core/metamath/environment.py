@@ -26,7 +26,7 @@ from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement, disjoint_pair
 from core.metamath.proof import ProofStep
 from core.metamath.prooftree import ProofTree, hypothesis_leaf
-from core.metamath.syntax import Grammar, floating_context
+from core.metamath.syntax import CONTEXT_TREES_LIMIT, Grammar, floating_context
 from core.metamath.verifier import Kernel, show, substitute
 
 Expression = tuple[str, ...]  # symbols without the typecode
@@ -85,8 +85,8 @@ class Context:
         self.forbidden = frozenset(forbidden) | {theorem.label}
         self.floating = floating_context(theorem.context_floating or theorem.hypotheses)
         self.hypotheses: dict[Statement, Hypothesis] = {h.statement: h for h in theorem.essential}
-        self._trees: dict[Statement, ProofStep | None] = {}
-        self._patterns: dict[str, tuple[ProofStep, dict[str, str]]] = {}
+        self._trees = self.grammar.context_trees(self.floating)  # shared with same-context environments
+        self._patterns: dict[tuple[str, Statement], tuple[ProofStep, dict[str, str]]] = {}
 
     # --- labels ----------------------------------------------------------------------------------
 
@@ -113,24 +113,32 @@ class Context:
 
     def tree(self, statement: Statement) -> ProofStep | None:
         """The syntax tree of a statement in this context (``None`` if it does not parse)."""
-        if statement not in self._trees:
-            try:
-                self._trees[statement] = self.grammar.parse(statement[0], statement[1:], self.floating)
-            except GrammarError:
-                self._trees[statement] = None
-        return self._trees[statement]
+        trees = self._trees
+        if statement in trees:
+            return trees[statement]
+        try:
+            tree: ProofStep | None = self.grammar.parse(statement[0], statement[1:], self.floating)
+        except GrammarError:
+            tree = None
+        if len(trees) >= CONTEXT_TREES_LIMIT:
+            trees.clear()
+        trees[statement] = tree
+        return tree
 
     def well_formed(self, typecode: str, expression: Expression) -> bool:
         return self.tree((typecode, *expression)) is not None
 
     def pattern(self, assertion: Assertion, statement: Statement) -> tuple[ProofStep, dict[str, str]]:
-        """The syntax tree of one of ``assertion``'s statements, and its leaf label -> variable map."""
-        key = f"{assertion.label}\0{' '.join(statement)}"
-        if key not in self._patterns:
-            floating = floating_context(assertion.floating)
-            tree = self.grammar.parse(statement[0], statement[1:], floating)
-            self._patterns[key] = (tree, {h.label: h.variable for h in assertion.floating})
-        return self._patterns[key]
+        """The syntax tree of one of ``assertion``'s statements, and its leaf label -> variable map.
+
+        Raises :class:`~core.errors.GrammarError` if the statement does not parse.
+        """
+        key = (assertion.label, statement)
+        found = self._patterns.get(key)
+        if found is None:
+            tree = self.grammar.frame_tree(assertion, statement)
+            found = self._patterns[key] = (tree, {h.label: h.variable for h in assertion.floating})
+        return found
 
     def unify(self, assertion: Assertion, pattern: Statement, statement: Statement) -> dict[str, Expression] | None:
         """The substitution of ``assertion``'s variables making ``pattern`` equal ``statement``, if any."""

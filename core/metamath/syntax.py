@@ -28,6 +28,9 @@ from core.metamath.proof import ProofStep
 
 logger = logging.getLogger(__name__)
 
+CONTEXT_TREES_LIMIT = 200_000  # statements kept per shared floating-context cache before it is emptied
+CONTEXT_CACHES_LIMIT = 256  # floating contexts whose caches a grammar keeps (least recently used dropped)
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -146,6 +149,8 @@ class Grammar:
         self.syntax_typecodes.update(h.typecode for h in db.global_floating)
         self.provable_syntax_typecode = provable_syntax_typecode or self._guess_provable_syntax_typecode()
         self._trees: dict[tuple[str, Statement], ProofStep] = {}
+        self._frame_trees: dict[tuple[str, Statement], ProofStep] = {}
+        self._context_trees: dict[tuple[str, ...], dict[Statement, ProofStep | None]] = {}
 
     def _add_rule(self, assertion: Assertion) -> None:
         if assertion.essential:
@@ -215,6 +220,35 @@ class Grammar:
         if tree is None:
             tree = self._trees[key] = self.parse(statement[0], statement[1:])
         return tree
+
+    def frame_tree(self, assertion: Assertion, statement: Statement) -> ProofStep:
+        """The tree of one of ``assertion``'s statements parsed in its own frame (cached per grammar).
+
+        Raises :class:`GrammarError` if it does not parse.
+        """
+        key = (assertion.label, statement)
+        tree = self._frame_trees.get(key)
+        if tree is None:
+            tree = self.parse(statement[0], statement[1:], floating_context(assertion.floating))
+            self._frame_trees[key] = tree
+        return tree
+
+    def context_trees(self, floating: Mapping[str, Hypothesis]) -> dict[Statement, ProofStep | None]:
+        """A statement -> tree (``None``: does not parse) cache for parses in the floating context ``floating``.
+
+        Every caller with the same floating context gets the same dictionary, so the environments of
+        theorems declared in the same scope share their parses. The caller fills it (and may empty it
+        when it grows too large: see :data:`CONTEXT_TREES_LIMIT`). A grammar keeps the caches of the
+        :data:`CONTEXT_CACHES_LIMIT` contexts asked for most recently.
+        """
+        key = tuple(h.label for h in floating.values())
+        trees = self._context_trees.pop(key, None)
+        if trees is None:
+            trees = {}
+            if len(self._context_trees) >= CONTEXT_CACHES_LIMIT:
+                del self._context_trees[next(iter(self._context_trees))]  # the least recently asked for
+        self._context_trees[key] = trees
+        return trees
 
     def is_well_formed(self, typecode: str, symbols: Sequence[str], floating: Mapping[str, Hypothesis] | None = None) -> bool:
         try:

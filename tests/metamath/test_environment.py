@@ -311,3 +311,31 @@ def test_theorems_with_disjoint_conditions_replay(pred: Tools) -> None:
         tree = tree_from_proof(pred.db, theorem, pred.kernel)
         assert check_tree(pred.db, pred.grammar, theorem, replay_backward(pred, theorem, tree), pred.kernel)
         assert check_tree(pred.db, pred.grammar, theorem, replay_forward(pred, theorem, tree).tree, pred.kernel)
+
+
+# --- caches and unparseable assertions ---------------------------------------------------------------
+
+
+def test_environments_of_the_same_context_share_parses(prop: Tools, pred: Tools) -> None:
+    first, second = prop.backward("pm2.43i"), prop.forward("syl")
+    goal = s("|- ( ph -> ( ps -> ph ) )")
+    assert first.tree(goal) is second.tree(goal)  # parsed once for both
+    assert first.tree(s("|- ( ph ->")) is None and second.tree(s("|- ( ph ->")) is None
+    local = make_theorem(pred.db, "t", goal, before=pred.db.assertion("ax5d"))
+    other = make_theorem(pred.db, "t", goal)
+    assert pred.backward(local).tree(goal) is not pred.backward(other).tree(goal)  # different contexts
+    assert pred.grammar.expression(pred.backward(local).tree(goal)) == goal[1:]
+
+
+def test_an_assertion_whose_statement_does_not_parse_unifies_with_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "amb.mm"
+    path.write_text("""$c wff |- + $. $v ph ps ch $. wph $f wff ph $. wps $f wff ps $. wch $f wff ch $.
+wplus $a wff ph + ps $.
+ax-amb $a |- ph + ps + ch $.
+ax-ok $a |- ph + ps $.
+""")
+    tools = Tools(read_database(path))
+    theorem = make_theorem(tools.db, "goal", s("|- ph + ps"))
+    env = tools.backward(theorem)
+    error(env.apply(s("|- ph + ps"), Tactic("ax-amb")), K.NO_UNIFICATION)  # ambiguous: no tree, no exception
+    expansion(env.apply(s("|- ph + ps"), Tactic("ax-ok")))
