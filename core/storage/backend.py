@@ -328,8 +328,9 @@ def backend_for(url: str) -> Backend:
     import fsspec  # only here: importing fsspec costs ~0.15 s of start-up that local jobs do not need
 
     fs, path = fsspec.core.url_to_fs(url)
-    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or type(fs).__name__ == "LocalFileSystem":
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" in protocols or "local" in protocols:
         return LocalBackend(path)
-    if "memory" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    if "memory" in protocols:
         return MemoryBackend(fs, path)
     return FsspecBackend(fs, path)

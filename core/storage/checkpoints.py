@@ -37,12 +37,13 @@ _HINT = "latest.json"
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """A published version: its number, the publisher's metadata, the weights' path, the publish time."""
+    """A published version: its number, the publisher's metadata, the weights' path, publish time and size."""
 
     version: int
     meta: dict[str, Any]
     path: str
     time: float = 0.0
+    size: int = 0
 
 
 # --- single checkpoint files ------------------------------------------------------------------
@@ -148,7 +149,7 @@ class CheckpointStore:
     def _info_from(self, sidecar: dict[str, Any]) -> CheckpointInfo:
         return CheckpointInfo(version=sidecar["version"], meta=sidecar["meta"],
                               path=self._backend.location(f"{self._folder}/{sidecar['weights']}"),
-                              time=sidecar["time"])
+                              time=sidecar["time"], size=sidecar["size"])
 
     def _read_sidecar(self, version: int) -> dict[str, Any] | None:
         data = self._backend.read(self._sidecar(version))
@@ -209,13 +210,12 @@ class CheckpointStore:
         else:
             info = self.info(version)
         weights = f"{self._folder}/{info.path.rpartition('/')[2]}"
-        expected = self._read_sidecar(info.version)
         size = self._backend.size(weights)
         if size is None:
             raise CheckpointError(f"{info.path}: weights of version {info.version} are gone (deleted by "
                                   "retention while loading?); load the latest version again")
-        if expected is not None and size != expected["size"]:
-            raise CheckpointError(f"{info.path}: {size} bytes, its metadata says {expected['size']}: truncated")
+        if size != info.size:
+            raise CheckpointError(f"{info.path}: {size} bytes, its metadata says {info.size}: truncated")
         with self._backend.open_read(weights) as f:
             state_dict, _ = _torch_load(f, info.path, map_location)
         return state_dict, info

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, read_shard
+from core.storage.shards import shard_path
 
 
 def _produce(root: ExperimentRoot, stream: str, records: int, per_shard: int) -> list[str]:
@@ -116,6 +117,23 @@ def test_consumer_killed_anywhere_processes_every_record_once(root: ExperimentRo
     consumed = Counter(r["from"] for r in _outputs(root, "out"))
     assert consumed == Counter(produced)  # every record, once
     assert ShardWriter(root, "out", max_records=1, max_age_s=1).last_cursor() == Cursor({"in": 43})
+
+
+def test_a_damaged_last_output_shard_is_derived_again(root: ExperimentRoot) -> None:
+    _produce(root, "in", 4, 1)
+    out = ShardWriter(root, "out", max_records=100, max_age_s=60, committing=True)
+    reader = StreamReader(root, ["in"])
+    for batch in reader.poll():
+        out.append({"from": batch.records[0]["id"]})
+        out.flush(cursor=batch.cursor)
+    root.backend.replace(shard_path("out", 3), b"")  # the output of input 3, committed, then damaged
+    restarted = ShardWriter(root, "out", max_records=100, max_age_s=60, committing=True)
+    assert restarted.last_cursor() == Cursor({"in": 3})  # the damaged shard is quarantined on the way
+    reader = StreamReader(root, ["in"], restarted.last_cursor())
+    for batch in reader.poll():
+        restarted.append({"from": batch.records[0]["id"]})
+    restarted.flush(cursor=reader.cursor)
+    assert Counter(r["from"] for r in _outputs(root, "out")) == Counter(f"in-{i}" for i in range(4))
 
 
 def test_without_commits_a_restart_would_duplicate(root: ExperimentRoot) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 import pytest
 
@@ -52,3 +53,23 @@ def test_reserved_and_bad_fields_are_rejected(root: ExperimentRoot) -> None:
         beat.beat(model=object())
     with pytest.raises(StorageError, match="rank must be an integer"):
         Heartbeat(root, "gen", -1)
+
+
+def test_a_reader_never_sees_a_partial_heartbeat(root: ExperimentRoot) -> None:
+    beat = Heartbeat(root, "gen", 0)
+    beat.beat(n=0, blob="x" * 20_000)
+    done = threading.Event()
+
+    def keep_beating() -> None:
+        for n in range(1, 60):
+            beat.beat(n=n)
+        done.set()
+
+    thread = threading.Thread(target=keep_beating)
+    thread.start()
+    seen = []
+    while not done.is_set():
+        [read] = read_heartbeats(root)  # always one whole, parseable file
+        seen.append(read["n"])
+    thread.join()
+    assert seen == sorted(seen) and read_heartbeats(root)[0]["n"] == 59

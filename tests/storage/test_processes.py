@@ -134,6 +134,7 @@ def test_crash_test_exactly_once_under_sigkill(tmp_path: Path) -> None:
         for job in (producer, consumer):
             job.step(may_kill=True)
         time.sleep(0.002)
+    chaos_s = time.monotonic() - started
     stop.touch()  # the producer now flushes and exits (restarted until it does); the consumer is still killed
     while producer.proc.poll() is None or sum(consumer.kills.values()) < KILLS // 2:
         producer.step(may_kill=False)
@@ -163,4 +164,5 @@ def test_crash_test_exactly_once_under_sigkill(tmp_path: Path) -> None:
           f"{sum(consumer.kills.values())} consumer; {kills['while working']} while working, "
           f"{kills['during start-up']} during start-up); {len(produced)} records in "
           f"{stream_bounds(root, 'src')[1]} shards, each consumed exactly once, via {len(outputs)} committed "
-          f"output shards; {leftovers} temporaries left by killed writers, never read, removed; {elapsed:.1f} s")
+          f"output shards; {leftovers} temporaries left by killed writers, never read, removed; "
+          f"{elapsed:.1f} s ({chaos_s:.1f} s with both killed, {producer.lives + consumer.lives} process starts)")

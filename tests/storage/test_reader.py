@@ -17,14 +17,14 @@ def _fill(root: ExperimentRoot, stream: str, shards: int, per_shard: int = 2) ->
 
 
 def test_idle_poll_costs_one_call_per_stream(root: ExperimentRoot, counted: CountingBackend) -> None:
-    _fill(root, "a", 200)
+    _fill(root, "a", 60)
     _fill(root, "b", 3)
     reader = StreamReader(root, ["a", "b"])
-    assert len(reader.poll()) == 203
+    assert len(reader.poll()) == 63
     counted.reset()
     assert reader.poll() == []
     assert counted.total() == 2 and counted.calls["read"] == 2
-    assert counted.paths == [shard_path("a", 200), shard_path("b", 3)]
+    assert counted.paths == [shard_path("a", 60), shard_path("b", 3)]
 
 
 def test_poll_never_lists(root: ExperimentRoot, counted: CountingBackend) -> None:

@@ -20,6 +20,11 @@ def test_config_written_once_and_reopened(root_url: str) -> None:
     assert opened.url == created.url
 
 
+def test_file_urls_and_plain_paths_are_the_same_root(tmp_path: object) -> None:
+    created = ExperimentRoot.create_or_open(f"{tmp_path}/exp", CONFIG)
+    assert ExperimentRoot.open(f"file://{tmp_path}/exp").url == created.url
+
+
 def test_config_is_normalized_as_json(root_url: str) -> None:
     root = ExperimentRoot.create_or_open(root_url, {"sizes": (1, 2), "nested": {"k": 1}})
     assert root.config == {"sizes": [1, 2], "nested": {"k": 1}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -24,6 +25,29 @@ def test_backend_create_never_overwrites(root: ExperimentRoot) -> None:
         root.backend.create("streams/s/000000000000.zst", b"second")
     assert root.backend.read("streams/s/000000000000.zst") == b"first"
     assert root.backend.listdir("streams/s") == ["000000000000.zst"]  # no temporary left behind
+
+
+def test_backend_create_is_exclusive_under_races(root: ExperimentRoot) -> None:
+    """Threads racing to publish the same names: each name is won by exactly one, with that one's bytes."""
+    names = [f"streams/race/{i:012d}.zst" for i in range(40)]
+    wins: dict[str, list[bytes]] = {name: [] for name in names}
+
+    def contender(tag: bytes) -> None:
+        for name in names:
+            try:
+                root.backend.create(name, tag * 1000)
+                wins[name].append(tag)
+            except FileExistsError:
+                pass
+
+    threads = [threading.Thread(target=contender, args=(bytes([65 + i]),)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in names:
+        assert len(wins[name]) == 1 and root.backend.read(name) == wins[name][0] * 1000
+    assert sorted(root.backend.listdir("streams/race")) == sorted(n.rpartition("/")[2] for n in names)
 
 
 def test_second_writer_on_a_stream_is_stopped(root: ExperimentRoot) -> None:
@@ -87,13 +111,13 @@ def test_empty_stream_starts_at_zero(root: ExperimentRoot) -> None:
 
 def test_resume_probes_logarithmically_without_listing(root: ExperimentRoot) -> None:
     writer = ShardWriter(root, "gen-0", max_records=1, max_age_s=60)
-    for i in range(300):
+    for i in range(100):
         writer.append({"i": i})
     counter = CountingBackend(root.backend)
     root.backend = counter  # type: ignore[assignment]
-    assert ShardWriter(root, "gen-0", max_records=1, max_age_s=60, clean_after_s=None).next_seq == 300
+    assert ShardWriter(root, "gen-0", max_records=1, max_age_s=60, clean_after_s=None).next_seq == 100
     assert counter.calls["listdir"] == 0
-    assert counter.calls["exists"] <= 2 * 9 + 2  # exponential then binary search: ~2 log2(300)
+    assert counter.calls["exists"] <= 2 * 7 + 2  # exponential then binary search: ~2 log2(100), not 100
 
 
 def test_resume_after_prune_starts_from_low_water_mark(root: ExperimentRoot) -> None:
@@ -136,3 +160,22 @@ def test_flush_with_nothing_pending_publishes_nothing(root: ExperimentRoot) -> N
 def test_invalid_flush_limits_are_rejected(root: ExperimentRoot) -> None:
     with pytest.raises(StorageError, match="max_records >= 1"):
         ShardWriter(root, "gen-0", max_records=0, max_age_s=1)
+
+
+def test_generic_fsspec_backend_publishes_without_overwrite(tmp_path: object) -> None:
+    """The path other protocols (s3, gcs, ...) take: temporary, existence check, move."""
+    import fsspec
+
+    from core.storage.backend import FsspecBackend
+
+    backend = FsspecBackend(fsspec.filesystem("file"), str(tmp_path))
+    assert backend.create("streams/s/000000000000.zst", b"first") == 5
+    with pytest.raises(FileExistsError):
+        backend.create("streams/s/000000000000.zst", b"second")
+    backend.replace("streams/s/low_water.json", b"1")
+    backend.replace("streams/s/low_water.json", b"2")
+    assert backend.read("streams/s/000000000000.zst") == b"first" and backend.read("streams/s/low_water.json") == b"2"
+    assert sorted(backend.listdir("streams/s")) == ["000000000000.zst", "low_water.json"]  # no temporaries
+    assert backend.read("streams/s/missing.zst") is None and not backend.exists("streams/s/missing.zst")
+    assert backend.remove("streams/s/low_water.json") and not backend.remove("streams/s/low_water.json")
+    assert 0 <= backend.age_s("streams/s/000000000000.zst") < 60 and backend.size("streams/s/000000000000.zst") == 5
