@@ -98,22 +98,24 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
         raise _fail(assertion, "compressed proof: the label list `( ...` is never closed by `)`") from None
     listed = proof[1:closing]
     mandatory = tuple(map(_LABEL_OF, assertion.hypotheses))
+    hypotheses = set(range(len(mandatory)))  # indices of the labels that are hypotheses
     known = db.labels
-    for label in listed:
+    for index, label in enumerate(listed, len(mandatory)):
         target = known.get(label)
         if target.__class__ is Assertion and target.number < assertion.number:  # type: ignore[union-attr]
             continue  # the common case, checked fast
-        hypotheses = {h.label: h for h in assertion.hypotheses}
-        if label in hypotheses:
+        frame = {h.label: h for h in assertion.hypotheses}
+        if label in frame:
             raise _fail(assertion, f"compressed proof lists mandatory hypothesis {label!r} (it is implicit)")
         if label == UNKNOWN:
             raise _fail(assertion, "compressed proof lists `?` among its labels (`?` belongs in the letters)")
-        check_citable(db, assertion, label, hypotheses)
+        check_citable(db, assertion, label, frame)
+        hypotheses.add(index)  # a floating hypothesis of a dummy variable
     if len(set(listed)) != len(listed):
         raise _fail(assertion, "compressed proof lists a label twice")
     labels = mandatory + listed
     letters = "".join(proof[closing + 1 :])
-    ops = _decode_letters(assertion, letters, len(labels))
+    ops = _decode_letters(assertion, letters, len(labels), hypotheses)
     return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
 
 
@@ -136,8 +138,14 @@ class _StepNumbers(dict[str, int]):
 _STEP_NUMBERS = _StepNumbers({"Z": _SAVE_NUMBER, "?": _UNKNOWN_NUMBER})
 
 
-def _decode_letters(assertion: Assertion, letters: str, label_count: int) -> tuple[int, ...]:
-    """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last)."""
+def _decode_letters(assertion: Assertion, letters: str, label_count: int, hypotheses: set[int]) -> tuple[int, ...]:
+    """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last).
+
+    ``hypotheses`` holds the indices of the labels that are hypotheses: a `Z` may not follow them, nor a
+    reused step. The Metamath book only says `Z` tags a step for reuse; the reference verifier
+    ``metamath`` accepts it only after an ``$a``/``$p`` step (or `?`), and so does this kernel, so that
+    every proof it accepts is accepted there too.
+    """
     steps = _STEP_RE.findall(letters)
     # Well formed: nothing skipped by findall (bad letter, unfinished number), and every `Z` follows a step.
     if "".join(steps) != letters or letters.startswith("Z") or "ZZ" in letters:
@@ -154,6 +162,9 @@ def _decode_letters(assertion: Assertion, letters: str, label_count: int) -> tup
         elif number > 0:
             append(number - 1)
         elif number == _SAVE_NUMBER:
+            if ops[-1] < 0 or ops[-1] in hypotheses:
+                raise _fail(assertion, f"compressed proof: `Z` at step {len(ops) + 1} follows a hypothesis or a "
+                                       "reused step; only assertion steps may be saved")
             append(SAVE)
             saved += 1
         else:
