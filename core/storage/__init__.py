@@ -17,11 +17,12 @@ from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_chec
                                       save_checkpoint_file)
 from core.storage.heartbeats import Heartbeat, read_heartbeats
 from core.storage.root import ExperimentRoot
-from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries, low_water,
-                                  prune_stream, read_shard, stream_bounds)
+from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries,
+                                  list_quarantined, low_water, prune_stream, read_shard, stream_bounds)
 
 __all__ = [
     "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "ShardBatch", "ShardWriter",
-    "StreamReader", "clean_temporaries", "load_checkpoint", "load_checkpoint_file", "low_water", "prune_stream",
+    "StreamReader", "clean_temporaries", "list_quarantined", "load_checkpoint", "load_checkpoint_file", "low_water",
+    "prune_stream",
     "read_heartbeats", "read_shard", "save_checkpoint_file", "stream_bounds",
 ]

@@ -289,13 +289,20 @@ class ShardWriter:
         return read_shard(self._root, self.stream, self._next_seq - 1)[0]
 
     def last_cursor(self) -> Cursor | None:
-        """The newest cursor committed in this stream's headers: where a restarted consumer resumes."""
+        """The cursor committed by the newest shard of this stream: where a restarted consumer resumes.
+
+        Tombstones (damaged shards) are passed over; the newest other shard decides (None if it has no
+        cursor, or if the stream has no shard).
+        """
         for seq in range(self._next_seq - 1, self._low_water - 1, -1):
             header = read_shard(self._root, self.stream, seq)[0]
-            if header["cursor"] is not None:
-                if seq == self._next_seq - 1:
-                    self._last_published_commit = (header["cursor"], header["extra"])
-                return Cursor(header["cursor"])
+            if is_tombstone(header):
+                continue
+            if header["cursor"] is None:
+                return None
+            if seq == self._next_seq - 1:
+                self._last_published_commit = (header["cursor"], header["extra"])
+            return Cursor(header["cursor"])
         return None
 
     def _check_usable(self) -> None:
@@ -455,13 +462,14 @@ class StreamReader:
 def prune_stream(root: ExperimentRoot, stream: str, below_seq: int) -> int:
     """Remove the shards of ``stream`` numbered below ``below_seq``; returns how many were removed.
 
-    Never prunes past the stream's end. The low-water mark is written before any shard is removed (so that
-    a writer or reader never mistakes a pruned prefix for the end of the stream), and records where an
-    interrupted prune started, so that the next one finishes its work.
+    The last shard is always kept (it holds a consumer's newest commit, and tells a restarted writer where
+    it is). The low-water mark is written before any shard is removed (so that a writer or reader never
+    mistakes a pruned prefix for the end of the stream), and records where an interrupted prune started, so
+    that the next one finishes its work.
     """
     mark = _read_mark(root, stream)
     _, end = stream_bounds(root, stream)
-    target = min(below_seq, end)
+    target = min(below_seq, max(end - 1, 0))
     if target <= mark["below"] and mark["from"] >= mark["below"]:
         return 0
     target = max(target, mark["below"])
@@ -471,6 +479,24 @@ def prune_stream(root: ExperimentRoot, stream: str, below_seq: int) -> int:
     backend.replace(_low_water_path(stream), json_bytes({"below": target, "from": target}, what="mark"))
     logger.info("stream %s: pruned %d shards below %d", stream, removed, target)
     return removed
+
+
+def list_quarantined(root: ExperimentRoot) -> list[dict[str, Any]]:
+    """The notes of every quarantined shard (file, reason, time, by; plus ``kept``: where its bytes are)."""
+    notes = []
+    for stream in root.backend.listdir(QUARANTINE_DIR):
+        folder = f"{QUARANTINE_DIR}/{stream}"
+        for name in sorted(root.backend.listdir(folder)):
+            data = root.backend.read(f"{folder}/{name}") if name.endswith(".reason.json") else None
+            if data is None:
+                continue
+            try:
+                note = json.loads(data)
+            except ValueError:
+                note = {"reason": "unreadable quarantine note"}
+            note["kept"] = root.backend.location(f"{folder}/{name[: -len('.reason.json')]}.zst")
+            notes.append(note)
+    return notes
 
 
 def _clean_folder(root: ExperimentRoot, folder: str, grace_s: float) -> int:

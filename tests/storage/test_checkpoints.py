@@ -11,7 +11,8 @@ import torch
 from core.errors import CheckpointConflictError, CheckpointError, StorageError
 from core.storage import (CheckpointStore, ExperimentRoot, load_checkpoint, load_checkpoint_file,
                           save_checkpoint_file)
-from tests.storage.conftest import CountingBackend
+
+from .helpers import CountingBackend
 
 
 def _state(value: float) -> dict[str, torch.Tensor]:

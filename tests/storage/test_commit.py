@@ -8,6 +8,8 @@ from collections import Counter
 from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, read_shard
 from core.storage.shards import shard_path
 
+from .helpers import CountingBackend
+
 
 def _produce(root: ExperimentRoot, stream: str, records: int, per_shard: int) -> list[str]:
     writer = ShardWriter(root, stream, max_records=per_shard, max_age_s=60)
@@ -76,13 +78,16 @@ def test_commit_waits_for_age_when_no_record_fills_a_shard(root: ExperimentRoot)
     assert out.maybe_flush() == 0 and read_shard(root, "out", 0)[0]["cursor"] == {"in": 1}
 
 
-def test_last_cursor_skips_shards_without_a_cursor(root: ExperimentRoot) -> None:
-    out = ShardWriter(root, "out", max_records=10, max_age_s=60)
+def test_last_cursor_reads_the_newest_shard_only(root: ExperimentRoot, counted: CountingBackend) -> None:
+    plain = ShardWriter(root, "plain", max_records=1, max_age_s=60)
+    for i in range(20):
+        plain.append({"i": i})
+    counted.reset()
+    assert plain.last_cursor() is None and counted.calls["read"] == 1  # not a walk through the history
+    out = ShardWriter(root, "out", max_records=10, max_age_s=60, committing=True)
     out.flush(cursor=Cursor({"in": 3}))
-    out._committing = False  # a writer that also publishes plain shards (not what consumers do)
-    out.append({"i": 0})
-    out.flush()
-    assert ShardWriter(root, "out", max_records=1, max_age_s=1).last_cursor() == Cursor({"in": 3})
+    out.flush(cursor=Cursor({"in": 5}))
+    assert out.last_cursor() == Cursor({"in": 5})
 
 
 def test_consumer_killed_anywhere_processes_every_record_once(root: ExperimentRoot) -> None:

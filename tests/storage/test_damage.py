@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 import zstandard
 
-from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, read_shard
+from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, list_quarantined, read_shard
 from core.errors import CorruptShardError
 from core.storage.shards import ShardEncoder, decode_shard, make_header, shard_path
 
@@ -76,13 +76,15 @@ def test_damaged_shard_is_quarantined_and_skipped(root: ExperimentRoot, damage: 
     assert reason in note["reason"] and note["file"].endswith(shard_path("gen-0", 1))
     header, records = read_shard(root, "gen-0", 1)  # the tombstone
     assert records == [] and reason in header["quarantined"]["reason"]
+    [listed] = list_quarantined(root)  # what a status tool shows
+    assert reason in listed["reason"] and listed["kept"] == root.backend.location(f"quarantine/gen-0/{kept[0]}")
 
 
 def test_the_good_twin_is_read_intact(root: ExperimentRoot) -> None:
     _three_shards(root)
     reader = StreamReader(root, ["gen-0"])
     assert [r for b in reader.poll() for r in b.records] == RECORDS and reader.quarantined == 0
-    assert root.backend.listdir("quarantine") == []
+    assert root.backend.listdir("quarantine") == [] and list_quarantined(root) == []
 
 
 def test_a_reader_from_an_older_cursor_passes_the_tombstone(root: ExperimentRoot) -> None:

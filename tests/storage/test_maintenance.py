@@ -10,7 +10,8 @@ from core.errors import StreamPrunedError
 from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, clean_temporaries, low_water,
                           prune_stream, stream_bounds)
 from core.storage.shards import shard_path
-from tests.storage.conftest import CountingBackend
+
+from .helpers import CountingBackend
 
 
 def _fill(root: ExperimentRoot, stream: str, shards: int) -> ShardWriter:
@@ -60,11 +61,21 @@ def test_prune_removes_a_prefix_and_readers_and_writers_go_on(root: ExperimentRo
     assert prune_stream(root, "a", 3) == 0 and low_water(root, "a") == 6  # the mark never goes back
 
 
-def test_prune_never_goes_past_the_end_of_the_stream(root: ExperimentRoot) -> None:
+def test_prune_keeps_the_last_shard(root: ExperimentRoot) -> None:
     _fill(root, "a", 4)
-    assert prune_stream(root, "a", 100) == 4
-    assert stream_bounds(root, "a") == (4, 4)
-    assert ShardWriter(root, "a", max_records=1, max_age_s=1).append({"i": 4}) == 4
+    assert prune_stream(root, "a", 100) == 3
+    assert stream_bounds(root, "a") == (3, 4) and root.backend.exists(shard_path("a", 3))
+    restarted = ShardWriter(root, "a", max_records=1, max_age_s=1)
+    assert restarted.last_header()["seq"] == 3 and restarted.append({"i": 4}) == 4
+
+
+def test_a_consumer_keeps_its_commit_through_pruning(root: ExperimentRoot) -> None:
+    out = ShardWriter(root, "out", max_records=10, max_age_s=60, committing=True)
+    for position in range(1, 6):
+        out.append({"i": position})
+        out.flush(cursor=Cursor({"in": position}))
+    prune_stream(root, "out", 5)  # below every shard: the newest one stays
+    assert ShardWriter(root, "out", max_records=1, max_age_s=1).last_cursor() == Cursor({"in": 5})
 
 
 def test_an_interrupted_prune_is_finished_by_the_next(root: ExperimentRoot) -> None:
@@ -77,16 +88,14 @@ def test_an_interrupted_prune_is_finished_by_the_next(root: ExperimentRoot) -> N
 
 
 def test_a_reader_behind_the_mark_fails_loudly(root: ExperimentRoot) -> None:
-    _fill(root, "a", 5)
+    _fill(root, "a", 8)
     prune_stream(root, "a", 3)
     with pytest.raises(StreamPrunedError, match="at shard 1 but shards below 3 were pruned"):
         StreamReader(root, ["a"], Cursor({"a": 1}))
-    live = StreamReader(root, ["a"], Cursor({"a": 3}), prune_check_s=0)
-    live.poll()
-    prune_stream(root, "a", 5)
-    live._positions["a"] = 4  # as if this consumer had been restarted behind the new mark
-    with pytest.raises(StreamPrunedError, match="at shard 4 but shards below 5"):
-        live.poll()
+    slow = StreamReader(root, ["a"], Cursor({"a": 3}), prune_check_s=0)
+    prune_stream(root, "a", 6)  # past a live consumer: a retention policy bug
+    with pytest.raises(StreamPrunedError, match="at shard 3 but shards below 6"):
+        slow.poll()
 
 
 def test_polls_check_the_mark_only_now_and_then(root: ExperimentRoot, counted: CountingBackend) -> None:

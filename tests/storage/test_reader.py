@@ -7,7 +7,8 @@ import pytest
 from core.errors import StorageError
 from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader
 from core.storage.shards import ShardEncoder, make_header, shard_path
-from tests.storage.conftest import CountingBackend
+
+from .helpers import CountingBackend
 
 
 def _fill(root: ExperimentRoot, stream: str, shards: int, per_shard: int = 2) -> None:

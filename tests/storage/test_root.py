@@ -8,7 +8,8 @@ import pytest
 
 from core.errors import ConfigError, ExperimentConfigMismatch, StorageError
 from core.storage import CheckpointStore, ExperimentRoot, Heartbeat, ShardWriter
-from tests.storage.conftest import CONFIG
+
+from .helpers import CONFIG
 
 
 def test_config_written_once_and_reopened(root_url: str) -> None:
