@@ -1,0 +1,263 @@
+"""Backward best-first proof search over an AND-OR graph (GPT-f / HTPS style).
+
+The graph has *goal* nodes (OR: a goal is solved by any one of its tactics) and *tactic* nodes (AND: a
+tactic solves its goal when all its open subgoals are solved). Subgoals equal to a hypothesis of the
+theorem are closed by the environment and never become nodes.
+
+**Priority.** Every goal carries ``value``: the largest, over the paths from the root to it, of the sum
+of the log-probabilities of the tactics along the path (the root has 0). Each round the search expands
+the open goal of highest value (ties: the goal created first); it asks the policy for ``k`` proposals,
+applies each with :meth:`BackwardEnv.apply` and links the resulting tactic nodes. A goal reached by a
+better path later has its value raised, and so have its descendants.
+
+**Bookkeeping.**
+- Duplicate goals share one node (same statement, same node), so a subproof is found once.
+- Cycles are avoided: a tactic one of whose subgoals is the goal itself or one of its ancestors is
+  dropped (``pruned["cycle"]``); so is a tactic whose subgoals repeat an earlier tactic's of the same
+  goal (``pruned["duplicate tactic"]``) or include a goal already known to fail (``pruned["failed
+  subgoal"]``). The graph therefore stays acyclic.
+- A goal is *solved* by a tactic whose open subgoals are all solved; solutions propagate upwards. A goal
+  *fails* when it was expanded and all its tactics failed (none valid included); a tactic fails when one
+  of its subgoals fails. Failures propagate upwards too. A goal is only expanded while it can still help
+  the root (some path of unfailed tactics leads from it to the root through unsolved goals).
+- Goals deeper than ``max_depth`` (root = 0) are never expanded.
+
+The search stops when the root is solved (the proof tree is rebuilt with :meth:`BackwardEnv.build_tree`
+and checked by the kernel before it counts), when nothing is left to expand, or when a budget runs out.
+Limitation: a goal that fails only because its tactics formed cycles *on one path* is marked failed for
+every path that shares it (rare, and it only loses completeness, never soundness).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Sequence
+
+from core.metamath.database import Statement
+from core.metamath.environment import BackwardEnv, EnvError, Expansion
+from core.metamath.prooftree import ProofTree, hypothesis_leaf
+from core.search.policy import BackwardQuery, Proposal
+from core.search.runner import Query, Search, SearchSettings
+
+
+class GoalNode:
+    """An OR node: a statement to prove."""
+
+    __slots__ = ("statement", "index", "depth", "value", "parents", "tactics", "expanded", "failed", "solved_by")
+
+    def __init__(self, statement: Statement, index: int, depth: int, value: float) -> None:
+        self.statement = statement
+        self.index = index
+        self.depth = depth
+        self.value = value
+        self.parents: list[TacticNode] = []
+        self.tactics: list[TacticNode] = []
+        self.expanded = False
+        self.failed = False
+        self.solved_by: TacticNode | None = None
+
+    @property
+    def solved(self) -> bool:
+        return self.solved_by is not None
+
+
+class TacticNode:
+    """An AND node: a valid tactic applied to ``goal``; ``subgoals[i]`` is ``None`` for closed subgoals."""
+
+    __slots__ = ("goal", "expansion", "logprob", "subgoals", "solved", "failed")
+
+    def __init__(self, goal: GoalNode, expansion: Expansion, logprob: float, subgoals: list[GoalNode | None]) -> None:
+        self.goal = goal
+        self.expansion = expansion
+        self.logprob = logprob
+        self.subgoals = subgoals
+        self.solved = False
+        self.failed = False
+
+    def open(self) -> list[GoalNode]:
+        return [s for s in self.subgoals if s is not None]
+
+
+class BackwardSearch(Search):
+    """Best-first search of one theorem in a :class:`BackwardEnv` (see the module docstring)."""
+
+    kind = "backward"
+    prover = "backward"
+
+    def __init__(self, env: BackwardEnv, settings: SearchSettings) -> None:
+        super().__init__(env.db, env.theorem, settings, grammar=env.grammar, kernel=env.kernel)
+        self.env = env
+        self.goals: dict[Statement, GoalNode] = {}
+        self._heap: list[tuple[float, int, GoalNode]] = []
+        self._tie = itertools.count()
+        self._expanding: GoalNode | None = None
+        self.root = self._goal(env.theorem.statement, 0, 0.0)
+        self.tactic_count = 0
+
+    def node_count(self) -> int:
+        return len(self.goals)
+
+    # --- the protocol ----------------------------------------------------------------------------
+
+    def _queries(self) -> list[Query]:
+        hypothesis = self.env.hypotheses.get(self.root.statement)
+        if hypothesis is not None:  # the root is one of the theorem's hypotheses: solved at once
+            self._accept(hypothesis_leaf(hypothesis))
+            return []
+        while self._heap:
+            _, _, goal = heapq.heappop(self._heap)
+            if not goal.expanded and goal.depth < self.settings.max_depth and self._useful(goal):
+                self._expanding = goal
+                return [BackwardQuery(self.env, goal.statement)]
+        return []
+
+    def _absorb(self, proposals: Sequence[Sequence[Proposal]]) -> None:
+        goal, self._expanding = self._expanding, None
+        if goal is None:
+            return
+        goal.expanded = True
+        ancestors = self._ancestors(goal)
+        seen: set[tuple[Statement, ...]] = {tuple(sorted(t.expansion.open_subgoals)) for t in goal.tactics}
+        for proposal in proposals[0]:
+            result = self.env.apply(goal.statement, proposal.tactic)
+            if isinstance(result, EnvError):
+                self.invalid[result.kind.value] += 1
+                continue
+            self._link(goal, result, proposal.logprob, ancestors, seen)
+            if goal.solved:
+                break
+        if not goal.solved and all(t.failed for t in goal.tactics):
+            self._fail(goal)
+        if self.root.solved:
+            self._accept(self._tree(self.root, {}))
+        elif self.root.failed:
+            self._stop("exhausted")
+
+    # --- growing the graph -----------------------------------------------------------------------
+
+    def _goal(self, statement: Statement, depth: int, value: float) -> GoalNode:
+        goal = GoalNode(statement, len(self.goals), depth, value)
+        self.goals[statement] = goal
+        self._push(goal)
+        return goal
+
+    def _push(self, goal: GoalNode) -> None:
+        if not goal.expanded and goal.depth < self.settings.max_depth:
+            heapq.heappush(self._heap, (-goal.value, next(self._tie), goal))
+
+    def _link(self, goal: GoalNode, expansion: Expansion, logprob: float,
+              ancestors: set[int], seen: set[tuple[Statement, ...]]) -> None:
+        key = tuple(sorted(expansion.open_subgoals))
+        if key in seen:
+            self.pruned["duplicate tactic"] += 1
+            return
+        existing = [self.goals.get(s) for s in key]
+        if any(node is not None and (node is goal or node.index in ancestors) for node in existing):
+            self.pruned["cycle"] += 1
+            return
+        if any(node is not None and node.failed for node in existing):
+            self.pruned["failed subgoal"] += 1
+            return
+        seen.add(key)
+        depth, value = goal.depth + 1, goal.value + logprob
+        subgoals: list[GoalNode | None] = []
+        for subgoal in expansion.subgoals:
+            if subgoal.closed_by is not None:
+                subgoals.append(None)
+                continue
+            node = self.goals.get(subgoal.statement)
+            if node is None:
+                node = self._goal(subgoal.statement, depth, value)
+            else:
+                self._raise(node, depth, value)
+            subgoals.append(node)
+        tactic = TacticNode(goal, expansion, logprob, subgoals)
+        self.tactic_count += 1
+        goal.tactics.append(tactic)
+        for node in tactic.open():
+            node.parents.append(tactic)
+        self._try_solve(tactic)
+
+    def _raise(self, node: GoalNode, depth: int, value: float) -> None:
+        """Lower ``node``'s depth / raise its value if a new path is better, and its descendants'."""
+        stack = [(node, depth, value)]
+        while stack:
+            goal, depth, value = stack.pop()
+            if depth >= goal.depth and value <= goal.value:
+                continue
+            goal.depth, goal.value = min(goal.depth, depth), max(goal.value, value)
+            if not goal.expanded:
+                self._push(goal)
+                continue
+            for tactic in goal.tactics:
+                for child in tactic.open():
+                    stack.append((child, goal.depth + 1, goal.value + tactic.logprob))
+
+    # --- propagation -----------------------------------------------------------------------------
+
+    def _try_solve(self, tactic: TacticNode) -> None:
+        stack = [tactic]
+        while stack:
+            tactic = stack.pop()
+            if tactic.solved or not all(s.solved for s in tactic.open()):
+                continue
+            tactic.solved = True
+            goal = tactic.goal
+            if goal.solved_by is None:
+                goal.solved_by = tactic
+                stack.extend(goal.parents)
+
+    def _fail(self, goal: GoalNode) -> None:
+        stack = [goal]
+        while stack:
+            goal = stack.pop()
+            if goal.failed or goal.solved:
+                continue
+            goal.failed = True
+            for tactic in goal.parents:
+                if tactic.failed:
+                    continue
+                tactic.failed = True
+                parent = tactic.goal
+                if parent.expanded and not parent.solved and all(t.failed for t in parent.tactics):
+                    stack.append(parent)
+
+    def _useful(self, goal: GoalNode) -> bool:
+        """Whether some path of unfailed tactics through unsolved goals leads from ``goal`` to the root."""
+        if goal.solved or goal.failed:
+            return False
+        stack, seen = [goal], {goal.index}
+        while stack:
+            node = stack.pop()
+            if node is self.root:
+                return True
+            for tactic in node.parents:
+                parent = tactic.goal
+                if not tactic.failed and not parent.solved and not parent.failed and parent.index not in seen:
+                    seen.add(parent.index)
+                    stack.append(parent)
+        return False
+
+    def _ancestors(self, goal: GoalNode) -> set[int]:
+        """Indices of every goal from which ``goal`` can be reached."""
+        seen: set[int] = set()
+        stack = [goal]
+        while stack:
+            for tactic in stack.pop().parents:
+                parent = tactic.goal
+                if parent.index not in seen:
+                    seen.add(parent.index)
+                    stack.append(parent)
+        return seen
+
+    def _tree(self, goal: GoalNode, built: dict[int, ProofTree]) -> ProofTree:
+        """The proof tree of a solved goal (shared goals give shared subtrees)."""
+        tree = built.get(goal.index)
+        if tree is None:
+            tactic = goal.solved_by
+            if tactic is None:
+                raise ValueError(f"goal {' '.join(goal.statement)!r} is not solved")
+            children = [None if s is None else self._tree(s, built) for s in tactic.subgoals]
+            tree = built[goal.index] = self.env.build_tree(tactic.expansion, children)
+        return tree

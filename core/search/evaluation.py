@@ -1,0 +1,165 @@
+"""Prove a list of theorems with a policy, each in its own context, and summarise the outcome as JSON.
+
+:func:`evaluate` is the library form of ``python -m jobs.prove --split test`` and of the evaluator role:
+each theorem is searched in a :class:`BackwardEnv` / :class:`ForwardEnv` of its own (the assertions
+before it, minus ``forbidden`` and itself), many at once with their policy calls batched
+(:func:`~core.search.runner.run_searches`), and the results are summarised by :func:`summarize`.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections import Counter
+from typing import Any, Callable, Collection, Iterator, Sequence
+
+from core.metamath.database import Assertion, Database
+from core.metamath.environment import BackwardEnv, ForwardEnv
+from core.metamath.syntax import Grammar
+from core.metamath.verifier import Kernel
+from core.search.backward import BackwardSearch
+from core.search.forward import ForwardGreedySearch, ForwardSamplingSearch
+from core.search.policy import Policy
+from core.search.runner import Search, SearchResult, SearchSettings, run_searches
+
+logger = logging.getLogger(__name__)
+
+
+def make_search(db: Database, theorem: Assertion, settings: SearchSettings, *, grammar: Grammar, kernel: Kernel,
+                forbidden: Collection[str] = ()) -> Search:
+    """The search ``settings.prover`` names, for ``theorem`` in its own context."""
+    if settings.prover == "backward":
+        return BackwardSearch(BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden), settings)
+
+    def make_env() -> ForwardEnv:
+        return ForwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
+
+    if settings.prover == "forward-greedy":
+        return ForwardGreedySearch(make_env, settings)
+    return ForwardSamplingSearch(make_env, settings)
+
+
+def prove_theorems(
+    db: Database,
+    theorems: Sequence[Assertion],
+    policy: Policy,
+    settings: SearchSettings | Any,
+    *,
+    forbidden: Collection[str] = (),
+    grammar: Grammar | None = None,
+    kernel: Kernel | None = None,
+    batch: int | None = None,
+    on_result: Callable[[SearchResult], None] | None = None,
+) -> list[SearchResult]:
+    """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
+
+    Logs progress (theorems done, proved, rate, ETA) at most every 10 seconds.
+    """
+    settings = SearchSettings.from_config(settings)
+    grammar = grammar or Grammar(db)
+    kernel = kernel or Kernel(db)
+    progress = ProgressLog(len(theorems), on_result)
+
+    def searches() -> Iterator[Search]:
+        for theorem in theorems:
+            yield make_search(db, theorem, settings, grammar=grammar, kernel=kernel, forbidden=forbidden)
+
+    results = run_searches(searches(), policy, batch=batch or settings.batch_goals, on_result=progress)
+    progress.log(final=True)
+    return results
+
+
+class ProgressLog:
+    """A result callback that logs theorems done, proved, rate and ETA at most every ``every_s`` seconds."""
+
+    def __init__(self, total: int, callback: Callable[[SearchResult], None] | None = None,
+                 every_s: float = 10.0) -> None:
+        self.total = total
+        self.every_s = every_s
+        self.callback = callback
+        self.done = 0
+        self.proved = 0
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, result: SearchResult) -> None:
+        self.done += 1
+        self.proved += result.proved
+        if self.callback is not None:
+            self.callback(result)
+        if time.perf_counter() - self.last >= self.every_s:
+            self.log()
+
+    def log(self, final: bool = False) -> None:
+        self.last = now = time.perf_counter()
+        elapsed = now - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        logger.info("%s %d/%d theorems, %d proved, %.2f theorems/s%s", "searched" if final else "searching",
+                    self.done, self.total, self.proved, rate, "" if final else f", ETA {eta:.0f} s")
+
+
+def summarize(results: Sequence[SearchResult], *, settings: SearchSettings | None = None,
+              include_proofs: bool = False, elapsed_s: float | None = None) -> dict[str, Any]:
+    """The JSON summary of a set of search results.
+
+    Keys: ``total``, ``proved``, ``success_rate``; ``expansions_per_solved`` / ``time_s_per_solved`` /
+    ``proof_size`` / ``proof_depth`` (each ``{"mean", "median", "max"}`` over solved theorems, ``None``
+    when none is solved); ``invalid_proposals`` and ``pruned`` (counters summed over all searches);
+    ``kernel_rejections`` (must be 0); ``stop_reasons``; ``settings``; ``elapsed_s``; and ``theorems``
+    (one :meth:`SearchResult.to_json` per theorem, with its proof tree if ``include_proofs``).
+    """
+    solved = [r for r in results if r.proved]
+    invalid: Counter[str] = Counter()
+    pruned: Counter[str] = Counter()
+    for result in results:
+        invalid.update(result.invalid)
+        pruned.update(result.pruned)
+    return {
+        "total": len(results),
+        "proved": len(solved),
+        "success_rate": len(solved) / len(results) if results else 0.0,
+        "expansions_per_solved": _stats([r.expansions for r in solved]),
+        "time_s_per_solved": _stats([r.time_s for r in solved]),
+        "proof_size": _stats([r.proof_size for r in solved if r.proof_size is not None]),
+        "proof_depth": _stats([r.proof_depth for r in solved if r.proof_depth is not None]),
+        "invalid_proposals": dict(sorted(invalid.items())),
+        "pruned": dict(sorted(pruned.items())),
+        "kernel_rejections": sum(r.kernel_rejections for r in results),
+        "stop_reasons": dict(sorted(Counter(r.stop_reason for r in results).items())),
+        "settings": settings.to_json() if settings is not None else None,
+        "elapsed_s": round(elapsed_s, 3) if elapsed_s is not None else None,
+        "theorems": [r.to_json(include_proof=include_proofs) for r in results],
+    }
+
+
+def _stats(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"mean": round(statistics.fmean(values), 6), "median": round(float(statistics.median(values)), 6),
+            "max": round(float(max(values)), 6)}
+
+
+def evaluate(
+    db: Database,
+    theorems: Sequence[Assertion],
+    policy: Policy,
+    search_config: SearchSettings | Any,
+    *,
+    forbidden: Collection[str] = (),
+    grammar: Grammar | None = None,
+    kernel: Kernel | None = None,
+    batch: int | None = None,
+    on_result: Callable[[SearchResult], None] | None = None,
+    include_proofs: bool = False,
+) -> dict[str, Any]:
+    """Search each theorem in its own context (itself and ``forbidden`` excluded); the :func:`summarize` JSON.
+
+    ``search_config`` is a :class:`SearchSettings`, a ``configs.experiment.SearchConfig`` or a mapping.
+    """
+    settings = SearchSettings.from_config(search_config)
+    start = time.perf_counter()
+    results = prove_theorems(db, theorems, policy, settings, forbidden=forbidden, grammar=grammar, kernel=kernel,
+                             batch=batch, on_result=on_result)
+    return summarize(results, settings=settings, include_proofs=include_proofs,
+                     elapsed_s=time.perf_counter() - start)

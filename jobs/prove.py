@@ -1,0 +1,291 @@
+"""Fill the ``?`` proofs of a Metamath database with a prover: ``python -m jobs.prove DATABASE.mm --out OUT.mm``.
+
+Every ``|-`` theorem whose proof is incomplete (contains ``?``) is searched in the context of the labels
+that precede it (never citing a theorem whose own proof is incomplete); OUT.mm is DATABASE.mm with each
+found proof written in compressed form, everything else untouched, so ``metamath 'read "OUT.mm"'
+'verify proof *' exit`` accepts it. One line per theorem is printed as its search ends, then ``proved K
+of N in T s``. Without ``--checkpoint`` the model-free baseline (:mod:`core.search.baseline`) proposes
+the tactics.
+
+``--split test|valid|train`` evaluates the database's split instead (each theorem in its own context,
+itself forbidden; nothing is written but the ``--json`` summary of :func:`core.search.evaluation.summarize`).
+
+Examples::
+
+    python -m jobs.prove my.mm --out my.filled.mm --expansions 256
+    python -m jobs.prove ../shared/data/metamath/prop.mm --split test --expansions 64 --json base64.json
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import importlib
+import json as jsonlib
+import logging
+import math
+import multiprocessing
+import os
+import time
+from typing import Any, Callable, Literal, Sequence
+
+from core.errors import MetamathError, UsageError
+from core.metamath.database import Assertion, Database
+from core.metamath.prooftree import check_tree, proof_tokens
+from core.metamath.reader import read_database
+from core.metamath.splits import SplitRatios, split_theorems
+from core.metamath.syntax import Grammar
+from core.metamath.verifier import Kernel
+from core.metamath.writer import rewrite_proofs
+from core.search.baseline import BaselinePolicy
+from core.search.evaluation import ProgressLog, prove_theorems, summarize
+from core.search.policy import Policy
+from core.search.runner import SearchResult, SearchSettings
+from jobs._cli import run_cli
+
+logger = logging.getLogger("jobs.prove")
+
+Prover = Literal["backward", "forward-greedy", "forward-sampling"]
+Split = Literal["train", "valid", "test"]
+
+
+def prove(
+    database: str,
+    *,
+    out: str | None = None,
+    checkpoint: str | None = None,
+    device: str = "cpu",
+    prover: Prover = "backward",
+    expansions: int = 64,
+    timeout_s: float = 30.0,
+    candidates: int = 8,
+    max_depth: int = 24,
+    temperature: float = 1.0,
+    only: list[str] | None = None,
+    workers: int = 1,
+    batch: int = 16,
+    seed: int = 0,
+    split: Split | None = None,
+    split_ratios: str = "80/10/10",
+    split_salt: str = "",
+    json: str | None = None,
+) -> int:
+    """Fill the ? proofs of DATABASE into --out OUT.mm (or evaluate a --split); see the module docstring.
+
+    Args:
+        database: the .mm file.
+        out: where to write the database with the found proofs (required unless --split).
+        checkpoint: a prover checkpoint file or experiment root (default: the model-free baseline).
+        device: where the checkpoint's model runs (cpu, cuda, ...).
+        prover: backward | forward-greedy | forward-sampling.
+        expansions: budget per theorem, in policy queries.
+        timeout_s: budget per theorem, in charged seconds.
+        candidates: proposals per query.
+        max_depth: deepest backward goal / longest forward rollout.
+        temperature: sampling temperature (forward-sampling).
+        only: comma-separated labels: search only these theorems.
+        workers: processes, each with its own policy.
+        batch: searches run at once per process (their policy calls are batched).
+        seed: seed of the baseline policy.
+        split: evaluate this split of the database's theorems instead of its ? theorems.
+        split_ratios: train/valid/test ratios of the split.
+        split_salt: salt of the split hash.
+        json: write the JSON summary (per-theorem outcomes included) here.
+    """
+    start = time.perf_counter()
+    _check_arguments(database, out, checkpoint, workers, batch, split)
+    settings = SearchSettings(prover=prover, expansions=expansions, timeout_s=timeout_s, candidates=candidates,
+                              temperature=temperature, max_depth=max_depth, batch_goals=batch)
+    db = read_database(database)
+    forbidden = {a.label for a in db.incomplete_theorems()}  # never cite a theorem that is not proved
+    theorems = _split_targets(db, split, split_ratios, split_salt, only) if split else _incomplete_targets(db, only)
+    logger.info("%s: %d theorem(s) to search with %s, %s, %d expansions, %.1f s each", database, len(theorems),
+                checkpoint or "the model-free baseline", prover, expansions, timeout_s)
+    spec = _PolicySpec(database, checkpoint, device, seed)
+    results = _search(db, theorems, spec, settings, forbidden, workers, batch)
+    grammar, kernel = Grammar(db), Kernel(db)
+    by_label = {t.label: t for t in theorems}
+    proofs = {r.label: _compressed_proof(db, grammar, kernel, by_label[r.label], r) for r in results if r.proved}
+    results = [dataclasses.replace(r, proved=False, proof=None, stop_reason="kernel_rejected")
+               if r.proved and proofs[r.label] is None else r for r in results]
+    if out is not None:
+        rewrite_proofs(database, {label: p for label, p in proofs.items() if p is not None}, out)
+        logger.info("wrote %s", out)
+    elapsed = time.perf_counter() - start
+    if json is not None:
+        summary = summarize(results, settings=settings, include_proofs=True, elapsed_s=elapsed)
+        summary.update(database=database, split=split, policy=checkpoint or "baseline", seed=seed)
+        _write_json(json, summary)
+    proved = sum(r.proved for r in results)
+    print(f"proved {proved} of {len(results)} in {elapsed:.1f} s", flush=True)
+    return 0
+
+
+# --- arguments and targets ------------------------------------------------------------------------
+
+
+def _check_arguments(database: str, out: str | None, checkpoint: str | None, workers: int, batch: int,
+                     split: str | None) -> None:
+    if not os.path.isfile(database):
+        raise UsageError(f"{database}: no such file")
+    if split is None and out is None:
+        raise UsageError("--out OUT.mm is required (where the database with the found proofs is written), "
+                         "unless --split evaluates a split")
+    if split is not None and out is not None:
+        raise UsageError("--out has no meaning with --split (nothing is written but --json)")
+    if out is not None and os.path.isdir(out):
+        raise UsageError(f"--out {out} is a directory; give the path of the .mm file to write")
+    if checkpoint is not None and not os.path.exists(checkpoint):
+        raise UsageError(f"--checkpoint {checkpoint}: no such file or directory")
+    if workers < 1 or batch < 1:
+        raise UsageError(f"--workers and --batch must be >= 1, got {workers} and {batch}")
+
+
+def _incomplete_targets(db: Database, only: Sequence[str] | None) -> list[Assertion]:
+    targets = []
+    for theorem in db.incomplete_theorems():
+        if only is not None and theorem.label not in only:
+            continue
+        if theorem.typecode != db.provable_typecode:
+            logger.warning("%s: skipped, a %r theorem (only %r theorems are searched)", theorem.label,
+                           theorem.typecode, db.provable_typecode)
+        elif os.path.realpath(theorem.file) != os.path.realpath(db.path):
+            logger.warning("%s: skipped, its proof is in the included file %s, which is not rewritten",
+                           theorem.label, theorem.file)
+        else:
+            targets.append(theorem)
+    if only is not None:
+        _check_only(only, {t.label for t in db.incomplete_theorems()}, "theorems with an incomplete (?) proof")
+    return targets
+
+
+def _split_targets(db: Database, split: str, ratios: str, salt: str, only: Sequence[str] | None) -> list[Assertion]:
+    theorems = split_theorems(db, SplitRatios.parse(ratios), salt)[split]
+    if only is not None:
+        _check_only(only, {t.label for t in theorems}, f"theorems of the {split} split")
+        theorems = [t for t in theorems if t.label in only]
+    return theorems
+
+
+def _check_only(only: Sequence[str], available: set[str], what: str) -> None:
+    unknown = [label for label in only if label not in available]
+    if unknown:
+        raise UsageError(f"--only names {', '.join(unknown[:10])}, which {'is' if len(unknown) == 1 else 'are'} "
+                         f"not among the {what}")
+
+
+# --- policies -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _PolicySpec:
+    """What each process needs to build its own policy."""
+
+    database: str
+    checkpoint: str | None
+    device: str
+    seed: int
+
+    def build(self, db: Database, grammar: Grammar) -> Policy:
+        if self.checkpoint is None:
+            return BaselinePolicy(db, grammar=grammar, seed=self.seed)
+        try:
+            module = importlib.import_module("core.search.model_policy")
+        except ModuleNotFoundError as error:
+            if error.name not in ("core.search.model_policy",):
+                raise
+            raise UsageError("--checkpoint needs the learned policy (core.search.model_policy), which this "
+                             "installation does not have; leave --checkpoint out to use the model-free "
+                             "baseline") from None
+        return module.load_policy(self.checkpoint, device=self.device)
+
+
+# --- searching ------------------------------------------------------------------------------------
+
+
+def _search(db: Database, theorems: Sequence[Assertion], spec: _PolicySpec, settings: SearchSettings,
+            forbidden: set[str], workers: int, batch: int) -> list[SearchResult]:
+    if not theorems:
+        return []
+    width = max(len(t.label) for t in theorems)
+    progress = ProgressLog(len(theorems), lambda result: _print_line(result, width))
+    if workers == 1:
+        grammar = Grammar(db)
+        policy = spec.build(db, grammar)
+        return prove_theorems(db, theorems, policy, settings, forbidden=forbidden, grammar=grammar,
+                              batch=batch, on_result=progress)
+    return _search_in_processes(theorems, spec, settings, forbidden, workers, batch, progress)
+
+
+def _print_line(result: SearchResult, width: int) -> None:
+    outcome = "proved" if result.proved else f"failed ({result.stop_reason})"
+    size = f"  size {result.proof_size}" if result.proved else ""
+    print(f"{result.label:<{width}}  {outcome:<22} {result.expansions:>6} expansions  {result.time_s:8.2f} s{size}",
+          flush=True)
+
+
+def _search_in_processes(theorems: Sequence[Assertion], spec: _PolicySpec, settings: SearchSettings,
+                         forbidden: set[str], workers: int, batch: int,
+                         on_result: Callable[[SearchResult], None]) -> list[SearchResult]:
+    labels = [t.label for t in theorems]
+    size = max(1, min(batch, math.ceil(len(labels) / (2 * workers))))
+    chunks = [labels[i : i + size] for i in range(0, len(labels), size)]
+    found: dict[str, SearchResult] = {}
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
+                                                initargs=(spec, logging.getLogger().level)) as pool:
+        futures = [pool.submit(_worker_prove, chunk, settings.to_json(), sorted(forbidden), batch)
+                   for chunk in chunks]
+        for future in concurrent.futures.as_completed(futures):
+            for record in future.result():
+                result = SearchResult.from_json(record)
+                found[result.label] = result
+                on_result(result)
+    return [found[label] for label in labels]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(spec: _PolicySpec, level: int) -> None:
+    logging.basicConfig(level=max(level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    db = read_database(spec.database)
+    grammar = Grammar(db)
+    _WORKER.update(db=db, grammar=grammar, kernel=Kernel(db), policy=spec.build(db, grammar))
+
+
+def _worker_prove(labels: list[str], settings: dict[str, Any], forbidden: list[str], batch: int) -> list[dict[str, Any]]:
+    db: Database = _WORKER["db"]
+    theorems = [db.assertion(label) for label in labels]
+    results = prove_theorems(db, theorems, _WORKER["policy"], SearchSettings(**settings), forbidden=forbidden,
+                             grammar=_WORKER["grammar"], kernel=_WORKER["kernel"], batch=batch)
+    return [r.to_json() for r in results]
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def _compressed_proof(db: Database, grammar: Grammar, kernel: Kernel, theorem: Assertion,
+                      result: SearchResult) -> list[str] | None:
+    """The found proof in compressed form, checked again by the kernel (``None``, logged, if it fails)."""
+    try:
+        check_tree(db, grammar, theorem, result.proof, kernel)  # type: ignore[arg-type]
+        tokens = proof_tokens(db, grammar, theorem, result.proof, compressed=True)  # type: ignore[arg-type]
+        kernel.verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    except MetamathError as error:
+        logger.error("BUG: the proof found for %s does not verify, it is not written: %s", theorem.label, error)
+        return None
+    return tokens
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        jsonlib.dump(data, handle, indent=1)
+        handle.write("\n")
+    os.replace(tmp, path)
+    logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    run_cli(prove)

@@ -1,0 +1,153 @@
+"""``python -m jobs.prove``: fills ``?`` proofs so that metamath accepts the output; --only, --split, bad flags."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import UsageError
+from core.metamath.embedded import embedded_database_path
+from core.metamath.reader import read_database
+from core.metamath.verifier import verify_database
+from core.metamath.writer import rewrite_proofs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EASY = ["mp2", "syl", "imim2i"]  # the baseline proves these within 64 expansions
+HARD = ["com12"]  # ... and not this one, even with 256
+HOLES = EASY + HARD
+
+
+def prove(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jobs.prove", *map(str, args)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def holes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded database with the proofs of HOLES replaced by ``?``."""
+    path = tmp_path_factory.mktemp("prove") / "holes.mm"
+    rewrite_proofs(embedded_database_path(), {label: ["?"] for label in HOLES}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def filled(holes: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = holes.with_name("filled.mm")
+    return out, prove(holes, "--out", out, "--expansions", "64")
+
+
+def test_fills_the_proofs_it_finds(holes: Path, filled) -> None:
+    out, run = filled
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert re.fullmatch(r"proved 3 of 4 in \d+\.\d s", lines[-1])
+    outcome = {line.split()[0]: line.split()[1] for line in lines[:-1]}
+    assert outcome == {**{label: "proved" for label in EASY}, **{label: "failed" for label in HARD}}
+    report = verify_database(read_database(out))
+    assert report.ok and report.incomplete == HARD
+    # everything but the found proofs is untouched: putting the holes back gives the input again
+    again = out.with_name("again.mm")
+    rewrite_proofs(out, {label: ["?"] for label in EASY}, again)
+    assert again.read_bytes() == holes.read_bytes()
+    # the proofs are written in compressed form
+    text = out.read_text()
+    assert re.search(r"mp2 \$p [^$]*\$=\s*\( ", text)
+
+
+def test_metamath_accepts_the_output(filled, metamath_exe: str) -> None:
+    out, run = filled
+    assert run.returncode == 0, run.stderr
+    check = subprocess.run([metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True,
+                           text=True, timeout=60)
+    assert "?Error" not in check.stdout and "?Error" not in check.stderr
+    assert re.search(r"were not proved:\s+com12\s", check.stdout)
+    # the twin: a corrupted proof in the same file is reported by metamath
+    bad = out.with_name("bad.mm")
+    bad.write_text(out.read_text().replace("mp2 $p |- ch $=", "mp2 $p |- ph $=", 1))
+    check = subprocess.run([metamath_exe, f'read "{bad}"', "verify proof *", "exit"], capture_output=True,
+                           text=True, timeout=60)
+    assert "?Error" in check.stdout
+
+
+def test_only_searches_the_given_labels(holes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "only.mm"
+    run = prove(holes, "--out", out, "--only", "syl,com12")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert sorted(line.split()[0] for line in lines[:-1]) == ["com12", "syl"]
+    assert lines[-1].startswith("proved 1 of 2 in ")
+    assert sorted(verify_database(read_database(out)).incomplete) == sorted(["mp2", "imim2i", "com12"])
+
+
+def test_forward_prover_output_verifies(holes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "forward.mm"
+    run = prove(holes, "--out", out, "--prover", "forward-greedy", "--expansions", "16", "--only", "mp2")
+    assert run.returncode == 0, run.stderr
+    assert verify_database(read_database(out)).ok
+
+
+def test_split_evaluation_writes_json(tmp_path: Path) -> None:
+    summary_path = tmp_path / "test.json"
+    run = prove(embedded_database_path(), "--split", "test", "--expansions", "16", "--json", summary_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(summary_path.read_text())
+    assert summary["split"] == "test" and summary["policy"] == "baseline"
+    assert summary["total"] == len(summary["theorems"]) > 0
+    assert run.stdout.splitlines()[-1].startswith(f"proved {summary['proved']} of {summary['total']} in ")
+    assert summary["settings"]["expansions"] == 16
+    only = summary["theorems"][0]["label"]
+    run = prove(embedded_database_path(), "--split", "test", "--only", only, "--json", summary_path)
+    assert run.returncode == 0 and json.loads(summary_path.read_text())["total"] == 1
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> None:
+    out, _ = filled
+    parallel = tmp_path / "parallel.mm"
+    run = prove(holes, "--out", parallel, "--expansions", "64", "--workers", "2", "--batch", "2")
+    assert run.returncode == 0, run.stderr
+    assert parallel.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "{out}", "--bogus", "1"], "unknown flag --bogus"),
+    (["--out", "{out}", "--expansions", "1e3"], "--expansions expects an integer"),
+    (["--out", "{out}", "--prover", "sideways"], "--prover must be one of"),
+    ([], "--out OUT.mm is required"),
+    (["--out", "{out}", "--only", "ax-mp"], "not among the theorems with an incomplete"),
+    (["--out", "{out}", "--checkpoint", "{tmp}/nowhere.pt"], "no such file or directory"),
+    (["--split", "test", "--out", "{out}"], "--out has no meaning with --split"),
+    (["--split", "nope"], "--split must be one of"),
+])
+def test_bad_command_lines_exit_2_before_any_work(holes: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out.mm"
+    run = prove(holes, *[a.format(out=out, tmp=tmp_path) for a in args])
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_missing_database_exits_2(tmp_path: Path) -> None:
+    run = prove(tmp_path / "missing.mm", "--out", tmp_path / "out.mm")
+    assert run.returncode == 2 and "no such file" in run.stderr
+
+
+def test_malformed_database_exits_1(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mm"
+    broken.write_text("$c wff $.\n x $p wff $= ? \n")
+    run = prove(broken, "--out", tmp_path / "out.mm")
+    assert run.returncode == 1 and "error:" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_checkpoint_without_the_model_policy_is_a_usage_error(monkeypatch, holes: Path) -> None:
+    from jobs.prove import _PolicySpec
+
+    monkeypatch.setitem(sys.modules, "core.search.model_policy", None)  # as if the module were not installed
+    spec = _PolicySpec(str(holes), str(holes), "cpu", 0)
+    with pytest.raises(UsageError, match="leave --checkpoint out"):
+        spec.build(read_database(holes), None)  # type: ignore[arg-type]
