@@ -357,7 +357,10 @@ def _decode_or_quarantine(root: ExperimentRoot, stream: str, seq: int,
         return (*decode_shard(data, stream=stream, seq=seq, where=where), False)
     except CorruptShardError as first:
         again = root.backend.read(shard_path(stream, seq))
-        if again is not None and again != data:  # changed under us (a tombstone, or a flaky read): retry
+        if again is None:
+            raise StorageError(f"{where} disappeared while being read: pruned below a reader's position? "
+                               "Prune only below the cursors every consumer has committed") from None
+        if again != data:  # changed under us (a tombstone, or a flaky read): decode what is there now
             return _decode_or_quarantine(root, stream, seq, again)
         reason = getattr(first, "reason", str(first))
         quarantine_shard(root, stream, seq, data, reason)
