@@ -34,7 +34,10 @@ _KEYWORDS = frozenset("$c $v $f $e $d $a $p $= $. ${ $} $( $) $[ $]".split())
 _LABEL_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
-# A bytes.translate table: newline kept, other whitespace made a space, every other byte made an `x`.
+_WHITESPACE = b" \t\r\n\f"
+# bytes.translate tables: comments become spaces (newlines kept); for counting tokens per line, newline
+# kept, other whitespace made a space, every other byte made an `x`.
+_BLANK = bytes(c if c == 0x0A else 0x20 for c in range(256))
 _WORD_MARKS = bytes(c if c == 0x0A else 0x20 if c in b" \t\r\f" else 0x78 for c in range(256))
 
 
@@ -64,7 +67,8 @@ class _FileTokens:
         self._token_count = 0  # tokens read from the file so far
         self._lines_read = 0
         self._eof = False
-        self._bad_character: MMSyntaxError | None = None  # raised when reading reaches its line
+        self._pending_error: MMSyntaxError | None = None  # raised when reading reaches its line
+        self._open_comment_line = 0  # line of the `$(` of a comment still open at the end of the last block
         self.mark = 0  # absolute index of the first token of the statement being read
 
     def close(self) -> None:
@@ -117,17 +121,19 @@ class _FileTokens:
 
     def _fill(self) -> bool:
         """Read the next block of whole lines, dropping consumed tokens; False at the end of the file."""
-        if self._bad_character is not None:
-            raise self._bad_character
+        if self._pending_error is not None:
+            raise self._pending_error
         if self._eof:
             return False
         raw = self._file.read(_BLOCK_BYTES)
         if not raw:
             self._eof = True
+            if self._open_comment_line:
+                raise self._error_at(self._open_comment_line, "comment `$(` is never closed by `$)`")
             return False
         if not raw.endswith(b"\n"):
             raw += self._file.readline()
-        raw = self._cut_at_bad_character(raw)
+        raw = self._blank_comments(self._cut_at_bad_character(raw))
         words = raw.decode("ascii").split()
         # Tokens per line, counted by C-level bytes methods: with every word character marked `x`, other
         # whitespace a space, and a space put before each line, a line holds one " x" per token.
@@ -152,17 +158,58 @@ class _FileTokens:
         bad = raw.translate(None, _ALLOWED_BYTES)
         if not bad:
             return raw
-        offset = raw.index(bad[:1])
-        self._bad_character = MMSyntaxError(
-            f"character {chr(bad[0])!r} (code {bad[0]}) is not allowed in a .mm file "
-            "(only printable ASCII, space, tab, CR, LF and FF)",
-            file=self.path,
-            line=self._lines_read + raw.count(b"\n", 0, offset) + 1,
-        )
+        reason = (f"character {chr(bad[0])!r} (code {bad[0]}) is not allowed in a .mm file "
+                  "(only printable ASCII, space, tab, CR, LF and FF)")
+        return self._cut_before(raw, raw.index(bad[:1]), reason)
+
+    def _cut_before(self, raw: bytes, offset: int, reason: str) -> bytes:
+        """The lines of ``raw`` before the line holding ``offset``; the error waits for reading to get there.
+
+        ``raw`` may be shorter than ``offset`` (a prefix ending on that line)."""
+        self._pending_error = self._error_at(self._lines_read + raw.count(b"\n", 0, offset) + 1, reason)
         raw = raw[: raw.rfind(b"\n", 0, offset) + 1]
         if not raw:
-            raise self._bad_character
+            raise self._pending_error
         return raw
+
+    def _error_at(self, line: int, reason: str) -> MMSyntaxError:
+        return MMSyntaxError(reason, file=self.path, line=line)
+
+    def _blank_comments(self, raw: bytes) -> bytes:
+        """``raw`` with every comment ``$( ... $)`` turned into spaces (newlines kept, so lines still count).
+
+        Comments are most of set.mm; blanking them with C-level searches before tokenizing spares
+        splitting them into words. A comment opens at a ``$(`` token and closes at the first ``$)``, which
+        must be a token of its own; no ``$(`` may appear inside. A comment may span blocks. A malformed
+        comment's error is raised when reading reaches its line (``stop_at`` may come first).
+        """
+        pieces: list[bytes] = []
+        position = 0
+        if self._open_comment_line:  # the block starts inside a comment
+            end = _comment_end(raw, 0)
+            if isinstance(end, str):
+                raise self._error_at(self._open_comment_line, end)
+            if end < 0:
+                return raw.translate(_BLANK)
+            pieces.append(raw[:end].translate(_BLANK))
+            position, self._open_comment_line = end, 0
+        while (start := raw.find(b"$(", position)) >= 0:
+            if not _alone(raw, start):  # inside a longer token: not a comment (that token is rejected later)
+                pieces.append(raw[position : start + 2])
+                position = start + 2
+                continue
+            pieces.append(raw[position:start])
+            end = _comment_end(raw, start + 2)
+            if isinstance(end, str):
+                return self._cut_before(b"".join(pieces), start, end)
+            if end < 0:  # the comment goes on in the next block
+                pieces.append(raw[start:].translate(_BLANK))
+                self._open_comment_line = self._lines_read + raw.count(b"\n", 0, start) + 1
+                return b"".join(pieces)
+            pieces.append(raw[start:end].translate(_BLANK))
+            position = end
+        pieces.append(raw[position:])
+        return b"".join(pieces)
 
     def _compact(self) -> None:
         """Drop consumed tokens, and the line tables of blocks before the current statement."""
@@ -172,6 +219,36 @@ class _FileTokens:
         keep_from = min(self.mark, self._base)
         while len(self._blocks) > 1 and self._blocks[1].first_token <= keep_from:
             del self._blocks[0]
+
+
+def _alone(raw: bytes, offset: int) -> bool:
+    """Whether the two-byte keyword at ``offset`` is a token of its own (whitespace or an edge around it)."""
+    before = raw[offset - 1 : offset]
+    after = raw[offset + 2 : offset + 3]
+    return (not before or before in _WHITESPACE) and (not after or after in _WHITESPACE)
+
+
+def _comment_end(raw: bytes, start: int) -> int | str:
+    """Where the comment whose text begins at ``start`` ends (just after its ``$)``), -1 if beyond ``raw``,
+    or why it is malformed."""
+    end = raw.find(b"$)", start)
+    nested = raw.find(b"$(", start, len(raw) if end < 0 else end)
+    if nested >= 0:
+        return f"comments cannot be nested (found {_word_at(raw, nested)!r} inside a comment)"
+    if end >= 0 and not _alone(raw, end):
+        return f"`$)` must be a separate token (found {_word_at(raw, end)!r} inside a comment)"
+    return end if end < 0 else end + 2
+
+
+def _word_at(raw: bytes, offset: int) -> str:
+    """The whitespace-delimited word of ``raw`` around ``offset``."""
+    start = offset
+    while start > 0 and raw[start - 1 : start] not in _WHITESPACE:
+        start -= 1
+    end = offset
+    while end < len(raw) and raw[end : end + 1] not in _WHITESPACE:
+        end += 1
+    return raw[start:end].decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +318,6 @@ class _Reader:
     def _read_statements(self) -> None:
         tokens = self.tokens
         unlabelled = {
-            "$(": self._skip_comment,
             "${": self._open_scope,
             "$}": self._close_scope,
             "$c": self._constants,
@@ -274,24 +350,6 @@ class _Reader:
         if not os.path.exists(target):
             raise self.error(f"included file {body[0]!r} not found (looked in {here or '.'})", position=start)
         self.read_file(target)
-
-    def _skip_comment(self) -> None:
-        start = self.tokens.position - 1
-        body = self.tokens.take_until("$)")
-        if body is None:
-            raise self.error("comment `$(` is never closed by `$)`", position=start)
-        text = " ".join(body)  # words hold no whitespace, so a match lies within one word
-        if "$(" in text or "$)" in text:
-            self._check_comment_words(body, start)
-
-    def _check_comment_words(self, words: list[str], start: int, label: str | None = None) -> None:
-        for word in words:
-            if "$(" in word:
-                reason = f"comments cannot be nested (found {word!r} inside a comment)"
-                raise self.error(reason, label=label, position=start)
-            if "$)" in word:
-                reason = f"`$)` must be a separate token (found {word!r} inside a comment)"
-                raise self.error(reason, label=label, position=start)
 
     # --- scopes ----------------------------------------------------------------------------------
 
@@ -335,11 +393,9 @@ class _Reader:
 
     def _body(self, keyword: str, start: int, label: str | None) -> list[str]:
         """The tokens of a statement up to its closing ``$.`` (consumed), comments removed."""
-        body = self.tokens.take_until("$.")
+        body = self.tokens.take_until("$.")  # comments are gone already (see _FileTokens._blank_comments)
         if body is None:
             raise self.error(f"`{keyword}` statement is never closed by `$.`", label=label, position=start)
-        if "$(" in body:
-            body = self._strip_comments(keyword, body, start, label)
         return body
 
     def _check_no_keyword(self, words: list[str], keyword: str, what: str, start: int, label: str | None) -> None:
@@ -499,31 +555,6 @@ class _Reader:
         if not proof:
             raise self.error("`$p` statement has an empty proof (use `?` for an unknown proof)", label=label, position=start)
         self._add_assertion(label, "p", statement, variables, proof, start)
-
-    def _strip_comments(self, keyword: str, body: list[str], start: int, label: str | None) -> list[str]:
-        """Remove ``$( ... $)`` comments from inside a statement (rare: comments within proofs).
-
-        A ``$.`` inside such a comment does not end the statement: reading goes on past it.
-        """
-        kept: list[str] = []
-        in_comment = False
-        while True:
-            for word in body:
-                if in_comment:
-                    if word == "$)":
-                        in_comment = False
-                    elif "$(" in word or "$)" in word:
-                        self._check_comment_words([word], start, label)
-                elif word == "$(":
-                    in_comment = True
-                else:
-                    kept.append(word)
-            if not in_comment:
-                return kept
-            more = self.tokens.take_until("$.")  # the `$.` just taken was inside the comment
-            if more is None:
-                raise self.error(f"`{keyword}` statement is never closed by `$.`", label=label, position=start)
-            body = ["$.", *more]
 
     def _add_assertion(
         self,

@@ -91,7 +91,11 @@ MALFORMED = [
     ("missing $. before the next statement", "ax $a wff ph\nax2 $a wff ps $.\n", "ax $a", "keyword '$a' inside"),
     ("dollar in a math symbol", "ax $a wff ph$ $.\n", "ax $a", "may not contain `$`"),
     ("dollar in a proof token", "th $p wff ph $= wph$ $.\n", "th $p", "may not contain `$`"),
-    ("comment in a statement not closed", "ax $a wff ph $( no end $.\n", "ax $a", "never closed by `$.`"),
+    ("keyword glued to a comment start", "ax $a wff ph x$( $.\n", "ax $a", "'x$(' may not contain `$`"),
+    ("comment start glued to its text", "$(text $)\n", "$(text", "unexpected keyword '$(text'"),
+    ("comment end glued at top level", "$($)\n", "$($)", "unexpected keyword '$($)'"),
+    ("nested comment on a later line", "$( one\n two\n three $( $)\n", "$( one", "nested (found '$(' inside"),
+    ("comment in a statement not closed", "ax $a wff ph $( no end $.\n", "ax $a", "comment `$(` is never closed"),
 ]
 
 
@@ -155,6 +159,37 @@ def test_nested_comment_inside_a_statement_is_rejected(tmp_path: Path) -> None:
     text = HEADER + "ax $a wff ( ph $( a $( b $) -> ps ) $.\n"
     with pytest.raises(MMSyntaxError, match="nested") as caught:
         read_database(write(tmp_path, text))
+    assert caught.value.line == 5
+
+
+@pytest.mark.parametrize("block_bytes", [1, 5, 40])
+def test_comments_spanning_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    monkeypatch.setattr(reader_module, "_BLOCK_BYTES", block_bytes)
+    text = HEADER + "$( a comment\n over\n\n four lines $) ax $a wff ph $. $( and\n another $)\nax2 $a wff ps $.\n"
+    db = read_database(write(tmp_path, text))
+    assert [(a.label, a.line) for a in db.assertions] == [("ax", 8), ("ax2", 10)]
+    bad = HEADER + "$( a comment\n over\n\n four lines $( $)\n"
+    with pytest.raises(MMSyntaxError, match="nested") as caught:
+        read_database(write(tmp_path, bad, "bad.mm"))
+    assert caught.value.line == 5
+    glued = HEADER + "ax $a wff ph $.\n$( a comment\n ending badly$)\n"
+    with pytest.raises(MMSyntaxError, match="separate token") as caught:
+        read_database(write(tmp_path, glued, "glued.mm"))
+    assert caught.value.line == 6
+
+
+def test_a_malformed_comment_after_stop_at_is_not_read(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "stop $a wff ph $.\n$( a $( nested $)\n")
+    with pytest.raises(MMSyntaxError, match="nested"):
+        read_database(path)
+    assert read_database(path, stop_at="stop").stopped_at == "stop"
+
+
+def test_file_without_final_newline(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "ax $a wff ph $. $( last $)")
+    assert read_database(path).assertion("ax").line == 5
+    with pytest.raises(MMSyntaxError, match="never closed") as caught:
+        read_database(write(tmp_path, HEADER + "ax $a wff ph $. $( last", "open.mm"))
     assert caught.value.line == 5
 
 
