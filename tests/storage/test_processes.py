@@ -115,7 +115,7 @@ class _Supervised:
             self._start()
 
 
-KILLS = 200
+KILLS = int(os.environ.get("ADVPROVER_CRASH_KILLS", "200"))  # SIGKILLs in the crash test
 
 
 @pytest.mark.slow
