@@ -5,14 +5,16 @@
 
 The pieces, for trainers that interleave other data (``core.models.training.Seq2SeqTrainer.step`` loops):
 :func:`build_vocabulary` (in :mod:`core.models.formats`), :func:`new_model`, :func:`database_examples`,
-:func:`new_trainer` (AdamW, warmup then cosine decay over the steps or the wall-clock budget, whichever
-ends first) and :func:`train_on_examples`.
+:func:`new_trainer` (AdamW, warmup then cosine decay over the steps or the time :class:`Budget`, whichever
+ends first), :func:`length_bucketed_batches` and :func:`train_on_examples` (the loop, with progress logs).
+A time budget is wall-clock seconds, or CPU seconds of the process (``cpu_limit_s``, ``--cpu-minutes``:
+the fair measure on a shared machine, where a wall-clock budget buys less work when others compete).
 
 Command line (writes a checkpoint file that ``python -m jobs.prove --checkpoint CKPT.pt`` loads)::
 
     python -m core.models.supervised DATABASE.mm --out CKPT.pt [--kind prover|generator] [--size small]
-        [--minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32] [--lr 1e-3]
-        [--split train] [--seed 0] [--device cpu|cuda] [--log-every 100] [--threads N]
+        [--minutes 20] [--cpu-minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32]
+        [--lr 1e-3] [--split train] [--seed 0] [--device cpu|cuda] [--log-every 100] [--threads N]
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +36,7 @@ from core.metamath.database import Database
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
 from core.models.formats import CONDITIONING, Codec, build_vocabulary
-from core.models.training import Seq2SeqTrainer, TrainStats, train_examples
+from core.models.training import Seq2SeqTrainer, TrainStats
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.models.vocab import Vocabulary
 
@@ -89,23 +92,66 @@ def database_examples(
                           conditioning=conditioning)  # fmt: skip
 
 
-class _BudgetedTrainer(Seq2SeqTrainer):
-    """A trainer whose cosine decay ends with the steps or the wall-clock budget, whichever comes first."""
+@dataclass
+class Budget:
+    """When training must end: ``steps``, ``wall_s`` seconds of wall-clock time or ``cpu_s`` seconds of this
+    process's CPU time (all threads), whichever comes first. Clocks start with :meth:`start`."""
 
-    def __init__(self, model: Seq2Seq, *, time_limit_s: float | None, **kwargs: Any) -> None:
-        super().__init__(model, schedule="cosine", **kwargs)
-        self.time_limit_s = time_limit_s
-        self._started: float | None = None
+    steps: int
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    _wall0: float | None = None
+    _cpu0: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"training steps must be >= 0 (got {self.steps})")
+        for name in ("wall_s", "cpu_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"training time budget {name} must be positive (got {value})")
+
+    def start(self) -> None:
+        if self._wall0 is None:
+            self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) since :meth:`start`."""
+        if self._wall0 is None:
+            return 0.0, 0.0
+        return time.perf_counter() - self._wall0, time.process_time() - self._cpu0
+
+    def time_fraction(self) -> float:
+        """The larger fraction of the time budgets used (0 without any)."""
+        wall, cpu = self.elapsed()
+        fractions = [wall / self.wall_s if self.wall_s else 0.0, cpu / self.cpu_s if self.cpu_s else 0.0]
+        return max(fractions)
+
+    def exhausted_by(self, steps_done: int) -> str | None:
+        """``"steps"``, ``"time"`` or ``"cpu_time"`` once the budget is spent, else ``None``."""
+        if steps_done >= self.steps:
+            return "steps"
+        wall, cpu = self.elapsed()
+        if self.wall_s is not None and wall >= self.wall_s:
+            return "time"
+        if self.cpu_s is not None and cpu >= self.cpu_s:
+            return "cpu_time"
+        return None
+
+
+class _BudgetedTrainer(Seq2SeqTrainer):
+    """A trainer whose cosine decay ends with its :class:`Budget`'s steps or time, whichever comes first."""
+
+    def __init__(self, model: Seq2Seq, *, budget: Budget, **kwargs: Any) -> None:
+        super().__init__(model, schedule="cosine", total_steps=max(budget.steps, 1), **kwargs)
+        self.budget = budget
 
     def learning_rate(self, step: int | None = None) -> float:
         step = self.steps if step is None else step
-        if step < self.warmup_steps or self.time_limit_s is None:
+        if step < self.warmup_steps:
             return super().learning_rate(step)
-        if self._started is None:
-            self._started = time.perf_counter()
         span = max((self.total_steps or 1) - self.warmup_steps, 1)
-        elapsed = (time.perf_counter() - self._started) / max(self.time_limit_s, 1e-9)
-        progress = min(max((step - self.warmup_steps) / span, elapsed), 1.0)
+        progress = min(max((step - self.warmup_steps) / span, self.budget.time_fraction()), 1.0)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
 
@@ -117,15 +163,32 @@ def new_trainer(
     lr: float = 1e-3,
     warmup_steps: int = 100,
     time_limit_s: float | None = None,
+    cpu_limit_s: float | None = None,
     device: torch.device | str | None = None,
     **kwargs: Any,
 ) -> Seq2SeqTrainer:
-    """AdamW, linear warmup, cosine decay to 10 % over ``steps`` or ``time_limit_s`` (the first to end).
+    """AdamW, linear warmup, then cosine decay to 10 % of ``lr`` over ``steps`` or the time budget
+    (``time_limit_s`` wall-clock seconds, ``cpu_limit_s`` CPU seconds), whichever ends first.
 
-    The time budget's clock starts with the first step after warmup.
+    The budget's clocks start at the trainer's creation; its :attr:`budget` says when to stop.
     """
-    return _BudgetedTrainer(model, time_limit_s=time_limit_s, lr=lr, warmup_steps=min(warmup_steps, max(steps // 5, 1)),
-                            total_steps=max(steps, 1), device=device, **kwargs)  # fmt: skip
+    budget = Budget(steps, time_limit_s, cpu_limit_s)
+    budget.start()
+    return _BudgetedTrainer(model, budget=budget, lr=lr, warmup_steps=min(warmup_steps, max(steps // 5, 1)),
+                            device=device, **kwargs)  # fmt: skip
+
+
+def length_bucketed_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless batches of example indices: shuffle, sort pools of 50 batches by length, cut, shuffle batches."""
+    pool_size = 50 * batch_size
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=lambda i: (len(examples[i][0]), len(examples[i][1])))
+            batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+            rng.shuffle(batches)
+            yield from batches
 
 
 def train_on_examples(
@@ -137,15 +200,57 @@ def train_on_examples(
     lr: float = 1e-3,
     warmup_steps: int = 100,
     time_limit_s: float | None = None,
+    cpu_limit_s: float | None = None,
     seed: int = 0,
     log_every: int = 100,
     device: torch.device | str | None = None,
 ) -> TrainStats:
-    """Cross-entropy training on ``examples`` (see :func:`new_trainer` for the schedule)."""
+    """Cross-entropy training on ``examples`` until ``steps`` or a time budget runs out (see :func:`new_trainer`).
+
+    Logs the mean loss, the learning rate and the rates (steps/s, examples/s, tokens/s) every ``log_every``
+    steps. ``stats.stopped_by`` is ``steps``, ``time`` (wall clock) or ``cpu_time``.
+    """
+    if batch_size < 1 or log_every < 1:
+        raise ConfigError(f"train_on_examples needs batch_size >= 1 and log_every >= 1 (got {batch_size}, {log_every})")
+    if not examples:
+        raise ConfigError("train_on_examples: no examples to train on")
     trainer = new_trainer(model, steps=steps, lr=lr, warmup_steps=warmup_steps, time_limit_s=time_limit_s,
-                          device=device)  # fmt: skip
-    return train_examples(model, examples, steps=steps, batch_size=batch_size, log_every=log_every,
-                          time_limit_s=time_limit_s, seed=seed, trainer=trainer)  # fmt: skip
+                          cpu_limit_s=cpu_limit_s, device=device)  # fmt: skip
+    budget: Budget = trainer.budget  # type: ignore[attr-defined]
+    batches = length_bucketed_batches(examples, batch_size, random.Random(seed))
+    stats = TrainStats()
+    window = {"loss": 0.0, "steps": 0, "examples": 0, "tokens": 0}
+    last_log = time.perf_counter()
+    while (reason := budget.exhausted_by(stats.steps)) is None:
+        result = trainer.step([examples[i] for i in next(batches)])
+        stats.steps += 1
+        stats.examples += int(result["examples"])
+        stats.tokens += int(result["tokens"])
+        stats.final_loss = result["loss"]
+        for key, value in (("loss", result["loss"]), ("steps", 1), ("examples", result["examples"]),
+                           ("tokens", result["tokens"])):  # fmt: skip
+            window[key] += value
+        if window["steps"] == log_every:
+            now = time.perf_counter()
+            span = max(now - last_log, 1e-9)
+            wall, cpu = budget.elapsed()
+            stats.losses.append((stats.steps, window["loss"] / window["steps"]))
+            logger.info(
+                "step %d loss %.4f lr %.2e | %.2f steps/s %.1f examples/s %.0f tokens/s | %.0f s wall %.0f s CPU",
+                stats.steps, window["loss"] / window["steps"], result["lr"], window["steps"] / span,
+                window["examples"] / span, window["tokens"] / span, wall, cpu,
+            )  # fmt: skip
+            window = dict.fromkeys(window, 0.0)  # type: ignore[assignment]
+            window["steps"] = 0
+            last_log = now
+    if window["steps"]:
+        stats.losses.append((stats.steps, window["loss"] / window["steps"]))
+    stats.stopped_by = reason
+    stats.seconds, cpu = budget.elapsed()
+    stats.truncated = trainer.truncated
+    logger.info("trained %d steps in %.1f s wall, %.1f s CPU (%d examples, final loss %.4f, stopped by %s)",
+                stats.steps, stats.seconds, cpu, stats.examples, stats.final_loss, stats.stopped_by)  # fmt: skip
+    return stats
 
 
 def mean_nll(model: Seq2Seq, examples: Sequence[Example], batch_size: int = 64) -> float:
@@ -182,6 +287,7 @@ def train_on_database(
     lr: float = 1e-3,
     warmup_steps: int = 100,
     time_limit_s: float | None = None,
+    cpu_limit_s: float | None = None,
     seed: int = 0,
     log_every: int = 100,
     device: torch.device | str | None = None,
@@ -193,7 +299,8 @@ def train_on_database(
 ) -> tuple[Seq2Seq, Vocabulary, SupervisedStats]:
     """Train a new model (or continue ``model``, whose ``vocab`` must then be given) on ``db``'s ``split``.
 
-    Stops after ``steps`` steps or ``time_limit_s`` seconds of training, whichever first. With
+    Stops after ``steps`` steps, ``time_limit_s`` wall-clock seconds or ``cpu_limit_s`` seconds of CPU
+    time of training, whichever first (building the examples is not counted). With
     ``validate``, the mean token NLL on the ``valid`` split's examples is measured at the end.
     """
     if kind not in DEFAULT_FORMATS:
@@ -213,7 +320,7 @@ def train_on_database(
     logger.info("training a %s %s (%d parameters) on %s: %d examples (%s), on %s", size, kind, stats.parameters,
                 db.path, stats.examples, ", ".join(f"{k} {v}" for k, v in stats.by_format.items()), device)  # fmt: skip
     stats.train = train_on_examples(model, examples.examples, steps=steps, batch_size=batch_size, lr=lr,
-                                    warmup_steps=warmup_steps, time_limit_s=time_limit_s, seed=seed,
+                                    warmup_steps=warmup_steps, time_limit_s=time_limit_s, cpu_limit_s=cpu_limit_s, seed=seed,
                                     log_every=log_every, device=device)  # fmt: skip
     if validate and split != "valid":
         valid = database_examples(db, vocab, model.config, formats=formats, split="valid", conditioning=conditioning)
@@ -276,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--formats", nargs="+", help="formats to learn (default: backward for a prover, "
                                                      "generator for a generator); e.g. --formats backward forward")  # fmt: skip
     parser.add_argument("--minutes", type=float, help="wall-clock training budget (default: none)")
-    parser.add_argument("--steps", type=int, help="most optimiser steps (default 2000, or unbounded with --minutes)")
+    parser.add_argument("--cpu-minutes", type=float, help="training budget in CPU time of this process, all threads "
+                                                          "counted (fair on a shared machine; default: none)")
+    parser.add_argument("--steps", type=int, help="most optimiser steps (default 2000, or unbounded with a time budget)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=100)
@@ -297,19 +406,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.storage import save_checkpoint_file
 
     try:
-        if args.minutes is not None and not args.minutes > 0:
-            raise ConfigError(f"--minutes must be positive (got {args.minutes})")
+        for flag, value in (("--minutes", args.minutes), ("--cpu-minutes", args.cpu_minutes)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{flag} must be positive (got {value})")
         if args.threads is not None:
             if args.threads < 1:
                 raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
             torch.set_num_threads(args.threads)
         formats = [f for item in args.formats or () for f in item.split(",") if f] or None
-        steps = args.steps if args.steps is not None else (10**9 if args.minutes is not None else 2000)
+        timed = args.minutes is not None or args.cpu_minutes is not None
+        steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
         db = read_database(args.database)
         model, vocab, stats = train_on_database(
             db, kind=args.kind, size=args.size, split=args.split, formats=formats, steps=steps,
             batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-            time_limit_s=args.minutes * 60 if args.minutes is not None else None, seed=args.seed,
+            time_limit_s=args.minutes * 60 if args.minutes is not None else None,
+            cpu_limit_s=args.cpu_minutes * 60 if args.cpu_minutes is not None else None, seed=args.seed,
             log_every=args.log_every, device=args.device,
         )  # fmt: skip
         extra = {"database": str(args.database), "split": args.split, "size": args.size,
@@ -322,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {error.filename or args.database}: {error.strerror or error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: {stats.kind} {stats.size}, {stats.train.steps} steps in {stats.train.seconds:.0f} s, "
+    print(f"wrote {args.out}: {stats.kind} {stats.size}, {stats.train.steps} steps in {stats.train.seconds:.0f} s "
+          f"(stopped by {stats.train.stopped_by}), "
           f"final loss {stats.train.final_loss:.4f}, valid NLL {stats.valid_nll:.4f}")  # fmt: skip
     return 0
 

@@ -6,9 +6,16 @@ beam search (``temperature=None``) or ``k`` samples in the ``forward`` format, g
 (``ForwardQuery.goal is None``) in the ``generator`` format, where ``<STOP>`` is a possible answer. The
 first generated token is constrained to the labels the query's context allows
 (:meth:`~core.metamath.environment.Context.allowed_labels`, plus ``<STOP>`` for the generator); the mask
-is computed once per context. Outputs that do not decode (see :class:`~core.models.formats.Outcome`) are
-dropped and counted in :attr:`ModelPolicy.counters`, as are queries that cannot be encoded (too long,
-no allowed label known to the model); such a query gets fewer proposals, possibly none.
+is computed once per context. For backward queries it is further narrowed (``unifiable_only``, the
+default) to the assertions whose conclusion unifies with the goal (:class:`ConclusionIndex`): the
+environment would reject any other label, so the beam spends its ``k`` slots on applicable tactics and
+their probabilities are renormalised over them.
+
+Outputs that do not decode (see :class:`~core.models.formats.Outcome`) are dropped and counted in
+:attr:`ModelPolicy.counters`; so are queries that cannot be encoded (too long, no allowed label known to
+the model), which get fewer proposals, possibly none. A backward output's substitutions of variables that
+unification fixes are dropped (the format gives only the free ones; counted ``fixed_variable_dropped``).
+Proposals with the same tactic are given once (the most likely).
 
 Checkpoints: :func:`policy_state` gives the ``(state_dict, meta)`` pair to publish (the meta holds the
 model configuration, the vocabulary, the kind and the formats, all JSON), :func:`load_policy` reads one
@@ -24,13 +31,15 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError, ConfigError, ModelError
-from core.metamath.database import Statement
-from core.metamath.environment import Context, ForwardEnv
+from core.errors import CheckpointError, ConfigError, GrammarError, ModelError
+from core.metamath.database import Database, Statement
+from core.metamath.environment import Context, ForwardEnv, Tactic
+from core.metamath.proof import ProofStep
+from core.metamath.syntax import Grammar, floating_context
 from core.models.decoding import Candidate, beam_search, sample
-from core.models.formats import FORMATS, Codec
+from core.models.formats import FORMATS, Codec, free_variables
 from core.models.transformer import ModelConfig, Seq2Seq
-from core.models.vocab import STOP, Vocabulary
+from core.models.vocab import STOP, Token, Vocabulary
 from core.search.policy import STOP as STOP_TACTIC
 from core.search.policy import BackwardQuery, ForwardQuery, Proposal
 
@@ -51,6 +60,8 @@ class ModelPolicy:
     ``conditioning``: specials put before every generator source (e.g. ``("<HARD>",)``).
     ``length_penalty``: GNMT length normalisation of beam search (0 ranks by summed log-probability).
     ``max_len``: longest output in tokens (default: the model's limit).
+    ``unifiable_only``: restrict a backward query's first token to labels whose conclusion unifies with
+    its goal (a query with none gets no proposals, counted as ``no_unifiable_label``).
     """
 
     def __init__(
@@ -66,6 +77,7 @@ class ModelPolicy:
         max_len: int | None = None,
         max_batch: int = 256,
         seed: int = 0,
+        unifiable_only: bool = True,
     ) -> None:
         _check_kind_formats(kind, formats)
         if max_batch < 1:
@@ -81,6 +93,8 @@ class ModelPolicy:
         self.model_calls = 0
         self._masks: dict[tuple[Any, ...], tuple[object, torch.Tensor | None]] = {}
         self._stop_id = vocab.special_id(STOP)
+        self.unifiable_only = unifiable_only
+        self._indexes: dict[int, tuple[object, ConclusionIndex]] = {}
 
     @property
     def counters(self) -> Counter[str]:
@@ -95,7 +109,15 @@ class ModelPolicy:
         for query in queries:
             hypotheses = [h.statement for h in query.env.theorem.essential]
             source = self.codec.backward_source(query.goal, hypotheses, allow_unknown=True)
-            prepared.append((source, self._first_tokens(query.env, stop=False)))
+            mask = self._first_tokens(query.env, stop=False)
+            if mask is None:
+                self.counters["no_allowed_label"] += 1
+            elif self.unifiable_only:
+                mask = mask & self._index(query.env).unifiable_mask(query.env, query.goal)
+                if not bool(mask.any()):
+                    mask = None
+                    self.counters["no_unifiable_label"] += 1
+            prepared.append(self._usable(source, mask))
         return self._propose(queries, prepared, k, None, allow_stop=False)
 
     def propose_forward(
@@ -112,13 +134,30 @@ class ModelPolicy:
                 query.goal, [h.statement for h in query.env.theorem.essential], graph_nodes(query.env),
                 conditioning=self.conditioning if generator else (), allow_unknown=True,
             )  # fmt: skip
-            prepared.append((source, self._first_tokens(query.env, stop=generator)))
+            mask = self._first_tokens(query.env, stop=generator)
+            if mask is None:
+                self.counters["no_allowed_label"] += 1
+            prepared.append(self._usable(source, mask))
         return self._propose(queries, prepared, k, temperature, allow_stop=True)
 
     # --- internals -----------------------------------------------------------------------------------
 
+    def _usable(self, source: list[int] | None, mask: torch.Tensor | None) -> tuple[list[int], torch.Tensor] | None:
+        """A query ready to decode, or ``None`` (counted) if it cannot be encoded or has no first token."""
+        if source is None:
+            self.counters["skipped_query"] += 1
+        return (source, mask) if source is not None and mask is not None else None
+
+    def _index(self, env: Context) -> ConclusionIndex:
+        cached = self._indexes.get(id(env.db))
+        if cached is None:
+            cached = (env.db, ConclusionIndex(env.db, env.grammar, self.vocab))
+            self._indexes[id(env.db)] = cached
+        return cached[1]
+
     def _first_tokens(self, env: Context, *, stop: bool) -> torch.Tensor | None:
-        """The allowed first tokens of ``env``'s context (cached); ``None`` if the model knows none."""
+        """The allowed first tokens of ``env``'s context (cached); ``None`` if the model knows none
+        (counted as ``no_allowed_label`` by the callers)."""
         key = (id(env.db), env.theorem.number, env.forbidden, stop)
         cached = self._masks.get(key)
         if cached is None:
@@ -136,7 +175,7 @@ class ModelPolicy:
     def _propose(
         self,
         queries: Sequence[BackwardQuery | ForwardQuery],
-        prepared: list[tuple[list[int] | None, torch.Tensor | None]],
+        prepared: list[tuple[list[int], torch.Tensor] | None],
         k: int,
         temperature: float | None,
         *,
@@ -145,19 +184,12 @@ class ModelPolicy:
         if k < 1:
             raise ConfigError(f"ModelPolicy: k must be >= 1 (got {k})")
         results: list[list[Proposal]] = [[] for _ in queries]
-        usable = []
-        for i, (source, mask) in enumerate(prepared):
-            if source is None:
-                self.counters["skipped_query"] += 1
-            elif mask is None:
-                self.counters["no_allowed_label"] += 1
-            else:
-                usable.append(i)
+        usable = [i for i, item in enumerate(prepared) if item is not None]
         for start in range(0, len(usable), self.max_batch):
             chunk = usable[start : start + self.max_batch]
-            sources = [prepared[i][0] for i in chunk]
-            masks = torch.stack([prepared[i][1] for i in chunk])  # type: ignore[misc]
-            for i, candidates in zip(chunk, self._decode(sources, masks, k, temperature)):  # type: ignore[arg-type]
+            sources = [prepared[i][0] for i in chunk]  # type: ignore[index]
+            masks = torch.stack([prepared[i][1] for i in chunk])  # type: ignore[index]
+            for i, candidates in zip(chunk, self._decode(sources, masks, k, temperature)):
                 results[i] = self._proposals(queries[i], candidates, allow_stop and queries[i].goal is None)
         return results
 
@@ -174,15 +206,98 @@ class ModelPolicy:
     def _proposals(
         self, query: BackwardQuery | ForwardQuery, candidates: list[Candidate], allow_stop: bool
     ) -> list[Proposal]:
-        proposals, seen = [], set()
+        proposals: list[Proposal] = []
+        seen: set[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = set()
+        backward = isinstance(query, BackwardQuery)
         for candidate in candidates:
             decoded = self.codec.decode(candidate.tokens, db=query.env.db, allow_stop=allow_stop)
-            if decoded.tactic is None or decoded.text in seen:
+            if decoded.tactic is None:
                 continue
-            seen.add(decoded.text)
             tactic = STOP_TACTIC if decoded.tactic.label == STOP else decoded.tactic
-            proposals.append(Proposal(tactic, candidate.logprob, decoded.text))
+            if backward:
+                tactic = self._free_only(tactic, query.env)
+            key = (tactic.label, tuple(sorted(tactic.substitution.items())))
+            if key not in seen:
+                seen.add(key)
+                proposals.append(Proposal(tactic, candidate.logprob, decoded.text))
         return proposals
+
+    def _free_only(self, tactic: Tactic, env: Context) -> Tactic:
+        """A backward tactic without the variables its conclusion fixes (counted ``fixed_variable_dropped``):
+        the backward format gives only the free ones, and unification determines the others."""
+        free = set(free_variables(env.db.assertion(tactic.label)))
+        if set(tactic.substitution) <= free:
+            return tactic
+        self.counters["fixed_variable_dropped"] += 1
+        return Tactic(tactic.label, {v: e for v, e in tactic.substitution.items() if v in free})
+
+
+class ConclusionIndex:
+    """The provable assertions of a database by the root constructor of their conclusion's syntax tree.
+
+    :meth:`unifiable_mask` gives, for a goal, the vocabulary ids of the assertions whose conclusion
+    matches the goal's syntax tree (one-way unification, as ``BackwardEnv.apply`` does it). Conclusions
+    that do not parse are left out (the environment could not apply them either).
+    """
+
+    def __init__(self, db: Database, grammar: Grammar, vocab: Vocabulary) -> None:
+        self.size = len(vocab)
+        self.by_root: dict[str, list[tuple[int, ProofStep, dict[str, str]]]] = {}
+        self.anything: list[int] = []  # conclusions that are a bare variable (``|- ph``): any goal matches
+        for assertion in db.assertions:
+            token = Token("label", assertion.label)
+            if assertion.typecode != db.provable_typecode or token not in vocab:
+                continue
+            try:
+                tree = grammar.parse(assertion.typecode, assertion.statement[1:], floating_context(assertion.floating))
+            except GrammarError:
+                continue
+            leaves = {h.label: h.variable for h in assertion.floating}
+            if not tree.children and tree.label in leaves:
+                self.anything.append(vocab.id(token))
+            else:
+                self.by_root.setdefault(tree.label, []).append((vocab.id(token), tree, leaves))
+
+    def unifiable_mask(self, env: Context, goal: Statement) -> torch.Tensor:
+        mask = torch.zeros(self.size, dtype=torch.bool)
+        target = env.tree(goal) if goal and goal[0] == env.db.provable_typecode else None
+        if target is None:
+            return mask
+        mask[self.anything] = True
+        for token_id, pattern, leaves in self.by_root.get(target.label, ()):
+            if _matches(pattern, target, leaves):
+                mask[token_id] = True
+        return mask
+
+
+def _matches(pattern: ProofStep, target: ProofStep, leaves: dict[str, str]) -> bool:
+    """Whether ``pattern``'s variables (its leaves named in ``leaves``) can be bound to make it ``target``."""
+    bound: dict[str, ProofStep] = {}
+    stack = [(pattern, target)]
+    while stack:
+        p, t = stack.pop()
+        variable = leaves.get(p.label) if not p.children else None
+        if variable is not None:
+            if not _same_tree(bound.setdefault(variable, t), t):
+                return False
+            continue
+        if p.label != t.label or len(p.children) != len(t.children):
+            return False
+        stack.extend(zip(p.children, t.children))
+    return True
+
+
+def _same_tree(a: ProofStep, b: ProofStep) -> bool:
+    """Structural equality of syntax trees (``ProofStep`` compares by identity)."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if x.label != y.label or len(x.children) != len(y.children):
+            return False
+        stack.extend(zip(x.children, y.children))
+    return True
 
 
 def graph_nodes(env: ForwardEnv) -> list[Statement]:

@@ -62,10 +62,22 @@ def test_the_time_budget_stops_training_and_decays_the_learning_rate(db):
     model, vocab, stats = train_prover_on_database(db, size="tiny", steps=10**6, batch_size=8, time_limit_s=1.5,
                                                    device="cpu", validate=False)  # fmt: skip
     assert stats.train.stopped_by == "time" and 0 < stats.train.steps < 10**6
+    _, _, by_cpu = train_prover_on_database(db, size="tiny", steps=10**6, batch_size=8, cpu_limit_s=1.0,
+                                            device="cpu", validate=False)  # fmt: skip
+    assert by_cpu.train.stopped_by == "cpu_time" and 0 < by_cpu.train.steps < 10**6
     trainer = new_trainer(model, steps=10**6, lr=1e-3, warmup_steps=0, time_limit_s=0.2)
     early = trainer.learning_rate()
     time.sleep(0.25)
     assert early > 0.9e-3 and trainer.learning_rate() == pytest.approx(1e-4)  # cosine floor: 10 %
+    assert trainer.budget.exhausted_by(0) == "time"
+    # CPU time does not pass while sleeping, and does while computing.
+    by_cpu = new_trainer(model, steps=10**6, lr=1e-3, warmup_steps=0, cpu_limit_s=0.2)
+    time.sleep(0.25)
+    assert by_cpu.budget.exhausted_by(0) is None and by_cpu.learning_rate() > 0.9e-3
+    deadline = time.process_time() + 0.25
+    while time.process_time() < deadline:
+        pass
+    assert by_cpu.budget.exhausted_by(0) == "cpu_time" and by_cpu.learning_rate() == pytest.approx(1e-4)
     unbounded = new_trainer(model, steps=10**6, lr=1e-3, warmup_steps=0)
     assert unbounded.learning_rate() == pytest.approx(1e-3, rel=1e-3)
 
@@ -99,6 +111,7 @@ def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_pat
     [
         (["missing.mm", "--out", "x.pt"], "missing.mm"),
         ([str(embedded_database_path()), "--out", "x.pt", "--minutes", "0"], "--minutes"),
+        ([str(embedded_database_path()), "--out", "x.pt", "--cpu-minutes", "-1"], "--cpu-minutes"),
         ([str(embedded_database_path()), "--out", "x.pt", "--size", "huge"], "huge"),
     ],
 )

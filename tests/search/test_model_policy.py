@@ -144,6 +144,29 @@ def test_the_first_token_is_constrained_to_the_context(db, vocab, theorems, trai
     assert len(p._masks) == 3
 
 
+def test_backward_first_tokens_are_the_labels_that_unify_with_the_goal(db, vocab, theorems, trained):
+    from core.search.model_policy import ConclusionIndex
+
+    env = BackwardEnv(db, db.assertions[-1])
+    index = ConclusionIndex(db, env.grammar, vocab)
+    goals = {q.goal for q, _, _ in backward_steps(db, theorems)} | {("|-", "ph"), ("|-", "-.", "ph")}
+    for goal in goals:
+        mask = index.unifiable_mask(env, goal)
+        expected = {label for label in env.allowed_labels()
+                    if env.unify(db.assertion(label), db.assertion(label).statement, goal) is not None}  # fmt: skip
+        assert {vocab.token(i).text for i in mask.nonzero().flatten().tolist()} == expected
+        assert expected and len(expected) < len(env.allowed_labels())
+    # Every proposal then unifies; without the narrowing the same model may propose labels that do not.
+    queries = [BackwardQuery(BackwardEnv(db, db.assertions[-1]), goal) for goal in sorted(goals)]
+    for proposals, query in zip(policy(trained, vocab).propose_backward(queries, k=8), queries):
+        assert proposals
+        for proposal in proposals:
+            result = query.env.apply(query.goal, proposal.tactic)
+            assert not (isinstance(result, EnvError) and result.kind.name == "NO_UNIFICATION")
+    wide = policy(trained, vocab, unifiable_only=False).propose_backward(queries, k=8)
+    assert any(isinstance(q.env.apply(q.goal, p.tactic), EnvError) for q, ps in zip(queries, wide) for p in ps)
+
+
 def test_one_batched_call_equals_calls_one_by_one(db, vocab, theorems, trained):
     queries = [q for q, _, _ in backward_steps(db, theorems)]
     p = policy(trained, vocab)
