@@ -14,7 +14,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from core.errors import MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis
@@ -29,9 +29,11 @@ def reuse(index: int) -> int:
     return -2 - index
 
 
-@dataclass(frozen=True, slots=True)
-class ProofProgram:
-    """A decoded proof: ``op >= 0`` applies ``labels[op]``, ``SAVE`` saves, ``op <= -2`` reuses saved ``-2 - op``."""
+class ProofProgram(NamedTuple):
+    """A decoded proof: ``op >= 0`` applies ``labels[op]``, ``SAVE`` saves, ``op <= -2`` reuses saved ``-2 - op``.
+
+    (A named tuple: immutable and quick to build, one per proof checked.)
+    """
 
     labels: tuple[str, ...]
     ops: tuple[int, ...]

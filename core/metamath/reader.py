@@ -35,6 +35,7 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
 _WHITESPACE = b" \t\r\n\f"
+_COMMENT_START = re.compile(rb"(?<![^ \t\r\n\f])\$\((?![^ \t\r\n\f])")  # a `$(` token
 # bytes.translate tables: comments become spaces (newlines kept); for counting tokens per line, newline
 # kept, other whitespace made a space, every other byte made an `x`.
 _BLANK = bytes(c if c == 0x0A else 0x20 for c in range(256))
@@ -193,11 +194,8 @@ class _FileTokens:
                 return raw.translate(_BLANK)
             pieces.append(raw[:end].translate(_BLANK))
             position, self._open_comment_line = end, 0
-        while (start := raw.find(b"$(", position)) >= 0:
-            if not _alone(raw, start):  # inside a longer token: not a comment (that token is rejected later)
-                pieces.append(raw[position : start + 2])
-                position = start + 2
-                continue
+        while match := _COMMENT_START.search(raw, position):  # `$(` inside a longer token is left to the reader
+            start = match.start()
             pieces.append(raw[position:start])
             end = _comment_end(raw, start + 2)
             if isinstance(end, str):
@@ -223,9 +221,7 @@ class _FileTokens:
 
 def _alone(raw: bytes, offset: int) -> bool:
     """Whether the two-byte keyword at ``offset`` is a token of its own (whitespace or an edge around it)."""
-    before = raw[offset - 1 : offset]
-    after = raw[offset + 2 : offset + 3]
-    return (not before or before in _WHITESPACE) and (not after or after in _WHITESPACE)
+    return (offset == 0 or raw[offset - 1] in _WHITESPACE) and (offset + 2 >= len(raw) or raw[offset + 2] in _WHITESPACE)
 
 
 def _comment_end(raw: bytes, start: int) -> int | str:
@@ -283,6 +279,7 @@ class _Reader:
         self.active_hypotheses: list[Hypothesis] = []
         self.active_essential: list[Hypothesis] = []
         self.active_floating: dict[str, Hypothesis] = {}  # variable -> its active $f (in declaration order)
+        self.floating_rank: dict[str, int] = {}  # variable -> declaration rank of its active $f
         self.hypothesis_order: dict[str, int] = {}  # label of an active hypothesis -> declaration rank
         self.disjoint_counts: dict[DisjointPair, int] = {}
         self._context_floating: tuple[Hypothesis, ...] | None = ()
@@ -371,6 +368,7 @@ class _Reader:
             del self.active_symbols[variable]
         for variable in scope.floating_variables:
             del self.active_floating[variable]
+            del self.floating_rank[variable]
         for hypothesis in self.active_hypotheses[scope.hypotheses_before :]:
             del self.hypothesis_order[hypothesis.label]
         del self.active_hypotheses[scope.hypotheses_before :]
@@ -465,7 +463,7 @@ class _Reader:
     # --- labelled statements ---------------------------------------------------------------------
 
     def _labelled(self, label: str) -> None:
-        start = self.tokens.position - 1
+        start = self.tokens.mark  # the label's position
         if not _LABEL_RE.match(label):
             raise self.error(f"{label!r} is not a valid label (letters, digits, '.', '-', '_')")
         keyword = self.tokens.next()
@@ -509,6 +507,7 @@ class _Reader:
             raise self.error(f"variable {variable!r} already has an active `$f` ({other})", label=label, position=start)
         hypothesis = Hypothesis(label, "f", statement, self.tokens.path, self.tokens.line_of(start))
         self.active_floating[variable] = hypothesis
+        self.floating_rank[variable] = len(self.active_hypotheses)
         self.scopes[-1].floating_variables.append(variable)
         self._add_hypothesis(hypothesis)
         self._context_floating = None
@@ -594,9 +593,15 @@ class _Reader:
         mandatory = variables
         if essential:
             mandatory = self.db.variables.intersection(itertools.chain(statement, *[h.statement for h in essential]))
-        chosen = essential + [self.active_floating[v] for v in mandatory]
-        order = self.hypothesis_order
-        chosen.sort(key=lambda h: order[h.label])
+        in_order = sorted(mandatory, key=self.floating_rank.__getitem__)
+        chosen = list(map(self.active_floating.__getitem__, in_order))
+        if essential:
+            order = self.hypothesis_order
+            if chosen and self.floating_rank[in_order[-1]] > order[essential[0].label]:
+                chosen += essential  # a $f declared after a $e: interleave by declaration rank
+                chosen.sort(key=lambda h: order[h.label])
+            else:
+                chosen += essential  # the usual case: every $f before every $e
         disjoint = _NO_PAIRS
         if self.disjoint_counts and len(mandatory) > 1:
             pairs = itertools.combinations(sorted(mandatory), 2)  # sorted: each pair in canonical order

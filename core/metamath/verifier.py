@@ -1,12 +1,13 @@
 """The Metamath proof checker: the stack machine of the Metamath book, ``$d`` conditions included.
 
-:func:`apply_assertion` is the one inference rule of Metamath: given an assertion and the statements
+:meth:`Kernel._apply_at` is the one inference rule of Metamath: given an assertion and the statements
 proved for its mandatory hypotheses, it finds the substitution fixed by the floating hypotheses, checks
 the essential hypotheses and the disjoint-variable conditions, and returns the substituted conclusion.
-Both the verifier and the proof-tree builder use it, so there is one implementation of the rule.
+The stack machine (:meth:`Kernel.execute`) applies it in place on its stack; :meth:`Kernel.apply`, used
+by proof trees and environments, applies it to a list of statements: one implementation of the rule.
 
-Assertions are compiled once into substitution templates (runs of constants and variables), which makes
-checking set.mm practical in pure Python.
+Assertions are compiled once into substitution templates (leading constants, then (variable, constants)
+pairs), which makes checking set.mm practical in pure Python.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from core.errors import MMVerificationError, MetamathError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement
@@ -24,7 +25,7 @@ from core.metamath.reader import collector_paused
 logger = logging.getLogger(__name__)
 
 Substitution = dict[str, Statement]
-Template = tuple["str | tuple[str, ...]", ...]
+Template = tuple[Statement, tuple[tuple[str, Statement], ...]]  # see compile_template
 
 
 def show(statement: Statement, limit: int = 160) -> str:
@@ -37,9 +38,8 @@ class RuleError(Exception):
     """An application of an assertion does not fit (raised by :func:`apply_assertion`, no location)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledAssertion:
-    """An assertion prepared for fast application."""
+class CompiledAssertion(NamedTuple):
+    """An assertion prepared for fast application (a named tuple: immutable and quick to build)."""
 
     assertion: Assertion
     floating: tuple[tuple[int, str, str], ...]  # (position among hypotheses, typecode, variable)
@@ -50,44 +50,54 @@ class CompiledAssertion:
 
 
 def compile_template(statement: Statement, variables: set[str]) -> Template:
-    """A statement as runs of constants (tuples) and single variables (strings)."""
-    parts: list[str | tuple[str, ...]] = []
+    """A statement as its leading constants and the (variable, constants that follow it) pairs.
+
+    ``|- ( ph -> ps )`` becomes ``(("|-", "("), (("ph", ("->",)), ("ps", (")",))))``.
+    """
+    head: tuple[str, ...] = ()
+    pairs: list[tuple[str, tuple[str, ...]]] = []
+    variable: str | None = None
     run: list[str] = []
     for symbol in statement:
         if symbol in variables:
-            if run:
-                parts.append(tuple(run))
-                run = []
-            parts.append(symbol)
+            if variable is None:
+                head = tuple(run)
+            else:
+                pairs.append((variable, tuple(run)))
+            variable, run = symbol, []
         else:
             run.append(symbol)
-    if run:
-        parts.append(tuple(run))
-    return tuple(parts)
+    if variable is None:
+        head = tuple(run)
+    else:
+        pairs.append((variable, tuple(run)))
+    return head, tuple(pairs)
 
 
 def substitute(template: Template, substitution: Substitution) -> Statement:
     """Apply a substitution to a compiled template."""
-    out: Statement = ()
-    for part in template:
-        out += part if part.__class__ is tuple else substitution[part]  # type: ignore[operator,index]
+    out, pairs = template
+    for variable, constants in pairs:
+        out += substitution[variable]
+        out += constants
     return out
 
 
 def compile_assertion(assertion: Assertion, variables: set[str]) -> CompiledAssertion:
     floating, essential = [], []
     for position, hypothesis in enumerate(assertion.hypotheses):
+        statement = hypothesis.statement
         if hypothesis.kind == "f":
-            floating.append((position, hypothesis.typecode, hypothesis.variable))
+            floating.append((position, statement[0], statement[1]))  # typecode, variable
         else:
-            essential.append((position, compile_template(hypothesis.statement, variables), hypothesis))
+            essential.append((position, compile_template(statement, variables), hypothesis))
     return CompiledAssertion(
-        assertion=assertion,
-        floating=tuple(floating),
-        essential=tuple(essential),
-        conclusion=compile_template(assertion.statement, variables),
-        disjoint=tuple(sorted(assertion.disjoint)),
-        arity=len(assertion.hypotheses),
+        assertion,
+        tuple(floating),
+        tuple(essential),
+        compile_template(assertion.statement, variables),
+        tuple(sorted(assertion.disjoint)) if assertion.disjoint else (),
+        len(assertion.hypotheses),
     )
 
 
@@ -147,10 +157,10 @@ class Kernel:
                     f"{typecode!r} expression, got {show(argument)!r}"
                 )
             substitution[variable] = argument[1:]
-        for position, template, hypothesis in compiled.essential:
-            expected: Statement = ()
-            for part in template:
-                expected += part if part.__class__ is tuple else substitution[part]  # type: ignore[operator,index]
+        for position, (expected, pairs), hypothesis in compiled.essential:
+            for variable, constants in pairs:
+                expected += substitution[variable]
+                expected += constants
             if expected != stack[base + position]:
                 raise RuleError(
                     f"hypothesis {hypothesis.label} of {compiled.assertion.label} needs "
@@ -158,9 +168,10 @@ class Kernel:
                 )
         if compiled.disjoint:
             self.check_disjoint(compiled.assertion, compiled.disjoint, substitution, context_disjoint)
-        conclusion: Statement = ()
-        for part in compiled.conclusion:
-            conclusion += part if part.__class__ is tuple else substitution[part]  # type: ignore[operator,index]
+        conclusion, pairs = compiled.conclusion
+        for variable, constants in pairs:
+            conclusion += substitution[variable]
+            conclusion += constants
         return conclusion, substitution
 
     def check_disjoint(
