@@ -60,6 +60,7 @@ class GeneratorActorConfig(Config):
     goal_source: str = option("train-hypotheses", choices=("train-hypotheses", "none"),
                               help="start graphs from the hypotheses of random train theorems, or from nothing")
     max_steps: int = option(8, min=1, help="longest rollout (tactics before STOP is forced)")
+    rollouts_per_batch: int = option(8, min=1, help="rollouts run together, their model calls batched")
     temperature: float = option(1.0, min=0.0, help="sampling temperature of the rollouts")
     attempts_per_step: int = option(4, min=1, help="samples tried per step until one applies")
     selection: str = option("best", choices=("last", "best"), help="which node of a rollout becomes the theorem")
@@ -69,6 +70,7 @@ class GeneratorActorConfig(Config):
     shard_records: int = option(32, min=1, help="records per published shard")
     shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
     reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer generator checkpoint")
+    max_lag_shards: int = option(16, min=1, help="pause while a consumer is this many shards behind a stream")
 
     def validate(self) -> None:
         parse_mix(self.mix)
@@ -150,8 +152,8 @@ class TrainerConfig(Config):
 
 @dataclass(frozen=True)
 class ProverTrainerConfig(TrainerConfig):
-    examples: str = option("both", choices=("backward", "forward", "both"),
-                           help="which prover formats to train (follows the prover's search by default)")
+    examples: str = option("auto", choices=("auto", "backward", "forward", "both"),
+                           help="which prover formats to train; auto follows prover_actor.search.prover")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from core.errors import ConfigError
 def _tiny(name: str, prover: str = "backward") -> ExperimentConfig:
     search = SearchConfig(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
     trainer = dict(batch_size=16, lr=1e-3, warmup_steps=10, replay_min=4, replay_max=2000,
-                   checkpoint_every_steps=25, checkpoint_every_minutes=0.5, bootstrap_steps=40, keep_checkpoints=3)
+                   checkpoint_every_steps=25, checkpoint_every_minutes=0.5, bootstrap_steps=300, keep_checkpoints=3)
     return ExperimentConfig(
         preset=name,
         database=DatabaseConfig(path="embedded"),

@@ -302,6 +302,10 @@ class BackwardEnv(Context):
             subgoals.append(Subgoal(statement, closing.label if closing else None))
         return Expansion(assertion, full, goal, tuple(subgoals))
 
+    def _own_hypothesis(self, label: str) -> Hypothesis:
+        """The theorem's essential hypothesis ``label`` (a made theorem's are not in the database)."""
+        return next(h for h in self.theorem.essential if h.label == label)
+
     def free_variables(self, assertion: Assertion) -> list[str]:
         """The variables of ``assertion`` that unification with a conclusion never fixes."""
         in_conclusion = set(assertion.statement)
@@ -312,7 +316,7 @@ class BackwardEnv(Context):
         proofs = []
         for subgoal, child in zip(expansion.subgoals, children):
             if subgoal.closed_by is not None:
-                proofs.append(hypothesis_leaf(self.db.labels[subgoal.closed_by]))  # type: ignore[arg-type]
+                proofs.append(hypothesis_leaf(self._own_hypothesis(subgoal.closed_by)))
             elif child is None:
                 raise ValueError(f"open subgoal {show(subgoal.statement)!r} has no proof")
             else:

@@ -1,0 +1,380 @@
+"""Generating theorems: forward rollouts of a generator policy, node selection, filters, checked records.
+
+A rollout starts a forward graph from the hypotheses of a random *train* theorem (or from nothing) and
+asks the policy, step after step, for a tactic with a full substitution, or ``STOP``. Many rollouts run
+in lockstep so that their policy calls are batched. When a rollout ends, one of its new nodes becomes
+the generated theorem: the last node, or the best by a heuristic. Its hypotheses are those its proof
+uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
+hypothesis or a database statement, that were generated recently, or that are too long for the prover.
+Every theorem is checked by the kernel before it becomes a record.
+
+A proposal whose substitution is incomplete (or whose hypotheses are not nodes as given) is completed
+by unifying the assertion's hypotheses with graph nodes (:func:`complete_tactic`): the model chooses
+the assertion, the graph supplies what it determines. The completed tactic is what the rollout records,
+so the generator learns to write complete substitutions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from core.adversarial.rewards import heuristic_score
+from core.adversarial.workspace import Workspace
+from core.errors import MetamathError
+from core.metamath.database import Assertion, Statement
+from core.metamath.environment import EnvError, EnvErrorKind, ForwardEnv, Node, Tactic
+from core.metamath.prooftree import ProofTree, check_tree, make_theorem, tree_from_proof
+from core.search.policy import ForwardQuery, Policy, Proposal
+
+logger = logging.getLogger(__name__)
+
+GENERATED_PREFIX = "advgen"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Field names match ``configs.experiment.GeneratorActorConfig``."""
+
+    goal_source: str = "train-hypotheses"
+    max_steps: int = 8
+    temperature: float = 1.0
+    attempts_per_step: int = 4
+    selection: str = "best"
+    heuristic: str = "size"
+    dedup_window: int = 10000
+    max_statement_tokens: int = 256
+    keep_duplicates: bool = False  # send duplicates (flagged) instead of dropping them
+
+
+@dataclass
+class Step:
+    """One applied action of a rollout: the tactic, what it added (None for STOP), its log-probability."""
+
+    tactic: Tactic
+    added: Statement | None
+    logprob: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.tactic.label,
+            "substitution": {v: " ".join(e) for v, e in self.tactic.substitution.items()},
+            "added": " ".join(self.added) if self.added is not None else None,
+            "logprob": self.logprob,
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "Step":
+        try:
+            substitution = {str(v): tuple(str(e).split()) for v, e in dict(data["substitution"]).items()}
+            added = data.get("added")
+            return Step(Tactic(str(data["label"]), substitution), tuple(added.split()) if added else None,
+                        float(data["logprob"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise MetamathError(f"malformed rollout step: {error!r}") from None
+
+
+@dataclass
+class Rollout:
+    env: ForwardEnv
+    source_label: str | None  # the train theorem whose hypotheses started the graph
+    steps: list[Step] = field(default_factory=list)
+    done: bool = False
+    end: str = ""  # why it ended: stop, max_steps, no_valid_proposal
+
+    @property
+    def hypotheses(self) -> list[Statement]:
+        return [h.statement for h in self.env.theorem.essential]
+
+    def new_nodes(self) -> list[Node]:
+        own = {h.statement for h in self.env.theorem.essential}
+        return [n for n in self.env.nodes if n.statement not in own]
+
+
+@dataclass
+class Generated:
+    """A selected, checked theorem with its proof and the rollout that produced it."""
+
+    theorem: Assertion
+    proof: ProofTree
+    rollout: Rollout
+    heuristic: float
+    duplicate: bool
+
+
+class TheoremGenerator:
+    """Runs rollouts of ``policy`` on a workspace and turns them into checked theorems."""
+
+    def __init__(self, workspace: Workspace, policy: Policy, settings: GenerationSettings, seed: int = 0) -> None:
+        self.ws = workspace
+        self.policy = policy
+        self.settings = settings
+        self.rng = random.Random(seed)
+        self.counters: Counter[str] = Counter()
+        self._recent: deque[tuple] = deque()
+        self._recent_set: set[tuple] = set()
+        self._goal_pool = [t for t in workspace.train_theorems() if t.essential] or workspace.train_theorems()
+
+    # --- rollouts ---------------------------------------------------------------------------------
+
+    def new_rollout(self) -> Rollout:
+        source = None
+        hypotheses: list[Statement] = []
+        statement: Statement = ()
+        if self.settings.goal_source == "train-hypotheses" and self._goal_pool:
+            source = self.rng.choice(self._goal_pool)
+            hypotheses = [h.statement for h in source.essential]
+            statement = source.statement
+        if not statement:
+            statement = self._any_statement()
+        labels = [f"{GENERATED_PREFIX}.h{i + 1}" for i in range(len(hypotheses))]
+        theorem = make_theorem(self.ws.db, f"{GENERATED_PREFIX}.goal", statement, hypotheses,
+                               hypothesis_labels=labels)
+        env = ForwardEnv(self.ws.db, theorem, grammar=self.ws.grammar, kernel=self.ws.kernel,
+                         forbidden=self.ws.generator_forbidden, collect_disjoint=True)
+        return Rollout(env, source.label if source else None)
+
+    def _any_statement(self) -> Statement:
+        """A placeholder statement (the generator's context needs one; it is never a target)."""
+        for theorem in self.ws.train_theorems():
+            if not theorem.essential:
+                return theorem.statement
+        return self.ws.db.assertions[-1].statement
+
+    def run(self, count: int) -> list[Rollout]:
+        """``count`` rollouts in lockstep, their policy calls batched; all finished on return."""
+        rollouts = [self.new_rollout() for _ in range(count)]
+        for _ in range(self.settings.max_steps):
+            active = [r for r in rollouts if not r.done]
+            if not active:
+                break
+            queries = [ForwardQuery(r.env, None) for r in active]
+            answers = self.policy.propose_forward(queries, self.settings.attempts_per_step, self.settings.temperature)
+            for rollout, proposals in zip(active, answers):
+                self._advance(rollout, proposals)
+        for rollout in rollouts:
+            if not rollout.done:
+                rollout.done, rollout.end = True, "max_steps"
+            self.counters[f"rollout_end_{rollout.end}"] += 1
+        return rollouts
+
+    def _advance(self, rollout: Rollout, proposals: Sequence[Proposal]) -> None:
+        for proposal in proposals:
+            if proposal.is_stop:
+                rollout.steps.append(Step(proposal.tactic, None, proposal.logprob))
+                rollout.done, rollout.end = True, "stop"
+                return
+            tactic = proposal.tactic
+            outcome = rollout.env.apply(tactic)
+            if isinstance(outcome, EnvError) and outcome.kind in _COMPLETABLE:
+                completed = complete_tactic(rollout.env, tactic, self.rng)
+                if completed is not None:
+                    self.counters["completed_substitution"] += 1
+                    tactic, outcome = completed
+            if isinstance(outcome, EnvError):
+                self.counters[f"invalid_{outcome.kind.name.lower()}"] += 1
+                continue
+            rollout.steps.append(Step(tactic, outcome.statement, proposal.logprob))
+            return
+        rollout.done, rollout.end = True, "no_valid_proposal"
+
+    # --- selection --------------------------------------------------------------------------------
+
+    def score(self, node: Node) -> float:
+        return heuristic_score(self.settings.heuristic, size=node.tree.size, depth=node.tree.depth,
+                               statement_length=len(node.statement))
+
+    def select(self, rollout: Rollout) -> Generated | None:
+        """The rollout's theorem (checked by the kernel), or None (the reason is counted)."""
+        nodes = rollout.new_nodes()
+        if not nodes:
+            self.counters["filtered_no_new_node"] += 1
+            return None
+        if self.settings.selection == "last":
+            candidates = [nodes[-1]]
+        else:
+            candidates = sorted(nodes, key=lambda n: (-self.score(n), n.index))
+        reason = ""
+        for node in candidates:
+            reason, duplicate = self._filter(rollout, node)
+            if not reason:
+                return self._checked(rollout, node, duplicate)
+        self.counters[f"filtered_{reason}"] += 1
+        return None
+
+    def _filter(self, rollout: Rollout, node: Node) -> tuple[str, bool]:
+        """Why ``node`` cannot be sent ('' if it can), and whether it is a recent duplicate."""
+        hypotheses = [h.statement for h in rollout.env.used_hypotheses(node)]
+        if node.statement in hypotheses:
+            return "equals_hypothesis", False
+        if self.ws.is_known_statement(node.statement):
+            return "in_database", False
+        if len(node.statement) + sum(len(h) for h in hypotheses) > self.settings.max_statement_tokens:
+            return "too_long", False
+        key = (node.statement, tuple(sorted(hypotheses)))
+        duplicate = key in self._recent_set
+        if duplicate and not self.settings.keep_duplicates:
+            return "duplicate", True
+        return "", duplicate
+
+    def _remember(self, key: tuple) -> None:
+        if self.settings.dedup_window <= 0 or key in self._recent_set:
+            return
+        self._recent.append(key)
+        self._recent_set.add(key)
+        while len(self._recent) > self.settings.dedup_window:
+            self._recent_set.discard(self._recent.popleft())
+
+    def _checked(self, rollout: Rollout, node: Node, duplicate: bool) -> Generated | None:
+        used = rollout.env.used_hypotheses(node)
+        label = f"{GENERATED_PREFIX}.{uuid.uuid4().hex[:12]}"
+        theorem = make_theorem(self.ws.db, label, node.statement, [h.statement for h in used],
+                               sorted(node.disjoint), hypothesis_labels=[h.label for h in used])
+        try:
+            check_tree(self.ws.db, self.ws.grammar, theorem, node.tree, self.ws.kernel)
+        except MetamathError as error:
+            self.counters["kernel_rejected"] += 1
+            logger.error("BUG: a generated theorem failed the kernel check and was dropped: %s", error)
+            return None
+        self._remember((node.statement, tuple(sorted(h.statement for h in used))))
+        self.counters["generated"] += 1
+        return Generated(theorem, node.tree, rollout, self.score(node), duplicate)
+
+    # --- dataset theorems (the mix) -----------------------------------------------------------------
+
+    def dataset_theorem(self) -> tuple[Assertion, ProofTree]:
+        """A random train theorem and its database proof tree."""
+        theorem = self.rng.choice(self.ws.train_theorems())
+        return theorem, tree_from_proof(self.ws.db, theorem, self.ws.kernel)
+
+
+# --- substitution completion ---------------------------------------------------------------------
+
+_COMPLETABLE = (EnvErrorKind.MISSING_SUBSTITUTION, EnvErrorKind.MISSING_HYPOTHESIS, EnvErrorKind.DUPLICATE_NODE)
+MAX_COMPLETIONS = 64
+
+
+def complete_tactic(env: ForwardEnv, tactic: Tactic, rng: random.Random) -> tuple[Tactic, Node] | None:
+    """Complete a proposed tactic's substitution by unifying its hypotheses with graph nodes.
+
+    The model names an assertion and some of its variables; the variables its essential hypotheses
+    fix are taken from nodes they unify with (consistently with what the model gave). The first
+    completion (in a random order, at most ``MAX_COMPLETIONS`` tried) that adds a new node is applied.
+    Variables no hypothesis fixes must come from the model. Returns the tactic and the new node.
+    """
+    assertion = env.check_label(tactic.label)
+    if isinstance(assertion, EnvError) or not assertion.essential:
+        return None
+    given = {v: tuple(e) for v, e in tactic.substitution.items()}
+    choices: list[list[dict[str, tuple[str, ...]]]] = []
+    for hypothesis in assertion.essential:
+        matches = [m for node in env.nodes
+                   if (m := env.unify(assertion, hypothesis.statement, node.statement)) is not None
+                   and all(given.get(v, e) == e for v, e in m.items())]
+        if not matches:
+            return None
+        rng.shuffle(matches)
+        choices.append(matches)
+    tried = 0
+    for combination in _combinations(choices):
+        merged = dict(given)
+        if any(merged.setdefault(v, e) != e for part in combination for v, e in part.items()):
+            continue
+        tried += 1
+        candidate = Tactic(tactic.label, merged)
+        outcome = env.apply(candidate)
+        if not isinstance(outcome, EnvError):
+            return candidate, outcome
+        if tried >= MAX_COMPLETIONS:
+            break
+    return None
+
+
+def _combinations(choices: list[list[dict[str, tuple[str, ...]]]]) -> Iterator[tuple[dict[str, tuple[str, ...]], ...]]:
+    if not choices:
+        yield ()
+        return
+    for first in choices[0]:
+        for rest in _combinations(choices[1:]):
+            yield (first, *rest)
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+def goal_json(theorem: Assertion) -> dict[str, Any]:
+    """A theorem's goal as JSON: label, statement, hypotheses (label, statement) and ``$d`` pairs."""
+    return {
+        "label": theorem.label,
+        "statement": " ".join(theorem.statement),
+        "hypotheses": [[h.label, " ".join(h.statement)] for h in theorem.essential],
+        "disjoint": [list(pair) for pair in sorted(theorem.disjoint)],
+    }
+
+
+def theorem_from_goal(workspace: Workspace, goal: dict[str, Any]) -> Assertion:
+    """The theorem a goal record describes: the database's own, or a new one at the end of the database.
+
+    Raises :class:`MetamathError` for a malformed goal or labels that clash with the database's.
+    """
+    try:
+        label = str(goal["label"])
+        statement = tuple(str(goal["statement"]).split())
+        hypotheses = [(str(name), tuple(str(text).split())) for name, text in goal["hypotheses"]]
+        disjoint = [(str(x), str(y)) for x, y in goal.get("disjoint", [])]
+    except (KeyError, TypeError, ValueError) as error:
+        raise MetamathError(f"malformed goal record: {error!r}") from None
+    if goal.get("database"):
+        return workspace.db.assertion(label)
+    clashing = [name for name in [label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
+    if clashing:
+        raise MetamathError(f"goal record reuses database label(s) {', '.join(clashing)}")
+    return make_theorem(workspace.db, label, statement, [s for _, s in hypotheses], disjoint,
+                        hypothesis_labels=[h for h, _ in hypotheses])
+
+
+def generation_record(generated: Generated, *, generator_version: int, source_stream: str) -> dict[str, Any]:
+    theorem, proof = generated.theorem, generated.proof
+    return {
+        "id": f"{source_stream}/{uuid.uuid4().hex}",
+        "source": "generator",
+        "generator_version": generator_version,
+        "goal": goal_json(theorem),
+        "proof": proof.to_json(),
+        "stats": {
+            "size": proof.size,
+            "depth": proof.depth,
+            "statement_length": len(theorem.statement),
+            "hypotheses": len(theorem.essential),
+            "steps": len(generated.rollout.steps),
+            "rollout_end": generated.rollout.end,
+            "started_from": generated.rollout.source_label,
+        },
+        "heuristic": generated.heuristic,
+        "duplicate": generated.duplicate,
+        "rollout": {
+            "hypotheses": [" ".join(h) for h in generated.rollout.hypotheses],
+            "steps": [step.to_json() for step in generated.rollout.steps],
+        },
+    }
+
+
+def dataset_record(theorem: Assertion, proof: ProofTree, *, source_stream: str) -> dict[str, Any]:
+    goal = goal_json(theorem)
+    goal["database"] = True
+    return {
+        "id": f"{source_stream}/{uuid.uuid4().hex}",
+        "source": "dataset",
+        "generator_version": None,
+        "goal": goal,
+        "proof": proof.to_json(),
+        "stats": {"size": proof.size, "depth": proof.depth, "statement_length": len(theorem.statement),
+                  "hypotheses": len(theorem.essential), "steps": 0},
+        "heuristic": 0.0,
+        "duplicate": False,
+        "rollout": None,
+    }

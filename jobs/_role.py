@@ -1,0 +1,213 @@
+"""What every role job shares: the experiment, its configuration, a heartbeat, bounds, signals, checkpoints.
+
+A role's ``main`` calls :meth:`Runtime.start`, then loops while :meth:`Runtime.running` is true, updating
+:attr:`Runtime.counters` (published in the heartbeat by a background thread every few seconds).
+SIGTERM and SIGINT ask the loop to end after its current unit of work; the role then commits what it has
+and returns ``"interrupted"``, so that a supervisor knows the job did not finish its bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+from configs.experiment import ExperimentConfig
+from core.adversarial.topology import job_name
+from core.adversarial.workspace import Workspace
+from core.errors import StorageError
+from core.storage import CheckpointInfo, CheckpointStore, Cursor, ExperimentRoot, Heartbeat, read_shard, stream_bounds
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+FINISHED, INTERRUPTED = "finished", "interrupted"
+
+
+@dataclass
+class Runtime:
+    role: str
+    rank: int
+    root: ExperimentRoot
+    config: ExperimentConfig
+    deadline: float | None
+    counters: dict[str, Any] = field(default_factory=dict)
+    _stop_signal: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _heartbeat_thread: threading.Thread | None = None
+    _closed: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.time)
+
+    @staticmethod
+    def start(role: str, exp: str, rank: int, minutes: float | None) -> "Runtime":
+        """Open the experiment (it must exist), read its configuration, start the heartbeat."""
+        set_threads()
+        root = ExperimentRoot.open(exp)
+        config = ExperimentConfig.from_dict(root.config)
+        count = config.role_count(role)
+        if rank >= count:
+            raise StorageError(f"{job_name(role, rank)}: this experiment runs {count} {role} job(s) "
+                               f"(ranks 0..{count - 1}); rank {rank} has nothing to do")
+        deadline = time.time() + 60 * minutes if minutes is not None else None
+        runtime = Runtime(role, rank, root, config, deadline)
+        runtime._install_signals()
+        runtime._heartbeat_thread = threading.Thread(target=runtime._beat_loop, daemon=True, name="heartbeat")
+        runtime._heartbeat_thread.start()
+        logger.info("%s started on %s (preset %s, setup %s)%s", runtime.name, root.url, config.preset, config.setup,
+                    f", for {minutes:g} min" if minutes is not None else "")
+        return runtime
+
+    @property
+    def name(self) -> str:
+        return job_name(self.role, self.rank)
+
+    @property
+    def seed(self) -> int:
+        """A seed distinct per experiment seed, role, rank and start (restarts explore anew)."""
+        return random.Random(f"{self.config.seed}/{self.name}/{self.started}").getrandbits(31)
+
+    # --- bounds and signals ----------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._on_signal)
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt  # a second signal: stop now
+        self._stop_signal = number
+        logger.warning("%s: got %s, finishing the current step", self.name, signal.Signals(number).name)
+
+    @property
+    def interrupted(self) -> bool:
+        return self._stop_signal is not None
+
+    def running(self) -> bool:
+        """False once a signal arrived or the time bound passed."""
+        return not self.interrupted and (self.deadline is None or time.time() < self.deadline)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early when a signal arrives."""
+        end = time.time() + seconds
+        while self.running() and time.time() < end:
+            time.sleep(min(0.2, max(end - time.time(), 0)))
+
+    def finish(self, **counters: Any) -> str:
+        """Write the last heartbeat and say how the job ended."""
+        status = INTERRUPTED if self.interrupted else FINISHED
+        self.update(status=status, **counters)
+        self._closed.set()
+        self._beat()
+        logger.info("%s %s: %s", self.name, status, _summary(self.counters))
+        return status
+
+    # --- heartbeat -------------------------------------------------------------------------------
+
+    def update(self, **counters: Any) -> None:
+        with self._lock:
+            self.counters.update(counters)
+
+    def add(self, name: str, amount: float = 1) -> None:
+        with self._lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
+
+    @cached_property
+    def _heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.root, self.role, self.rank)
+
+    def _beat(self) -> None:
+        with self._lock:
+            snapshot = dict(self.counters)
+        snapshot["elapsed_s"] = round(time.time() - self.started, 1)
+        try:
+            self._heartbeat.beat(**snapshot)
+        except Exception as error:  # a heartbeat must never kill the job
+            logger.warning("%s: heartbeat failed: %s", self.name, error)
+
+    def _beat_loop(self) -> None:
+        while not self._closed.wait(HEARTBEAT_SECONDS):
+            self._beat()
+
+    # --- shared resources ------------------------------------------------------------------------
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        database = self.config.database
+        return Workspace.load(database.path, stop_at=database.stop_at, splits=database.splits,
+                              split_salt=database.split_salt, forbidden=database.forbidden)
+
+    def wait_for_checkpoint(self, store: CheckpointStore, who: str, newer_than: int | None = None) -> CheckpointInfo | None:
+        """Block until ``store`` has a version (newer than ``newer_than``); None if the job must stop."""
+        info = store.latest()
+        logged = False
+        while self.running() and (info is None or (newer_than is not None and info.version <= newer_than)):
+            if not logged:
+                logger.info("%s: waiting for %s checkpoint version %s from %s", self.name, store.name,
+                            0 if newer_than is None else f"> {newer_than}", who)
+                logged = True
+            self.update(state=f"waiting for {store.name} checkpoint")
+            self.sleep(1.0)
+            info = store.latest()
+        return info if self.running() or info is not None else None
+
+
+def set_threads() -> int:
+    """Give torch the CPU threads this job may use: ``$ADVPROVER_THREADS``, else SLURM's CPUs per task, else 1.
+
+    Several jobs share a machine's cores; torch's default (one thread per core, in every process)
+    oversubscribes them and slows everything down by an order of magnitude on a loaded machine.
+    """
+    import torch
+
+    threads = int(os.environ.get("ADVPROVER_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK") or 1)
+    torch.set_num_threads(max(threads, 1))
+    return threads
+
+
+class Reloader:
+    """Hot reload: look for a newer checkpoint at most every ``seconds``, load it with ``load``."""
+
+    def __init__(self, store: CheckpointStore, seconds: float, load: Callable[[CheckpointInfo], None]) -> None:
+        self.store = store
+        self.seconds = seconds
+        self.load = load
+        self.version: int | None = None
+        self._checked = 0.0
+
+    def use(self, info: CheckpointInfo) -> None:
+        self.load(info)
+        self.version = info.version
+
+    def maybe_reload(self) -> bool:
+        if time.time() - self._checked < self.seconds:
+            return False
+        self._checked = time.time()
+        latest = self.store.latest()
+        if latest is None or (self.version is not None and latest.version <= self.version):
+            return False
+        logger.info("hot reload: %s checkpoint version %d (was %s)", self.store.name, latest.version, self.version)
+        self.use(latest)
+        return True
+
+
+def _summary(counters: dict[str, Any]) -> str:
+    keys = [k for k in sorted(counters) if not isinstance(counters[k], (dict, list))]
+    return ", ".join(f"{k}={counters[k]}" for k in keys)
+
+
+def committed_cursor(root: ExperimentRoot, stream: str) -> Cursor:
+    """The newest input cursor committed in ``stream``'s shard headers (empty if none)."""
+    low, end = stream_bounds(root, stream)
+    for seq in range(end - 1, low - 1, -1):
+        header, _ = read_shard(root, stream, seq)
+        if header.get("cursor") is not None:
+            return Cursor(header["cursor"])
+    return Cursor()

@@ -1,0 +1,152 @@
+"""The generator actor: generates theorems, with their proofs, for the prover actors.
+
+    python -m jobs.generator_actor --exp ROOT [--rank R] [--minutes M] [--max-records N]
+
+It samples forward rollouts from the newest generator checkpoint (hot-reloaded), many at once with
+their model calls batched, selects and filters one theorem per rollout, checks it with the kernel, and
+publishes it round-robin on its streams (one per prover actor: ``generator-actor-GG-to-PP``). With a
+source mix (``generator_actor.mix``, e.g. ``3,generator;1,dataset``) some records are train-split
+theorems of the database instead. It pauses while its readers lag more than ``max_lag_shards`` behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from configs.experiment import parse_mix
+from core.adversarial.checkpoints import split_state
+from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
+from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, job_name
+from core.search.model_policy import policy_from_state
+from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
+from jobs._cli import run_cli
+from jobs._role import Reloader, Runtime, committed_cursor
+from jobs._trainer import ensure_version_zero
+
+logger = logging.getLogger("jobs.generator_actor")
+
+LAG_CHECK_SECONDS = 5.0
+
+
+def settings_of(rt: Runtime) -> GenerationSettings:
+    section = rt.config.generator_actor
+    return GenerationSettings(
+        goal_source=section.goal_source, max_steps=section.max_steps, temperature=section.temperature,
+        attempts_per_step=section.attempts_per_step, selection=section.selection, heuristic=section.heuristic,
+        dedup_window=section.dedup_window, max_statement_tokens=rt.config.prover_model.max_source_tokens // 2,
+        keep_duplicates=rt.config.rewards.duplicate_penalty > 0,
+    )
+
+
+def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int | None = None) -> str:
+    """Run generator actor ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_records``)."""
+    rt = Runtime.start("generator_actor", exp, rank, minutes)
+    config = rt.config
+    section = config.generator_actor
+    store = CheckpointStore(rt.root, GENERATOR_CHECKPOINTS)
+    if config.setup == "fixed-generator" and rank == 0:
+        ensure_version_zero(rt, "generator", config.generator_trainer, config.generator_model, ("generator",))
+    ws = rt.workspace
+    generator = TheoremGenerator(ws, None, settings_of(rt), seed=rt.seed)  # type: ignore[arg-type]
+
+    def load(info: CheckpointInfo) -> None:
+        state, _ = store.load(info.version)
+        weights, _ = split_state(state)
+        generator.policy = policy_from_state(weights, info.meta, where=f"generator v{info.version}", seed=rt.seed)
+        rt.update(generator_version=info.version)
+
+    reloader = Reloader(store, section.reload_seconds, load)
+    info = rt.wait_for_checkpoint(store, "the generator trainer")
+    if info is None:
+        return rt.finish()
+    reloader.use(info)
+
+    streams = generation_streams_written(rank, config.prover_actor.count)
+    writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
+                           producer={"role": "generator_actor", "rank": rank}) for s in streams]
+    mix = parse_mix(section.mix)
+    rng = random.Random(rt.seed)
+    lag = LagWatch(rt, writers)
+    produced = turn = 0
+    rt.update(records_out=0, state="running")
+    while rt.running() and (max_records is None or produced < max_records):
+        reloader.maybe_reload()
+        if lag.too_far_behind():
+            rt.update(state="paused (readers lag behind)")
+            for writer in writers:
+                writer.maybe_flush()
+            rt.sleep(1.0)
+            continue
+        rt.update(state="generating")
+        for record in make_records(rt, generator, rng, mix, reloader.version or 0, streams, turn):
+            writers[turn % len(writers)].append(record)
+            turn += 1
+            produced += 1
+            if max_records is not None and produced >= max_records:
+                break
+        for writer in writers:
+            writer.maybe_flush()
+        rt.update(records_out=produced, **{f"gen_{k}": v for k, v in generator.counters.items()})
+    for writer in writers:
+        writer.close()
+    return rt.finish(records_out=produced)
+
+
+def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, mix: dict[str, float],
+                 version: int, streams: list[str], turn: int) -> list[dict[str, Any]]:
+    """One batch of records: a database theorem (with probability ``mix['dataset']``) or generated ones."""
+    stream = streams[turn % len(streams)]
+    if rng.random() < mix.get("dataset", 0.0):
+        theorem, tree = generator.dataset_theorem()
+        rt.add("dataset_records")
+        return [dataset_record(theorem, tree, source_stream=stream)]
+    start = time.perf_counter()
+    rollouts = generator.run(rt.config.generator_actor.rollouts_per_batch)
+    records = []
+    for rollout in rollouts:
+        generated = generator.select(rollout)
+        if generated is not None:
+            records.append(generation_record(generated, generator_version=version, source_stream=stream))
+    rt.add("rollouts", len(rollouts))
+    rt.add("generation_seconds", round(time.perf_counter() - start, 3))
+    return records
+
+
+class LagWatch:
+    """Says when the readers of our streams are more than ``max_lag_shards`` shards behind (checked every few s)."""
+
+    def __init__(self, rt: Runtime, writers: list[ShardWriter]) -> None:
+        self.rt = rt
+        self.writers = writers
+        self.limit = rt.config.generator_actor.max_lag_shards
+        self._checked = 0.0
+        self._behind = False
+
+    def too_far_behind(self) -> bool:
+        if time.time() - self._checked < LAG_CHECK_SECONDS:
+            return self._behind
+        self._checked = time.time()
+        worst = 0
+        for writer in self.writers:
+            consumed = self.consumed(writer.stream)
+            worst = max(worst, writer.next_seq - consumed)
+        self.rt.update(reader_lag_shards=worst)
+        self._behind = worst > self.limit
+        return self._behind
+
+    def consumed(self, stream: str) -> int:
+        """How many shards of ``stream`` its reader has committed (the prover actor's, else the trainer's)."""
+        config = self.rt.config
+        if config.prover_actor.count:
+            prover_rank = int(stream.rsplit("-", 1)[1])
+            return committed_cursor(self.rt.root, job_name("prover_actor", prover_rank)).get(stream, 0)
+        latest = CheckpointStore(self.rt.root, GENERATOR_CHECKPOINTS).latest()
+        cursors = latest.meta.get("cursors", {}) if latest is not None else {}
+        return max((int(c.get(stream, 0)) for c in cursors.values()), default=0)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,147 @@
+"""The prover actor: tries to prove every generated theorem routed to it, and publishes the results.
+
+    python -m jobs.prover_actor --exp ROOT [--rank R] [--minutes M] [--max-records N]
+
+It follows the generation streams assigned to its rank (``generator-actor-*-to-RR``), searches each goal
+with the configured prover and budget (many goals at once, their model calls batched), checks every
+proof with the kernel, computes the generator's reward, and publishes one result record per goal on its
+stream ``prover-actor-RR``. Each shard's header commits the input cursor: after a crash it resumes exactly
+after the last committed input. It hot-reloads the newest prover checkpoint between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from core.adversarial.generation import theorem_from_goal
+from core.adversarial.checkpoints import split_state
+from core.adversarial.rewards import reward
+from core.adversarial.topology import PROVER_CHECKPOINTS, generation_streams_read, job_name
+from core.errors import MetamathError
+from core.metamath.database import Assertion
+from core.search.evaluation import prove_theorems
+from core.search.model_policy import ModelPolicy, policy_from_state
+from core.search.runner import SearchResult, SearchSettings
+from core.storage import CheckpointInfo, CheckpointStore, ShardBatch, ShardWriter, StreamReader
+from jobs._cli import run_cli
+from jobs._role import Reloader, Runtime
+from jobs._trainer import ensure_version_zero, prover_formats
+
+logger = logging.getLogger("jobs.prover_actor")
+
+POLL_SECONDS = 0.5
+
+
+def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int | None = None) -> str:
+    """Run prover actor ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_records``)."""
+    rt = Runtime.start("prover_actor", exp, rank, minutes)
+    config = rt.config
+    ws = rt.workspace
+    settings = SearchSettings.from_config(config.prover_actor.search)
+    store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
+    if config.setup == "fixed-prover" and rank == 0:
+        formats = prover_formats(config.prover_trainer.examples, config.prover_actor.search.prover)
+        ensure_version_zero(rt, "prover", config.prover_trainer, config.prover_model, formats)
+    policy_box: dict[str, Any] = {}
+
+    def load(info: CheckpointInfo) -> None:
+        state, _ = store.load(info.version)
+        weights, _ = split_state(state)
+        policy_box["policy"] = policy_from_state(weights, info.meta, where=f"prover v{info.version}", seed=rt.seed)
+        policy_box["version"] = info.version
+        rt.update(prover_version=info.version)
+
+    reloader = Reloader(store, config.prover_actor.reload_seconds, load)
+    info = rt.wait_for_checkpoint(store, "the prover trainer")
+    if info is None:
+        return rt.finish()
+    reloader.use(info)
+
+    writer = ShardWriter(rt.root, job_name("prover_actor", rank), max_records=config.prover_actor.shard_records,
+                         max_age_s=config.prover_actor.shard_seconds, committing=True,
+                         producer={"role": "prover_actor", "rank": rank})
+    cursor = writer.last_cursor()
+    reader = StreamReader(rt.root, generation_streams_read(rank, config.generator_actor.count), cursor)
+    logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
+    produced = 0
+    rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
+    while rt.running() and (max_records is None or produced < max_records):
+        reloader.maybe_reload()
+        batches = reader.poll(max_shards=1)  # one shard at a time: the reader's cursor is then exactly past it
+        if not batches:
+            writer.maybe_flush()
+            rt.update(state="idle (no new generations)", quarantined=reader.quarantined)
+            rt.sleep(POLL_SECONDS)
+            continue
+        rt.update(state="proving")
+        for batch in batches:
+            results = prove_batch(rt, batch, policy_box, settings)
+            for record in results:
+                writer.append(record)
+            produced += len(results)
+            writer.set_commit(reader.cursor)
+        writer.maybe_flush()
+        rt.update(records_out=produced, quarantined=reader.quarantined)
+    writer.close()
+    return rt.finish(records_out=produced)
+
+
+def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], settings: SearchSettings) -> list[dict]:
+    """Search every goal of one input shard; one result record per generation record."""
+    ws = rt.workspace
+    config = rt.config
+    goals: list[tuple[dict, Assertion]] = []
+    for record in batch.records:
+        rt.add("records_in")
+        try:
+            goals.append((record, theorem_from_goal(ws, record["goal"])))
+        except (MetamathError, KeyError, TypeError) as error:
+            rt.add("malformed_goals")
+            logger.warning("%s: skipping malformed generation record %s: %s", rt.name, record.get("id"), error)
+    if not goals:
+        return []
+    attempts = config.rewards.attempts if config.rewards.kind == "band" else 1
+    policy: ModelPolicy = policy_box["policy"]
+    outcomes: list[list[SearchResult]] = [[] for _ in goals]
+    start = time.perf_counter()
+    for _ in range(attempts):
+        results = prove_theorems(ws.db, [t for _, t in goals], policy, settings, forbidden=ws.generator_forbidden,
+                                 grammar=ws.grammar, kernel=ws.kernel)
+        for slot, result in zip(outcomes, results):
+            slot.append(result)
+    rt.add("search_seconds", round(time.perf_counter() - start, 3))
+    return [result_record(rt, record, tries, policy_box["version"]) for (record, _), tries in zip(goals, outcomes)]
+
+
+def result_record(rt: Runtime, generation: dict, tries: list[SearchResult], version: int) -> dict:
+    config = rt.config
+    successes = sum(r.proved for r in tries)
+    proved = successes > 0
+    rt.add("attempted")
+    rt.add("proved", int(proved))
+    value = reward(config.rewards.kind, successes=successes, attempts=len(tries),
+                   heuristic=float(generation.get("heuristic") or 0.0), tau=config.rewards.tau,
+                   heuristic_weight=config.rewards.heuristic_weight, duplicate=bool(generation.get("duplicate")),
+                   duplicate_penalty=config.rewards.duplicate_penalty)
+    best = next((r for r in tries if r.proved), tries[0])
+    from_generator = generation.get("source") == "generator"
+    routing = config.routing
+    return {
+        "id": generation.get("id"),
+        "generation": generation,
+        "prover_version": version,
+        "proved": proved,
+        "attempts": len(tries),
+        "successes": successes,
+        "proof": best.proof.to_json() if best.proof is not None else None,
+        "search": best.to_json(include_proof=False),
+        "reward": value,
+        "for_generator_trainer": from_generator and (not proved or not routing.generator_send_only_failed),
+        "for_prover_trainer": not proved or not routing.prover_send_only_failed,
+    }
+
+
+if __name__ == "__main__":
+    run_cli(main)
