@@ -5,7 +5,8 @@ is absent), the batches those of :func:`core.models.training.train_examples` (le
 (size, device) pair trains a fresh model for a few warm-up steps, then for ``--seconds`` (or ``--steps``,
 whichever ends first). On a machine with CUDA the same sizes also run on the GPU, and the table gives
 the GPU/CPU speed ratio measured in this run, with the card's name. The script runs unchanged on a
-CPU-only machine and on a GPU machine.
+CPU-only machine and on a GPU machine. Steps per CPU-second (this process's CPU time, all threads) is the
+figure to compare on a shared machine, where other processes slow the wall clock.
 
     .venv/bin/python benchmarks/training.py                       # tiny and small; base too on a GPU
     .venv/bin/python benchmarks/training.py --sizes tiny --seconds 5 --threads 1
@@ -50,6 +51,8 @@ class Row:
     steps_per_s: float
     examples_per_s: float
     tokens_per_s: float
+    cpu_s: float
+    steps_per_cpu_s: float
     speedup_vs_cpu: float | None = None
 
 
@@ -67,16 +70,17 @@ def measure(examples, vocab, size: str, device: torch.device, batch_size: int, s
         trainer.step([examples[i] for i in next(batches)])
     synchronize(device)
     done = n_examples = n_tokens = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     while done < steps and time.perf_counter() - start < seconds:
         result = trainer.step([examples[i] for i in next(batches)])
         done += 1
         n_examples += int(result["examples"])
         n_tokens += int(result["tokens"])
     synchronize(device)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return Row(size, str(device), model.num_parameters(), batch_size, torch.get_num_threads(), done, round(elapsed, 2),
-               round(done / elapsed, 3), round(n_examples / elapsed, 1), round(n_tokens / elapsed, 1))  # fmt: skip
+               round(done / elapsed, 3), round(n_examples / elapsed, 1), round(n_tokens / elapsed, 1), round(cpu, 2),
+               round(done / max(cpu, 1e-9), 3))  # fmt: skip
 
 
 def main() -> int:
@@ -119,7 +123,8 @@ def main() -> int:
             rows.append(row)
             print(f"  {size:5s} {row.device:5s} {row.parameters / 1e6:6.2f}M params  batch {row.batch_size:3d}  "
                   f"{row.steps_per_s:8.2f} steps/s  {row.examples_per_s:9.1f} examples/s  {row.tokens_per_s:10.0f} "
-                  f"tokens/s" + (f"  x{row.speedup_vs_cpu} vs CPU" if row.speedup_vs_cpu else ""), flush=True)  # fmt: skip
+                  f"tokens/s  {row.steps_per_cpu_s:8.2f} steps/CPU-s" + (f"  x{row.speedup_vs_cpu} vs CPU" if row.speedup_vs_cpu else ""),
+                  flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"database": str(path), "card": card, "cpus": os.cpu_count(),
                                                "rows": [asdict(r) for r in rows]}, indent=2))  # fmt: skip

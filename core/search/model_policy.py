@@ -25,7 +25,7 @@ back through :mod:`core.storage` from a checkpoint file or an experiment root.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 KINDS = ("prover", "generator")
 POLICY_FORMAT = "advprover-policy/1"
 RESERVED_META = ("policy_format", "kind", "formats", "model_config", "vocabulary")
+MASK_CACHE = 512  # contexts whose first-token masks are kept
 
 
 def default_device() -> torch.device:
@@ -91,7 +92,7 @@ class ModelPolicy:
         self.length_penalty, self.max_len, self.max_batch = length_penalty, max_len, max_batch
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.model_calls = 0
-        self._masks: dict[tuple[Any, ...], tuple[object, torch.Tensor | None]] = {}
+        self._masks: OrderedDict[tuple[Any, ...], tuple[object, torch.Tensor | None]] = OrderedDict()
         self._stop_id = vocab.special_id(STOP)
         self.unifiable_only = unifiable_only
         self._indexes: dict[int, tuple[object, ConclusionIndex]] = {}
@@ -160,7 +161,9 @@ class ModelPolicy:
         (counted as ``no_allowed_label`` by the callers)."""
         key = (id(env.db), env.theorem.number, env.forbidden, stop)
         cached = self._masks.get(key)
-        if cached is None:
+        if cached is not None:
+            self._masks.move_to_end(key)
+        else:
             before = sum(self.vocab.unknown.values())
             mask = self.vocab.label_mask(env.allowed_labels())
             unknown = sum(self.vocab.unknown.values()) - before
@@ -170,6 +173,8 @@ class ModelPolicy:
                 mask[self._stop_id] = True
             cached = (env.db, mask if bool(mask.any()) else None)  # the db reference keeps id(db) unique
             self._masks[key] = cached
+            if len(self._masks) > MASK_CACHE:  # least recently used first: searches run a few contexts at once
+                self._masks.popitem(last=False)
         return cached[1]
 
     def _propose(
