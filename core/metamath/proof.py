@@ -14,7 +14,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from core.errors import MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis
@@ -100,7 +100,7 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
         raise _fail(assertion, "compressed proof: the label list `( ...` is never closed by `)`") from None
     listed = proof[1:closing]
     mandatory = tuple(map(_LABEL_OF, assertion.hypotheses))
-    hypotheses = set(range(len(mandatory)))  # indices of the labels that are hypotheses
+    dummies: set[int] = set()  # indices of listed labels that are hypotheses (of dummy variables)
     known = db.labels
     for index, label in enumerate(listed, len(mandatory)):
         target = known.get(label)
@@ -112,12 +112,12 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
         if label == UNKNOWN:
             raise _fail(assertion, "compressed proof lists `?` among its labels (`?` belongs in the letters)")
         check_citable(db, assertion, label, frame)
-        hypotheses.add(index)  # a floating hypothesis of a dummy variable
+        dummies.add(index)
     if len(set(listed)) != len(listed):
         raise _fail(assertion, "compressed proof lists a label twice")
     labels = mandatory + listed
     letters = "".join(proof[closing + 1 :])
-    ops = _decode_letters(assertion, letters, len(labels), hypotheses)
+    ops = _decode_letters(assertion, letters, len(labels), len(mandatory), dummies)
     return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
 
 
@@ -138,19 +138,25 @@ class _StepNumbers(dict[str, int]):
 
 
 _STEP_NUMBERS = _StepNumbers({"Z": _SAVE_NUMBER, "?": _UNKNOWN_NUMBER})
+_ONE_LETTER_STEPS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTZ")  # str.translate: delete them
 
 
-def _decode_letters(assertion: Assertion, letters: str, label_count: int, hypotheses: set[int]) -> tuple[int, ...]:
+def _decode_letters(
+    assertion: Assertion, letters: str, label_count: int, mandatory: int, dummies: set[int]
+) -> tuple[int, ...]:
     """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last).
 
-    ``hypotheses`` holds the indices of the labels that are hypotheses: a `Z` may not follow them, nor a
-    reused step. The Metamath book only says `Z` tags a step for reuse; the reference verifier
-    ``metamath`` accepts it only after an ``$a``/``$p`` step (or `?`), and so does this kernel, so that
-    every proof it accepts is accepted there too.
+    The labels below index ``mandatory``, and those in ``dummies``, are hypotheses: a `Z` may not follow
+    them, nor a reused step. The Metamath book only says `Z` tags a step for reuse; the reference
+    verifier ``metamath`` accepts it only after an ``$a``/``$p`` step (or `?`), and so does this kernel,
+    so that every proof it accepts is accepted there too.
     """
-    steps = _STEP_RE.findall(letters)
-    # Well formed: nothing skipped by findall (bad letter, unfinished number), and every `Z` follows a step.
-    if "".join(steps) != letters or letters.startswith("Z") or "ZZ" in letters:
+    if letters.translate(_ONE_LETTER_STEPS):  # some step needs more than one letter (or a letter is bad)
+        steps: Iterable[str] = _STEP_RE.findall(letters)
+        well_formed = "".join(steps) == letters  # findall skipped nothing: no bad letter or unfinished number
+    else:
+        steps, well_formed = letters, True  # every letter is a step: no regex needed
+    if not well_formed or letters.startswith("Z") or "ZZ" in letters:  # and every `Z` follows a step
         _raise_letter_error(assertion, letters)
     ops: list[int] = []
     append = ops.append
@@ -164,7 +170,7 @@ def _decode_letters(assertion: Assertion, letters: str, label_count: int, hypoth
         elif number > 0:
             append(number - 1)
         elif number == _SAVE_NUMBER:
-            if ops[-1] < 0 or ops[-1] in hypotheses:
+            if ops[-1] < mandatory or ops[-1] in dummies:  # also catches a reuse (< 0)
                 raise _fail(assertion, f"compressed proof: `Z` at step {len(ops) + 1} follows a hypothesis or a "
                                        "reused step; only assertion steps may be saved")
             append(SAVE)
