@@ -35,7 +35,6 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
 _WHITESPACE = b" \t\r\n\f"
-_COMMENT_START = re.compile(rb"(?<![^ \t\r\n\f])\$\((?![^ \t\r\n\f])")  # a `$(` token
 # bytes.translate tables: comments become spaces (newlines kept); for counting tokens per line, newline
 # kept, other whitespace made a space, every other byte made an `x`.
 _BLANK = bytes(c if c == 0x0A else 0x20 for c in range(256))
@@ -194,8 +193,11 @@ class _FileTokens:
                 return raw.translate(_BLANK)
             pieces.append(raw[:end].translate(_BLANK))
             position, self._open_comment_line = end, 0
-        while match := _COMMENT_START.search(raw, position):  # `$(` inside a longer token is left to the reader
-            start = match.start()
+        while (start := raw.find(b"$(", position)) >= 0:
+            if not _alone(raw, start):  # inside a longer token: not a comment (that token is rejected later)
+                pieces.append(raw[position : start + 2])
+                position = start + 2
+                continue
             pieces.append(raw[position:start])
             end = _comment_end(raw, start + 2)
             if isinstance(end, str):
@@ -221,7 +223,7 @@ class _FileTokens:
 
 def _alone(raw: bytes, offset: int) -> bool:
     """Whether the two-byte keyword at ``offset`` is a token of its own (whitespace or an edge around it)."""
-    return (offset == 0 or raw[offset - 1] in _WHITESPACE) and (offset + 2 >= len(raw) or raw[offset + 2] in _WHITESPACE)
+    return (offset == 0 or raw[offset - 1] in _WHITESPACE) and raw[offset + 2 : offset + 3] in _WHITESPACE  # b"" at the end
 
 
 def _comment_end(raw: bytes, start: int) -> int | str:
