@@ -19,7 +19,6 @@ import gc
 import itertools
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -31,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 _BLOCK_BYTES = 1 << 16
 _KEYWORDS = frozenset("$c $v $f $e $d $a $p $= $. ${ $} $( $) $[ $]".split())
-_LABEL_RE = re.compile(r"[A-Za-z0-9._-]+\Z")
+_LABEL_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
 _WHITESPACE = b" \t\r\n\f"
@@ -466,20 +465,22 @@ class _Reader:
 
     def _labelled(self, label: str) -> None:
         start = self.tokens.mark  # the label's position
-        if not _LABEL_RE.match(label):
+        if not _LABEL_CHARACTERS.issuperset(label):
             raise self.error(f"{label!r} is not a valid label (letters, digits, '.', '-', '_')")
         keyword = self.tokens.next()
-        if keyword not in self._handlers:
+        handler = self._handlers.get(keyword)  # type: ignore[arg-type]
+        if handler is None:
             found = "the end of the file" if keyword is None else repr(keyword)
             raise self.error(f"label {label!r} must be followed by $f, $e, $a or $p, not {found}", label=label)
         if label == self.stop_at:
             raise _StopReading
-        if label in self.db.labels:
+        db = self.db
+        if label in db.labels:
             raise self.error(f"label {label!r} is declared twice", label=label, position=start)
-        if label in self.db.constants or label in self.db.variables:
+        if label in db.constants or label in db.variables:
             # Metamath book, 4.2.1: "no label token may match any math symbol token"
             raise self.error(f"label {label!r} is already a math symbol", label=label, position=start)
-        self._handlers[keyword](sys.intern(label), start)
+        handler(sys.intern(label), start)
 
     def _statement(self, label: str, keyword: str, body: list[str], start: int) -> tuple[str, ...]:
         """The symbols of a statement, checked to be active and to start with a constant."""
