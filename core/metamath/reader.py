@@ -6,9 +6,11 @@ not errors but theorems to prove. Scoping follows the Metamath book: variables, 
 disjoint-variable conditions are active until the end of their block; each assertion gets its mandatory
 frame when it is declared.
 
-Files are tokenized lazily, a block of lines at a time, so ``read_database(path, stop_at="ax-gen")``
-reads set.mm's propositional part without reading the rest. Every malformed input raises
-:class:`~core.errors.MMSyntaxError` naming the file, the line, the label if any, and the reason.
+Files are tokenized lazily, a block of whole lines at a time (comments are blanked out of each block at
+the byte level first: they are most of set.mm), so ``read_database(path, stop_at="ax-gen")`` reads
+set.mm's propositional part without reading the rest. Every malformed input raises
+:class:`~core.errors.MMSyntaxError` naming the file, the line, the label if any, and the reason; an
+error in the text after the ``stop_at`` label is not raised.
 """
 
 from __future__ import annotations
@@ -162,14 +164,15 @@ class _FileTokens:
         return self._cut_before(raw, raw.index(bad[:1]), reason)
 
     def _cut_before(self, raw: bytes, offset: int, reason: str) -> bytes:
-        """The lines of ``raw`` before the line holding ``offset``; the error waits for reading to get there.
+        """The whole tokens of ``raw`` before ``offset``; the error waits for reading to get there.
 
-        ``raw`` may be shorter than ``offset`` (a prefix ending on that line)."""
+        ``raw`` may end before ``offset`` (when it is a prefix ending just before it).
+        """
         self._pending_error = self._error_at(self._lines_read + raw.count(b"\n", 0, offset) + 1, reason)
-        raw = raw[: raw.rfind(b"\n", 0, offset) + 1]
-        if not raw:
+        cut = max(raw.rfind(space, 0, offset) for space in (b" ", b"\t", b"\r", b"\n", b"\f")) + 1
+        if not cut:
             raise self._pending_error
-        return raw
+        return raw[:cut]
 
     def _error_at(self, line: int, reason: str) -> MMSyntaxError:
         return MMSyntaxError(reason, file=self.path, line=line)

@@ -178,11 +178,14 @@ def test_comments_spanning_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert caught.value.line == 6
 
 
-def test_a_malformed_comment_after_stop_at_is_not_read(tmp_path: Path) -> None:
-    path = write(tmp_path, HEADER + "stop $a wff ph $.\n$( a $( nested $)\n")
-    with pytest.raises(MMSyntaxError, match="nested"):
+@pytest.mark.parametrize("tail", ["\n$( a $( nested $)\n", " $( a $( nested $)\n", " $( \x01 $)\n", "\x01\n"])
+def test_an_error_after_stop_at_is_not_raised(tmp_path: Path, tail: str) -> None:
+    path = write(tmp_path, HEADER + "ax $a wff ph $. stop $a wff ps $." + tail)
+    with pytest.raises(MMSyntaxError) as caught:
         read_database(path)
-    assert read_database(path, stop_at="stop").stopped_at == "stop"
+    assert caught.value.line == (6 if tail.startswith("\n") else 5)
+    db = read_database(path, stop_at="stop")
+    assert db.stopped_at == "stop" and "ax" in db
 
 
 def test_file_without_final_newline(tmp_path: Path) -> None:
