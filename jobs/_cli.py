@@ -15,7 +15,8 @@ LEVEL`` (default INFO) sets the level of the logging configured here, on stderr;
 help. The checked values are handed to ``fire.Fire`` as Python literals, so fire cannot re-interpret
 them. An :class:`~core.errors.AdvproverError` raised by the job prints its message, not a traceback, and
 exits 2 for usage and configuration errors, 1 for the others. The function's return value (an int, or
-``None`` for 0) is the exit status.
+``None`` for 0) is the exit status; a role's ``"finished"`` exits 0 and ``"interrupted"`` (a signal or a
+stop request ended it before its bounds) exits 3.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import fire
 
 from core.errors import AdvproverError, ConfigError, UsageError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _INT = re.compile(r"[+-]?\d+\Z")
 _TRUE = {"true", "yes", "1", "on"}
@@ -75,6 +76,8 @@ def main(function: Callable[..., int | None], argv: Sequence[str] | None = None)
         return 130
     except SystemExit as exit_:  # fire's own usage errors (our checks should have caught them first)
         return int(exit_.code) if isinstance(exit_.code, int) else EXIT_USAGE
+    if isinstance(status, str):  # a role's ending (jobs._role.Runtime.finish): finished, or interrupted
+        return EXIT_OK if status == "finished" else EXIT_INTERRUPTED
     return EXIT_OK if status is None else int(status)
 
 

@@ -27,6 +27,7 @@ from core.storage import CheckpointInfo, CheckpointStore, Cursor, ExperimentRoot
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+STOP_CHECK_SECONDS = 2.0
 FINISHED, INTERRUPTED = "finished", "interrupted"
 
 
@@ -43,6 +44,8 @@ class Runtime:
     _heartbeat_thread: threading.Thread | None = None
     _closed: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.time)
+    _stop_checked: float = 0.0
+    _stop_requested: bool = False
 
     @staticmethod
     def start(role: str, exp: str, rank: int, minutes: float | None) -> "Runtime":
@@ -88,11 +91,25 @@ class Runtime:
 
     @property
     def interrupted(self) -> bool:
-        return self._stop_signal is not None
+        return self._stop_signal is not None or self._stop_requested
+
+    def stop_requested(self) -> bool:
+        """Whether the experiment's stop request names this job (read at most every few seconds, rule P19)."""
+        if not self._stop_requested and time.monotonic() - self._stop_checked >= STOP_CHECK_SECONDS:
+            self._stop_checked = time.monotonic()
+            try:
+                self._stop_requested = self.root.stop_requested(self.name)
+            except Exception as error:  # an unreadable store must not kill the job: the next check retries
+                logger.warning("%s: cannot read the stop request: %s", self.name, error)
+            if self._stop_requested:
+                logger.warning("%s: stop requested (%s), finishing the current step", self.name,
+                               (self.root.stop_request() or {}).get("reason", "no reason given"))
+        return self._stop_requested
 
     def running(self) -> bool:
-        """False once a signal arrived or the time bound passed."""
-        return not self.interrupted and (self.deadline is None or time.time() < self.deadline)
+        """False once a signal arrived, a stop was requested (``stop.json``) or the time bound passed."""
+        return (not self.interrupted and not self.stop_requested()
+                and (self.deadline is None or time.time() < self.deadline))
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking early when a signal arrives."""

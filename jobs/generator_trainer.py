@@ -17,7 +17,7 @@ from typing import Any
 
 from core.adversarial.generation import Step
 from core.adversarial.rewards import reward
-from core.adversarial.topology import all_generation_streams, result_streams, share
+from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_streams, result_streams, share
 from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example
@@ -27,7 +27,7 @@ from jobs._trainer import TrainerLoop
 
 logger = logging.getLogger("jobs.generator_trainer")
 
-HEURISTIC_SETUPS = ("generator-only", "generator-reward")
+HEURISTIC_SETUPS = HEURISTIC_REWARD_SETUPS
 
 
 class GeneratorTrainer(TrainerLoop):

@@ -49,6 +49,14 @@ def share(streams: list[str], rank: int, count: int) -> list[str]:
     return [s for i, s in enumerate(sorted(streams)) if i % count == rank]
 
 
+HEURISTIC_REWARD_SETUPS = ("generator-only", "generator-reward")
+
+
+def generator_trainer_reads_generations(setup: str) -> bool:
+    """In the heuristic-reward setups the generator trainer reads the generation streams (else the results)."""
+    return setup in HEURISTIC_REWARD_SETUPS
+
+
 EVALUATION_STREAM = "evaluator-00"
 PROVER_CHECKPOINTS = "prover"
 GENERATOR_CHECKPOINTS = "generator"

@@ -9,6 +9,7 @@ Layout (see docs/PROTOCOL.md)::
     checkpoints/<name>/<ver:08d>-<token>.pt   its weights
     checkpoints/<name>/latest.json       hint: a recent version (never trusted blindly)
     heartbeats/<role>-<rank>.json        liveness and counters of each job
+    stop.json                            a stop request: jobs end after their current unit of work
     quarantine/<stream>/<seq:012d>-<token>.zst (+ .reason.json)   damaged shards, as found
 """
 
@@ -30,6 +31,7 @@ STREAMS_DIR = "streams"
 CHECKPOINTS_DIR = "checkpoints"
 HEARTBEATS_DIR = "heartbeats"
 QUARANTINE_DIR = "quarantine"
+STOP_FILE = "stop.json"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -113,6 +115,41 @@ class ExperimentRoot:
         """Open an existing experiment; StorageError if there is none at ``url``."""
         backend = backend_for(url)
         return cls(backend, _read_config(backend))
+
+    # --- stop requests (rule P19) -------------------------------------------------------------
+
+    def request_stop(self, reason: str, jobs: list[str] | None = None) -> dict[str, Any]:
+        """Ask the jobs named in ``jobs`` (every job if None) to end after their current unit of work."""
+        request = {"time": now(), "reason": str(reason), "jobs": None if jobs is None else sorted(jobs)}
+        for name in request["jobs"] or ():
+            check_name(name, "job")
+        self.backend.replace(STOP_FILE, json_bytes(request, what="stop request", indent=1))
+        return request
+
+    def stop_request(self) -> dict[str, Any] | None:
+        """The pending stop request (time, reason, jobs: names or None for all), or None."""
+        data = self.backend.read(STOP_FILE)
+        if data is None:
+            return None
+        try:
+            request = json.loads(data)
+            jobs = request.get("jobs")
+            if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, str) for j in jobs)):
+                raise ValueError("jobs must be a list of names or null")
+        except (ValueError, AttributeError) as e:  # unreadable: treat as a request to stop everything
+            logger.warning("%s is unreadable (%s): treated as a request to stop every job",
+                           self.backend.location(STOP_FILE), e)
+            return {"time": None, "reason": "unreadable stop request", "jobs": None}
+        return request
+
+    def stop_requested(self, job: str) -> bool:
+        """Whether job ``job`` (e.g. ``prover-actor-00``) is asked to stop."""
+        request = self.stop_request()
+        return request is not None and (request["jobs"] is None or job in request["jobs"])
+
+    def clear_stop(self) -> bool:
+        """Withdraw the stop request (a launcher resuming the experiment); False if there was none."""
+        return self.backend.remove(STOP_FILE)
 
     def streams(self, prefix: str = "") -> list[str]:
         """Names of the streams that exist (a listing: fine for status tools, not for polling)."""

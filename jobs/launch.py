@@ -1,0 +1,538 @@
+"""The launcher: creates or resumes an experiment, runs every role job through submitit, supervises, reports.
+
+    ./launch.sh                                   the main job: a bounded local run of the default preset
+    ./launch.sh local --preset NAME --exp DIR [--minutes N] [--set key=value ...]
+    ./launch.sh slurm --preset NAME --exp DIR [--minutes N] [--set key=value ...]
+    ./launch.sh stop --exp DIR                    ask the jobs of a run to finish their step and exit
+
+The experiment's configuration (the preset with its overrides, the database resolved to a file) is frozen
+into DIR when it is created; launching again on DIR with the same preset and overrides resumes it, with
+different ones fails and names the differences. Locally every job is a process (submitit's local
+executor); on SLURM a job per role rank (an array per role), a trainer group one multi-task job, with the
+preset's ``slurm.*`` resources. Jobs that die are restarted with backoff; a job that keeps dying stops
+the run and its log's tail is shown. Every job gets the run's deadline; the evaluator gets a little
+longer, so that it evaluates the last prover version before the summary. See docs/LAUNCH.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from configs.databases import describe_database, resolve_database
+from configs.experiment import ROLES, ExperimentConfig, SlurmResources
+from configs.presets import PRESETS, preset
+from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
+from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
+from core.storage import CheckpointStore, ExperimentRoot
+from jobs._cli import configure_logging
+from jobs._supervise import Slot, Supervisor
+from jobs.status import Follower, collect, render
+
+logger = logging.getLogger("jobs.launch")
+
+PROJECT = Path(__file__).resolve().parents[1]
+MAIN_PRESET, MAIN_MINUTES = "default", 10.0
+PROGRESS_SECONDS = 12.0
+RUNS_DIR = "runs"
+LOCK_FILE = "launcher.lock"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    presets = ", ".join(PRESETS)
+    top = argparse.ArgumentParser(
+        prog="launch.sh", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run an advprover experiment: every role as a supervised job, locally or on SLURM.",
+        epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute local run of the "
+               f"'{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS (default: ./experiments).\n"
+               "Resume: the same command on the same --exp. Inspect: python -m jobs.status DIR [--json] [--plot P.png]")
+    commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop}")
+    for name, text in (("local", "run on this machine, one process per job"),
+                       ("slurm", "run on a SLURM cluster (sbatch), one job per role rank")):
+        sub = commands.add_parser(name, help=text, description=text, epilog=f"presets: {presets}")
+        sub.add_argument("--preset", required=True, help="a named preset (see the list below)")
+        sub.add_argument("--exp", required=True, help="the experiment folder: created, or resumed if it exists")
+        add_run_options(sub)
+    stop = commands.add_parser("stop", help="ask a run's jobs to finish their current step and exit")
+    stop.add_argument("--exp", required=True, help="the experiment folder")
+    stop.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the jobs to end (0: don't)")
+    return top
+
+
+def add_run_options(sub: argparse.ArgumentParser, minutes: float | None = None) -> None:
+    sub.add_argument("--minutes", type=float, default=minutes,
+                     help="how long the run lasts (each launch or resume runs this long; default: "
+                          f"{minutes if minutes else 'the longest SLURM time of the roles, or 60'} )")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting of the preset, e.g. --set prover_actor.count=2 (repeatable)")
+    sub.add_argument("--max-failures", type=int, default=5,
+                     help="restarts of a job dying within a minute of its start before the run gives up")
+    sub.add_argument("--progress", type=float, default=PROGRESS_SECONDS, help="seconds between progress blocks")
+    sub.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def main_parser() -> argparse.ArgumentParser:
+    sub = argparse.ArgumentParser(prog="launch.sh", description="the main job (see ./launch.sh --help)")
+    sub.add_argument("--preset", default=MAIN_PRESET, help=argparse.SUPPRESS)
+    sub.add_argument("--exp", default="", help="the experiment folder (default: a new one)")
+    add_run_options(sub, minutes=MAIN_MINUTES)
+    return sub
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    is_main = not argv or (argv[0] not in ("local", "slurm", "stop") and argv[0] not in ("-h", "--help"))
+    args = (main_parser() if is_main else parser()).parse_args(argv)  # exits 2 on bad flags
+    if is_main:
+        args.command = "local"
+        args.exp = args.exp or default_experiment_folder(args.preset)
+    configure_logging(getattr(args, "log_level", "INFO"))
+    quiet_libraries()
+    try:
+        if args.command == "stop":
+            return stop(args.exp, args.wait)
+        run = prepare(args.command, args.preset, args.exp, args.set, args.minutes)
+    except (UsageError, ConfigError, ExperimentConfigMismatch) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except AdvproverError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return launch(run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level,
+                  main_job=is_main)
+
+
+def quiet_libraries() -> None:
+    for name in ("core.storage.checkpoints", "core.storage.root", "submitit"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def default_experiment_folder(preset_name: str) -> str:
+    parent = os.environ.get("ADVPROVER_EXPERIMENTS") or str(PROJECT / "experiments")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join(parent, f"{preset_name}-{stamp}")
+
+
+# --- preparing a run --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    cluster: str
+    exp: str
+    config: ExperimentConfig
+    overrides: list[str]
+    minutes: float
+    resumed: bool
+    folder: Path  # this launch's submitit folder: logs, pickles
+
+
+def check_folder(exp: str, *, must_exist: bool) -> str:
+    """An absolute local path for the experiment folder; UsageError for anything else."""
+    if not exp or not exp.strip():
+        raise UsageError("--exp must name a folder")
+    if "://" in exp and not exp.startswith("file://"):
+        raise UsageError(f"--exp {exp!r}: the launcher needs a local or shared (NFS) folder, not a URL")
+    path = os.path.abspath(os.path.expanduser(exp.removeprefix("file://")))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--exp {exp!r} is a file, not a folder")
+    is_experiment = os.path.isfile(os.path.join(path, "config.json"))
+    if must_exist and not is_experiment:
+        raise UsageError(f"--exp {exp!r}: no experiment there (no config.json)")
+    if os.path.isdir(path) and os.listdir(path) and not is_experiment:
+        raise UsageError(f"--exp {exp!r} exists and is not an experiment (no config.json): choose a new folder")
+    return path
+
+
+def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minutes: float | None) -> Run:
+    """Validate everything, then create or reopen the experiment (nothing starts before this succeeds)."""
+    if preset_name not in PRESETS:
+        raise UsageError(f"unknown preset {preset_name!r}; presets: {', '.join(PRESETS)}")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise UsageError(f"--set {bad[0]!r} must read key=value, e.g. --set prover_actor.count=2")
+    path = check_folder(exp, must_exist=False)
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError("no SLURM here (sbatch is not on PATH); use `local`, or run this on a cluster login node")
+    config = preset(preset_name).with_overrides(overrides)
+    config = dataclasses.replace(config, database=resolve_database(config.database))
+    if minutes is None:
+        minutes = float(max(getattr(config.slurm, r).time_minutes for r in ROLES)) if cluster == "slurm" else 60.0
+    if not minutes > 0:
+        raise UsageError(f"--minutes must be > 0, got {minutes:g}")
+    resumed = os.path.isfile(os.path.join(path, "config.json"))
+    check_no_other_launcher(path)
+    root = ExperimentRoot.create_or_open(path, config.to_dict())
+    root.clear_stop()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(path) / RUNS_DIR / f"{stamp}-{cluster}"
+    return Run(cluster, path, config, list(overrides), minutes, resumed, folder)
+
+
+def check_no_other_launcher(path: str) -> None:
+    lock = Path(path) / RUNS_DIR / LOCK_FILE
+    try:
+        holder = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return
+    if holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0))):
+        raise UsageError(f"a launcher (pid {holder['pid']}) is already running {path}; stop it first with "
+                         f"./launch.sh stop --exp {path}")
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+def slots_of(config: ExperimentConfig) -> list[Slot]:
+    slots = []
+    for role in ROLES:
+        count = config.role_count(role)
+        if count and role.endswith("_trainer") and count > 1:
+            slots.append(Slot(role, list(range(count)), group_size=count))
+        else:
+            slots += [Slot(role, [rank]) for rank in range(count)]
+    return slots
+
+
+def deadlines_of(config: ExperimentConfig, minutes: float, start: float) -> dict[str, float]:
+    """Every role ends at the run's end, but the evaluator keeps a reserve to evaluate the last version."""
+    end = start + 60 * minutes
+    reserve = min(max(0.15 * 60 * minutes, 20.0), 120.0) if config.evaluator.count else 0.0
+    return {role: end if role == "evaluator" else end - reserve for role in ROLES}
+
+
+class Executors:
+    """One submitit executor per role (its name and resources), all in this launch's folder."""
+
+    def __init__(self, run: Run, minutes: float) -> None:
+        self.run = run
+        self.minutes = minutes
+        self._cache: dict[str, Any] = {}
+
+    def __call__(self, role: str) -> Any:
+        import submitit
+
+        if role in self._cache:
+            return self._cache[role]
+        run = self.run
+        folder = run.folder / "%j"
+        if run.cluster == "local":
+            executor = submitit.AutoExecutor(folder=folder, cluster="local")
+            executor.update_parameters(timeout_min=int(self.minutes + 30), name=f"advprover-{role}")
+        else:
+            resources: SlurmResources = getattr(run.config.slurm, role)
+            executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=1000)
+            extra: dict[str, Any] = {}
+            if resources.partition:
+                extra["slurm_partition"] = resources.partition
+            if resources.gpus:
+                extra["gpus_per_node"] = resources.gpus
+            if run.config.slurm.account:
+                extra["slurm_account"] = run.config.slurm.account
+            if run.config.slurm.qos:
+                extra["slurm_qos"] = run.config.slurm.qos
+            executor.update_parameters(name=f"advprover-{role}", timeout_min=resources.time_minutes, nodes=1,
+                                       tasks_per_node=1, cpus_per_task=resources.cpus, mem_gb=resources.mem_gb,
+                                       **extra)
+        self._cache[role] = executor
+        return executor
+
+    def threads(self, role: str) -> int:
+        if self.run.cluster == "local":
+            return int(os.environ.get("ADVPROVER_THREADS") or 1)
+        return getattr(self.run.config.slurm, role).cpus
+
+
+def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, main_job: bool) -> int:
+    config = run.config
+    start = time.time()
+    deadlines = deadlines_of(config, run.minutes, start)
+    run.folder.mkdir(parents=True, exist_ok=True)
+    lock = run.folder.parent / LOCK_FILE
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": start,
+                                "folder": str(run.folder)}))
+    (run.folder / "launch.json").write_text(json.dumps({
+        "command": resume_command(run), "cluster": run.cluster, "minutes": run.minutes, "started": start,
+        "deadlines": deadlines, "resumed": run.resumed}, indent=1))
+    print(banner(run, main_job), flush=True)
+    executors = Executors(run, run.minutes)
+    supervisor = Supervisor(run.exp, slots_of(config), deadlines, cluster=run.cluster, executor_for=executors,
+                            threads_for=executors.threads, max_failures=max_failures, log_level=log_level)
+    progress = Progress(run, start)
+    interrupted: list[int] = []
+    previous = {s: signal.signal(s, lambda n, f: interrupted.append(n)) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        supervisor.start_due()
+        final_stop_sent = False
+        while supervisor.running:
+            if interrupted:
+                return interrupt(run, supervisor, progress)
+            supervisor.poll()
+            if supervisor.fatal is not None:
+                return give_up(run, supervisor)
+            if not final_stop_sent and final_evaluation_done(run, supervisor, progress):
+                ExperimentRoot.open(run.exp).request_stop("the last prover version is evaluated",
+                                                          jobs=[job_name("evaluator", 0)])
+                final_stop_sent = True
+            if time.time() > max(deadlines.values()) + 120:
+                logger.warning("jobs still running 2 minutes after the deadline: stopping them")
+                supervisor.kill_all()
+                break
+            progress.maybe_print(supervisor, progress_s)
+            time.sleep(1.0)
+        if final_stop_sent:
+            root = ExperimentRoot.open(run.exp)
+            if (root.stop_request() or {}).get("jobs") == [job_name("evaluator", 0)]:
+                root.clear_stop()
+        progress.print_block(supervisor)
+        print(summary(run, supervisor, start), flush=True)
+        return EXIT_OK
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        lock.unlink(missing_ok=True)
+
+
+def final_evaluation_done(run: Run, supervisor: Supervisor, progress: "Progress") -> bool:
+    """True once every job but the evaluator ended and the newest prover version has been evaluated."""
+    evaluator = [s for s in supervisor.slots if s.role == "evaluator"]
+    if not evaluator or evaluator[0].done or any(not s.done for s in supervisor.slots if s.role != "evaluator"):
+        return False
+    latest = CheckpointStore(ExperimentRoot.open(run.exp), PROVER_CHECKPOINTS).latest()
+    progress.follower.update()
+    return latest is not None and progress.follower.evaluated(latest.version)
+
+
+def interrupt(run: Run, supervisor: Supervisor, progress: "Progress") -> int:
+    print("\ninterrupted: asking the jobs to finish their current step (interrupt again to kill them)...",
+          file=sys.stderr, flush=True)
+    ExperimentRoot.open(run.exp).request_stop("the launcher was interrupted")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        deadline = time.time() + 60
+        while supervisor.running and time.time() < deadline:
+            supervisor.poll()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    supervisor.kill_all()
+    print(f"stopped. Resume with: {resume_command(run)}", file=sys.stderr)
+    return 130
+
+
+def give_up(run: Run, supervisor: Supervisor) -> int:
+    slot = supervisor.fatal if supervisor.fatal is not None else supervisor.slots[0]
+    ExperimentRoot.open(run.exp).request_stop(f"{slot.name} kept dying")
+    print(f"\nerror: {slot.name} died {slot.failures} times in a row (last: "
+          f"{slot.last_error.strip().splitlines()[-1] if slot.last_error.strip() else '?'}); "
+          "stopping the run.", file=sys.stderr)
+    print(supervisor.log_tail(slot), file=sys.stderr)
+    deadline = time.time() + 30
+    while supervisor.running and time.time() < deadline:
+        supervisor.poll()
+        time.sleep(0.5)
+    supervisor.kill_all()
+    print(f"\nfix the cause, then resume with: {resume_command(run)}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+# --- what the user sees ------------------------------------------------------------------------------------
+
+
+def resume_command(run: Run) -> str:
+    words = ["./launch.sh", run.cluster, "--preset", run.config.preset, "--exp", run.exp,
+             "--minutes", f"{run.minutes:g}"]
+    for override in run.overrides:
+        words += ["--set", override]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def banner(run: Run, main_job: bool) -> str:
+    config = run.config
+    roles = ", ".join(f"{config.role_count(r)} {r.replace('_', ' ')}" for r in ROLES if config.role_count(r))
+    what = "resuming" if run.resumed else "new experiment"
+    return (f"advprover: {what} {run.exp}\n"
+            f"  preset {config.preset} (setup {config.setup}) on {describe_database(config.database)}\n"
+            f"  {roles}; {run.cluster}, {run.minutes:g} min; logs in {run.folder}\n"
+            f"  stop early: ./launch.sh stop --exp {shlex.quote(run.exp)}   (Ctrl-C also stops cleanly)")
+
+
+class Progress:
+    """Prints a compact block every few seconds: per job its version, records/s, state."""
+
+    def __init__(self, run: Run, start: float) -> None:
+        self.run = run
+        self.start = start
+        self.root = ExperimentRoot.open(run.exp)
+        self.follower = Follower(self.root, run.config)
+        self.printed = 0.0
+        self.previous: dict[str, tuple[float, float]] = {}
+
+    def maybe_print(self, supervisor: Supervisor, every_s: float) -> None:
+        if time.time() - self.printed >= every_s:
+            self.print_block(supervisor)
+
+    def print_block(self, supervisor: Supervisor) -> None:
+        from core.storage import read_heartbeats
+
+        self.printed = now = time.time()
+        try:
+            self.follower.update()
+            beats = {job_name(b["role"], b["rank"]): b for b in read_heartbeats(self.root) if b.get("role") in ROLES}
+        except AdvproverError as error:
+            print(f"(progress unavailable: {error})", flush=True)
+            return
+        f = self.follower
+        elapsed, total = (now - self.start) / 60, self.run.minutes
+        rate = f"{100 * f.proved / f.results:.0f}% proved" if f.results else "none tried yet"
+        lines = [f"[{elapsed:5.1f}/{total:g} min] generations {f.generations}, results {f.results} ({rate})"
+                 + self.evaluation_text()]
+        for slot in supervisor.slots:
+            for name in slot.job_names:
+                lines.append("  " + self.job_line(name, slot, beats.get(name), now))
+        print("\n".join(lines), flush=True)
+
+    def evaluation_text(self) -> str:
+        evaluations = self.follower.evaluations
+        baseline = next((e for e in evaluations if e.get("version") == "baseline"), None)
+        versions = [e for e in evaluations if e.get("version") != "baseline"]
+        parts = []
+        if baseline:
+            parts.append(f"baseline {100 * baseline['success_rate']:.1f}%")
+        if versions:
+            last = max(versions, key=lambda e: int(e["version"]))
+            parts.append(f"prover v{last['version']} {100 * last['success_rate']:.1f}%")
+        return f"; benchmark: {', '.join(parts)}" if parts else ""
+
+    def job_line(self, name: str, slot: Slot, beat: dict[str, Any] | None, now: float) -> str:
+        if slot.done:
+            state = slot.outcome or "done"
+        elif slot.next_start is not None:
+            state = f"restarting in {max(slot.next_start - now, 0):.0f}s"
+        elif beat is None or beat.get("pid") is None:
+            state = "starting"
+        else:
+            state = str(beat.get("state", ""))
+        beat = beat or {}
+        version = next((f"v{beat[k]}" for k in ("generator_version", "prover_version", "version", "last_version")
+                        if isinstance(beat.get(k), int)), "-")
+        count_key = "step" if slot.role.endswith("trainer") else "evaluations" if slot.role == "evaluator" else "records_out"
+        count = float(beat.get(count_key) or 0)
+        last_count, last_time = self.previous.get(name, (count, now - 1e9))
+        rate = max(count - last_count, 0) / max(now - last_time, 1e-9) if name in self.previous else 0.0
+        self.previous[name] = (count, now)
+        unit = {"step": "steps/s", "evaluations": "evals", "records_out": "records/s"}[count_key]
+        extra = ""
+        if slot.role == "prover_actor" and beat.get("attempted"):
+            extra = f"  {100 * beat.get('proved', 0) / beat['attempted']:.0f}% proved"
+        if slot.role == "evaluator":
+            shown = f"{int(count)} {unit}"
+        else:
+            shown = f"{rate:6.2f} {unit}"
+        restarts = f"  ({slot.restarts} restarts)" if slot.restarts else ""
+        return f"{name:<22} {version:>5}  {shown:<16} {state[:36]:<36}{extra}{restarts}"
+
+
+def summary(run: Run, supervisor: Supervisor, start: float) -> str:
+    status = collect(ExperimentRoot.open(run.exp))
+    t = status["totals"]
+    by_source = ", ".join(f"{n} from the {s}" for s, n in sorted(t["generations_by_source"].items())) or "none"
+    lines = ["", f"== advprover: run ended after {(time.time() - start) / 60:.1f} min =="]
+    lines.append(f"generated   {t['generations']} theorems ({by_source})")
+    if t["results"]:
+        rate = f"{100 * t['generated_success_rate']:.1f}%" if t["generated_success_rate"] is not None else "-"
+        lines.append(f"proved      {t['proved']} of the {t['results']} the prover tried "
+                     f"(generated theorems proved: {rate})")
+    trained = [f"{name} v{c['latest']} (step {c.get('step')})" for name, c in status["checkpoints"].items()
+               if c["latest"] is not None]
+    if trained:
+        lines.append(f"models      {', '.join(trained)}")
+    first, last = t["first_evaluation"], t["last_evaluation"]
+    if first:
+        bench = status["evaluations"][0].get("benchmark") or "benchmark"
+        base = t["baseline_success_rate"]
+        lines.append(f"benchmark   {bench} ({first['total']} theorems): prover v{first['version']} "
+                     f"{100 * first['success_rate']:.1f}% -> v{last['version']} {100 * last['success_rate']:.1f}%"
+                     + (f"   (model-free baseline {100 * base:.1f}%)" if base is not None else ""))
+        latest = status["checkpoints"].get(PROVER_CHECKPOINTS, {}).get("latest")
+        if latest is not None and last["version"] != latest:
+            lines.append(f"            (the last prover version, v{latest}, was not evaluated in time)")
+    failed = [c for c in status["checks"] if not c["ok"]]
+    lines.append(f"checks      {len(status['checks']) - len(failed)} of {len(status['checks'])} reconcile"
+                 + "".join(f"; FAILED {c['check']}: {c['detail']}" for c in failed))
+    restarts = sum(s.restarts for s in supervisor.slots)
+    if restarts:
+        lines.append(f"restarts    {restarts} ({', '.join(f'{s.name} {s.restarts}' for s in supervisor.slots if s.restarts)})")
+    lines.append(f"experiment  {run.exp}")
+    lines.append(f"resume      {resume_command(run)}")
+    lines.append(f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
+                 f"(--json; --plot {shlex.quote(os.path.join(run.exp, 'status.png'))})")
+    return "\n".join(lines)
+
+
+# --- stop ---------------------------------------------------------------------------------------------------
+
+
+def stop(exp: str, wait_s: float) -> int:
+    path = check_folder(exp, must_exist=True)
+    root = ExperimentRoot.open(path)
+    root.request_stop("./launch.sh stop")
+    print(f"stop requested for {path}: the jobs finish their current step, commit and exit", flush=True)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        alive = [j["job"] for j in collect_jobs(root) if j["alive"]]
+        launcher = launcher_alive(path)
+        if not alive and not launcher:
+            print("all jobs have ended", flush=True)
+            return EXIT_OK
+        time.sleep(2.0)
+    if wait_s:
+        print(f"still running after {wait_s:g} s: {', '.join(alive) or 'the launcher'} "
+              f"(see python -m jobs.status {path})", flush=True)
+    return EXIT_OK
+
+
+def collect_jobs(root: ExperimentRoot) -> list[dict[str, Any]]:
+    from jobs.status import job_states
+
+    return job_states(root, ExperimentConfig.from_dict(root.config), time.time())
+
+
+def launcher_alive(path: str) -> bool:
+    try:
+        holder = json.loads((Path(path) / RUNS_DIR / LOCK_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,505 @@
+"""What an experiment is doing and has done, read from its root alone: ``python -m jobs.status DIR``.
+
+    python -m jobs.status DIR [--json] [--plot PATH.png] [--tensorboard FOLDER]
+
+For each job: alive or not (heartbeat age), model versions, counters. For each stream: records produced,
+and per consumer the records consumed (below its committed cursor: prover actors commit in their shard
+headers, trainers in their checkpoint metadata) and pending, with rates. Quarantined shards, disk use,
+the prover's benchmark success over versions (stream ``evaluator-00``), the generator's reward and the
+generated theorems' size and depth over time (one point per shard). ``checks`` says whether the counts
+reconcile: every consumed generation has exactly one result, no id appears twice, every consumer's
+consumed + pending equals what was produced. ``--plot`` draws the curves (matplotlib), ``--tensorboard``
+writes them as TensorBoard event files when the ``tensorboard`` package is installed.
+
+It reads every shard once (the streams' headers and records); it writes nothing, except that a damaged
+shard it meets is quarantined like any reader does (docs/PROTOCOL.md, P10).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any, Iterable
+
+from configs.experiment import ROLES, ExperimentConfig
+from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
+                                       generator_trainer_reads_generations, job_name)
+from core.errors import StorageError
+from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
+                          read_shard, stream_bounds)
+from core.storage.backend import LocalBackend
+from jobs._cli import run_cli
+
+logger = logging.getLogger("jobs.status")
+
+STALE_AFTER_S = 30.0  # a heartbeat older than this: the job is not alive (they beat every 5 s)
+MAX_POINTS = 400  # curves are binned down to this many points
+BASELINE = "baseline"
+
+
+# --- reading the root -------------------------------------------------------------------------------
+
+
+class StreamScan:
+    """Every shard of one stream: record counts, header times and cursors, and the records themselves."""
+
+    def __init__(self, root: ExperimentRoot, name: str) -> None:
+        self.name = name
+        self.low, self.end = stream_bounds(root, name)
+        self.counts: dict[int, int] = {}
+        self.created: dict[int, float] = {}
+        self.cursor: dict[str, int] | None = None  # the newest committed cursor (consumer streams)
+        self.records: dict[int, list[dict[str, Any]]] = {}
+        self.bytes = 0
+        for seq in range(self.low, self.end):
+            try:
+                header, records = read_shard(root, name, seq)
+            except StorageError as error:  # pruned or removed meanwhile
+                logger.warning("%s", error)
+                continue
+            self.counts[seq] = len(records)
+            self.created[seq] = float(header.get("created") or 0.0)
+            self.records[seq] = records
+            if header.get("cursor") is not None:
+                self.cursor = dict(header["cursor"])
+            self.bytes += root.backend.size(f"streams/{name}/{seq:012d}.zst") or 0
+
+    @property
+    def produced(self) -> int:
+        return sum(self.counts.values())
+
+    def consumed_below(self, position: int) -> int:
+        return sum(n for seq, n in self.counts.items() if seq < position)
+
+    def ids_below(self, position: int) -> list[str]:
+        return [str(r.get("id")) for seq, records in self.records.items() if seq < position for r in records]
+
+    def all_records(self) -> Iterable[tuple[float, dict[str, Any]]]:
+        for seq in sorted(self.records):
+            for record in self.records[seq]:
+                yield self.created[seq], record
+
+    def rate(self, now: float, window_s: float = 60.0) -> dict[str, float]:
+        """Records per second over the stream's life and over the last ``window_s``."""
+        if not self.created:
+            return {"overall": 0.0, "recent": 0.0}
+        first = min(self.created.values())
+        span = max(max(self.created.values()) - first, 1e-9)
+        recent = sum(n for seq, n in self.counts.items() if now - self.created[seq] <= window_s)
+        return {"overall": round(self.produced / span, 3) if self.produced > 1 else 0.0,
+                "recent": round(recent / window_s, 3)}
+
+
+def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
+    """The union of a trainer group's committed cursors (disjoint shares of the streams)."""
+    out: dict[str, int] = {}
+    for cursor in (meta.get("cursors") or {}).values():
+        for stream, seq in (cursor or {}).items():
+            out[stream] = max(int(seq), out.get(stream, 0))
+    return out
+
+
+def checkpoint_summary(root: ExperimentRoot, name: str) -> dict[str, Any]:
+    store = CheckpointStore(root, name)
+    latest = store.latest()
+    if latest is None:
+        return {"versions": [], "latest": None}
+    meta = latest.meta
+    return {"versions": store.versions(), "latest": latest.version, "step": meta.get("step"),
+            "time": latest.time, "trainer": meta.get("trainer"), "origin": meta.get("origin"),
+            "counters": meta.get("counters"), "cursor": merged_trainer_cursor(meta), "size": latest.size}
+
+
+def disk_use(root: ExperimentRoot) -> dict[str, int] | None:
+    """Bytes per top-level folder of a local root (None for other storage)."""
+    if not isinstance(root.backend, LocalBackend):
+        return None
+    use: dict[str, int] = {}
+    base = root.backend.base
+    for top in sorted(os.listdir(base)):
+        total = 0
+        for folder, _, files in os.walk(os.path.join(base, top)):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(folder, name))
+                except OSError:
+                    pass
+        if os.path.isfile(os.path.join(base, top)):
+            total = os.path.getsize(os.path.join(base, top))
+        use[top] = total
+    use["total"] = sum(use.values())
+    return use
+
+
+# --- the status -------------------------------------------------------------------------------------
+
+
+def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
+    """The experiment's status as one JSON-able dict (see the module docstring)."""
+    now = time.time() if now is None else now
+    config = ExperimentConfig.from_dict(root.config)
+    # Consumers before what they consume: a cursor read first never points past what is scanned after it.
+    checkpoints = {name: checkpoint_summary(root, name) for name in root.checkpoint_names()}
+    names = root.streams()
+    order = sorted(names, key=lambda n: (not n.startswith("prover-actor-"), n))
+    scans = {name: StreamScan(root, name) for name in order}
+    flows, checks = stream_flows(config, scans, checkpoints)
+    evaluations = [record for _, record in scans[EVALUATION_STREAM].all_records()] if EVALUATION_STREAM in scans else []
+    evaluations.sort(key=lambda e: -1 if e.get("version") == BASELINE else int(e.get("version") or 0))
+    return {
+        "experiment": root.url,
+        "time": now,
+        "preset": config.preset,
+        "setup": config.setup,
+        "database": {"path": config.database.path, "stop_at": config.database.stop_at},
+        "stop_request": root.stop_request(),
+        "jobs": job_states(root, config, now),
+        "checkpoints": checkpoints,
+        "streams": {name: {"shards": len(s.counts), "low_water": s.low, "end": s.end, "records": s.produced,
+                           "bytes": s.bytes, "records_per_s": s.rate(now)} for name, s in scans.items()},
+        "flows": flows,
+        "checks": checks,
+        "totals": totals(scans, evaluations),
+        "evaluations": [{k: e.get(k) for k in ("version", "step", "success_rate", "proved", "total", "time",
+                                               "seconds", "benchmark")} for e in evaluations],
+        "curves": curves(scans),
+        "quarantined": list_quarantined(root),
+        "disk_bytes": disk_use(root),
+    }
+
+
+def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> list[dict[str, Any]]:
+    beats = {job_name(b["role"], b["rank"]): b for b in read_heartbeats(root)
+             if b.get("role") in ROLES and isinstance(b.get("rank"), int)}
+    expected = [job_name(role, rank) for role in ROLES for rank in range(config.role_count(role))]
+    out = []
+    for name in expected + sorted(set(beats) - set(expected)):
+        beat = beats.get(name)
+        if beat is None:
+            out.append({"job": name, "alive": False, "state": "never started"})
+            continue
+        age = now - float(beat.get("updated") or 0)
+        ended = beat.get("status") in ("finished", "interrupted")
+        fields = {k: v for k, v in beat.items() if k not in ("role", "rank") and not isinstance(v, (dict, list))}
+        out.append({**fields, "job": name, "alive": age < STALE_AFTER_S and not ended,
+                    "heartbeat_age_s": round(age, 1), "activity": beat.get("state"),
+                    "state": beat.get("status") if ended else ("stale" if age >= STALE_AFTER_S else beat.get("state"))})
+    return out
+
+
+def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
+                 checkpoints: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Produced / consumed / pending per stream and consumer, and the checks that they reconcile."""
+    flows: dict[str, Any] = {}
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks.append({"check": name, "ok": bool(ok), "detail": detail})
+
+    def consumer(stream: StreamScan, who: str, cursor: dict[str, int]) -> dict[str, Any]:
+        position = int(cursor.get(stream.name, stream.low))
+        consumed = stream.consumed_below(position)
+        entry = {"consumer": who, "cursor": position, "consumed": consumed, "pending": stream.produced - consumed}
+        check(f"{stream.name} -> {who}: cursor within the stream", stream.low <= position <= stream.end or
+              (position < stream.low and consumed == 0), f"cursor {position}, shards {stream.low}..{stream.end}")
+        return entry
+
+    trainer_cursor = {kind: (checkpoints.get(kind) or {}).get("cursor") or {}
+                      for kind in (PROVER_CHECKPOINTS, GENERATOR_CHECKPOINTS)}
+    gen_reads_generations = generator_trainer_reads_generations(config.setup)
+    for name, scan in sorted(scans.items()):
+        entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
+        if name.startswith("generator-actor-"):
+            entry["kind"] = "generations"
+            ids = [str(r.get("id")) for _, r in scan.all_records()]
+            check(f"{name}: ids unique", len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} repeated")
+            if config.prover_actor.count:
+                prover = f"prover-actor-{name.rsplit('-', 1)[1]}"
+                results = scans.get(prover)
+                entry["consumers"].append(consumer(scan, prover, results.cursor or {} if results else {}))
+            if gen_reads_generations and config.generator_trainer.count:
+                entry["consumers"].append(consumer(scan, "generator-trainer", trainer_cursor[GENERATOR_CHECKPOINTS]))
+        elif name.startswith("prover-actor-"):
+            entry["kind"] = "results"
+            if config.prover_trainer.count:
+                entry["consumers"].append(consumer(scan, "prover-trainer", trainer_cursor[PROVER_CHECKPOINTS]))
+            if config.generator_trainer.count and not gen_reads_generations:
+                entry["consumers"].append(consumer(scan, "generator-trainer", trainer_cursor[GENERATOR_CHECKPOINTS]))
+            results_match_generations(name, scan, scans, check)
+        elif name == EVALUATION_STREAM:
+            entry["kind"] = "evaluations"
+            versions = [r.get("version") for _, r in scan.all_records()]
+            check(f"{name}: each version evaluated once", len(versions) == len(set(map(str, versions))),
+                  f"{len(versions)} evaluations")
+        for item in entry["consumers"]:
+            check(f"{name} -> {item['consumer']}: produced = consumed + pending",
+                  item["consumed"] + item["pending"] == scan.produced and item["pending"] >= 0,
+                  f"{scan.produced} = {item['consumed']} + {item['pending']}")
+        flows[name] = entry
+    return flows, checks
+
+
+def results_match_generations(name: str, results: StreamScan, scans: dict[str, StreamScan], check: Any) -> None:
+    """Every generation below the prover actor's committed cursor has exactly one result, and nothing else."""
+    cursor = results.cursor or {}
+    consumed: list[str] = []
+    for stream, position in cursor.items():
+        if stream in scans:
+            consumed += scans[stream].ids_below(int(position))
+    result_ids = [str(r.get("id")) for _, r in results.all_records()]
+    repeated = len(result_ids) - len(set(result_ids))
+    missing = set(consumed) - set(result_ids)
+    foreign = set(result_ids) - set(consumed)
+    check(f"{name}: one result per consumed generation", not repeated and not missing and not foreign,
+          f"{len(consumed)} generations consumed, {len(result_ids)} results, {repeated} repeated, "
+          f"{len(missing)} without a result, {len(foreign)} not from a consumed generation")
+
+
+def totals(scans: dict[str, StreamScan], evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+    sources: Counter[str] = Counter()
+    results = proved = proved_generated = tried_generated = 0
+    for name, scan in scans.items():
+        if name.startswith("generator-actor-"):
+            sources.update(str(r.get("source")) for _, r in scan.all_records())
+        elif name.startswith("prover-actor-"):
+            for _, record in scan.all_records():
+                results += 1
+                proved += bool(record.get("proved"))
+                if (record.get("generation") or {}).get("source") == "generator":
+                    tried_generated += 1
+                    proved_generated += bool(record.get("proved"))
+    versions = [e for e in evaluations if e.get("version") != BASELINE]
+    baseline = next((e for e in evaluations if e.get("version") == BASELINE), None)
+    by_version = sorted(versions, key=lambda e: int(e.get("version") or 0))
+    return {
+        "generations": sum(sources.values()), "generations_by_source": dict(sources),
+        "results": results, "proved": proved,
+        "generated_tried": tried_generated, "generated_proved": proved_generated,
+        "generated_success_rate": round(proved_generated / tried_generated, 4) if tried_generated else None,
+        "baseline_success_rate": baseline.get("success_rate") if baseline else None,
+        "first_evaluation": _eval_point(by_version[0]) if by_version else None,
+        "last_evaluation": _eval_point(by_version[-1]) if by_version else None,
+    }
+
+
+def _eval_point(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record.get(k) for k in ("version", "success_rate", "proved", "total")}
+
+
+def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
+    """Per-shard points [time, value] (binned to at most MAX_POINTS): rewards, proved rate, sizes, counts."""
+    reward, proved, size, depth, length, generated, resulted = [], [], [], [], [], [], []
+    for name, scan in scans.items():
+        for seq in sorted(scan.records):
+            records, when = scan.records[seq], scan.created[seq]
+            if not records:
+                continue
+            if name.startswith("prover-actor-"):
+                reward.append([when, _mean(r.get("reward") for r in records)])
+                proved.append([when, _mean(float(bool(r.get("proved"))) for r in records)])
+                resulted.append([when, len(records)])
+            elif name.startswith("generator-actor-"):
+                stats = [r.get("stats") or {} for r in records if r.get("source") == "generator"]
+                if stats:
+                    size.append([when, _mean(s.get("size") for s in stats)])
+                    depth.append([when, _mean(s.get("depth") for s in stats)])
+                    length.append([when, _mean(s.get("statement_length") for s in stats)])
+                generated.append([when, len(records)])
+    return {"reward": _binned(reward), "proved_rate": _binned(proved), "theorem_size": _binned(size),
+            "theorem_depth": _binned(depth), "statement_length": _binned(length),
+            "generations_cumulative": _cumulative(generated), "results_cumulative": _cumulative(resulted)}
+
+
+def _mean(values: Iterable[Any]) -> float:
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
+    return round(sum(numbers) / len(numbers), 4) if numbers else 0.0
+
+
+def _binned(points: list[list[float]]) -> list[list[float]]:
+    points = sorted(points)
+    if len(points) <= MAX_POINTS:
+        return points
+    size = math.ceil(len(points) / MAX_POINTS)
+    return [[points[i + size // 2 if i + size // 2 < len(points) else i][0], _mean(p[1] for p in points[i:i + size])]
+            for i in range(0, len(points), size)]
+
+
+def _cumulative(points: list[list[float]]) -> list[list[float]]:
+    out, total = [], 0.0
+    for when, count in sorted(points):
+        total += count
+        out.append([when, total])
+    return out[:: max(1, math.ceil(len(out) / MAX_POINTS))] + (out[-1:] if out else [])
+
+
+# --- a live follower (the launcher's progress) -------------------------------------------------------
+
+
+class Follower:
+    """Reads new shards of an experiment's streams as they appear: cheap running totals for live progress."""
+
+    def __init__(self, root: ExperimentRoot, config: ExperimentConfig) -> None:
+        from core.adversarial.topology import all_generation_streams, result_streams
+
+        streams = all_generation_streams(config.generator_actor.count, config.prover_actor.count)
+        streams += result_streams(config.prover_actor.count) + [EVALUATION_STREAM]
+        self.reader = StreamReader(root, streams)
+        self.generations = self.results = self.proved = 0
+        self.evaluations: list[dict[str, Any]] = []
+
+    def update(self) -> None:
+        while batches := self.reader.poll(max_shards=256):
+            for batch in batches:
+                if batch.stream.startswith("generator-actor-"):
+                    self.generations += len(batch.records)
+                elif batch.stream.startswith("prover-actor-"):
+                    self.results += len(batch.records)
+                    self.proved += sum(bool(r.get("proved")) for r in batch.records)
+                else:
+                    self.evaluations += batch.records
+
+    def evaluated(self, version: Any) -> bool:
+        return any(e.get("version") == version for e in self.evaluations)
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+def render(status: dict[str, Any]) -> str:
+    """A human-readable report of :func:`collect`'s result."""
+    lines = [f"experiment {status['experiment']}  (preset {status['preset']}, setup {status['setup']}, "
+             f"database {os.path.basename(status['database']['path'])}"
+             f"{' up to ' + status['database']['stop_at'] if status['database']['stop_at'] else ''})"]
+    if status["stop_request"]:
+        request = status["stop_request"]
+        lines.append(f"stop requested: {request.get('reason')} (jobs: {request.get('jobs') or 'all'})")
+    lines.append("jobs:")
+    for job in status["jobs"]:
+        versions = " ".join(f"{k.split('_')[0]} v{job[k]}" for k in ("generator_version", "prover_version", "version")
+                            if job.get(k) is not None)
+        counters = " ".join(f"{k}={job[k]}" for k in ("records_out", "records_in", "step", "proved", "attempted",
+                                                      "evaluations", "last_success_rate") if job.get(k) is not None)
+        age = f"{job['heartbeat_age_s']:.0f}s ago" if "heartbeat_age_s" in job else ""
+        lines.append(f"  {job['job']:<22} {'ALIVE' if job['alive'] else 'down ':<5} {str(job.get('state')):<28} "
+                     f"{age:>8}  {versions}  {counters}")
+    lines.append("checkpoints: " + ", ".join(f"{name} v{c['latest']} (step {c.get('step')}, "
+                                              f"{len(c['versions'])} kept)"
+                                              for name, c in status["checkpoints"].items() if c["latest"] is not None))
+    lines.append("streams (produced / consumed / pending):")
+    for name, flow in status["flows"].items():
+        rate = status["streams"][name]["records_per_s"]
+        consumers = "; ".join(f"{c['consumer']} {c['consumed']} / {c['pending']}" for c in flow["consumers"])
+        lines.append(f"  {name:<28} {flow['produced']:>7} records  {rate['overall']:.2f}/s  {consumers}")
+    t = status["totals"]
+    lines.append(f"generated {t['generations']} ({', '.join(f'{v} {k}' for k, v in t['generations_by_source'].items())}); "
+                 f"results {t['results']}, proved {t['proved']}"
+                 + (f"; generated theorems proved {100 * t['generated_success_rate']:.1f}%"
+                    if t["generated_success_rate"] is not None else ""))
+    if status["evaluations"]:
+        lines.append("benchmark: " + ", ".join(
+            f"{'baseline' if e['version'] == BASELINE else 'v' + str(e['version'])} "
+            f"{100 * float(e['success_rate'] or 0):.1f}%" for e in status["evaluations"]))
+    bad = [c for c in status["checks"] if not c["ok"]]
+    lines.append(f"checks: {len(status['checks']) - len(bad)} of {len(status['checks'])} reconcile"
+                 + "".join(f"\n  FAILED {c['check']}: {c['detail']}" for c in bad))
+    if status["quarantined"]:
+        lines.append(f"quarantined shards: {len(status['quarantined'])}")
+    if status["disk_bytes"]:
+        lines.append(f"disk: {status['disk_bytes']['total'] / 1e6:.1f} MB")
+    return "\n".join(lines)
+
+
+def plot(status: dict[str, Any], path: str) -> None:
+    """A PNG of the curves a researcher looks at first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
+    start = status["time"]
+    for series in status["curves"].values():
+        if series:
+            start = min(start, series[0][0])
+
+    def minutes(points: list[list[float]]) -> tuple[list[float], list[float]]:
+        return [(p[0] - start) / 60 for p in points], [p[1] for p in points]
+
+    ax = axes[0][0]
+    evals = [e for e in status["evaluations"] if e["version"] != BASELINE]
+    evals.sort(key=lambda e: int(e["version"]))
+    ax.plot([e["version"] for e in evals], [100 * float(e["success_rate"] or 0) for e in evals], "o-", label="prover")
+    baseline = status["totals"]["baseline_success_rate"]
+    if baseline is not None:
+        ax.axhline(100 * baseline, color="gray", linestyle="--", label="model-free baseline")
+    ax.set(title="benchmark success over prover versions", xlabel="prover version", ylabel="% proved")
+    ax.legend()
+    ax = axes[0][1]
+    ax.plot(*minutes(status["curves"]["reward"]), label="mean generator reward")
+    ax.plot(*minutes(status["curves"]["proved_rate"]), label="prover success on generated")
+    ax.set(title="reward and success on generated theorems", xlabel="minutes")
+    ax.legend()
+    ax = axes[1][0]
+    ax.plot(*minutes(status["curves"]["generations_cumulative"]), label="generations")
+    ax.plot(*minutes(status["curves"]["results_cumulative"]), label="results")
+    ax.set(title="records over time", xlabel="minutes", ylabel="records")
+    ax.legend()
+    ax = axes[1][1]
+    ax.plot(*minutes(status["curves"]["theorem_size"]), label="proof size")
+    ax.plot(*minutes(status["curves"]["theorem_depth"]), label="proof depth")
+    ax.plot(*minutes(status["curves"]["statement_length"]), label="statement length")
+    ax.set(title="generated theorems", xlabel="minutes")
+    ax.legend()
+    figure.suptitle(f"{status['experiment']} ({status['preset']}, {status['setup']})", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def write_tensorboard(status: dict[str, Any], folder: str) -> bool:
+    """The curves as TensorBoard scalars; False (and a log line) when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # noqa: BLE001 - ImportError, or tensorboard's own import errors
+        logger.warning("tensorboard is not installed: skipping the event files (pip install tensorboard)")
+        return False
+    writer = SummaryWriter(folder)
+    for e in status["evaluations"]:
+        if e["version"] != BASELINE:
+            writer.add_scalar("benchmark/success_rate", float(e["success_rate"] or 0), int(e["version"]))
+    for name, points in status["curves"].items():
+        for step, (when, value) in enumerate(points):
+            writer.add_scalar(f"curves/{name}", value, step, walltime=when)
+    writer.close()
+    return True
+
+
+def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: str = "") -> int:
+    """Show the status of the experiment at EXP (see the module docstring)."""
+    root = ExperimentRoot.open(exp)
+    status = collect(root)
+    if json_output:
+        json.dump(status, sys.stdout, indent=1, default=str)
+        print()
+    else:
+        print(render(status))
+    if plot_path:
+        plot(status, plot_path)
+        print(f"plot written to {plot_path}", file=sys.stderr)
+    if tensorboard:
+        write_tensorboard(status, tensorboard)
+    return 0 if all(c["ok"] for c in status["checks"]) else 1
+
+
+def cli(exp: str, json: bool = False, plot: str = "", tensorboard: str = "") -> int:
+    """Show the status of the experiment at EXP: --json for machine-readable output, --plot PATH.png."""
+    return main(exp, json_output=json, plot_path=plot, tensorboard=tensorboard)
+
+
+if __name__ == "__main__":
+    run_cli(cli)
