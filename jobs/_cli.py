@@ -41,12 +41,12 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
-def run_cli(function: Callable[..., int | None], argv: Sequence[str] | None = None) -> NoReturn:
+def run_cli(function: Callable[..., Any], argv: Sequence[str] | None = None) -> NoReturn:
     """Check the command line against ``function``'s signature, run it through fire, exit with its status."""
     sys.exit(main(function, argv))
 
 
-def main(function: Callable[..., int | None], argv: Sequence[str] | None = None) -> int:
+def main(function: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
     """:func:`run_cli` without the exit: the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     name = getattr(function, "__name__", "job")
@@ -86,8 +86,8 @@ def configure_logging(level: str = "INFO") -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def _fire(function: Callable[..., int | None], command: list[str], name: str) -> int | None:
-    outcome: list[int | None] = []
+def _fire(function: Callable[..., Any], command: list[str], name: str) -> Any:
+    outcome: list[Any] = []
 
     def job(*args: Any, **kwargs: Any) -> None:
         outcome.append(function(*args, **kwargs))  # returned, not printed by fire

@@ -54,7 +54,7 @@ def prove(
     *,
     out: str | None = None,
     checkpoint: str | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     prover: Prover = "backward",
     expansions: int = 64,
     timeout_s: float = 30.0,
@@ -76,7 +76,7 @@ def prove(
         database: the .mm file.
         out: where to write the database with the found proofs (required unless --split).
         checkpoint: a prover checkpoint file or experiment root (default: the model-free baseline).
-        device: where the checkpoint's model runs (cpu, cuda, ...).
+        device: where the checkpoint's model runs (cpu, cuda, ...; default: cuda when available).
         prover: backward | forward-greedy | forward-sampling.
         expansions: budget per theorem, in policy queries.
         timeout_s: budget per theorem, in charged seconds.
@@ -183,7 +183,7 @@ class _PolicySpec:
 
     database: str
     checkpoint: str | None
-    device: str
+    device: str | None
     seed: int
 
     def build(self, db: Database, grammar: Grammar) -> Policy:

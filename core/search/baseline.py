@@ -43,7 +43,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, Statement
-from core.metamath.environment import Context, Expression, ForwardEnv, Tactic
+from core.metamath.environment import Context, Expression, Tactic
 from core.metamath.proof import ProofStep
 from core.metamath.syntax import Grammar, floating_context
 from core.metamath.verifier import Template, compile_template, substitute

@@ -80,6 +80,9 @@ def test_main_exit_statuses(capsys) -> None:
     err = capsys.readouterr().err
     assert "bad usage" in err and "bad field" in err and "label x: bad proof" in err and "Traceback" not in err
     assert main(lambda: 3, []) == 3
+    assert main(lambda: None, []) == 0
+    assert main(lambda: "finished", []) == 0  # a role's endings
+    assert main(lambda: "interrupted", []) == 3
 
 
 def test_help_is_shown_by_fire(capsys) -> None:
