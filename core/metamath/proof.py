@@ -100,7 +100,7 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
         raise _fail(assertion, "compressed proof: the label list `( ...` is never closed by `)`") from None
     listed = proof[1:closing]
     mandatory = tuple(map(_LABEL_OF, assertion.hypotheses))
-    dummies: set[int] = set()  # indices of listed labels that are hypotheses (of dummy variables)
+    dummies: frozenset[int] = _NO_DUMMIES  # indices of listed labels that are hypotheses (of dummy variables)
     known = db.labels
     for index, label in enumerate(listed, len(mandatory)):
         target = known.get(label)
@@ -112,8 +112,8 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
         if label == UNKNOWN:
             raise _fail(assertion, "compressed proof lists `?` among its labels (`?` belongs in the letters)")
         check_citable(db, assertion, label, frame)
-        dummies.add(index)
-    if len(set(listed)) != len(listed):
+        dummies = dummies | {index}
+    if len(listed) > 1 and len(set(listed)) != len(listed):
         raise _fail(assertion, "compressed proof lists a label twice")
     labels = mandatory + listed
     letters = "".join(proof[closing + 1 :])
@@ -124,6 +124,7 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
 # A compressed proof's letters: steps `[U-Y]*[A-T]` (a number in base 20/5) or `?`, each maybe followed by `Z`.
 _STEP_RE = re.compile(r"[U-Y]*[A-T]|[Z?]")
 _SAVE_NUMBER, _UNKNOWN_NUMBER = 0, -1
+_NO_DUMMIES: frozenset[int] = frozenset()
 
 
 class _StepNumbers(dict[str, int]):
@@ -142,7 +143,7 @@ _ONE_LETTER_STEPS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTZ")  # str.transl
 
 
 def _decode_letters(
-    assertion: Assertion, letters: str, label_count: int, mandatory: int, dummies: set[int]
+    assertion: Assertion, letters: str, label_count: int, mandatory: int, dummies: frozenset[int]
 ) -> tuple[int, ...]:
     """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last).
 
