@@ -121,10 +121,10 @@ def main() -> int:
             elif cpu_row is not None:
                 row.speedup_vs_cpu = round(row.steps_per_s / cpu_row.steps_per_s, 1)
             rows.append(row)
+            ratio = f"  x{row.speedup_vs_cpu} vs CPU" if row.speedup_vs_cpu else ""
             print(f"  {size:5s} {row.device:5s} {row.parameters / 1e6:6.2f}M params  batch {row.batch_size:3d}  "
                   f"{row.steps_per_s:8.2f} steps/s  {row.examples_per_s:9.1f} examples/s  {row.tokens_per_s:10.0f} "
-                  f"tokens/s  {row.steps_per_cpu_s:8.2f} steps/CPU-s" + (f"  x{row.speedup_vs_cpu} vs CPU" if row.speedup_vs_cpu else ""),
-                  flush=True)  # fmt: skip
+                  f"tokens/s  {row.steps_per_cpu_s:8.2f} steps/CPU-s{ratio}", flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"database": str(path), "card": card, "cpus": os.cpu_count(),
                                                "rows": [asdict(r) for r in rows]}, indent=2))  # fmt: skip

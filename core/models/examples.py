@@ -12,9 +12,9 @@ From one proof tree (a database theorem's, or a generated theorem's with its pro
 - :func:`rollout_examples`: the (source, target) pairs of a generator rollout (for policy gradients).
 
 :func:`build_examples` does it for every theorem of a split of a database (default ``train``; only that
-split's proofs are read, and no train example poses a valid or test theorem's problem: see its doc). Every function returns ``(source_ids, target_ids)`` pairs ready
-for :mod:`core.models.training`; what cannot be encoded (too long, unknown symbols) is skipped and
-counted in the codec's counters.
+split's proofs are read, and no train example poses a valid or test theorem's problem: see its doc).
+Every function returns ``(source_ids, target_ids)`` pairs ready for :mod:`core.models.training`; what
+cannot be encoded (too long, unknown symbols) is skipped and counted in the codec's counters.
 """
 
 from __future__ import annotations

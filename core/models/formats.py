@@ -12,9 +12,10 @@ its provable assertions, the specials):
                 target a forward tactic or ``<STOP>``.
 
 Every source starts with its format's token, so one model can learn several formats (a forward source
-with an empty graph would otherwise read exactly like a backward one). Statements are written with their typecode (``|- ( ph -> ph )``); substituted expressions without it.
-Graph nodes (proven statements other than the hypotheses) are written newest first; when the source
-would exceed the model's limit the oldest nodes are dropped (counted as ``graph_capped``).
+with an empty graph would otherwise read exactly like a backward one). Statements are written with their
+typecode (``|- ( ph -> ph )``); substituted expressions without it. Graph nodes (proven statements other
+than the hypotheses) are written newest first; when the source would exceed the model's limit the oldest
+nodes are dropped (counted as ``graph_capped``).
 
 A :class:`Codec` turns statements and tactics into token ids under a model's length limits, and ids back
 into tactics. Nothing here raises on bad data: an input it cannot encode gives ``None`` and a counted
@@ -82,12 +83,14 @@ class Decoded(NamedTuple):
 def build_vocabulary(db: Database, conditioning: Sequence[str] = CONDITIONING) -> Vocabulary:
     """Every math symbol of ``db``, the labels of its provable-typecode assertions, and the specials.
 
-    The extra specials are the format tokens (``<BACKWARD> <FORWARD> <GENERATOR>``), then ``conditioning`` are the extra specials a generator source may start with (default: the difficulty
-    tokens ``<EASY> <MEDIUM> <HARD>``); they are part of every vocabulary so a model can be conditioned
-    later without changing its embedding table.
+    The extra specials are the format tokens (``<BACKWARD> <FORWARD> <GENERATOR>``), then
+    ``conditioning``: the specials a generator source may carry after its format token (default: the
+    difficulty tokens ``<EASY> <MEDIUM> <HARD>``); they are part of every vocabulary so that a model can be
+    conditioned later without changing its embedding table.
     """
     labels = [a.label for a in db.assertions if a.typecode == db.provable_typecode]
-    return Vocabulary.build(db.constants | db.variables, labels, extra_specials=FORMAT_TOKENS + tuple(conditioning))
+    specials = FORMAT_TOKENS + tuple(conditioning)
+    return Vocabulary.build(db.constants | db.variables, labels, extra_specials=specials)
 
 
 def free_variables(assertion: Assertion) -> list[str]:

@@ -308,7 +308,7 @@ def train_on_database(
     if model is not None and vocab is None:
         raise ConfigError("train_on_database: continuing a model needs its vocabulary (vocab=...)")
     formats = tuple(formats or DEFAULT_FORMATS[kind])
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     vocab = vocab or build_vocabulary(db)
     model = (model or new_model(vocab, size, seed=seed, **model_overrides)).to(device)
     examples = database_examples(db, vocab, model.config, formats=formats, split=split, conditioning=conditioning)
@@ -316,12 +316,13 @@ def train_on_database(
         raise ConfigError(f"{db.path}: the {split} split gives no {'/'.join(formats)} example to train on")
     stats = SupervisedStats(kind=kind, formats=formats, size=size, parameters=model.num_parameters(),
                             theorems=len(examples.theorems), examples=len(examples.examples),
-                            by_format=dict(examples.by_format), skipped=dict(examples.counters), device=str(device))  # fmt: skip
+                            by_format=dict(examples.by_format), skipped=dict(examples.counters),
+                            device=str(device))  # fmt: skip
     logger.info("training a %s %s (%d parameters) on %s: %d examples (%s), on %s", size, kind, stats.parameters,
                 db.path, stats.examples, ", ".join(f"{k} {v}" for k, v in stats.by_format.items()), device)  # fmt: skip
     stats.train = train_on_examples(model, examples.examples, steps=steps, batch_size=batch_size, lr=lr,
-                                    warmup_steps=warmup_steps, time_limit_s=time_limit_s, cpu_limit_s=cpu_limit_s, seed=seed,
-                                    log_every=log_every, device=device)  # fmt: skip
+                                    warmup_steps=warmup_steps, time_limit_s=time_limit_s, cpu_limit_s=cpu_limit_s,
+                                    seed=seed, log_every=log_every, device=device)  # fmt: skip
     if validate and split != "valid":
         valid = database_examples(db, vocab, model.config, formats=formats, split="valid", conditioning=conditioning)
         stats.valid_examples = len(valid.examples)
@@ -374,18 +375,20 @@ def train_generator_on_database(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.models.supervised",
-                                     description="train a prover or generator on the proofs of a database split")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m core.models.supervised",
+        description="train a prover or generator on the proofs of a database split",
+    )
     parser.add_argument("database", help="the .mm file whose proofs to learn from")
     parser.add_argument("--out", required=True, help="the checkpoint file to write (for jobs.prove --checkpoint)")
     parser.add_argument("--kind", choices=sorted(DEFAULT_FORMATS), default="prover")
     parser.add_argument("--size", default="small", help="model size: tiny, small or base (default small)")
-    parser.add_argument("--formats", nargs="+", help="formats to learn (default: backward for a prover, "
-                                                     "generator for a generator); e.g. --formats backward forward")  # fmt: skip
+    parser.add_argument("--formats", nargs="+", help="formats to learn (default: backward for a prover, generator "
+                        "for a generator); e.g. --formats backward forward")
     parser.add_argument("--minutes", type=float, help="wall-clock training budget (default: none)")
-    parser.add_argument("--cpu-minutes", type=float, help="training budget in CPU time of this process, all threads "
-                                                          "counted (fair on a shared machine; default: none)")
-    parser.add_argument("--steps", type=int, help="most optimiser steps (default 2000, or unbounded with a time budget)")
+    parser.add_argument("--cpu-minutes", type=float, help="training budget in CPU time of this process, all "
+                        "threads counted (fair on a shared machine; default: none)")
+    parser.add_argument("--steps", type=int, help="most optimiser steps (default 2000; unbounded with a time budget)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=100)

@@ -350,12 +350,16 @@ def policy_state(
 
 
 def model_from_state(
-    state_dict: dict[str, Any], meta: dict[str, Any], *, where: str = "checkpoint", device: torch.device | str | None = None
+    state_dict: dict[str, Any],
+    meta: dict[str, Any],
+    *,
+    where: str = "checkpoint",
+    device: torch.device | str | None = None,
 ) -> tuple[Seq2Seq, Vocabulary]:
     """The model (in eval mode, on ``device``, default CPU) and vocabulary of a :func:`policy_state` pair."""
     if meta.get("policy_format") != POLICY_FORMAT:
         raise CheckpointError(f"{where}: not a policy checkpoint (its metadata has no policy_format "
-                              f"{POLICY_FORMAT!r}); was it written with core.search.model_policy.policy_state?")  # fmt: skip
+                              f"{POLICY_FORMAT!r}); write it with core.search.model_policy.policy_state")
     try:
         config = ModelConfig.from_dict(meta["model_config"])
         vocab = Vocabulary.from_dict(meta["vocabulary"])

@@ -43,7 +43,8 @@ def test_the_examples_of_mp2_are_exactly_the_documented_sequences(db, codec):
     ]
     assert texts(codec, forward_examples(codec, db, theorem, tree)) == [
         (f"<FORWARD> <GOAL> |- ch {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),
-        (f"<FORWARD> <GOAL> |- ch {HYPS} <NODE> |- ( ps -> ch )", "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
+        (f"<FORWARD> <GOAL> |- ch {HYPS} <NODE> |- ( ps -> ch )",
+         "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
     ]
     assert texts(codec, generator_examples(codec, db, theorem, tree, conditioning=["<EASY>"])) == [
         (f"<GENERATOR> <EASY> {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),

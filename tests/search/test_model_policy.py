@@ -188,7 +188,8 @@ def test_unusable_queries_get_no_proposals_and_are_counted(db, vocab, trained, t
     theorem = theorems[0]
     long_goal = ("|-",) + ("(", "ph", "->") * 100 + ("ph",) + (")",) * 100
     first = db.assertions[0]  # nothing precedes the first assertion: no label is allowed
-    queries = [BackwardQuery(BackwardEnv(db, theorem), long_goal), BackwardQuery(BackwardEnv(db, first), theorem.statement),
+    queries = [BackwardQuery(BackwardEnv(db, theorem), long_goal),
+               BackwardQuery(BackwardEnv(db, first), theorem.statement),
                BackwardQuery(BackwardEnv(db, theorem), theorem.statement)]  # fmt: skip
     answers = p.propose_backward(queries, k=2)
     assert answers[0] == [] and answers[1] == [] and answers[2]
