@@ -243,7 +243,7 @@ class Executors:
         if role in self._cache:
             return self._cache[role]
         run = self.run
-        folder = run.folder / "%j"
+        folder = run.folder
         if run.cluster == "local":
             executor = submitit.AutoExecutor(folder=folder, cluster="local")
             executor.update_parameters(timeout_min=int(self.minutes + 30), name=f"advprover-{role}")

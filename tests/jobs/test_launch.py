@@ -1,0 +1,157 @@
+"""The launcher: bad input is refused before anything starts; a local run is supervised, stops cleanly on
+``launch.sh stop``, and the same command resumes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.storage import CheckpointStore, ExperimentRoot
+from jobs import launch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Small enough to show progress within a minute on 2 shared cores.
+FAST = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
+        "generator_trainer.checkpoint_every_steps=10", "prover_trainer.checkpoint_every_steps=10",
+        "evaluator.max_theorems=3", "generator_actor.mix=1,generator;1,dataset"]
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = launch.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_help_lists_presets_and_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_main(["--help"], capsys)
+    assert code == 0
+    for word in ("local", "slurm", "stop", "default", "tiny", "supervised_only", "jobs.status"):
+        assert word in text
+    code, text = run_main(["local", "--help"], capsys)
+    assert code == 0 and "--preset" in text and "--set" in text and "--minutes" in text and "tiny" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["local", "--preset", "nope", "--exp", "{dir}"], "unknown preset 'nope'; presets: default, tiny"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.count"], "must read key=value"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.cout=2"], "unknown setting"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.count=two"], "takes an integer"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "setup=supervised-only"], "runs no generator_actor"),
+    (["local", "--preset", "tiny"], "--exp"),
+    (["local", "--exp", "{dir}"], "--preset"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "0"], "--minutes must be > 0"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "soon"], "invalid float"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--bogus"], "unrecognized arguments"),
+    (["local", "--preset", "tiny", "--exp", "s3://bucket/x"], "not a URL"),
+    (["local", "--preset", "tiny", "--exp", "{file}"], "is a file, not a folder"),
+    (["local", "--preset", "tiny", "--exp", "{other}"], "is not an experiment"),
+    (["stop", "--exp", "{dir}"], "no experiment there"),
+    (["--minutes", "-1"], "--minutes must be > 0"),
+])
+def test_bad_input_exits_2_before_starting_anything(argv: list[str], message: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.txt").write_text("not an experiment")
+    places = {"dir": str(tmp_path / "exp"), "file": str(tmp_path / "file"), "other": str(tmp_path / "other")}
+    code, text = run_main([a.format(**places) for a in argv], capsys)
+    assert code == 2, text
+    assert message in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "exp").exists()  # nothing was created
+    assert sorted(os.listdir(tmp_path / "other")) == ["data.txt"]
+
+
+def test_a_different_configuration_on_an_existing_experiment_names_the_keys(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    exp = str(tmp_path / "exp")
+    launch.prepare("local", "tiny", exp, ["prover_actor.shard_records=4"], 1.0)
+    code, text = run_main(["local", "--preset", "tiny", "--exp", exp, "--set", "prover_actor.shard_records=5"], capsys)
+    assert code == 2
+    assert "prover_actor.shard_records (existing 4, given 5)" in text
+    same = launch.prepare("local", "tiny", exp, ["prover_actor.shard_records=4"], 1.0)  # the accepted twin
+    assert same.resumed
+
+
+def test_a_second_launcher_on_a_running_experiment_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = tmp_path / "exp"
+    launch.prepare("local", "tiny", str(exp), [], 1.0)
+    (exp / "runs").mkdir(exist_ok=True)
+    (exp / "runs" / "launcher.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
+    code, text = run_main(["local", "--preset", "tiny", "--exp", str(exp)], capsys)
+    assert code == 2 and "already running" in text
+    (exp / "runs" / "launcher.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": os.uname().nodename}))
+    assert launch.prepare("local", "tiny", str(exp), [], 1.0).resumed  # a dead launcher's lock is ignored
+
+
+def test_deadlines_leave_the_evaluator_a_reserve() -> None:
+    from configs.presets import preset
+
+    deadlines = launch.deadlines_of(preset("tiny"), 10.0, 1000.0)
+    assert deadlines["evaluator"] == 1000.0 + 600
+    assert deadlines["prover_trainer"] == deadlines["generator_actor"] == 1000.0 + 600 - 90
+    no_evaluator = preset("tiny").with_overrides(["evaluator.count=0"])
+    assert set(launch.deadlines_of(no_evaluator, 10.0, 0.0).values()) == {600.0}
+
+
+def launch_command(exp: Path, minutes: float, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
+               "--minutes", str(minutes), "--progress", "5", *extra]
+    for override in FAST:
+        command += ["--set", override]
+    return command
+
+
+@pytest.mark.slow
+def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    env = dict(os.environ, ADVPROVER_THREADS="1")
+    first = subprocess.Popen(launch_command(exp, 3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             cwd=PROJECT_ROOT, env=env)
+    start = time.time()
+    root = None
+    while time.time() - start < 150:
+        if (exp / "config.json").exists():
+            root = root or ExperimentRoot.open(str(exp))
+            latest = CheckpointStore(root, "prover").latest()
+            if latest is not None and latest.version >= 1 and (exp / "streams" / "prover-actor-00").exists():
+                break
+        time.sleep(1)
+    stop = subprocess.run([sys.executable, "-m", "jobs.launch", "stop", "--exp", str(exp), "--wait", "90"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=env)
+    output, _ = first.communicate(timeout=120)
+    stopped_after = time.time() - start
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "all jobs have ended" in stop.stdout
+    assert first.returncode == 0, output[-3000:]
+    assert stopped_after < 170, "the run did not end early on the stop request"
+    assert "== advprover: run ended" in output and "resume      " in output
+    assert "checks      " in output and "FAILED" not in output
+    beats = {p.name: json.loads(p.read_text()) for p in (exp / "heartbeats").glob("*.json")}
+    assert {b["status"] for b in beats.values()} <= {"interrupted", "finished"}, beats
+    before = CheckpointStore(ExperimentRoot.open(str(exp)), "prover").latest()
+    assert before is not None
+
+    second = subprocess.run(launch_command(exp, 0.75), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
+                            timeout=240)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "resuming" in second.stdout
+    after = CheckpointStore(ExperimentRoot.open(str(exp)), "prover").latest()
+    assert after is not None and after.version > before.version  # went on from where it was, not from 0
+    assert "FAILED" not in second.stdout
+    status = subprocess.run([sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True,
+                            text=True, cwd=PROJECT_ROOT)
+    assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
+    report = json.loads(status.stdout)
+    assert all(c["ok"] for c in report["checks"])
+    assert report["totals"]["results"] > 0 and report["stop_request"] is None

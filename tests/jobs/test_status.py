@@ -1,0 +1,161 @@
+"""jobs.status on prepared experiment roots: counts that reconcile, and the faults they reveal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from configs.databases import resolve_database
+from configs.presets import preset
+from core.storage import CheckpointStore, Cursor, ExperimentRoot, Heartbeat, ShardWriter
+from jobs import status
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+GEN = "generator-actor-00-to-00"
+
+
+def make_root(path: Path) -> ExperimentRoot:
+    config = preset("tiny")
+    config = dataclasses.replace(config, database=resolve_database(config.database))
+    return ExperimentRoot.create_or_open(str(path), config.to_dict())
+
+
+def generation(i: int) -> dict:
+    return {"id": f"{GEN}/{i}", "source": "generator" if i % 3 else "dataset", "heuristic": 0.5,
+            "stats": {"size": 3 + i % 4, "depth": 2, "statement_length": 7}}
+
+
+def result(record: dict, proved: bool) -> dict:
+    return {"id": record["id"], "generation": record, "proved": proved, "reward": 0.0 if proved else 1.0,
+            "for_prover_trainer": not proved, "for_generator_trainer": True}
+
+
+def populate(root: ExperimentRoot, *, duplicate: bool = False, missing: bool = False, foreign: bool = False) -> None:
+    """12 generations in 4 shards; the prover actor consumed the first 3 shards (9 records); the prover trainer
+    committed 1 result shard, the generator trainer 2."""
+    records = [generation(i) for i in range(12)]
+    with ShardWriter(root, GEN, max_records=3, max_age_s=60) as writer:
+        for record in records:
+            writer.append(record)
+    results = ShardWriter(root, "prover-actor-00", max_records=100, max_age_s=60, committing=True)
+    for shard in range(3):
+        chunk = records[3 * shard: 3 * shard + 3]
+        if missing and shard == 1:
+            chunk = chunk[:2]
+        for i, record in enumerate(chunk):
+            results.append(result(record, proved=i == 0))
+        if duplicate and shard == 2:
+            results.append(result(chunk[0], proved=True))
+        if foreign and shard == 2:
+            results.append(result(records[11], proved=True))
+        results.set_commit(Cursor({GEN: shard + 1}))
+        results.flush()
+    for name, position in (("prover", 1), ("generator", 2)):
+        CheckpointStore(root, name).publish({"w": torch.zeros(1)}, {"step": 10, "cursors": {"0": {"prover-actor-00": position}}})
+    evaluations = ShardWriter(root, "evaluator-00", max_records=1, max_age_s=0)
+    for version, rate in (("baseline", 0.25), (0, 0.0), (1, 0.5)):
+        evaluations.append({"version": version, "success_rate": rate, "proved": int(8 * rate), "total": 8,
+                            "time": time.time()})
+    evaluations.close()
+
+
+def test_counts_reconcile_on_a_consistent_root(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    Heartbeat(root, "prover_actor", 0).beat(prover_version=1, records_out=9, state="proving")
+    Heartbeat(root, "generator_actor", 0).beat(status="finished", records_out=12)
+    report = status.collect(root)
+    assert all(c["ok"] for c in report["checks"]), [c for c in report["checks"] if not c["ok"]]
+    generations = report["flows"][GEN]
+    assert generations["produced"] == 12
+    assert generations["consumers"] == [{"consumer": "prover-actor-00", "cursor": 3, "consumed": 9, "pending": 3}]
+    results = {c["consumer"]: c for c in report["flows"]["prover-actor-00"]["consumers"]}
+    assert report["flows"]["prover-actor-00"]["produced"] == 9
+    assert (results["prover-trainer"]["consumed"], results["prover-trainer"]["pending"]) == (3, 6)
+    assert (results["generator-trainer"]["consumed"], results["generator-trainer"]["pending"]) == (6, 3)
+    totals = report["totals"]
+    assert totals["generations_by_source"] == {"generator": 8, "dataset": 4}
+    assert (totals["results"], totals["proved"]) == (9, 3)
+    assert totals["baseline_success_rate"] == 0.25
+    assert totals["first_evaluation"]["version"] == 0 and totals["last_evaluation"]["success_rate"] == 0.5
+    jobs = {j["job"]: j for j in report["jobs"]}
+    assert jobs["prover-actor-00"]["alive"] and jobs["prover-actor-00"]["prover_version"] == 1
+    assert not jobs["generator-actor-00"]["alive"] and jobs["generator-actor-00"]["state"] == "finished"
+    assert jobs["evaluator-00"]["state"] == "never started"
+    assert report["disk_bytes"]["total"] > 0 and report["quarantined"] == []
+    assert len(report["curves"]["theorem_size"]) == 4 and report["curves"]["results_cumulative"][-1][1] == 9
+    json.dumps(report)  # JSON-able as is
+    assert "checks: " in status.render(report) and "FAILED" not in status.render(report)
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("duplicate", "1 repeated"),
+    ("missing", "1 without a result"),
+    ("foreign", "1 not from a consumed generation"),
+])
+def test_lost_or_duplicated_results_fail_the_checks(tmp_path: Path, fault: str, words: str) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root, **{fault: True})
+    report = status.collect(root)
+    failed = [c for c in report["checks"] if not c["ok"]]
+    assert len(failed) == 1 and failed[0]["check"] == "prover-actor-00: one result per consumed generation"
+    assert words in failed[0]["detail"]
+    assert f"FAILED {failed[0]['check']}" in status.render(report)
+
+
+def test_a_cursor_past_the_end_of_a_stream_fails(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    CheckpointStore(root, "prover").publish({"w": torch.zeros(1)}, {"cursors": {"0": {"prover-actor-00": 7}}})
+    failed = [c for c in status.collect(root)["checks"] if not c["ok"]]
+    assert [c["check"] for c in failed] == ["prover-actor-00 -> prover-trainer: cursor within the stream"]
+    assert "cursor 7, shards 0..3" in failed[0]["detail"]
+
+
+def test_cli_json_plot_and_exit_status(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    png = tmp_path / "status.png"
+    done = subprocess.run([sys.executable, "-m", "jobs.status", root.url, "--json", "--plot", str(png)],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["flows"][GEN]["produced"] == 12
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    bad = make_root(tmp_path / "bad")
+    populate(bad, duplicate=True)
+    assert subprocess.run([sys.executable, "-m", "jobs.status", bad.url], capture_output=True,
+                          cwd=PROJECT_ROOT).returncode == 1
+    missing = subprocess.run([sys.executable, "-m", "jobs.status", str(tmp_path / "nothing")], capture_output=True,
+                             text=True, cwd=PROJECT_ROOT)
+    assert missing.returncode == 1 and "no experiment at" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_tensorboard_is_optional(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    wrote = status.write_tensorboard(status.collect(root), str(tmp_path / "tb"))
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert wrote is False and not (tmp_path / "tb").exists()
+    else:
+        assert wrote and any((tmp_path / "tb").iterdir())
+
+
+def test_follower_counts_new_records_once(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    follower = status.Follower(root, status.ExperimentConfig.from_dict(root.config))
+    follower.update()
+    assert (follower.generations, follower.results) == (0, 0)
+    populate(root)
+    follower.update()
+    follower.update()
+    assert (follower.generations, follower.results, follower.proved) == (12, 9, 3)
+    assert follower.evaluated(1) and not follower.evaluated(2)
