@@ -20,6 +20,7 @@ from core.errors import MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis
 
 _LABEL_OF = operator.attrgetter("label")
+_NUMBER_OF = operator.attrgetter("number")
 SAVE = -1  # operation: save the top of the stack (a ``Z`` in a compressed proof)
 UNKNOWN = "?"
 
@@ -101,11 +102,14 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
     listed = proof[1:closing]
     mandatory = tuple(map(_LABEL_OF, assertion.hypotheses))
     dummies: frozenset[int] = _NO_DUMMIES  # indices of listed labels that are hypotheses (of dummy variables)
-    known = db.labels
-    for index, label in enumerate(listed, len(mandatory)):
-        target = known.get(label)
+    try:  # the common case, checked in C: every listed label is an earlier assertion
+        listed_checked = max(map(_NUMBER_OF, map(db.labels.get, listed)), default=-1) < assertion.number
+    except AttributeError:  # a hypothesis, an unknown label or `?` (they have no number): one by one below
+        listed_checked = False
+    for index, label in enumerate(() if listed_checked else listed, len(mandatory)):
+        target = db.labels.get(label)
         if target.__class__ is Assertion and target.number < assertion.number:  # type: ignore[union-attr]
-            continue  # the common case, checked fast
+            continue
         frame = {h.label: h for h in assertion.hypotheses}
         if label in frame:
             raise _fail(assertion, f"compressed proof lists mandatory hypothesis {label!r} (it is implicit)")
