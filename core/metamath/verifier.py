@@ -3,7 +3,7 @@
 :meth:`Kernel._apply_at` is the one inference rule of Metamath: given an assertion and the statements
 proved for its mandatory hypotheses, it finds the substitution fixed by the floating hypotheses, checks
 the essential hypotheses and the disjoint-variable conditions, and returns the substituted conclusion.
-The stack machine (:meth:`Kernel.execute`) applies it in place on its stack; :meth:`Kernel.apply`, used
+The stack machine (:meth:`Kernel.run`) applies it in place on its stack; :meth:`Kernel.apply`, used
 by proof trees and environments, applies it to a list of statements: one implementation of the rule.
 
 Assertions are compiled once into substitution templates (leading constants, then (variable, constants)
@@ -200,10 +200,14 @@ class Kernel:
 
     def run(self, theorem: Assertion) -> Statement:
         """Execute the proof of ``theorem`` and return what it proves (raises on any error)."""
-        return self.execute(theorem, decode_proof(self.db, theorem))
+        return self._execute(theorem, decode_proof(self.db, theorem))
 
-    def execute(self, theorem: Assertion, program: ProofProgram) -> Statement:
-        """Run a decoded proof of ``theorem`` on the stack machine and return what it proves."""
+    def _execute(self, theorem: Assertion, program: ProofProgram) -> Statement:
+        """Run ``decode_proof(db, theorem)`` on the stack machine and return what it proves.
+
+        Private: the program must come from decoding this very theorem's proof, which is where its
+        citations were checked (active hypotheses, earlier assertions).
+        """
         if program.is_incomplete:
             raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file,
                                       line=theorem.line, label=theorem.label)
@@ -310,7 +314,7 @@ def verify_database(
                 if program.is_incomplete:
                     report.incomplete.append(theorem.label)
                 else:
-                    kernel.check(theorem, kernel.execute(theorem, program))
+                    kernel.check(theorem, kernel._execute(theorem, program))
                     report.verified += 1
             except MetamathError as error:
                 report.failures.append(error)
