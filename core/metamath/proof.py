@@ -143,7 +143,7 @@ class _StepNumbers(dict[str, int]):
 
 
 _STEP_NUMBERS = _StepNumbers({"Z": _SAVE_NUMBER, "?": _UNKNOWN_NUMBER})
-_ONE_LETTER_STEPS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTZ")  # str.translate: delete them
+_ONE_LETTER_STEPS = frozenset("ABCDEFGHIJKLMNOPQRSTZ")
 
 
 def _decode_letters(
@@ -156,11 +156,12 @@ def _decode_letters(
     verifier ``metamath`` accepts it only after an ``$a``/``$p`` step (or `?`), and so does this kernel,
     so that every proof it accepts is accepted there too.
     """
-    if letters.translate(_ONE_LETTER_STEPS):  # some step needs more than one letter (or a letter is bad)
-        steps: Iterable[str] = _STEP_RE.findall(letters)
+    if _ONE_LETTER_STEPS.issuperset(letters):
+        steps: Iterable[str] = letters  # every letter is a step: no regex needed
+        well_formed = True
+    else:  # some step needs more than one letter, or is `?`, or a letter is bad
+        steps = _STEP_RE.findall(letters)
         well_formed = "".join(steps) == letters  # findall skipped nothing: no bad letter or unfinished number
-    else:
-        steps, well_formed = letters, True  # every letter is a step: no regex needed
     if not well_formed or letters.startswith("Z") or "ZZ" in letters:  # and every `Z` follows a step
         _raise_letter_error(assertion, letters)
     ops: list[int] = []
