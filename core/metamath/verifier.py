@@ -1,10 +1,10 @@
 """The Metamath proof checker: the stack machine of the Metamath book, ``$d`` conditions included.
 
-:meth:`Kernel._apply_at` is the one inference rule of Metamath: given an assertion and the statements
+:meth:`Kernel._machine` holds the one inference rule of Metamath: given an assertion and the statements
 proved for its mandatory hypotheses, it finds the substitution fixed by the floating hypotheses, checks
-the essential hypotheses and the disjoint-variable conditions, and returns the substituted conclusion.
-The stack machine (:meth:`Kernel.run`) applies it in place on its stack; :meth:`Kernel.apply`, used
-by proof trees and environments, applies it to a list of statements: one implementation of the rule.
+the essential hypotheses and the disjoint-variable conditions, and yields the substituted conclusion.
+:meth:`Kernel.run` runs whole proofs on it; :meth:`Kernel.apply`, used by proof trees and environments,
+runs it on a one-step program: one implementation of the rule.
 
 Assertions are compiled once into substitution templates (leading constants, then (variable, constants)
 pairs), which makes checking set.mm practical in pure Python.
@@ -35,7 +35,16 @@ def show(statement: Statement, limit: int = 160) -> str:
 
 
 class RuleError(Exception):
-    """An application of an assertion does not fit (raised by :func:`apply_assertion`, no location)."""
+    """An application of an assertion does not fit (raised by :meth:`Kernel.apply`, no location)."""
+
+
+class _StepError(Exception):
+    """A proof step breaks the rules (inside the stack machine; turned into a located error)."""
+
+    def __init__(self, step: int, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+        self.reason = reason
 
 
 class CompiledAssertion(NamedTuple):
@@ -124,54 +133,19 @@ class Kernel:
         """Apply ``assertion`` to the statements proved for its mandatory hypotheses (in frame order).
 
         Returns the substituted conclusion and the substitution; raises :class:`RuleError` saying what
-        does not fit. ``context_disjoint`` holds the disjoint pairs the proof may rely on.
+        does not fit. ``context_disjoint`` holds the disjoint pairs the proof may rely on. This is the
+        stack machine of :meth:`run` on a one-step program, so the rule has one implementation.
         """
         compiled = self.compiled(assertion)
         if len(arguments) != compiled.arity:
             raise RuleError(
                 f"{assertion.label} has {compiled.arity} mandatory hypotheses, got {len(arguments)} statements"
             )
-        return self._apply_at(compiled, arguments, 0, context_disjoint)
-
-    def _apply_at(
-        self,
-        compiled: CompiledAssertion,
-        stack: Sequence[Statement],
-        base: int,
-        context_disjoint: frozenset[DisjointPair],
-    ) -> tuple[Statement, Substitution]:
-        """Apply ``compiled`` to the statements ``stack[base:base + arity]``: the one inference rule.
-
-        The floating hypotheses fix the substitution; the essential hypotheses must then match exactly
-        and the ``$d`` conditions must hold. Returns the substituted conclusion and the substitution;
-        raises :class:`RuleError` otherwise. (The hottest code of the verifier: :func:`substitute` is
-        inlined here.)
-        """
-        substitution: Substitution = {}
-        for position, typecode, variable in compiled.floating:
-            argument = stack[base + position]
-            if argument[0] != typecode:
-                hypothesis = compiled.assertion.hypotheses[position]
-                raise RuleError(
-                    f"hypothesis {hypothesis.label} of {compiled.assertion.label} needs a "
-                    f"{typecode!r} expression, got {show(argument)!r}"
-                )
-            substitution[variable] = argument[1:]
-        for position, (expected, pairs), hypothesis in compiled.essential:
-            for variable, constants in pairs:
-                expected += substitution[variable]
-                expected += constants
-            if expected != stack[base + position]:
-                raise RuleError(
-                    f"hypothesis {hypothesis.label} of {compiled.assertion.label} needs "
-                    f"{show(expected)!r}, got {show(stack[base + position])!r}"
-                )
-        if compiled.disjoint:
-            self.check_disjoint(compiled.assertion, compiled.disjoint, substitution, context_disjoint)
-        conclusion, pairs = compiled.conclusion
-        for variable, constants in pairs:
-            conclusion += substitution[variable]
-            conclusion += constants
+        try:
+            (conclusion,) = self._machine([compiled], (0,), context_disjoint, list(arguments))
+        except _StepError as error:
+            raise RuleError(error.reason) from None
+        substitution = {variable: arguments[position][1:] for position, _, variable in compiled.floating}
         return conclusion, substitution
 
     def check_disjoint(
@@ -213,36 +187,72 @@ class Kernel:
                                       line=theorem.line, label=theorem.label)
         # Each label as what the machine needs: a hypothesis's statement, or a compiled assertion.
         targets = list(map(self._targets.__getitem__, program.labels))
-        stack: list[Statement] = []
+        try:
+            stack = self._machine(targets, program.ops, theorem.context_disjoint, [])
+        except _StepError as error:
+            raise self._error(theorem, error.step, error.reason) from None
+        if len(stack) != 1:
+            raise self._error(theorem, len(program.ops), f"proof ends with {len(stack)} statements on the stack, not 1")
+        return stack[0]
+
+    def _machine(
+        self,
+        targets: Sequence[Statement | CompiledAssertion],
+        ops: Sequence[int],
+        context_disjoint: frozenset[DisjointPair],
+        stack: list[Statement],
+    ) -> list[Statement]:
+        """The Metamath stack machine, and in it the one inference rule; returns the final stack.
+
+        ``op >= 0`` pushes ``targets[op]`` (a hypothesis's statement) or applies it (a compiled assertion)
+        to the top of the stack: the floating hypotheses fix the substitution, the essential hypotheses
+        must then match exactly and the ``$d`` conditions hold; the substituted conclusion replaces the
+        arguments. ``SAVE`` saves the top of the stack, ``op <= -2`` pushes saved ``-2 - op``. Raises
+        :class:`_StepError` naming the step. (The hottest code of the kernel, hence inlined.)
+        """
         push = stack.append
         saved: list[Statement] = []
-        context_disjoint = theorem.context_disjoint
-        apply_at = self._apply_at
-        for step, op in enumerate(program.ops, 1):
+        for step, op in enumerate(ops, 1):
             if op >= 0:
                 target = targets[op]
                 if target.__class__ is tuple:
                     push(target)  # type: ignore[arg-type]
                     continue
-                base = len(stack) - target.arity  # type: ignore[union-attr]
+                assertion, floating, essential, (conclusion, pairs), disjoint, arity = target  # type: ignore[misc]
+                base = len(stack) - arity
                 if base < 0:
-                    raise self._error(theorem, step, f"{target.assertion.label} needs {target.arity} "  # type: ignore[union-attr]
-                                      f"hypotheses, the stack holds {len(stack)}")
-                try:
-                    conclusion = apply_at(target, stack, base, context_disjoint)[0]  # type: ignore[arg-type]
-                except RuleError as error:
-                    raise self._error(theorem, step, str(error)) from None
+                    raise _StepError(step, f"{assertion.label} needs {arity} hypotheses, the stack holds {len(stack)}")
+                substitution: Substitution = {}
+                for position, typecode, variable in floating:
+                    argument = stack[base + position]
+                    if argument[0] != typecode:
+                        raise _StepError(step, f"hypothesis {assertion.hypotheses[position].label} of {assertion.label} "
+                                               f"needs a {typecode!r} expression, got {show(argument)!r}")
+                    substitution[variable] = argument[1:]
+                for position, (expected, expected_pairs), hypothesis in essential:
+                    for variable, constants in expected_pairs:
+                        expected += substitution[variable]
+                        expected += constants
+                    if expected != stack[base + position]:
+                        raise _StepError(step, f"hypothesis {hypothesis.label} of {assertion.label} needs "
+                                               f"{show(expected)!r}, got {show(stack[base + position])!r}")
+                if disjoint:
+                    try:
+                        self.check_disjoint(assertion, disjoint, substitution, context_disjoint)
+                    except RuleError as error:
+                        raise _StepError(step, str(error)) from None
+                for variable, constants in pairs:
+                    conclusion += substitution[variable]
+                    conclusion += constants
                 del stack[base:]
                 push(conclusion)
             elif op == SAVE:
                 if not stack:
-                    raise self._error(theorem, step, "`Z` with an empty stack")
+                    raise _StepError(step, "`Z` with an empty stack")
                 saved.append(stack[-1])
             else:
                 push(saved[-2 - op])
-        if len(stack) != 1:
-            raise self._error(theorem, len(program.ops), f"proof ends with {len(stack)} statements on the stack, not 1")
-        return stack[0]
+        return stack
 
     def verify(self, theorem: Assertion) -> None:
         """Raise :class:`MMVerificationError` unless the proof of ``theorem`` proves its statement."""
