@@ -96,7 +96,8 @@ def test_slurm_run_survives_a_requeue_and_a_time_limit(tmp_path: Path, capsys: p
 
     job_ids = set(re.findall(r"\(job (\d+)(?:_\d+)?\)", output))
     counts = requeues(job_ids)
-    timeout_logs = [p for p in exp.glob("runs/*/*/*_log.*") if "timed-out" in p.read_text(errors="replace")]
+    timed_out = {p.name.split("_")[0] for p in exp.glob("runs/*/*_log.err")
+                 if "this job is timed-out" in p.read_text(errors="replace")}
     status = json.loads(subprocess.run([sys.executable, "-m", "jobs.status", str(exp), "--json"],
                                        capture_output=True, text=True, cwd=PROJECT_ROOT).stdout)
     failed = [c for c in status["checks"] if not c["ok"]]
@@ -106,11 +107,11 @@ def test_slurm_run_survives_a_requeue_and_a_time_limit(tmp_path: Path, capsys: p
     consumed = flows["consumers"][0]["consumed"]
     assert flows["produced"] > 0 and consumed == results, flows
     assert counts.get(requeued_by_hand, 0) >= 1, counts
-    assert timeout_logs, "no job reached its time limit and was requeued by submitit"
+    assert timed_out, "no job reached its time limit and was requeued by submitit"
     assert status["checkpoints"]["prover"]["latest"] >= 1
     with capsys.disabled():  # the figures show whatever pytest's output options
         print(f"\nSLURM test: {sum(counts.values())} requeues ({counts.get(requeued_by_hand, 0)} by scontrol requeue of "
-              f"{REQUEUED_ROLE} job {requeued_by_hand}, {len(timeout_logs)} job logs with a time-limit requeue of "
-              f"{TIMEOUT_ROLE}); {flows['produced']} generations, {consumed} consumed exactly once with "
+              f"{REQUEUED_ROLE} job {requeued_by_hand}, {sum(counts.get(j, 0) for j in timed_out)} at "
+              f"the time limit by submitit, of {TIMEOUT_ROLE} job {', '.join(sorted(timed_out))}); {flows['produced']} generations, {consumed} consumed exactly once with "
               f"{results} results; prover v{status['checkpoints']['prover']['latest']}, "
               f"{len(status['checks'])} checks reconcile; {time.time() - start:.0f} s")
