@@ -84,6 +84,9 @@ class _FileTokens:
         """The 1-based line of the token at absolute ``position`` (or of the end of the file)."""
         if position >= self._token_count:
             return max(self._lines_read, 1)
+        table = self._blocks[-1]  # the usual case: the current block
+        if table.first_token <= position:
+            return table.first_line + bisect.bisect_right(table.starts, position - table.first_token) - 1
         for table in reversed(self._blocks):
             if table.first_token <= position:
                 return table.first_line + bisect.bisect_right(table.starts, position - table.first_token) - 1
