@@ -185,8 +185,14 @@ class Kernel:
         if program.is_incomplete:
             raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file,
                                       line=theorem.line, label=theorem.label)
-        # Each label as what the machine needs: a hypothesis's statement, or a compiled assertion.
-        targets = list(map(self._targets.__getitem__, program.labels))
+        # Each label as what the machine needs: a hypothesis's statement, or a compiled assertion. A theorem
+        # that is not the database's own (a goal, a generated theorem) has hypotheses of its own, which the
+        # database does not know and which take precedence over any database label they may shadow.
+        if self.db.labels.get(theorem.label) is theorem:
+            targets = list(map(self._targets.__getitem__, program.labels))
+        else:
+            own = {h.label: h.statement for h in theorem.essential}
+            targets = [own[label] if label in own else self._targets[label] for label in program.labels]
         try:
             stack = self._machine(targets, program.ops, theorem.context_disjoint, [])
         except _StepError as error:

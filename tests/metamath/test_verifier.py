@@ -288,3 +288,21 @@ def test_verify_only_some_labels_with_progress(prop_mm: Path) -> None:
     seen: list[tuple[int, int]] = []
     report = verify_database(db, labels=["a1i", "id"], progress=lambda done, total: seen.append((done, total)))
     assert report.verified == 2 and seen == [(1, 2), (2, 2)]
+
+
+def test_a_made_theorem_uses_its_own_hypotheses_even_when_their_labels_shadow_the_database() -> None:
+    import dataclasses
+
+    from core.metamath.embedded import embedded_database_path
+    from core.metamath.prooftree import make_theorem
+    from core.metamath.reader import read_database
+    from core.metamath.verifier import Kernel
+
+    db = read_database(embedded_database_path())
+    kernel = Kernel(db)
+    # `a1i.1` is `|- ph` in the database; here it names the made theorem's own hypothesis `|- ch`.
+    shadowing = make_theorem(db, "made", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ch")], hypothesis_labels=["a1i.1"])
+    with pytest.raises(MMVerificationError, match="needs '|- ph', got '|- ch'"):
+        kernel.verify(dataclasses.replace(shadowing, proof=("wph", "wps", "a1i.1", "a1i")))
+    own = make_theorem(db, "made2", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ph")], hypothesis_labels=["made2.1"])
+    kernel.verify(dataclasses.replace(own, proof=("wph", "wps", "made2.1", "a1i")))
