@@ -110,7 +110,7 @@ class TrainerLoop:
         else:
             model, vocab = new_model(ws.db, self.spec.size, max_source_tokens=self.spec.max_source_tokens,
                                      max_target_tokens=self.spec.max_target_tokens, seed=self.rt.seed)
-            self._setup(model, vocab)
+            self._setup(model, vocab, synchronized=False)  # rank 0 bootstraps alone: no gradient exchange
             examples = self.database_examples()
             logger.info("%s: bootstrapping a %s %s: %d supervised steps on %d database examples", self.rt.name,
                         self.spec.size, self.kind, section.bootstrap_steps, len(examples))
@@ -148,11 +148,12 @@ class TrainerLoop:
         logger.info("%s: resumed from %s version %d (step %d)", self.rt.name, self.kind, info.version,
                     self.trainer.steps)
 
-    def _setup(self, model: Seq2Seq, vocab: Vocabulary) -> None:
+    def _setup(self, model: Seq2Seq, vocab: Vocabulary, synchronized: bool = True) -> None:
         self.model, self.vocab = model, vocab
         self.codec = Codec.for_model(vocab, model.config)
+        sync = self.group.grad_sync if synchronized and self.group.size > 1 else None
         self.trainer = Seq2SeqTrainer(model.train(), lr=self.section.lr, warmup_steps=self.section.warmup_steps,
-                                      grad_sync=self.group.grad_sync if self.group.size > 1 else None)
+                                      grad_sync=sync)
         self._database_examples: list[Example] | None = None
 
     def database_examples(self) -> list[Example]:

@@ -69,7 +69,7 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
         launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                                     env=dict(os.environ, ADVPROVER_THREADS="1"))
         try:
-            next_kill = start + 25
+            next_kill = start + 20
             while launcher.poll() is None and time.time() - start < 60 * MINUTES + 240:
                 for temporary in temporaries(exp):  # remember when each temporary was last written
                     try:
@@ -87,7 +87,7 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
                             kills[name] += 1
                         except ProcessLookupError:
                             pass
-                    next_kill = time.time() + rng.uniform(5, 12)
+                    next_kill = time.time() + rng.uniform(3, 8)
                 time.sleep(0.5)
         finally:
             if launcher.poll() is None:
