@@ -14,7 +14,6 @@ generated theorem), with its frame computed as the reader would.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -257,21 +256,8 @@ def check_tree(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTr
         tokens = proof_tokens(db, grammar, theorem, tree, compressed=False)
     except GrammarError as error:
         raise MMVerificationError(f"ill-formed substitution: {error.reason}", label=theorem.label) from None
-    _kernel_for(db, theorem, kernel).verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    (kernel or Kernel(db)).verify(dataclasses.replace(theorem, proof=tuple(tokens)))
     return tokens
-
-
-def _kernel_for(db: Database, theorem: Assertion, kernel: Kernel | None) -> Kernel:
-    """A kernel that resolves the proof's labels as a proof of ``theorem`` must.
-
-    A theorem that is not in the database (:func:`make_theorem`) has hypotheses the database does not
-    know, possibly under labels the database uses for other hypotheses: its own hypotheses must shadow
-    the database's labels, or a proof could cite a different statement than the one it assumes.
-    """
-    own = {h.label: h for h in theorem.hypotheses if db.labels.get(h.label) is not h}
-    if not own:
-        return kernel or Kernel(db)
-    return Kernel(dataclasses.replace(db, labels=collections.ChainMap(own, db.labels)))  # type: ignore[arg-type]
 
 
 def theorem_text(db: Database, theorem: Assertion, proof: Sequence[str], comment: str | None = None) -> str:
