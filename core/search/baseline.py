@@ -307,7 +307,7 @@ class BaselinePolicy:
             for node in _subtrees(tree):
                 by_type.setdefault(self._typecode(node), {}).setdefault(expressions[id(node)])
             analysis = _Analysis(tree, expressions, {t: tuple(sorted(e, key=len)) for t, e in by_type.items()}, {})
-        if len(self._analyses) > 100_000:
+        if len(self._analyses) > 20_000:  # bounds memory in long forward runs
             self._analyses.clear()
         self._analyses[statement] = analysis
         return analysis
