@@ -165,12 +165,15 @@ class TheoremGenerator:
     def _advance(self, rollout: Rollout, proposals: Sequence[Proposal]) -> None:
         for proposal in proposals:
             if proposal.is_stop:
+                if not rollout.steps:  # stopping before anything was made would waste the rollout
+                    self.counters["early_stop_skipped"] += 1
+                    continue
                 rollout.steps.append(Step(proposal.tactic, None, proposal.logprob))
                 rollout.done, rollout.end = True, "stop"
                 return
             tactic = proposal.tactic
             outcome = rollout.env.apply(tactic)
-            if isinstance(outcome, EnvError) and outcome.kind in _COMPLETABLE:
+            if isinstance(outcome, EnvError) and outcome.kind not in _NOT_COMPLETABLE:
                 completed = complete_tactic(rollout.env, tactic, self.rng)
                 if completed is not None:
                     self.counters["completed_substitution"] += 1
@@ -254,7 +257,7 @@ class TheoremGenerator:
 
 # --- substitution completion ---------------------------------------------------------------------
 
-_COMPLETABLE = (EnvErrorKind.MISSING_SUBSTITUTION, EnvErrorKind.MISSING_HYPOTHESIS, EnvErrorKind.DUPLICATE_NODE)
+_NOT_COMPLETABLE = (EnvErrorKind.UNKNOWN_LABEL, EnvErrorKind.FORBIDDEN_LABEL)
 MAX_COMPLETIONS = 64
 
 
@@ -262,14 +265,24 @@ def complete_tactic(env: ForwardEnv, tactic: Tactic, rng: random.Random) -> tupl
     """Complete a proposed tactic's substitution by unifying its hypotheses with graph nodes.
 
     The model names an assertion and some of its variables; the variables its essential hypotheses
-    fix are taken from nodes they unify with (consistently with what the model gave). The first
-    completion (in a random order, at most ``MAX_COMPLETIONS`` tried) that adds a new node is applied.
-    Variables no hypothesis fixes must come from the model. Returns the tactic and the new node.
+    fix are taken from nodes they unify with (consistently with what the model gave, or, when that
+    gives nothing, ignoring the model's values altogether); variables no hypothesis fixes and
+    the model did not give are drawn from the graph's subexpressions of their type (or the context's
+    variables). The first completion (in a random order, at most ``MAX_COMPLETIONS`` tried) that adds a
+    new node is applied. Returns the tactic and the new node.
     """
     assertion = env.check_label(tactic.label)
-    if isinstance(assertion, EnvError) or not assertion.essential:
+    if isinstance(assertion, EnvError):
         return None
     given = {v: tuple(e) for v, e in tactic.substitution.items()}
+    completed = _complete(env, assertion, tactic.label, given, rng)
+    if completed is None and given:  # the model's values do not fit: keep only its choice of assertion
+        completed = _complete(env, assertion, tactic.label, {}, rng)
+    return completed
+
+
+def _complete(env: ForwardEnv, assertion: Assertion, label: str, given: dict[str, tuple[str, ...]],
+              rng: random.Random) -> tuple[Tactic, Node] | None:
     choices: list[list[dict[str, tuple[str, ...]]]] = []
     for hypothesis in assertion.essential:
         matches = [m for node in env.nodes
@@ -279,19 +292,44 @@ def complete_tactic(env: ForwardEnv, tactic: Tactic, rng: random.Random) -> tupl
             return None
         rng.shuffle(matches)
         choices.append(matches)
+    pool: dict[str, list[tuple[str, ...]]] | None = None
     tried = 0
     for combination in _combinations(choices):
         merged = dict(given)
         if any(merged.setdefault(v, e) != e for part in combination for v, e in part.items()):
             continue
+        free = [h for h in assertion.floating if h.variable not in merged]
+        if free:  # variables no hypothesis fixes: subexpressions of the graph (or variables) of their type
+            pool = pool if pool is not None else subexpressions(env)
+            if any(not pool.get(h.typecode) for h in free):
+                return None
+            merged.update((h.variable, rng.choice(pool[h.typecode])) for h in free)
         tried += 1
-        candidate = Tactic(tactic.label, merged)
+        candidate = Tactic(label, merged)
         outcome = env.apply(candidate)
         if not isinstance(outcome, EnvError):
             return candidate, outcome
         if tried >= MAX_COMPLETIONS:
             break
     return None
+
+
+def subexpressions(env: ForwardEnv) -> dict[str, list[tuple[str, ...]]]:
+    """Typecode -> the distinct subexpressions of the graph's statements, and the context's variables."""
+    pool: dict[str, dict[tuple[str, ...], None]] = {}
+    for hypothesis in env.floating.values():
+        pool.setdefault(hypothesis.typecode, {})[(hypothesis.variable,)] = None
+    rules = env.grammar.rules
+    for node in env.nodes:
+        tree = env.tree(node.statement)
+        stack = list(tree.children) if tree is not None else []
+        while stack:
+            subtree = stack.pop()
+            stack.extend(subtree.children)
+            rule = rules.get(subtree.label)
+            if rule is not None:
+                pool.setdefault(rule.typecode, {})[env.grammar.expression(subtree)] = None
+    return {typecode: list(expressions) for typecode, expressions in pool.items()}
 
 
 def _combinations(choices: list[list[dict[str, tuple[str, ...]]]]) -> Iterator[tuple[dict[str, tuple[str, ...]], ...]]:
