@@ -188,12 +188,10 @@ class Supervisor:
         for slot, job in zip(singles, pending):
             slot.jobs = [job]
             self._started(slot)
-        for slot in (s for s in slots if s.group_size > 1):  # a group: one job, one task per rank
-            executor.update_parameters(tasks_per_node=slot.group_size)
+        for slot in (s for s in slots if s.group_size > 1):  # a group: one job, one task per rank (its executor's)
             slot.jobs = [executor.submit(RoleJob(self.exp, role, None, deadline, threads=threads,
                                                  group_size=slot.group_size, cluster=self.cluster,
                                                  log_level=self.log_level))]
-            executor.update_parameters(tasks_per_node=1)
             self._started(slot)
 
     def _started(self, slot: Slot) -> None:
@@ -288,6 +286,9 @@ class Supervisor:
 
 def outcome_of(job: Any) -> tuple[str, str]:
     """("ok", status) for a job that returned, ("failed", why) for one that raised or was killed."""
+    tasks = getattr(job, "_sub_jobs", None) or [job]
+    if not all(task.paths.result_pickle.exists() for task in tasks):  # killed: don't let submitit wait for it
+        return "failed", f"ended without a result (killed?): {last_log_line(job)}"
     try:
         error = job.exception()
     except Exception as exc:  # noqa: BLE001 - submitit raises various errors for jobs without output
@@ -295,9 +296,17 @@ def outcome_of(job: Any) -> tuple[str, str]:
     if error is not None:
         return "failed", str(error)
     try:
-        return "ok", str(job.result())
+        return "ok", str(job.results()[0])  # a group's job has one result per task: rank 0's speaks for it
     except Exception as exc:  # noqa: BLE001
         return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def last_log_line(job: Any) -> str:
+    try:
+        lines = Path(job.paths.stderr).read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    return one_line("\n".join(lines[-5:])) or "empty log"
 
 
 def one_line(text: str, limit: int = 160) -> str:

@@ -211,12 +211,18 @@ def pid_alive(pid: int) -> bool:
 # --- running ----------------------------------------------------------------------------------------------
 
 
+def group_size(config: ExperimentConfig, role: str) -> int:
+    """Trainers with ``count > 1`` form one data-parallel group (restarted together); other jobs stand alone."""
+    count = config.role_count(role)
+    return count if role.endswith("_trainer") and count > 1 else 1
+
+
 def slots_of(config: ExperimentConfig) -> list[Slot]:
     slots = []
     for role in ROLES:
-        count = config.role_count(role)
-        if count and role.endswith("_trainer") and count > 1:
-            slots.append(Slot(role, list(range(count)), group_size=count))
+        count, size = config.role_count(role), group_size(config, role)
+        if size > 1:
+            slots.append(Slot(role, list(range(count)), group_size=size))
         else:
             slots += [Slot(role, [rank]) for rank in range(count)]
     return slots
@@ -250,18 +256,19 @@ class Executors:
         else:
             resources: SlurmResources = getattr(run.config.slurm, role)
             executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=1000)
+            tasks = group_size(run.config, role)  # a trainer group is one job, one task per rank
             extra: dict[str, Any] = {}
             if resources.partition:
                 extra["slurm_partition"] = resources.partition
             if resources.gpus:
-                extra["gpus_per_node"] = resources.gpus
+                extra["gpus_per_node"] = resources.gpus * tasks
             if run.config.slurm.account:
                 extra["slurm_account"] = run.config.slurm.account
             if run.config.slurm.qos:
                 extra["slurm_qos"] = run.config.slurm.qos
             executor.update_parameters(name=f"advprover-{role}", timeout_min=resources.time_minutes, nodes=1,
-                                       tasks_per_node=1, cpus_per_task=resources.cpus, mem_gb=resources.mem_gb,
-                                       **extra)
+                                       tasks_per_node=tasks, cpus_per_task=resources.cpus,
+                                       mem_gb=resources.mem_gb * tasks, **extra)
         self._cache[role] = executor
         return executor
 
