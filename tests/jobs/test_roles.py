@@ -205,7 +205,7 @@ def produce(root: ExperimentRoot, actors: bool = True) -> None:
 
 
 SETUPS = ["fixed_prover", "fixed_generator", "generator_only", "generator_reward", "supervised_only",
-          "mm_adv_fwd_debug_local"]
+          "mm_adv_fwd_debug_local", "mm_adv_bwd_debug_local"]
 
 
 @pytest.mark.slow
@@ -240,6 +240,10 @@ def test_each_setup_runs_and_routes_as_documented(name: str, tmp_path: Path) -> 
         assert prover.latest().meta.get("formats") == ["forward"]
         results = records(root, "prover-actor-00")
         assert results and all(r["search"]["prover"] == "forward-greedy" for r in results)
+    elif name == "mm_adv_bwd_debug_local":  # the backward best-first prover, trained on backward examples
+        assert prover.latest().meta.get("formats") == ["backward"]
+        results = records(root, "prover-actor-00")
+        assert results and all(r["search"]["prover"] == "backward" for r in results)
     assert_routed(root)
     assert_hygienic(root)
     assert_reconciled(root)
