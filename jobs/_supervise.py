@@ -182,12 +182,13 @@ class Supervisor:
                 self._started(slot)
             return
         singles = [s for s in slots if s.group_size == 1]
-        with executor.batch():  # one SLURM job array for a role's single jobs
-            pending = [executor.submit(RoleJob(self.exp, role, s.ranks[0], deadline, threads=threads,
-                                               cluster=self.cluster, log_level=self.log_level)) for s in singles]
-        for slot, job in zip(singles, pending):
-            slot.jobs = [job]
-            self._started(slot)
+        if singles:
+            with executor.batch():  # one SLURM job array for a role's single jobs
+                pending = [executor.submit(RoleJob(self.exp, role, s.ranks[0], deadline, threads=threads,
+                                                   cluster=self.cluster, log_level=self.log_level)) for s in singles]
+            for slot, job in zip(singles, pending):
+                slot.jobs = [job]
+                self._started(slot)
         for slot in (s for s in slots if s.group_size > 1):  # a group: one job, one task per rank (its executor's)
             slot.jobs = [executor.submit(RoleJob(self.exp, role, None, deadline, threads=threads,
                                                  group_size=slot.group_size, cluster=self.cluster,

@@ -155,3 +155,18 @@ def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     report = json.loads(status.stdout)
     assert all(c["ok"] for c in report["checks"])
     assert report["totals"]["results"] > 0 and report["stop_request"] is None
+
+
+@pytest.mark.slow
+def test_a_job_that_keeps_dying_stops_the_run_with_its_log(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    command = launch_command(exp, 2, "--max-failures", "1", "--set", f"evaluator.benchmark={tmp_path / 'missing.mm'}")
+    start = time.time()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=150)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "evaluator-00 died 2 times in a row" in done.stderr
+    assert "_0_log.err (last" in done.stderr and "missing.mm" in done.stderr  # the tail of its log, with the cause
+    assert "resume with: ./launch.sh local --preset tiny" in done.stderr
+    assert time.time() - start < 100  # well before the 2-minute deadline
+    beats = [json.loads(p.read_text()) for p in (exp / "heartbeats").glob("*.json")]
+    assert beats and all(b.get("status") in ("interrupted", "finished", None) for b in beats)
