@@ -320,8 +320,9 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
             if (root.stop_request() or {}).get("jobs") == [job_name("evaluator", 0)]:
                 root.clear_stop()
         progress.print_block(supervisor)
-        print(summary(run, supervisor, start), flush=True)
-        return EXIT_OK
+        text, reconciled = summary(run, supervisor, start)
+        print(text, flush=True)
+        return EXIT_OK if reconciled else EXIT_FAILURE
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -468,7 +469,8 @@ class Progress:
         return f"{name:<22} {version:>5}  {shown:<16} {state[:36]:<36}{extra}{restarts}"
 
 
-def summary(run: Run, supervisor: Supervisor, start: float) -> str:
+def summary(run: Run, supervisor: Supervisor, start: float) -> tuple[str, bool]:
+    """The end-of-run report, and whether every count reconciles."""
     status = collect(ExperimentRoot.open(run.exp))
     t = status["totals"]
     by_source = ", ".join(f"{n} from the {s}" for s, n in sorted(t["generations_by_source"].items())) or "none"
@@ -502,7 +504,7 @@ def summary(run: Run, supervisor: Supervisor, start: float) -> str:
     lines.append(f"resume      {resume_command(run)}")
     lines.append(f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
                  f"(--json; --plot {shlex.quote(os.path.join(run.exp, 'status.png'))})")
-    return "\n".join(lines)
+    return "\n".join(lines), not failed
 
 
 # --- stop ---------------------------------------------------------------------------------------------------
