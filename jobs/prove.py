@@ -271,7 +271,7 @@ def _compressed_proof(db: Database, grammar: Grammar, kernel: Kernel, theorem: A
     try:
         check_tree(db, grammar, theorem, result.proof, kernel)  # type: ignore[arg-type]
         tokens = proof_tokens(db, grammar, theorem, result.proof, compressed=True)  # type: ignore[arg-type]
-        kernel.verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+        kernel.verify(theorem.with_proof(tokens))
     except MetamathError as error:
         logger.error("BUG: the proof found for %s does not verify, it is not written: %s", theorem.label, error)
         return None

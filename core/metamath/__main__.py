@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -129,7 +128,7 @@ def reexport(db: Database, grammar: Grammar, kernel: Kernel, theorem: Assertion,
     else:
         tree = tree_from_proof(db, theorem, kernel)
         tokens = proof_tokens(db, grammar, theorem, tree, compressed=compressed)
-    kernel.verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    kernel.verify(theorem.with_proof(tokens))
     return tokens
 
 

@@ -50,9 +50,12 @@ class Hypothesis(NamedTuple):
         return self.statement[1]
 
 
-@dataclass(frozen=True, slots=True)
-class Assertion:
-    """An axiom or definition (``$a``) or a theorem (``$p``) with its mandatory frame."""
+class Assertion(NamedTuple):
+    """An axiom or definition (``$a``) or a theorem (``$p``) with its mandatory frame.
+
+    A named tuple, like :class:`Hypothesis`: immutable and cheap to build. ``with_proof`` (or
+    ``_replace``) makes a copy with other fields.
+    """
 
     label: str
     kind: Literal["a", "p"]
@@ -64,7 +67,11 @@ class Assertion:
     line: int
     proof: tuple[str, ...] | None = None
     context_floating: tuple[Hypothesis, ...] = ()
-    context_disjoint: frozenset[DisjointPair] = field(default_factory=frozenset)
+    context_disjoint: frozenset[DisjointPair] = frozenset()
+
+    def with_proof(self, proof: tuple[str, ...]) -> "Assertion":
+        """The same assertion with another proof (to check a rebuilt or candidate proof)."""
+        return self._replace(proof=tuple(proof))
 
     @property
     def typecode(self) -> str:

@@ -14,7 +14,6 @@ generated theorem), with its frame computed as the reader would.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -256,7 +255,7 @@ def check_tree(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTr
         tokens = proof_tokens(db, grammar, theorem, tree, compressed=False)
     except GrammarError as error:
         raise MMVerificationError(f"ill-formed substitution: {error.reason}", label=theorem.label) from None
-    (kernel or Kernel(db)).verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    (kernel or Kernel(db)).verify(theorem.with_proof(tokens))
     return tokens
 
 

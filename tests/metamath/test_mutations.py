@@ -397,7 +397,7 @@ def test_reference_checker_accepts_the_originals_and_their_normal_forms(prop_db:
         reference_check(prop_db, theorem, theorem.proof or ())
         normal = tuple(normal_form(prop_db, theorem))
         reference_check(prop_db, theorem, normal)
-        Kernel(prop_db).verify(dataclasses.replace(theorem, proof=normal))
+        Kernel(prop_db).verify(theorem.with_proof(normal))
 
 
 def test_every_mutant_is_rejected_unless_it_is_a_valid_proof(
@@ -411,7 +411,7 @@ def test_every_mutant_is_rejected_unless_it_is_a_valid_proof(
     for theorem in sample:
         original = tuple(normal_form(prop_db, theorem))
         for kind, proof in mutants(prop_db, theorem, rng):
-            mutated = dataclasses.replace(theorem, proof=proof)
+            mutated = theorem.with_proof(proof)
             try:
                 kernel.verify(mutated)
                 accepted = True
@@ -496,7 +496,7 @@ def test_removing_a_needed_disjoint_condition_fails_verification(predicate_db: D
         needed = reference_check(predicate_db, theorem, theorem.proof or ())
         assert needed <= theorem.context_disjoint
         for pair in sorted(theorem.context_disjoint):
-            mutated = dataclasses.replace(theorem, context_disjoint=theorem.context_disjoint - {pair})
+            mutated = theorem._replace(context_disjoint=theorem.context_disjoint - {pair})
             removed += 1
             if pair in needed:
                 needed_total += 1
@@ -526,7 +526,7 @@ def test_same_variable_on_both_sides_of_a_needed_disjoint_condition_is_rejected(
                 continue
             # the proof with every push of b's $f replaced by a's: same shape, a for b everywhere
             tokens = [floating[a] if t == floating[b] else t for t in normal_form(predicate_db, theorem)]
-            mutated = dataclasses.replace(theorem, proof=tuple(tokens))
+            mutated = theorem.with_proof(tokens)
             with pytest.raises(MetamathError):
                 kernel.verify(mutated)
             with pytest.raises(Invalid):

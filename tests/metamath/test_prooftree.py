@@ -40,7 +40,7 @@ def hilbert() -> tuple[Database, Grammar, Kernel]:
 
 
 def verify_tokens(kernel: Kernel, theorem: Assertion, tokens: list[str]) -> None:
-    kernel.verify(dataclasses.replace(theorem, proof=tuple(tokens)))
+    kernel.verify(theorem.with_proof(tokens))
 
 
 def statement(text: str) -> tuple[str, ...]:

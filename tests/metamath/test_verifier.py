@@ -303,6 +303,6 @@ def test_a_made_theorem_uses_its_own_hypotheses_even_when_their_labels_shadow_th
     # `a1i.1` is `|- ph` in the database; here it names the made theorem's own hypothesis `|- ch`.
     shadowing = make_theorem(db, "made", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ch")], hypothesis_labels=["a1i.1"])
     with pytest.raises(MMVerificationError, match="needs '|- ph', got '|- ch'"):
-        kernel.verify(dataclasses.replace(shadowing, proof=("wph", "wps", "a1i.1", "a1i")))
+        kernel.verify(shadowing.with_proof(("wph", "wps", "a1i.1", "a1i")))
     own = make_theorem(db, "made2", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ph")], hypothesis_labels=["made2.1"])
-    kernel.verify(dataclasses.replace(own, proof=("wph", "wps", "made2.1", "a1i")))
+    kernel.verify(own.with_proof(("wph", "wps", "made2.1", "a1i")))
