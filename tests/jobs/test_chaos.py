@@ -1,7 +1,8 @@
 """Chaos: a local run whose role processes are killed with SIGKILL at random moments and restarted by the
 launcher's supervisor, a data-parallel prover-trainer group (2 ranks, gloo) among them. Afterwards every
 generation below the prover actor's committed cursor has exactly one result (none lost, none twice), every
-published checkpoint loads, no temporary file left by a killed writer was ever read, and the counts of
+published checkpoint loads, no temporary file was ever read (those killed writers left, and copies of real
+shards planted under temporary names beside the shard each reader looks for next), and the counts of
 ``jobs.status --json`` reconcile. The figures are printed (``-rA`` shows them).
 
 ``ADVPROVER_CHAOS_MINUTES`` (default 2) sets the run's length; kills stop 45 s before its end.
@@ -53,6 +54,20 @@ def role_processes(log: Path) -> dict[str, int]:
     return found
 
 
+def plant_temporary(exp: Path, rng: random.Random) -> Path | None:
+    """A temporary as a writer killed mid-publish leaves it, beside the shard a reader will look for next,
+    holding that stream's real bytes: a reader that opened it would read plausible records."""
+    streams = [d for d in (exp / "streams").glob("*") if d.is_dir() and any(d.glob("*.zst"))]
+    if not streams:
+        return None
+    stream = rng.choice(sorted(streams))
+    shards = sorted(p for p in stream.glob("*.zst") if not p.name.startswith("."))
+    target = f"{int(shards[-1].stem) + 1:012d}.zst"
+    planted = stream / f".tmp-{rng.getrandbits(48):012x}-{target}"
+    planted.write_bytes(shards[-1].read_bytes())
+    return planted
+
+
 def temporaries(exp: Path) -> list[Path]:
     return [p for p in exp.rglob(".tmp-*") if p.is_file()]
 
@@ -73,12 +88,20 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
                                     env=dict(os.environ, ADVPROVER_THREADS="1"))
         try:
             next_kill = start + 20
+            next_plant, plants, planted_paths = start + 15, 0, []
             while launcher.poll() is None and time.time() - start < 60 * MINUTES + 240:
                 for temporary in temporaries(exp):  # remember when each temporary was last written
                     try:
                         temporaries_seen[temporary] = temporary.stat().st_mtime_ns
                     except FileNotFoundError:
                         pass
+                if time.time() >= next_plant:
+                    planted = plant_temporary(exp, rng)
+                    if planted is not None:
+                        temporaries_seen[planted] = planted.stat().st_mtime_ns
+                        planted_paths.append(planted)
+                        plants += 1
+                    next_plant = time.time() + rng.uniform(3, 8)
                 if time.time() >= next_kill and time.time() - start < 60 * MINUTES - 45:
                     victims = role_processes(log_path)
                     if victims:
@@ -143,6 +166,12 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
             continue  # published (renamed) or cleaned up
         checked += 1
         assert status.st_atime_ns <= max(status.st_mtime_ns, mtime), f"{temporary} was read"
+    assert plants >= 5 and checked >= plants
+    # the rejection twin: reading a planted temporary now does move its atime (else this filesystem hides reads)
+    probe = next(p for p in planted_paths if p.exists())
+    time.sleep(0.01)
+    probe.read_bytes()
+    detectable = probe.stat().st_atime_ns > probe.stat().st_mtime_ns
 
     status = subprocess.run([sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True, text=True,
                             cwd=PROJECT_ROOT)
@@ -152,5 +181,6 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
     with capsys.disabled():  # the figures show whatever pytest's output options
         print(f"\nchaos test: {sum(kills.values())} SIGKILLs ({', '.join(f'{k} {v}' for k, v in sorted(kills.items()))}), "
               f"{restarts} supervised restarts; {len(all_generations)} generations, {len(consumed)} consumed exactly "
-              f"once ({len(result_ids)} results); {loaded} checkpoints load; {checked} leftover temporaries never read; "
+              f"once ({len(result_ids)} results); {loaded} checkpoints load; {checked} temporaries ({plants} planted beside the next shards) never read"
+                  f"{'' if detectable else ' (UNCHECKED: this filesystem does not update atime)'}; "
               f"{len(report['checks'])} status checks reconcile; {time.time() - start:.0f} s")
