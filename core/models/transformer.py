@@ -246,6 +246,8 @@ class DecoderCache:
         shape = (like.shape[0] * group, n_heads, min(capacity, 32), like.shape[-1])
         self.keys = [like.new_empty(shape) for _ in cross]
         self.values = [like.new_empty(shape) for _ in cross]
+        self._spare_keys: list[torch.Tensor] = []  # reorder_rows's gather targets (same shapes)
+        self._spare_values: list[torch.Tensor] = []
 
     @property
     def num_groups(self) -> int:
@@ -271,8 +273,25 @@ class DecoderCache:
         self.reorder_rows(rows)
 
     def reorder_rows(self, rows: torch.Tensor) -> None:
-        """Make row ``i`` a copy of old row ``rows[i]`` (beam search); group structure must be kept."""
-        self._copy_rows(rows, self.keys[0].shape[2])
+        """Make row ``i`` a copy of old row ``rows[i]`` (beam search); group structure must be kept.
+
+        Beam search calls this at every step: the rows are gathered into spare buffers of the same shape,
+        which then swap places with the current ones, so a step allocates nothing.
+        """
+        if rows.shape[0] != self.num_rows:
+            self._copy_rows(rows, self.keys[0].shape[2])
+            return
+        for buffers, spares in ((self.keys, self._spare_keys), (self.values, self._spare_values)):
+            for i, old in enumerate(buffers):
+                spare = spares[i] if i < len(spares) else None
+                if spare is None or spare.shape != old.shape:
+                    spare = old.new_empty(old.shape)
+                torch.index_select(old, 0, rows, out=spare)
+                buffers[i] = spare
+                if i < len(spares):
+                    spares[i] = old
+                else:
+                    spares.append(old)
 
     def _copy_rows(self, rows: torch.Tensor | None, size: int) -> None:
         """New buffers of ``size`` positions holding the filled positions of ``rows`` (None: all rows)."""

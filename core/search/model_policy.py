@@ -34,6 +34,7 @@ import torch
 from core.errors import CheckpointError, ConfigError, GrammarError, ModelError
 from core.metamath.database import Database, Statement
 from core.metamath.environment import Context, ForwardEnv, Tactic
+from core.metamath.index import PatternIndex
 from core.metamath.proof import ProofStep
 from core.metamath.syntax import Grammar, floating_context
 from core.models.decoding import Candidate, beam_search, sample
@@ -238,7 +239,7 @@ class ModelPolicy:
 
 
 class ConclusionIndex:
-    """The provable assertions of a database by the root constructor of their conclusion's syntax tree.
+    """The provable assertions of a database in a discrimination tree of their conclusions' syntax trees.
 
     :meth:`unifiable_mask` gives, for a goal, the vocabulary ids of the assertions whose conclusion
     matches the goal's syntax tree (one-way unification, as ``BackwardEnv.apply`` does it). Conclusions
@@ -247,8 +248,7 @@ class ConclusionIndex:
 
     def __init__(self, db: Database, grammar: Grammar, vocab: Vocabulary) -> None:
         self.size = len(vocab)
-        self.by_root: dict[str, list[tuple[int, ProofStep, dict[str, str]]]] = {}
-        self.anything: list[int] = []  # conclusions that are a bare variable (``|- ph``): any goal matches
+        self.index: PatternIndex[int] = PatternIndex()
         for assertion in db.assertions:
             token = Token("label", assertion.label)
             if assertion.typecode != db.provable_typecode or token not in vocab:
@@ -257,52 +257,14 @@ class ConclusionIndex:
                 tree = grammar.parse(assertion.typecode, assertion.statement[1:], floating_context(assertion.floating))
             except GrammarError:
                 continue
-            leaves = {h.label: h.variable for h in assertion.floating}
-            if not tree.children and tree.label in leaves:
-                self.anything.append(vocab.id(token))
-            else:
-                self.by_root.setdefault(tree.label, []).append((vocab.id(token), tree, leaves))
+            self.index.add(vocab.id(token), tree, {h.label: h.variable for h in assertion.floating})
 
     def unifiable_mask(self, env: Context, goal: Statement) -> torch.Tensor:
         mask = torch.zeros(self.size, dtype=torch.bool)
         target = env.tree(goal) if goal and goal[0] == env.db.provable_typecode else None
-        if target is None:
-            return mask
-        mask[self.anything] = True
-        for token_id, pattern, leaves in self.by_root.get(target.label, ()):
-            if _matches(pattern, target, leaves):
-                mask[token_id] = True
+        if target is not None:
+            mask[self.index.matches(target)] = True
         return mask
-
-
-def _matches(pattern: ProofStep, target: ProofStep, leaves: dict[str, str]) -> bool:
-    """Whether ``pattern``'s variables (its leaves named in ``leaves``) can be bound to make it ``target``."""
-    bound: dict[str, ProofStep] = {}
-    stack = [(pattern, target)]
-    while stack:
-        p, t = stack.pop()
-        variable = leaves.get(p.label) if not p.children else None
-        if variable is not None:
-            if not _same_tree(bound.setdefault(variable, t), t):
-                return False
-            continue
-        if p.label != t.label or len(p.children) != len(t.children):
-            return False
-        stack.extend(zip(p.children, t.children))
-    return True
-
-
-def _same_tree(a: ProofStep, b: ProofStep) -> bool:
-    """Structural equality of syntax trees (``ProofStep`` compares by identity)."""
-    stack = [(a, b)]
-    while stack:
-        x, y = stack.pop()
-        if x is y:
-            continue
-        if x.label != y.label or len(x.children) != len(y.children):
-            return False
-        stack.extend(zip(x.children, y.children))
-    return True
 
 
 def graph_nodes(env: ForwardEnv) -> list[Statement]:
