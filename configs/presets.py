@@ -122,18 +122,23 @@ def supervised_only() -> ExperimentConfig:
 
 
 def _prop(name: str) -> ExperimentConfig:
-    search = SearchConfig(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
-    trainer = dict(batch_size=32, lr=1e-3, warmup_steps=100, replay_min=32, checkpoint_every_steps=200,
-                   checkpoint_every_minutes=5.0, bootstrap_steps=0)
+    """The learning experiment's scale: a small prover (start it from a supervised checkpoint with
+    ``--set prover_trainer.init_checkpoint=...``), a tiny generator bootstrapped on the database, the
+    test split evaluated with the same budget as ``jobs.prove --split test`` (64 expansions, k=8)."""
+    actor_search = SearchConfig(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
+    evaluation = dataclasses.replace(actor_search, expansions=64, timeout_s=30.0, batch_goals=32)
+    trainer = dict(batch_size=32, warmup_steps=50, replay_min=32, checkpoint_every_steps=200,
+                   checkpoint_every_minutes=3.0)
     return ExperimentConfig(
         preset=name,
         database=DatabaseConfig(path="default"),
         prover_model=ModelSpec(size="small"),
-        generator_model=ModelSpec(size="small"),
-        prover_actor=ProverActorConfig(search=search),
-        generator_trainer=GeneratorTrainerConfig(**trainer),
-        prover_trainer=ProverTrainerConfig(**trainer),
-        evaluator=EvaluatorConfig(search=search),
+        generator_model=ModelSpec(size="tiny"),
+        generator_actor=GeneratorActorConfig(max_steps=6, rollouts_per_batch=16),
+        prover_actor=ProverActorConfig(search=actor_search),
+        generator_trainer=GeneratorTrainerConfig(**trainer, lr=1e-3, bootstrap_steps=1500),
+        prover_trainer=ProverTrainerConfig(**trainer, lr=3e-4, bootstrap_steps=600),
+        evaluator=EvaluatorConfig(search=evaluation),
     )
 
 

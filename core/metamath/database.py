@@ -131,6 +131,7 @@ class Database:
     files: list[str] = field(default_factory=list)
     stopped_at: str | None = None
     provable_typecode: str = "|-"
+    _floating_by_variable: dict[str, Hypothesis] = field(default_factory=dict, repr=False, compare=False)
 
     def __contains__(self, label: object) -> bool:
         return label in self.labels
@@ -161,6 +162,19 @@ class Database:
     def preceding(self, label: str) -> list[Assertion]:
         """The assertions before ``label`` in file order: what a proof of ``label`` may use."""
         return self.assertions[: self.assertion(label).number]
+
+    def floating_hypothesis(self, variable: str) -> Hypothesis | None:
+        """A floating hypothesis typing ``variable``: the outermost one, else the first declared in a block.
+
+        (Some databases type a variable only inside blocks, e.g. prop.mm's ``et``; a theorem made at the
+        end of the database uses that hypothesis.)
+        """
+        if not self._floating_by_variable:
+            for statement in self.labels.values():
+                if isinstance(statement, Hypothesis) and statement.kind == "f":
+                    self._floating_by_variable.setdefault(statement.variable, statement)
+            self._floating_by_variable.update((h.variable, h) for h in self.global_floating)
+        return self._floating_by_variable.get(variable)
 
     def variable_typecodes(self) -> dict[str, str]:
         """Each variable's typecode, from the floating hypotheses active at the outermost scope."""

@@ -101,10 +101,11 @@ def make_theorem(
     """A ``$p`` for ``statement`` with hypotheses ``essential``, placed at the end of ``db``.
 
     Or just before the assertion ``before`` (its context is then what a proof of ``before`` could use).
-    Variables are typed by the outermost floating hypotheses (or ``before``'s context); the frame is
-    computed as the reader computes it. The result can be checked and exported like a database theorem.
+    Variables are typed by the outermost floating hypotheses (or ``before``'s context); a variable typed
+    only inside some block of the database gets that block's floating hypothesis, added to the context.
+    The frame is computed as the reader computes it. The result can be checked like a database theorem.
     """
-    context = before.context_floating if before is not None else db.global_floating
+    context = list(before.context_floating if before is not None else db.global_floating)
     floating = floating_context(context)
     names = hypothesis_labels or [f"{label}.{i + 1}" for i in range(len(essential))]
     hypotheses = [Hypothesis(name, "e", tuple(s), db.path, 0) for name, s in zip(names, essential)]
@@ -113,7 +114,11 @@ def make_theorem(
         for symbol in expression:
             if symbol in db.variables:
                 if symbol not in floating:
-                    raise MetamathError(f"variable {symbol!r} has no floating hypothesis here", label=label)
+                    typing = db.floating_hypothesis(symbol) if before is None else None
+                    if typing is None:
+                        raise MetamathError(f"variable {symbol!r} has no floating hypothesis here", label=label)
+                    floating[symbol] = typing
+                    context.append(typing)
                 mandatory.add(symbol)
     order = {h.label: i for i, h in enumerate(context)}
     frame_floating = sorted((floating[v] for v in mandatory), key=lambda h: order[h.label])
