@@ -250,11 +250,20 @@ def test_make_theorem_before_an_assertion_uses_its_context(hilbert) -> None:
     assert made.number == syl.number and made.context_floating == syl.context_floating
 
 
-def test_make_theorem_rejects_an_untyped_variable(set_mm: Path) -> None:
+def test_make_theorem_types_a_variable_typed_only_in_a_block(set_mm: Path) -> None:
     db = read_database(set_mm, stop_at="ax-gen")
-    assert "A" in db.variables and "A" not in db.variable_typecodes()  # declared, typed only later
-    with pytest.raises(MetamathError, match="no floating hypothesis"):
-        make_theorem(db, "t", statement("|- ( ph -> A )"))
+    assert "A" in db.variables and "A" not in db.variable_typecodes()  # typed in a block only (cA.wceq)
+    theorem = make_theorem(db, "t", statement("|- ( ph -> A = A )"))
+    assert [h.label for h in theorem.floating] == ["wph", "cA.wceq"]
+
+
+def test_make_theorem_rejects_an_untyped_variable(tmp_path: Path) -> None:
+    source = tmp_path / "untyped.mm"
+    source.write_text("$c |- wff ( ) -> $. $v ph ps $. wph $f wff ph $.\n"
+                      "wi $a wff ( ph -> ph ) $.\n")
+    db = read_database(source)
+    with pytest.raises(MetamathError, match="'ps' has no floating hypothesis"):
+        make_theorem(db, "t", ("|-", "(", "ph", "->", "ps", ")"))
 
 
 PREDICATE = """$( A tiny predicate calculus with one disjoint-variable axiom. $)
