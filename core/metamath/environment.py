@@ -24,6 +24,7 @@ from typing import Collection, Mapping, Sequence
 
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement, disjoint_pair
+from core.metamath.index import match_tree
 from core.metamath.proof import ProofStep
 from core.metamath.prooftree import ProofTree, hypothesis_leaf
 from core.metamath.syntax import CONTEXT_TREES_LIMIT, Grammar, floating_context
@@ -152,7 +153,7 @@ class Context:
         except GrammarError:
             return None  # an assertion whose own statement does not parse unifies with nothing
         bound: dict[str, ProofStep] = {}
-        if not _match(tree, target, leaf_variables, bound):
+        if not match_tree(tree, target, leaf_variables, bound):
             return None
         return {v: self.grammar.expression(t) for v, t in bound.items()}
 
@@ -220,36 +221,6 @@ class Context:
 
     def conclusion_under(self, assertion: Assertion, substitution: Mapping[str, Expression]) -> Statement:
         return substitute(self.kernel.compiled(assertion).conclusion, substitution)  # type: ignore[arg-type]
-
-
-def _match(pattern: ProofStep, target: ProofStep, leaf_variables: Mapping[str, str], bound: dict[str, ProofStep]) -> bool:
-    stack = [(pattern, target)]
-    while stack:
-        p, t = stack.pop()
-        variable = leaf_variables.get(p.label) if not p.children else None
-        if variable is not None:
-            previous = bound.get(variable)
-            if previous is None:
-                bound[variable] = t
-            elif not _same_tree(previous, t):
-                return False
-            continue
-        if p.label != t.label or len(p.children) != len(t.children):
-            return False
-        stack.extend(zip(p.children, t.children))
-    return True
-
-
-def _same_tree(a: ProofStep, b: ProofStep) -> bool:
-    stack = [(a, b)]
-    while stack:
-        x, y = stack.pop()
-        if x is y:
-            continue
-        if x.label != y.label or len(x.children) != len(y.children):
-            return False
-        stack.extend(zip(x.children, y.children))
-    return True
 
 
 # --- Backward -------------------------------------------------------------------------------------

@@ -79,13 +79,21 @@ class PatternIndex(Generic[T]):
 
 def consistent(pattern: ProofStep, target: ProofStep, variables: Mapping[str, str]) -> bool:
     """Whether ``pattern`` matches ``target`` with each variable bound to one subtree (equal everywhere)."""
-    bound: dict[str, ProofStep] = {}
+    return match_tree(pattern, target, variables, {})
+
+
+def match_tree(pattern: ProofStep, target: ProofStep, variables: Mapping[str, str], bound: dict[str, ProofStep]) -> bool:
+    """One-way unification of syntax trees: ``pattern``'s variable leaves (labels in ``variables``) bind
+    subtrees of ``target``, recorded in ``bound``; a variable bound twice must get equal subtrees."""
     stack = [(pattern, target)]
     while stack:
         p, t = stack.pop()
         variable = variables.get(p.label) if not p.children else None
         if variable is not None:
-            if not same_tree(bound.setdefault(variable, t), t):
+            previous = bound.get(variable)
+            if previous is None:
+                bound[variable] = t
+            elif not same_tree(previous, t):
                 return False
             continue
         if p.label != t.label or len(p.children) != len(t.children):

@@ -44,6 +44,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, Statement
 from core.metamath.environment import Context, Expression, Tactic
+from core.metamath.index import match_tree
 from core.metamath.proof import ProofStep
 from core.metamath.syntax import Grammar, floating_context
 from core.metamath.verifier import Template, compile_template, substitute
@@ -158,7 +159,7 @@ class BaselinePolicy:
                 continue
             tree, leaves = self._conclusions[assertion.label]
             bound: dict[str, ProofStep] = {}
-            if not _match(tree, target, leaves, bound):
+            if not match_tree(tree, target, leaves, bound):
                 continue
             free = tuple(v for v in assertion.variables if v not in bound)
             if free and pool is None:
@@ -373,7 +374,7 @@ def _match_hypothesis(assertion: Assertion, hypothesis: _Hypothesis, analysis: _
     key = (assertion.label, hypothesis.index)
     if key not in analysis.matches:
         bound: dict[str, ProofStep] = {}
-        found = _match(hypothesis.tree, analysis.tree, hypothesis.leaves, bound)
+        found = match_tree(hypothesis.tree, analysis.tree, hypothesis.leaves, bound)
         analysis.matches[key] = {v: analysis.expressions[id(t)] for v, t in bound.items()} if found else None
     return analysis.matches[key]
 
@@ -438,34 +439,3 @@ def _smallest_combinations(lists: Sequence[Sequence[Expression]], limit: int) ->
                     seen.add(successor)
                     step = len(items[index[axis] + 1]) - len(items[index[axis]])
                     heapq.heappush(heap, (cost + step, successor))
-
-
-def _match(pattern: ProofStep, target: ProofStep, leaves: Mapping[str, str], bound: dict[str, ProofStep]) -> bool:
-    """One-way unification of syntax trees: ``pattern``'s variable leaves bind subtrees of ``target``."""
-    stack = [(pattern, target)]
-    while stack:
-        p, t = stack.pop()
-        variable = leaves.get(p.label) if not p.children else None
-        if variable is not None:
-            previous = bound.get(variable)
-            if previous is None:
-                bound[variable] = t
-            elif not _same(previous, t):
-                return False
-            continue
-        if p.label != t.label or len(p.children) != len(t.children):
-            return False
-        stack.extend(zip(p.children, t.children))
-    return True
-
-
-def _same(a: ProofStep, b: ProofStep) -> bool:
-    stack = [(a, b)]
-    while stack:
-        x, y = stack.pop()
-        if x is y:
-            continue
-        if x.label != y.label or len(x.children) != len(y.children):
-            return False
-        stack.extend(zip(x.children, y.children))
-    return True
