@@ -36,6 +36,7 @@ _LABEL_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
 _WHITESPACE = b" \t\r\n\f"
+_WHITESPACE_CODES = frozenset(_WHITESPACE)
 # bytes.translate tables: comments become spaces (newlines kept); for counting tokens per line, newline
 # kept, other whitespace made a space, every other byte made an `x`.
 _BLANK = bytes(c if c == 0x0A else 0x20 for c in range(256))
@@ -198,7 +199,8 @@ class _FileTokens:
                 return raw.translate(_BLANK)
             pieces.append(raw[:end].translate(_BLANK))
             position, self._open_comment_line = end, 0
-        while (start := raw.find(b"$(", position)) >= 0:
+        position = _blank_plain_comments(raw, position, pieces)
+        while (start := raw.find(b"$(", position)) >= 0:  # what the fast path left: anything unusual
             if not _alone(raw, start):  # inside a longer token: not a comment (that token is rejected later)
                 pieces.append(raw[position : start + 2])
                 position = start + 2
@@ -224,6 +226,32 @@ class _FileTokens:
         keep_from = min(self.mark, self._base)
         while len(self._blocks) > 1 and self._blocks[1].first_token <= keep_from:
             del self._blocks[0]
+
+
+def _blank_plain_comments(raw: bytes, position: int, pieces: list[bytes]) -> int:
+    """Blank the comments of ``raw`` from ``position`` on while each is plainly well formed; return where it stopped.
+
+    The fast path of :meth:`_FileTokens._blank_comments`, a few C-level searches per comment: it stops
+    before the first ``$(`` that is not a token of its own, whose comment is not closed in ``raw``, or
+    whose ``$)`` is not a token of its own; if any comment it passed holds a ``$(``, it takes nothing
+    back. What is left goes to the slow path, which knows each of those cases and its error.
+    """
+    find, blank, whitespace = raw.find, raw.translate(_BLANK), _WHITESPACE_CODES
+    last = len(raw) - 3  # a `$)` after it has no byte after it to look at: left to the slow path
+    begin, taken, count = position, len(pieces), 0
+    while (start := find(b"$(", position)) >= 0:
+        end = find(b"$)", start + 2)
+        if (end < 0 or end > last or (start and raw[start - 1] not in whitespace) or raw[start + 2] not in whitespace
+                or raw[end - 1] not in whitespace or raw[end + 2] not in whitespace):
+            break
+        pieces.append(raw[position:start])
+        pieces.append(blank[start : end + 2])
+        position = end + 2
+        count += 1
+    if raw.count(b"$(", begin, position) != count:  # some comment holds a `$(`
+        del pieces[taken:]
+        return begin
+    return position
 
 
 def _alone(raw: bytes, offset: int) -> bool:

@@ -13,9 +13,10 @@ pairs), which makes checking set.mm practical in pure Python.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from core.errors import MMVerificationError, MetamathError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement
@@ -39,7 +40,8 @@ class RuleError(Exception):
 
 
 class _StepError(Exception):
-    """A proof step breaks the rules (inside the stack machine; turned into a located error)."""
+    """A proof step breaks the rules (inside the stack machine, which fills in ``step``; turned into a
+    located error)."""
 
     def __init__(self, step: int, reason: str) -> None:
         super().__init__(reason)
@@ -214,50 +216,57 @@ class Kernel:
         to the top of the stack: the floating hypotheses fix the substitution, the essential hypotheses
         must then match exactly and the ``$d`` conditions hold; the substituted conclusion replaces the
         arguments. ``SAVE`` saves the top of the stack, ``op <= -2`` pushes saved ``-2 - op``. Raises
-        :class:`_StepError` naming the step. (The hottest code of the kernel, hence inlined.)
+        :class:`_StepError` naming the step (counted from what is left of the steps, which spares a counter
+        in the loop). The hottest code of the kernel, hence inlined.
         """
         push = stack.append
         saved: list[Statement] = []
-        for step, op in enumerate(ops, 1):
-            if op >= 0:
-                target = targets[op]
-                if target.__class__ is tuple:
-                    push(target)  # type: ignore[arg-type]
-                    continue
-                assertion, floating, essential, (conclusion, pairs), disjoint, arity = target  # type: ignore[misc]
-                base = len(stack) - arity
-                if base < 0:
-                    raise _StepError(step, f"{assertion.label} needs {arity} hypotheses, the stack holds {len(stack)}")
-                substitution: Substitution = {}
-                for position, typecode, variable in floating:
-                    argument = stack[base + position]
-                    if argument[0] != typecode:
-                        raise _StepError(step, f"hypothesis {assertion.hypotheses[position].label} of {assertion.label} "
-                                               f"needs a {typecode!r} expression, got {show(argument)!r}")
-                    substitution[variable] = argument[1:]
-                for position, (expected, expected_pairs), hypothesis in essential:
-                    for variable, constants in expected_pairs:
-                        expected += substitution[variable]
-                        expected += constants
-                    if expected != stack[base + position]:
-                        raise _StepError(step, f"hypothesis {hypothesis.label} of {assertion.label} needs "
-                                               f"{show(expected)!r}, got {show(stack[base + position])!r}")
-                if disjoint:
-                    try:
-                        self.check_disjoint(assertion, disjoint, substitution, context_disjoint)
-                    except RuleError as error:
-                        raise _StepError(step, str(error)) from None
-                for variable, constants in pairs:
-                    conclusion += substitution[variable]
-                    conclusion += constants
-                del stack[base:]
-                push(conclusion)
-            elif op == SAVE:
-                if not stack:
-                    raise _StepError(step, "`Z` with an empty stack")
-                saved.append(stack[-1])
-            else:
-                push(saved[-2 - op])
+        steps = iter(ops)
+        try:
+            for op in steps:
+                if op >= 0:
+                    target = targets[op]
+                    if target.__class__ is tuple:
+                        push(target)  # type: ignore[arg-type]
+                        continue
+                    assertion, floating, essential, (conclusion, pairs), disjoint, arity = target  # type: ignore[misc]
+                    base = len(stack) - arity
+                    if base < 0:
+                        raise _StepError(0, f"{assertion.label} needs {arity} hypotheses, the stack holds {len(stack)}")
+                    substitution: Substitution = {}
+                    for position, typecode, variable in floating:
+                        argument = stack[base + position]
+                        if argument[0] != typecode:
+                            raise _StepError(0, f"hypothesis {assertion.hypotheses[position].label} of "
+                                                f"{assertion.label} needs a {typecode!r} expression, "
+                                                f"got {show(argument)!r}")
+                        substitution[variable] = argument[1:]
+                    for position, (expected, expected_pairs), hypothesis in essential:
+                        for variable, constants in expected_pairs:
+                            expected += substitution[variable]
+                            expected += constants
+                        if expected != stack[base + position]:
+                            raise _StepError(0, f"hypothesis {hypothesis.label} of {assertion.label} needs "
+                                                f"{show(expected)!r}, got {show(stack[base + position])!r}")
+                    if disjoint:
+                        try:
+                            self.check_disjoint(assertion, disjoint, substitution, context_disjoint)
+                        except RuleError as error:
+                            raise _StepError(0, str(error)) from None
+                    for variable, constants in pairs:
+                        conclusion += substitution[variable]
+                        conclusion += constants
+                    del stack[base:]
+                    push(conclusion)
+                elif op == SAVE:
+                    if not stack:
+                        raise _StepError(0, "`Z` with an empty stack")
+                    saved.append(stack[-1])
+                else:
+                    push(saved[-2 - op])
+        except _StepError as error:
+            error.step = len(ops) - operator.length_hint(steps)  # the failing step is the last one taken
+            raise
         return stack
 
     def verify(self, theorem: Assertion) -> None:
