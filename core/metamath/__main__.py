@@ -7,6 +7,10 @@
     python -m core.metamath reprove FILE.mm --out OUT.mm [--compressed]
         rebuild every complete proof through the project's proof trees (syntax steps re-derived by the
         grammar), check each with the kernel, and write OUT.mm with every proof replaced by the re-export.
+
+    python -m core.metamath holes FILE.mm --out OUT.mm (--split test | --only L1,L2) [--ratios 80/10/10]
+        write OUT.mm with the proofs of the chosen theorems replaced by ``?``: a benchmark for
+        ``python -m jobs.prove OUT.mm --out FILLED.mm`` (a split is the one ``jobs.prove --split`` uses).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from core.errors import AdvproverError, MetamathError
+from core.errors import AdvproverError, MetamathError, UsageError
 from core.metamath.database import Assertion, Database
 from core.metamath.proof import compressed_proof, normal_proof
 from core.metamath.prooftree import proof_tokens, syntax_proof, tree_from_proof
 from core.metamath.reader import read_database
+from core.metamath.splits import SPLITS, SplitRatios, split_theorems
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel, verify_database
 from core.metamath.writer import rewrite_proofs
@@ -54,18 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     reprove.add_argument("database", help="path of the .mm file")
     reprove.add_argument("--out", required=True, help="where to write the re-exported database")
     reprove.add_argument("--compressed", action="store_true", help="write compressed proofs (default: normal)")
+    holes = sub.add_parser("holes", help="replace the proofs of chosen theorems by `?` (a benchmark for jobs.prove)")
+    holes.add_argument("database", help="path of the .mm file")
+    holes.add_argument("--out", required=True, help="where to write the database with `?` proofs")
+    chosen = holes.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--split", choices=SPLITS, help="every theorem of this split (see core.metamath.splits)")
+    chosen.add_argument("--only", metavar="LABELS", help="these theorems (comma-separated labels)")
+    holes.add_argument("--ratios", default="80/10/10", help="train/valid/test ratios of --split (default 80/10/10)")
+    holes.add_argument("--salt", default="", help="salt of the split hash (default none)")
     return parser
 
 
-def _readable_file(path: str) -> str | None:
-    """An error message if ``path`` cannot be read as a file, else None."""
+def _require_file(path: str) -> None:
+    """Raise :class:`UsageError` (exit 2) unless ``path`` can be read as a file."""
     if not os.path.exists(path):
-        return f"{path}: no such file"
+        raise UsageError(f"{path}: no such file")
     if not os.path.isfile(path):
-        return f"{path}: not a regular file"
+        raise UsageError(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
-        return f"{path}: permission denied"
-    return None
+        raise UsageError(f"{path}: permission denied")
 
 
 @command("verify")
@@ -73,10 +85,7 @@ def verify(args: argparse.Namespace) -> int:
     if args.max_errors < 0:
         print("error: --max-errors must be 0 or more", file=sys.stderr)
         return EXIT_USAGE
-    problem = _readable_file(args.database)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    _require_file(args.database)
     start = time.perf_counter()
     try:
         db = read_database(args.database, stop_at=args.stop_at)
@@ -98,10 +107,7 @@ def verify(args: argparse.Namespace) -> int:
 
 @command("reprove")
 def reprove(args: argparse.Namespace) -> int:
-    problem = _readable_file(args.database)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    _require_file(args.database)
     start = time.perf_counter()
     db = read_database(args.database)
     if len(db.files) > 1:
@@ -117,6 +123,23 @@ def reprove(args: argparse.Namespace) -> int:
     rewrite_proofs(args.database, proofs, args.out)
     form = "compressed" if args.compressed else "normal"
     print(f"reproved {len(proofs)} proofs ({form}) into {args.out} in {time.perf_counter() - start:.2f} s")
+    return EXIT_OK
+
+
+@command("holes")
+def holes(args: argparse.Namespace) -> int:
+    _require_file(args.database)
+    db = read_database(args.database)
+    if args.split:
+        labels = [t.label for t in split_theorems(db, SplitRatios.parse(args.ratios), args.salt)[args.split]]
+    else:
+        labels = [label for label in args.only.split(",") if label]
+        not_theorems = [label for label in labels if not isinstance(db.labels.get(label), Assertion)
+                        or db.labels[label].kind != "p"]
+        if not labels or not_theorems:
+            raise UsageError(f"--only: {', '.join(not_theorems) or 'no label given'}: not a $p theorem of {args.database}")
+    rewrite_proofs(args.database, {label: ["?"] for label in labels}, args.out)
+    print(f"wrote {args.out}: {len(labels)} proofs replaced by `?`")
     return EXIT_OK
 
 

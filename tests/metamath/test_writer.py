@@ -210,3 +210,33 @@ def test_rewrite_proofs_rejects_an_unknown_label(tmp_path: Path) -> None:
     with pytest.raises(MetamathError, match="no-such"):
         rewrite_proofs(source, {"no-such": ["?"]}, tmp_path / "out.mm")
     assert not (tmp_path / "out.mm").exists()
+
+
+# --- holes: a benchmark file for jobs.prove --------------------------------------------------------
+
+
+def test_holes_replaces_exactly_the_split_proofs_by_question_marks(tmp_path: Path) -> None:
+    from core.metamath.splits import split_theorems
+
+    source = embedded_database_path()
+    out = tmp_path / "holes.mm"
+    run = cli("holes", source, "--out", out, "--split", "test")
+    assert run.returncode == 0, run.stderr
+    before, after = read_database(source), read_database(out)
+    test = {t.label for t in split_theorems(before)["test"]}
+    assert test and {t.label for t in after.incomplete_theorems()} == test
+    for theorem in before.theorems():
+        if theorem.label not in test:
+            assert after.assertion(theorem.label).proof == theorem.proof
+    report = verify_database(after)
+    assert report.ok and sorted(report.incomplete) == sorted(test)
+    assert without_proofs(out.read_text()) == without_proofs(Path(source).read_text())
+
+
+def test_holes_only_rejects_a_label_that_is_not_a_theorem(tmp_path: Path) -> None:
+    source, out = embedded_database_path(), tmp_path / "holes.mm"
+    run = cli("holes", source, "--out", out, "--only", "ax-1,nosuch")
+    assert run.returncode == 2 and "ax-1, nosuch: not a $p theorem" in run.stderr and not out.exists()
+    twin = cli("holes", source, "--out", out, "--only", "id")
+    assert twin.returncode == 0, twin.stderr
+    assert [t.label for t in read_database(out).incomplete_theorems()] == ["id"]
