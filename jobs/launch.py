@@ -46,6 +46,7 @@ logger = logging.getLogger("jobs.launch")
 PROJECT = Path(__file__).resolve().parents[1]
 MAIN_PRESET, MAIN_MINUTES = "default", 10.0
 PROGRESS_SECONDS = 12.0
+KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
 LOCK_FILE = "launcher.lock"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -309,8 +310,9 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
                 ExperimentRoot.open(run.exp).request_stop("the last prover version is evaluated",
                                                           jobs=[job_name("evaluator", 0)])
                 final_stop_sent = True
-            if time.time() > max(deadlines.values()) + 120:
-                logger.warning("jobs still running 2 minutes after the deadline: stopping them")
+            if time.time() > kill_time(deadlines, progress.follower.evaluations):
+                logger.warning("jobs still running %.0f s after the deadline: stopping them",
+                               kill_time(deadlines, progress.follower.evaluations) - max(deadlines.values()))
                 supervisor.kill_all()
                 break
             progress.maybe_print(supervisor, progress_s)
@@ -327,6 +329,14 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
         for number, handler in previous.items():
             signal.signal(number, handler)
         lock.unlink(missing_ok=True)
+
+
+def kill_time(deadlines: dict[str, float], evaluations: Sequence[dict[str, Any]]) -> float:
+    """When jobs still running are killed: 2 minutes after the last deadline, or long enough after it for
+    one more evaluation when the evaluator's evaluations take longer (it may start the last version's
+    just before its deadline)."""
+    longest = max((float(e.get("seconds") or 0.0) for e in evaluations), default=0.0)
+    return max(deadlines.values()) + max(KILL_GRACE_S, 1.25 * longest + 30.0)
 
 
 def final_evaluation_done(run: Run, supervisor: Supervisor, progress: "Progress") -> bool:

@@ -104,6 +104,13 @@ def test_deadlines_leave_the_evaluator_a_reserve() -> None:
     assert set(launch.deadlines_of(no_evaluator, 10.0, 0.0).values()) == {600.0}
 
 
+def test_jobs_are_killed_late_enough_for_one_more_long_evaluation() -> None:
+    deadlines = {"prover_trainer": 900.0, "evaluator": 1000.0}
+    assert launch.kill_time(deadlines, []) == 1000.0 + launch.KILL_GRACE_S
+    assert launch.kill_time(deadlines, [{"seconds": 10.0}, {"seconds": None}]) == 1000.0 + launch.KILL_GRACE_S
+    assert launch.kill_time(deadlines, [{"seconds": 40.0}, {"seconds": 240.0}]) == 1000.0 + 1.25 * 240 + 30
+
+
 def launch_command(exp: Path, minutes: float, *extra: str) -> list[str]:
     command = [sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
                "--minutes", str(minutes), "--progress", "5", *extra]
