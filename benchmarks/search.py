@@ -218,7 +218,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, device, ratio in ratios:
         target = f" (target >= {TARGET_RATIO:g}x)" if name == "model" else " (reference: no model to batch)"
         print(f"{name} on {device}: batched / alone = {ratio:.2f}x expansions/s{target}")
+    if "model" in args.policy.split(","):
+        for device in args.devices.split(","):
+            decoding_rates(args, db, device)
     return 0
+
+
+def decoding_rates(args: argparse.Namespace, db: Database, device: str) -> None:
+    """Decoder tokens/s of greedy, sampling and beam decoding on backward-prover sources of the split,
+    one source at a time and ``--batch`` at once (every row fed through the decoder counts: all beams)."""
+    from core.models.decoding import beam_search, greedy, measure, sample
+    from core.models.supervised import database_examples
+
+    loaded = model_policy(args, db, device)()
+    model, vocab = loaded.model, loaded.vocab
+    sources = [source for source, _ in database_examples(db, vocab, model.config, split=args.split).examples][: args.batch]
+    k = args.candidates
+    decoders = {"greedy": (greedy, {}), f"sample n={k}": (sample, {"n": k}), f"beam k={k}": (beam_search, {"k": k})}
+    print(f"\nmodel decoding on {device}, {len(sources)} {args.split} sources (decoder tokens/s, all rows counted)")
+    print(f"{'decoder':<12} {'one at a time':>14} {f'batch of {len(sources)}':>12} {'ratio':>7}")
+    for name, (decoder, options) in decoders.items():
+        with torch_inference():
+            one_tokens = one_seconds = 0.0
+            for source in sources:
+                tokens, seconds = measure(decoder, model, [source], **options)
+                one_tokens, one_seconds = one_tokens + tokens, one_seconds + seconds
+            tokens, seconds = measure(decoder, model, sources, **options)
+        alone, batched = one_tokens / one_seconds, tokens / seconds
+        print(f"{name:<12} {alone:>14.0f} {batched:>12.0f} {batched / alone:>6.1f}x")
+
+
+def torch_inference():  # type: ignore[no-untyped-def]
+    import torch
+
+    return torch.inference_mode()
 
 
 if __name__ == "__main__":

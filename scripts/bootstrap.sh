@@ -14,13 +14,22 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "bootstrap: creating $venv" >&2
   "$python" -m venv "$venv"
 fi
-stamp="$venv/.advprover-stamp"
-want="$(sha256sum "$here/pyproject.toml" | cut -c1-16) extras=$extras"
-if [ ! -f "$stamp" ] || ! grep -qxF "$want" "$stamp"; then
-  echo "bootstrap: installing advprover${extras:+[$extras]} and its dependencies into $venv (torch==2.13.0 takes about a minute)" >&2
+stamp="$venv/.advprover-stamp"  # "<pyproject hash> extras=<what is installed, comma-separated>"
+hash="$(sha256sum "$here/pyproject.toml" | cut -c1-16)"
+installed=""
+if [ -f "$stamp" ] && [ "$(cut -d' ' -f1 "$stamp")" = "$hash" ]; then
+  installed=$(sed -n 's/^.* extras=//p' "$stamp")
+fi
+missing=""
+for extra in ${extras//,/ }; do
+  case ",$installed," in *",$extra,"*) ;; *) missing="$missing $extra" ;; esac
+done
+if [ ! -f "$stamp" ] || [ "$(cut -d' ' -f1 "$stamp")" != "$hash" ] || [ -n "$missing" ]; then
+  union=$(echo "$installed,$extras" | tr ',' '\n' | grep -v '^$' | sort -u | paste -sd, -)
+  echo "bootstrap: installing advprover${union:+[$union]} and its dependencies into $venv (torch==2.13.0 takes about a minute)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   spec="$here"
-  [ -n "$extras" ] && spec="$here[$extras]"
+  [ -n "$union" ] && spec="$here[$union]"
   "$venv/bin/python" -m pip install --quiet -e "$spec"
-  echo "$want" > "$stamp"
+  echo "$hash extras=$union" > "$stamp"
 fi
