@@ -82,29 +82,30 @@ def evaluate_last_version(exp: Path, kind: str, out: Path) -> None:
 
 def started(exp: Path) -> float:
     """When the experiment's first launch started (its launch.json)."""
-    times = [json.loads(p.read_text())["started"] for p in (exp / "runs").glob("*/launch.json")]
-    return min(times)
+    return min(json.loads(p.read_text())["started"] for p in (exp / "runs").glob("*/launch.json"))
 
 
-def minutes_of(exp: Path, record: dict[str, Any], start: float) -> float:
-    """When the evaluated version was published (its checkpoint, if still kept; else when its evaluation
-    started), in minutes since the run started."""
-    store = CheckpointStore(ExperimentRoot.open(str(exp)), "prover")
-    when = record["time"] - (record.get("seconds") or 0)
-    if isinstance(record["version"], int) and record["version"] in store.versions():
-        when = store.info(record["version"]).meta.get("time", when)
-    return (when - start) / 60
+def timeline(exp: Path) -> list[dict[str, Any]]:
+    """The experiment's evaluations, each with ``minutes``: when the evaluated version was published (its
+    checkpoint's time while it is kept, else when its evaluation started), since the run started."""
+    store, start = CheckpointStore(ExperimentRoot.open(str(exp)), "prover"), started(exp)
+    kept = set(store.versions())
+    records = []
+    for record in evaluations(exp):
+        when = record["time"] - (record.get("seconds") or 0)
+        if record["version"] in kept:
+            when = store.info(record["version"]).meta.get("time", when)
+        records.append({**record, "minutes": (when - start) / 60})
+    return records
 
 
 def report(out: Path) -> None:
-    rows = {kind: evaluations(out / f"prop-{kind}") for kind in RUNS}
+    rows = {kind: timeline(out / f"prop-{kind}") for kind in RUNS}
     print(f"\n{'run':<13}{'version':>8}{'step':>7}{'minutes':>9}{'proved':>10}{'success':>9}")
     for kind, records in rows.items():
-        start = started(out / f"prop-{kind}")
-        for record in records:
-            minutes = minutes_of(out / f"prop-{kind}", record, start)
-            print(f"{kind:<13}{str(record['version']):>8}{str(record.get('step') or ''):>7}{minutes:>9.1f}"
-                  f"{record['proved']:>6} / {record['total']:<3}{100 * record['success_rate']:>7.1f}%")
+        for r in records:
+            print(f"{kind:<13}{str(r['version']):>8}{str(r.get('step') or ''):>7}{r['minutes']:>9.1f}"
+                  f"{r['proved']:>6} / {r['total']:<3}{100 * r['success_rate']:>7.1f}%")
     plot(out, rows)
 
 
@@ -117,12 +118,11 @@ def plot(out: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
     figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4))
     baseline = None
     for kind, records in rows.items():
-        start = started(out / f"prop-{kind}")
         versions = [r for r in records if r["version"] != "baseline"]
         baseline = next((r["success_rate"] for r in records if r["version"] == "baseline"), baseline)
         success = [100 * r["success_rate"] for r in versions]
         by_step.plot([r.get("step") or 0 for r in versions], success, marker="o", label=kind)
-        by_time.plot([minutes_of(out / f"prop-{kind}", r, start) for r in versions], success, marker="o", label=kind)
+        by_time.plot([r["minutes"] for r in versions], success, marker="o", label=kind)
     for axis, label in ((by_step, "prover trainer step"), (by_time, "minutes since the run started (version published)")):
         if baseline is not None:
             axis.axhline(100 * baseline, color="grey", linestyle="--", label="model-free baseline")

@@ -208,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"k={args.candidates}, batched mode: {args.batch} searches at once")
     print(HEADER)
     ratios = []
+    decoders: list[tuple[str, Callable[[], Policy]]] = []
     for name in args.policy.split(","):
         devices = args.devices.split(",") if name == "model" else ["cpu"]
         for device in devices:
@@ -215,43 +216,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             alone, batched = compare(name, device, db, grammar, kernel, theorems, make_policy, settings, args.batch,
                                      args.repeat)
             ratios.append((name, device, batched.rate / alone.rate))
+            if name == "model":
+                decoders.append((device, make_policy))
     for name, device, ratio in ratios:
         target = f" (target >= {TARGET_RATIO:g}x)" if name == "model" else " (reference: no model to batch)"
         print(f"{name} on {device}: batched / alone = {ratio:.2f}x expansions/s{target}")
-    if "model" in args.policy.split(","):
-        for device in args.devices.split(","):
-            decoding_rates(args, db, device)
+    for device, make_policy in decoders:
+        decoding_rates(args, db, device, make_policy())
     return 0
 
 
-def decoding_rates(args: argparse.Namespace, db: Database, device: str) -> None:
+def decoding_rates(args: argparse.Namespace, db: Database, device: str, policy: Policy) -> None:
     """Decoder tokens/s of greedy, sampling and beam decoding on backward-prover sources of the split,
     one source at a time and ``--batch`` at once (every row fed through the decoder counts: all beams)."""
+    import torch
+
     from core.models.decoding import beam_search, greedy, measure, sample
     from core.models.supervised import database_examples
 
-    loaded = model_policy(args, db, device)()
-    model, vocab = loaded.model, loaded.vocab
+    model, vocab = policy.model, policy.vocab  # type: ignore[attr-defined]
     sources = [source for source, _ in database_examples(db, vocab, model.config, split=args.split).examples][: args.batch]
     k = args.candidates
     decoders = {"greedy": (greedy, {}), f"sample n={k}": (sample, {"n": k}), f"beam k={k}": (beam_search, {"k": k})}
     print(f"\nmodel decoding on {device}, {len(sources)} {args.split} sources (decoder tokens/s, all rows counted)")
     print(f"{'decoder':<12} {'one at a time':>14} {f'batch of {len(sources)}':>12} {'ratio':>7}")
     for name, (decoder, options) in decoders.items():
-        with torch_inference():
-            one_tokens = one_seconds = 0.0
-            for source in sources:
-                tokens, seconds = measure(decoder, model, [source], **options)
-                one_tokens, one_seconds = one_tokens + tokens, one_seconds + seconds
+        with torch.inference_mode():
+            alone = [measure(decoder, model, [source], **options) for source in sources]
             tokens, seconds = measure(decoder, model, sources, **options)
-        alone, batched = one_tokens / one_seconds, tokens / seconds
-        print(f"{name:<12} {alone:>14.0f} {batched:>12.0f} {batched / alone:>6.1f}x")
-
-
-def torch_inference():  # type: ignore[no-untyped-def]
-    import torch
-
-    return torch.inference_mode()
+        one_at_a_time = sum(t for t, _ in alone) / sum(s for _, s in alone)
+        print(f"{name:<12} {one_at_a_time:>14.0f} {tokens / seconds:>12.0f} {tokens / seconds / one_at_a_time:>6.1f}x")
 
 
 if __name__ == "__main__":

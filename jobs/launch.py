@@ -310,9 +310,10 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
                 ExperimentRoot.open(run.exp).request_stop("the last prover version is evaluated",
                                                           jobs=[job_name("evaluator", 0)])
                 final_stop_sent = True
-            if time.time() > kill_time(deadlines, progress.follower.evaluations):
+            kill_at = kill_time(deadlines, progress.follower.evaluations)
+            if time.time() > kill_at:
                 logger.warning("jobs still running %.0f s after the deadline: stopping them",
-                               kill_time(deadlines, progress.follower.evaluations) - max(deadlines.values()))
+                               kill_at - max(deadlines.values()))
                 supervisor.kill_all()
                 break
             progress.maybe_print(supervisor, progress_s)

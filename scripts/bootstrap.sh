@@ -16,15 +16,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.advprover-stamp"  # "<pyproject hash> extras=<what is installed, comma-separated>"
 hash="$(sha256sum "$here/pyproject.toml" | cut -c1-16)"
-installed=""
+current="" installed=""
 if [ -f "$stamp" ] && [ "$(cut -d' ' -f1 "$stamp")" = "$hash" ]; then
-  installed=$(sed -n 's/^.* extras=//p' "$stamp")
+  current=1 installed=$(sed -n 's/^.* extras=//p' "$stamp")
 fi
-missing=""
 for extra in ${extras//,/ }; do
-  case ",$installed," in *",$extra,"*) ;; *) missing="$missing $extra" ;; esac
+  case ",$installed," in *",$extra,"*) ;; *) current="" ;; esac
 done
-if [ ! -f "$stamp" ] || [ "$(cut -d' ' -f1 "$stamp")" != "$hash" ] || [ -n "$missing" ]; then
+if [ -z "$current" ]; then
   union=$(echo "$installed,$extras" | tr ',' '\n' | grep -v '^$' | sort -u | paste -sd, -)
   echo "bootstrap: installing advprover${union:+[$union]} and its dependencies into $venv (torch==2.13.0 takes about a minute)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true

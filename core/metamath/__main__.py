@@ -134,8 +134,8 @@ def holes(args: argparse.Namespace) -> int:
         labels = [t.label for t in split_theorems(db, SplitRatios.parse(args.ratios), args.salt)[args.split]]
     else:
         labels = [label for label in args.only.split(",") if label]
-        not_theorems = [label for label in labels if not isinstance(db.labels.get(label), Assertion)
-                        or db.labels[label].kind != "p"]
+        theorems = {t.label for t in db.theorems()}
+        not_theorems = [label for label in labels if label not in theorems]
         if not labels or not_theorems:
             raise UsageError(f"--only: {', '.join(not_theorems) or 'no label given'}: not a $p theorem of {args.database}")
     rewrite_proofs(args.database, {label: ["?"] for label in labels}, args.out)
