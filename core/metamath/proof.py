@@ -25,15 +25,13 @@ SAVE = -1  # operation: save the top of the stack (a ``Z`` in a compressed proof
 UNKNOWN = "?"
 
 
-def reuse(index: int) -> int:
-    """The operation that pushes saved step ``index`` again."""
-    return -2 - index
-
-
 class ProofProgram(NamedTuple):
-    """A decoded proof: ``op >= 0`` applies ``labels[op]``, ``SAVE`` saves, ``op <= -2`` reuses saved ``-2 - op``.
+    """A decoded proof: ``0 <= op < len(labels)`` applies ``labels[op]``, ``SAVE`` saves the top of the stack,
+    ``op >= len(labels)`` pushes saved step ``op - len(labels)`` again.
 
-    (A named tuple: immutable and quick to build, one per proof checked.)
+    (So a machine that appends each saved step to its table of labels finds it at its op, as it finds a
+    hypothesis: the compressed format's own numbering. A named tuple: immutable and quick to build, one
+    per proof checked.)
     """
 
     labels: tuple[str, ...]
@@ -42,6 +40,10 @@ class ProofProgram(NamedTuple):
     @property
     def is_incomplete(self) -> bool:
         return UNKNOWN in self.labels
+
+    def reuse(self, index: int) -> int:
+        """The operation that pushes saved step ``index`` again."""
+        return len(self.labels) + index
 
 
 def _fail(assertion: Assertion, reason: str) -> MMVerificationError:
@@ -95,6 +97,16 @@ def decode_proof(db: Database, assertion: Assertion) -> ProofProgram:
 
 
 def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...]) -> ProofProgram:
+    labels, letters, mandatory, dummies = compressed_parts(db, assertion, proof)
+    ops = _decode_letters(assertion, letters, len(labels), mandatory, dummies)
+    return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
+
+
+def compressed_parts(
+    db: Database, assertion: Assertion, proof: tuple[str, ...]
+) -> tuple[tuple[str, ...], str, int, frozenset[int]]:
+    """A compressed proof's labels (mandatory hypotheses, then those listed), letters, number of mandatory
+    hypotheses and indices of listed hypotheses; raises unless every listed label may be cited."""
     try:
         closing = proof.index(")")
     except ValueError:
@@ -119,42 +131,44 @@ def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...
         dummies = dummies | {index}
     if len(listed) > 1 and len(set(listed)) != len(listed):
         raise _fail(assertion, "compressed proof lists a label twice")
-    labels = mandatory + listed
-    letters = "".join(proof[closing + 1 :])
-    ops = _decode_letters(assertion, letters, len(labels), len(mandatory), dummies)
-    return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
+    return mandatory + listed, "".join(proof[closing + 1 :]), len(mandatory), dummies
 
 
 # A compressed proof's letters: steps `[U-Y]*[A-T]` (a number in base 20/5) or `?`, each maybe followed by `Z`.
 _STEP_RE = re.compile(r"[U-Y]*[A-T]|[Z?]")
-_SAVE_NUMBER, _UNKNOWN_NUMBER = 0, -1
+_UNKNOWN_OP = -2  # what _STEP_OPS gives `?` (see _decode_letters)
 _NO_DUMMIES: frozenset[int] = frozenset()
 
 
-class _StepNumbers(dict[str, int]):
-    """Step text -> its number (``Z`` -> 0, ``?`` -> -1), computed once per distinct text."""
+class _StepOps(dict[str, int]):
+    """Step text -> its operation: its number minus one (``Z`` -> ``SAVE``), computed once per distinct text.
+
+    Step ``n`` of a compressed proof is label ``n - 1`` up to the label count and saved step ``n - 1 -
+    label count`` beyond it, so its number minus one is the operation of a :class:`ProofProgram`.
+    """
 
     def __missing__(self, text: str) -> int:
         value = 0
         for letter in text[:-1]:
             value = value * 5 + ord(letter) - 84  # U..Y: 1..5
-        number = self[text] = value * 20 + ord(text[-1]) - 64  # A..T: 1..20
-        return number
+        op = self[text] = value * 20 + ord(text[-1]) - 65  # A..T: 1..20, minus one
+        return op
 
 
-_STEP_NUMBERS = _StepNumbers({"Z": _SAVE_NUMBER, "?": _UNKNOWN_NUMBER})
+_STEP_OPS = _StepOps({"Z": SAVE, "?": _UNKNOWN_OP})
 _ONE_LETTER_STEPS = frozenset("ABCDEFGHIJKLMNOPQRSTZ")
 
 
 def _decode_letters(
     assertion: Assertion, letters: str, label_count: int, mandatory: int, dummies: frozenset[int]
 ) -> tuple[int, ...]:
-    """Operations from a compressed proof's letter string (``label_count`` labels; ``?`` is the last).
+    """Operations from a compressed proof's letter string (``label_count`` labels, ``?`` not counted).
 
     The labels below index ``mandatory``, and those in ``dummies``, are hypotheses: a `Z` may not follow
     them, nor a reused step. The Metamath book only says `Z` tags a step for reuse; the reference
     verifier ``metamath`` accepts it only after an ``$a``/``$p`` step (or `?`), and so does this kernel,
-    so that every proof it accepts is accepted there too.
+    so that every proof it accepts is accepted there too. The letters are turned into operations by C
+    code (one dict lookup per step); only the steps around a `Z` or a reuse are checked one by one.
     """
     if _ONE_LETTER_STEPS.issuperset(letters):
         steps: Iterable[str] = letters  # every letter is a step: no regex needed
@@ -167,23 +181,40 @@ def _decode_letters(
     ops: list[int] = []
     append = ops.append
     saved = 0
-    for number in map(_STEP_NUMBERS.__getitem__, steps):
-        if number > label_count:
-            if number - label_count > saved:
+    for op in map(_STEP_OPS.__getitem__, steps):
+        if op >= label_count:
+            if op - label_count >= saved:
                 raise _fail(assertion, f"compressed proof step {len(ops) + 1} refers to saved step "
-                                       f"{number - label_count}, but only {saved} are saved")
-            append(label_count - 1 - number)  # reuse(number - label_count - 1)
-        elif number > 0:
-            append(number - 1)
-        elif number == _SAVE_NUMBER:
-            if ops[-1] < mandatory or ops[-1] in dummies:  # also catches a reuse (< 0)
+                                       f"{op - label_count + 1}, but only {saved} are saved")
+        elif op == SAVE:
+            previous = ops[-1]  # there is one: the letters do not start with `Z`
+            if (previous < mandatory and previous != _UNKNOWN_OP) or previous in dummies or previous >= label_count:
                 raise _fail(assertion, f"compressed proof: `Z` at step {len(ops) + 1} follows a hypothesis or a "
                                        "reused step; only assertion steps may be saved")
-            append(SAVE)
             saved += 1
-        else:
-            append(label_count)
+        append(op)
+    if _UNKNOWN_OP in ops:  # `?` is the label after the others: saved steps come one later
+        return tuple(label_count if op == _UNKNOWN_OP else op + 1 if op >= label_count else op for op in ops)
     return tuple(ops)
+
+
+def lazy_operations(letters: str) -> Iterator[int] | None:
+    """The operations of a compressed proof's letters, computed as they are taken; ``None`` unless the
+    letters are well formed and hold no ``?``.
+
+    Unlike :func:`decode_proof`, nothing checks that a `Z` follows an assertion step or that a reused
+    step was saved: a machine running these must check both (:meth:`core.metamath.verifier.Kernel.verify`
+    does), or decode the proof.
+    """
+    if _ONE_LETTER_STEPS.issuperset(letters):
+        steps: Iterable[str] = letters
+    else:
+        steps = _STEP_RE.findall(letters)
+        if "".join(steps) != letters or UNKNOWN in letters:
+            return None
+    if letters.startswith("Z") or "ZZ" in letters:
+        return None
+    return map(_STEP_OPS.__getitem__, steps)
 
 
 def _raise_letter_error(assertion: Assertion, letters: str) -> None:

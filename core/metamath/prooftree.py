@@ -157,8 +157,8 @@ def tree_from_proof(db: Database, theorem: Assertion, kernel: Kernel | None = No
     for step, op in enumerate(program.ops, 1):
         if op == SAVE:
             saved.append(stack[-1])
-        elif op < 0:
-            stack.append(saved[-2 - op])
+        elif op >= len(targets):
+            stack.append(saved[op - len(targets)])
         elif isinstance(target := targets[op], Hypothesis):
             stack.append((target.statement, hypothesis_leaf(target) if target.kind == "e" else None))
         else:

@@ -152,7 +152,9 @@ def normal_form(db: Database, theorem: Assertion) -> list[str]:
     stack: list[list[str]] = []
     saved: list[list[str]] = []
     for op in program.ops:
-        if op >= 0:
+        if op >= len(program.labels):
+            stack.append(saved[op - len(program.labels)])
+        elif op >= 0:
             label = program.labels[op]
             n = arity(db, label)
             step = [token for part in stack[len(stack) - n :] for token in part] + [label]
@@ -160,8 +162,6 @@ def normal_form(db: Database, theorem: Assertion) -> list[str]:
             stack.append(step)
         elif op == SAVE:
             saved.append(stack[-1])
-        else:
-            stack.append(saved[-2 - op])
     return stack[0]
 
 

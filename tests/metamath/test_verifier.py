@@ -16,7 +16,7 @@ import pytest
 
 from core.errors import MetamathError, MMVerificationError
 from core.metamath import Kernel, read_database, verify_database
-from core.metamath.proof import SAVE, decode_proof, reuse
+from core.metamath.proof import SAVE, decode_proof
 from core.metamath.verifier import RuleError
 
 MINI = """\
@@ -117,7 +117,7 @@ def test_compressed_proof_reuses_saved_steps(tmp_path: Path) -> None:
     db = read_database(write(tmp_path, MINI))
     program = decode_proof(db, db.assertion("id-c"))
     assert program.labels == ("wph", "wi", "ax-1", "ax-2", "ax-mp")
-    assert SAVE in program.ops and reuse(0) in program.ops and reuse(1) in program.ops
+    assert SAVE in program.ops and program.reuse(0) in program.ops and program.reuse(1) in program.ops
     normal = decode_proof(db, db.assertion("id"))
     expand = lambda p: _expand(p.labels, p.ops)  # noqa: E731
     assert expand(program) == expand(normal)  # the same proof, written twice
@@ -129,15 +129,15 @@ def _expand(labels: tuple[str, ...], ops: tuple[int, ...]) -> list[str]:
     stack: list[list[str]] = []
     saved: list[list[str]] = []
     for op in ops:
-        if op >= 0:
+        if op >= len(labels):
+            stack.append(saved[op - len(labels)])
+        elif op >= 0:
             n = arity[labels[op]]
             args = [x for part in stack[len(stack) - n :] for x in part] if n else []
             del stack[len(stack) - n :]
             stack.append(args + [labels[op]])
         elif op == SAVE:
             saved.append(stack[-1])
-        else:
-            stack.append(saved[-2 - op])
     return stack[0]
 
 
