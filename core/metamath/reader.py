@@ -6,8 +6,8 @@ not errors but theorems to prove. Scoping follows the Metamath book: variables, 
 disjoint-variable conditions are active until the end of their block; each assertion gets its mandatory
 frame when it is declared.
 
-Files are tokenized lazily, a block of whole lines at a time (comments are blanked out of each block at
-the byte level first: they are most of set.mm), so ``read_database(path, stop_at="ax-gen")`` reads
+Files are tokenized lazily, a block of whole lines at a time (comments are cut out of each block, but for
+their newlines, at the byte level first: they are most of set.mm), so ``read_database(path, stop_at="ax-gen")`` reads
 set.mm's propositional part without reading the rest. Every malformed input raises
 :class:`~core.errors.MMSyntaxError` naming the file, the line, the label if any, and the reason; an
 error in the text after the ``stop_at`` label is not raised.
@@ -35,11 +35,11 @@ _KEYWORDS = frozenset("$c $v $f $e $d $a $p $= $. ${ $} $( $) $[ $]".split())
 _LABEL_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
+_CONTROL_BYTES = tuple(bytes([c]) for c in range(0x80) if c not in _ALLOWED_BYTES)  # ASCII ones not allowed
 _WHITESPACE = b" \t\r\n\f"
 _WHITESPACE_CODES = frozenset(_WHITESPACE)
-# bytes.translate tables: comments become spaces (newlines kept); for counting tokens per line, newline
-# kept, other whitespace made a space, every other byte made an `x`.
-_BLANK = bytes(c if c == 0x0A else 0x20 for c in range(256))
+# bytes.translate table for counting tokens per line: newline kept, other whitespace made a space, every
+# other byte made an `x`.
 _WORD_MARKS = bytes(c if c == 0x0A else 0x20 if c in b" \t\r\f" else 0x78 for c in range(256))
 
 
@@ -158,14 +158,15 @@ class _FileTokens:
     def _cut_at_bad_character(self, raw: bytes) -> bytes:
         """The lines of ``raw`` before the first one holding a character not allowed in a .mm file.
 
-        The error is raised when reading reaches that line, not before: ``stop_at`` may come first.
+        The error is raised when reading reaches that line, not before: ``stop_at`` may come first. The
+        usual case, no such character, is told by ``isascii`` and a ``memchr`` per control character.
         """
-        bad = raw.translate(None, _ALLOWED_BYTES)
-        if not bad:
+        if raw.isascii() and max(map(raw.find, _CONTROL_BYTES)) < 0:
             return raw
-        reason = (f"character {chr(bad[0])!r} (code {bad[0]}) is not allowed in a .mm file "
+        offset = raw.index(raw.translate(None, _ALLOWED_BYTES)[:1])
+        reason = (f"character {chr(raw[offset])!r} (code {raw[offset]}) is not allowed in a .mm file "
                   "(only printable ASCII, space, tab, CR, LF and FF)")
-        return self._cut_before(raw, raw.index(bad[:1]), reason)
+        return self._cut_before(raw, offset, reason)
 
     def _cut_before(self, raw: bytes, offset: int, reason: str) -> bytes:
         """The whole tokens of ``raw`` before ``offset``; the error waits for reading to get there.
@@ -182,10 +183,10 @@ class _FileTokens:
         return MMSyntaxError(reason, file=self.path, line=line)
 
     def _blank_comments(self, raw: bytes) -> bytes:
-        """``raw`` with every comment ``$( ... $)`` turned into spaces (newlines kept, so lines still count).
+        """``raw`` with every comment ``$( ... $)`` cut down to its newlines (so lines still count).
 
-        Comments are most of set.mm; blanking them with C-level searches before tokenizing spares
-        splitting them into words. A comment opens at a ``$(`` token and closes at the first ``$)``, which
+        Comments are most of set.mm; cutting them out with C-level searches before tokenizing spares
+        splitting them into words, and leaves a block a fraction of its size for the steps that follow. A comment opens at a ``$(`` token and closes at the first ``$)``, which
         must be a token of its own; no ``$(`` may appear inside. A comment may span blocks. A malformed
         comment's error is raised when reading reaches its line (``stop_at`` may come first).
         """
@@ -196,8 +197,8 @@ class _FileTokens:
             if isinstance(end, str):
                 raise self._error_at(self._open_comment_line, end)
             if end < 0:
-                return raw.translate(_BLANK)
-            pieces.append(raw[:end].translate(_BLANK))
+                return _newlines(raw, 0, len(raw))
+            pieces.append(_newlines(raw, 0, end))
             position, self._open_comment_line = end, 0
         position = _blank_plain_comments(raw, position, pieces)
         while (start := raw.find(b"$(", position)) >= 0:  # what the fast path left: anything unusual
@@ -208,12 +209,13 @@ class _FileTokens:
             pieces.append(raw[position:start])
             end = _comment_end(raw, start + 2)
             if isinstance(end, str):
-                return self._cut_before(b"".join(pieces), start, end)
+                kept = b"".join(pieces)
+                return self._cut_before(kept, len(kept), end)
             if end < 0:  # the comment goes on in the next block
-                pieces.append(raw[start:].translate(_BLANK))
+                pieces.append(_newlines(raw, start, len(raw)))
                 self._open_comment_line = self._lines_read + raw.count(b"\n", 0, start) + 1
                 return b"".join(pieces)
-            pieces.append(raw[start:end].translate(_BLANK))
+            pieces.append(_newlines(raw, start, end))
             position = end
         pieces.append(raw[position:])
         return b"".join(pieces)
@@ -229,29 +231,34 @@ class _FileTokens:
 
 
 def _blank_plain_comments(raw: bytes, position: int, pieces: list[bytes]) -> int:
-    """Blank the comments of ``raw`` from ``position`` on while each is plainly well formed; return where it stopped.
+    """Cut the comments of ``raw`` from ``position`` on while each is plainly well formed; return where it stopped.
 
     The fast path of :meth:`_FileTokens._blank_comments`, a few C-level searches per comment: it stops
-    before the first ``$(`` that is not a token of its own, whose comment is not closed in ``raw``, or
-    whose ``$)`` is not a token of its own; if any comment it passed holds a ``$(``, it takes nothing
-    back. What is left goes to the slow path, which knows each of those cases and its error.
+    before the first ``$(`` that is not a token of its own, whose comment is not closed in ``raw``, holds
+    a ``$(``, or whose ``$)`` is not a token of its own. What is left goes to the slow path, which knows
+    each of those cases and its error. A comment's first ``$`` is looked for byte-wise (``memchr``): it is
+    usually its ``$)``, which then needs no other search of the comment's text.
     """
-    find, blank, whitespace = raw.find, raw.translate(_BLANK), _WHITESPACE_CODES
+    find, count_in, whitespace = raw.find, raw.count, _WHITESPACE_CODES
     last = len(raw) - 3  # a `$)` after it has no byte after it to look at: left to the slow path
-    begin, taken, count = position, len(pieces), 0
     while (start := find(b"$(", position)) >= 0:
-        end = find(b"$)", start + 2)
+        end = find(b"$", start + 2)
+        if end >= 0 and raw[end + 1 : end + 2] != b")":  # another `$` first: search on for `$)`, and for `$(`
+            end = find(b"$)", end)
+            if end >= 0 and find(b"$(", start + 2, end) >= 0:
+                break
         if (end < 0 or end > last or (start and raw[start - 1] not in whitespace) or raw[start + 2] not in whitespace
                 or raw[end - 1] not in whitespace or raw[end + 2] not in whitespace):
             break
         pieces.append(raw[position:start])
-        pieces.append(blank[start : end + 2])
+        pieces.append(b"\n" * count_in(b"\n", start, end))
         position = end + 2
-        count += 1
-    if raw.count(b"$(", begin, position) != count:  # some comment holds a `$(`
-        del pieces[taken:]
-        return begin
     return position
+
+
+def _newlines(raw: bytes, start: int, end: int) -> bytes:
+    """What a comment spanning ``raw[start:end]`` leaves: its newlines, so that lines still count."""
+    return b"\n" * raw.count(b"\n", start, end)
 
 
 def _alone(raw: bytes, offset: int) -> bool:
