@@ -4,12 +4,16 @@ Config classes are frozen dataclasses deriving from :class:`Config`. Each field 
 ``metadata={"choices": ..., "min": ..., "max": ..., "help": ...}`` (use :func:`option`); ``__post_init__``
 checks every field's type and bounds and raises :class:`~core.errors.ConfigError` naming the field.
 Configs convert to and from plain dicts (the JSON frozen in an experiment root) and accept
-``dotted.key=value`` overrides parsed by the field's declared type, never by the value's look.
+``dotted.key=value`` overrides parsed by the field's declared type, never by the value's look. Every
+override is applied before the result is validated, so settings that depend on each other can change
+together; every float setting must be finite (NaN and infinity are refused at this level, for every
+config). :meth:`Config.settings` lists every leaf setting with its value, its default and its help text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Iterable, Mapping, TypeVar, Union
@@ -83,44 +87,133 @@ class Config:
                 values[name] = tuple(value)
             else:
                 values[name] = value
+        cls._check_fields(values, where)
         return cls(**values)
 
+    @classmethod
+    def _check_fields(cls, values: Mapping[str, Any], where: str) -> None:
+        """Type and bound checks of the leaf ``values``, the errors naming each by its dotted path."""
+        hints = _hints(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in values and not _is_config(hints[field.name]):
+                name = f"{where}{field.name}" if where else f"{cls._section()}{field.name}"
+                _check_type(name, values[field.name], hints[field.name])
+                _check_bounds(name, values[field.name], field.metadata)
+
     def with_overrides(self: C, assignments: Iterable[str]) -> C:
-        """A copy with ``dotted.key=value`` assignments applied (values parsed by the field's type)."""
-        config = self
+        """A copy with ``dotted.key=value`` assignments applied (values parsed by the field's type).
+
+        Every assignment is applied first and the result is validated once, so dependent settings can
+        change together (``rewards.kind=band`` with ``rewards.attempts=4``); errors name the setting.
+        """
+        data = self.to_dict()
         for assignment in assignments:
             if "=" not in assignment:
                 raise ConfigError(f"override {assignment!r} must read key=value (for example prover_actor.count=2)")
             key, text = assignment.split("=", 1)
-            config = config.replace_path(key.strip().split("."), text.strip())
-        return config
+            type(self)._assign(data, key.strip().split("."), text.strip())
+        return type(self).from_dict(data)
 
-    def replace_path(self: C, path: list[str], text: str, prefix: str = "") -> C:
-        names = {f.name: f for f in dataclasses.fields(self)}
+    @classmethod
+    def _assign(cls, data: dict[str, Any], path: list[str], text: str, prefix: str = "") -> None:
+        """Set the leaf at ``path`` in ``data`` (a :meth:`to_dict` of this class) to ``text`` parsed by its type."""
+        names = {f.name for f in dataclasses.fields(cls)}
         head, dotted = path[0], f"{prefix}{path[0]}"
         if head not in names:
             raise ConfigError(f"unknown setting {prefix + '.'.join(path)!r}; known here: "
                               f"{', '.join(prefix + n for n in sorted(names))}")
-        hint = _hints(type(self))[head]
-        current = getattr(self, head)
+        hint = _hints(cls)[head]
         if len(path) > 1:
-            if not isinstance(current, Config):
+            if not _is_config(hint):
                 raise ConfigError(f"setting {dotted!r} has no sub-settings")
-            return dataclasses.replace(self, **{head: current.replace_path(path[1:], text, f"{dotted}.")})
-        if isinstance(current, Config):
+            hint._assign(data[head], path[1:], text, f"{dotted}.")
+        elif _is_config(hint):
             raise ConfigError(f"setting {dotted!r} is a group; set one of its fields, e.g. {dotted}.<field>=...")
-        return dataclasses.replace(self, **{head: parse_value(dotted, text, hint)})
+        else:
+            data[head] = parse_value(dotted, text, hint)
 
     def describe(self, prefix: str = "") -> list[str]:
         """``key = value`` lines, one per leaf setting."""
-        lines = []
+        return [f"{setting.key} = {setting.value!r}" for setting in self.settings(prefix=prefix)]
+
+    def settings(self, defaults: Config | None = None, prefix: str = "") -> list[Setting]:
+        """Every leaf setting in field order: its dotted key, value, default and help text.
+
+        The default of a setting is its value in ``defaults`` (by default this class built with no
+        arguments, so a nested group's default is the one its parent field declares).
+        """
+        defaults = type(self)() if defaults is None else defaults
+        out: list[Setting] = []
+        for field in dataclasses.fields(self):
+            value, default = getattr(self, field.name), getattr(defaults, field.name)
+            key = f"{prefix}{field.name}"
+            if isinstance(value, Config):
+                out.extend(value.settings(default, f"{key}."))
+            else:
+                out.append(Setting(key, value, default, field.metadata.get("help", "")))
+        return out
+
+    def group_help(self, prefix: str = "") -> dict[str, str]:
+        """The help text of every group of settings (``prover_actor.search`` -> its help), by dotted key."""
+        out: dict[str, str] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, Config):
-                lines.extend(value.describe(f"{prefix}{field.name}."))
-            else:
-                lines.append(f"{prefix}{field.name} = {value!r}")
-        return lines
+                out[f"{prefix}{field.name}"] = field.metadata.get("help", "")
+                out.update(value.group_help(f"{prefix}{field.name}."))
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One leaf setting of a config: where it is, what it holds, its default and what it means."""
+
+    key: str
+    value: Any
+    default: Any
+    help: str
+
+    @property
+    def section(self) -> str:
+        """The dotted group the setting belongs to ('' for a top-level setting)."""
+        return self.key.rpartition(".")[0]
+
+
+def format_value(value: Any) -> str:
+    """A setting's value as ``--set key=VALUE`` takes it (lists comma-separated, '' for an empty string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) or "''"
+    if isinstance(value, str):
+        return value or "''"
+    return repr(value)
+
+
+def render_settings(config: Config, title: str) -> str:
+    """Every setting of ``config`` grouped by section: value, help text, and the default where it differs."""
+    groups = config.group_help()
+    sections: dict[str, list[Setting]] = {}
+    for setting in config.settings():
+        sections.setdefault(setting.section, []).append(setting)
+    width = min(max(len(_assignment(s)) for group in sections.values() for s in group), 36) + 2
+    lines = [title]
+    for section, group in sections.items():
+        about = groups.get(section, "")
+        lines += ["", f"[{section or 'experiment'}]" + (f"  {about}" if about else "")]
+        for setting in group:
+            notes = [setting.help] if setting.help else []
+            if setting.value != setting.default:
+                notes.append(f"(default: {format_value(setting.default)})")
+            comment = f"# {' '.join(notes)}" if notes else ""
+            lines.append(f"  {_assignment(setting):<{width}}{comment}".rstrip())
+    return "\n".join(lines)
+
+
+def _assignment(setting: Setting) -> str:
+    return f"{setting.key.rpartition('.')[2]} = {format_value(setting.value)}"
 
 
 def parse_value(name: str, text: str, hint: Any) -> Any:
@@ -208,6 +301,8 @@ def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
     choices = metadata.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     low, high = metadata.get("min"), metadata.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if low is not None and value < low:

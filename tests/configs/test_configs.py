@@ -6,10 +6,13 @@ import dataclasses
 
 import pytest
 
-from configs.databases import resolve_database
-from configs.experiment import DatabaseConfig, ExperimentConfig, SearchConfig, parse_mix
+from configs.databases import check_database, resolve_database
+from configs.experiment import (DatabaseConfig, ExperimentConfig, SearchConfig, parse_mix, placement_changes,
+                                with_placement_of)
 from configs.presets import PRESETS, preset
+from configs.schema import render_settings
 from core.errors import ConfigError
+from core.metamath.embedded import embedded_database_path
 
 
 def test_round_trip_through_dict() -> None:
@@ -79,7 +82,7 @@ def test_unknown_preset_lists_the_presets() -> None:
 
 def test_mix_parsing() -> None:
     assert parse_mix("3,generator;1,dataset") == {"generator": 0.75, "dataset": 0.25}
-    for bad in ("generator", "1,prover", "x,generator", "0,generator"):
+    for bad in ("generator", "1,prover", "x,generator", "0,generator", "nan,generator", "1,generator;inf,dataset"):
         with pytest.raises(ConfigError):
             parse_mix(bad)
 
@@ -93,3 +96,107 @@ def test_database_resolution(tmp_path, monkeypatch) -> None:
     assert resolve_database(DatabaseConfig(path="default")).path == str(mm)
     with pytest.raises(ConfigError, match="no such file"):
         resolve_database(DatabaseConfig(path=str(tmp_path / "missing.mm")))
+
+
+def test_overrides_are_applied_together_then_validated() -> None:
+    for order in (["rewards.kind=band", "rewards.attempts=4"], ["rewards.attempts=4", "rewards.kind=band"]):
+        rewards = preset("tiny").with_overrides(order).rewards
+        assert (rewards.kind, rewards.attempts) == ("band", 4)
+    with pytest.raises(ConfigError, match="rewards.attempts must be >= 2 when rewards.kind is 'band'"):
+        preset("tiny").with_overrides(["rewards.kind=band"])  # the twin without its companion
+
+
+def test_override_errors_name_the_setting_by_its_path() -> None:
+    with pytest.raises(ConfigError, match=r"^prover_actor\.search\.timeout_s must be >= 0\.1, got 0\.05$"):
+        preset("tiny").with_overrides(["prover_actor.count=2", "prover_actor.search.timeout_s=0.05"])
+    assert preset("tiny").with_overrides(["prover_actor.search.timeout_s=0.1"]).prover_actor.search.timeout_s == 0.1
+
+
+@pytest.mark.parametrize("assignment", ["prover_trainer.lr=nan", "prover_actor.search.timeout_s=inf",
+                                        "rewards.tau=-inf", "generator_trainer.entropy_weight=NaN",
+                                        "evaluator.search.temperature=Infinity"])
+def test_non_finite_floats_are_rejected_naming_the_field(assignment: str) -> None:
+    key = assignment.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key} must be a finite number, got "):
+        preset("tiny").with_overrides([assignment])
+    assert preset("tiny").with_overrides([f"{key}=0.5"]) is not None  # a finite value of the same field is fine
+
+
+def test_non_finite_floats_are_rejected_at_the_schema_level() -> None:
+    with pytest.raises(ConfigError, match="SearchConfig.timeout_s must be a finite number"):
+        SearchConfig(timeout_s=float("inf"))
+    data = preset("tiny").to_dict()
+    data["prover_trainer"]["lr"] = float("nan")
+    with pytest.raises(ConfigError, match="prover_trainer.lr must be a finite number"):
+        ExperimentConfig.from_dict(data)
+    data["prover_trainer"]["lr"] = 1e-3
+    assert ExperimentConfig.from_dict(data) == preset("tiny")
+
+
+def test_every_setting_has_a_help_text_and_a_default() -> None:
+    settings = preset("tiny").settings()
+    assert len(settings) == len(preset("tiny").describe())
+    assert [s.key for s in settings if not s.help] == []
+    by_key = {s.key: s for s in settings}
+    assert by_key["evaluator.search.timeout_s"].default == 10.0  # the default its parent field declares
+    assert by_key["prover_actor.search.timeout_s"].default == 30.0
+    assert by_key["prover_actor.search.timeout_s"].value == 3.0
+
+
+def test_rendered_settings_show_value_help_and_changed_defaults() -> None:
+    text = render_settings(preset("tiny").with_overrides(["rewards.tau=0.25"]), "# title")
+    lines = text.splitlines()
+    assert lines[0] == "# title"
+    tau = next(line for line in lines if line.strip().startswith("tau = "))
+    assert "upper bound of the rewarded success band" in tau and "(default: 0.5)" in tau
+    kind = next(line for line in lines if line.strip().startswith("kind = "))
+    assert "kind = hard" in kind and "(default:" not in kind  # unchanged: no default shown
+    sections = [line for line in lines if line.startswith("[")]
+    assert len(sections) == len(set(sections))  # each section once
+    assert "[prover_actor.search]  the search each goal gets" in sections
+    assert "[slurm.evaluator]  resources of the evaluator" in sections
+
+
+def test_placement_changes_and_the_frozen_view() -> None:
+    frozen = preset("tiny").to_dict()
+    wanted = preset("tiny").with_overrides(["slurm.evaluator.cpus=4", "slurm.qos=high"]).to_dict()
+    assert placement_changes(frozen, wanted) == ["slurm.evaluator.cpus: 2 -> 4", "slurm.qos: '' -> 'high'"]
+    assert with_placement_of(wanted, frozen) == frozen
+    other = preset("tiny").with_overrides(["slurm.evaluator.cpus=4", "seed=3"]).to_dict()
+    assert placement_changes(frozen, other) == ["slurm.evaluator.cpus: 2 -> 4"]
+    assert with_placement_of(other, frozen) != frozen  # a non-placement change stays visible
+
+
+def test_check_database_accepts_a_database_with_theorems() -> None:
+    assert check_database(DatabaseConfig(path=str(embedded_database_path()))) > 0
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("", "has no theorems"),
+    ("$c wff |- $.\n", "has no theorems"),
+    ("$c wff $.\n x $p wff $= ? \n", "does not read as a Metamath database"),
+    (b"\xff\xfe$c", "database.path"),
+])
+def test_check_database_rejects_what_would_crash_every_job(tmp_path, content, message) -> None:
+    path = tmp_path / "db.mm"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        check_database(DatabaseConfig(path=str(path)))
+
+
+def test_check_database_rejects_folders_unreadable_files_and_a_missing_stop_label(tmp_path, monkeypatch) -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        check_database(DatabaseConfig(path=str(tmp_path)))
+    embedded = str(embedded_database_path())
+    with pytest.raises(ConfigError, match="does not read as a Metamath database.*never reached"):
+        check_database(DatabaseConfig(path=embedded, stop_at="no-such-label"))
+    with pytest.raises(ConfigError, match="has no theorems .* before 'mp2'"):
+        check_database(DatabaseConfig(path=embedded, stop_at="mp2"))  # axioms only
+    assert check_database(DatabaseConfig(path=embedded, stop_at="a1i")) == 1  # mp2 alone
+    monkeypatch.setattr("configs.databases.os.access", lambda path, mode: False)  # as for another user's 0600 file
+    with pytest.raises(ConfigError, match="is not readable"):
+        check_database(DatabaseConfig(path=embedded))
