@@ -3,11 +3,17 @@
 An :class:`ExperimentConfig` is frozen into the experiment root when the experiment is created (as
 JSON, through the storage layer); every job reads it from there, so all roles of an experiment agree.
 Each role's section holds that role's knobs, including how many jobs run it (``count``; 0 disables it).
+
+Placement settings (:data:`PLACEMENT_SECTIONS`: ``slurm.*``) say where and with which resources the jobs
+run, not what they compute: a resumed experiment may change them (the launcher records the change in
+the run's record); every other setting stays as frozen.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from configs.schema import Config, option
 from core.errors import ConfigError
@@ -87,6 +93,8 @@ def parse_mix(text: str) -> dict[str, float]:
             weight = float(pieces[0])
         except ValueError:
             raise ConfigError(f"generator_actor.mix {text!r}: {pieces[0]!r} is not a number") from None
+        if not math.isfinite(weight):
+            raise ConfigError(f"generator_actor.mix {text!r}: weights must be finite numbers, not {pieces[0]!r}")
         if weight < 0:
             raise ConfigError(f"generator_actor.mix {text!r}: weights must be >= 0")
         weights[pieces[1]] = weights.get(pieces[1], 0.0) + weight
@@ -175,39 +183,39 @@ class EvaluatorConfig(Config):
 @dataclass(frozen=True)
 class SlurmResources(Config):
     partition: str = option("", help="SLURM partition ('' = the cluster's default)")
-    gpus: int = option(0, min=0)
-    cpus: int = option(2, min=1)
-    mem_gb: int = option(8, min=1)
-    time_minutes: int = option(60, min=1)
+    gpus: int = option(0, min=0, help="GPUs per job (per task of a trainer group)")
+    cpus: int = option(2, min=1, help="CPUs per job; also the job's torch threads")
+    mem_gb: int = option(8, min=1, help="memory per job (per task of a trainer group), GB")
+    time_minutes: int = option(60, min=1, help="SLURM time limit of each job, minutes (submitit requeues a job that reaches it)")
 
 
 @dataclass(frozen=True)
 class SlurmConfig(Config):
-    generator_actor: SlurmResources = option(SlurmResources())
-    prover_actor: SlurmResources = option(SlurmResources())
-    generator_trainer: SlurmResources = option(SlurmResources())
-    prover_trainer: SlurmResources = option(SlurmResources())
-    evaluator: SlurmResources = option(SlurmResources())
-    account: str = option("")
-    qos: str = option("")
+    generator_actor: SlurmResources = option(SlurmResources(), help="resources of generator actors")
+    prover_actor: SlurmResources = option(SlurmResources(), help="resources of prover actors")
+    generator_trainer: SlurmResources = option(SlurmResources(), help="resources of the generator trainer(s)")
+    prover_trainer: SlurmResources = option(SlurmResources(), help="resources of the prover trainer(s)")
+    evaluator: SlurmResources = option(SlurmResources(), help="resources of the evaluator")
+    account: str = option("", help="SLURM account to charge ('' = your default)")
+    qos: str = option("", help="SLURM quality of service ('' = the default)")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig(Config):
     preset: str = option("custom", help="the preset this experiment started from")
     setup: str = option("adversarial", choices=SETUPS, help="which roles run and how they are wired")
-    seed: int = option(0, min=0)
-    database: DatabaseConfig = option(DatabaseConfig())
-    prover_model: ModelSpec = option(ModelSpec())
-    generator_model: ModelSpec = option(ModelSpec())
-    generator_actor: GeneratorActorConfig = option(GeneratorActorConfig())
-    prover_actor: ProverActorConfig = option(ProverActorConfig())
-    generator_trainer: GeneratorTrainerConfig = option(GeneratorTrainerConfig())
-    prover_trainer: ProverTrainerConfig = option(ProverTrainerConfig())
-    evaluator: EvaluatorConfig = option(EvaluatorConfig())
-    rewards: RewardConfig = option(RewardConfig())
-    routing: RoutingConfig = option(RoutingConfig())
-    slurm: SlurmConfig = option(SlurmConfig())
+    seed: int = option(0, min=0, help="seed of the experiment (each job derives its own from it, its role, rank and start)")
+    database: DatabaseConfig = option(DatabaseConfig(), help="the Metamath database theorems come from")
+    prover_model: ModelSpec = option(ModelSpec(), help="the prover's model")
+    generator_model: ModelSpec = option(ModelSpec(), help="the generator's model")
+    generator_actor: GeneratorActorConfig = option(GeneratorActorConfig(), help="jobs that generate theorems")
+    prover_actor: ProverActorConfig = option(ProverActorConfig(), help="jobs that try to prove the generated theorems")
+    generator_trainer: GeneratorTrainerConfig = option(GeneratorTrainerConfig(), help="trains the generator (REINFORCE on the rewards)")
+    prover_trainer: ProverTrainerConfig = option(ProverTrainerConfig(), help="trains the prover on its attempts and the database")
+    evaluator: EvaluatorConfig = option(EvaluatorConfig(), help="evaluates each prover version on a fixed benchmark")
+    rewards: RewardConfig = option(RewardConfig(), help="the generator's reward")
+    routing: RoutingConfig = option(RoutingConfig(), help="which records each trainer learns from")
+    slurm: SlurmConfig = option(SlurmConfig(), help="where the jobs run on SLURM (may change on resume; see docs/LAUNCH.md)")
 
     @classmethod
     def _section(cls) -> str:
@@ -249,3 +257,33 @@ _SETUP_ROLES: dict[str, _Roles] = {
     "generator-reward": _roles("generator_actor prover_actor generator_trainer prover_trainer"),
     "supervised-only": _roles("prover_trainer", "generator_actor prover_actor"),
 }
+
+
+# Sections that only place jobs (partition, GPUs, CPUs, memory, time limit, account, QOS): they may change
+# when an experiment is resumed. Nothing a job computes reads them (a local run ignores them all).
+PLACEMENT_SECTIONS = ("slurm",)
+
+
+def placement_changes(frozen: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for each placement setting that differs between two configuration dicts."""
+    changes: list[str] = []
+    for section in PLACEMENT_SECTIONS:
+        _differences(frozen.get(section), wanted.get(section), section, changes)
+    return changes
+
+
+def with_placement_of(wanted: Mapping[str, Any], frozen: Mapping[str, Any]) -> dict[str, Any]:
+    """``wanted`` with its placement sections taken from ``frozen`` (what must then equal the frozen dict)."""
+    merged = dict(wanted)
+    for section in PLACEMENT_SECTIONS:
+        if section in frozen:
+            merged[section] = frozen[section]
+    return merged
+
+
+def _differences(old: Any, new: Any, key: str, out: list[str]) -> None:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for name in sorted(set(old) | set(new)):
+            _differences(old.get(name), new.get(name), f"{key}.{name}", out)
+    elif old != new:
+        out.append(f"{key}: {old!r} -> {new!r}")
