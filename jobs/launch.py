@@ -4,14 +4,22 @@
     ./launch.sh local --preset NAME --exp DIR [--minutes N] [--set key=value ...]
     ./launch.sh slurm --preset NAME --exp DIR [--minutes N] [--set key=value ...]
     ./launch.sh stop --exp DIR                    ask the jobs of a run to finish their step and exit
+    ./launch.sh config --preset NAME [--set key=value ...] | --exp DIR
+                                                  print every setting: value, help text, default
+
+Everything is checked before anything is created: the preset and overrides (applied together, then
+validated), the database (read once: it must parse and hold theorems), --minutes, ADVPROVER_THREADS.
 
 The experiment's configuration (the preset with its overrides, the database resolved to a file) is frozen
 into DIR when it is created; launching again on DIR with the same preset and overrides resumes it, with
-different ones fails and names the differences. Locally every job is a process (submitit's local
-executor); on SLURM a job per role rank (an array per role), a trainer group one multi-task job, with the
-preset's ``slurm.*`` resources. Jobs that die are restarted with backoff; a job that keeps dying stops
-the run and its log's tail is shown. Every job gets the run's deadline; the evaluator gets a little
-longer, so that it evaluates the last prover version before the summary. See docs/LAUNCH.md.
+different ones fails and names the differences, except that placement settings (``slurm.*``) may
+change: the run uses the new ones and records the change in its ``runs/<stamp>-<cluster>/launch.json``.
+Locally every job is a process (submitit's local executor); on SLURM a job per role rank (an array per
+role), a trainer group one multi-task job, with the preset's ``slurm.*`` resources. Jobs that die are
+restarted with backoff; a job that keeps dying stops the run and its log's tail is shown; a run in which
+no job published anything (no shard, no checkpoint) exits 1. Every job gets the run's deadline; the
+evaluator gets a little longer, so that it evaluates the last prover version before the summary. See
+docs/LAUNCH.md.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -31,12 +40,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from configs.databases import describe_database, resolve_database
-from configs.experiment import ROLES, ExperimentConfig, SlurmResources
+from configs.databases import check_database, describe_database, resolve_database
+from configs.experiment import ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of
 from configs.presets import PRESETS, preset
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
-from core.storage import CheckpointStore, ExperimentRoot
+from core.storage import CheckpointStore, ExperimentRoot, stream_bounds
 from jobs._cli import configure_logging
 from jobs._supervise import Slot, Supervisor
 from jobs.status import Follower, collect, render
@@ -49,7 +58,10 @@ PROGRESS_SECONDS = 12.0
 KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
 LOCK_FILE = "launcher.lock"
+RUN_RECORD = "launch.json"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+COMMANDS = ("local", "slurm", "stop", "config")
+THREADS_VARIABLE = "ADVPROVER_THREADS"
 
 
 # --- command line ---------------------------------------------------------------------------------------
@@ -63,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute local run of the "
                f"'{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS (default: ./experiments).\n"
                "Resume: the same command on the same --exp. Inspect: python -m jobs.status DIR [--json] [--plot P.png]")
-    commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop}")
+    commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop,config}")
     for name, text in (("local", "run on this machine, one process per job"),
                        ("slurm", "run on a SLURM cluster (sbatch), one job per role rank")):
         sub = commands.add_parser(name, help=text, description=text, epilog=f"presets: {presets}")
@@ -73,6 +85,12 @@ def parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", help="ask a run's jobs to finish their current step and exit")
     stop.add_argument("--exp", required=True, help="the experiment folder")
     stop.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the jobs to end (0: don't)")
+    show = commands.add_parser("config", help="print every setting of a preset (or an experiment): value, help, "
+                                              "default", description="print the resolved configuration")
+    show.add_argument("--preset", help="a named preset (see the list below)")
+    show.add_argument("--exp", help="an existing experiment folder: print its frozen configuration")
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a setting of the preset (repeatable), as for local and slurm")
     return top
 
 
@@ -98,7 +116,7 @@ def main_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    is_main = not argv or (argv[0] not in ("local", "slurm", "stop") and argv[0] not in ("-h", "--help"))
+    is_main = not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"))
     args = (main_parser() if is_main else parser()).parse_args(argv)  # exits 2 on bad flags
     if is_main:
         args.command = "local"
@@ -108,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "stop":
             return stop(args.exp, args.wait)
+        if args.command == "config":
+            return show_config(args.preset, args.exp, args.set)
         run = prepare(args.command, args.preset, args.exp, args.set, args.minutes)
     except (UsageError, ConfigError, ExperimentConfigMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -142,6 +162,7 @@ class Run:
     minutes: float
     resumed: bool
     folder: Path  # this launch's submitit folder: logs, pickles
+    placement_changes: list[str] = dataclasses.field(default_factory=list)  # slurm.* changed on resume
 
 
 def check_folder(exp: str, *, must_exist: bool) -> str:
@@ -171,19 +192,44 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
     path = check_folder(exp, must_exist=False)
     if cluster == "slurm" and shutil.which("sbatch") is None:
         raise UsageError("no SLURM here (sbatch is not on PATH); use `local`, or run this on a cluster login node")
-    config = preset(preset_name).with_overrides(overrides)
-    config = dataclasses.replace(config, database=resolve_database(config.database))
+    config = resolved_config(preset_name, overrides)
     if minutes is None:
         minutes = float(max(getattr(config.slurm, r).time_minutes for r in ROLES)) if cluster == "slurm" else 60.0
-    if not minutes > 0:
-        raise UsageError(f"--minutes must be > 0, got {minutes:g}")
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise UsageError(f"--minutes must be > 0 (a finite number of minutes), got {minutes:g}")
+    if cluster == "local":
+        local_threads()
     resumed = os.path.isfile(os.path.join(path, "config.json"))
     check_no_other_launcher(path)
-    root = ExperimentRoot.create_or_open(path, config.to_dict())
+    wanted, changes = config.to_dict(), []
+    if resumed:
+        frozen = ExperimentRoot.open(path).config
+        changes = placement_changes(frozen, wanted)
+        wanted = with_placement_of(wanted, frozen)
+    root = ExperimentRoot.create_or_open(path, wanted)
     root.clear_stop()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = Path(path) / RUNS_DIR / f"{stamp}-{cluster}"
-    return Run(cluster, path, config, list(overrides), minutes, resumed, folder)
+    return Run(cluster, path, config, list(overrides), minutes, resumed, folder, changes)
+
+
+def resolved_config(preset_name: str, overrides: list[str]) -> ExperimentConfig:
+    """The preset with every override applied, validated, its database resolved to a file and read once."""
+    config = preset(preset_name).with_overrides(overrides)
+    config = dataclasses.replace(config, database=resolve_database(config.database))
+    check_database(config.database)
+    return config
+
+
+def local_threads() -> int:
+    """Torch threads of each local job: ``$ADVPROVER_THREADS`` (a positive integer), else 1."""
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{THREADS_VARIABLE} must be a positive integer (threads per local job), got {text!r}; "
+                         f"unset it or set e.g. {THREADS_VARIABLE}=2")
+    return int(text)
 
 
 def check_no_other_launcher(path: str) -> None:
@@ -275,7 +321,7 @@ class Executors:
 
     def threads(self, role: str) -> int:
         if self.run.cluster == "local":
-            return int(os.environ.get("ADVPROVER_THREADS") or 1)
+            return local_threads()
         return getattr(self.run.config.slurm, role).cpus
 
 
@@ -287,10 +333,9 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
     lock = run.folder.parent / LOCK_FILE
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": start,
                                 "folder": str(run.folder)}))
-    (run.folder / "launch.json").write_text(json.dumps({
-        "command": resume_command(run), "cluster": run.cluster, "minutes": run.minutes, "started": start,
-        "deadlines": deadlines, "resumed": run.resumed}, indent=1))
+    write_run_record(run, start, deadlines)
     print(banner(run, main_job), flush=True)
+    work_before = work_published(run.exp)
     executors = Executors(run, run.minutes)
     supervisor = Supervisor(run.exp, slots_of(config), deadlines, cluster=run.cluster, executor_for=executors,
                             threads_for=executors.threads, max_failures=max_failures, log_level=log_level)
@@ -325,11 +370,36 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
         progress.print_block(supervisor)
         text, reconciled = summary(run, supervisor, start)
         print(text, flush=True)
+        if work_published(run.exp) == work_before:
+            print(f"error: no job published anything in this run (no shard, no checkpoint); see the job logs in "
+                  f"{run.folder}", file=sys.stderr, flush=True)
+            return EXIT_FAILURE
         return EXIT_OK if reconciled else EXIT_FAILURE
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
         lock.unlink(missing_ok=True)
+
+
+def write_run_record(run: Run, start: float, deadlines: dict[str, float]) -> None:
+    """This launch's ``launch.json``: its command, deadlines, and the placement settings it changed."""
+    record = run.folder / RUN_RECORD
+    record.write_text(json.dumps({
+        "command": resume_command(run), "cluster": run.cluster, "minutes": run.minutes, "started": start,
+        "deadlines": deadlines, "resumed": run.resumed, "placement_changes": run.placement_changes}, indent=1))
+    if run.placement_changes:
+        logger.warning("placement settings differ from the experiment's config.json; this run uses the new ones "
+                       "(recorded in %s): %s", record, "; ".join(run.placement_changes))
+
+
+def work_published(exp: str) -> dict[str, int]:
+    """What the jobs have published: the end of every stream and the newest version of every checkpoint."""
+    root = ExperimentRoot.open(exp)
+    published = {f"stream {name}": stream_bounds(root, name)[1] for name in root.streams()}
+    for name in root.checkpoint_names():
+        latest = CheckpointStore(root, name).latest()
+        published[f"checkpoint {name}"] = -1 if latest is None else latest.version
+    return published
 
 
 def kill_time(deadlines: dict[str, float], evaluations: Sequence[dict[str, Any]]) -> float:
@@ -516,6 +586,33 @@ def summary(run: Run, supervisor: Supervisor, start: float) -> tuple[str, bool]:
     lines.append(f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
                  f"(--json; --plot {shlex.quote(os.path.join(run.exp, 'status.png'))})")
     return "\n".join(lines), not failed
+
+
+# --- config ----------------------------------------------------------------------------------------------
+
+
+def show_config(preset_name: str | None, exp: str | None, overrides: list[str]) -> int:
+    """Print every setting of a preset with overrides (or of an existing experiment): value, help, default."""
+    from configs.schema import render_settings
+
+    if (preset_name is None) == (exp is None):
+        raise UsageError("config takes --preset NAME (with any --set key=value) or --exp DIR, one of the two")
+    if exp is not None:
+        if overrides:
+            raise UsageError("--set has no meaning with --exp (an experiment's configuration is frozen)")
+        path = check_folder(exp, must_exist=True)
+        config = ExperimentConfig.from_dict(ExperimentRoot.open(path).config)
+        title = f"# the frozen configuration of {path}"
+    else:
+        if preset_name not in PRESETS:
+            raise UsageError(f"unknown preset {preset_name!r}; presets: {', '.join(PRESETS)}")
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise UsageError(f"--set {bad[0]!r} must read key=value, e.g. --set prover_actor.count=2")
+        config = resolved_config(preset_name, overrides)
+        title = f"# preset {preset_name}" + "".join(f" --set {shlex.quote(o)}" for o in overrides)
+    print(render_settings(config, title + "\n# key = value  # help (default: the schema's value, where it differs)"))
+    return EXIT_OK
 
 
 # --- stop ---------------------------------------------------------------------------------------------------

@@ -57,13 +57,32 @@ def test_help_lists_presets_and_flags(capsys: pytest.CaptureFixture[str]) -> Non
     (["local", "--preset", "tiny", "--exp", "{other}"], "is not an experiment"),
     (["stop", "--exp", "{dir}"], "no experiment there"),
     (["--minutes", "-1"], "--minutes must be > 0"),
+    (["--minutes", "inf"], "--minutes must be > 0 (a finite number of minutes), got inf"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "nan"], "--minutes must be > 0"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes=-inf"], "--minutes must be > 0"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_trainer.lr=nan"],
+     "prover_trainer.lr must be a finite number, got nan"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.search.timeout_s=inf"],
+     "prover_actor.search.timeout_s must be a finite number, got inf"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "rewards.kind=band"], "rewards.attempts must be >= 2"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={empty}"], "has no theorems"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={other}"], "not a regular file"),
+    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={file}"], "does not read as a Metamath database"),
+    (["config"], "--preset NAME (with any --set key=value) or --exp DIR"),
+    (["config", "--preset", "nope"], "unknown preset 'nope'"),
+    (["config", "--preset", "tiny", "--set", "prover_trainer.lr=inf"], "prover_trainer.lr must be a finite"),
+    (["config", "--preset", "tiny", "--set", "prover_trainer.lr"], "must read key=value"),
+    (["config", "--exp", "{dir}"], "no experiment there"),
+    (["config", "--exp", "{dir}", "--preset", "tiny"], "one of the two"),
 ])
 def test_bad_input_exits_2_before_starting_anything(argv: list[str], message: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "file").write_text("x")
+    (tmp_path / "empty.mm").write_text("")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "data.txt").write_text("not an experiment")
-    places = {"dir": str(tmp_path / "exp"), "file": str(tmp_path / "file"), "other": str(tmp_path / "other")}
+    places = {"dir": str(tmp_path / "exp"), "file": str(tmp_path / "file"), "other": str(tmp_path / "other"),
+              "empty": str(tmp_path / "empty.mm")}
     code, text = run_main([a.format(**places) for a in argv], capsys)
     assert code == 2, text
     assert message in text
@@ -81,6 +100,115 @@ def test_a_different_configuration_on_an_existing_experiment_names_the_keys(tmp_
     assert "prover_actor.shard_records (existing 4, given 5)" in text
     same = launch.prepare("local", "tiny", exp, ["prover_actor.shard_records=4"], 1.0)  # the accepted twin
     assert same.resumed
+
+
+def test_dependent_overrides_are_accepted_together(tmp_path: Path) -> None:
+    run = launch.prepare("local", "tiny", str(tmp_path / "exp"), ["rewards.kind=band", "rewards.attempts=4"], 1.0)
+    assert (run.config.rewards.kind, run.config.rewards.attempts) == ("band", 4)  # the README's example
+
+
+@pytest.mark.parametrize("threads, accepted", [("abc", False), ("0", False), ("-2", False), ("1.5", False),
+                                               ("2", True), ("", True)])
+def test_the_local_thread_count_is_checked_before_anything_is_created(threads: str, accepted: bool, tmp_path: Path,
+                                                                      monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ADVPROVER_THREADS", threads)
+    exp = tmp_path / "exp"
+    if accepted:
+        assert launch.prepare("local", "tiny", str(exp), [], 1.0).config.preset == "tiny"
+        assert launch.local_threads() == int(threads or 1)
+        return
+    code, text = run_main(["local", "--preset", "tiny", "--exp", str(exp)], capsys)
+    assert code == 2 and f"ADVPROVER_THREADS must be a positive integer (threads per local job), got {threads!r}" in text
+    assert "Traceback" not in text and not exp.exists()
+
+
+def test_slurm_resources_may_change_on_resume_and_the_change_is_recorded(tmp_path: Path, caplog) -> None:
+    exp = tmp_path / "exp"
+    launch.prepare("local", "tiny", str(exp), ["prover_actor.shard_records=4"], 1.0)
+    frozen = (exp / "config.json").read_text()
+    run = launch.prepare("local", "tiny", str(exp), ["prover_actor.shard_records=4", "slurm.evaluator.cpus=4",
+                                                      "slurm.account=lab"], 1.0)
+    assert run.resumed and run.config.slurm.evaluator.cpus == 4 and run.config.slurm.account == "lab"
+    assert run.placement_changes == ["slurm.account: '' -> 'lab'", "slurm.evaluator.cpus: 2 -> 4"]
+    assert (exp / "config.json").read_text() == frozen  # the frozen configuration is left as it was
+    run.folder.mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="jobs.launch"):
+        launch.write_run_record(run, 0.0, {"evaluator": 60.0})
+    record = json.loads((run.folder / "launch.json").read_text())
+    assert record["placement_changes"] == run.placement_changes
+    assert "slurm.evaluator.cpus: 2 -> 4" in caplog.text
+    same = launch.prepare("local", "tiny", str(exp), ["prover_actor.shard_records=4"], 1.0)
+    assert same.placement_changes == []
+
+
+def test_other_settings_stay_frozen_when_slurm_ones_change(tmp_path: Path, capsys) -> None:
+    exp = str(tmp_path / "exp")
+    launch.prepare("local", "tiny", exp, [], 1.0)
+    code, text = run_main(["local", "--preset", "tiny", "--exp", exp, "--set", "slurm.evaluator.cpus=4",
+                           "--set", "prover_actor.shard_records=5"], capsys)
+    assert code == 2 and "differing keys: prover_actor.shard_records (existing 8, given 5)." in text
+    assert "slurm" not in text.split("differing keys:")[1].split(".", 1)[0]
+
+
+def test_config_prints_every_setting_with_help_and_default(capsys) -> None:
+    code, text = run_main(["config", "--preset", "tiny", "--set", "rewards.kind=band", "--set", "rewards.attempts=4"],
+                          capsys)
+    assert code == 0, text
+    assert text.startswith("# preset tiny --set rewards.kind=band --set rewards.attempts=4")
+    assert "[prover_actor.search]  the search each goal gets" in text
+    attempts = next(line for line in text.splitlines() if line.strip().startswith("attempts = "))
+    assert "attempts = 4" in attempts and "prover attempts per generated theorem" in attempts
+    assert "(default: 1)" in attempts
+    assert "hilbert.mm" in text  # the database resolved to a file, as it would be frozen
+    from configs.presets import preset
+
+    assert sum(line.startswith("  ") and " = " in line for line in text.splitlines()) == len(preset("tiny").settings())
+
+
+def test_config_of_an_experiment_prints_its_frozen_configuration(tmp_path: Path, capsys) -> None:
+    exp = str(tmp_path / "exp")
+    launch.prepare("local", "tiny", exp, ["prover_actor.shard_records=5"], 1.0)
+    code, text = run_main(["config", "--exp", exp], capsys)
+    assert code == 0 and f"# the frozen configuration of {exp}" in text
+    assert "shard_records = 5" in text and "(default: 32)" in text
+    code, text = run_main(["config", "--exp", exp, "--set", "seed=1"], capsys)
+    assert code == 2 and "--set has no meaning with --exp" in text
+
+
+class FakeSupervisor:
+    """Stands in for jobs._supervise.Supervisor: its jobs end at once, having published ``shards`` shards."""
+
+    shards = 0
+
+    def __init__(self, exp: str, slots: list, *args, **kwargs) -> None:
+        self.exp, self.slots = exp, slots
+        self.running, self.fatal = False, None
+
+    def start_due(self) -> None:
+        from core.storage import ShardWriter
+
+        with ShardWriter(ExperimentRoot.open(self.exp), "generator-actor-00-to-00", max_records=1,
+                         max_age_s=60) as writer:
+            for i in range(self.shards):
+                writer.append({"id": f"generator-actor-00-to-00/{i}", "source": "dataset"})
+
+    def poll(self) -> None:
+        pass
+
+    def kill_all(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("shards, code", [(0, 1), (2, 0)])
+def test_a_run_in_which_no_job_published_anything_fails(shards: int, code: int, tmp_path: Path, monkeypatch,
+                                                        capsys) -> None:
+    monkeypatch.setattr(FakeSupervisor, "shards", shards)
+    monkeypatch.setattr(launch, "Supervisor", FakeSupervisor)
+    monkeypatch.setattr(launch, "summary", lambda run, supervisor, start: ("summary", True))
+    run = launch.prepare("local", "tiny", str(tmp_path / "exp"), [], 1.0)
+    assert launch.launch(run, max_failures=1, progress_s=60.0, log_level="INFO", main_job=False) == code
+    text = capsys.readouterr().err
+    assert ("no job published anything in this run" in text) == (code == 1)
 
 
 def test_a_second_launcher_on_a_running_experiment_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
