@@ -9,7 +9,9 @@ the prover's benchmark success over versions (stream ``evaluator-00``), the gene
 generated theorems' size and depth over time (one point per shard). ``checks`` says whether the counts
 reconcile: every consumed generation has exactly one result, no id appears twice, every consumer's
 consumed + pending equals what was produced. ``--plot`` draws the curves (matplotlib), ``--tensorboard``
-writes them as TensorBoard event files when the ``tensorboard`` package is installed.
+writes them as TensorBoard event files when the ``tensorboard`` package is installed. The plot's path is
+checked before anything is read: its folder must exist and its extension name a format matplotlib
+writes without extra packages (``PLOT_FORMATS``).
 
 It reads every shard once (the streams' headers and records); it writes nothing, except that a damaged
 shard it meets is quarantined like any reader does (docs/PROTOCOL.md, P10).
@@ -29,7 +31,7 @@ from typing import Any, Iterable
 from configs.experiment import ROLES, ExperimentConfig
 from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
                                        generator_trainer_reads_generations, job_name)
-from core.errors import StorageError
+from core.errors import StorageError, UsageError
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
                           read_shard, stream_bounds)
 from core.storage.backend import LocalBackend
@@ -40,6 +42,7 @@ logger = logging.getLogger("jobs.status")
 STALE_AFTER_S = 30.0  # a heartbeat older than this: the job is not alive (they beat every 5 s)
 MAX_POINTS = 400  # curves are binned down to this many points
 BASELINE = "baseline"
+PLOT_FORMATS = ("png", "pdf", "svg", "eps", "ps")  # what matplotlib's Agg backend writes with no extra package
 
 
 # --- reading the root -------------------------------------------------------------------------------
@@ -481,6 +484,8 @@ def write_tensorboard(status: dict[str, Any], folder: str) -> bool:
 
 def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: str = "") -> int:
     """Show the status of the experiment at EXP (see the module docstring)."""
+    if plot_path:
+        check_plot_path(plot_path)
     root = ExperimentRoot.open(exp)
     status = collect(root)
     if json_output:
@@ -494,6 +499,19 @@ def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: 
     if tensorboard:
         write_tensorboard(status, tensorboard)
     return 0 if all(c["ok"] for c in status["checks"]) else 1
+
+
+def check_plot_path(path: str) -> None:
+    """:class:`UsageError` unless ``path``'s folder exists and its extension is one of :data:`PLOT_FORMATS`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--plot {path}: the folder {folder} does not exist (create it, or write the plot elsewhere)")
+    if os.path.isdir(path):
+        raise UsageError(f"--plot {path} is a folder; give a file name such as {os.path.join(path, 'status.png')}")
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in PLOT_FORMATS:
+        raise UsageError(f"--plot {path}: unknown image format {extension or '(no extension)'!r}; end the name "
+                         f"with one of {', '.join('.' + f for f in PLOT_FORMATS)}")
 
 
 def cli(exp: str, json: bool = False, plot: str = "", tensorboard: str = "") -> int:

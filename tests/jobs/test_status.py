@@ -159,3 +159,30 @@ def test_follower_counts_new_records_once(tmp_path: Path) -> None:
     follower.update()
     assert (follower.generations, follower.results, follower.proved) == (12, 9, 3)
     assert follower.evaluated(1) and not follower.evaluated(2)
+
+
+@pytest.mark.parametrize("plot_name, message", [
+    ("missing/status.png", "the folder"),
+    ("status.gif", "unknown image format 'gif'"),
+    ("status", "unknown image format '(no extension)'"),
+    (".", "is a folder"),
+])
+def test_a_bad_plot_path_is_a_usage_error_before_anything_is_read(plot_name: str, message: str, tmp_path: Path,
+                                                                   capsys) -> None:
+    from jobs._cli import main
+
+    missing_experiment = str(tmp_path / "nothing")  # the plot path is checked first
+    code = main(status.cli, [missing_experiment, "--plot", str(tmp_path / plot_name)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_good_plot_path_in_another_format_is_written(tmp_path: Path, capsys) -> None:
+    from jobs._cli import main
+
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    svg = tmp_path / "status.svg"
+    assert main(status.cli, [root.url, "--plot", str(svg)]) == 0, capsys.readouterr().err
+    assert svg.read_text().lstrip().startswith("<?xml")
