@@ -94,6 +94,10 @@ def prove(
     """
     start = time.perf_counter()
     _check_arguments(database, out, checkpoint, workers, batch, split)
+    if device is not None:
+        from core.models.devices import check_device
+
+        check_device(device)
     settings = SearchSettings(prover=prover, expansions=expansions, timeout_s=timeout_s, candidates=candidates,
                               temperature=temperature, max_depth=max_depth, batch_goals=batch)
     db = read_database(database)

@@ -405,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from core.metamath.reader import read_database
+    from core.models.devices import check_device
     from core.search.model_policy import policy_state
     from core.storage import save_checkpoint_file
 
@@ -412,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for flag, value in (("--minutes", args.minutes), ("--cpu-minutes", args.cpu_minutes)):
             if value is not None and not value > 0:
                 raise ConfigError(f"{flag} must be positive (got {value})")
+        check_device(args.device)
         if args.threads is not None:
             if args.threads < 1:
                 raise ConfigError(f"--threads must be >= 1 (got {args.threads})")

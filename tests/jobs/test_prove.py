@@ -151,3 +151,20 @@ def test_checkpoint_without_the_model_policy_is_a_usage_error(monkeypatch, holes
     spec = _PolicySpec(str(holes), str(holes), "cpu", 0)
     with pytest.raises(UsageError, match="leave --checkpoint out"):
         spec.build(read_database(holes), None)  # type: ignore[arg-type]
+
+
+def test_a_device_without_cuda_is_a_usage_error_before_any_work(holes: Path, tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
+    import torch
+
+    from jobs._cli import main
+    from jobs.prove import prove as prove_job
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out.mm"
+    code = main(prove_job, [str(holes), "--out", str(out), "--device", "cuda", "--checkpoint", str(holes)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device cuda: CUDA is not available on this machine" in err and "Traceback" not in err
+    assert not out.exists()
+    code = main(prove_job, [str(holes), "--out", str(out), "--device", "cpu", "--only", "mp2", "--expansions", "64"])
+    assert code == 0 and out.exists()  # the twin: a device this machine has

@@ -113,10 +113,13 @@ def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_pat
         ([str(embedded_database_path()), "--out", "x.pt", "--minutes", "0"], "--minutes"),
         ([str(embedded_database_path()), "--out", "x.pt", "--cpu-minutes", "-1"], "--cpu-minutes"),
         ([str(embedded_database_path()), "--out", "x.pt", "--size", "huge"], "huge"),
+        ([str(embedded_database_path()), "--out", "x.pt", "--device", "cuda"], "--device cuda: CUDA is not available"),
+        ([str(embedded_database_path()), "--out", "x.pt", "--device", "gpu"], "--device 'gpu' is not a device"),
     ],
 )
 def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, args, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
