@@ -198,7 +198,7 @@ def render_settings(config: Config, title: str) -> str:
     sections: dict[str, list[Setting]] = {}
     for setting in config.settings():
         sections.setdefault(setting.section, []).append(setting)
-    width = min(max(len(_assignment(s)) for group in sections.values() for s in group), 36) + 2
+    width = min(max(len(_assignment(s)) for group in sections.values() for s in group), 36)
     lines = [title]
     for section, group in sections.items():
         about = groups.get(section, "")
@@ -208,7 +208,7 @@ def render_settings(config: Config, title: str) -> str:
             if setting.value != setting.default:
                 notes.append(f"(default: {format_value(setting.default)})")
             comment = f"# {' '.join(notes)}" if notes else ""
-            lines.append(f"  {_assignment(setting):<{width}}{comment}".rstrip())
+            lines.append(f"  {_assignment(setting):<{width}}  {comment}".rstrip())
     return "\n".join(lines)
 
 
