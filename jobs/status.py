@@ -31,7 +31,7 @@ from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS,
                                        generator_trainer_reads_generations, job_name)
 from core.errors import StorageError
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
-                          read_shard, stream_bounds)
+                          read_shard, stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
@@ -51,6 +51,7 @@ class StreamScan:
     def __init__(self, root: ExperimentRoot, name: str) -> None:
         self.name = name
         self.low, self.end = stream_bounds(root, name)
+        self.gaps, self.gap_error = _gaps(root, name)
         self.counts: dict[int, int] = {}
         self.created: dict[int, float] = {}
         self.cursor: dict[str, int] | None = None  # the newest committed cursor (consumer streams)
@@ -93,6 +94,14 @@ class StreamScan:
         recent = sum(n for seq, n in self.counts.items() if now - self.created[seq] <= window_s)
         return {"overall": round(self.produced / span, 3) if self.produced > 1 else 0.0,
                 "recent": round(recent / window_s, 3)}
+
+
+def _gaps(root: ExperimentRoot, name: str) -> tuple[list[int], str]:
+    """The stream's gaps (shards missing below a later one), or an error text if one is too wide to list."""
+    try:
+        return stream_gaps(root, name), ""
+    except StorageError as error:
+        return [], str(error)
 
 
 def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
@@ -161,7 +170,8 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "jobs": job_states(root, config, now),
         "checkpoints": checkpoints,
         "streams": {name: {"shards": len(s.counts), "low_water": s.low, "end": s.end, "records": s.produced,
-                           "bytes": s.bytes, "records_per_s": s.rate(now)} for name, s in scans.items()},
+                           "bytes": s.bytes, "records_per_s": s.rate(now), "gaps": s.gaps}
+                    for name, s in scans.items()},
         "flows": flows,
         "checks": checks,
         "totals": totals(scans, evaluations),
@@ -214,6 +224,10 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
     gen_reads_generations = generator_trainer_reads_generations(config.setup)
     for name, scan in sorted(scans.items()):
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
+        check(f"{name}: no gap", not scan.gaps and not scan.gap_error, scan.gap_error or (
+            f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
+            "there until a reader or the restarted writer replaces them by lost-shard tombstones (P20)"
+            if scan.gaps else "every shard from the low-water mark on is present"))
         if name.startswith("generator-actor-"):
             entry["kind"] = "generations"
             ids = [str(r.get("id")) for _, r in scan.all_records()]

@@ -159,3 +159,19 @@ def test_follower_counts_new_records_once(tmp_path: Path) -> None:
     follower.update()
     assert (follower.generations, follower.results, follower.proved) == (12, 9, 3)
     assert follower.evaluated(1) and not follower.evaluated(2)
+
+
+def test_a_consumer_stuck_behind_a_gap_fails_the_check(tmp_path: Path) -> None:
+    """A lost generation shard below a later one fails status (its twin, a consistent root, passes above);
+    the newest shard missing is no gap (its writer publishes it again)."""
+    from core.storage.shards import shard_path
+
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    root.backend.remove(shard_path(GEN, 3))
+    assert not [c for c in status.collect(root)["checks"] if c["check"] == f"{GEN}: no gap" and not c["ok"]]
+    root.backend.remove(shard_path(GEN, 1))
+    report = status.collect(root)
+    failed = {c["check"]: c for c in report["checks"] if not c["ok"]}
+    assert f"{GEN}: no gap" in failed and "shards 1 missing" in failed[f"{GEN}: no gap"]["detail"]
+    assert report["streams"][GEN]["gaps"] == [1]
