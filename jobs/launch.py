@@ -25,7 +25,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
 from core.storage import CheckpointStore, ExperimentRoot
 from jobs._cli import configure_logging
+from jobs._lock import LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held, wait_for_earlier_jobs
 from jobs._supervise import Slot, Supervisor
 from jobs.status import Follower, collect, render
 
@@ -48,7 +48,7 @@ MAIN_PRESET, MAIN_MINUTES = "default", 10.0
 PROGRESS_SECONDS = 12.0
 KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
-LOCK_FILE = "launcher.lock"
+EARLIER_JOBS_WAIT_S = 120.0  # how long a resume waits for jobs of a dead launcher to stop
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -178,35 +178,16 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
     if not minutes > 0:
         raise UsageError(f"--minutes must be > 0, got {minutes:g}")
     resumed = os.path.isfile(os.path.join(path, "config.json"))
-    check_no_other_launcher(path)
+    refuse_if_held(Path(path) / RUNS_DIR, path)
     root = ExperimentRoot.create_or_open(path, config.to_dict())
+    if resumed:
+        wait_for_earlier_jobs(path, lambda: [j["job"] for j in collect_jobs(root) if job_alive(j)],
+                              lambda jobs: root.request_stop("a new launcher resumes the experiment", jobs=jobs),
+                              EARLIER_JOBS_WAIT_S)
     root.clear_stop()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = Path(path) / RUNS_DIR / f"{stamp}-{cluster}"
     return Run(cluster, path, config, list(overrides), minutes, resumed, folder)
-
-
-def check_no_other_launcher(path: str) -> None:
-    lock = Path(path) / RUNS_DIR / LOCK_FILE
-    try:
-        holder = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return
-    if holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0))):
-        raise UsageError(f"a launcher (pid {holder['pid']}) is already running {path}; stop it first with "
-                         f"./launch.sh stop --exp {path}")
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- running ----------------------------------------------------------------------------------------------
@@ -284,9 +265,12 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
     start = time.time()
     deadlines = deadlines_of(config, run.minutes, start)
     run.folder.mkdir(parents=True, exist_ok=True)
-    lock = run.folder.parent / LOCK_FILE
-    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": start,
-                                "folder": str(run.folder)}))
+    lock = LauncherLock(run.folder.parent, run.exp, {"started": start, "folder": str(run.folder)})
+    try:
+        lock.acquire()
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     (run.folder / "launch.json").write_text(json.dumps({
         "command": resume_command(run), "cluster": run.cluster, "minutes": run.minutes, "started": start,
         "deadlines": deadlines, "resumed": run.resumed}, indent=1))
@@ -317,6 +301,7 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
                 supervisor.kill_all()
                 break
             progress.maybe_print(supervisor, progress_s)
+            lock.beat()
             time.sleep(1.0)
         if final_stop_sent:
             root = ExperimentRoot.open(run.exp)
@@ -326,10 +311,16 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
         text, reconciled = summary(run, supervisor, start)
         print(text, flush=True)
         return EXIT_OK if reconciled else EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - a full disk, a dead file system: never leave jobs unsupervised
+        logger.debug("the launcher failed", exc_info=True)
+        print(f"error: the launcher failed ({type(error).__name__}: {error}); stopping every job. Fix the "
+              f"cause, then resume with: {resume_command(run)}", file=sys.stderr, flush=True)
+        supervisor.kill_all()
+        return EXIT_FAILURE
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-        lock.unlink(missing_ok=True)
+        lock.release()
 
 
 def kill_time(deadlines: dict[str, float], evaluations: Sequence[dict[str, Any]]) -> float:
@@ -547,11 +538,7 @@ def collect_jobs(root: ExperimentRoot) -> list[dict[str, Any]]:
 
 
 def launcher_alive(path: str) -> bool:
-    try:
-        holder = json.loads((Path(path) / RUNS_DIR / LOCK_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0)))
+    return holder_alive(read_lock(Path(path) / RUNS_DIR / LOCK_FILE))
 
 
 if __name__ == "__main__":
