@@ -38,6 +38,7 @@ from jobs._cli import run_cli
 logger = logging.getLogger("jobs.status")
 
 STALE_AFTER_S = 30.0  # a heartbeat older than this: the job is not alive (they beat every 5 s)
+CLOCK_TOLERANCE_S = 10.0  # a heartbeat's time and its file's age may differ this much before a skew is reported
 MAX_POINTS = 400  # curves are binned down to this many points
 BASELINE = "baseline"
 
@@ -183,6 +184,20 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
     }
 
 
+def heartbeat_age(beat: dict[str, Any], now: float) -> tuple[float, float | None]:
+    """(age of a heartbeat in seconds, clock skew or None). By the writer's clock (``updated``) while it
+    agrees with the storage's (the file's age) within :data:`CLOCK_TOLERANCE_S`; otherwise the writer's clock
+    is off (a host without NTP), the file's age is used and the skew reported."""
+    by_writer = now - float(beat["updated"])
+    file_age = beat.get("file_age_s")  # measured when read: its age at ``now`` is later by now - time.time()
+    if not isinstance(file_age, (int, float)):
+        return by_writer, None
+    by_storage = file_age + (now - time.time())
+    if abs(by_writer - by_storage) <= CLOCK_TOLERANCE_S:
+        return by_writer, None
+    return max(float(by_storage), 0.0), by_writer - by_storage
+
+
 def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> list[dict[str, Any]]:
     beats = {job_name(b["role"], b["rank"]): b for b in read_heartbeats(root)
              if b.get("role") in ROLES and isinstance(b.get("rank"), int)}
@@ -193,9 +208,12 @@ def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> li
         if beat is None:
             out.append({"job": name, "alive": False, "state": "never started"})
             continue
-        age = now - float(beat.get("updated") or 0)
+        age, skew = heartbeat_age(beat, now)
         ended = beat.get("status") in ("finished", "interrupted")
-        fields = {k: v for k, v in beat.items() if k not in ("role", "rank") and not isinstance(v, (dict, list))}
+        fields = {k: v for k, v in beat.items() if k not in ("role", "rank", "file_age_s")
+                  and not isinstance(v, (dict, list))}
+        if skew is not None:
+            fields["clock_skew_s"] = round(skew, 1)
         out.append({**fields, "job": name, "alive": age < STALE_AFTER_S and not ended,
                     "heartbeat_age_s": round(age, 1), "activity": beat.get("state"),
                     "state": beat.get("status") if ended else ("stale" if age >= STALE_AFTER_S else beat.get("state"))})
