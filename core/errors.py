@@ -78,6 +78,10 @@ class StreamConflictError(StorageError):
     """Two writers on one stream: the shard a writer tried to publish already exists."""
 
 
+class StreamGapError(StorageError):
+    """A stream has a hole too large to be a lost shard (a stray file with a far-off number?)."""
+
+
 class CorruptShardError(StorageError):
     """A published shard is truncated, corrupted or unparseable (it is quarantined by readers)."""
 

@@ -23,6 +23,7 @@ from core.adversarial.topology import job_name
 from core.adversarial.workspace import Workspace
 from core.errors import StorageError
 from core.storage import CheckpointInfo, CheckpointStore, Cursor, ExperimentRoot, Heartbeat, read_shard, stream_bounds
+from jobs._lock import launcher_gone
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,16 @@ class Runtime:
         return self._stop_signal is not None or self._stop_requested
 
     def stop_requested(self) -> bool:
-        """Whether the experiment's stop request names this job (read at most every few seconds, rule P19)."""
+        """Whether the experiment's stop request names this job (read at most every few seconds, rule P19),
+        or this local job's launcher has died (a job never runs on unsupervised)."""
         if not self._stop_requested and time.monotonic() - self._stop_checked >= STOP_CHECK_SECONDS:
             self._stop_checked = time.monotonic()
+            dead = launcher_gone()
+            if dead is not None:
+                logger.warning("%s: its launcher (pid %d) is gone: finishing the current step and exiting, so that "
+                               "no job runs unsupervised; resume with the same launch command", self.name, dead)
+                self._stop_requested = True
+                return True
             try:
                 self._stop_requested = self.root.stop_requested(self.name)
             except Exception as error:  # an unreadable store must not kill the job: the next check retries

@@ -27,6 +27,7 @@ import submitit
 
 from core.adversarial.topology import job_name
 from core.storage import ExperimentRoot
+from jobs._lock import LAUNCHER_PID_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,15 @@ class RoleJob(submitit.helpers.Checkpointable):
         self.master = master
         self.cluster = cluster
         self.log_level = log_level
+        self.launcher_pid = os.getpid() if cluster == "local" else None  # built in the launcher's process
 
     def __call__(self) -> str:
         from jobs._cli import configure_logging
 
         configure_logging(self.log_level)
         os.environ["ADVPROVER_THREADS"] = str(self.threads)
+        if getattr(self, "launcher_pid", None):
+            os.environ[LAUNCHER_PID_ENV] = str(self.launcher_pid)
         rank = self._environment()
         name = job_name(self.role, rank)
         remaining = self.deadline - time.time()

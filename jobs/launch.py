@@ -34,7 +34,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
 from core.storage import CheckpointStore, ExperimentRoot, stream_bounds
 from jobs._cli import configure_logging
+from jobs._lock import LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held, wait_for_earlier_jobs
 from jobs._supervise import Slot, Supervisor
 from jobs.status import Follower, collect, render
 
@@ -57,8 +57,8 @@ MAIN_PRESET, MAIN_MINUTES = "default", 10.0
 PROGRESS_SECONDS = 12.0
 KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
-LOCK_FILE = "launcher.lock"
 RUN_RECORD = "launch.json"
+EARLIER_JOBS_WAIT_S = 120.0  # how long a resume waits for jobs of a dead launcher to stop
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("local", "slurm", "stop", "config")
 THREADS_VARIABLE = "ADVPROVER_THREADS"
@@ -200,13 +200,17 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
     if cluster == "local":
         local_threads()
     resumed = os.path.isfile(os.path.join(path, "config.json"))
-    check_no_other_launcher(path)
+    refuse_if_held(Path(path) / RUNS_DIR, path)
     wanted, changes = config.to_dict(), []
     if resumed:
         frozen = ExperimentRoot.open(path).config
         changes = placement_changes(frozen, wanted)
         wanted = with_placement_of(wanted, frozen)
     root = ExperimentRoot.create_or_open(path, wanted)
+    if resumed:
+        wait_for_earlier_jobs(path, lambda: [j["job"] for j in collect_jobs(root) if job_alive(j)],
+                              lambda jobs: root.request_stop("a new launcher resumes the experiment", jobs=jobs),
+                              EARLIER_JOBS_WAIT_S)
     root.clear_stop()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = Path(path) / RUNS_DIR / f"{stamp}-{cluster}"
@@ -230,29 +234,6 @@ def local_threads() -> int:
         raise UsageError(f"{THREADS_VARIABLE} must be a positive integer (threads per local job), got {text!r}; "
                          f"unset it or set e.g. {THREADS_VARIABLE}=2")
     return int(text)
-
-
-def check_no_other_launcher(path: str) -> None:
-    lock = Path(path) / RUNS_DIR / LOCK_FILE
-    try:
-        holder = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return
-    if holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0))):
-        raise UsageError(f"a launcher (pid {holder['pid']}) is already running {path}; stop it first with "
-                         f"./launch.sh stop --exp {path}")
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- running ----------------------------------------------------------------------------------------------
@@ -330,9 +311,12 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
     start = time.time()
     deadlines = deadlines_of(config, run.minutes, start)
     run.folder.mkdir(parents=True, exist_ok=True)
-    lock = run.folder.parent / LOCK_FILE
-    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": start,
-                                "folder": str(run.folder)}))
+    lock = LauncherLock(run.folder.parent, run.exp, {"started": start, "folder": str(run.folder)})
+    try:
+        lock.acquire()
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     write_run_record(run, start, deadlines)
     print(banner(run, main_job), flush=True)
     work_before = work_published(run.exp)
@@ -362,6 +346,7 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
                 supervisor.kill_all()
                 break
             progress.maybe_print(supervisor, progress_s)
+            lock.beat()
             time.sleep(1.0)
         if final_stop_sent:
             root = ExperimentRoot.open(run.exp)
@@ -375,10 +360,16 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
                   f"{run.folder}", file=sys.stderr, flush=True)
             return EXIT_FAILURE
         return EXIT_OK if reconciled else EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - a full disk, a dead file system: never leave jobs unsupervised
+        logger.debug("the launcher failed", exc_info=True)
+        print(f"error: the launcher failed ({type(error).__name__}: {error}); stopping every job. Fix the "
+              f"cause, then resume with: {resume_command(run)}", file=sys.stderr, flush=True)
+        supervisor.kill_all()
+        return EXIT_FAILURE
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-        lock.unlink(missing_ok=True)
+        lock.release()
 
 
 def write_run_record(run: Run, start: float, deadlines: dict[str, float]) -> None:
@@ -644,11 +635,7 @@ def collect_jobs(root: ExperimentRoot) -> list[dict[str, Any]]:
 
 
 def launcher_alive(path: str) -> bool:
-    try:
-        holder = json.loads((Path(path) / RUNS_DIR / LOCK_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0)))
+    return holder_alive(read_lock(Path(path) / RUNS_DIR / LOCK_FILE))
 
 
 if __name__ == "__main__":

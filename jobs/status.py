@@ -33,13 +33,14 @@ from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS,
                                        generator_trainer_reads_generations, job_name)
 from core.errors import StorageError, UsageError
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
-                          read_shard, stream_bounds)
+                          read_shard, stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
 logger = logging.getLogger("jobs.status")
 
 STALE_AFTER_S = 30.0  # a heartbeat older than this: the job is not alive (they beat every 5 s)
+CLOCK_TOLERANCE_S = 10.0  # a heartbeat's time and its file's age may differ this much before a skew is reported
 MAX_POINTS = 400  # curves are binned down to this many points
 BASELINE = "baseline"
 PLOT_FORMATS = ("png", "pdf", "svg", "eps", "ps")  # what matplotlib's Agg backend writes with no extra package
@@ -54,6 +55,7 @@ class StreamScan:
     def __init__(self, root: ExperimentRoot, name: str) -> None:
         self.name = name
         self.low, self.end = stream_bounds(root, name)
+        self.gaps, self.gap_error = _gaps(root, name)
         self.counts: dict[int, int] = {}
         self.created: dict[int, float] = {}
         self.cursor: dict[str, int] | None = None  # the newest committed cursor (consumer streams)
@@ -96,6 +98,14 @@ class StreamScan:
         recent = sum(n for seq, n in self.counts.items() if now - self.created[seq] <= window_s)
         return {"overall": round(self.produced / span, 3) if self.produced > 1 else 0.0,
                 "recent": round(recent / window_s, 3)}
+
+
+def _gaps(root: ExperimentRoot, name: str) -> tuple[list[int], str]:
+    """The stream's gaps (shards missing below a later one), or an error text if one is too wide to list."""
+    try:
+        return stream_gaps(root, name), ""
+    except StorageError as error:
+        return [], str(error)
 
 
 def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
@@ -164,7 +174,8 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "jobs": job_states(root, config, now),
         "checkpoints": checkpoints,
         "streams": {name: {"shards": len(s.counts), "low_water": s.low, "end": s.end, "records": s.produced,
-                           "bytes": s.bytes, "records_per_s": s.rate(now)} for name, s in scans.items()},
+                           "bytes": s.bytes, "records_per_s": s.rate(now), "gaps": s.gaps}
+                    for name, s in scans.items()},
         "flows": flows,
         "checks": checks,
         "totals": totals(scans, evaluations),
@@ -174,6 +185,20 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "quarantined": list_quarantined(root),
         "disk_bytes": disk_use(root),
     }
+
+
+def heartbeat_age(beat: dict[str, Any], now: float) -> tuple[float, float | None]:
+    """(age of a heartbeat in seconds, clock skew or None). By the writer's clock (``updated``) while it
+    agrees with the storage's (the file's age) within :data:`CLOCK_TOLERANCE_S`; otherwise the writer's clock
+    is off (a host without NTP), the file's age is used and the skew reported."""
+    by_writer = now - float(beat["updated"])
+    file_age = beat.get("file_age_s")  # measured when read: its age at ``now`` is later by now - time.time()
+    if not isinstance(file_age, (int, float)):
+        return by_writer, None
+    by_storage = file_age + (now - time.time())
+    if abs(by_writer - by_storage) <= CLOCK_TOLERANCE_S:
+        return by_writer, None
+    return max(float(by_storage), 0.0), by_writer - by_storage
 
 
 def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> list[dict[str, Any]]:
@@ -186,9 +211,12 @@ def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> li
         if beat is None:
             out.append({"job": name, "alive": False, "state": "never started"})
             continue
-        age = now - float(beat.get("updated") or 0)
+        age, skew = heartbeat_age(beat, now)
         ended = beat.get("status") in ("finished", "interrupted")
-        fields = {k: v for k, v in beat.items() if k not in ("role", "rank") and not isinstance(v, (dict, list))}
+        fields = {k: v for k, v in beat.items() if k not in ("role", "rank", "file_age_s")
+                  and not isinstance(v, (dict, list))}
+        if skew is not None:
+            fields["clock_skew_s"] = round(skew, 1)
         out.append({**fields, "job": name, "alive": age < STALE_AFTER_S and not ended,
                     "heartbeat_age_s": round(age, 1), "activity": beat.get("state"),
                     "state": beat.get("status") if ended else ("stale" if age >= STALE_AFTER_S else beat.get("state"))})
@@ -217,6 +245,10 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
     gen_reads_generations = generator_trainer_reads_generations(config.setup)
     for name, scan in sorted(scans.items()):
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
+        check(f"{name}: no gap", not scan.gaps and not scan.gap_error, scan.gap_error or (
+            f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
+            "there until a reader or the restarted writer replaces them by lost-shard tombstones (P20)"
+            if scan.gaps else "every shard from the low-water mark on is present"))
         if name.startswith("generator-actor-"):
             entry["kind"] = "generations"
             ids = [str(r.get("id")) for _, r in scan.all_records()]

@@ -20,11 +20,14 @@ import errno
 import io
 import logging
 import os
+import stat
 import threading
 import time
 import uuid
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, Callable, Union
+
+from core.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ class LocalBackend(Backend):
 
     def read(self, rel: str) -> bytes | None:
         try:
-            with open(self.location(rel), "rb") as f:
+            with self.open_read(rel) as f:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
@@ -195,7 +198,23 @@ class LocalBackend(Backend):
             return None
 
     def open_read(self, rel: str) -> IO[bytes]:
-        return open(self.location(rel), "rb")
+        """Open a regular file for reading; a FIFO, device or socket planted in its place is refused
+        (StorageError) rather than hanging the reader or feeding it bytes without end."""
+        path = self.location(rel)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+            if not stat.S_ISREG(mode):
+                raise StorageError(f"{path} is not a regular file (a FIFO, device or socket stands in its place): "
+                                   "move it out of the experiment folder")
+            if hasattr(os, "O_NONBLOCK"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
 
 def _unlink_quietly(path: str) -> None:

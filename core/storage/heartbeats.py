@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 from typing import Any
@@ -47,7 +48,11 @@ class Heartbeat:
 
 
 def read_heartbeats(root: ExperimentRoot) -> list[dict[str, Any]]:
-    """Every job's last heartbeat, sorted by role then rank (unreadable files are logged and skipped)."""
+    """Every job's last heartbeat, sorted by role then rank (unreadable files are logged and skipped).
+
+    Each gets ``file_age_s``: the file's age by the storage's clock, a second opinion on ``updated`` (the
+    writing host's clock) where clocks disagree.
+    """
     beats = []
     for name in root.backend.listdir(HEARTBEATS_DIR):
         if is_temporary(name) or not name.endswith(".json"):
@@ -57,11 +62,25 @@ def read_heartbeats(root: ExperimentRoot) -> list[dict[str, Any]]:
             continue
         try:
             beat = json.loads(data)
-            if not isinstance(beat, dict) or not all(k in beat for k in _RESERVED):
-                raise ValueError("not a heartbeat object")
+            _check_beat(beat)
         except ValueError as e:
             logger.warning("skipping unreadable heartbeat %s: %s",
                            root.backend.location(f"{HEARTBEATS_DIR}/{name}"), e)
             continue
+        beat["file_age_s"] = root.backend.age_s(f"{HEARTBEATS_DIR}/{name}")
         beats.append(beat)
     return sorted(beats, key=lambda b: (str(b["role"]), b["rank"] if isinstance(b["rank"], int) else -1))
+
+
+def _check_beat(beat: Any) -> None:
+    """ValueError unless ``beat`` is a heartbeat object whose identity and times have their types."""
+    if not isinstance(beat, dict) or not all(k in beat for k in _RESERVED):
+        raise ValueError("not a heartbeat object")
+    if not (isinstance(beat["role"], str) and isinstance(beat["host"], str)):
+        raise ValueError("role and host must be strings")
+    if type(beat["rank"]) is not int or beat["rank"] < 0 or type(beat["pid"]) is not int:
+        raise ValueError("rank and pid must be integers (rank >= 0)")
+    for key in ("start", "updated"):
+        value = beat[key]
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number of seconds, not {value!r}")

@@ -6,7 +6,7 @@ removes a prefix; a damaged shard is replaced by a tombstone). Hence:
 * a reader only ever asks for the *next* number of each stream it follows: one storage call per stream when
   nothing is new, whatever the stream's length, and temporaries are never opened;
 * a restarted writer finds its next number by exponential then binary search over ``exists`` from the
-  low-water mark (O(log n) calls, no listing);
+  low-water mark (O(log n) calls), and checks with one listing that no hole lies below it;
 * publishing a number that exists fails: a second writer on a stream is detected and stopped.
 
 Exactly-once consumption: a consumer writes its input cursor into the header of its own output shards
@@ -14,6 +14,14 @@ Exactly-once consumption: a consumer writes its input cursor into the header of 
 publishes the records appended before its latest commit point, so every published output shard carries a
 cursor consistent with the outputs published up to it; on restart the consumer resumes from
 :meth:`ShardWriter.last_cursor`, and inputs consumed but not yet committed are processed again.
+
+Gaps (protocol rule P20): a shard missing while a later shard of its stream exists was lost (deleted, or a
+stray file with a future number was dropped into the folder). Its writer will never write it, so nothing
+would ever fill it and its consumers would wait forever. A restarted writer replaces every such hole below
+its end by a *lost-shard tombstone* (a valid empty shard, with a note in ``quarantine/``) before it
+publishes; a reader whose next shard stays missing while a later one exists does the same after
+``gap_grace_s``. A hole of more than :data:`MAX_GAP` shards is not a loss but a stray file far ahead:
+:class:`StreamGapError` stops the writer and names the file to move away.
 """
 
 from __future__ import annotations
@@ -24,14 +32,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
-from core.errors import CorruptShardError, StorageError, StreamConflictError, StreamPrunedError
+from core.errors import CorruptShardError, StorageError, StreamConflictError, StreamGapError, StreamPrunedError
 from core.storage.backend import is_temporary
 from core.storage.root import (CHECKPOINTS_DIR, HEARTBEATS_DIR, QUARANTINE_DIR, STREAMS_DIR, ExperimentRoot,
                                check_name, json_bytes, json_copy)
-from core.storage.shards import (ShardEncoder, decode_shard, is_tombstone, make_header, producer_info,
-                                 quarantine_shard, shard_path)
+from core.storage.shards import (ShardEncoder, decode_shard, is_tombstone, make_header, parse_shard_name,
+                                 producer_info, quarantine_shard, shard_path)
 
 logger = logging.getLogger(__name__)
+
+MAX_GAP = 1000
+"""Most missing shards a hole may span to be tombstoned as lost; a larger one stops the writer (StreamGapError)."""
 
 
 class Cursor:
@@ -162,6 +173,63 @@ def stream_bounds(root: ExperimentRoot, stream: str) -> tuple[int, int]:
             return again, max(end, again)
 
 
+# --- gaps: shards missing below the newest one ------------------------------------------------
+
+
+def _present_seqs(root: ExperimentRoot, stream: str) -> list[int]:
+    """The sequence numbers of the shards of ``stream`` (one listing), sorted."""
+    names = root.backend.listdir(f"{STREAMS_DIR}/{stream}")
+    return sorted(seq for name in names if (seq := parse_shard_name(name)) is not None)
+
+
+def stream_gaps(root: ExperimentRoot, stream: str) -> list[int]:
+    """Shard numbers missing between the low-water mark and the newest shard present (one listing).
+
+    Such a shard will never be written (P5: a writer publishes ``n + 1`` only after ``n``): it was lost, or
+    the newer shard is a stray. Holes already closed by a lost-shard tombstone are not gaps.
+    """
+    check_name(stream, "stream")
+    present = _present_seqs(root, stream)
+    mark = low_water(root, stream)  # read after the listing: a concurrent prune moved it first
+    present = [seq for seq in present if seq >= mark]
+    if not present:
+        return []
+    have = set(present)
+    if present[-1] - mark + 1 - len(have) > MAX_GAP:
+        raise StreamGapError(
+            f"stream {stream}: shard {present[-1]} lies more than {MAX_GAP} shards beyond the others "
+            f"({root.backend.location(shard_path(stream, present[-1]))}): a stray file, not a lost shard. "
+            "Move it out of the experiment folder, then restart"
+        )
+    return [seq for seq in range(mark, present[-1]) if seq not in have]
+
+
+def tombstone_lost_shard(root: ExperimentRoot, stream: str, seq: int, reason: str) -> bool:
+    """Close the hole at ``seq`` with a lost-shard tombstone and a quarantine note; False if a shard is there.
+
+    The tombstone is published without overwriting, so a real shard that appears meanwhile wins and is read.
+    """
+    backend = root.backend
+    header = make_header(stream, seq, 0, producer_info(), None, None)
+    header["quarantined"] = {"file": None, "reason": reason}
+    try:
+        backend.create(shard_path(stream, seq), ShardEncoder().encode(header, []))
+    except FileExistsError:
+        return False
+    note = {"file": backend.location(shard_path(stream, seq)), "reason": reason, "time": header["created"],
+            "by": producer_info(), "lost": True}
+    backend.replace(f"{QUARANTINE_DIR}/{stream}/{seq:012d}-lost.reason.json",
+                    json_bytes(note, what="quarantine note", indent=2))
+    logger.warning("stream %s: shard %d is missing while later shards exist (%s): replaced by a lost-shard "
+                   "tombstone; its records, if it had any, are lost", stream, seq, reason)
+    return True
+
+
+def close_gaps(root: ExperimentRoot, stream: str, reason: str) -> list[int]:
+    """Tombstone every gap of ``stream`` (:func:`stream_gaps`); returns the numbers tombstoned."""
+    return [seq for seq in stream_gaps(root, stream) if tombstone_lost_shard(root, stream, seq, reason)]
+
+
 # --- writer -----------------------------------------------------------------------------------
 
 
@@ -199,6 +267,7 @@ class ShardWriter:
         self._conflict: StreamConflictError | None = None
         if clean_after_s is not None:
             _clean_folder(root, f"{STREAMS_DIR}/{stream}", clean_after_s)
+        close_gaps(root, stream, "missing below the writer's end at its restart")
         self._low_water, self._next_seq = stream_bounds(root, stream)
         if self._next_seq:
             logger.info("stream %s: resuming at shard %d", stream, self._next_seq)
@@ -376,18 +445,23 @@ class StreamReader:
     """Follows streams in order from a cursor; each :meth:`poll` returns the shards published since.
 
     Damaged shards are quarantined (see :func:`quarantine_shard`), counted in :attr:`quarantined` and
-    skipped, as are tombstones. A stream whose next shard stays missing while its low-water mark has
-    passed this reader's position raises :class:`StreamPrunedError` (checked every ``prune_check_s``).
+    skipped, as are tombstones. A stream whose next shard stays missing is checked every ``prune_check_s``
+    (one read of its mark, and one listing): if its low-water mark has passed this reader's position,
+    :class:`StreamPrunedError`; if a later shard exists, the missing one is a gap, tombstoned once it has
+    been seen missing for ``gap_grace_s`` (counted in :attr:`lost`).
     """
 
     def __init__(self, root: ExperimentRoot, streams: Iterable[str], cursor: Cursor | None = None, *,
-                 prune_check_s: float = 30.0) -> None:
+                 prune_check_s: float = 30.0, gap_grace_s: float = 60.0) -> None:
         self._root = root
         self._positions: dict[str, int] = dict(cursor.items()) if cursor is not None else {}
         self._streams: list[str] = []
         self._checked_marks: dict[str, float] = {}
+        self._gaps_seen: dict[tuple[str, int], float] = {}
         self.prune_check_s = prune_check_s
+        self.gap_grace_s = gap_grace_s
         self.quarantined = 0
+        self.lost = 0
         self.add_streams(streams)
 
     @property
@@ -434,7 +508,8 @@ class StreamReader:
         seq = self._positions[stream]
         data = self._root.backend.read(shard_path(stream, seq))
         if data is None:
-            self._check_pruned(stream, seq)
+            if self._check_missing(stream, seq):
+                return self._next(stream)
             return False, None
         header, records, quarantined_now = _decode_or_quarantine(self._root, stream, seq, data)
         self._positions[stream] = seq + 1
@@ -443,12 +518,24 @@ class StreamReader:
             return True, None
         return True, ShardBatch(stream, seq, header, records, Cursor(self._positions))
 
-    def _check_pruned(self, stream: str, seq: int) -> None:
+    def _check_missing(self, stream: str, seq: int) -> bool:
+        """Now and then, why the next shard is missing: pruned (raise), a gap (True once tombstoned), or new."""
         checked = self._checked_marks.get(stream, 0.0)
         if time.monotonic() - checked < self.prune_check_s:
-            return
+            return False
         self._checked_marks[stream] = time.monotonic()
         self._raise_if_pruned(stream, seq, low_water(self._root, stream))
+        later = [s for s in _present_seqs(self._root, stream) if s > seq]
+        if not later:
+            self._gaps_seen.pop((stream, seq), None)
+            return False
+        first_seen = self._gaps_seen.setdefault((stream, seq), time.monotonic())
+        if time.monotonic() - first_seen < self.gap_grace_s:
+            return False
+        del self._gaps_seen[(stream, seq)]
+        reason = f"missing for {self.gap_grace_s:g} s while shard {later[0]} exists; found by a reader"
+        self.lost += sum(tombstone_lost_shard(self._root, stream, s, reason) for s in range(seq, later[0]))
+        return True
 
     def _raise_if_pruned(self, stream: str, position: int, mark: int) -> None:
         if position < mark:
@@ -497,7 +584,8 @@ def list_quarantined(root: ExperimentRoot) -> list[dict[str, Any]]:
                 note = json.loads(data)
             except ValueError:
                 note = {"reason": "unreadable quarantine note"}
-            note["kept"] = root.backend.location(f"{folder}/{name[: -len('.reason.json')]}.zst")
+            lost = note.get("lost") is True  # a lost shard: no bytes were kept
+            note["kept"] = None if lost else root.backend.location(f"{folder}/{name[: -len('.reason.json')]}.zst")
             notes.append(note)
     return notes
 

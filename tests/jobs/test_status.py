@@ -186,3 +186,40 @@ def test_a_good_plot_path_in_another_format_is_written(tmp_path: Path, capsys) -
     svg = tmp_path / "status.svg"
     assert main(status.cli, [root.url, "--plot", str(svg)]) == 0, capsys.readouterr().err
     assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_a_consumer_stuck_behind_a_gap_fails_the_check(tmp_path: Path) -> None:
+    """A lost generation shard below a later one fails status (its twin, a consistent root, passes above);
+    the newest shard missing is no gap (its writer publishes it again)."""
+    from core.storage.shards import shard_path
+
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    root.backend.remove(shard_path(GEN, 3))
+    assert not [c for c in status.collect(root)["checks"] if c["check"] == f"{GEN}: no gap" and not c["ok"]]
+    root.backend.remove(shard_path(GEN, 1))
+    report = status.collect(root)
+    failed = {c["check"]: c for c in report["checks"] if not c["ok"]}
+    assert f"{GEN}: no gap" in failed and "shards 1 missing" in failed[f"{GEN}: no gap"]["detail"]
+    assert report["streams"][GEN]["gaps"] == [1]
+
+
+@pytest.mark.parametrize("clock_offset_s", [3600.0, -3600.0])
+def test_a_job_whose_host_clock_is_off_is_judged_by_the_storages_clock(tmp_path: Path, clock_offset_s: float) -> None:
+    """A fresh heartbeat from a host whose clock is an hour off is alive (skew reported); a stale one is not."""
+    root = make_root(tmp_path / "exp")
+    document = Heartbeat(root, "prover_actor", 0).beat(state="proving")
+    skewed = {**document, "updated": document["updated"] + clock_offset_s}
+    root.backend.replace("heartbeats/prover_actor-0.json", json.dumps(skewed).encode())
+    [job] = [j for j in status.collect(root)["jobs"] if j["job"] == "prover-actor-00"]
+    assert job["alive"] and abs(job["clock_skew_s"] + clock_offset_s) < 60
+    later = time.time() + 3 * status.STALE_AFTER_S  # the same file, seen long after its last beat
+    [job] = [j for j in status.collect(root, now=later)["jobs"] if j["job"] == "prover-actor-00"]
+    assert not job["alive"]
+
+
+def test_a_job_with_an_agreeing_clock_reports_no_skew(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    Heartbeat(root, "prover_actor", 0).beat(state="proving")
+    [job] = [j for j in status.collect(root)["jobs"] if j["job"] == "prover-actor-00"]
+    assert job["alive"] and "clock_skew_s" not in job

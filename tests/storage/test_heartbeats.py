@@ -16,6 +16,7 @@ def test_beat_writes_identity_times_and_fields(root: ExperimentRoot) -> None:
     beat = Heartbeat(root, "prover-actor", 2)
     written = beat.beat(versions={"prover": 3}, records_in=10)
     [read] = read_heartbeats(root)
+    assert 0 <= read.pop("file_age_s") < 60  # the storage's opinion of its age
     assert read == written
     assert read["role"] == "prover-actor" and read["rank"] == 2
     assert read["host"] == socket.gethostname() and read["pid"] == os.getpid()
@@ -43,6 +44,18 @@ def test_unreadable_heartbeats_are_skipped(root: ExperimentRoot, caplog: pytest.
     root.backend.replace("heartbeats/.tmp-0123456789ab-x-0.json", b"{}")
     assert [b["role"] for b in read_heartbeats(root)] == ["ok"]
     assert "broken-0.json" in caplog.text
+
+
+@pytest.mark.parametrize("field, value", [("updated", "soon"), ("updated", None), ("start", [1]),
+                                          ("rank", "0"), ("pid", 1.5), ("role", 3)])
+def test_heartbeats_with_mistyped_identity_or_times_are_skipped(root: ExperimentRoot, caplog: pytest.LogCaptureFixture,
+                                                                field: str, value: object) -> None:
+    import json
+
+    good = Heartbeat(root, "ok", 0).beat()
+    root.backend.replace("heartbeats/bad-0.json", json.dumps({**good, field: value}).encode())
+    assert [b["role"] for b in read_heartbeats(root)] == ["ok"]  # the good twin is read
+    assert "bad-0.json" in caplog.text and field in caplog.text
 
 
 def test_reserved_and_bad_fields_are_rejected(root: ExperimentRoot) -> None:

@@ -113,4 +113,4 @@ def test_a_writer_restarted_while_pruned_finds_its_place(root: ExperimentRoot, c
     prune_stream(root, "a", 110)
     counted.reset()
     assert ShardWriter(root, "a", max_records=1, max_age_s=1, clean_after_s=None).next_seq == 120
-    assert counted.calls["exists"] <= 10 and counted.calls["listdir"] == 0  # log2 of the 10 left, not of 120
+    assert counted.calls["exists"] <= 10 and counted.calls["listdir"] == 1  # log2 of the 10 left, not of 120

@@ -1,0 +1,144 @@
+"""The launcher's lock across hosts, local jobs that outlive their launcher, and resumes beside live jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import UsageError
+from jobs import _lock
+from jobs._lock import LOCK_FILE, LOCK_STALE_S, LauncherLock, holder_alive, launcher_gone, wait_for_earlier_jobs
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_live_launcher_on_another_host_holds_the_lock_until_its_beat_is_stale(tmp_path: Path) -> None:
+    now = time.time()
+    other = {"host": "some-other-node", "pid": 1, "beat": now - 1}
+    assert holder_alive(other, now)
+    assert not holder_alive({**other, "beat": now - LOCK_STALE_S - 1}, now)  # its launcher died
+    assert not holder_alive({"host": "some-other-node", "pid": 1}, now)  # an old lock without beats
+    assert holder_alive({"host": socket.gethostname(), "pid": os.getpid()}, now)
+    assert not holder_alive({"host": socket.gethostname(), "pid": dead_pid()}, now)
+    (tmp_path / LOCK_FILE).write_text(json.dumps(other))
+    with pytest.raises(UsageError, match="some-other-node.*already running"):
+        LauncherLock(tmp_path, "EXP", {}).acquire()
+
+
+def test_a_dead_launchers_lock_is_taken_over_and_beaten(tmp_path: Path) -> None:
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"host": "some-other-node", "pid": 1, "beat": 0.0}))
+    lock = LauncherLock(tmp_path, "EXP", {"started": 1.0})
+    lock.acquire()
+    held = json.loads((tmp_path / LOCK_FILE).read_text())
+    assert held["host"] == socket.gethostname() and held["token"] == lock.token
+    lock.beat(every_s=0)
+    assert json.loads((tmp_path / LOCK_FILE).read_text())["beat"] >= held["beat"]
+    assert sorted(os.listdir(tmp_path)) == [LOCK_FILE]  # no temporary left
+
+
+def test_a_launcher_never_removes_another_launchers_lock(tmp_path: Path) -> None:
+    first = LauncherLock(tmp_path, "EXP", {})
+    first.acquire()
+    second = {"host": "some-other-node", "pid": 1, "token": "theirs", "beat": time.time()}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(second))  # taken over meanwhile
+    first.beat(every_s=0)
+    first.release()
+    assert json.loads((tmp_path / LOCK_FILE).read_text()) == second
+    mine = LauncherLock(tmp_path / "b", "EXP", {})
+    mine.acquire()
+    mine.release()
+    assert not (tmp_path / "b" / LOCK_FILE).exists()  # the twin: its own lock is removed
+
+
+def test_a_local_job_notices_when_its_launcher_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_lock.LAUNCHER_PID_ENV, raising=False)
+    assert launcher_gone() is None  # SLURM jobs have no launcher to watch
+    monkeypatch.setenv(_lock.LAUNCHER_PID_ENV, str(os.getpid()))
+    assert launcher_gone() is None
+    pid = dead_pid()
+    monkeypatch.setenv(_lock.LAUNCHER_PID_ENV, str(pid))
+    assert launcher_gone() == pid
+
+
+def test_a_runtime_stops_when_its_launcher_is_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import launch
+    from jobs._role import Runtime
+
+    exp = str(tmp_path / "exp")
+    launch.prepare("local", "tiny", exp, [], 1.0)
+    monkeypatch.setenv(_lock.LAUNCHER_PID_ENV, str(os.getpid()))
+    runtime = Runtime.start("evaluator", exp, 0, 1.0)
+    try:
+        assert runtime.running()
+        monkeypatch.setenv(_lock.LAUNCHER_PID_ENV, str(dead_pid()))
+        runtime._stop_checked = 0.0
+        assert not runtime.running()
+    finally:
+        runtime.finish()
+
+
+def test_a_resume_asks_live_earlier_jobs_to_stop_and_waits(capsys: pytest.CaptureFixture[str]) -> None:
+    alive = [["prover-actor-00"], ["prover-actor-00"], []]
+    asked: list[list[str]] = []
+    wait_for_earlier_jobs("EXP", lambda: alive.pop(0), asked.append, wait_s=5, poll_s=0)
+    assert asked == [["prover-actor-00"]] and "still running (prover-actor-00)" in capsys.readouterr().out
+    asked.clear()
+    wait_for_earlier_jobs("EXP", lambda: [], asked.append, wait_s=5, poll_s=0)
+    assert asked == []  # nothing running: nothing asked, no wait
+    with pytest.raises(UsageError, match="prover-actor-00 of an earlier launcher of EXP are still running"):
+        wait_for_earlier_jobs("EXP", lambda: ["prover-actor-00"], asked.append, wait_s=0.01, poll_s=0)
+
+
+def test_a_fresh_heartbeat_of_a_dead_local_pid_is_not_a_live_job() -> None:
+    host = socket.gethostname()
+    assert _lock.job_alive({"alive": True, "host": host, "pid": os.getpid()})
+    assert not _lock.job_alive({"alive": True, "host": host, "pid": dead_pid()})
+    assert _lock.job_alive({"alive": True, "host": "some-other-node", "pid": 1})
+    assert not _lock.job_alive({"alive": False, "host": host, "pid": os.getpid()})
+
+
+class _FailingSupervisor:
+    """Stands in for the supervisor: its poll fails as a full disk would."""
+
+    instances: list["_FailingSupervisor"] = []
+
+    def __init__(self, *args: object, fail: bool = True, **kwargs: object) -> None:
+        self.killed = False
+        self.fatal = None
+        self.slots: dict = {}
+        _FailingSupervisor.instances.append(self)
+
+    running = True
+
+    def start_due(self) -> None:
+        pass
+
+    def poll(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    def kill_all(self) -> None:
+        self.killed = True
+
+
+def test_a_failing_launcher_stops_its_jobs_and_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from jobs import launch
+
+    run = launch.prepare("local", "tiny", str(tmp_path / "exp"), [], 1.0)
+    monkeypatch.setattr(launch, "Supervisor", _FailingSupervisor)
+    code = launch.launch(run, max_failures=1, progress_s=3600, log_level="INFO", main_job=False)
+    err = capsys.readouterr().err
+    assert code == 1 and _FailingSupervisor.instances[-1].killed
+    assert "No space left on device" in err and "resume with" in err and "Traceback" not in err
+    assert not (tmp_path / "exp" / "runs" / LOCK_FILE).exists()
