@@ -46,7 +46,8 @@ from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
 from core.storage import CheckpointStore, ExperimentRoot, stream_bounds
 from jobs._cli import configure_logging
-from jobs._lock import LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held, wait_for_earlier_jobs
+from jobs._lock import (LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held,
+                        wait_for_earlier_jobs)
 from jobs._supervise import Slot, Supervisor
 from jobs.status import Follower, collect, render
 
