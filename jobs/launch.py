@@ -307,11 +307,19 @@ class Executors:
         return getattr(self.run.config.slurm, role).cpus
 
 
+def make_private_folder(folder: Path) -> None:
+    """Create this launch's folder readable and writable by the user alone (mode 0700): submitit keeps the
+    jobs' pickles there, which the jobs and the launcher unpickle (see docs/PROTOCOL.md, threat model)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (folder.parent, folder):
+        os.chmod(path, 0o700)
+
+
 def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, main_job: bool) -> int:
     config = run.config
     start = time.time()
     deadlines = deadlines_of(config, run.minutes, start)
-    run.folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(run.folder)
     lock = LauncherLock(run.folder.parent, run.exp, {"started": start, "folder": str(run.folder)})
     try:
         lock.acquire()

@@ -142,3 +142,16 @@ def test_a_failing_launcher_stops_its_jobs_and_says_how_to_resume(tmp_path: Path
     assert code == 1 and _FailingSupervisor.instances[-1].killed
     assert "No space left on device" in err and "resume with" in err and "Traceback" not in err
     assert not (tmp_path / "exp" / "runs" / LOCK_FILE).exists()
+
+
+def test_the_launch_folder_is_private_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """submitit's pickles live in runs/<launch>/: nobody but the user may write (or read) there."""
+    from jobs import launch
+
+    run = launch.prepare("local", "tiny", str(tmp_path / "exp"), [], 1.0)
+    (tmp_path / "exp" / "runs").mkdir(mode=0o777, exist_ok=True)
+    os.chmod(tmp_path / "exp" / "runs", 0o777)  # as a permissive umask would leave it
+    monkeypatch.setattr(launch, "Supervisor", _FailingSupervisor)
+    launch.launch(run, max_failures=1, progress_s=3600, log_level="INFO", main_job=False)
+    for folder in (run.folder.parent, run.folder):
+        assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)
