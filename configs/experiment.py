@@ -21,6 +21,7 @@ from core.errors import ConfigError
 SETUPS = ("adversarial", "fixed-prover", "fixed-generator", "generator-only", "generator-reward", "supervised-only")
 PROVERS = ("backward", "forward-greedy", "forward-sampling")
 MODEL_SIZES = ("tiny", "small", "base")
+SLURM_NAME = r"[A-Za-z0-9_.,:+-]{0,128}"  # partition, account, qos: written into sbatch scripts verbatim
 HEURISTICS = ("size", "depth", "size_over_depth", "statement_length")
 
 
@@ -182,7 +183,7 @@ class EvaluatorConfig(Config):
 
 @dataclass(frozen=True)
 class SlurmResources(Config):
-    partition: str = option("", help="SLURM partition ('' = the cluster's default)")
+    partition: str = option("", pattern=SLURM_NAME, help="SLURM partition ('' = the cluster's default)")
     gpus: int = option(0, min=0, help="GPUs per job (per task of a trainer group)")
     cpus: int = option(2, min=1, help="CPUs per job; also the job's torch threads")
     mem_gb: int = option(8, min=1, help="memory per job (per task of a trainer group), GB")
@@ -196,8 +197,8 @@ class SlurmConfig(Config):
     generator_trainer: SlurmResources = option(SlurmResources(), help="resources of the generator trainer(s)")
     prover_trainer: SlurmResources = option(SlurmResources(), help="resources of the prover trainer(s)")
     evaluator: SlurmResources = option(SlurmResources(), help="resources of the evaluator")
-    account: str = option("", help="SLURM account to charge ('' = your default)")
-    qos: str = option("", help="SLURM quality of service ('' = the default)")
+    account: str = option("", pattern=SLURM_NAME, help="SLURM account to charge ('' = your default)")
+    qos: str = option("", pattern=SLURM_NAME, help="SLURM quality of service ('' = the default)")
 
 
 @dataclass(frozen=True)

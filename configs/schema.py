@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any, Iterable, Mapping, TypeVar, Union
@@ -27,9 +28,11 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 def option(default: Any, *, help: str = "", choices: Iterable[Any] | None = None,
-           min: float | None = None, max: float | None = None) -> Any:
-    """A dataclass field with a default, a help text and optional choices or bounds."""
-    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max}
+           min: float | None = None, max: float | None = None, pattern: str | None = None) -> Any:
+    """A dataclass field with a default, a help text and optional choices, bounds or a pattern (strings:
+    the whole value must match the regular expression)."""
+    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max,
+                "pattern": pattern}
     if isinstance(default, Config):
         return dataclasses.field(default_factory=lambda: default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -303,6 +306,10 @@ def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    pattern = metadata.get("pattern")
+    if pattern is not None and isinstance(value, str) and re.fullmatch(pattern, value) is None:
+        raise ConfigError(f"{name} = {value!r} does not match {pattern} (the value goes into a job script "
+                          "or a file name, where other characters are unsafe)")
     low, high = metadata.get("min"), metadata.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if low is not None and value < low:

@@ -200,3 +200,18 @@ def test_check_database_rejects_folders_unreadable_files_and_a_missing_stop_labe
     monkeypatch.setattr("configs.databases.os.access", lambda path, mode: False)  # as for another user's 0600 file
     with pytest.raises(ConfigError, match="is not readable"):
         check_database(DatabaseConfig(path=embedded))
+
+
+@pytest.mark.parametrize("key", ["slurm.prover_trainer.partition", "slurm.account", "slurm.qos"])
+def test_values_written_into_slurm_scripts_cannot_smuggle_lines_or_shell(key: str) -> None:
+    from configs.presets import preset
+
+    for hostile in ("gpu\n#SBATCH --wrap=rm", "gpu; rm -rf ~", "$(id)", "a b", "x" * 200):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            preset("tiny").with_overrides([f"{key}={hostile}"])
+    config = preset("tiny").with_overrides([f"{key}=gpu-a100,debug_2"])  # the good twin
+    section, _, leaf = key.rpartition(".")
+    holder = config
+    for part in section.split("."):
+        holder = getattr(holder, part)
+    assert getattr(holder, leaf) == "gpu-a100,debug_2"
