@@ -85,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
         add_run_options(sub)
     stop = commands.add_parser("stop", help="ask a run's jobs to finish their current step and exit")
     stop.add_argument("--exp", required=True, help="the experiment folder")
-    stop.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the jobs to end (0: don't)")
+    stop.add_argument("--wait", type=seconds(allow_zero=True), default=120.0,
+                      help="seconds to wait for the jobs to end (0: don't)")
     show = commands.add_parser("config", help="print every setting of a preset (or an experiment): value, help, "
                                               "default", description="print the resolved configuration")
     show.add_argument("--preset", help="a named preset (see the list below)")
@@ -95,15 +96,38 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def seconds(allow_zero: bool = False) -> Any:
+    """An argparse type: a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds {'>=' if allow_zero else '>'} 0, "
+                                             f"got {text!r}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def add_run_options(sub: argparse.ArgumentParser, minutes: float | None = None) -> None:
     sub.add_argument("--minutes", type=float, default=minutes,
                      help="how long the run lasts (each launch or resume runs this long; default: "
                           f"{minutes if minutes else 'the longest SLURM time of the roles, or 60'} )")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting of the preset, e.g. --set prover_actor.count=2 (repeatable)")
-    sub.add_argument("--max-failures", type=int, default=5,
+    sub.add_argument("--max-failures", type=count, default=5,
                      help="restarts of a job dying within a minute of its start before the run gives up")
-    sub.add_argument("--progress", type=float, default=PROGRESS_SECONDS, help="seconds between progress blocks")
+    sub.add_argument("--progress", type=seconds(), default=PROGRESS_SECONDS, help="seconds between progress blocks")
     sub.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
