@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -35,6 +36,14 @@ def metamath_output(exe: str, path: Path) -> str:
 
 def problems(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(("?Error", "?Warning"))]
+
+
+def canonical(proof: Sequence[str]) -> tuple[str, ...]:
+    """A proof's tokens with a compressed proof's letters as one block (the layout splits them at will)."""
+    if proof and proof[0] == "(" and ")" in proof:
+        close = list(proof).index(")")
+        return (*proof[: close + 1], "".join(proof[close + 1 :]))
+    return tuple(proof)
 
 
 def without_proofs(text: str) -> str:
@@ -67,7 +76,7 @@ def test_reprove_prop_mm_passes_both_verifiers_and_changes_only_proofs(
     for theorem in source.theorems():
         tree = tree_from_proof(source, theorem, kernel)
         expected = proof_tokens(source, grammar, theorem, tree, compressed=compressed)
-        assert db.assertion(theorem.label).proof == tuple(expected), theorem.label
+        assert canonical(db.assertion(theorem.label).proof) == canonical(expected), theorem.label
 
 
 def test_reprove_the_embedded_database(tmp_path: Path, metamath_exe: str) -> None:
@@ -160,7 +169,7 @@ def test_reprove_rejects_a_database_with_a_wrong_proof(tmp_path: Path) -> None:
     (("reprove", "{db}"), "--out"),
     (("reprove", "{dir}/missing.mm", "--out", "{dir}/o.mm"), "no such file"),
     (("reprove", "{dir}", "--out", "{dir}/o.mm"), "not a regular file"),
-    (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "No such file or directory"),
+    (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "does not exist"),
     (("reprove", "{db}", "--out", "{dir}/o.mm", "--bogus"), "unrecognized arguments"),
     (("reprove", "{include}", "--out", "{dir}/o.mm"), "includes other files"),
     (("frobnicate", "{db}"), "invalid choice"),
