@@ -87,6 +87,8 @@ def proof_lines(tokens: Sequence[str], indent: int, width: int = PROOF_WIDTH) ->
     if tokens and tokens[0] == "(" and ")" in tokens:
         close = tokens.index(")")
         words, letters = tokens[: close + 1], "".join(tokens[close + 1 :])
+        if close == 1:
+            words = ["(  )"]  # no labels: metamath writes two spaces between the parentheses
     else:
         words, letters = tokens, ""
     lines = _flow_words(words, pad, width)

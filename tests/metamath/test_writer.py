@@ -17,7 +17,7 @@ from core.metamath.prooftree import proof_tokens, tree_from_proof
 from core.metamath.reader import read_database
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel, verify_database
-from core.metamath.writer import proof_spans, rewrite_proofs
+from core.metamath.writer import layout_proof, proof_indent, proof_lines, proof_sites, proof_spans, rewrite_proofs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PROOF_RE = re.compile(r"\$=.*?\$\.", re.S)
@@ -249,3 +249,74 @@ def test_holes_only_rejects_a_label_that_is_not_a_theorem(tmp_path: Path) -> Non
     twin = cli("holes", source, "--out", out, "--only", "id")
     assert twin.returncode == 0, twin.stderr
     assert [t.label for t in read_database(out).incomplete_theorems()] == ["id"]
+
+
+# --- the layout of written proofs: set.mm's -------------------------------------------------------
+
+
+def test_the_layout_reproduces_set_mm_proofs_exactly(set_mm: Path) -> None:
+    """Every proof in the first 6 MB of set.mm, laid out again from its tokens, is the same text."""
+    with open(set_mm, encoding="latin-1", newline="") as handle:
+        text = handle.read(6_000_000)
+    text = text[: text.rfind("\n$(")]
+    sites = proof_sites(text)
+    assert len(sites) > 4000
+    for label, site in sites.items():
+        laid_out = layout_proof(text[site.start : site.end].split(), proof_indent(text, site.label_start))
+        assert laid_out == text[site.start : site.end + len("$.")], label
+
+
+def test_the_layout_wraps_labels_at_spaces_and_letters_at_the_width() -> None:
+    labels = ["wex", "weu", "wmo", "wal", "wi", "eumo", "2moex", "2eu1", "simpl", "syl6bi", "3syl", "2exeu", "expcom",
+              "impbid", "wa"]
+    letters = "ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCOPQ"
+    expected = [
+        "    ( wex weu wmo wal wi eumo 2moex 2eu1 simpl syl6bi 3syl 2exeu expcom impbid",
+        "    wa ) ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCO",
+        "    PQ $.",
+    ]
+    assert proof_lines(["(", *labels, ")", letters[:30], letters[30:]], indent=4) == expected  # from set.mm (2eu2)
+    lines = proof_lines(["(", *labels, ")", letters + "ABCDE"], indent=4)
+    assert lines[-2:] == ["    wa ) ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCO",
+                          "    PQABCDE $."]
+    full = proof_lines(["(", "wi", ")", "A" * (79 - 6 - len("( wi ) "))], indent=6)
+    assert full == ["      ( wi ) " + "A" * 66, "      $."]  # `$.` goes to its own line when the line is full
+    assert all(len(line) <= 79 for line in lines + full)
+
+
+def test_the_layout_of_normal_and_empty_proofs() -> None:
+    assert proof_lines(["?"], indent=4) == ["    ? $."]
+    assert proof_lines(["(", ")", "B"], indent=4) == ["    (  ) B $."]
+    words = ["wph"] * 30
+    lines = proof_lines(words, indent=2)
+    assert [len(line) for line in lines] == [77, 48] and lines[-1].endswith(" wph $.")
+
+
+TINY_INDENTED = TINY.replace("  a1ii $p", "    a1ii $p")
+
+
+A1II_PROOF = "wps wph wi wch wps wph wi wi wph wps a1ii.1 a1i wps wph wi wch ax-1 ax-mp".split()
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["CRLF", "LF"])
+def test_rewriting_keeps_the_line_endings_and_indents_under_the_label(tmp_path: Path, metamath_exe: str,
+                                                                       newline: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_bytes(TINY_INDENTED.replace("\n", newline).encode())
+    out = tmp_path / "out.mm"
+    rewrite_proofs(source, {"a1ii": A1II_PROOF}, out)
+    data = out.read_bytes()
+    if newline == "\r\n":
+        assert data.count(b"\n") == data.count(b"\r\n") == TINY.count("\n") + 2
+    else:
+        assert b"\r" not in data and data.count(b"\n") == TINY.count("\n") + 2
+    lines = data.decode().split(newline)
+    first = lines.index("    a1ii $p |- ( ch -> ( ps -> ph ) ) $=")
+    assert lines[first + 1 : first + 3] == [
+        "      wps wph wi wch wps wph wi wi wph wps a1ii.1 a1i wps wph wi wch ax-1 ax-mp",
+        "      $.",
+    ]
+    assert read_database(out).assertion("a1ii").proof == tuple(A1II_PROOF)
+    output = metamath_output(metamath_exe, out)
+    assert not [p for p in problems(output) if "carriage-returns" not in p]
+    assert "were not proved:  a1iii" in output
