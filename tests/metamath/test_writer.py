@@ -3,7 +3,9 @@ and the reference ``metamath``, every proof is our re-export, and nothing outsid
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -320,3 +322,77 @@ def test_rewriting_keeps_the_line_endings_and_indents_under_the_label(tmp_path: 
     output = metamath_output(metamath_exe, out)
     assert not [p for p in problems(output) if "carriage-returns" not in p]
     assert "were not proved:  a1iii" in output
+
+
+# --- holes and reprove never overwrite their input by accident ------------------------------------
+
+OUTPUT_COMMANDS = {"holes": ("--only", "a1i"), "reprove": ()}
+
+
+def link_to(source: Path, how: str) -> Path:
+    """``source`` itself, or a new symbolic or hard link to it."""
+    if how == "same path":
+        return source
+    link = source.with_name(f"{how.replace(' ', '-')}.mm")
+    if how == "symbolic link":
+        link.symlink_to(source.name)
+    else:
+        os.link(source, link)
+    return link
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link"])
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_out_equal_to_the_input_is_refused(tmp_path: Path, command: str, how: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    out = link_to(source, how)
+    run = cli(command, source, "--out", out, *OUTPUT_COMMANDS[command])
+    assert run.returncode == 2, run.stderr
+    assert "is the input file" in run.stderr and "--in-place" in run.stderr and "Traceback" not in run.stderr
+    assert source.read_text() == TINY
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({source.name, out.name})
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link"])
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_in_place_replaces_the_input_keeping_its_mode_and_links(tmp_path: Path, command: str, how: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    source.chmod(0o600)
+    out = link_to(source, how)
+    inode = source.stat().st_ino
+    run = cli(command, source, "--out", out, "--in-place", *OUTPUT_COMMANDS[command])
+    assert run.returncode == 0, run.stderr
+    assert source.read_text() != TINY and out.read_text() == source.read_text()
+    assert stat.S_IMODE(source.stat().st_mode) == 0o600
+    if how == "symbolic link":
+        assert out.is_symlink() and os.readlink(out) == source.name
+    if how == "hard link":
+        assert source.stat().st_ino == out.stat().st_ino == inode and source.stat().st_nlink == 2
+    expected = ["a1i", "a1ii", "a1iii"] if command == "holes" else ["a1ii", "a1iii"]
+    assert verify_database(read_database(source)).incomplete == expected
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_out_in_a_missing_folder_fails_before_reading(tmp_path: Path, command: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text("this is not a database $.\n")  # reading it would fail: the check comes first
+    run = cli(command, source, "--out", tmp_path / "missing" / "out.mm", *OUTPUT_COMMANDS[command])
+    assert run.returncode == 2 and "missing does not exist" in run.stderr, run.stderr
+    twin = cli(command, source, "--out", tmp_path / "out.mm", *OUTPUT_COMMANDS[command])
+    assert twin.returncode == 1 and "does not exist" not in twin.stderr  # reached the reading
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_a_symlink_planted_at_the_old_temporary_name_is_not_followed(tmp_path: Path, command: str) -> None:
+    from core.metamath.__main__ import main
+
+    source, out, victim = tmp_path / "tiny.mm", tmp_path / "out.mm", tmp_path / "victim.txt"
+    source.write_text(TINY)
+    victim.write_text("precious\n")
+    planted = tmp_path / f"out.mm.tmp-{os.getpid()}"
+    planted.symlink_to(victim)
+    assert main([command, str(source), "--out", str(out), *OUTPUT_COMMANDS[command]]) == 0
+    assert victim.read_text() == "precious\n" and planted.is_symlink()
+    assert read_database(out).assertion("a1i")
