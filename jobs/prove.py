@@ -7,9 +7,9 @@ proof written in compressed form and laid out as set.mm does (:mod:`core.metamat
 line endings kept), everything else untouched, so ``metamath 'read "OUT.mm"' 'verify proof *' exit``
 accepts it. ``--out`` and ``--json`` are checked before the search (their folders must exist and be
 writable); ``--out`` may not be DATABASE.mm itself (by any name or link) unless ``--in-place`` is given,
-which replaces it keeping its mode and links (:mod:`core.files`). One line per theorem is printed as its search ends, then ``proved K
-of N in T s``. Without ``--checkpoint`` the model-free baseline (:mod:`core.search.baseline`) proposes
-the tactics.
+which replaces it keeping its mode and links (:mod:`core.files`). One line per theorem is printed as its
+search ends, then ``proved K of N in T s``. Without ``--checkpoint`` the model-free baseline
+(:mod:`core.search.baseline`) proposes the tactics.
 
 ``--split test|valid|train`` evaluates the database's split instead (each theorem in its own context,
 itself forbidden; nothing is written but the ``--json`` summary of :func:`core.search.evaluation.summarize`).
