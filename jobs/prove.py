@@ -34,7 +34,7 @@ import time
 from typing import Any, Callable, Literal, Sequence
 
 from core.errors import MetamathError, UsageError
-from core.files import check_output_path, refuse_overwriting_input, write_text
+from core.files import check_output_path, refuse_overwriting_input, same_file, write_text
 from core.metamath.comments import database_discouraged_labels
 from core.metamath.database import Assertion, Database
 from core.metamath.prooftree import check_tree, proof_tokens
@@ -108,6 +108,7 @@ def prove(
     settings = SearchSettings(prover=prover, expansions=expansions, timeout_s=timeout_s, candidates=candidates,
                               temperature=temperature, max_depth=max_depth, batch_goals=batch)
     db = read_database(database)
+    _check_outputs_not_included(db, out, json)
     forbidden = {a.label for a in db.incomplete_theorems()}  # never cite a theorem that is not proved
     if not allow_discouraged:
         forbidden |= _discouraged(db)
@@ -164,6 +165,14 @@ def _check_outputs(database: str, out: str | None, json: str | None, in_place: b
         refuse_overwriting_input(database, json, "--json", in_place=False)
         if out is not None and os.path.realpath(json) == os.path.realpath(out):
             raise UsageError(f"--json {json} is also --out; give two different paths")
+
+
+def _check_outputs_not_included(db: Database, out: str | None, json: str | None) -> None:
+    """Fail before the search if an output is a file that DATABASE includes (``--in-place`` or not)."""
+    for flag, path in (("--out", out), ("--json", json)):
+        included = [name for name in db.files[1:] if path is not None and same_file(name, path)]
+        if included:
+            raise UsageError(f"{flag} {path} is {included[0]}, a file that {db.path} includes; give another path")
 
 
 def _discouraged(db: Database) -> set[str]:

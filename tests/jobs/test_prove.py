@@ -273,3 +273,15 @@ def test_json_and_out_are_written_without_following_planted_symlinks(holes: Path
     assert victim.read_text() == "precious\n" and all(link.is_symlink() for link in planted)
     assert json.loads(summary.read_text())["proved"] == 1
     assert verify_database(read_database(out)).ok
+
+
+def test_an_output_that_is_an_included_file_is_refused(holes: Path, tmp_path: Path) -> None:
+    part = tmp_path / "part.mm"
+    part.write_bytes(holes.read_bytes())
+    main = tmp_path / "main.mm"
+    main.write_text("$[ part.mm $]\n")
+    run = prove(main, "--out", part, "--in-place")
+    assert run.returncode == 2 and "a file that" in run.stderr and "includes" in run.stderr, run.stderr
+    assert part.read_bytes() == holes.read_bytes() and run.stdout == ""
+    twin = prove(main, "--out", tmp_path / "out.mm", "--only", "syl")
+    assert twin.returncode == 0, twin.stderr
