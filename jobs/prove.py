@@ -163,7 +163,7 @@ def _check_outputs(database: str, out: str | None, json: str | None, in_place: b
     if json is not None:
         check_output_path(json, "--json")
         refuse_overwriting_input(database, json, "--json", in_place=False)
-        if out is not None and os.path.realpath(json) == os.path.realpath(out):
+        if out is not None and same_file(json, out):
             raise UsageError(f"--json {json} is also --out; give two different paths")
 
 

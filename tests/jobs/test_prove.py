@@ -285,3 +285,12 @@ def test_an_output_that_is_an_included_file_is_refused(holes: Path, tmp_path: Pa
     assert part.read_bytes() == holes.read_bytes() and run.stdout == ""
     twin = prove(main, "--out", tmp_path / "out.mm", "--only", "syl")
     assert twin.returncode == 0, twin.stderr
+
+
+@pytest.mark.parametrize("json_path", ["{db}", "{out}"])
+def test_json_may_be_neither_the_input_nor_out(holes: Path, tmp_path: Path, json_path: str) -> None:
+    source, out = tmp_path / "holes.mm", tmp_path / "out.mm"
+    source.write_bytes(holes.read_bytes())
+    run = prove(source, "--out", out, "--json", json_path.format(db=source, out=out))
+    assert run.returncode == 2 and "--json" in run.stderr and run.stdout == "", run.stderr
+    assert source.read_bytes() == holes.read_bytes() and not out.exists()
