@@ -113,8 +113,8 @@ def verify(args: argparse.Namespace) -> int:
     if args.max_errors < 0:
         print("error: --max-errors must be 0 or more", file=sys.stderr)
         return EXIT_USAGE
-    if args.progress_every < 0:
-        print("error: --progress-every must be 0 or more seconds", file=sys.stderr)
+    if not args.progress_every >= 0 or args.progress_every == float("inf"):
+        print("error: --progress-every must be a finite number of seconds, 0 or more", file=sys.stderr)
         return EXIT_USAGE
     _require_file(args.database)
     start = time.perf_counter()

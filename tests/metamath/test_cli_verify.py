@@ -181,8 +181,10 @@ def test_stop_at_verifies_the_prefix(tmp_path: Path) -> None:
         (["--max-errors", "many", "x.mm"], "invalid int value"),
         (["--max-errors", "-1", "x.mm"], "--max-errors must be 0 or more"),
         (["x.mm", "--bogus"], "unrecognized arguments"),
+        (["x.mm", "--progress-every", "-1"], "--progress-every must be a finite number"),
+        (["x.mm", "--progress-every", "nan"], "--progress-every must be a finite number"),
     ],
-    ids=["no file", "bad number", "negative number", "unknown flag"],
+    ids=["no file", "bad number", "negative number", "unknown flag", "negative interval", "nan interval"],
 )
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
     write(tmp_path, MINI, "x.mm")
