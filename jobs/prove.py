@@ -1,11 +1,15 @@
 """Fill the ``?`` proofs of a Metamath database with a prover: ``python -m jobs.prove DATABASE.mm --out OUT.mm``.
 
 Every ``|-`` theorem whose proof is incomplete (contains ``?``) is searched in the context of the labels
-that precede it (never citing a theorem whose own proof is incomplete); OUT.mm is DATABASE.mm with each
-found proof written in compressed form, everything else untouched, so ``metamath 'read "OUT.mm"'
-'verify proof *' exit`` accepts it. One line per theorem is printed as its search ends, then ``proved K
-of N in T s``. Without ``--checkpoint`` the model-free baseline (:mod:`core.search.baseline`) proposes
-the tactics.
+that precede it (never citing a theorem whose own proof is incomplete, nor one whose comment says
+``(New usage is discouraged.)`` unless ``--allow-discouraged``); OUT.mm is DATABASE.mm with each found
+proof written in compressed form and laid out as set.mm does (:mod:`core.metamath.writer`, the input's
+line endings kept), everything else untouched, so ``metamath 'read "OUT.mm"' 'verify proof *' exit``
+accepts it. ``--out`` and ``--json`` are checked before the search (their folders must exist and be
+writable); ``--out`` may not be DATABASE.mm itself (by any name or link) unless ``--in-place`` is given,
+which replaces it keeping its mode and links (:mod:`core.files`). One line per theorem is printed as its
+search ends, then ``proved K of N in T s``. Without ``--checkpoint`` the model-free baseline
+(:mod:`core.search.baseline`) proposes the tactics.
 
 ``--split test|valid|train`` evaluates the database's split instead (each theorem in its own context,
 itself forbidden; nothing is written but the ``--json`` summary of :func:`core.search.evaluation.summarize`).
@@ -30,6 +34,8 @@ import time
 from typing import Any, Callable, Literal, Sequence
 
 from core.errors import MetamathError, UsageError
+from core.files import check_output_path, refuse_overwriting_input, same_file, write_text
+from core.metamath.comments import database_discouraged_labels
 from core.metamath.database import Assertion, Database
 from core.metamath.prooftree import check_tree, proof_tokens
 from core.metamath.reader import read_database
@@ -69,6 +75,8 @@ def prove(
     split_ratios: str = "80/10/10",
     split_salt: str = "",
     json: str | None = None,
+    allow_discouraged: bool = False,
+    in_place: bool = False,
 ) -> int:
     """Fill the ? proofs of DATABASE into --out OUT.mm (or evaluate a --split); see the module docstring.
 
@@ -91,6 +99,8 @@ def prove(
         split_ratios: train/valid/test ratios of the split.
         split_salt: salt of the split hash.
         json: write the JSON summary (per-theorem outcomes included) here.
+        allow_discouraged: let proofs cite theorems marked "(New usage is discouraged.)".
+        in_place: allow --out to be DATABASE itself (replaced, keeping its mode and links).
     """
     start = time.perf_counter()
     _check_arguments(database, out, checkpoint, workers, batch, split)
@@ -98,10 +108,14 @@ def prove(
         from core.models.devices import check_device
 
         check_device(device)
+    _check_outputs(database, out, json, in_place)
     settings = SearchSettings(prover=prover, expansions=expansions, timeout_s=timeout_s, candidates=candidates,
                               temperature=temperature, max_depth=max_depth, batch_goals=batch)
     db = read_database(database)
+    _check_outputs_not_included(db, out, json)
     forbidden = {a.label for a in db.incomplete_theorems()}  # never cite a theorem that is not proved
+    if not allow_discouraged:
+        forbidden |= _discouraged(db)
     theorems = _split_targets(db, split, split_ratios, split_salt, only) if split else _incomplete_targets(db, only)
     logger.info("%s: %d theorem(s) to search with %s, %s, %d expansions, %.1f s each", database, len(theorems),
                 checkpoint or "the model-free baseline", prover, expansions, timeout_s)
@@ -113,7 +127,7 @@ def prove(
     results = [dataclasses.replace(r, proved=False, proof=None, stop_reason="kernel_rejected")
                if r.proved and proofs[r.label] is None else r for r in results]
     if out is not None:
-        rewrite_proofs(database, {label: p for label, p in proofs.items() if p is not None}, out)
+        rewrite_proofs(database, {label: p for label, p in proofs.items() if p is not None}, out, keep_links=in_place)
         logger.info("wrote %s", out)
     elapsed = time.perf_counter() - start
     if json is not None:
@@ -137,12 +151,41 @@ def _check_arguments(database: str, out: str | None, checkpoint: str | None, wor
                          "unless --split evaluates a split")
     if split is not None and out is not None:
         raise UsageError("--out has no meaning with --split (nothing is written but --json)")
-    if out is not None and os.path.isdir(out):
-        raise UsageError(f"--out {out} is a directory; give the path of the .mm file to write")
     if checkpoint is not None and not os.path.exists(checkpoint):
         raise UsageError(f"--checkpoint {checkpoint}: no such file or directory")
     if workers < 1 or batch < 1:
         raise UsageError(f"--workers and --batch must be >= 1, got {workers} and {batch}")
+
+
+def _check_outputs(database: str, out: str | None, json: str | None, in_place: bool) -> None:
+    """Fail before the search if an output cannot be written, or would overwrite the input by accident."""
+    if in_place and out is None:
+        raise UsageError("--in-place needs --out (it allows --out to be the input file)")
+    if out is not None:
+        check_output_path(out, "--out")
+        refuse_overwriting_input(database, out, "--out", in_place=in_place)
+    if json is not None:
+        check_output_path(json, "--json")
+        refuse_overwriting_input(database, json, "--json", in_place=False)
+        if out is not None and same_file(json, out):
+            raise UsageError(f"--json {json} is also --out; give two different paths")
+
+
+def _check_outputs_not_included(db: Database, out: str | None, json: str | None) -> None:
+    """Fail before the search if an output is a file that DATABASE includes (``--in-place`` or not)."""
+    for flag, path in (("--out", out), ("--json", json)):
+        included = [name for name in db.files[1:] if path is not None and same_file(name, path)]
+        if included:
+            raise UsageError(f"{flag} {path} is {included[0]}, a file that {db.path} includes; give another path")
+
+
+def _discouraged(db: Database) -> set[str]:
+    """The labels marked "(New usage is discouraged.)", which found proofs may not cite."""
+    labels = database_discouraged_labels(db)
+    if labels:
+        logger.info("%d theorem(s) marked (New usage is discouraged.) are not cited (--allow-discouraged "
+                    "allows them)", len(labels))
+    return labels
 
 
 def _incomplete_targets(db: Database, only: Sequence[str] | None) -> list[Assertion]:
@@ -283,11 +326,7 @@ def _compressed_proof(db: Database, grammar: Grammar, kernel: Kernel, theorem: A
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        jsonlib.dump(data, handle, indent=1)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_text(path, jsonlib.dumps(data, indent=1) + "\n")
     logger.info("wrote %s", path)
 
 

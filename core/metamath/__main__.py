@@ -1,16 +1,25 @@
 """Command line of the Metamath kernel.
 
-    python -m core.metamath verify FILE.mm [--stop-at LABEL] [--max-errors N]
+    python -m core.metamath verify FILE.mm [--only 'ax*,syl'] [--stop-at LABEL] [--max-errors N]
         exit 0: well formed and every complete proof verifies; 1: it does not (stderr says where and
-        why); 2: usage or I/O error. The last stdout line reads ``verified N proofs, M incomplete, in T s``.
+        why); 2: usage or I/O error. ``--only`` checks only the theorems whose labels match one of the
+        comma-separated patterns (``*``: any characters, ``?``: one character, as metamath's ``verify
+        proof``). Before the last line, stdout names the incomplete theorems (``incomplete: a, b``); the
+        last stdout line reads ``verified N proofs, M incomplete, in T s``. On a long file, progress
+        lines (done, rate, time left) go to stderr every ``--progress-every`` seconds (default 5).
 
-    python -m core.metamath reprove FILE.mm --out OUT.mm [--compressed]
+    python -m core.metamath reprove FILE.mm --out OUT.mm [--compressed] [--in-place]
         rebuild every complete proof through the project's proof trees (syntax steps re-derived by the
         grammar), check each with the kernel, and write OUT.mm with every proof replaced by the re-export.
 
     python -m core.metamath holes FILE.mm --out OUT.mm (--split test | --only L1,L2) [--ratios 80/10/10]
         write OUT.mm with the proofs of the chosen theorems replaced by ``?``: a benchmark for
         ``python -m jobs.prove OUT.mm --out FILLED.mm`` (a split is the one ``jobs.prove --split`` uses).
+
+Proofs are written with set.mm's layout and the input's line endings (:mod:`core.metamath.writer`).
+``--out`` is checked before any work (its folder must exist and be writable), and may not be the input
+file, by any name or link, unless ``--in-place`` is given (which keeps the file's mode and links); see
+:mod:`core.files`.
 """
 
 from __future__ import annotations
@@ -18,11 +27,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TextIO
 
 from core.errors import AdvproverError, MetamathError, UsageError
+from core.files import check_output_path, refuse_overwriting_input
 from core.metamath.database import Assertion, Database
 from core.metamath.proof import compressed_proof, normal_proof
 from core.metamath.prooftree import proof_tokens, syntax_proof, tree_from_proof
@@ -55,10 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("database", help="path of the .mm file")
     verify.add_argument("--stop-at", metavar="LABEL", help="read only the statements before LABEL")
     verify.add_argument("--max-errors", type=int, default=20, help="failures to print (default 20)")
+    verify.add_argument("--only", metavar="PATTERNS",
+                        help="check only the theorems matching these comma-separated labels (* and ? wildcards)")
+    verify.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between progress lines on stderr (default 5; 0: none)")
     reprove = sub.add_parser("reprove", help="re-export every proof through the project's proof trees")
     reprove.add_argument("database", help="path of the .mm file")
     reprove.add_argument("--out", required=True, help="where to write the re-exported database")
     reprove.add_argument("--compressed", action="store_true", help="write compressed proofs (default: normal)")
+    _add_in_place(reprove)
     holes = sub.add_parser("holes", help="replace the proofs of chosen theorems by `?` (a benchmark for jobs.prove)")
     holes.add_argument("database", help="path of the .mm file")
     holes.add_argument("--out", required=True, help="where to write the database with `?` proofs")
@@ -67,7 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     chosen.add_argument("--only", metavar="LABELS", help="these theorems (comma-separated labels)")
     holes.add_argument("--ratios", default="80/10/10", help="train/valid/test ratios of --split (default 80/10/10)")
     holes.add_argument("--salt", default="", help="salt of the split hash (default none)")
+    _add_in_place(holes)
     return parser
+
+
+def _add_in_place(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--in-place", action="store_true",
+                        help="allow --out to be the input file (it is replaced, keeping its mode and links)")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Fail before any work if ``--out`` cannot be written or would overwrite the input by accident."""
+    check_output_path(args.out, "--out")
+    refuse_overwriting_input(args.database, args.out, "--out", in_place=args.in_place)
 
 
 def _require_file(path: str) -> None:
@@ -85,29 +113,96 @@ def verify(args: argparse.Namespace) -> int:
     if args.max_errors < 0:
         print("error: --max-errors must be 0 or more", file=sys.stderr)
         return EXIT_USAGE
+    if not args.progress_every >= 0 or args.progress_every == float("inf"):
+        print("error: --progress-every must be a finite number of seconds, 0 or more", file=sys.stderr)
+        return EXIT_USAGE
     _require_file(args.database)
     start = time.perf_counter()
     try:
-        db = read_database(args.database, stop_at=args.stop_at)
+        db = read_database(args.database, stop_at=args.stop_at, progress=_reading_progress(args.progress_every))
     except MetamathError as error:
         print(f"error: {error}", file=sys.stderr)
         print(f"verified 0 proofs, 0 incomplete, in {time.perf_counter() - start:.2f} s")
         return EXIT_INVALID
-    report = verify_database(db)
+    labels = None if args.only is None else matching_theorems(db, args.only)
+    total = len(db.theorems()) if labels is None else len(labels)
+    progress = Progress("verifying", total, "proofs", args.progress_every)
+    report = verify_database(db, labels=labels, progress=lambda done, _: progress.update(done))
     for error in report.failures[: args.max_errors]:
         print(f"error: {error}", file=sys.stderr)
     if len(report.failures) > args.max_errors:
         print(f"error: ... and {len(report.failures) - args.max_errors} more failures", file=sys.stderr)
     if report.failures:
         print(f"{len(report.failures)} proof(s) FAILED")
+    if report.incomplete:
+        print(f"incomplete: {', '.join(report.incomplete)}")
     elapsed = time.perf_counter() - start
     print(f"verified {report.verified} proofs, {len(report.incomplete)} incomplete, in {elapsed:.2f} s")
     return EXIT_INVALID if report.failures else EXIT_OK
 
 
+def matching_theorems(db: Database, patterns: str) -> list[str]:
+    """The ``$p`` labels of ``db`` (in order) matching one of the comma-separated ``patterns``.
+
+    ``*`` matches any characters, ``?`` one character, as in metamath's ``verify proof``. Raises
+    :class:`UsageError` naming each pattern that matches no theorem.
+    """
+    parts = [part.strip() for part in patterns.split(",") if part.strip()]
+    if not parts:
+        raise UsageError("--only: no label given")
+    expressions = {part: re.compile(".*".join(".".join(map(re.escape, piece.split("?"))) for piece in part.split("*")))
+                   for part in parts}
+    labels = [t.label for t in db.theorems()]
+    unmatched = [part for part, expression in expressions.items() if not any(map(expression.fullmatch, labels))]
+    if unmatched:
+        raise UsageError(f"--only: {', '.join(unmatched)} matches no $p theorem of {db.path}")
+    return [label for label in labels if any(e.fullmatch(label) for e in expressions.values())]
+
+
+class Progress:
+    """Progress lines on ``stream``, at most one every ``every_s`` seconds: done, share, rate, time left.
+
+    Work shorter than ``every_s`` prints nothing; ``every_s == 0`` turns the lines off.
+    """
+
+    def __init__(self, what: str, total: float, unit: str, every_s: float, *, scale: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None) -> None:
+        self.what, self.total, self.unit, self.every_s, self.scale = what, total, unit, every_s, scale
+        self.clock, self.stream = clock, stream
+        self.start = self.last = clock()
+
+    def update(self, done: float) -> None:
+        if self.every_s <= 0:
+            return
+        now = self.clock()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.total - done) / rate if rate > 0 else float("inf")
+        share = 100.0 * done / self.total if self.total else 100.0
+        number = "{:.0f}" if self.scale == 1.0 else "{:.1f}"
+        amount = f"{number.format(done * self.scale)}/{number.format(self.total * self.scale)} {self.unit}"
+        print(f"{self.what}: {amount} ({share:.0f}%), {number.format(rate * self.scale)} {self.unit}/s, "
+              f"about {left:.0f} s left", file=self.stream or sys.stderr, flush=True)
+
+
+def _reading_progress(every_s: float) -> Callable[[str, int], None]:
+    """A ``read_database`` progress callback: one :class:`Progress` (in MB) per file read."""
+    reporters: dict[str, Progress] = {}
+
+    def update(path: str, read: int) -> None:
+        if path not in reporters:
+            reporters[path] = Progress(f"reading {path}", os.path.getsize(path), "MB", every_s, scale=1e-6)
+        reporters[path].update(read)
+
+    return update
+
+
 @command("reprove")
 def reprove(args: argparse.Namespace) -> int:
     _require_file(args.database)
+    _check_out(args)
     start = time.perf_counter()
     db = read_database(args.database)
     if len(db.files) > 1:
@@ -120,7 +215,7 @@ def reprove(args: argparse.Namespace) -> int:
         proofs[theorem.label] = reexport(db, grammar, kernel, theorem, compressed=args.compressed)
         if done % 2000 == 0:
             logging.getLogger("reprove").info("%d/%d proofs re-exported", done, len(theorems))
-    rewrite_proofs(args.database, proofs, args.out)
+    rewrite_proofs(args.database, proofs, args.out, keep_links=args.in_place)
     form = "compressed" if args.compressed else "normal"
     print(f"reproved {len(proofs)} proofs ({form}) into {args.out} in {time.perf_counter() - start:.2f} s")
     return EXIT_OK
@@ -129,6 +224,7 @@ def reprove(args: argparse.Namespace) -> int:
 @command("holes")
 def holes(args: argparse.Namespace) -> int:
     _require_file(args.database)
+    _check_out(args)
     db = read_database(args.database)
     if args.split:
         labels = [t.label for t in split_theorems(db, SplitRatios.parse(args.ratios), args.salt)[args.split]]
@@ -138,7 +234,7 @@ def holes(args: argparse.Namespace) -> int:
         not_theorems = [label for label in labels if label not in theorems]
         if not labels or not_theorems:
             raise UsageError(f"--only: {', '.join(not_theorems) or 'no label given'}: not a $p theorem of {args.database}")
-    rewrite_proofs(args.database, {label: ["?"] for label in labels}, args.out)
+    rewrite_proofs(args.database, {label: ["?"] for label in labels}, args.out, keep_links=args.in_place)
     print(f"wrote {args.out}: {len(labels)} proofs replaced by `?`")
     return EXIT_OK
 

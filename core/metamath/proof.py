@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from core.errors import MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis
+from core.metamath.writer import proof_lines
 
 _LABEL_OF = operator.attrgetter("label")
 _NUMBER_OF = operator.attrgetter("number")
@@ -350,14 +351,7 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def format_proof(tokens: Sequence[str], indent: int = 6, width: int = 79) -> str:
-    """Proof tokens laid out on lines of at most ``width`` characters, for writing into a ``.mm`` file."""
-    lines: list[str] = []
-    line = " " * indent
-    for token in tokens:
-        if len(line) + 1 + len(token) > width and line.strip():
-            lines.append(line)
-            line = " " * indent
-        line += ("" if not line.strip() else " ") + token
-    lines.append(line)
-    return "\n".join(lines)
-
+    """Proof tokens laid out as :func:`core.metamath.writer.proof_lines` does, without the closing ``$.``."""
+    lines = proof_lines(tokens, indent, width)
+    last = lines[-1][: -len("$.")].rstrip()
+    return "\n".join(lines[:-1] + ([last] if last else []))

@@ -19,9 +19,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from core.errors import GrammarError, MMVerificationError, MetamathError
 from core.metamath.database import Assertion, Database, Hypothesis, Statement, disjoint_pair
-from core.metamath.proof import SAVE, ProofStep, compressed_proof, decode_proof, format_proof, normal_proof
+from core.metamath.proof import SAVE, ProofStep, compressed_proof, decode_proof, normal_proof
 from core.metamath.syntax import Grammar, floating_context
 from core.metamath.verifier import Kernel, RuleError
+from core.metamath.writer import proof_lines
 
 Substitution = Mapping[str, tuple[str, ...]]
 
@@ -277,6 +278,6 @@ def theorem_text(db: Database, theorem: Assertion, proof: Sequence[str], comment
     for hypothesis in theorem.essential:
         lines.append(f"  {hypothesis.label} $e {' '.join(hypothesis.statement)} $.")
     lines.append(f"  {theorem.label} $p {' '.join(theorem.statement)} $=")
-    lines.append(format_proof(proof, indent=4) + " $.")
+    lines.extend(proof_lines(proof, indent=4))
     lines.append("$}")
     return "\n".join(lines) + "\n"

@@ -43,6 +43,9 @@ _WHITESPACE_CODES = frozenset(_WHITESPACE)
 _WORD_MARKS = bytes(c if c == 0x0A else 0x20 if c in b" \t\r\f" else 0x78 for c in range(256))
 
 
+ReadProgress = Callable[[str, int], None]  # (path of the file being read, bytes of it read so far)
+
+
 class _StopReading(Exception):
     """Raised internally when the ``stop_at`` label is reached."""
 
@@ -56,8 +59,9 @@ class _FileTokens:
     an earlier block. Tokenizing a block is done by C-level string methods, not a loop per line.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, progress: ReadProgress | None = None) -> None:
         self.path = path
+        self._progress = progress
         try:
             self._file = open(path, "rb")
         except OSError as error:
@@ -138,6 +142,8 @@ class _FileTokens:
             return False
         if not raw.endswith(b"\n"):
             raw += self._file.readline()
+        if self._progress is not None:
+            self._progress(self.path, self._file.tell())
         raw = self._blank_comments(self._cut_at_bad_character(raw))
         words = raw.decode("ascii").split()
         # Tokens per line, counted by C-level bytes methods: with every word character marked `x`, other
@@ -313,9 +319,10 @@ class _Scope:
 class _Reader:
     """The parser's state while reading one database (and its includes)."""
 
-    def __init__(self, path: str, stop_at: str | None) -> None:
+    def __init__(self, path: str, stop_at: str | None, progress: ReadProgress | None = None) -> None:
         self.db = Database(path=path)
         self.stop_at = stop_at
+        self.progress = progress
         self.scopes: list[_Scope] = [_Scope()]
         self.active_symbols: dict[str, str] = {}  # active constant or variable -> its interned self
         self.active_hypotheses: list[Hypothesis] = []
@@ -346,7 +353,7 @@ class _Reader:
     def read_file(self, path: str) -> None:
         self.included.add(os.path.realpath(path))
         self.db.files.append(path)
-        outer, self.tokens = getattr(self, "tokens", None), _FileTokens(path)
+        outer, self.tokens = getattr(self, "tokens", None), _FileTokens(path, self.progress)
         try:
             self._read_statements()
         finally:
@@ -676,14 +683,16 @@ class _Reader:
         return self.db
 
 
-def read_database(path: str | os.PathLike[str], stop_at: str | None = None) -> Database:
+def read_database(path: str | os.PathLike[str], stop_at: str | None = None,
+                  progress: ReadProgress | None = None) -> Database:
     """Read the database at ``path`` (following ``$[ $]`` includes).
 
     With ``stop_at``, reading stops just before the statement labelled ``stop_at``, and the rest of
-    the file is not read; it is an error if that label never appears.
+    the file is not read; it is an error if that label never appears. ``progress``, if given, is
+    called after each block of a file is read, with the file's path and the bytes read from it so far.
     """
     path = os.fspath(path)
-    reader = _Reader(path, stop_at)
+    reader = _Reader(path, stop_at, progress)
     with collector_paused():
         try:
             reader.read_file(path)

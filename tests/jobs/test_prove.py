@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +170,144 @@ def test_a_device_without_cuda_is_a_usage_error_before_any_work(holes: Path, tmp
     assert not out.exists()
     code = main(prove_job, [str(holes), "--out", str(out), "--device", "cpu", "--only", "mp2", "--expansions", "64"])
     assert code == 0 and out.exists()  # the twin: a device this machine has
+
+
+# --- the output fits Metamath's conventions -------------------------------------------------------
+
+DISCOURAGED = """$c ( ) -> wff |- $.
+$v ph ps $.
+wph $f wff ph $.
+wps $f wff ps $.
+wi $a wff ( ph -> ps ) $.
+$( The only axiom.  (New usage is discouraged.) $)
+ax-old $a |- ( ph -> ( ps -> ph ) ) $.
+th $p |- ( ph -> ( ps -> ph ) ) $= ? $.
+"""
+
+
+def test_discouraged_theorems_are_not_cited(tmp_path: Path) -> None:
+    source, out = tmp_path / "old.mm", tmp_path / "out.mm"
+    source.write_text(DISCOURAGED)
+    run = prove(source, "--out", out, "--expansions", "16")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("proved 0 of 1 ")
+    assert read_database(out).assertion("th").proof == ("?",)
+
+
+@pytest.mark.parametrize("how", ["--allow-discouraged", "no mark"])
+def test_discouraged_theorems_are_cited_with_the_flag_or_without_the_mark(tmp_path: Path, metamath_exe: str,
+                                                                          how: str) -> None:
+    source, out = tmp_path / "old.mm", tmp_path / "out.mm"
+    source.write_text(DISCOURAGED.replace("  (New usage is discouraged.)", "") if how == "no mark" else DISCOURAGED)
+    run = prove(source, "--out", out, "--expansions", "16", *([how] if how.startswith("--") else []))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("proved 1 of 1 ")
+    assert "ax-old" in read_database(out).assertion("th").proof
+    check = subprocess.run([metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True,
+                           text=True, timeout=60)
+    assert "?Error" not in check.stdout and "were not proved" not in check.stdout
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["CRLF", "LF"])
+def test_the_output_keeps_the_input_line_endings_and_metamath_accepts_it(holes: Path, tmp_path: Path,
+                                                                          metamath_exe: str, newline: str) -> None:
+    source, out = tmp_path / "holes.mm", tmp_path / "filled.mm"
+    source.write_bytes(holes.read_bytes().replace(b"\n", newline.encode()))
+    run = prove(source, "--out", out, "--only", "syl")
+    assert run.returncode == 0, run.stderr
+    data = out.read_bytes()
+    assert data.count(b"\n") == data.count(b"\r\n") if newline == "\r\n" else b"\r" not in data
+    assert all(len(line) <= 79 for line in data.decode().splitlines())
+    check = subprocess.run([metamath_exe, f'read "{out.name}"', "verify proof *", "exit"], capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path)
+    assert "?Error" not in check.stdout and re.search(r"were not proved:\s+mp2, imim2i, com12\s", check.stdout)
+
+
+# --- the user's files: never overwritten by accident, checked before the search ---------------------
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link"])
+def test_out_equal_to_the_input_is_refused(holes: Path, tmp_path: Path, how: str) -> None:
+    source = tmp_path / "holes.mm"
+    source.write_bytes(holes.read_bytes())
+    out = {"same path": source, "symbolic link": tmp_path / "link.mm", "hard link": tmp_path / "hard.mm"}[how]
+    if how == "symbolic link":
+        out.symlink_to(source)
+    elif how == "hard link":
+        os.link(source, out)
+    run = prove(source, "--out", out, "--only", "syl")
+    assert run.returncode == 2 and "is the input file" in run.stderr and "--in-place" in run.stderr, run.stderr
+    assert run.stdout == "" and source.read_bytes() == holes.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link"])
+def test_in_place_fills_the_input_keeping_its_mode_and_links(holes: Path, tmp_path: Path, how: str) -> None:
+    source = tmp_path / "holes.mm"
+    source.write_bytes(holes.read_bytes())
+    source.chmod(0o600)
+    out = {"same path": source, "symbolic link": tmp_path / "link.mm", "hard link": tmp_path / "hard.mm"}[how]
+    if how == "symbolic link":
+        out.symlink_to(source)
+    elif how == "hard link":
+        os.link(source, out)
+    run = prove(source, "--out", out, "--only", "syl", "--in-place")
+    assert run.returncode == 0, run.stderr
+    assert sorted(verify_database(read_database(source)).incomplete) == sorted(["mp2", "imim2i", "com12"])
+    assert stat.S_IMODE(source.stat().st_mode) == 0o600
+    if how == "symbolic link":
+        assert out.is_symlink() and out.resolve() == source
+    if how == "hard link":
+        assert out.stat().st_ino == source.stat().st_ino and source.stat().st_nlink == 2
+
+
+@pytest.mark.parametrize("flag", ["--out", "--json"])
+def test_an_output_in_a_missing_folder_fails_before_the_search(holes: Path, tmp_path: Path, flag: str) -> None:
+    target = tmp_path / "missing" / "x"
+    others = ["--json", tmp_path / "r.json"] if flag == "--out" else ["--out", tmp_path / "o.mm"]
+    run = prove(holes, flag, target, *others)
+    assert run.returncode == 2 and f"{flag} {target}" in run.stderr and "does not exist" in run.stderr, run.stderr
+    assert run.stdout == "" and not (tmp_path / "r.json").exists() and not (tmp_path / "o.mm").exists()
+    twin = prove(holes, flag, tmp_path / "x", *others, "--only", "syl")
+    assert twin.returncode == 0, twin.stderr
+    assert (tmp_path / "x").is_file()
+
+
+def test_in_place_without_out_is_refused(tmp_path: Path) -> None:
+    run = prove(embedded_database_path(), "--split", "test", "--in-place")
+    assert run.returncode == 2 and "--in-place needs --out" in run.stderr
+
+
+def test_json_and_out_are_written_without_following_planted_symlinks(holes: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from jobs.prove import prove as prove_function
+
+    out, summary, victim = tmp_path / "o.mm", tmp_path / "r.json", tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    planted = [tmp_path / f"{name}.tmp-{os.getpid()}" for name in ("o.mm", "r.json")]
+    for link in planted:
+        link.symlink_to(victim)
+    assert prove_function(str(holes), out=str(out), json=str(summary), only=["syl"]) == 0
+    assert victim.read_text() == "precious\n" and all(link.is_symlink() for link in planted)
+    assert json.loads(summary.read_text())["proved"] == 1
+    assert verify_database(read_database(out)).ok
+
+
+def test_an_output_that_is_an_included_file_is_refused(holes: Path, tmp_path: Path) -> None:
+    part = tmp_path / "part.mm"
+    part.write_bytes(holes.read_bytes())
+    main = tmp_path / "main.mm"
+    main.write_text("$[ part.mm $]\n")
+    run = prove(main, "--out", part, "--in-place")
+    assert run.returncode == 2 and "a file that" in run.stderr and "includes" in run.stderr, run.stderr
+    assert part.read_bytes() == holes.read_bytes() and run.stdout == ""
+    twin = prove(main, "--out", tmp_path / "out.mm", "--only", "syl")
+    assert twin.returncode == 0, twin.stderr
+
+
+@pytest.mark.parametrize("json_path", ["{db}", "{out}"])
+def test_json_may_be_neither_the_input_nor_out(holes: Path, tmp_path: Path, json_path: str) -> None:
+    source, out = tmp_path / "holes.mm", tmp_path / "out.mm"
+    source.write_bytes(holes.read_bytes())
+    run = prove(source, "--out", out, "--json", json_path.format(db=source, out=out))
+    assert run.returncode == 2 and "--json" in run.stderr and run.stdout == "", run.stderr
+    assert source.read_bytes() == holes.read_bytes() and not out.exists()

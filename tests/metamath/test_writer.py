@@ -3,10 +3,13 @@ and the reference ``metamath``, every proof is our re-export, and nothing outsid
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -16,7 +19,7 @@ from core.metamath.prooftree import proof_tokens, tree_from_proof
 from core.metamath.reader import read_database
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel, verify_database
-from core.metamath.writer import proof_spans, rewrite_proofs
+from core.metamath.writer import layout_proof, proof_indent, proof_lines, proof_sites, proof_spans, rewrite_proofs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PROOF_RE = re.compile(r"\$=.*?\$\.", re.S)
@@ -35,6 +38,14 @@ def metamath_output(exe: str, path: Path) -> str:
 
 def problems(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(("?Error", "?Warning"))]
+
+
+def canonical(proof: Sequence[str]) -> tuple[str, ...]:
+    """A proof's tokens with a compressed proof's letters as one block (the layout splits them at will)."""
+    if proof and proof[0] == "(" and ")" in proof:
+        close = list(proof).index(")")
+        return (*proof[: close + 1], "".join(proof[close + 1 :]))
+    return tuple(proof)
 
 
 def without_proofs(text: str) -> str:
@@ -67,7 +78,7 @@ def test_reprove_prop_mm_passes_both_verifiers_and_changes_only_proofs(
     for theorem in source.theorems():
         tree = tree_from_proof(source, theorem, kernel)
         expected = proof_tokens(source, grammar, theorem, tree, compressed=compressed)
-        assert db.assertion(theorem.label).proof == tuple(expected), theorem.label
+        assert canonical(db.assertion(theorem.label).proof) == canonical(expected), theorem.label
 
 
 def test_reprove_the_embedded_database(tmp_path: Path, metamath_exe: str) -> None:
@@ -160,7 +171,7 @@ def test_reprove_rejects_a_database_with_a_wrong_proof(tmp_path: Path) -> None:
     (("reprove", "{db}"), "--out"),
     (("reprove", "{dir}/missing.mm", "--out", "{dir}/o.mm"), "no such file"),
     (("reprove", "{dir}", "--out", "{dir}/o.mm"), "not a regular file"),
-    (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "No such file or directory"),
+    (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "does not exist"),
     (("reprove", "{db}", "--out", "{dir}/o.mm", "--bogus"), "unrecognized arguments"),
     (("reprove", "{include}", "--out", "{dir}/o.mm"), "includes other files"),
     (("frobnicate", "{db}"), "invalid choice"),
@@ -240,3 +251,148 @@ def test_holes_only_rejects_a_label_that_is_not_a_theorem(tmp_path: Path) -> Non
     twin = cli("holes", source, "--out", out, "--only", "id")
     assert twin.returncode == 0, twin.stderr
     assert [t.label for t in read_database(out).incomplete_theorems()] == ["id"]
+
+
+# --- the layout of written proofs: set.mm's -------------------------------------------------------
+
+
+def test_the_layout_reproduces_set_mm_proofs_exactly(set_mm: Path) -> None:
+    """Every proof in the first 6 MB of set.mm, laid out again from its tokens, is the same text."""
+    with open(set_mm, encoding="latin-1", newline="") as handle:
+        text = handle.read(6_000_000)
+    text = text[: text.rfind("\n$(")]
+    sites = proof_sites(text)
+    assert len(sites) > 4000
+    for label, site in sites.items():
+        laid_out = layout_proof(text[site.start : site.end].split(), proof_indent(text, site.label_start))
+        assert laid_out == text[site.start : site.end + len("$.")], label
+
+
+def test_the_layout_wraps_labels_at_spaces_and_letters_at_the_width() -> None:
+    labels = ["wex", "weu", "wmo", "wal", "wi", "eumo", "2moex", "2eu1", "simpl", "syl6bi", "3syl", "2exeu", "expcom",
+              "impbid", "wa"]
+    letters = "ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCOPQ"
+    expected = [
+        "    ( wex weu wmo wal wi eumo 2moex 2eu1 simpl syl6bi 3syl 2exeu expcom impbid",
+        "    wa ) ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCO",
+        "    PQ $.",
+    ]
+    assert proof_lines(["(", *labels, ")", letters[:30], letters[30:]], indent=4) == expected  # from set.mm (2eu2)
+    lines = proof_lines(["(", *labels, ")", letters + "ABCDE"], indent=4)
+    assert lines[-2:] == ["    wa ) ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCO",
+                          "    PQABCDE $."]
+    full = proof_lines(["(", "wi", ")", "A" * (79 - 6 - len("( wi ) "))], indent=6)
+    assert full == ["      ( wi ) " + "A" * 66, "      $."]  # `$.` goes to its own line when the line is full
+    assert all(len(line) <= 79 for line in lines + full)
+
+
+def test_the_layout_of_normal_and_empty_proofs() -> None:
+    assert proof_lines(["?"], indent=4) == ["    ? $."]
+    assert proof_lines(["(", ")", "B"], indent=4) == ["    (  ) B $."]
+    words = ["wph"] * 30
+    lines = proof_lines(words, indent=2)
+    assert [len(line) for line in lines] == [77, 48] and lines[-1].endswith(" wph $.")
+
+
+TINY_INDENTED = TINY.replace("  a1ii $p", "    a1ii $p")
+
+
+A1II_PROOF = "wps wph wi wch wps wph wi wi wph wps a1ii.1 a1i wps wph wi wch ax-1 ax-mp".split()
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["CRLF", "LF"])
+def test_rewriting_keeps_the_line_endings_and_indents_under_the_label(tmp_path: Path, metamath_exe: str,
+                                                                       newline: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_bytes(TINY_INDENTED.replace("\n", newline).encode())
+    out = tmp_path / "out.mm"
+    rewrite_proofs(source, {"a1ii": A1II_PROOF}, out)
+    data = out.read_bytes()
+    if newline == "\r\n":
+        assert data.count(b"\n") == data.count(b"\r\n") == TINY.count("\n") + 2
+    else:
+        assert b"\r" not in data and data.count(b"\n") == TINY.count("\n") + 2
+    lines = data.decode().split(newline)
+    first = lines.index("    a1ii $p |- ( ch -> ( ps -> ph ) ) $=")
+    assert lines[first + 1 : first + 3] == [
+        "      wps wph wi wch wps wph wi wi wph wps a1ii.1 a1i wps wph wi wch ax-1 ax-mp",
+        "      $.",
+    ]
+    assert read_database(out).assertion("a1ii").proof == tuple(A1II_PROOF)
+    output = metamath_output(metamath_exe, out)
+    assert not [p for p in problems(output) if "carriage-returns" not in p]
+    assert "were not proved:  a1iii" in output
+
+
+# --- holes and reprove never overwrite their input by accident ------------------------------------
+
+OUTPUT_COMMANDS = {"holes": ("--only", "a1i"), "reprove": ()}
+
+
+def link_to(source: Path, how: str) -> Path:
+    """``source`` itself, or a new symbolic or hard link to it."""
+    if how == "same path":
+        return source
+    link = source.with_name(f"{how.replace(' ', '-')}.mm")
+    if how == "symbolic link":
+        link.symlink_to(source.name)
+    else:
+        os.link(source, link)
+    return link
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link"])
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_out_equal_to_the_input_is_refused(tmp_path: Path, command: str, how: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    out = link_to(source, how)
+    run = cli(command, source, "--out", out, *OUTPUT_COMMANDS[command])
+    assert run.returncode == 2, run.stderr
+    assert "is the input file" in run.stderr and "--in-place" in run.stderr and "Traceback" not in run.stderr
+    assert source.read_text() == TINY
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({source.name, out.name})
+
+
+@pytest.mark.parametrize("how", ["same path", "symbolic link", "hard link"])
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_in_place_replaces_the_input_keeping_its_mode_and_links(tmp_path: Path, command: str, how: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text(TINY)
+    source.chmod(0o600)
+    out = link_to(source, how)
+    inode = source.stat().st_ino
+    run = cli(command, source, "--out", out, "--in-place", *OUTPUT_COMMANDS[command])
+    assert run.returncode == 0, run.stderr
+    assert source.read_text() != TINY and out.read_text() == source.read_text()
+    assert stat.S_IMODE(source.stat().st_mode) == 0o600
+    if how == "symbolic link":
+        assert out.is_symlink() and os.readlink(out) == source.name
+    if how == "hard link":
+        assert source.stat().st_ino == out.stat().st_ino == inode and source.stat().st_nlink == 2
+    expected = ["a1i", "a1ii", "a1iii"] if command == "holes" else ["a1ii", "a1iii"]
+    assert verify_database(read_database(source)).incomplete == expected
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_out_in_a_missing_folder_fails_before_reading(tmp_path: Path, command: str) -> None:
+    source = tmp_path / "tiny.mm"
+    source.write_text("this is not a database $.\n")  # reading it would fail: the check comes first
+    run = cli(command, source, "--out", tmp_path / "missing" / "out.mm", *OUTPUT_COMMANDS[command])
+    assert run.returncode == 2 and "missing does not exist" in run.stderr, run.stderr
+    twin = cli(command, source, "--out", tmp_path / "out.mm", *OUTPUT_COMMANDS[command])
+    assert twin.returncode == 1 and "does not exist" not in twin.stderr  # reached the reading
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_a_symlink_planted_at_the_old_temporary_name_is_not_followed(tmp_path: Path, command: str) -> None:
+    from core.metamath.__main__ import main
+
+    source, out, victim = tmp_path / "tiny.mm", tmp_path / "out.mm", tmp_path / "victim.txt"
+    source.write_text(TINY)
+    victim.write_text("precious\n")
+    planted = tmp_path / f"out.mm.tmp-{os.getpid()}"
+    planted.symlink_to(victim)
+    assert main([command, str(source), "--out", str(out), *OUTPUT_COMMANDS[command]]) == 0
+    assert victim.read_text() == "precious\n" and planted.is_symlink()
+    assert read_database(out).assertion("a1i")
