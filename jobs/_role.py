@@ -9,6 +9,7 @@ and returns ``"interrupted"``, so that a supervisor knows the job did not finish
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -21,7 +22,7 @@ from typing import Any, Callable
 from configs.experiment import ExperimentConfig
 from core.adversarial.topology import job_name
 from core.adversarial.workspace import Workspace
-from core.errors import StorageError
+from core.errors import StorageError, UsageError
 from core.storage import CheckpointInfo, CheckpointStore, Cursor, ExperimentRoot, Heartbeat, read_shard, stream_bounds
 from jobs._lock import launcher_gone
 
@@ -51,6 +52,10 @@ class Runtime:
     @staticmethod
     def start(role: str, exp: str, rank: int, minutes: float | None) -> "Runtime":
         """Open the experiment (it must exist), read its configuration, start the heartbeat."""
+        if type(rank) is not int or rank < 0:
+            raise UsageError(f"--rank must be a whole number >= 0, got {rank!r}")
+        if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+            raise UsageError(f"--minutes must be a finite number > 0 (or left out: no time bound), got {minutes!r}")
         set_threads()
         root = ExperimentRoot.open(exp)
         config = ExperimentConfig.from_dict(root.config)

@@ -155,3 +155,21 @@ def test_the_launch_folder_is_private_to_the_user(tmp_path: Path, monkeypatch: p
     launch.launch(run, max_failures=1, progress_s=3600, log_level="INFO", main_job=False)
     for folder in (run.folder.parent, run.folder):
         assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)
+
+
+@pytest.mark.parametrize("role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer",
+                                  "evaluator"])
+@pytest.mark.parametrize("flags, message", [(["--rank", "-1"], "--rank must be a whole number >= 0"),
+                                            (["--minutes", "-1"], "--minutes must be a finite number > 0"),
+                                            (["--minutes", "0"], "--minutes must be a finite number > 0")])
+def test_every_role_refuses_negative_ranks_and_minutes_before_any_work(tmp_path: Path, role: str, flags: list[str],
+                                                                      message: str) -> None:
+    from jobs import launch
+
+    exp = tmp_path / "exp"
+    launch.prepare("local", "tiny", str(exp), [], 1.0)
+    before = sorted(p.relative_to(exp) for p in exp.rglob("*"))
+    done = subprocess.run([sys.executable, "-m", f"jobs.{role}", str(exp), *flags], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert sorted(p.relative_to(exp) for p in exp.rglob("*")) == before  # nothing written: no heartbeat
