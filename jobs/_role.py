@@ -197,8 +197,16 @@ def set_threads() -> int:
     """
     import torch
 
-    threads = int(os.environ.get("ADVPROVER_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK") or 1)
-    torch.set_num_threads(max(threads, 1))
+    for variable in ("ADVPROVER_THREADS", "SLURM_CPUS_PER_TASK"):
+        text = os.environ.get(variable, "").strip()
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise UsageError(f"${variable} must be a whole number of threads >= 1, got {text!r}")
+            threads = int(text)
+            break
+    else:
+        threads = 1
+    torch.set_num_threads(threads)
     return threads
 
 

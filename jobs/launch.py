@@ -160,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdvproverError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as error:  # a read-only or full experiment folder, a vanished mount
+        print(f"error: {error.filename or args.exp}: {error.strerror or error} (the experiment folder must be "
+              "writable by you and have space left)", file=sys.stderr)
+        return EXIT_FAILURE
     return launch(run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level,
                   main_job=is_main)
 

@@ -173,3 +173,39 @@ def test_every_role_refuses_negative_ranks_and_minutes_before_any_work(tmp_path:
                           cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert sorted(p.relative_to(exp) for p in exp.rglob("*")) == before  # nothing written: no heartbeat
+
+
+def test_a_read_only_experiment_folder_is_a_message_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Tests run as root, which ignores file modes: the storage refuses writes as a read-only mount would."""
+    from core.storage.backend import LocalBackend
+    from jobs import launch
+
+    exp = tmp_path / "exp"
+    launch.prepare("local", "tiny", str(exp), [], 1.0)
+
+    def refuse(self: LocalBackend, rel: str, data: object) -> int:
+        raise PermissionError(13, "Permission denied", self.location(rel))
+
+    monkeypatch.setattr(LocalBackend, "replace", refuse)
+    monkeypatch.setattr(LocalBackend, "create", refuse)
+    fresh = str(tmp_path / "fresh")
+    for argv in (["stop", "--exp", str(exp), "--wait", "0"],
+                 ["local", "--preset", "tiny", "--exp", fresh, "--minutes", "0.05"]):
+        code = launch.main(argv)
+        err = capsys.readouterr().err
+        assert code == 1 and "Permission denied" in err and "must be writable" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert launch.main(["stop", "--exp", str(exp), "--wait", "0"]) == 0  # the twin: a writable folder
+
+
+def test_a_bad_thread_count_in_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs._role import set_threads
+
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    for bad in ("abc", "0", "-2", "1.5"):
+        monkeypatch.setenv("ADVPROVER_THREADS", bad)
+        with pytest.raises(UsageError, match=r"\$ADVPROVER_THREADS must be a whole number"):
+            set_threads()
+    monkeypatch.setenv("ADVPROVER_THREADS", "1")
+    assert set_threads() == 1
