@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -29,7 +30,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from configs.databases import describe_database, resolve_database
 from configs.experiment import ROLES, ExperimentConfig, SlurmResources
@@ -45,6 +46,7 @@ logger = logging.getLogger("jobs.launch")
 
 PROJECT = Path(__file__).resolve().parents[1]
 MAIN_PRESET, MAIN_MINUTES = "default", 10.0
+MINUTES_ENV = "ADVPROVER_MINUTES"  # the main job's duration when --minutes is not given (e.g. CI's short run)
 PROGRESS_SECONDS = 12.0
 KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
@@ -60,8 +62,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="launch.sh", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run an advprover experiment: every role as a supervised job, locally or on SLURM.",
-        epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute local run of the "
-               f"'{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS (default: ./experiments).\n"
+        epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute (or ${MINUTES_ENV}) "
+               f"local run of the '{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS "
+               "(default: ./experiments).\n"
                "Resume: the same command on the same --exp. Inspect: python -m jobs.status DIR [--json] [--plot P.png]")
     commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop}")
     for name, text in (("local", "run on this machine, one process per job"),
@@ -76,10 +79,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def add_run_options(sub: argparse.ArgumentParser, minutes: float | None = None) -> None:
-    sub.add_argument("--minutes", type=float, default=minutes,
-                     help="how long the run lasts (each launch or resume runs this long; default: "
-                          f"{minutes if minutes else 'the longest SLURM time of the roles, or 60'} )")
+def add_run_options(sub: argparse.ArgumentParser,
+                    default_minutes: str = "the longest SLURM time of the roles, or 60") -> None:
+    sub.add_argument("--minutes", type=float, default=None,
+                     help=f"how long the run lasts (each launch or resume runs this long; default: {default_minutes})")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting of the preset, e.g. --set prover_actor.count=2 (repeatable)")
     sub.add_argument("--max-failures", type=int, default=5,
@@ -92,7 +95,7 @@ def main_parser() -> argparse.ArgumentParser:
     sub = argparse.ArgumentParser(prog="launch.sh", description="the main job (see ./launch.sh --help)")
     sub.add_argument("--preset", default=MAIN_PRESET, help=argparse.SUPPRESS)
     sub.add_argument("--exp", default="", help="the experiment folder (default: a new one)")
-    add_run_options(sub, minutes=MAIN_MINUTES)
+    add_run_options(sub, default_minutes=f"${MINUTES_ENV} if set, else {MAIN_MINUTES:g}")
     return sub
 
 
@@ -108,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "stop":
             return stop(args.exp, args.wait)
-        run = prepare(args.command, args.preset, args.exp, args.set, args.minutes)
+        minutes = main_job_minutes(os.environ) if is_main and args.minutes is None else args.minutes
+        run = prepare(args.command, args.preset, args.exp, args.set, minutes)
     except (UsageError, ConfigError, ExperimentConfigMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,6 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     return launch(run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level,
                   main_job=is_main)
+
+
+def main_job_minutes(environment: Mapping[str, str]) -> float:
+    """The main job's duration: $ADVPROVER_MINUTES if set (a positive finite number), else MAIN_MINUTES."""
+    text = environment.get(MINUTES_ENV, "").strip()
+    if not text:
+        return MAIN_MINUTES
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise UsageError(f"${MINUTES_ENV} must be a positive number of minutes, e.g. {MINUTES_ENV}=2, got {text!r}")
+    return minutes
 
 
 def quiet_libraries() -> None:
@@ -175,8 +193,8 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
     config = dataclasses.replace(config, database=resolve_database(config.database))
     if minutes is None:
         minutes = float(max(getattr(config.slurm, r).time_minutes for r in ROLES)) if cluster == "slurm" else 60.0
-    if not minutes > 0:
-        raise UsageError(f"--minutes must be > 0, got {minutes:g}")
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise UsageError(f"--minutes must be > 0 and finite, got {minutes:g}")
     resumed = os.path.isfile(os.path.join(path, "config.json"))
     check_no_other_launcher(path)
     root = ExperimentRoot.create_or_open(path, config.to_dict())
