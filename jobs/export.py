@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from configs.experiment import ExperimentConfig
-from core.errors import CorruptShardError, MetamathError, StorageError, UsageError
+from core.errors import MetamathError, StorageError, UsageError
 from core.metamath.database import Assertion, Database
 from core.metamath.excerpt import database_excerpt
 from core.metamath.prooftree import ProofTree, check_tree, make_theorem, proof_tokens, theorem_text
@@ -47,6 +47,7 @@ logger = logging.getLogger("jobs.export")
 GENERATION_STREAMS = "generator-actor-"
 RESULT_STREAMS = "prover-actor-"
 LABEL_PREFIX = "gen"
+PROGRESS_EVERY = 500  # theorems checked between progress lines
 _COMMENT_UNSAFE = re.compile(r"[^A-Za-z0-9 .,:;/_+=()%-]")
 
 
@@ -86,12 +87,15 @@ class Tally:
     records: int = 0
     left_out: Counter[str] = field(default_factory=Counter)
     damaged_shards: int = 0
+    pruned_shards: int = 0
 
     def text(self) -> str:
         parts = [f"{self.records} generation records read"]
         parts += [f"{count} {reason}" for reason, count in sorted(self.left_out.items())]
         if self.damaged_shards:
             parts.append(f"{self.damaged_shards} damaged shards skipped")
+        if self.pruned_shards:
+            parts.append(f"{self.pruned_shards} shards pruned before this export (not read)")
         return "; ".join(parts)
 
 
@@ -107,8 +111,8 @@ def export(exp: str, *, out: str, proved: bool = False, failed: bool = False, mi
     config = ExperimentConfig.from_dict(root.config, where=f"{exp}/config.json")
     db = load_database(config)
     excerpt = database_excerpt(config.database.path, config.database.stop_at or None)
-    outcomes = read_outcomes(root)
     tally = Tally()
+    outcomes = read_outcomes(root, tally)
     chosen = choose(read_generations(root, tally), outcomes, tally, proved=proved, failed=failed,
                     min_size=min_size)
     exported = check_all(db, chosen, outcomes, tally)
@@ -150,11 +154,12 @@ def load_database(config: ExperimentConfig) -> Database:
 def read_stream(root: ExperimentRoot, stream: str, tally: Tally) -> Iterator[tuple[int, dict[str, Any]]]:
     """(shard, record) for every record of ``stream``, read without writing; damaged shards are counted."""
     low, end = stream_bounds(root, stream)
+    tally.pruned_shards += low
     for seq in range(low, end):
         try:
             header, records = read_shard(root, stream, seq, quarantine=False)
-        except CorruptShardError as error:
-            logger.warning("skipping damaged shard: %s", error)
+        except StorageError as error:  # damaged (CorruptShardError), or pruned while we read
+            logger.warning("skipping shard %d of %s: %s", seq, stream, error)
             tally.damaged_shards += 1
             continue
         if is_tombstone(header):
@@ -163,12 +168,11 @@ def read_stream(root: ExperimentRoot, stream: str, tally: Tally) -> Iterator[tup
             yield seq, record
 
 
-def read_outcomes(root: ExperimentRoot) -> dict[str, Outcome]:
+def read_outcomes(root: ExperimentRoot, tally: Tally) -> dict[str, Outcome]:
     """Generation id -> the prover actors' outcome, from every result stream."""
     merged: dict[str, list[dict[str, Any]]] = {}
-    ignored = Tally()
     for stream in root.streams(RESULT_STREAMS):
-        for _, result in read_stream(root, stream, ignored):
+        for _, result in read_stream(root, stream, tally):
             if isinstance(result, dict) and isinstance(result.get("id"), str):
                 merged.setdefault(result["id"], []).append(result)
     return {key: merge_results(results) for key, results in merged.items()}
@@ -248,6 +252,8 @@ def check_all(db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcome
             tally.left_out["skipped: the proof failed the kernel check"] += 1
             continue
         seen.add(key)
+        if len(exported) % PROGRESS_EVERY == PROGRESS_EVERY - 1:
+            logger.info("checked %d theorems", len(exported) + 1)
         exported.append(Exported(theorem, proof, provenance(located, tree, outcomes.get(str(located.record.get("id"))))))
     return exported
 
