@@ -37,7 +37,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from configs.databases import check_database, describe_database, resolve_database
 from configs.experiment import ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of
@@ -55,6 +55,7 @@ logger = logging.getLogger("jobs.launch")
 
 PROJECT = Path(__file__).resolve().parents[1]
 MAIN_PRESET, MAIN_MINUTES = "default", 10.0
+MINUTES_ENV = "ADVPROVER_MINUTES"  # the main job's duration when --minutes is not given (e.g. CI's short run)
 PROGRESS_SECONDS = 12.0
 KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
@@ -73,8 +74,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="launch.sh", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run an advprover experiment: every role as a supervised job, locally or on SLURM.",
-        epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute local run of the "
-               f"'{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS (default: ./experiments).\n"
+        epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute (or ${MINUTES_ENV}) "
+               f"local run of the '{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS "
+               "(default: ./experiments).\n"
                "Resume: the same command on the same --exp. Inspect: python -m jobs.status DIR [--json] [--plot P.png]")
     commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop,config}")
     for name, text in (("local", "run on this machine, one process per job"),
@@ -119,10 +121,10 @@ def count(text: str) -> int:
     return int(text)
 
 
-def add_run_options(sub: argparse.ArgumentParser, minutes: float | None = None) -> None:
-    sub.add_argument("--minutes", type=float, default=minutes,
-                     help="how long the run lasts (each launch or resume runs this long; default: "
-                          f"{minutes if minutes else 'the longest SLURM time of the roles, or 60'} )")
+def add_run_options(sub: argparse.ArgumentParser,
+                    default_minutes: str = "the longest SLURM time of the roles, or 60") -> None:
+    sub.add_argument("--minutes", type=float, default=None,
+                     help=f"how long the run lasts (each launch or resume runs this long; default: {default_minutes})")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting of the preset, e.g. --set prover_actor.count=2 (repeatable)")
     sub.add_argument("--max-failures", type=count, default=5,
@@ -135,7 +137,7 @@ def main_parser() -> argparse.ArgumentParser:
     sub = argparse.ArgumentParser(prog="launch.sh", description="the main job (see ./launch.sh --help)")
     sub.add_argument("--preset", default=MAIN_PRESET, help=argparse.SUPPRESS)
     sub.add_argument("--exp", default="", help="the experiment folder (default: a new one)")
-    add_run_options(sub, minutes=MAIN_MINUTES)
+    add_run_options(sub, default_minutes=f"${MINUTES_ENV} if set, else {MAIN_MINUTES:g}")
     return sub
 
 
@@ -153,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return stop(args.exp, args.wait)
         if args.command == "config":
             return show_config(args.preset, args.exp, args.set)
-        run = prepare(args.command, args.preset, args.exp, args.set, args.minutes)
+        minutes = main_job_minutes(os.environ) if is_main and args.minutes is None else args.minutes
+        run = prepare(args.command, args.preset, args.exp, args.set, minutes)
     except (UsageError, ConfigError, ExperimentConfigMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -166,6 +169,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     return launch(run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level,
                   main_job=is_main)
+
+
+def main_job_minutes(environment: Mapping[str, str]) -> float:
+    """The main job's duration: $ADVPROVER_MINUTES if set (a positive finite number), else MAIN_MINUTES."""
+    text = environment.get(MINUTES_ENV, "").strip()
+    if not text:
+        return MAIN_MINUTES
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise UsageError(f"${MINUTES_ENV} must be a positive number of minutes, e.g. {MINUTES_ENV}=2, got {text!r}")
+    return minutes
 
 
 def quiet_libraries() -> None:

@@ -409,12 +409,19 @@ class ShardWriter:
         return seq
 
 
-def read_shard(root: ExperimentRoot, stream: str, seq: int) -> tuple[dict[str, Any], list[dict]]:
-    """One shard's header and records; a damaged shard is quarantined and its tombstone returned instead."""
+def read_shard(root: ExperimentRoot, stream: str, seq: int, *,
+               quarantine: bool = True) -> tuple[dict[str, Any], list[dict]]:
+    """One shard's header and records; a damaged shard is quarantined and its tombstone returned instead.
+
+    With ``quarantine=False`` (a reader that must not write to the experiment) a damaged shard raises
+    :class:`CorruptShardError` and is left as it is.
+    """
     path = shard_path(stream, seq)
     data = root.backend.read(path)
     if data is None:
         raise StorageError(f"stream {stream}: shard {seq} does not exist ({root.backend.location(path)})")
+    if not quarantine:
+        return decode_shard(data, stream=stream, seq=seq, where=root.backend.location(path))
     return _decode_or_quarantine(root, stream, seq, data)[:2]
 
 

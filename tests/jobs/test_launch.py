@@ -91,6 +91,59 @@ def test_bad_input_exits_2_before_starting_anything(argv: list[str], message: st
     assert sorted(os.listdir(tmp_path / "other")) == ["data.txt"]
 
 
+@pytest.mark.parametrize("value", ["0", "-2", "inf", "nan", "soon", "2 min"])
+def test_a_bad_advprover_minutes_exits_2_before_starting_anything(value: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ADVPROVER_EXPERIMENTS", str(tmp_path / "experiments"))
+    monkeypatch.setenv(launch.MINUTES_ENV, value)
+    code, text = run_main([], capsys)
+    assert code == 2, text
+    assert "$ADVPROVER_MINUTES must be a positive number of minutes" in text and repr(value) in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "experiments").exists()
+
+
+@pytest.mark.parametrize("environment, argv, minutes", [
+    ({}, [], launch.MAIN_MINUTES),
+    ({"ADVPROVER_MINUTES": ""}, [], launch.MAIN_MINUTES),
+    ({"ADVPROVER_MINUTES": "2"}, [], 2.0),
+    ({"ADVPROVER_MINUTES": " 0.5 "}, [], 0.5),
+    ({"ADVPROVER_MINUTES": "2"}, ["--minutes", "3"], 3.0),  # the flag wins
+    ({"ADVPROVER_MINUTES": "soon"}, ["--minutes", "3"], 3.0),  # and the variable is then not read
+])
+def test_the_main_job_runs_for_advprover_minutes(environment: dict[str, str], argv: list[str], minutes: float,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ADVPROVER_EXPERIMENTS", str(tmp_path / "experiments"))
+    monkeypatch.delenv(launch.MINUTES_ENV, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    runs: list[launch.Run] = []
+    monkeypatch.setattr(launch, "launch", lambda run, **options: runs.append(run) or 0)
+    code, text = run_main(argv, capsys)
+    assert code == 0, text
+    assert [(run.minutes, run.cluster) for run in runs] == [(minutes, "local")]
+    assert Path(runs[0].exp).parent == tmp_path / "experiments"
+    assert Path(runs[0].exp).name.startswith(f"{launch.MAIN_PRESET}-")
+
+
+def test_advprover_minutes_does_not_change_explicit_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(launch.MINUTES_ENV, "2")
+    runs: list[launch.Run] = []
+    monkeypatch.setattr(launch, "launch", lambda run, **options: runs.append(run) or 0)
+    code, text = run_main(["local", "--preset", "tiny", "--exp", str(tmp_path / "exp")], capsys)
+    assert code == 0, text
+    assert [run.minutes for run in runs] == [60.0]
+
+
+def test_infinite_minutes_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_main(["local", "--preset", "tiny", "--exp", str(tmp_path / "exp"), "--minutes", "inf"], capsys)
+    assert code == 2 and "--minutes must be > 0 and finite" in text
+    assert not (tmp_path / "exp").exists()
+
+
 def test_a_different_configuration_on_an_existing_experiment_names_the_keys(tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     exp = str(tmp_path / "exp")

@@ -87,6 +87,16 @@ def test_the_good_twin_is_read_intact(root: ExperimentRoot) -> None:
     assert root.backend.listdir("quarantine") == [] and list_quarantined(root) == []
 
 
+def test_a_read_without_quarantine_raises_and_leaves_the_damaged_shard(root: ExperimentRoot) -> None:
+    _three_shards(root)
+    root.backend.replace(shard_path("gen-0", 1), b"")
+    with pytest.raises(CorruptShardError, match="empty file"):
+        read_shard(root, "gen-0", 1, quarantine=False)
+    assert root.backend.read(shard_path("gen-0", 1)) == b""  # still there, untouched
+    assert root.backend.listdir("quarantine") == []
+    assert read_shard(root, "gen-0", 2, quarantine=False)[1] == RECORDS[4:]  # its intact twin reads as usual
+
+
 def test_a_reader_from_an_older_cursor_passes_the_tombstone(root: ExperimentRoot) -> None:
     _three_shards(root)
     root.backend.replace(shard_path("gen-0", 1), b"")
