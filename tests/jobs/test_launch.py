@@ -140,7 +140,7 @@ def test_advprover_minutes_does_not_change_explicit_commands(tmp_path: Path, mon
 
 def test_infinite_minutes_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, text = run_main(["local", "--preset", "tiny", "--exp", str(tmp_path / "exp"), "--minutes", "inf"], capsys)
-    assert code == 2 and "--minutes must be > 0 and finite" in text
+    assert code == 2 and "--minutes must be > 0 (a finite number of minutes)" in text
     assert not (tmp_path / "exp").exists()
 
 
