@@ -1,4 +1,5 @@
-"""A trainer resumes exactly from its checkpoints: the new format, a legacy .pt version, a damaged newest one."""
+"""Roles and checkpoints: a trainer resumes exactly (new format, legacy .pt, past a damaged newest version);
+the evaluator skips a damaged version and goes on."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from configs.databases import resolve_database
 from configs.presets import preset
 from core.models.checkpoint import LEGACY_TRAINER_KEY
 from core.search.model_policy import load_policy
-from core.storage import CheckpointStore, ExperimentRoot
+from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 
 FAST = ["prover_trainer.bootstrap_steps=5", "prover_trainer.checkpoint_every_steps=50", "database.path=embedded",
         "evaluator.max_theorems=2"]
@@ -94,3 +95,16 @@ def test_a_trainer_skips_a_damaged_newest_version(trained_root: ExperimentRoot, 
     assert "version 1 is damaged" in caplog.text
     latest = store.latest()
     assert latest.version == 2 and latest.meta["step"] == 2  # resumed from version 0 (step 0), not stopped
+
+
+def test_the_evaluator_skips_a_damaged_version_and_goes_on(trained_root: ExperimentRoot, caplog) -> None:
+    from jobs import evaluator
+
+    store = CheckpointStore(trained_root, "prover")
+    Path(store.info(0).path).write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="jobs.evaluator"):
+        assert evaluator.main(trained_root.url, rank=0, minutes=1.0, max_records=2) == "finished"
+    assert "prover v0 is skipped" in caplog.text
+    low, end = stream_bounds(trained_root, "evaluator-00")
+    versions = [r["version"] for seq in range(low, end) for r in read_shard(trained_root, "evaluator-00", seq)[1]]
+    assert versions == ["baseline", 1]  # the intact version is evaluated
