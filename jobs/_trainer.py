@@ -2,8 +2,9 @@
 
 A trainer owns one checkpoint store (``prover`` or ``generator``). On an empty store it publishes
 version 0 (its ``init_checkpoint``, or a model trained for ``bootstrap_steps`` on the database). On a
-non-empty one it resumes from the newest version: weights, optimizer state, step, the input cursor it
-committed, and the replay window it refills its buffer from. Then, until its bounds: poll its input
+non-empty one it resumes from the newest version that loads (a damaged newest one is skipped with a
+warning): weights, optimizer state and step (the version's extras file, or the legacy ``.pt``), the input
+cursor it committed, and the replay window it refills its buffer from. Then, until its bounds: poll its input
 streams, turn records into training items (the role's :meth:`TrainerLoop.items`), train on batches
 mixing database examples (``supervised_weight``) with items drawn from the buffer, and publish a
 version every N steps or minutes. A version's metadata commits the cursor: records read after it are
@@ -23,8 +24,8 @@ from typing import Any, Sequence
 from configs.experiment import ModelSpec, TrainerConfig
 from core.adversarial.replay import ReplayBuffer
 from core.errors import ConfigError, StorageError
-from core.models.examples import build_examples
 from core.models.checkpoint import load_trainer_version, new_database_model, publish_version, read_model
+from core.models.examples import build_examples
 from core.models.formats import Codec
 from core.models.training import Example, Seq2SeqTrainer
 from core.models.transformer import Seq2Seq
