@@ -14,7 +14,6 @@ import torch
 from core.errors import CheckpointConflictError, CheckpointError, StorageError
 from core.storage import (CheckpointStore, ExperimentRoot, load_checkpoint, load_checkpoint_file,
                           save_checkpoint_file)
-from core.storage.backend import backend_for
 
 from .helpers import CountingBackend
 
