@@ -263,6 +263,7 @@ class CheckpointStore:
         self._backend = root.backend
         self.name = check_name(name, "checkpoint")
         self._folder = f"{CHECKPOINTS_DIR}/{name}"
+        self._reported: set[int] = set()  # damaged versions already warned about (actors poll often)
 
     def _sidecar(self, version: int) -> str:
         return f"{self._folder}/{version:08d}.json"
@@ -384,9 +385,14 @@ class CheckpointStore:
         version, sidecar = newest
         if isinstance(sidecar, dict):
             return self._info_from(sidecar)
-        logger.warning("checkpoint %s: newest version %d is damaged (%s); using the newest older one",
-                       self.name, version, sidecar)
+        self._report_damage(version, f"newest version {version} is damaged ({sidecar}); using the newest older one")
         return self._older_readable(version)
+
+    def _report_damage(self, version: int, message: str) -> None:
+        """A warning the first time this store meets damaged ``version``, a debug line afterwards."""
+        level = logging.DEBUG if version in self._reported else logging.WARNING
+        self._reported.add(version)
+        logger.log(level, "checkpoint %s: %s", self.name, message)
 
     def _older_readable(self, version: int) -> CheckpointInfo | None:
         for older in reversed([v for v in self.versions() if v < version]):
@@ -435,8 +441,8 @@ class CheckpointStore:
                 older = self._older_readable(info.version) if fallback else None
                 if older is None:
                     raise
-                logger.warning("checkpoint %s: version %d is damaged (%s); falling back to version %d",
-                               self.name, info.version, error, older.version)
+                self._report_damage(info.version, f"version {info.version} is damaged ({error}); falling back "
+                                                  f"to version {older.version}")
                 info = older
 
     def _read_checked(self, path: str, size: int, version: int, what: str) -> bytes:
