@@ -6,7 +6,7 @@ job per role, and are evaluated by the evaluator on the test split with the same
 presets: backward best-first search, 64 expansions, 8 candidates), each against the model-free baseline.
 Steps, each skipped when its output already exists (so an interrupted experiment resumes):
 
-1. ``python -m core.models.supervised DATABASE --size small --cpu-minutes M`` -> ``OUT/prover-init.pt``;
+1. ``python -m core.models.supervised DATABASE --size small --cpu-minutes M`` -> ``OUT/prover-init.safetensors``;
 2. ``./launch.sh local --preset prop_adversarial --exp OUT/prop-adversarial --minutes T``;
 3. ``./launch.sh local --preset prop_supervised --exp OUT/prop-supervised --minutes T``;
 4. ``python -m jobs.evaluator`` on each experiment whose last prover version was not evaluated in time;
@@ -49,7 +49,7 @@ def run(command: list[str], log: Path) -> None:
 
 
 def pretrain(out: Path, database: Path, cpu_minutes: float) -> Path:
-    init = out / "prover-init.pt"
+    init = out / "prover-init.safetensors"
     if not init.exists():
         run([PYTHON, "-m", "core.models.supervised", str(database), "--out", str(init), "--size", "small",
              "--cpu-minutes", str(cpu_minutes), "--threads", "1", "--log-every", "100"], out / "pretrain.log")

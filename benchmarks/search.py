@@ -11,7 +11,7 @@ Policies (``--policy``, comma-separated):
 
 * ``baseline``: the model-free baseline (:mod:`core.search.baseline`);
 * ``model``: the learned policy, HOOK: :func:`model_policy` builds it, from ``--checkpoint`` (a checkpoint
-  file or an experiment root, via ``core.search.model_policy.load_policy``) or, without one, a fresh
+  file or an experiment root, via ``core.models.checkpoint.read_model``) or, without one, a fresh
   ``--model-size`` model trained for ``--train-steps`` steps on the database's train split (0 = untrained
   weights: the timing of decoding is what matters, not the quality of the proposals).
 
@@ -145,11 +145,12 @@ def model_policy(args: argparse.Namespace, db: Database, device: str) -> Callabl
     """
     import torch
 
-    from core.search.model_policy import ModelPolicy, load_policy
+    from core.models.checkpoint import read_model
+    from core.search.model_policy import ModelPolicy
 
     torch.manual_seed(args.seed)
     if args.checkpoint:
-        loaded = load_policy(args.checkpoint, device=device)
+        loaded = read_model(args.checkpoint, kind="prover", db=db, device=device)
         model, vocab = loaded.model, loaded.vocab
     else:
         from core.models.formats import build_vocabulary

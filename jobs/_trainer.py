@@ -2,8 +2,9 @@
 
 A trainer owns one checkpoint store (``prover`` or ``generator``). On an empty store it publishes
 version 0 (its ``init_checkpoint``, or a model trained for ``bootstrap_steps`` on the database). On a
-non-empty one it resumes from the newest version: weights, optimizer state, step, the input cursor it
-committed, and the replay window it refills its buffer from. Then, until its bounds: poll its input
+non-empty one it resumes from the newest version that loads (a damaged newest one is skipped with a
+warning): weights, optimizer state and step (the version's extras file, or the legacy ``.pt``), the input
+cursor it committed, and the replay window it refills its buffer from. Then, until its bounds: poll its input
 streams, turn records into training items (the role's :meth:`TrainerLoop.items`), train on batches
 mixing database examples (``supervised_weight``) with items drawn from the buffer, and publish a
 version every N steps or minutes. A version's metadata commits the cursor: records read after it are
@@ -21,16 +22,15 @@ import time
 from typing import Any, Sequence
 
 from configs.experiment import ModelSpec, TrainerConfig
-from core.adversarial.checkpoints import TRAINER_KEY, new_model, split_state, with_trainer_state
 from core.adversarial.replay import ReplayBuffer
-from core.errors import CheckpointError, ConfigError, StorageError
+from core.errors import ConfigError, StorageError
+from core.models.checkpoint import load_trainer_version, new_database_model, publish_version, read_model
 from core.models.examples import build_examples
 from core.models.formats import Codec
 from core.models.training import Example, Seq2SeqTrainer
 from core.models.transformer import Seq2Seq
 from core.models.vocab import Vocabulary
-from core.search.model_policy import model_from_state, policy_state
-from core.storage import CheckpointInfo, CheckpointStore, Cursor, StreamReader, load_checkpoint_file, read_shard
+from core.storage import CheckpointInfo, CheckpointStore, Cursor, StreamReader, read_shard
 from jobs._group import Group
 from jobs._role import Runtime
 
@@ -83,15 +83,12 @@ class TrainerLoop:
 
     def start(self) -> Cursor:
         """Bootstrap (empty store) or resume; returns the input cursor to read from."""
-        latest = self.store.latest()
-        if latest is None:
+        if self.store.latest() is None:
             if self.group.is_leader:
-                latest = self.bootstrap()
-            else:
-                latest = self.rt.wait_for_checkpoint(self.store, "trainer rank 0")
-                if latest is None:
-                    raise StorageError(f"{self.rt.name}: stopped while waiting for version 0")
-        self.resume(latest)
+                self.bootstrap()
+            elif self.rt.wait_for_checkpoint(self.store, "trainer rank 0") is None:
+                raise StorageError(f"{self.rt.name}: stopped while waiting for version 0")
+        latest = self.resume()
         cursor = Cursor(dict(latest.meta.get("cursors", {}).get(str(self.rt.rank), {})))
         self.refill(latest.meta.get("windows", {}).get(str(self.rt.rank), {}), cursor)
         return cursor
@@ -100,16 +97,12 @@ class TrainerLoop:
         """Publish version 0: the init checkpoint, or a model trained on the database."""
         section, ws = self.section, self.rt.workspace
         if section.init_checkpoint:
-            state, meta = load_checkpoint_file(section.init_checkpoint)
-            if meta.get("kind") != self.kind:
-                raise CheckpointError(f"{section.init_checkpoint}: a {meta.get('kind')!r} checkpoint, but "
-                                      f"{self.kind}_trainer.init_checkpoint needs a {self.kind}")
-            weights, _ = split_state(state)
-            model, vocab = model_from_state(weights, meta, where=section.init_checkpoint)
+            loaded = read_model(section.init_checkpoint, kind=self.kind, db=ws.db)
+            model, vocab = loaded.model, loaded.vocab
             origin = f"init checkpoint {section.init_checkpoint}"
         else:
-            model, vocab = new_model(ws.db, self.spec.size, max_source_tokens=self.spec.max_source_tokens,
-                                     max_target_tokens=self.spec.max_target_tokens, seed=self.rt.seed)
+            model, vocab = new_database_model(ws.db, self.spec.size, max_source_tokens=self.spec.max_source_tokens,
+                                              max_target_tokens=self.spec.max_target_tokens, seed=self.rt.seed)
             self._setup(model, vocab, synchronized=False)  # rank 0 bootstraps alone: no gradient exchange
             examples = self.database_examples()
             logger.info("%s: bootstrapping a %s %s: %d supervised steps on %d database examples", self.rt.name,
@@ -123,10 +116,9 @@ class TrainerLoop:
                     self.loss = self.trainer.step(batch)["loss"]
                 self.rt.update(bootstrap_step=step + 1, loss=round(self.loss, 4))
             origin = f"{section.bootstrap_steps} supervised steps"
-        weights, meta = policy_state(model, vocab, self.kind, self._meta(step=0, cursors={}, windows={},
-                                                                         origin=origin), formats=self.formats)
         try:
-            info = self.store.publish(weights, meta)
+            info = publish_version(self.store, model, vocab, self.kind, self._meta(
+                step=0, cursors={}, windows={}, origin=origin), formats=self.formats)
         except StorageError as error:  # another job published version 0 first: use theirs
             logger.warning("%s: version 0 was published by another job (%s); using it", self.rt.name, error)
             info = self.rt.wait_for_checkpoint(self.store, "another job")
@@ -135,18 +127,18 @@ class TrainerLoop:
         logger.info("%s: published %s version %d (%s)", self.rt.name, self.kind, info.version, origin)
         return info
 
-    def resume(self, info: CheckpointInfo) -> None:
-        state, info = self.store.load(info.version)
-        weights, trainer_state = split_state(state)
-        model, vocab = model_from_state(weights, info.meta, where=f"{self.kind} v{info.version}")
-        self._setup(model, vocab)
+    def resume(self) -> CheckpointInfo:
+        """Resume from the newest version that loads (a damaged newest one is skipped, with a warning)."""
+        loaded, trainer_state, info = load_trainer_version(self.store)
+        self._setup(loaded.model, loaded.vocab)
         if trainer_state is not None:
-            self.trainer.load_state_dict({"model": weights, **trainer_state})
+            self.trainer.load_state_dict(trainer_state)
         self.version = info.version
         self.extra_state = dict(info.meta.get("state", {}))
         self.group.broadcast_model(self.model)
         logger.info("%s: resumed from %s version %d (step %d)", self.rt.name, self.kind, info.version,
                     self.trainer.steps)
+        return info
 
     def _setup(self, model: Seq2Seq, vocab: Vocabulary, synchronized: bool = True) -> None:
         self.model, self.vocab = model, vocab
@@ -258,11 +250,10 @@ class TrainerLoop:
         if not self.group.is_leader:
             self.version += 1
             return
-        trainer_state = self.trainer.state_dict()
-        weights, meta = policy_state(self.model, self.vocab, self.kind, self._meta(
+        info = publish_version(self.store, self.model, self.vocab, self.kind, self._meta(
             step=self.trainer.steps, cursors={str(r): c for r, c in enumerate(cursors)},
-            windows={str(r): w for r, w in enumerate(windows)}), formats=self.formats)
-        info = self.store.publish(with_trainer_state(weights, trainer_state), meta)
+            windows={str(r): w for r, w in enumerate(windows)}), formats=self.formats,
+            trainer_state=self.trainer.state_dict())
         self.version = info.version
         self.store.retain(self.section.keep_checkpoints, RETENTION_GRACE_S)
         logger.info("%s: published %s version %d at step %d (loss %.4f, buffer %d, records in %d)",
@@ -298,7 +289,7 @@ def prover_formats(examples: str, prover: str) -> tuple[str, ...]:
     raise ConfigError(f"prover_trainer.examples {examples!r}: choose auto, backward, forward or both")
 
 
-__all__ = ["TRAINER_KEY", "TrainerLoop", "prover_formats"]
+__all__ = ["TrainerLoop", "prover_formats"]
 
 
 class _Bootstrapper(TrainerLoop):

@@ -15,14 +15,14 @@ import logging
 import time
 from typing import Any
 
-from core.adversarial.checkpoints import split_state
 from core.adversarial.topology import EVALUATION_STREAM, PROVER_CHECKPOINTS
 from core.adversarial.workspace import Workspace
-from core.errors import ConfigError
+from core.errors import CheckpointError, ConfigError
 from core.metamath.database import Assertion
+from core.models.checkpoint import load_version
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import evaluate
-from core.search.model_policy import policy_from_state
+from core.search.model_policy import policy_from_model
 from core.search.policy import Policy
 from core.storage import CheckpointStore, ShardWriter, StreamReader
 from jobs._cli import run_cli
@@ -100,9 +100,13 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
             rt.update(state="waiting for a new prover version")
             rt.sleep(2.0)
             continue
-        state, info = store.load(version)
-        weights, _ = split_state(state)
-        publish(version, policy_from_state(weights, info.meta, where=f"prover v{version}"), info.meta)
+        try:
+            loaded, info = load_version(store, version, fallback=False)  # weights only, never the trainer's
+        except CheckpointError as error:  # damaged: never evaluable; newer versions go on being evaluated
+            logger.warning("%s: prover v%d is skipped: %s", rt.name, version, error)
+            done.add(version)
+            continue
+        publish(version, policy_from_model(loaded), info.meta)
     writer.close()
     return rt.finish(evaluations=len(done))
 

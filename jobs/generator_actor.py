@@ -17,10 +17,10 @@ import time
 from typing import Any
 
 from configs.experiment import parse_mix
-from core.adversarial.checkpoints import split_state
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, job_name
-from core.search.model_policy import policy_from_state
+from core.models.checkpoint import load_version
+from core.search.model_policy import policy_from_model
 from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
 from jobs._cli import run_cli
 from jobs._role import Reloader, Runtime, committed_cursor
@@ -53,9 +53,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     generator = TheoremGenerator(ws, None, settings_of(rt), seed=rt.seed)  # type: ignore[arg-type]
 
     def load(info: CheckpointInfo) -> None:
-        state, _ = store.load(info.version)
-        weights, _ = split_state(state)
-        generator.policy = policy_from_state(weights, info.meta, where=f"generator v{info.version}", seed=rt.seed)
+        loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
+        generator.policy = policy_from_model(loaded, seed=rt.seed)
         rt.update(generator_version=info.version)
 
     reloader = Reloader(store, section.reload_seconds, load)

@@ -244,7 +244,12 @@ class _PolicySpec:
             raise UsageError("--checkpoint needs the learned policy (core.search.model_policy), which this "
                              "installation does not have; leave --checkpoint out to use the model-free "
                              "baseline") from None
-        return module.load_policy(self.checkpoint, device=self.device)
+        return module.load_policy(self.checkpoint, device=self.device, db=db)
+
+    def check(self, db: Database) -> None:
+        """Read the checkpoint here: a bad one fails with its message (not in a worker, nor unnoticed)."""
+        if self.checkpoint is not None:
+            importlib.import_module("core.models.checkpoint").read_model(self.checkpoint, kind="prover", db=db)
 
 
 # --- searching ------------------------------------------------------------------------------------
@@ -252,6 +257,8 @@ class _PolicySpec:
 
 def _search(db: Database, theorems: Sequence[Assertion], spec: _PolicySpec, settings: SearchSettings,
             forbidden: set[str], workers: int, batch: int) -> list[SearchResult]:
+    if workers > 1 or not theorems:
+        spec.check(db)
     if not theorems:
         return []
     width = max(len(t.label) for t in theorems)

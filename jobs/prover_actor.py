@@ -16,13 +16,13 @@ import time
 from typing import Any
 
 from core.adversarial.generation import theorem_from_goal
-from core.adversarial.checkpoints import split_state
 from core.adversarial.rewards import reward
 from core.adversarial.topology import PROVER_CHECKPOINTS, generation_streams_read, job_name
 from core.errors import MetamathError
 from core.metamath.database import Assertion
+from core.models.checkpoint import load_version
 from core.search.evaluation import prove_theorems
-from core.search.model_policy import ModelPolicy, policy_from_state
+from core.search.model_policy import ModelPolicy, policy_from_model
 from core.search.runner import SearchResult, SearchSettings
 from core.storage import CheckpointInfo, CheckpointStore, ShardBatch, ShardWriter, StreamReader
 from jobs._cli import run_cli
@@ -47,9 +47,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     policy_box: dict[str, Any] = {}
 
     def load(info: CheckpointInfo) -> None:
-        state, _ = store.load(info.version)
-        weights, _ = split_state(state)
-        policy_box["policy"] = policy_from_state(weights, info.meta, where=f"prover v{info.version}", seed=rt.seed)
+        loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
+        policy_box["policy"] = policy_from_model(loaded, seed=rt.seed)
         policy_box["version"] = info.version
         rt.update(prover_version=info.version)
 

@@ -247,7 +247,7 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
         check(f"{name}: no gap", not scan.gaps and not scan.gap_error, scan.gap_error or (
             f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
-            "there until a reader or the restarted writer replaces them by lost-shard tombstones (P20)"
+            "there until a reader or the restarted writer replaces them by lost-shard tombstones (P23)"
             if scan.gaps else "every shard from the low-water mark on is present"))
         if name.startswith("generator-actor-"):
             entry["kind"] = "generations"

@@ -10,9 +10,9 @@ ends first), :func:`length_bucketed_batches` and :func:`train_on_examples` (the 
 A time budget is wall-clock seconds, or CPU seconds of the process (``cpu_limit_s``, ``--cpu-minutes``:
 the fair measure on a shared machine, where a wall-clock budget buys less work when others compete).
 
-Command line (writes a checkpoint file that ``python -m jobs.prove --checkpoint CKPT.pt`` loads)::
+Command line (writes a checkpoint file that ``python -m jobs.prove --checkpoint CKPT.safetensors`` loads)::
 
-    python -m core.models.supervised DATABASE.mm --out CKPT.pt [--kind prover|generator] [--size small]
+    python -m core.models.supervised DATABASE.mm --out CKPT.safetensors [--kind prover|generator] [--size small]
         [--minutes 20] [--cpu-minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32]
         [--lr 1e-3] [--split train] [--seed 0] [--device cpu|cuda] [--log-every 100] [--threads N]
 """
@@ -405,15 +405,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from core.metamath.reader import read_database
+    from core.models.checkpoint import save_policy_file
     from core.models.devices import check_device
-    from core.search.model_policy import policy_state
-    from core.storage import save_checkpoint_file
+    from core.storage.checkpoints import WEIGHTS_SUFFIX
 
     try:
         for flag, value in (("--minutes", args.minutes), ("--cpu-minutes", args.cpu_minutes)):
             if value is not None and not value > 0:
                 raise ConfigError(f"{flag} must be positive (got {value})")
         check_device(args.device)
+        if not args.out.endswith(WEIGHTS_SUFFIX):
+            raise ConfigError(f"--out {args.out}: checkpoint files are safetensors; name it *{WEIGHTS_SUFFIX}")
         if args.threads is not None:
             if args.threads < 1:
                 raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
@@ -431,8 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         extra = {"database": str(args.database), "split": args.split, "size": args.size,
                  "supervised": stats.to_json(), "conditioning": list(CONDITIONING)}  # fmt: skip
-        state, meta = policy_state(model, vocab, args.kind, extra, formats=stats.formats)
-        save_checkpoint_file(args.out, state, meta)
+        save_policy_file(args.out, model, vocab, args.kind, extra, formats=stats.formats)
     except AdvproverError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -17,9 +17,8 @@ the model), which get fewer proposals, possibly none. A backward output's substi
 unification fixes are dropped (the format gives only the free ones; counted ``fixed_variable_dropped``).
 Proposals with the same tactic are given once (the most likely).
 
-Checkpoints: :func:`policy_state` gives the ``(state_dict, meta)`` pair to publish (the meta holds the
-model configuration, the vocabulary, the kind and the formats, all JSON), :func:`load_policy` reads one
-back through :mod:`core.storage` from a checkpoint file or an experiment root.
+Checkpoints (their format is :mod:`core.models.checkpoint`'s): :func:`load_policy` reads a policy from a
+checkpoint file or an experiment root, :func:`policy_from_model` makes one of a model already read.
 """
 
 from __future__ import annotations
@@ -31,24 +30,22 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError, ConfigError, GrammarError, ModelError
+from core.errors import ConfigError, GrammarError
 from core.metamath.database import Database, Statement
 from core.metamath.environment import Context, ForwardEnv, Tactic
 from core.metamath.index import PatternIndex
 from core.metamath.proof import ProofStep
 from core.metamath.syntax import Grammar, floating_context
+from core.models.checkpoint import KINDS, LoadedModel, check_kind_formats, read_model
 from core.models.decoding import Candidate, beam_search, sample
-from core.models.formats import FORMATS, Codec, free_variables
-from core.models.transformer import ModelConfig, Seq2Seq
+from core.models.formats import Codec, free_variables
+from core.models.transformer import Seq2Seq
 from core.models.vocab import STOP, Token, Vocabulary
 from core.search.policy import STOP as STOP_TACTIC
 from core.search.policy import BackwardQuery, ForwardQuery, Proposal
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("prover", "generator")
-POLICY_FORMAT = "advprover-policy/1"
-RESERVED_META = ("policy_format", "kind", "formats", "model_config", "vocabulary")
 MASK_CACHE = 512  # contexts whose first-token masks are kept
 
 
@@ -81,7 +78,7 @@ class ModelPolicy:
         seed: int = 0,
         unifiable_only: bool = True,
     ) -> None:
-        _check_kind_formats(kind, formats)
+        check_kind_formats(kind, formats)
         if max_batch < 1:
             raise ConfigError(f"ModelPolicy max_batch must be >= 1 (got {max_batch})")
         self.device = torch.device(device) if device is not None else default_device()
@@ -276,80 +273,10 @@ def graph_nodes(env: ForwardEnv) -> list[Statement]:
 # --- checkpoints -----------------------------------------------------------------------------------
 
 
-def _check_kind_formats(kind: str, formats: Sequence[str]) -> None:
-    if kind not in KINDS:
-        raise ConfigError(f"policy kind {kind!r} is unknown; choose one of {', '.join(KINDS)}")
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown or not formats:
-        raise ConfigError(f"policy formats {list(formats)!r} must be a non-empty subset of {', '.join(FORMATS)}")
-
-
-def policy_state(
-    model: Seq2Seq,
-    vocab: Vocabulary,
-    kind: str,
-    extra: dict[str, Any] | None = None,
-    *,
-    formats: Sequence[str] | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(state_dict, meta)`` to publish a policy (``CheckpointStore.publish``, ``save_checkpoint_file``).
-
-    ``meta`` holds ``kind``, ``formats`` (default: ``backward`` for a prover, ``generator`` for a
-    generator), ``model_config`` and ``vocabulary`` (JSON objects), plus the keys of ``extra`` (e.g. the
-    trainer's step and cursor), which must not reuse those names.
-    """
-    formats = tuple(formats) if formats is not None else (("backward",) if kind == "prover" else ("generator",))
-    _check_kind_formats(kind, formats)
-    if model.config.vocab_size != len(vocab):
-        raise ModelError(f"model vocab_size {model.config.vocab_size} differs from the vocabulary's {len(vocab)}")
-    clash = sorted(set(extra or {}) & set(RESERVED_META))
-    if clash:
-        raise ConfigError(f"policy_state: extra metadata may not set {', '.join(clash)}")
-    meta = {"policy_format": POLICY_FORMAT, "kind": kind, "formats": list(formats),
-            "model_config": model.config.to_dict(), "vocabulary": vocab.to_dict(), **(extra or {})}  # fmt: skip
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    return state, meta
-
-
-def model_from_state(
-    state_dict: dict[str, Any],
-    meta: dict[str, Any],
-    *,
-    where: str = "checkpoint",
-    device: torch.device | str | None = None,
-) -> tuple[Seq2Seq, Vocabulary]:
-    """The model (in eval mode, on ``device``, default CPU) and vocabulary of a :func:`policy_state` pair."""
-    if meta.get("policy_format") != POLICY_FORMAT:
-        raise CheckpointError(f"{where}: not a policy checkpoint (its metadata has no policy_format "
-                              f"{POLICY_FORMAT!r}); write it with core.search.model_policy.policy_state")
-    try:
-        config = ModelConfig.from_dict(meta["model_config"])
-        vocab = Vocabulary.from_dict(meta["vocabulary"])
-    except (KeyError, ConfigError, ModelError) as error:
-        raise CheckpointError(f"{where}: unusable policy metadata ({error})") from None
-    if config.vocab_size != len(vocab):
-        raise CheckpointError(f"{where}: model vocab_size {config.vocab_size} but {len(vocab)} vocabulary tokens")
-    model = Seq2Seq(config)
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        raise CheckpointError(f"{where}: weights do not fit the stored model configuration ({error})") from None
-    return model.to(device or "cpu").eval(), vocab
-
-
-def policy_from_state(
-    state_dict: dict[str, Any],
-    meta: dict[str, Any],
-    *,
-    where: str = "checkpoint",
-    device: torch.device | str | None = None,
-    **options: Any,
-) -> ModelPolicy:
-    """A :class:`ModelPolicy` from a :func:`policy_state` pair (``options`` go to the constructor)."""
-    device = torch.device(device) if device is not None else default_device()
-    model, vocab = model_from_state(state_dict, meta, where=where, device=device)
-    return ModelPolicy(model, vocab, kind=meta.get("kind", "prover"), formats=meta.get("formats", ("backward",)),
-                       device=device, **options)  # fmt: skip
+def policy_from_model(loaded: LoadedModel, *, device: torch.device | str | None = None, **options: Any) -> ModelPolicy:
+    """A :class:`ModelPolicy` of a model read by :mod:`core.models.checkpoint` (``options`` go to the
+    constructor)."""
+    return ModelPolicy(loaded.model, loaded.vocab, kind=loaded.kind, formats=loaded.formats, device=device, **options)
 
 
 def load_policy(
@@ -358,16 +285,14 @@ def load_policy(
     *,
     name: str = "prover",
     version: int | None = None,
+    db: Database | None = None,
     **options: Any,
 ) -> ModelPolicy:
     """The policy in a checkpoint file, or the latest (or ``version``) of checkpoint ``name`` of an
-    experiment root. ``options`` go to :class:`ModelPolicy` (e.g. ``length_penalty``)."""
-    from core.storage import load_checkpoint
-
-    state_dict, meta = load_checkpoint(path, name, version, map_location="cpu")
-    policy = policy_from_state(state_dict, meta, where=path, device=device, **options)
-    if policy.kind != name and name in KINDS:
-        logger.warning("%s: loaded a %s checkpoint where a %s was asked for", path, policy.kind, name)
+    experiment root; it must be a ``name`` (when ``name`` is a kind) and, given ``db``, know some of its
+    labels (:func:`core.models.checkpoint.read_model`). ``options`` go to :class:`ModelPolicy`."""
+    loaded = read_model(path, name=name, version=version, kind=name if name in KINDS else None, db=db)
+    policy = policy_from_model(loaded, device=device, **options)
     logger.info("loaded %s policy from %s (%d parameters, formats %s, on %s)", policy.kind, path,
                 policy.model.num_parameters(), ",".join(policy.formats), policy.device)  # fmt: skip
     return policy

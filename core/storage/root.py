@@ -6,7 +6,7 @@ Layout (see docs/PROTOCOL.md)::
     streams/<stream>/<seq:012d>.zst      shards of a stream, numbered 0, 1, 2, ...
     streams/<stream>/low_water.json      pruning mark: every shard below it was removed
     checkpoints/<name>/<ver:08d>.json    checkpoint metadata (the commit point of a version)
-    checkpoints/<name>/<ver:08d>-<token>.pt   its weights
+    checkpoints/<name>/<ver:08d>-<token>.safetensors   its weights (+ .extras.pt: extras; legacy: one .pt)
     checkpoints/<name>/latest.json       hint: a recent version (never trusted blindly)
     heartbeats/<role>-<rank>.json        liveness and counters of each job
     stop.json                            a stop request: jobs end after their current unit of work

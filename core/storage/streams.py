@@ -15,7 +15,7 @@ publishes the records appended before its latest commit point, so every publishe
 cursor consistent with the outputs published up to it; on restart the consumer resumes from
 :meth:`ShardWriter.last_cursor`, and inputs consumed but not yet committed are processed again.
 
-Gaps (protocol rule P20): a shard missing while a later shard of its stream exists was lost (deleted, or a
+Gaps (protocol rule P23): a shard missing while a later shard of its stream exists was lost (deleted, or a
 stray file with a future number was dropped into the folder). Its writer will never write it, so nothing
 would ever fill it and its consumers would wait forever. A restarted writer replaces every such hole below
 its end by a *lost-shard tombstone* (a valid empty shard, with a note in ``quarantine/``) before it

@@ -272,7 +272,7 @@ def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> N
     # the prover trainer refuses a held-out theorem and its proof, and accepts a train theorem (the twin)
     trainer = ProverTrainer(runtime, runtime.config.prover_trainer, runtime.config.prover_model, ("backward",), [])
     trainer.bootstrap()
-    trainer.resume(CheckpointStore(root, "prover").latest())
+    trainer.resume()
     test_theorem = ws.split("test")[0]
     train_theorem = ws.train_theorems()[0]
     for theorem, accepted in ((test_theorem, False), (train_theorem, True)):

@@ -94,7 +94,7 @@ def test_bad_arguments_are_refused(db):
 
 
 def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_path, capsys):
-    out = tmp_path / "prover.pt"
+    out = tmp_path / "prover.safetensors"
     code = main([str(embedded_database_path()), "--out", str(out), "--size", "tiny", "--steps", "3",
                  "--formats", "backward,forward", "--device", "cpu", "--threads", "1"])  # fmt: skip
     assert code == 0 and out.is_file()
@@ -109,12 +109,14 @@ def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_pat
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["missing.mm", "--out", "x.pt"], "missing.mm"),
-        ([str(embedded_database_path()), "--out", "x.pt", "--minutes", "0"], "--minutes"),
-        ([str(embedded_database_path()), "--out", "x.pt", "--cpu-minutes", "-1"], "--cpu-minutes"),
-        ([str(embedded_database_path()), "--out", "x.pt", "--size", "huge"], "huge"),
-        ([str(embedded_database_path()), "--out", "x.pt", "--device", "cuda"], "--device cuda: CUDA is not available"),
-        ([str(embedded_database_path()), "--out", "x.pt", "--device", "gpu"], "--device 'gpu' is not a device"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--device", "cuda"],
+         "--device cuda: CUDA is not available"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--device", "gpu"], "--device 'gpu' is not a device"),
+        (["missing.mm", "--out", "x.safetensors"], "missing.mm"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--minutes", "0"], "--minutes"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--cpu-minutes", "-1"], "--cpu-minutes"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--size", "huge"], "huge"),
+        ([str(embedded_database_path()), "--out", "x.pt", "--steps", "1"], "name it *.safetensors"),
     ],
 )
 def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, args, message, monkeypatch):
@@ -123,4 +125,4 @@ def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (tmp_path / "x.pt").exists()
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.pt").exists()

@@ -17,7 +17,8 @@ from core.metamath.splits import split_theorems
 from core.models.examples import replay, tree_examples
 from core.models.formats import Codec, build_vocabulary, free_variables
 from core.models.supervised import new_model, train_on_examples
-from core.search.model_policy import ModelPolicy, load_policy, policy_from_state, policy_state
+from core.models.checkpoint import model_from_weights, model_weights, policy_meta, publish_version, save_policy_file
+from core.search.model_policy import ModelPolicy, load_policy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.storage import CheckpointStore, ExperimentRoot, save_checkpoint_file
 
@@ -200,31 +201,31 @@ def test_unusable_queries_get_no_proposals_and_are_counted(db, vocab, trained, t
 def test_a_checkpoint_round_trip_gives_identical_proposals(tmp_path, db, vocab, theorems, trained):
     queries = [q for q, _, _ in backward_steps(db, theorems)][:6]
     expected = policy(trained, vocab).propose_backward(queries, k=3)
-    state, meta = policy_state(trained, vocab, "prover", {"step": 200}, formats=("backward", "forward", "generator"))
+    meta = policy_meta(trained, vocab, "prover", {"step": 200}, formats=("backward", "forward", "generator"))
     assert meta["kind"] == "prover" and meta["formats"] == ["backward", "forward", "generator"] and meta["step"] == 200
     assert meta["model_config"]["vocab_size"] == len(vocab) and meta["vocabulary"] == vocab.to_dict()
-    path = str(tmp_path / "prover.pt")
-    save_checkpoint_file(path, state, meta)
+    path = str(tmp_path / "prover.safetensors")
+    save_policy_file(path, trained, vocab, "prover", {"step": 200}, formats=("backward", "forward", "generator"))
     loaded = load_policy(path, device="cpu")
     assert loaded.vocab == vocab and loaded.formats == ("backward", "forward", "generator")
     assert loaded.propose_backward(queries, k=3) == expected
     # From an experiment root: the latest version of the prover checkpoint.
     root = ExperimentRoot.create_or_open(str(tmp_path / "exp"), {"name": "test"})
     store = CheckpointStore(root, "prover")
-    store.publish(*policy_state(new_model(vocab, "tiny", seed=5), vocab, "prover"))
-    store.publish(state, meta)
+    publish_version(store, new_model(vocab, "tiny", seed=5), vocab, "prover")
+    publish_version(store, trained, vocab, "prover", {"step": 200}, formats=("backward", "forward", "generator"))
     assert load_policy(str(tmp_path / "exp"), device="cpu").propose_backward(queries, k=3) == expected
     assert load_policy(str(tmp_path / "exp"), device="cpu", version=0).propose_backward(queries, k=3) != expected
 
 
 def test_a_checkpoint_that_is_not_a_policy_is_refused(tmp_path, vocab, trained):
-    path = str(tmp_path / "bare.pt")
+    path = str(tmp_path / "bare.safetensors")
     save_checkpoint_file(path, trained.state_dict(), {"step": 1})
     with pytest.raises(CheckpointError, match="not a policy checkpoint"):
         load_policy(path)
-    state, meta = policy_state(trained, vocab, "prover")
+    meta = policy_meta(trained, vocab, "prover")
     bad = dict(meta, model_config=dict(meta["model_config"], d_model=64, d_ff=128))
     with pytest.raises(CheckpointError, match="do not fit"):
-        policy_from_state(state, bad, device="cpu")
+        model_from_weights(model_weights(trained), bad, device="cpu")
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_policy(str(tmp_path / "missing.pt"))
+        load_policy(str(tmp_path / "missing.safetensors"))

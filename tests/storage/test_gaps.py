@@ -1,4 +1,4 @@
-"""P20: a shard missing while a later one exists is a gap; writers and readers close it, nothing stalls."""
+"""P23: a shard missing while a later one exists is a gap; writers and readers close it, nothing stalls."""
 
 from __future__ import annotations
 

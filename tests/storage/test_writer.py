@@ -117,7 +117,7 @@ def test_resume_probes_logarithmically_with_one_listing(root: ExperimentRoot) ->
     counter = CountingBackend(root.backend)
     root.backend = counter  # type: ignore[assignment]
     assert ShardWriter(root, "gen-0", max_records=1, max_age_s=60, clean_after_s=None).next_seq == 100
-    assert counter.calls["listdir"] == 1  # the hole check (P20), once at start
+    assert counter.calls["listdir"] == 1  # the hole check (P23), once at start
     assert counter.calls["exists"] <= 2 * 7 + 2  # exponential then binary search: ~2 log2(100), not 100
 
 

@@ -1,0 +1,226 @@
+"""The checkpoint format of a model: writing, reading, its configuration and vocabulary, the trainer's state.
+
+Every model checkpoint goes through this module, and this module goes through :mod:`core.storage` for
+every file (it never opens one itself). A checkpoint is
+
+* the model's **weights**: a ``.safetensors`` file whose header metadata holds the *policy metadata*
+  (:func:`policy_meta`: ``policy_format``, ``kind``, ``formats``, ``model_config``, ``vocabulary``, plus
+  the caller's keys, e.g. a trainer's step and cursors), so that one file is a self-contained policy;
+* for a published version of a trainer, its **trainer state** (optimizer state, step, counters: what
+  :meth:`core.models.training.Seq2SeqTrainer.state_dict` gives, minus the weights) in a separate extras
+  file that actors never read (:func:`load_version` vs :func:`load_trainer_version`).
+
+Legacy checkpoints (``.pt``, format 1, with the trainer state under :data:`LEGACY_TRAINER_KEY` among the
+weights) load the same way: weights only for actors and ``jobs.prove``, the trainer state for a resumed
+trainer.
+
+Loading checks what would otherwise fail later or silently: the metadata is a policy's, the kind is the
+one asked for, the weights fit the stored configuration and are finite; with a database, that the model's
+vocabulary knows some of its labels (:func:`check_database_coverage`: a partly covered database works,
+unknown tokens encode as ``<UNK>`` and unknown labels are never proposed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError, ConfigError, ModelError
+from core.metamath.database import Database
+from core.models.formats import FORMATS, build_vocabulary
+from core.models.transformer import ModelConfig, Seq2Seq
+from core.models.vocab import Token, Vocabulary
+from core.storage import CheckpointInfo, CheckpointStore, load_checkpoint, save_checkpoint_file
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("prover", "generator")
+POLICY_FORMAT = "advprover-policy/1"
+RESERVED_META = ("policy_format", "kind", "formats", "model_config", "vocabulary")
+LEGACY_TRAINER_KEY = "__trainer__"  # where format-1 checkpoints kept the trainer state, among the weights
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read from a checkpoint (in eval mode), its vocabulary and policy metadata."""
+
+    model: Seq2Seq
+    vocab: Vocabulary
+    meta: dict[str, Any]
+    where: str
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta.get("kind", "prover"))
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("formats", ("backward",)))
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def check_kind_formats(kind: str, formats: Sequence[str]) -> None:
+    """ConfigError unless ``kind`` is a policy kind and ``formats`` a non-empty subset of the formats."""
+    if kind not in KINDS:
+        raise ConfigError(f"policy kind {kind!r} is unknown; choose one of {', '.join(KINDS)}")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ConfigError(f"policy formats {list(formats)!r} must be a non-empty subset of {', '.join(FORMATS)}")
+
+
+def policy_meta(model: Seq2Seq, vocab: Vocabulary, kind: str, extra: dict[str, Any] | None = None, *,
+                formats: Sequence[str] | None = None) -> dict[str, Any]:
+    """The metadata of a policy checkpoint: ``kind``, ``formats`` (default: ``backward`` for a prover,
+    ``generator`` for a generator), ``model_config`` and ``vocabulary`` (JSON), plus the keys of ``extra``
+    (which must not reuse those names)."""
+    formats = tuple(formats) if formats is not None else (("backward",) if kind == "prover" else ("generator",))
+    check_kind_formats(kind, formats)
+    if model.config.vocab_size != len(vocab):
+        raise ModelError(f"model vocab_size {model.config.vocab_size} differs from the vocabulary's {len(vocab)}")
+    clash = sorted(set(extra or {}) & set(RESERVED_META))
+    if clash:
+        raise ConfigError(f"policy metadata: extra keys may not set {', '.join(clash)}")
+    return {"policy_format": POLICY_FORMAT, "kind": kind, "formats": list(formats),
+            "model_config": model.config.to_dict(), "vocabulary": vocab.to_dict(), **(extra or {})}  # fmt: skip
+
+
+def model_weights(model: Seq2Seq) -> dict[str, torch.Tensor]:
+    """The model's weights, detached, on the CPU."""
+    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+
+
+def save_policy_file(path: str, model: Seq2Seq, vocab: Vocabulary, kind: str, extra: dict[str, Any] | None = None,
+                     *, formats: Sequence[str] | None = None) -> None:
+    """Write a self-contained ``.safetensors`` policy file (weights, metadata in its header)."""
+    save_checkpoint_file(path, model_weights(model), policy_meta(model, vocab, kind, extra, formats=formats))
+
+
+def publish_version(store: CheckpointStore, model: Seq2Seq, vocab: Vocabulary, kind: str,
+                    extra: dict[str, Any] | None = None, *, formats: Sequence[str] | None = None,
+                    trainer_state: dict[str, Any] | None = None) -> CheckpointInfo:
+    """Publish the next version of ``store``: the weights with their metadata, and the trainer state (a
+    :meth:`Seq2SeqTrainer.state_dict`; its copy of the weights is left out) in the extras file."""
+    meta = policy_meta(model, vocab, kind, extra, formats=formats)
+    extras = {k: v for k, v in trainer_state.items() if k != "model"} if trainer_state is not None else None
+    return store.publish(model_weights(model), meta, extras)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def model_from_weights(tensors: dict[str, Any], meta: dict[str, Any], *, where: str = "checkpoint",
+                       device: torch.device | str | None = None) -> tuple[Seq2Seq, Vocabulary]:
+    """The model (in eval mode, on ``device``, default CPU) and vocabulary of weights and policy metadata."""
+    if meta.get("policy_format") != POLICY_FORMAT:
+        raise CheckpointError(f"{where}: not a policy checkpoint (its metadata has no policy_format "
+                              f"{POLICY_FORMAT!r}); write it with core.models.checkpoint")
+    try:
+        config = ModelConfig.from_dict(meta["model_config"])
+        vocab = Vocabulary.from_dict(meta["vocabulary"])
+        check_kind_formats(meta.get("kind", "prover"), meta.get("formats", ("backward",)))
+    except (KeyError, TypeError, ConfigError, ModelError) as error:
+        raise CheckpointError(f"{where}: unusable policy metadata ({error})") from None
+    if config.vocab_size != len(vocab):
+        raise CheckpointError(f"{where}: model vocab_size {config.vocab_size} but {len(vocab)} vocabulary tokens")
+    check_finite(tensors, where)
+    model = Seq2Seq(config)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"{where}: weights do not fit the stored model configuration ({detail})") from None
+    return model.to(device or "cpu").eval(), vocab
+
+
+def check_finite(tensors: dict[str, Any], where: str) -> None:
+    """CheckpointError naming the first tensor with a NaN or an infinity (a diverged model)."""
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: weights {name} are not finite (NaN or infinity: the model diverged); "
+                                  "use an earlier version")
+
+
+def check_kind(loaded: LoadedModel, kind: str | None) -> None:
+    """CheckpointError if ``kind`` is given and the checkpoint holds another kind of model."""
+    if kind is not None and loaded.kind != kind:
+        raise CheckpointError(f"{loaded.where}: a {loaded.kind} checkpoint, but a {kind} is needed here; "
+                              f"give a {kind} checkpoint (an experiment's checkpoints/{kind}/ versions)")
+
+
+def read_model(source: str, *, name: str = "prover", version: int | None = None, kind: str | None = None,
+               db: Database | None = None, device: torch.device | str | None = None) -> LoadedModel:
+    """The model in a checkpoint file (``.safetensors``, or a legacy ``.pt``), or the latest (or
+    ``version``) of checkpoint ``name`` of an experiment root; checked to be of ``kind`` and, given
+    ``db``, to know some of its labels (see :func:`check_database_coverage`)."""
+    tensors, meta = load_checkpoint(source, name, version, map_location="cpu")
+    model, vocab = model_from_weights(tensors, meta, where=source, device=device)
+    loaded = LoadedModel(model, vocab, meta, source)
+    check_kind(loaded, kind)
+    if db is not None:
+        check_database_coverage(vocab, db, where=source)
+    return loaded
+
+
+def load_version(store: CheckpointStore, version: int | None = None, *, fallback: bool | None = None,
+                 device: torch.device | str | None = None) -> tuple[LoadedModel, CheckpointInfo]:
+    """A published version's model (weights only: the trainer state is not read), as an actor needs it.
+    ``fallback``: see :meth:`CheckpointStore.load` (a damaged version gives the newest older one)."""
+    tensors, info = store.load(version, fallback=fallback)
+    where = f"{store.name} v{info.version} ({info.path})"
+    model, vocab = model_from_weights(tensors, info.meta, where=where, device=device)
+    loaded = LoadedModel(model, vocab, info.meta, where)
+    check_kind(loaded, store.name if store.name in KINDS else None)
+    return loaded, info
+
+
+def load_trainer_version(store: CheckpointStore, version: int | None = None
+                         ) -> tuple[LoadedModel, dict[str, Any] | None, CheckpointInfo]:
+    """A published version's model and trainer state (for :meth:`Seq2SeqTrainer.load_state_dict`, weights
+    included; None if the version has none), as a resumed trainer needs them; falls back like
+    :func:`load_version` when ``version`` is None."""
+    tensors, extras, info = store.load_with_extras(version)
+    where = f"{store.name} v{info.version} ({info.path})"
+    model, vocab = model_from_weights(tensors, info.meta, where=where)
+    loaded = LoadedModel(model, vocab, info.meta, where)
+    check_kind(loaded, store.name if store.name in KINDS else None)
+    trainer = (extras or {}).get(LEGACY_TRAINER_KEY, extras)
+    if not trainer:
+        return loaded, None, info
+    return loaded, {"model": model.state_dict(), **trainer}, info
+
+
+# --- the vocabulary and the database -------------------------------------------------------------
+
+
+def database_coverage(vocab: Vocabulary, db: Database) -> tuple[int, int]:
+    """(labels of ``db``'s assertions the vocabulary knows, labels of its assertions)."""
+    labels = [a.label for a in db.assertions]
+    return sum(Token("label", label) in vocab for label in labels), len(labels)
+
+
+def check_database_coverage(vocab: Vocabulary, db: Database, *, where: str) -> None:
+    """CheckpointError if the model knows none of ``db``'s labels (it was trained on another database and
+    could propose nothing); a warning if it knows only some (those are the only ones it proposes)."""
+    known, total = database_coverage(vocab, db)
+    if total and not known:
+        raise CheckpointError(f"{where}: the model knows none of the {total} labels of {db.path}: it was trained "
+                              "on another database; train one on this database (python -m core.models.supervised)")
+    if known < total:
+        logger.warning("%s: the model knows %d of the %d labels of %s (trained on another database?); the others "
+                       "are never proposed, unknown symbols read as <UNK>", where, known, total, db.path)
+
+
+def new_database_model(db: Database, size: str, *, max_source_tokens: int, max_target_tokens: int,
+              seed: int = 0) -> tuple[Seq2Seq, Vocabulary]:
+    """A freshly initialised model of a named size, with the database's vocabulary."""
+    vocab = build_vocabulary(db)
+    torch.manual_seed(seed)
+    config = ModelConfig.named(size, vocab_size=len(vocab), max_source_len=max_source_tokens,
+                               max_target_len=max_target_tokens)
+    return Seq2Seq(config), vocab
