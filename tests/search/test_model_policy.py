@@ -123,8 +123,9 @@ def test_forward_and_generator_proposals_follow_the_replay(db, vocab, theorems, 
             else:  # a prover never proposes STOP
                 assert all(not q.is_stop for q in p.propose_forward([ForwardQuery(env, goal)], k=4)[0])
     sampled = p.propose_forward(queries, k=5, temperature=1.0)
-    for proposals in sampled:
-        assert 1 <= len(proposals) <= 5 and len({q.text for q in proposals}) == len(proposals)
+    for proposals in sampled:  # a sample may decode to nothing valid: fewer than k, never duplicates
+        assert len(proposals) <= 5 and len({q.text for q in proposals}) == len(proposals)
+    assert sum(bool(proposals) for proposals in sampled) >= 0.5 * len(sampled)
 
 
 def test_the_first_token_is_constrained_to_the_context(db, vocab, theorems, trained):
@@ -140,8 +141,13 @@ def test_the_first_token_is_constrained_to_the_context(db, vocab, theorems, trai
     assert constrained and {q.tactic.label for q in constrained} <= set(forbidden.allowed_labels())
     assert favourite not in {q.tactic.label for q in constrained}
     later = db.assertions[-1]  # every label before it is allowed: a wider mask, cached separately
-    wide = p.propose_backward([BackwardQuery(BackwardEnv(db, later), theorem.statement)], k=8)[0]
-    assert {q.tactic.label for q in wide} - set(allowed)
+    wide_env = BackwardEnv(db, later)
+    wide = p.propose_backward([BackwardQuery(wide_env, theorem.statement)], k=8)[0]
+    assert {q.tactic.label for q in wide} <= set(wide_env.allowed_labels())
+    narrow_mask = p._first_tokens(BackwardEnv(db, theorem), stop=False)
+    wide_mask = p._first_tokens(wide_env, stop=False)
+    assert narrow_mask is not None and wide_mask is not None
+    assert int(wide_mask.sum()) > int(narrow_mask.sum())  # more labels allowed, from a mask of its own
     assert len(p._masks) == 3
 
 
