@@ -119,13 +119,15 @@ def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
 
 def checkpoint_summary(root: ExperimentRoot, name: str) -> dict[str, Any]:
     store = CheckpointStore(root, name)
+    damaged = {str(v): reason for v, reason in store.damaged_versions().items()}
     latest = store.latest()
     if latest is None:
-        return {"versions": [], "latest": None}
+        return {"versions": [], "latest": None, "damaged": damaged}
     meta = latest.meta
     return {"versions": store.versions(), "latest": latest.version, "step": meta.get("step"),
             "time": latest.time, "trainer": meta.get("trainer"), "origin": meta.get("origin"),
-            "counters": meta.get("counters"), "cursor": merged_trainer_cursor(meta), "size": latest.size}
+            "counters": meta.get("counters"), "cursor": merged_trainer_cursor(meta), "size": latest.size,
+            "damaged": damaged}
 
 
 def disk_use(root: ExperimentRoot) -> dict[str, int] | None:
@@ -425,6 +427,9 @@ def render(status: dict[str, Any]) -> str:
     lines.append("checkpoints: " + ", ".join(f"{name} v{c['latest']} (step {c.get('step')}, "
                                               f"{len(c['versions'])} kept)"
                                               for name, c in status["checkpoints"].items() if c["latest"] is not None))
+    for name, checkpoint in status["checkpoints"].items():
+        for version, reason in (checkpoint.get("damaged") or {}).items():
+            lines.append(f"  DAMAGED checkpoint {name} v{version}: {reason} (jobs use the newest intact version)")
     lines.append("streams (produced / consumed / pending):")
     for name, flow in status["flows"].items():
         rate = status["streams"][name]["records_per_s"]

@@ -5,9 +5,11 @@ Tests that need data outside the project skip with a message saying what is miss
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -60,3 +62,14 @@ def metamath_exe() -> str:
     if exe is None:
         pytest.skip("the reference verifier `metamath` is not installed: `apt-get install metamath` (CI does)")
     return exe
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """An entry point run in-process configures the root logger (onto a captured stream that is closed
+    afterwards): put it back as it was after each test, so tests do not see each other's logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -401,6 +401,28 @@ class CheckpointStore:
                 return self._info_from(sidecar)
         return None
 
+    def damaged_versions(self) -> dict[int, str]:
+        """Every published version whose metadata is damaged or whose files are missing or of the wrong size,
+        with the reason (a listing, then one size call per file: for status tools, not for polling)."""
+        damaged: dict[int, str] = {}
+        for version in self.versions():
+            sidecar = self._sidecar_or_damage(version)
+            if isinstance(sidecar, CheckpointError):
+                damaged[version] = str(sidecar)
+                continue
+            if sidecar is None:
+                continue
+            sizes = [(sidecar["weights"], int(sidecar["size"]))]
+            if sidecar.get("extras"):
+                sizes.append((sidecar["extras"], int(sidecar["extras_size"])))
+            for name, expected in sizes:
+                found = self._backend.size(f"{self._folder}/{name}")
+                if found != expected:
+                    damaged[version] = (f"{name} is missing" if found is None else
+                                        f"{name} has {found} bytes, its metadata says {expected}: truncated")
+                    break
+        return damaged
+
     def _read_hint(self) -> int | None:
         data = self._backend.read(f"{self._folder}/{_HINT}")
         try:

@@ -223,3 +223,16 @@ def test_a_job_with_an_agreeing_clock_reports_no_skew(tmp_path: Path) -> None:
     Heartbeat(root, "prover_actor", 0).beat(state="proving")
     [job] = [j for j in status.collect(root)["jobs"] if j["job"] == "prover-actor-00"]
     assert job["alive"] and "clock_skew_s" not in job
+
+
+def test_a_damaged_checkpoint_version_is_reported(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    store = CheckpointStore(root, "prover")
+    assert status.collect(root)["checkpoints"]["prover"]["damaged"] == {}  # the intact twin
+    info = store.publish({"w": torch.zeros(64)}, {"step": 20})
+    Path(info.path).write_bytes(Path(info.path).read_bytes()[:-10])
+    report = status.collect(root)
+    assert list(report["checkpoints"]["prover"]["damaged"]) == [str(info.version)]
+    assert "truncated" in report["checkpoints"]["prover"]["damaged"][str(info.version)]
+    assert f"DAMAGED checkpoint prover v{info.version}" in status.render(report)
