@@ -18,11 +18,12 @@ from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_chec
 from core.storage.heartbeats import Heartbeat, read_heartbeats
 from core.storage.root import ExperimentRoot
 from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries,
-                                  list_quarantined, low_water, prune_stream, read_shard, stream_bounds)
+                                  list_quarantined, low_water, prune_stream, read_shard, restore_quarantined,
+                                  stream_bounds)
 
 __all__ = [
     "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "ShardBatch", "ShardWriter",
     "StreamReader", "clean_temporaries", "list_quarantined", "load_checkpoint", "load_checkpoint_file", "low_water",
     "prune_stream",
-    "read_heartbeats", "read_shard", "save_checkpoint_file", "stream_bounds",
+    "read_heartbeats", "read_shard", "restore_quarantined", "save_checkpoint_file", "stream_bounds",
 ]
