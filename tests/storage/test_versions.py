@@ -1,4 +1,4 @@
-"""P23-P24: a shard of a newer schema is refused, never quarantined; decompression is bounded; a wrongly
+"""P20-P22: a shard of a newer schema is refused, never quarantined; decompression is bounded; a wrongly
 quarantined shard can be restored, and a restore never overwrites records or puts damage back."""
 
 from __future__ import annotations
