@@ -246,3 +246,31 @@ def test_including_a_fifo_or_a_folder_is_an_error_not_a_hang(tmp_path: Path) -> 
         assert done.returncode == 1 and f"included file '{name}' is not a regular file" in done.stderr
     done = read_elsewhere(tmp_path / "pipe.mm")  # the top-level file too
     assert done.returncode == 1 and "is a FIFO, not a regular file" in done.stderr
+
+
+# --- proof trees of any depth -----------------------------------------------------------------------------
+
+
+def test_a_deep_proof_tree_goes_to_json_and_back() -> None:
+    from core.metamath.prooftree import ProofTree
+
+    tree = ProofTree("a1i.1", {}, (), ("|-", "ph"))
+    for _ in range(DEEP):
+        tree = ProofTree("a1i", {"ph": ("ph",), "ps": ("ps",)}, (tree,), ("|-", "ph"))
+    record = tree.to_json()
+    again = ProofTree.from_json(record)
+    assert again.depth == DEEP + 1  # (comparing the nested dicts with == would itself recurse)
+    shape = lambda t: [(n.label, dict(n.substitution), n.statement, len(n.children)) for n in t.nodes()]  # noqa: E731
+    assert shape(again) == shape(tree)
+
+
+def test_a_deep_malformed_proof_tree_record_is_a_metamath_error() -> None:
+    from core.metamath.prooftree import ProofTree
+
+    record: dict = {"label": "a1i.1", "substitution": {}, "statement": "|- ph", "children": []}
+    leaf = record
+    for _ in range(DEEP):
+        record = {"label": "a1i", "substitution": {"ph": "ph"}, "statement": "|- ph", "children": [record]}
+    del leaf["label"]
+    with pytest.raises(MetamathError, match="malformed proof tree record: KeyError"):
+        ProofTree.from_json(record)
