@@ -120,71 +120,63 @@ class _Parse:
                 self._walk(child, end, bound + (tree,), results)
 
     def deep_parses(self, typecode: str, start: int) -> _Call:
-        """:meth:`parses` without Python recursion, for expressions nested too deeply for it (a generator:
-        run it with :func:`_run_calls`). The same algorithm, step for step; tests check that both agree.
-
-        The trie is walked depth-first with an explicit stack of ``(node, position, trees bound so far)``
-        and ``(typecode of a variable, node after it, position, trees)`` items, in the order a recursive
-        walk takes; a variable's parses come from the memo, or from a call yielded to :func:`_run_calls`
-        (one generator per call, the walk inlined: this is the parser's hot loop).
-
-        Left-recursive rules (``term -> term '``) are handled by growing a seed: the key is recomputed
-        with its previous results standing in for the recursive call until no new parse appears (at
-        most once per remaining symbol: each growth step consumes at least one symbol, unless the
-        grammar is cyclic). Only memo entries at ``start`` can depend on the seed: a parse never
-        looks left of its start, so entries further right stay valid while the seed grows.
-        """
+        """:meth:`parses` without Python recursion, for expressions nested too deeply for it: a generator that
+        yields the calls it needs to :func:`_run_calls`. The same algorithm, step for step (tests check that
+        both agree); slower, so it is only the fallback."""
         key = (typecode, start)
-        memo = self.memo
-        found = memo.get(key)
+        found = self.memo.get(key)
         if found is not None:
             return found
         if key in self.active:
             self.recursive.add(key)
             return self.seeds.get(key, [])
         self.active.add(key)
-        mark = len(memo)
-        symbols = self.symbols
-        length = len(symbols)
-        root = self.grammar._tries.get(typecode) if start < length else None
-        results: list[tuple[int, ProofStep]] | None = None
-        rounds = length - start + 1
-        while True:
-            grown: list[tuple[int, ProofStep]] = []
-            hypothesis = self.floating.get(symbols[start]) if start < length else None
-            if hypothesis is not None and hypothesis.typecode == typecode:
-                grown.append((start + 1, ProofStep(hypothesis.label)))
-            work: list[tuple] = [(root, start, ())] if root is not None else []
-            while work:
-                item = work.pop()
-                if len(item) == 4:  # a variable: its parses, each continuing at the node after it
-                    variable_type, child, position, bound = item
-                    found = memo.get((variable_type, position))
-                    if found is None:
-                        found = yield self.deep_parses(variable_type, position)
-                    work.extend([(child, end, bound + (tree,)) for end, tree in reversed(found)])
-                    continue
-                node, position, bound = item
-                for label, order in node.complete:
-                    grown.append((position, ProofStep(label, tuple([bound[i] for i in order]))))
-                if node.variables:
-                    work.extend([(variable_type, child, position, bound)
-                                 for variable_type, child in reversed(node.variables.items())])
-                if position < length:
-                    child = node.constants.get(symbols[position])
-                    if child is not None:
-                        work.append((child, position + 1, bound))
-            if results is not None and len(grown) <= len(results):  # a bigger seed only adds parses: nothing new
-                break
-            results = grown
-            if key not in self.recursive or rounds <= 0:
-                break
+        mark = len(self.memo)
+        results = yield from self._deep_alternatives(typecode, start)
+        rounds = len(self.symbols) - start + 1
+        while key in self.recursive and rounds > 0:
             rounds -= 1
             self.seeds[key] = results
-            for stale in [k for k in list(memo)[mark:] if k[1] == start]:  # computed from an older seed
-                del memo[stale]
+            for stale in [k for k in list(self.memo)[mark:] if k[1] == start]:  # computed from an older seed
+                del self.memo[stale]
+            grown = yield from self._deep_alternatives(typecode, start)
+            if len(grown) <= len(results):  # a bigger seed only adds parses: nothing new
+                break
+            results = grown
         self.active.discard(key)
-        memo[key] = results
+        self.memo[key] = results
+        return results
+
+    def _deep_alternatives(self, typecode: str, start: int) -> _Call:
+        """:meth:`_alternatives` and :meth:`_walk` on an explicit stack of ``(node, position, trees bound so far)``
+        and ``(typecode of a variable, node after it, position, trees)`` items, taken in the recursive walk's
+        order; a variable's parses come from the memo, or from a call yielded to :func:`_run_calls`."""
+        results: list[tuple[int, ProofStep]] = []
+        symbols = self.symbols
+        if start >= len(symbols):
+            return results
+        hypothesis = self.floating.get(symbols[start])
+        if hypothesis is not None and hypothesis.typecode == typecode:
+            results.append((start + 1, ProofStep(hypothesis.label)))
+        root = self.grammar._tries.get(typecode)
+        work: list[tuple] = [] if root is None else [(root, start, ())]
+        while work:
+            item = work.pop()
+            if len(item) == 4:  # a variable: its parses, each continuing at the node after it
+                variable_type, child, position, bound = item
+                found = self.memo.get((variable_type, position))
+                if found is None:
+                    found = yield self.deep_parses(variable_type, position)
+                work.extend([(child, end, bound + (tree,)) for end, tree in reversed(found)])
+                continue
+            node, position, bound = item
+            for label, order in node.complete:
+                results.append((position, ProofStep(label, tuple([bound[i] for i in order]))))
+            work.extend([(variable_type, child, position, bound)
+                         for variable_type, child in reversed(node.variables.items())])
+            child = node.constants.get(symbols[position]) if position < len(symbols) else None
+            if child is not None:
+                work.append((child, position + 1, bound))
         return results
 
 

@@ -10,8 +10,10 @@ A shard's payload is a header line, then one line per record::
 :func:`decode_shard` accepts a shard only if every check passes, and raises :class:`CorruptShardError`
 with the reason otherwise, except for a shard of a newer schema version: that one is sound but unreadable
 here, and :class:`NewerFormatError` asks for an upgrade (it is never quarantined). Decompression is bounded:
-a frame must record its content size, at most :data:`MAX_EXPANSION` times the file's size (above 1 MiB). :func:`quarantine_shard` copies a damaged shard's bytes to the quarantine
-folder and replaces it with a *tombstone*: a valid shard with no records whose header says where the
+a frame must record its content size, at most :data:`MAX_EXPANSION` times the file's size (above 1 MiB).
+
+:func:`quarantine_shard` copies a damaged shard's bytes to the quarantine folder and replaces it with a
+*tombstone*: a valid shard with no records whose header says where the
 damaged bytes went, so the stream never has a hole and every reader, even one restarted from an older
 cursor, passes it.
 """

@@ -176,8 +176,10 @@ def test_deeply_nested_malformed_formulas_fail_with_a_grammar_error(implications
     assert len(str(caught.value)) < 400  # the expression is shortened in the message
 
 
-def test_the_explicit_stack_parser_agrees_with_the_recursive_one(prop_mm: Path, set_mm: Path) -> None:
-    for db in (read_database(prop_mm), read_database(set_mm, stop_at="df-un")):
+def test_the_explicit_stack_parser_agrees_with_the_recursive_one(prop_mm: Path, set_mm: Path,
+                                                                 debian_databases: Path) -> None:
+    ql = debian_databases / "ql.mm"  # a left-recursive grammar (`term -> term '`): seeds grown on both paths
+    for db in (read_database(prop_mm), read_database(set_mm, stop_at="df-un"), read_database(ql)):
         grammar = Grammar(db)
         for assertion in db.assertions[::3]:
             floating = floating_context(assertion.floating)
@@ -187,6 +189,17 @@ def test_the_explicit_stack_parser_agrees_with_the_recursive_one(prop_mm: Path, 
             explicit = _run_calls(_Parse(grammar, symbols, floating).deep_parses(typecode, 0))
             assert [(end, normal_proof(tree)) for end, tree in recursive] == \
                 [(end, normal_proof(tree)) for end, tree in explicit], assertion.label
+
+
+def test_a_deep_expression_of_a_left_recursive_grammar_parses(tmp_path: Path) -> None:
+    from .test_syntax import LEFT_RECURSIVE
+
+    grammar = Grammar(read_database(write(tmp_path, LEFT_RECURSIVE, "left.mm")))
+    symbols = ("(",) * 2000 + ("a",) + ("v", "b", "'", ")", "'") * 2000
+    tree = grammar.parse("term", symbols)
+    assert grammar.expression(tree) == symbols and normal_proof(tree)[:3] == ["wva", "wvb", "wn"]
+    with pytest.raises(GrammarError, match="does not parse"):
+        grammar.parse("term", symbols[:-2])
 
 
 def test_reprove_handles_a_deep_syntax_theorem(tmp_path: Path) -> None:
