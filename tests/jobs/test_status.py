@@ -165,15 +165,20 @@ def test_follower_counts_new_records_once(tmp_path: Path) -> None:
 
 
 class ReadOnly:
-    """A backend that fails every write: the root of a read-only experiment folder (tests run as root, so
-    chmod alone would not stop writes)."""
+    """A backend that refuses every write, and remembers the attempts: the root of a read-only experiment
+    folder (tests run as root, so chmod alone would not stop writes)."""
 
     def __init__(self, backend: object) -> None:
         self._backend = backend
+        self.attempts: list[str] = []
 
     def __getattr__(self, name: str) -> object:
         if name in ("create", "replace", "remove"):
-            raise AssertionError(f"jobs.status called {name} on a read-only experiment")
+            def refuse(rel: str, *args: object) -> None:
+                self.attempts.append(f"{name} {rel}")
+                raise PermissionError(f"read-only experiment: {name} {rel}")
+
+            return refuse
         return getattr(self._backend, name)
 
 
@@ -189,8 +194,9 @@ def test_a_damaged_shard_is_reported_and_left_in_place_on_a_read_only_root(tmp_p
     healthy = status.collect(root)
     assert healthy["damaged"] == [] and all(c["ok"] for c in healthy["checks"])
     damaged = damage_shard(root, b"not a shard")
-    root.backend = ReadOnly(root.backend)  # type: ignore[assignment]
+    read_only = root.backend = ReadOnly(root.backend)  # type: ignore[assignment]
     report = status.collect(root)
+    assert read_only.attempts == []
     [entry] = report["damaged"]
     assert (entry["stream"], entry["seq"]) == (GEN, 2) and entry["reason"].startswith("not a zstd frame")
     readable = next(c for c in report["checks"] if c["check"] == f"{GEN}: every shard readable")

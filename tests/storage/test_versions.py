@@ -165,3 +165,15 @@ def test_restore_refuses_the_tombstone_of_another_copy(root: ExperimentRoot) -> 
     quarantine_shard(root, "gen-0", 1, tombstone, "quarantined again")  # a second tombstone, naming another copy
     with pytest.raises(StorageError, match="tombstone of another quarantined copy"):
         restore_quarantined(root, name)
+
+
+def test_an_unreadable_quarantine_note_is_listed_as_such(root: ExperimentRoot) -> None:
+    three_shards(root)
+    quarantine_good_shard(root)
+    [note] = list_quarantined(root)
+    assert note["reason"].startswith("schema version 2")
+    [name] = [n for n in root.backend.listdir("quarantine/gen-0") if n.endswith(".reason.json")]
+    for damaged in (b"[1, 2]", b"{oops", b"[" * 100_000):
+        root.backend.replace(f"quarantine/gen-0/{name}", damaged)
+        [note] = list_quarantined(root)
+        assert note["reason"] == "unreadable quarantine note" and note["kept"].endswith(".zst")
