@@ -226,8 +226,9 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
     gen_reads_generations = generator_trainer_reads_generations(config.setup)
     for name, scan in sorted(scans.items()):
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
-        check(f"{name}: every shard readable", not scan.damaged,
-              "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())) or "all read")
+        if scan.damaged:  # (listed only when failed: a healthy report keeps its count of checks)
+            check(f"{name}: every shard readable", False,
+                  "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())))
         if name.startswith("generator-actor-"):
             entry["kind"] = "generations"
             ids = [str(r.get("id")) for _, r in scan.all_records()]
