@@ -86,6 +86,11 @@ class CorruptShardError(StorageError):
     """A published shard is truncated, corrupted or unparseable (it is quarantined by readers)."""
 
 
+class NewerFormatError(StorageError):
+    """A file was written by a newer advprover (a schema version this reader does not know): it is refused,
+    never quarantined; upgrade advprover to read it."""
+
+
 class StreamPrunedError(StorageError):
     """A reader's position lies below a stream's low-water mark: the shards it needs were pruned."""
 

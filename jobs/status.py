@@ -1,6 +1,7 @@
 """What an experiment is doing and has done, read from its root alone: ``python -m jobs.status DIR``.
 
     python -m jobs.status DIR [--json] [--plot PATH.png] [--tensorboard FOLDER]
+    python -m jobs.status DIR --restore-quarantined NAME|all
 
 For each job: alive or not (heartbeat age), model versions, counters. For each stream: records produced,
 and per consumer the records consumed (below its committed cursor: prover actors commit in their shard
@@ -13,8 +14,11 @@ writes them as TensorBoard event files when the ``tensorboard`` package is insta
 checked before anything is read: its folder must exist and its extension name a format matplotlib
 writes without extra packages (``PLOT_FORMATS``).
 
-It reads every shard once (the streams' headers and records); it writes nothing, except that a damaged
-shard it meets is quarantined like any reader does (docs/PROTOCOL.md, P10).
+It reads every shard once (the streams' headers and records) and writes nothing: a damaged shard it meets is
+reported (``damaged``, and a failed check) and left in place for the jobs' readers to quarantine (docs/PROTOCOL.md,
+P10), so it also works on a read-only copy of an experiment. A shard written by a newer advprover stops it with
+an error asking for an upgrade. ``--restore-quarantined`` puts quarantined shards back when their quarantine
+was wrong (see :func:`core.storage.restore_quarantined`; ``all`` for every one) and does nothing else.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from typing import Any, Iterable
 from configs.experiment import ROLES, ExperimentConfig
 from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
                                        generator_trainer_reads_generations, job_name)
-from core.errors import StorageError, UsageError
+from core.errors import CorruptShardError, NewerFormatError, StorageError, UsageError
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
-                          read_shard, stream_bounds, stream_gaps)
+                          read_shard, restore_quarantined, stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
@@ -60,10 +64,16 @@ class StreamScan:
         self.created: dict[int, float] = {}
         self.cursor: dict[str, int] | None = None  # the newest committed cursor (consumer streams)
         self.records: dict[int, list[dict[str, Any]]] = {}
+        self.damaged: dict[int, str] = {}  # seq -> why the shard cannot be read (left in place)
         self.bytes = 0
         for seq in range(self.low, self.end):
             try:
-                header, records = read_shard(root, name, seq)
+                header, records = read_shard(root, name, seq, quarantine=False)
+            except CorruptShardError as error:
+                self.damaged[seq] = str(getattr(error, "reason", error))
+                continue
+            except NewerFormatError:
+                raise
             except StorageError as error:  # pruned or removed meanwhile
                 logger.warning("%s", error)
                 continue
@@ -185,6 +195,8 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
                                                "seconds", "benchmark")} for e in evaluations],
         "curves": curves(scans),
         "quarantined": list_quarantined(root),
+        "damaged": [{"stream": name, "seq": seq, "reason": reason}
+                    for name, scan in scans.items() for seq, reason in sorted(scan.damaged.items())],
         "disk_bytes": disk_use(root),
     }
 
@@ -247,10 +259,13 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
     gen_reads_generations = generator_trainer_reads_generations(config.setup)
     for name, scan in sorted(scans.items()):
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
-        check(f"{name}: no gap", not scan.gaps and not scan.gap_error, scan.gap_error or (
-            f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
-            "there until a reader or the restarted writer replaces them by lost-shard tombstones (P23)"
-            if scan.gaps else "every shard from the low-water mark on is present"))
+        if scan.gaps or scan.gap_error:  # (listed only when failed, as below)
+            check(f"{name}: no gap", False, scan.gap_error or (
+                f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
+                "there until a reader or the restarted writer replaces them by lost-shard tombstones (P23)"))
+        if scan.damaged:  # (listed only when failed: a healthy report keeps its count of checks)
+            check(f"{name}: every shard readable", False,
+                  "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())))
         if name.startswith("generator-actor-"):
             entry["kind"] = "generations"
             ids = [str(r.get("id")) for _, r in scan.all_records()]
@@ -448,7 +463,11 @@ def render(status: dict[str, Any]) -> str:
     lines.append(f"checks: {len(status['checks']) - len(bad)} of {len(status['checks'])} reconcile"
                  + "".join(f"\n  FAILED {c['check']}: {c['detail']}" for c in bad))
     if status["quarantined"]:
-        lines.append(f"quarantined shards: {len(status['quarantined'])}")
+        lines.append(f"quarantined shards: {len(status['quarantined'])}"
+                     + "".join(f"\n  {q.get('kept')}: {q.get('reason')}" for q in status["quarantined"]))
+    if status["damaged"]:
+        lines.append(f"damaged shards (left in place; the jobs' readers quarantine them): {len(status['damaged'])}"
+                     + "".join(f"\n  {d['stream']} shard {d['seq']}: {d['reason']}" for d in status["damaged"]))
     if status["disk_bytes"]:
         lines.append(f"disk: {status['disk_bytes']['total'] / 1e6:.1f} MB")
     return "\n".join(lines)
@@ -519,11 +538,16 @@ def write_tensorboard(status: dict[str, Any], folder: str) -> bool:
     return True
 
 
-def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: str = "") -> int:
-    """Show the status of the experiment at EXP (see the module docstring)."""
+def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: str = "",
+         restore: str = "") -> int:
+    """Show the status of the experiment at EXP (see the module docstring), or restore quarantined shards."""
     if plot_path:
         check_plot_path(plot_path)
     root = ExperimentRoot.open(exp)
+    if restore:
+        restored = restore_quarantined(root, None if restore == "all" else restore)
+        print("\n".join(f"restored {location}" for location in restored))
+        return 0
     status = collect(root)
     if json_output:
         json.dump(status, sys.stdout, indent=1, default=str)
@@ -551,9 +575,10 @@ def check_plot_path(path: str) -> None:
                          f"with one of {', '.join('.' + f for f in PLOT_FORMATS)}")
 
 
-def cli(exp: str, json: bool = False, plot: str = "", tensorboard: str = "") -> int:
-    """Show the status of the experiment at EXP: --json for machine-readable output, --plot PATH.png."""
-    return main(exp, json_output=json, plot_path=plot, tensorboard=tensorboard)
+def cli(exp: str, json: bool = False, plot: str = "", tensorboard: str = "", restore_quarantined: str = "") -> int:
+    """Show the status of the experiment at EXP: --json for machine-readable output, --plot PATH.png;
+    --restore-quarantined NAME (or all) puts wrongly quarantined shards back in their streams."""
+    return main(exp, json_output=json, plot_path=plot, tensorboard=tensorboard, restore=restore_quarantined)
 
 
 if __name__ == "__main__":

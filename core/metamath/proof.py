@@ -136,23 +136,40 @@ def compressed_parts(
 
 
 # A compressed proof's letters: steps `[U-Y]*[A-T]` (a number in base 20/5) or `?`, each maybe followed by `Z`.
-_STEP_RE = re.compile(r"[U-Y]*[A-T]|[Z?]")
+# The pattern never backtracks (a run of U..Y not ended by A..T is taken whole, as a step that _UNFINISHED_RE
+# then finds): `[U-Y]*[A-T]` alone would scan such a run again from each of its letters, quadratic in its length.
+_STEP_RE = re.compile(r"[U-Y]+[A-T]?|[A-T]|[Z?]")
+_UNFINISHED_RE = re.compile(r"[U-Y](?![A-Y])")  # a number's higher digit with no last digit after it
 _UNKNOWN_OP = -2  # what _STEP_OPS gives `?` (see _decode_letters)
 _NO_DUMMIES: frozenset[int] = frozenset()
+
+
+_CACHED_STEP_LETTERS = 6  # step texts up to this long are remembered (at most 20 * 5**5 of them)
+MAX_STEP_LETTERS = 14
+"""Longest step number decoded: 14 letters name steps from 20 * 5**12 on (about 4.9e9), more than any
+proof's labels and saved steps can reach, so a longer number is that proof's error, found in constant time."""
+TOO_LARGE = 1 << 62
+"""The operation of a step number longer than :data:`MAX_STEP_LETTERS`: beyond every label and saved step."""
 
 
 class _StepOps(dict[str, int]):
     """Step text -> its operation: its number minus one (``Z`` -> ``SAVE``), computed once per distinct text.
 
     Step ``n`` of a compressed proof is label ``n - 1`` up to the label count and saved step ``n - 1 -
-    label count`` beyond it, so its number minus one is the operation of a :class:`ProofProgram`.
+    label count`` beyond it, so its number minus one is the operation of a :class:`ProofProgram`. Short
+    texts are remembered (a bounded table); a text longer than :data:`MAX_STEP_LETTERS` is
+    :data:`TOO_LARGE`, so decoding stays linear in the letters however long a number is.
     """
 
     def __missing__(self, text: str) -> int:
+        if len(text) > MAX_STEP_LETTERS:
+            return TOO_LARGE
         value = 0
         for letter in text[:-1]:
             value = value * 5 + ord(letter) - 84  # U..Y: 1..5
-        op = self[text] = value * 20 + ord(text[-1]) - 65  # A..T: 1..20, minus one
+        op = value * 20 + ord(text[-1]) - 65  # A..T: 1..20, minus one
+        if len(text) <= _CACHED_STEP_LETTERS:
+            self[text] = op
         return op
 
 
@@ -176,7 +193,8 @@ def _decode_letters(
         well_formed = True
     else:  # some step needs more than one letter, or is `?`, or a letter is bad
         steps = _STEP_RE.findall(letters)
-        well_formed = "".join(steps) == letters  # findall skipped nothing: no bad letter or unfinished number
+        # findall skipped nothing (no bad letter), and no number is left unfinished
+        well_formed = "".join(steps) == letters and _UNFINISHED_RE.search(letters) is None
     if not well_formed or letters.startswith("Z") or "ZZ" in letters:  # and every `Z` follows a step
         _raise_letter_error(assertion, letters)
     ops: list[int] = []
@@ -185,8 +203,7 @@ def _decode_letters(
     for op in map(_STEP_OPS.__getitem__, steps):
         if op >= label_count:
             if op - label_count >= saved:
-                raise _fail(assertion, f"compressed proof step {len(ops) + 1} refers to saved step "
-                                       f"{op - label_count + 1}, but only {saved} are saved")
+                raise _fail(assertion, _unsaved_step_reason(len(ops) + 1, op, label_count, saved))
         elif op == SAVE:
             previous = ops[-1]  # there is one: the letters do not start with `Z`
             if (previous < mandatory and previous != _UNKNOWN_OP) or previous in dummies or previous >= label_count:
@@ -197,6 +214,14 @@ def _decode_letters(
     if _UNKNOWN_OP in ops:  # `?` is the label after the others: saved steps come one later
         return tuple(label_count if op == _UNKNOWN_OP else op + 1 if op >= label_count else op for op in ops)
     return tuple(ops)
+
+
+def _unsaved_step_reason(step: int, op: int, label_count: int, saved: int) -> str:
+    """Why step ``step`` (operation ``op``, beyond the ``label_count`` labels) is not a saved step."""
+    if op == TOO_LARGE:
+        return (f"compressed proof step {step} is a number of more than {MAX_STEP_LETTERS} letters, larger "
+                "than any step of a proof")
+    return f"compressed proof step {step} refers to saved step {op - label_count + 1}, but only {saved} are saved"
 
 
 def lazy_operations(letters: str) -> Iterator[int] | None:
@@ -211,7 +236,7 @@ def lazy_operations(letters: str) -> Iterator[int] | None:
         steps: Iterable[str] = letters
     else:
         steps = _STEP_RE.findall(letters)
-        if "".join(steps) != letters or UNKNOWN in letters:
+        if "".join(steps) != letters or UNKNOWN in letters or _UNFINISHED_RE.search(letters) is not None:
             return None
     if letters.startswith("Z") or "ZZ" in letters:
         return None
@@ -220,27 +245,27 @@ def lazy_operations(letters: str) -> Iterator[int] | None:
 
 def _raise_letter_error(assertion: Assertion, letters: str) -> None:
     """Raise an error naming the first letter that breaks the compressed-proof grammar."""
-    value = 0
+    in_number = False  # after a U..Y digit: the number's last letter (A..T) must follow
     can_save = False
     for position, letter in enumerate(letters):
         code = ord(letter)
         if 65 <= code <= 84:  # A..T: last digit of a number
-            value = 0
+            in_number = False
             can_save = True
         elif 85 <= code <= 89:  # U..Y: higher digits
-            value = value * 5 + (code - 84)
+            in_number = True
             can_save = False
         elif letter == "Z":
-            if not can_save or value:
+            if not can_save or in_number:
                 raise _fail(assertion, f"compressed proof: misplaced `Z` at letter {position + 1}")
             can_save = False
         elif letter == UNKNOWN:
-            if value:
+            if in_number:
                 raise _fail(assertion, f"compressed proof: `?` inside a number at letter {position + 1}")
             can_save = True
         else:
             raise _fail(assertion, f"compressed proof: invalid character {letter!r} at letter {position + 1}")
-    if value:
+    if in_number:
         raise _fail(assertion, "compressed proof ends in the middle of a number")
     raise _fail(assertion, "compressed proof: malformed letters")  # unreachable: the grammar above is complete
 

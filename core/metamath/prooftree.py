@@ -60,26 +60,66 @@ class ProofTree:
         return depths[id(self)]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able form: statements and substitutions as space-separated symbols."""
-        return {
-            "label": self.label,
-            "substitution": {v: " ".join(e) for v, e in self.substitution.items()},
-            "statement": " ".join(self.statement),
-            "children": [child.to_json() for child in self.children],
-        }
+        """A JSON-able form: statements and substitutions as space-separated symbols (built without recursion:
+        any depth; a subtree shared in memory is one dict, written out at each place)."""
+        built: dict[int, dict[str, Any]] = {}
+        for node in _distinct_post_order(self):
+            built[id(node)] = {
+                "label": node.label,
+                "substitution": {v: " ".join(e) for v, e in node.substitution.items()},
+                "statement": " ".join(node.statement),
+                "children": [built[id(child)] for child in node.children],
+            }
+        return built[id(self)]
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> "ProofTree":
-        """Rebuild a tree from :meth:`to_json` output (check it with :func:`check_tree` before trusting it)."""
+        """Rebuild a tree from :meth:`to_json` output (check it with :func:`check_tree` before trusting it).
+
+        Built without recursion (any depth); anything malformed raises :class:`MetamathError`.
+        """
         try:
-            return ProofTree(
-                label=str(data["label"]),
-                substitution={str(v): tuple(str(e).split()) for v, e in dict(data["substitution"]).items()},
-                children=tuple(ProofTree.from_json(c) for c in data["children"]),
-                statement=tuple(str(data["statement"]).split()),
-            )
+            return _tree_from_json(data)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise MetamathError(f"malformed proof tree record: {error!r}") from None
+
+
+def _distinct_post_order(root: ProofTree) -> list[ProofTree]:
+    """Every distinct node below ``root`` (itself included), children before parents, each once."""
+    seen: set[int] = set()
+    order: list[ProofTree] = []
+    stack: list[tuple[ProofTree, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.children))
+    return order
+
+
+def _tree_from_json(data: Mapping[str, Any]) -> ProofTree:
+    """:meth:`ProofTree.from_json` on an explicit stack (raises KeyError, TypeError, ... on malformed data)."""
+    built: list[ProofTree] = []  # finished subtrees, the children of the node being finished on top
+    stack: list[tuple[Mapping[str, Any], int]] = [(data, -1)]  # (record, -1: to expand; else its child count)
+    while stack:
+        record, count = stack.pop()
+        if count < 0:
+            children = list(record["children"])
+            stack.append((record, len(children)))
+            stack.extend((child, -1) for child in reversed(children))
+            continue
+        children_trees = tuple(built[len(built) - count:]) if count else ()
+        del built[len(built) - count:]
+        built.append(ProofTree(
+            label=str(record["label"]),
+            substitution={str(v): tuple(str(e).split()) for v, e in dict(record["substitution"]).items()},
+            children=children_trees,
+            statement=tuple(str(record["statement"]).split()),
+        ))
+    return built[0]
 
 
 def hypothesis_leaf(hypothesis: Hypothesis) -> ProofTree:

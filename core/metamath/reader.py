@@ -21,6 +21,7 @@ import gc
 import itertools
 import logging
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -63,6 +64,7 @@ class _FileTokens:
         self.path = path
         self._progress = progress
         try:
+            _check_regular_file(path)
             self._file = open(path, "rb")
         except OSError as error:
             raise MMSyntaxError(f"cannot open the file: {error.strerror}", file=path) from None
@@ -236,6 +238,16 @@ class _FileTokens:
             del self._blocks[0]
 
 
+def _check_regular_file(path: str) -> None:
+    """Raise :class:`MMSyntaxError` unless ``path`` is a regular file (a device or a FIFO would be read forever
+    or hang); ``OSError`` if it cannot be looked at."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a plain file")
+        raise MMSyntaxError(f"is {kind}, not a regular file: a database is read from regular files only", file=path)
+
+
 def _blank_plain_comments(raw: bytes, position: int, pieces: list[bytes]) -> int:
     """Cut the comments of ``raw`` from ``position`` on while each is plainly well formed; return where it stopped.
 
@@ -395,6 +407,9 @@ class _Reader:
             return
         if not os.path.exists(target):
             raise self.error(f"included file {body[0]!r} not found (looked in {here or '.'})", position=start)
+        if not os.path.isfile(target):  # a FIFO would hang the reader, a device (/dev/zero) fill memory
+            raise self.error(f"included file {body[0]!r} is not a regular file (a directory, FIFO or device); "
+                             "include only regular .mm files", position=start)
         self.read_file(target)
 
     # --- scopes ----------------------------------------------------------------------------------

@@ -13,14 +13,16 @@ The parser is a memoized top-down (packrat) parser that keeps every alternative 
 left-recursive rules. Rule bodies are stored in a trie per typecode, so rules sharing a prefix (``( A u.
 B )``, ``( A i^i B )``, ...) parse that prefix once. set.mm's grammar is unambiguous, so exactly one full
 parse is expected; anything else is reported as a :class:`~core.errors.GrammarError`. Rules with an empty
-body or a repeated variable are not supported (they never match).
+body or a repeated variable are not supported (they never match). The parser recurses (it is fastest so);
+an expression nested too deeply for Python's recursion limit is parsed again by the same algorithm run on
+an explicit stack (:meth:`_Parse.deep_parses`), so any depth parses or fails with a ``GrammarError``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Generator, Iterable, Mapping, Sequence
 
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, Hypothesis, Statement
@@ -117,6 +119,87 @@ class _Parse:
             for end, tree in self.parses(typecode, position):
                 self._walk(child, end, bound + (tree,), results)
 
+    def deep_parses(self, typecode: str, start: int) -> _Call:
+        """:meth:`parses` without Python recursion, for expressions nested too deeply for it: a generator that
+        yields the calls it needs to :func:`_run_calls`. The same algorithm, step for step (tests check that
+        both agree); slower, so it is only the fallback."""
+        key = (typecode, start)
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        if key in self.active:
+            self.recursive.add(key)
+            return self.seeds.get(key, [])
+        self.active.add(key)
+        mark = len(self.memo)
+        results = yield from self._deep_alternatives(typecode, start)
+        rounds = len(self.symbols) - start + 1
+        while key in self.recursive and rounds > 0:
+            rounds -= 1
+            self.seeds[key] = results
+            for stale in [k for k in list(self.memo)[mark:] if k[1] == start]:  # computed from an older seed
+                del self.memo[stale]
+            grown = yield from self._deep_alternatives(typecode, start)
+            if len(grown) <= len(results):  # a bigger seed only adds parses: nothing new
+                break
+            results = grown
+        self.active.discard(key)
+        self.memo[key] = results
+        return results
+
+    def _deep_alternatives(self, typecode: str, start: int) -> _Call:
+        """:meth:`_alternatives` and :meth:`_walk` on an explicit stack of ``(node, position, trees bound so far)``
+        and ``(typecode of a variable, node after it, position, trees)`` items, taken in the recursive walk's
+        order; a variable's parses come from the memo, or from a call yielded to :func:`_run_calls`."""
+        results: list[tuple[int, ProofStep]] = []
+        symbols = self.symbols
+        if start >= len(symbols):
+            return results
+        hypothesis = self.floating.get(symbols[start])
+        if hypothesis is not None and hypothesis.typecode == typecode:
+            results.append((start + 1, ProofStep(hypothesis.label)))
+        root = self.grammar._tries.get(typecode)
+        work: list[tuple] = [] if root is None else [(root, start, ())]
+        while work:
+            item = work.pop()
+            if len(item) == 4:  # a variable: its parses, each continuing at the node after it
+                variable_type, child, position, bound = item
+                found = self.memo.get((variable_type, position))
+                if found is None:
+                    found = yield self.deep_parses(variable_type, position)
+                work.extend([(child, end, bound + (tree,)) for end, tree in reversed(found)])
+                continue
+            node, position, bound = item
+            for label, order in node.complete:
+                results.append((position, ProofStep(label, tuple([bound[i] for i in order]))))
+            work.extend([(variable_type, child, position, bound)
+                         for variable_type, child in reversed(node.variables.items())])
+            child = node.constants.get(symbols[position]) if position < len(symbols) else None
+            if child is not None:
+                work.append((child, position + 1, bound))
+        return results
+
+
+_Call = Generator["_Call", list[tuple[int, ProofStep]], list[tuple[int, ProofStep]]]
+"""A parser call: a generator that yields the calls it needs (receiving each one's parses) and returns its own."""
+
+
+def _run_calls(call: _Call) -> list[tuple[int, ProofStep]]:
+    """Run ``call`` and every call it yields on an explicit stack (so no nesting depth exhausts Python's)."""
+    stack = [call]
+    value: list[tuple[int, ProofStep]] | None = None
+    while True:
+        try:
+            needed = stack[-1].send(value)  # type: ignore[arg-type]
+        except StopIteration as returned:
+            stack.pop()
+            value = returned.value
+            if not stack:
+                return value  # type: ignore[return-value]
+            continue
+        stack.append(needed)
+        value = None
+
 
 class _TrieNode:
     """Rule bodies sharing a prefix share a path: the parse of a shared prefix is matched once.
@@ -202,14 +285,24 @@ class Grammar:
         typecode = self.syntax_typecode(typecode)
         if typecode not in self.syntax_typecodes:
             raise GrammarError(f"{typecode!r} is not a syntax typecode of this database", file=self.db.path)
-        state = _Parse(self, symbols, self.global_floating if floating is None else floating)
-        complete = [tree for end, tree in state.parses(typecode, 0) if end == len(symbols)]
+        complete = [tree for end, tree in self._all_parses(typecode, symbols, floating) if end == len(symbols)]
         if len(complete) == 1:
             return complete[0]
-        text = f"{typecode} {' '.join(symbols)}"
+        text = _shortened(f"{typecode} {' '.join(symbols)}")
         if not complete:
             raise GrammarError(f"{text!r} does not parse with the syntax axioms", file=self.db.path)
         raise GrammarError(f"{text!r} is ambiguous ({len(complete)} parses)", file=self.db.path)
+
+    def _all_parses(self, typecode: str, symbols: Sequence[str],
+                    floating: Mapping[str, Hypothesis] | None) -> list[tuple[int, ProofStep]]:
+        """Every parse of a prefix of ``symbols``: by the recursive parser (the fast one), or, for an expression
+        nested deeper than Python's recursion limit allows, by the same algorithm on an explicit stack."""
+        context = self.global_floating if floating is None else floating
+        try:
+            return _Parse(self, symbols, context).parses(typecode, 0)
+        except RecursionError:
+            logger.debug("%s expression of %d symbols: too deep for the recursive parser", typecode, len(symbols))
+        return _run_calls(_Parse(self, symbols, context).deep_parses(typecode, 0))
 
     def parse_statement(self, statement: Statement, floating: Mapping[str, Hypothesis] | None = None) -> ProofStep:
         """The syntax tree of a statement (typecode first), cached for the default floating context."""
@@ -266,20 +359,27 @@ class Grammar:
         return tuple(out)
 
     def _write(self, tree: ProofStep, out: list[str], labels: Mapping[str, object]) -> None:
-        rule = self.rules.get(tree.label)
-        if rule is None:
-            hypothesis = labels.get(tree.label)
-            if not isinstance(hypothesis, Hypothesis) or hypothesis.kind != "f":
-                raise GrammarError(f"{tree.label!r} is neither a syntax axiom nor a floating hypothesis")
-            out.append(hypothesis.variable)
-            return
-        children = dict(zip(rule.hypothesis_variables, tree.children))
-        for symbol in rule.body:
-            child = children.get(symbol)
-            if child is None:
-                out.append(symbol)
-            else:
-                self._write(child, out, labels)
+        """Append the symbols of ``tree`` to ``out`` (an explicit stack: any depth)."""
+        pending: list[ProofStep | str] = [tree]  # trees still to write, and symbols, in reverse order
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            rule = self.rules.get(item.label)
+            if rule is None:
+                hypothesis = labels.get(item.label)
+                if not isinstance(hypothesis, Hypothesis) or hypothesis.kind != "f":
+                    raise GrammarError(f"{item.label!r} is neither a syntax axiom nor a floating hypothesis")
+                out.append(hypothesis.variable)
+                continue
+            children = dict(zip(rule.hypothesis_variables, item.children))
+            pending.extend(children.get(symbol, symbol) for symbol in reversed(rule.body))
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    """``text`` for an error message, cut in the middle when longer than ``limit``."""
+    return text if len(text) <= limit else f"{text[: limit // 2]} ... {text[-limit // 2 :]}"
 
 
 def floating_context(hypotheses: Iterable[Hypothesis]) -> dict[str, Hypothesis]:

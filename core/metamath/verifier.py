@@ -193,7 +193,7 @@ class Kernel:
         if self.db.labels.get(theorem.label) is theorem:
             targets = list(map(self._targets.__getitem__, program.labels))
         else:
-            own = {h.label: h.statement for h in theorem.essential}
+            own = {h.label: h.statement for h in theorem.hypotheses}
             targets = [own[label] if label in own else self._targets[label] for label in program.labels]
         try:
             stack = self._machine(targets, program.ops, theorem.context_disjoint, [])
@@ -352,7 +352,11 @@ def verify_database(
     labels: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerificationReport:
-    """Verify every complete proof of ``db`` (or only ``labels``); incomplete proofs are counted."""
+    """Verify every complete proof of ``db`` (or only ``labels``); incomplete proofs are counted.
+
+    Each theorem is checked on its own: whatever is wrong with one proof (even an unexpected error in the
+    kernel) is that theorem's failure in the report, and the others are still verified.
+    """
     kernel = Kernel(db)
     theorems = db.theorems() if labels is None else [db.assertion(label) for label in labels]
     report = VerificationReport()
@@ -363,6 +367,11 @@ def verify_database(
                 _verify_into(report, kernel, theorem)
             except MetamathError as error:
                 report.failures.append(error)
+            except Exception as error:  # noqa: BLE001 - a kernel bug must not stop the other theorems' checks
+                logger.debug("checking %s failed unexpectedly", theorem.label, exc_info=True)
+                report.failures.append(MMVerificationError(
+                    f"the kernel failed on this proof ({type(error).__name__}: {str(error)[:200]}); "
+                    "please report it", file=theorem.file, line=theorem.line, label=theorem.label))
             if progress is not None:
                 progress(done, len(theorems))
     report.seconds = time.perf_counter() - start

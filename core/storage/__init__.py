@@ -19,11 +19,12 @@ from core.storage.heartbeats import Heartbeat, read_heartbeats
 from core.storage.root import ExperimentRoot
 from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries,
                                   close_gaps, list_quarantined, low_water, prune_stream, read_shard,
-                                  stream_bounds, stream_gaps)
+                                  restore_quarantined, stream_bounds, stream_gaps)
 
 __all__ = [
     "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "ShardBatch", "ShardWriter",
     "StreamReader", "clean_temporaries", "list_quarantined", "load_checkpoint", "load_checkpoint_file", "low_water",
     "prune_stream",
-    "read_heartbeats", "read_shard", "save_checkpoint_file", "stream_bounds", "stream_gaps", "close_gaps",
+    "read_heartbeats", "read_shard", "restore_quarantined", "save_checkpoint_file", "stream_bounds", "stream_gaps",
+    "close_gaps",
 ]

@@ -8,8 +8,12 @@ A shard's payload is a header line, then one line per record::
     {"id": "...", ...}
 
 :func:`decode_shard` accepts a shard only if every check passes, and raises :class:`CorruptShardError`
-with the reason otherwise. :func:`quarantine_shard` copies a damaged shard's bytes to the quarantine
-folder and replaces it with a *tombstone*: a valid shard with no records whose header says where the
+with the reason otherwise, except for a shard of a newer schema version: that one is sound but unreadable
+here, and :class:`NewerFormatError` asks for an upgrade (it is never quarantined). Decompression is bounded:
+a frame must record its content size, at most :data:`MAX_EXPANSION` times the file's size (above 1 MiB).
+
+:func:`quarantine_shard` copies a damaged shard's bytes to the quarantine folder and replaces it with a
+*tombstone*: a valid shard with no records whose header says where the
 damaged bytes went, so the stream never has a hole and every reader, even one restarted from an older
 cursor, passes it.
 """
@@ -26,7 +30,7 @@ from typing import Any
 
 import zstandard
 
-from core.errors import CorruptShardError, StorageError
+from core.errors import CorruptShardError, NewerFormatError, StorageError
 from core.storage.root import QUARANTINE_DIR, STREAMS_DIR, ExperimentRoot, json_bytes, now
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,11 @@ SCHEMA_VERSION = 1
 ZSTD_LEVEL = 3
 MAX_SHARD_BYTES = 1 << 30
 """Largest uncompressed payload accepted (a flipped bit in the frame's size field must not exhaust memory)."""
+MAX_EXPANSION = 1024
+"""Largest ratio of payload to shard size accepted above :data:`SMALL_PAYLOAD_BYTES` (JSON records compress
+about 5-20 times): a small file cannot make a reader allocate or decompress gigabytes."""
+SMALL_PAYLOAD_BYTES = 1 << 20
+"""Payloads up to this size are accepted whatever their compression ratio."""
 
 _HEADER_KEYS = ("schema", "stream", "seq", "count", "created", "producer", "cursor", "extra")
 
@@ -91,10 +100,22 @@ class ShardEncoder:
                 f"stream {header.get('stream')}: a shard of {len(payload)} bytes exceeds the "
                 f"{MAX_SHARD_BYTES}-byte limit; lower max_records"
             )
-        return self._compressor.compress(payload)
+        data = self._compressor.compress(payload)
+        if len(payload) > payload_limit(len(data)):
+            raise StorageError(
+                f"stream {header.get('stream')}: {len(payload)} bytes of records compress to {len(data)}, more "
+                f"than {MAX_EXPANSION} times: readers would refuse the shard; lower max_records (the records "
+                "repeat one another)"
+            )
+        return data
 
 
 _DECOMPRESSOR = zstandard.ZstdDecompressor()
+
+
+def payload_limit(shard_bytes: int) -> int:
+    """The largest payload accepted in a shard of ``shard_bytes`` bytes (see :data:`MAX_EXPANSION`)."""
+    return min(MAX_SHARD_BYTES, max(SMALL_PAYLOAD_BYTES, shard_bytes * MAX_EXPANSION))
 
 
 def decode_shard(data: bytes, *, stream: str, seq: int, where: str) -> tuple[dict[str, Any], list[dict]]:
@@ -128,8 +149,10 @@ def _decompress(data: bytes, where: str) -> bytes:
         raise _corrupt(where, "zstd frame has no content checksum")
     if params.content_size in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
         raise _corrupt(where, "zstd frame does not record its content size")
-    if params.content_size > MAX_SHARD_BYTES:
-        raise _corrupt(where, f"zstd frame claims {params.content_size} bytes (limit {MAX_SHARD_BYTES})")
+    if params.content_size > payload_limit(len(data)):
+        raise _corrupt(where, f"zstd frame claims {params.content_size} bytes from {len(data)} (limit "
+                              f"{payload_limit(len(data))}: at most {MAX_EXPANSION} times the shard's size "
+                              f"above {SMALL_PAYLOAD_BYTES} bytes, and {MAX_SHARD_BYTES} in all)")
     try:
         payload = _DECOMPRESSOR.decompress(data, allow_extra_data=False)
     except zstandard.ZstdError as e:
@@ -147,13 +170,17 @@ def _decompress(data: bytes, where: str) -> bytes:
 def _parse_header(line: bytes, where: str) -> dict[str, Any]:
     try:
         header = json.loads(line)
-    except ValueError as e:
-        raise _corrupt(where, f"header line is not JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
+        raise _corrupt(where, f"header line is not JSON ({type(e).__name__}: {str(e)[:100]})") from None
     if not isinstance(header, dict):
         raise _corrupt(where, "header line is not a JSON object")
     missing = [k for k in _HEADER_KEYS if k not in header]
-    if "schema" in header and header["schema"] != SCHEMA_VERSION:
-        raise _corrupt(where, f"schema version {header['schema']!r}, this reader knows {SCHEMA_VERSION}")
+    schema = header.get("schema")
+    if type(schema) is int and schema > SCHEMA_VERSION:  # checked first: a newer format may differ in anything else
+        raise NewerFormatError(f"{where}: written by a newer advprover (shard schema {schema}, this advprover "
+                               f"reads schema {SCHEMA_VERSION}): upgrade advprover to read this experiment")
+    if "schema" in header and schema != SCHEMA_VERSION:
+        raise _corrupt(where, f"schema version {schema!r}, this reader knows {SCHEMA_VERSION}")
     if missing:
         raise _corrupt(where, f"header lacks {', '.join(missing)}")
     return header
@@ -182,7 +209,7 @@ def _parse_records(body: bytes, where: str) -> list[dict]:
     # One json.loads over all lines: JSON strings cannot hold a raw newline, so newlines only separate.
     try:
         records = json.loads(b"[" + body[:-1].replace(b"\n", b",") + b"]")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _corrupt(where, _locate_bad_line(body)) from None
     for i, record in enumerate(records):
         if type(record) is not dict:
@@ -195,8 +222,8 @@ def _locate_bad_line(body: bytes) -> str:
     for i, line in enumerate(lines):
         try:
             json.loads(line)
-        except ValueError as e:
-            return f"record line {i + 2} is not JSON ({e})"
+        except (ValueError, RecursionError) as e:
+            return f"record line {i + 2} is not JSON ({type(e).__name__}: {str(e)[:100]})"
     return "record lines are not one JSON value per line"
 
 

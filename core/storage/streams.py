@@ -413,8 +413,9 @@ def read_shard(root: ExperimentRoot, stream: str, seq: int, *,
                quarantine: bool = True) -> tuple[dict[str, Any], list[dict]]:
     """One shard's header and records; a damaged shard is quarantined and its tombstone returned instead.
 
-    With ``quarantine=False`` (a reader that must not write to the experiment) a damaged shard raises
-    :class:`CorruptShardError` and is left as it is.
+    With ``quarantine=False`` (a read-only look, as ``jobs.status`` takes) a damaged shard raises
+    :class:`CorruptShardError` and is left where it is. A shard of a newer schema raises
+    :class:`NewerFormatError` either way: it is never quarantined.
     """
     path = shard_path(stream, seq)
     data = root.backend.read(path)
@@ -589,12 +590,85 @@ def list_quarantined(root: ExperimentRoot) -> list[dict[str, Any]]:
                 continue
             try:
                 note = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
+                note = None
+            if not isinstance(note, dict):
                 note = {"reason": "unreadable quarantine note"}
             lost = note.get("lost") is True  # a lost shard: no bytes were kept
             note["kept"] = None if lost else root.backend.location(f"{folder}/{name[: -len('.reason.json')]}.zst")
             notes.append(note)
     return notes
+
+
+def restore_quarantined(root: ExperimentRoot, name: str | None = None) -> list[str]:
+    """Put quarantined shards back in their streams, when the quarantine was wrong; returns where they went.
+
+    ``name`` picks the quarantined file (``000000000001-ab12cd34.zst``, or ``STREAM/`` before it: the end of
+    :func:`list_quarantined`'s ``kept``); ``None`` restores every one. A shard is restored only if its bytes
+    now decode as a sound shard of its stream (:class:`NewerFormatError` if they need a newer advprover) and
+    its place holds the tombstone naming it, or nothing at or above the low-water mark; else
+    :class:`StorageError` says why, and nothing of that shard changes. Readers already past the tombstone do
+    not go back for the restored records; consumers started later, or from an older cursor, read them.
+    """
+    kept = _quarantined_files(root)
+    if name is not None:
+        kept = [(stream, file) for stream, file in kept if name in (file, f"{stream}/{file}")]
+        if not kept:
+            raise StorageError(f"no quarantined shard named {name!r} in {root.backend.location(QUARANTINE_DIR)} "
+                               "(jobs.status lists them)")
+    return [_restore_one(root, stream, file) for stream, file in kept]
+
+
+def _quarantined_files(root: ExperimentRoot) -> list[tuple[str, str]]:
+    """(stream, file name) of every quarantined shard's bytes, in order."""
+    backend = root.backend
+    return [(stream, file) for stream in sorted(backend.listdir(QUARANTINE_DIR)) if not is_temporary(stream)
+            for file in sorted(backend.listdir(f"{QUARANTINE_DIR}/{stream}"))
+            if file.endswith(".zst") and not is_temporary(file)]
+
+
+def _restore_one(root: ExperimentRoot, stream: str, file: str) -> str:
+    """Restore one quarantined shard (see :func:`restore_quarantined`); returns the shard's location."""
+    backend = root.backend
+    kept = f"{QUARANTINE_DIR}/{stream}/{file}"
+    seq_text = file.partition("-")[0]
+    if not (seq_text.isdigit() and len(seq_text) == 12):
+        raise StorageError(f"{backend.location(kept)}: not a quarantined shard's name (SEQ-ID.zst)")
+    seq = int(seq_text)
+    target = shard_path(stream, seq)
+    data = backend.read(kept) or b""
+    try:
+        decode_shard(data, stream=stream, seq=seq, where=backend.location(kept))
+    except CorruptShardError as error:
+        raise StorageError(f"{backend.location(kept)} is still damaged ({getattr(error, 'reason', error)}): "
+                           "not restored") from None
+    current = backend.read(target)
+    if current is None:
+        if seq < low_water(root, stream):
+            raise StorageError(f"{backend.location(kept)}: stream {stream} was pruned past shard {seq}: not restored")
+        backend.create(target, data)
+    elif current != data:  # else restored already, by a restore interrupted before its cleaning
+        _check_tombstone_of(root, stream, seq, current, backend.location(kept))
+        backend.replace(target, data)
+    backend.remove(f"{kept[: -len('.zst')]}.reason.json")
+    backend.remove(kept)
+    logger.warning("restored quarantined shard %s from %s", backend.location(target), backend.location(kept))
+    return backend.location(target)
+
+
+def _check_tombstone_of(root: ExperimentRoot, stream: str, seq: int, current: bytes, kept: str) -> None:
+    """Raise :class:`StorageError` unless ``current`` is the tombstone that names the quarantined ``kept``."""
+    where = root.backend.location(shard_path(stream, seq))
+    try:
+        header, _ = decode_shard(current, stream=stream, seq=seq, where=where)
+    except CorruptShardError as error:
+        raise StorageError(f"{where} is damaged ({getattr(error, 'reason', error)}); {kept} not restored over "
+                           "it: let a reader quarantine it first") from None
+    if not is_tombstone(header):
+        raise StorageError(f"{where} exists and holds records: {kept} not restored over it")
+    named = header["quarantined"].get("file") if isinstance(header["quarantined"], dict) else None
+    if named != kept:
+        raise StorageError(f"{where} is the tombstone of another quarantined copy ({named}): {kept} not restored")
 
 
 def _clean_folder(root: ExperimentRoot, folder: str, grace_s: float) -> int:

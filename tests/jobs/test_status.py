@@ -236,3 +236,98 @@ def test_a_damaged_checkpoint_version_is_reported(tmp_path: Path) -> None:
     assert list(report["checkpoints"]["prover"]["damaged"]) == [str(info.version)]
     assert "truncated" in report["checkpoints"]["prover"]["damaged"][str(info.version)]
     assert f"DAMAGED checkpoint prover v{info.version}" in status.render(report)
+
+
+# --- a read-only tool moves nothing (P10, P27) -----------------------------------------------------
+
+
+class ReadOnly:
+    """A backend that refuses every write, and remembers the attempts: the root of a read-only experiment
+    folder (tests run as root, so chmod alone would not stop writes)."""
+
+    def __init__(self, backend: object) -> None:
+        self._backend = backend
+        self.attempts: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("create", "replace", "remove"):
+            def refuse(rel: str, *args: object) -> None:
+                self.attempts.append(f"{name} {rel}")
+                raise PermissionError(f"read-only experiment: {name} {rel}")
+
+            return refuse
+        return getattr(self._backend, name)
+
+
+def damage_shard(root: ExperimentRoot, data: bytes) -> Path:
+    path = Path(root.backend.location(f"streams/{GEN}/{2:012d}.zst"))
+    path.write_bytes(data)
+    return path
+
+
+def test_a_damaged_shard_is_reported_and_left_in_place_on_a_read_only_root(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    healthy = status.collect(root)
+    assert healthy["damaged"] == [] and all(c["ok"] for c in healthy["checks"])
+    damaged = damage_shard(root, b"not a shard")
+    read_only = root.backend = ReadOnly(root.backend)  # type: ignore[assignment]
+    report = status.collect(root)
+    assert read_only.attempts == []
+    [entry] = report["damaged"]
+    assert (entry["stream"], entry["seq"]) == (GEN, 2) and entry["reason"].startswith("not a zstd frame")
+    readable = next(c for c in report["checks"] if c["check"] == f"{GEN}: every shard readable")
+    assert not readable["ok"] and "shard 2: not a zstd frame" in readable["detail"]
+    assert "damaged shards (left in place" in status.render(report)
+    assert damaged.read_bytes() == b"not a shard" and not (tmp_path / "exp" / "quarantine").exists()
+
+
+def test_status_cli_reports_a_damaged_shard_without_quarantining_it(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    damaged = damage_shard(root, b"not a shard")
+    done = subprocess.run([sys.executable, "-m", "jobs.status", root.url], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{GEN} shard 2: not a zstd frame" in done.stdout
+    assert damaged.read_bytes() == b"not a shard" and not (tmp_path / "exp" / "quarantine").exists()
+
+
+def test_status_cli_refuses_a_shard_of_a_newer_schema_and_moves_nothing(tmp_path: Path) -> None:
+    from core.storage.shards import SCHEMA_VERSION, ShardEncoder, make_header
+
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    newer = ShardEncoder().encode({**make_header(GEN, 2, 0, {}, None, None), "schema": SCHEMA_VERSION + 1}, [])
+    path = damage_shard(root, newer)
+    done = subprocess.run([sys.executable, "-m", "jobs.status", root.url], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: ") and "written by a newer advprover" in line and "upgrade advprover" in line
+    assert path.read_bytes() == newer and not (tmp_path / "exp" / "quarantine").exists()
+
+
+def test_status_cli_restores_a_wrongly_quarantined_shard(tmp_path: Path) -> None:
+    from core.storage.shards import quarantine_shard
+
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    good = root.backend.read(f"streams/{GEN}/{2:012d}.zst")
+    assert good is not None
+    kept = quarantine_shard(root, GEN, 2, good, "schema version 2, this reader knows 1")
+    name = kept.rsplit("/", 1)[1]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jobs.status", root.url, *args], capture_output=True,
+                              text=True, cwd=PROJECT_ROOT)
+
+    unknown = run("--restore-quarantined", "000000000099-0000.zst")
+    assert unknown.returncode == 1 and "no quarantined shard named" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    done = run("--restore-quarantined", name)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"restored {root.backend.location(f'streams/{GEN}/{2:012d}.zst')}"
+    assert root.backend.read(f"streams/{GEN}/{2:012d}.zst") == good
+    report = status.collect(root)
+    assert report["quarantined"] == [] and all(c["ok"] for c in report["checks"])
