@@ -10,7 +10,6 @@ from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, lis
 from core.storage.shards import is_tombstone, shard_path
 from core.storage.streams import MAX_GAP, tombstone_lost_shard
 
-from .helpers import CountingBackend
 
 
 def _fill(root: ExperimentRoot, stream: str, shards: int) -> None:
@@ -92,13 +91,3 @@ def test_a_lost_shard_tombstone_never_overwrites_a_real_shard(root: ExperimentRo
     assert root.backend.read(shard_path("a", 1)) == before and list_quarantined(root) == []
     assert tombstone_lost_shard(root, "a", 2, "test") is True
     assert is_tombstone(read_shard(root, "a", 2)[0])
-
-
-def test_an_idle_reader_lists_only_now_and_then(root: ExperimentRoot, counted: CountingBackend) -> None:
-    _fill(root, "a", 2)
-    reader = StreamReader(root, ["a"], prune_check_s=3600)
-    reader.poll()
-    counted.reset()
-    for _ in range(5):
-        reader.poll()
-    assert counted.calls["listdir"] == 0

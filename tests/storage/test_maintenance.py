@@ -106,6 +106,7 @@ def test_polls_check_the_mark_only_now_and_then(root: ExperimentRoot, counted: C
     for _ in range(5):
         reader.poll()
     assert counted.calls["read"] == 5  # the next shard only; the mark is not read on every poll
+    assert counted.calls["listdir"] == 0  # nor is the stream listed for gaps (P23): only now and then
 
 
 def test_a_writer_restarted_while_pruned_finds_its_place(root: ExperimentRoot, counted: CountingBackend) -> None:
