@@ -21,6 +21,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from configs.databases import resolve_database
 from configs.presets import preset
+from core.errors import StorageError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
 from core.metamath.verifier import verify_database
@@ -97,7 +98,7 @@ def test_export_reads_a_memory_run_from_its_url(memory_experiment: str, tmp_path
 
 def test_status_of_a_memory_url_without_an_experiment_says_so() -> None:
     """The twin of the tests above: the same kind of URL, no experiment there."""
-    with pytest.raises(Exception, match="no experiment at memory://"):
+    with pytest.raises(StorageError, match="no experiment at memory://"):
         status_job.main(f"memory://url-test-{uuid.uuid4().hex}/none")
 
 
