@@ -141,7 +141,8 @@ def open_experiment(exp: str) -> ExperimentRoot:
     try:
         return ExperimentRoot.open(exp)
     except StorageError as error:
-        raise UsageError(f"{exp} is not a readable experiment ({error}); give a folder a launch created") from None
+        raise UsageError(f"{exp} is not a readable experiment ({error}); give the folder or URL of an experiment "
+                         "a launch created") from None
 
 
 def load_database(config: ExperimentConfig) -> Database:

@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -44,7 +45,7 @@ from configs.experiment import ROLES, ExperimentConfig, SlurmResources, placemen
 from configs.presets import PRESETS, preset
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
-from core.storage import CheckpointStore, ExperimentRoot, stream_bounds
+from core.storage import CheckpointStore, ExperimentRoot, inspect_root, stream_bounds
 from jobs._cli import configure_logging
 from jobs._lock import (LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held,
                         wait_for_earlier_jobs)
@@ -59,6 +60,7 @@ MINUTES_ENV = "ADVPROVER_MINUTES"  # the main job's duration when --minutes is n
 PROGRESS_SECONDS = 12.0
 KILL_GRACE_S = 120.0
 RUNS_DIR = "runs"
+RUNS_ENV = "ADVPROVER_RUNS"  # where launches of experiments at URLs keep their logs and lock (default below)
 RUN_RECORD = "launch.json"
 EARLIER_JOBS_WAIT_S = 120.0  # how long a resume waits for jobs of a dead launcher to stop
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -212,20 +214,36 @@ class Run:
 
 
 def check_folder(exp: str, *, must_exist: bool) -> str:
-    """An absolute local path for the experiment folder; UsageError for anything else."""
+    """The experiment's location: an absolute path for a local folder (or ``file://``), else its URL.
+
+    UsageError for an empty name, a file, a folder holding something else, a ``memory://`` URL (the jobs
+    are other processes); StorageError (exit 1) when the URL's filesystem package is not installed.
+    """
     if not exp or not exp.strip():
         raise UsageError("--exp must name a folder")
-    if "://" in exp and not exp.startswith("file://"):
-        raise UsageError(f"--exp {exp!r}: the launcher needs a local or shared (NFS) folder, not a URL")
-    path = os.path.abspath(os.path.expanduser(exp.removeprefix("file://")))
-    if os.path.exists(path) and not os.path.isdir(path):
+    is_url = "://" in exp and not exp.startswith("file://")
+    location = exp.rstrip("/") if is_url else os.path.abspath(os.path.expanduser(exp.removeprefix("file://")))
+    root = inspect_root(location)
+    if not root.shared_across_processes:
+        raise UsageError(f"--exp {exp!r}: a memory:// experiment lives in one process, and every job is its own "
+                         "process; use a folder, a file:// URL or an object store (s3://bucket/exp)")
+    if root.kind == "file":
         raise UsageError(f"--exp {exp!r} is a file, not a folder")
-    is_experiment = os.path.isfile(os.path.join(path, "config.json"))
-    if must_exist and not is_experiment:
+    if must_exist and root.kind != "experiment":
         raise UsageError(f"--exp {exp!r}: no experiment there (no config.json)")
-    if os.path.isdir(path) and os.listdir(path) and not is_experiment:
+    if root.kind == "occupied":
         raise UsageError(f"--exp {exp!r} exists and is not an experiment (no config.json): choose a new folder")
-    return path
+    return location
+
+
+def runs_folder(exp: str) -> Path:
+    """Where launches of ``exp`` keep their submitit folders and lock: ``DIR/runs`` for a folder; for a URL, a
+    local folder named after it under ``$ADVPROVER_RUNS`` (default ``./experiments/runs``), which on SLURM
+    must be on storage the nodes share."""
+    if "://" not in exp:
+        return Path(exp) / RUNS_DIR
+    parent = Path(os.environ.get(RUNS_ENV) or PROJECT / "experiments" / RUNS_DIR)
+    return parent / re.sub(r"[^A-Za-z0-9._-]+", "_", exp).strip("_")
 
 
 def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minutes: float | None) -> Run:
@@ -245,8 +263,8 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
         raise UsageError(f"--minutes must be > 0 (a finite number of minutes), got {minutes:g}")
     if cluster == "local":
         local_threads()
-    resumed = os.path.isfile(os.path.join(path, "config.json"))
-    refuse_if_held(Path(path) / RUNS_DIR, path)
+    resumed = inspect_root(path).kind == "experiment"
+    refuse_if_held(runs_folder(path), path)
     wanted, changes = config.to_dict(), []
     if resumed:
         frozen = ExperimentRoot.open(path).config
@@ -259,7 +277,7 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
                               EARLIER_JOBS_WAIT_S)
     root.clear_stop()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = Path(path) / RUNS_DIR / f"{stamp}-{cluster}"
+    folder = runs_folder(path) / f"{stamp}-{cluster}"
     return Run(cluster, path, config, list(overrides), minutes, resumed, folder, changes)
 
 
@@ -629,8 +647,13 @@ def summary(run: Run, supervisor: Supervisor, start: float) -> tuple[str, bool]:
     lines.append(f"experiment  {run.exp}")
     lines.append(f"resume      {resume_command(run)}")
     lines.append(f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
-                 f"(--json; --plot {shlex.quote(os.path.join(run.exp, 'status.png'))})")
+                 f"(--json; --plot {shlex.quote(plot_path_of(run.exp))})")
     return "\n".join(lines), not failed
+
+
+def plot_path_of(exp: str) -> str:
+    """Where the summary suggests writing the status plot: in the experiment folder, or here for a URL."""
+    return "status.png" if "://" in exp else os.path.join(exp, "status.png")
 
 
 # --- config ----------------------------------------------------------------------------------------------
@@ -689,7 +712,7 @@ def collect_jobs(root: ExperimentRoot) -> list[dict[str, Any]]:
 
 
 def launcher_alive(path: str) -> bool:
-    return holder_alive(read_lock(Path(path) / RUNS_DIR / LOCK_FILE))
+    return holder_alive(read_lock(runs_folder(path) / LOCK_FILE))
 
 
 if __name__ == "__main__":

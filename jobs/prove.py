@@ -47,6 +47,7 @@ from core.search.baseline import BaselinePolicy
 from core.search.evaluation import ProgressLog, prove_theorems, summarize
 from core.search.policy import Policy
 from core.search.runner import SearchResult, SearchSettings
+from core.storage import location_exists
 from jobs._cli import run_cli
 
 logger = logging.getLogger("jobs.prove")
@@ -83,7 +84,7 @@ def prove(
     Args:
         database: the .mm file.
         out: where to write the database with the found proofs (required unless --split).
-        checkpoint: a prover checkpoint file or experiment root (default: the model-free baseline).
+        checkpoint: a prover checkpoint file or experiment root, a path or URL (default: the model-free baseline).
         device: where the checkpoint's model runs (cpu, cuda, ...; default: cuda when available).
         prover: backward | forward-greedy | forward-sampling.
         expansions: budget per theorem, in policy queries.
@@ -151,8 +152,8 @@ def _check_arguments(database: str, out: str | None, checkpoint: str | None, wor
                          "unless --split evaluates a split")
     if split is not None and out is not None:
         raise UsageError("--out has no meaning with --split (nothing is written but --json)")
-    if checkpoint is not None and not os.path.exists(checkpoint):
-        raise UsageError(f"--checkpoint {checkpoint}: no such file or directory")
+    if checkpoint is not None and not location_exists(checkpoint):
+        raise UsageError(f"--checkpoint {checkpoint}: no such file, folder or URL")
     if workers < 1 or batch < 1:
         raise UsageError(f"--workers and --batch must be >= 1, got {workers} and {batch}")
 

@@ -1,7 +1,8 @@
 """The storage and coordination protocol: the only code that touches shared files (see docs/PROTOCOL.md).
 
-Jobs share nothing but an experiment root (any fsspec URL): a frozen configuration, streams of zstd shards
-of JSON records with cursors for exactly-once consumption, versioned checkpoints, and heartbeats.
+Jobs share nothing but an experiment root (a path or any fsspec URL: ``file://``, ``s3://``, ``gs://``, ...):
+a frozen configuration, streams of zstd shards of JSON records with cursors for exactly-once consumption,
+versioned checkpoints, and heartbeats.
 
     root = ExperimentRoot.create_or_open(url, config)
     with ShardWriter(root, "generator-actor-00", max_records=64, max_age_s=5.0) as w:
@@ -13,17 +14,19 @@ of JSON records with cursors for exactly-once consumption, versioned checkpoints
 
 from __future__ import annotations
 
+from core.storage.backend import location_exists
 from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_checkpoint, load_checkpoint_file,
                                       save_checkpoint_file)
 from core.storage.heartbeats import Heartbeat, read_heartbeats
-from core.storage.root import ExperimentRoot
+from core.storage.root import ExperimentRoot, RootLocation, inspect_root
 from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries,
                                   close_gaps, list_quarantined, low_water, prune_stream, read_shard,
                                   restore_quarantined, stream_bounds, stream_gaps)
 
 __all__ = [
-    "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "ShardBatch", "ShardWriter",
-    "StreamReader", "clean_temporaries", "list_quarantined", "load_checkpoint", "load_checkpoint_file", "low_water",
+    "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "RootLocation", "ShardBatch",
+    "ShardWriter", "StreamReader", "clean_temporaries", "inspect_root", "list_quarantined", "load_checkpoint",
+    "load_checkpoint_file", "location_exists", "low_water",
     "prune_stream",
     "read_heartbeats", "read_shard", "restore_quarantined", "save_checkpoint_file", "stream_bounds", "stream_gaps",
     "close_gaps",

@@ -7,11 +7,17 @@ Every path given to a backend is relative to the experiment root and uses ``/``.
   if the target exists (POSIX and NFS), and unlinks the temporary.
 * :class:`MemoryBackend` (``memory://``, for tests): fsspec's in-process memory filesystem, with a
   process-wide lock around check-then-move (the store lives in one process, so the lock covers every user).
-* :class:`FsspecBackend` (any other fsspec protocol): temporary file, existence check, ``fs.mv``. A move is
-  all-or-nothing where the backend's move is (a rename, or an object copy), but the existence check and the
-  move are two calls: two writers racing on the same name within that window are not detected.
+* :class:`FsspecBackend` (any other fsspec protocol). On object stores (s3, gcs, azure: an object appears
+  whole when its upload completes) publishing is one exclusive create, ``fs.open(target, "xb")``, which the
+  store carries out as a conditional write: of two writers racing on one name, exactly one succeeds, the
+  other gets FileExistsError. Where a filesystem refuses ``"xb"`` (NotImplementedError or ValueError), and
+  on other protocols (sftp, hdfs, ...: a file written in place would be visible half-written), publishing
+  is temporary file, existence check, ``fs.mv``: all-or-nothing where the move is (a rename, an object
+  copy), but the check and the move are two calls, so two writers racing on one name within that window
+  are not detected (a warning says so once).
 
-fsspec is imported only for non-local URLs, so that jobs on local or NFS storage start quickly.
+fsspec is imported only for non-local URLs, so that jobs on local or NFS storage start quickly. A URL whose
+filesystem package is not installed (``s3fs`` for ``s3://``) raises StorageError naming the extra to install.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import errno
 import io
 import logging
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import time
 import uuid
-from contextlib import AbstractContextManager, nullcontext
-from typing import IO, Any, Callable, Union
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import IO, Any, Callable, Iterator, Union
 
 from core.errors import StorageError
 
@@ -39,6 +47,16 @@ Payload = Union[bytes, Callable[[IO[bytes]], None]]
 """What a backend writes: bytes, or a function writing into a binary file (used for large checkpoints)."""
 
 _MEMORY_LOCK = threading.RLock()
+
+EXCLUSIVE_CREATE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
+"""Object stores whose ``"xb"`` is a conditional write of a whole object (s3fs, gcsfs, adlfs)."""
+
+EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+"""The advprover extra that installs the filesystem package of each protocol (``pip install 'advprover[s3]'``)."""
+
+SPOOL_IN_MEMORY_BYTES = 64 << 20
+"""A payload written by a function is spooled here (in memory up to this size, then on local disk) before
+an exclusive create uploads it, so that a function failing half-way publishes nothing."""
 
 
 def temporary_name(name: str) -> str:
@@ -62,6 +80,16 @@ class Backend:
     """Interface of a storage backend (see the module docstring for the guarantees of each)."""
 
     url: str
+    shared_across_processes = True
+    """False where the storage lives in one process (``memory://``): jobs in other processes cannot see it."""
+
+    def base_is_file(self) -> bool:
+        """Whether the root itself is a file (not a folder, nor absent)."""
+        raise NotImplementedError
+
+    def base_exists(self) -> bool:
+        """Whether the root itself exists, as a file or a folder."""
+        raise NotImplementedError
 
     def location(self, rel: str) -> str:
         """The full path or URL of ``rel``, for messages and :class:`CheckpointInfo.path`."""
@@ -113,6 +141,12 @@ class LocalBackend(Backend):
 
     def location(self, rel: str) -> str:
         return os.path.join(self.base, rel)
+
+    def base_is_file(self) -> bool:
+        return os.path.exists(self.base) and not os.path.isdir(self.base)
+
+    def base_exists(self) -> bool:
+        return os.path.exists(self.base)
 
     def read(self, rel: str) -> bytes | None:
         try:
@@ -225,13 +259,23 @@ def _unlink_quietly(path: str) -> None:
 
 
 class FsspecBackend(Backend):
-    """Any fsspec filesystem: temporary, existence check, move (see the module docstring)."""
+    """Any fsspec filesystem: exclusive create, or temporary, existence check, move (see the module docstring).
 
-    def __init__(self, fs: Any, base: str) -> None:
+    ``exclusive_create``: whether to publish with ``"xb"`` (default: for :data:`EXCLUSIVE_CREATE_PROTOCOLS`).
+    """
+
+    check_then_move_is_safe = False
+    """Whether :meth:`_lock` makes check-then-move race-free (memory://, whose store is in one process)."""
+
+    def __init__(self, fs: Any, base: str, exclusive_create: bool | None = None) -> None:
         self.fs = fs
         self.base = base.rstrip("/")
         self.url = fs.unstrip_protocol(self.base)
         self._known_dirs: set[str] = set()
+        if exclusive_create is None:
+            exclusive_create = bool(EXCLUSIVE_CREATE_PROTOCOLS.intersection(_protocols(fs)))
+        self.exclusive_create = exclusive_create
+        self._warned_check_then_move = False
 
     def _lock(self) -> AbstractContextManager[Any]:
         return nullcontext()
@@ -242,6 +286,12 @@ class FsspecBackend(Backend):
     def location(self, rel: str) -> str:
         return self.fs.unstrip_protocol(self._path(rel))
 
+    def base_is_file(self) -> bool:
+        return bool(self.fs.isfile(self.base))
+
+    def base_exists(self) -> bool:
+        return bool(self.fs.exists(self.base))
+
     def read(self, rel: str) -> bytes | None:
         try:
             return self.fs.cat_file(self._path(rel))
@@ -251,12 +301,16 @@ class FsspecBackend(Backend):
     def exists(self, rel: str) -> bool:
         return self.fs.isfile(self._path(rel))
 
-    def _write_temporary(self, rel: str, data: Payload) -> tuple[str, str, int]:
-        target = self._path(rel)
+    def _make_folder_of(self, target: str) -> tuple[str, str]:
         folder, _, name = target.rpartition("/")
         if folder not in self._known_dirs:
             self.fs.makedirs(folder, exist_ok=True)
             self._known_dirs.add(folder)
+        return folder, name
+
+    def _write_temporary(self, rel: str, data: Payload) -> tuple[str, str, int]:
+        target = self._path(rel)
+        folder, name = self._make_folder_of(target)
         tmp = f"{folder}/{temporary_name(name)}"
         if isinstance(data, (bytes, bytearray, memoryview)):
             self.fs.pipe_file(tmp, bytes(data))
@@ -266,6 +320,41 @@ class FsspecBackend(Backend):
         return tmp, target, size
 
     def create(self, rel: str, data: Payload) -> int:
+        if self.exclusive_create:
+            size = self._create_exclusively(rel, data)
+            if size is not None:
+                return size
+        return self._create_checked(rel, data)
+
+    def _create_exclusively(self, rel: str, data: Payload) -> int | None:
+        """Publish with ``"xb"``; None (and exclusive create off from now on) if the filesystem refuses it."""
+        target = self._path(rel)
+        self._make_folder_of(target)
+        with _spooled(data) as (source, size):
+            try:
+                f = self.fs.open(target, "xb")
+            except FileExistsError:
+                raise FileExistsError(errno.EEXIST, "file exists", self.location(rel)) from None
+            except (NotImplementedError, ValueError) as why:
+                self._fall_back_to_check_then_move(why)
+                return None
+            _upload(source, f, self.location(rel))
+        return size
+
+    def _fall_back_to_check_then_move(self, why: Exception) -> None:
+        self.exclusive_create = False
+        self._warn_check_then_move(f"this filesystem refuses exclusive create ({type(why).__name__}: {why})")
+
+    def _warn_check_then_move(self, why: str) -> None:
+        if not self._warned_check_then_move:
+            logger.warning("%s: %s; publishing falls back to check-then-move, which cannot detect two writers "
+                           "racing on the same name", self.url, why)
+            self._warned_check_then_move = True
+
+    def _create_checked(self, rel: str, data: Payload) -> int:
+        """Temporary, existence check, move (two writers racing within that window are not detected)."""
+        if not self.check_then_move_is_safe:
+            self._warn_check_then_move("exclusive create is not used on this filesystem")
         tmp, target, size = self._write_temporary(rel, data)
         try:
             with self._lock():
@@ -326,8 +415,57 @@ class FsspecBackend(Backend):
         return self.fs.open(self._path(rel), "rb")
 
 
+@contextmanager
+def _spooled(data: Payload) -> Iterator[tuple[IO[bytes], int]]:
+    """The payload as (a readable binary file at its start, its size); a function payload is run first."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(data), len(data)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+        size = _write_payload(spool, data)
+        spool.seek(0)
+        yield spool, size  # type: ignore[misc]
+
+
+def _upload(source: IO[bytes], target: Any, where: str) -> None:
+    """Copy ``source`` into the exclusively created ``target`` and commit it; on failure commit nothing."""
+    try:
+        shutil.copyfileobj(source, target, 8 << 20)
+    except BaseException:
+        _abandon(target, where)
+        raise
+    try:
+        target.close()  # the conditional write: FileExistsError if another writer won
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "file exists", where) from None
+
+
+def _abandon(target: Any, where: str) -> None:
+    """Drop a half-uploaded exclusive create without committing it (fsspec's buffered files commit on close)."""
+    try:
+        discard = getattr(target, "discard", None)
+        if discard is not None:
+            discard()
+        target.closed = True  # AbstractBufferedFile.close() then does nothing
+    except (AttributeError, OSError) as e:
+        logger.warning("%s: could not abandon a failed upload cleanly (%s)", where, e)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
 class MemoryBackend(FsspecBackend):
-    """fsspec's ``memory://`` filesystem: one store per process, guarded by one process-wide lock."""
+    """fsspec's ``memory://`` filesystem: one store per process, guarded by one process-wide lock.
+
+    Publishing is check-then-move under the lock, which covers every user of the store (its ``"xb"`` would
+    show an empty file to readers while the upload runs)."""
+
+    check_then_move_is_safe = True
+    shared_across_processes = False
+
+    def __init__(self, fs: Any, base: str) -> None:
+        super().__init__(fs, base, exclusive_create=False)
 
     def _lock(self) -> AbstractContextManager[Any]:
         return _MEMORY_LOCK
@@ -344,12 +482,32 @@ def backend_for(url: str) -> Backend:
     if "://" not in url or url.startswith("file://"):
         path = url[len("file://"):] if url.startswith("file://") else url
         return LocalBackend(os.path.expanduser(path))
-    import fsspec  # only here: importing fsspec costs ~0.15 s of start-up that local jobs do not need
-
-    fs, path = fsspec.core.url_to_fs(url)
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    fs, path = _filesystem_of(url)
+    protocols = _protocols(fs)
     if "file" in protocols or "local" in protocols:
         return LocalBackend(path)
     if "memory" in protocols:
         return MemoryBackend(fs, path)
     return FsspecBackend(fs, path)
+
+
+def location_exists(url: str) -> bool:
+    """Whether a file or folder exists at ``url`` (a path or any fsspec URL)."""
+    return backend_for(url).base_exists()
+
+
+def _filesystem_of(url: str) -> tuple[Any, str]:
+    """fsspec's filesystem and path for ``url``; StorageError if its protocol is unknown or not installed."""
+    import fsspec  # only here: importing fsspec costs ~0.15 s of start-up that local jobs do not need
+
+    protocol = url.partition("://")[0]
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        extra = EXTRAS.get(protocol)
+        how = (f"pip install 'advprover[{extra}]'" if extra
+               else f"install the fsspec filesystem package for {protocol}:// ({e})")
+        raise StorageError(f"{url}: the {protocol}:// filesystem is not installed; {how}") from None
+    except ValueError as e:
+        raise StorageError(f"{url}: {e} (use a local folder, file://, or an fsspec URL such as s3://bucket/exp)") \
+            from None

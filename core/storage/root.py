@@ -19,7 +19,8 @@ import json
 import logging
 import re
 import time
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
 
 from core.errors import ConfigError, ExperimentConfigMismatch, StorageError
 from core.storage.backend import Backend, backend_for, is_temporary
@@ -159,6 +160,31 @@ class ExperimentRoot:
     def checkpoint_names(self) -> list[str]:
         """Names of the checkpoint stores that exist (a listing)."""
         return sorted(n for n in self.backend.listdir(CHECKPOINTS_DIR) if _NAME.fullmatch(n))
+
+
+@dataclass(frozen=True)
+class RootLocation:
+    """What is at an experiment root's URL, before opening it (for launchers checking ``--exp``)."""
+
+    url: str
+    kind: Literal["experiment", "empty", "occupied", "file"]
+    """an experiment (it has a config.json); nothing, or an empty folder; a folder of other things; a file"""
+    shared_across_processes: bool
+    """False for ``memory://``: jobs in other processes cannot see it"""
+
+
+def inspect_root(url: str) -> RootLocation:
+    """What is at ``url`` (a path or any fsspec URL); StorageError if its filesystem is not installed."""
+    backend = backend_for(url)
+    if backend.base_is_file():
+        kind = "file"
+    elif backend.exists(CONFIG_FILE):
+        kind = "experiment"
+    elif backend.listdir(""):
+        kind = "occupied"
+    else:
+        kind = "empty"
+    return RootLocation(backend.url, kind, backend.shared_across_processes)
 
 
 def _read_config(backend: Backend) -> dict[str, Any]:

@@ -122,7 +122,8 @@ def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> No
     (["--out", "{out}", "--prover", "sideways"], "--prover must be one of"),
     ([], "--out OUT.mm is required"),
     (["--out", "{out}", "--only", "ax-mp"], "not among the theorems with an incomplete"),
-    (["--out", "{out}", "--checkpoint", "{tmp}/nowhere.pt"], "no such file or directory"),
+    (["--out", "{out}", "--checkpoint", "{tmp}/nowhere.pt"], "no such file, folder or URL"),
+    (["--out", "{out}", "--checkpoint", "file://{tmp}/nowhere.pt"], "no such file, folder or URL"),
     (["--split", "test", "--out", "{out}"], "--out has no meaning with --split"),
     (["--split", "nope"], "--split must be one of"),
 ])

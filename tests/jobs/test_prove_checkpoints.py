@@ -64,6 +64,15 @@ def test_a_legacy_trainer_checkpoint_runs(files, checkpoint: str) -> None:
     assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
 
 
+def test_a_checkpoint_given_as_a_file_url_runs(files) -> None:
+    """Its twin, a file:// URL naming no file, exits 2: tests/jobs/test_prove.py."""
+    out = files["folder"] / "out-url.mm"
+    run = prove(files["holes"], "--out", out, "--checkpoint", f"file://{files['folder']}/good.safetensors",
+                "--expansions", "4")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
+
+
 @pytest.mark.parametrize("checkpoint, database, workers, message", [
     ("garbage.safetensors", "holes", 2, "not a checkpoint file"),  # read before any worker starts
     ("truncated.safetensors", "holes", 1, "truncated"),

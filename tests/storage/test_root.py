@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.errors import ConfigError, ExperimentConfigMismatch, StorageError
-from core.storage import CheckpointStore, ExperimentRoot, Heartbeat, ShardWriter
+from core.storage import CheckpointStore, ExperimentRoot, Heartbeat, ShardWriter, inspect_root
 
 from .helpers import CONFIG
 
@@ -24,6 +24,19 @@ def test_config_written_once_and_reopened(root_url: str) -> None:
 def test_file_urls_and_plain_paths_are_the_same_root(tmp_path: object) -> None:
     created = ExperimentRoot.create_or_open(f"{tmp_path}/exp", CONFIG)
     assert ExperimentRoot.open(f"file://{tmp_path}/exp").url == created.url
+
+
+def test_inspect_root_tells_what_is_at_a_url(root_url: str) -> None:
+    assert inspect_root(root_url).kind == "empty"
+    assert inspect_root(root_url).shared_across_processes is not root_url.startswith("memory://")
+    ExperimentRoot.create_or_open(root_url, CONFIG)
+    assert inspect_root(root_url).kind == "experiment"
+    root = ExperimentRoot.open(root_url)
+    root.backend.create("notes.txt", b"someone's notes")
+    root.backend.remove("config.json")  # a folder holding something, without a configuration: not an experiment
+    assert inspect_root(root_url).kind == "occupied"
+    root.backend.create("config.json", b"{}")
+    assert inspect_root(f"{root_url}/config.json").kind == "file"
 
 
 def test_config_is_normalized_as_json(root_url: str) -> None:

@@ -164,7 +164,7 @@ def test_invalid_flush_limits_are_rejected(root: ExperimentRoot) -> None:
 
 
 def test_generic_fsspec_backend_publishes_without_overwrite(tmp_path: object) -> None:
-    """The path other protocols (s3, gcs, ...) take: temporary, existence check, move."""
+    """The path of protocols without exclusive create (sftp, hdfs, ...): temporary, existence check, move."""
     import fsspec
 
     from core.storage.backend import FsspecBackend
