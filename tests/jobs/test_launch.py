@@ -333,7 +333,7 @@ def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     before = CheckpointStore(ExperimentRoot.open(str(exp)), "prover").latest()
     assert before is not None
 
-    second = subprocess.run(launch_command(exp, 0.5), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
+    second = subprocess.run(launch_command(exp, 1.0), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
                             timeout=240)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming" in second.stdout
