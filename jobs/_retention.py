@@ -87,9 +87,18 @@ class Pruner:
                                       now - self.last_check < self.settings.prune_every_s):
             return 0
         self.last_check = now
-        removed = sum(self._prune(stream, now) for stream in self.streams)
+        removed = sum(self._prune_or_warn(stream, now) for stream in self.streams)
         self.pruned_shards += removed
         return removed
+
+    def _prune_or_warn(self, stream: str, now: float) -> int:
+        """Prune one stream; a storage error is logged, not raised: pruning is housekeeping, and the
+        producer's work goes on (the next look tries again)."""
+        try:
+            return self._prune(stream, now)
+        except StorageError as error:
+            logger.warning("stream %s: not pruned this time: %s", stream, error)
+            return 0
 
     def _prune(self, stream: str, now: float) -> int:
         floor = consumers_floor(self.root, self.config, stream)
@@ -107,4 +116,5 @@ class Pruner:
         return prune_stream(self.root, stream, target) if target > 0 else 0
 
     def summary(self) -> dict[str, Any]:
+        """Counters for the producer's heartbeat."""
         return {"pruned_shards": self.pruned_shards}

@@ -121,6 +121,20 @@ def test_a_floor_that_moved_within_the_grace_period_is_not_pruned_past(tmp_path:
     assert pruner.maybe_prune() == 6 and stream_bounds(root, GEN)[0] == 8
 
 
+def test_a_storage_error_while_pruning_is_logged_and_the_producer_goes_on(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    root = make_root(tmp_path / "exp", "retention.keep_shards=1", "retention.grace_s=0", "retention.prune_every_s=1")
+    populate(root, consumed_generations=6, trainer_results=4, window_from=3)
+    root.backend.replace(f"streams/{GEN}/low_water.json", b"not json")
+    clock = Clock()
+    pruner = Pruner(root, config_of(root), [GEN, RESULTS], clock=clock)
+    assert pruner.maybe_prune() == 3  # the results stream is pruned; the generations' mark is unreadable
+    assert f"stream {GEN}: not pruned this time" in caplog.text and "low_water.json is unreadable" in caplog.text
+    root.backend.replace(f"streams/{GEN}/low_water.json", b'{"below": 0, "from": 0}')
+    clock.now += 1
+    assert pruner.maybe_prune() == 6  # restored: the next look prunes it
+
+
 @pytest.mark.parametrize("setting", ["retention.keep_all=true", "retention.keep_shards=100"])
 def test_keep_all_or_a_large_keep_prunes_nothing(setting: str, tmp_path: Path) -> None:
     root = make_root(tmp_path / "exp", setting, "retention.grace_s=0")
