@@ -182,6 +182,15 @@ class EvaluatorConfig(Config):
 
 
 @dataclass(frozen=True)
+class RetentionConfig(Config):
+    keep_all: bool = option(False, help="never prune a stream (disk grows with the run)")
+    keep_shards: int = option(64, min=1, help="newest shards of each stream never pruned, whatever its consumers")
+    prune_every_s: float = option(300.0, min=1.0, help="how often a stream's producer looks for shards to prune")
+    grace_s: float = option(600.0, min=0.0, help="a shard is pruned only once every consumer has been committed "
+                                                 "past it for this long")
+
+
+@dataclass(frozen=True)
 class SlurmResources(Config):
     partition: str = option("", pattern=SLURM_NAME, help="SLURM partition ('' = the cluster's default)")
     gpus: int = option(0, min=0, help="GPUs per job (per task of a trainer group)")
@@ -216,6 +225,8 @@ class ExperimentConfig(Config):
     evaluator: EvaluatorConfig = option(EvaluatorConfig(), help="evaluates each prover version on a fixed benchmark")
     rewards: RewardConfig = option(RewardConfig(), help="the generator's reward")
     routing: RoutingConfig = option(RoutingConfig(), help="which records each trainer learns from")
+    retention: RetentionConfig = option(RetentionConfig(), help="when the producer of a stream deletes the shards "
+                                                                "every consumer is done with (docs/PROTOCOL.md)")
     slurm: SlurmConfig = option(SlurmConfig(), help="where the jobs run on SLURM (may change on resume; see docs/LAUNCH.md)")
 
     @classmethod

@@ -23,7 +23,7 @@ from configs.experiment import ExperimentConfig
 from core.adversarial.topology import job_name
 from core.adversarial.workspace import Workspace
 from core.errors import StorageError, UsageError
-from core.storage import CheckpointInfo, CheckpointStore, Cursor, ExperimentRoot, Heartbeat, read_shard, stream_bounds
+from core.storage import CheckpointInfo, CheckpointStore, ExperimentRoot, Heartbeat
 from jobs._lock import launcher_gone
 
 logger = logging.getLogger(__name__)
@@ -239,13 +239,3 @@ class Reloader:
 def _summary(counters: dict[str, Any]) -> str:
     keys = [k for k in sorted(counters) if not isinstance(counters[k], (dict, list))]
     return ", ".join(f"{k}={counters[k]}" for k in keys)
-
-
-def committed_cursor(root: ExperimentRoot, stream: str) -> Cursor:
-    """The newest input cursor committed in ``stream``'s shard headers (empty if none)."""
-    low, end = stream_bounds(root, stream)
-    for seq in range(end - 1, low - 1, -1):
-        header, _ = read_shard(root, stream, seq)
-        if header.get("cursor") is not None:
-            return Cursor(header["cursor"])
-    return Cursor()

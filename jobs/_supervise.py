@@ -9,6 +9,9 @@ committed to the experiment root, nothing more needs saving.
 :class:`Supervisor` submits one :class:`Slot` per role rank (a data-parallel trainer group is one slot,
 restarted together), watches them, restarts a job that died with exponential backoff, and gives up on a
 job that keeps dying, showing the tail of its log.
+
+Only submitit's public API is used, plus one isolated helper (:func:`local_controller_pid`) for the one thing
+it does not expose; local processes are found and signalled through psutil, not /proc (so macOS works too).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
 import submitit
 
 from core.adversarial.topology import job_name
@@ -35,6 +39,7 @@ FINISHED, INTERRUPTED = "finished", "interrupted"  # what jobs._role.Runtime.fin
 HEALTHY_UPTIME_S = 60.0  # a job that ran this long before dying starts a new series of failures
 MAX_BACKOFF_S = 30.0
 SLURM_KILL_WAIT_S = 300.0
+CONTROLLER_WAIT_S = 10.0  # how long a killed local job's controller gets to exit by itself
 
 
 # --- the job ------------------------------------------------------------------------------------
@@ -291,7 +296,7 @@ class Supervisor:
 
 def outcome_of(job: Any) -> tuple[str, str]:
     """("ok", status) for a job that returned, ("failed", why) for one that raised or was killed."""
-    tasks = getattr(job, "_sub_jobs", None) or [job]
+    tasks = [job.task(index) for index in range(job.num_tasks)] if job.num_tasks > 1 else [job]
     if not all(task.paths.result_pickle.exists() for task in tasks):  # killed: don't let submitit wait for it
         return "failed", f"ended without a result (killed?): {last_log_line(job)}"
     try:
@@ -329,41 +334,55 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SUBMITIT_CHECKED = "1.5.4"
+"""The submitit version whose local job ids :func:`local_controller_pid` was checked against."""
+
+
 def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux: from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == str(pid):
-            out.append(int(entry))
-    return out
+    """Direct children of ``pid`` ([] if it is gone), through psutil: no /proc, so macOS works too."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
+def local_controller_pid(job: Any) -> int:
+    """The pid of a local submitit job's controller (the process that starts and watches its tasks).
+
+    submitit's public API does not name it; its local executor (checked against :data:`SUBMITIT_CHECKED`)
+    uses that pid as the job id. On another version whose local job id is not a pid this fails clearly
+    rather than signalling an unrelated process.
+    """
+    job_id = str(getattr(job, "job_id", ""))
+    if not job_id.isdigit():
+        raise RuntimeError(
+            f"local submitit job id {job_id!r} is not a process id: advprover's local supervisor was checked "
+            f"against submitit {SUBMITIT_CHECKED} (installed: {submitit.__version__}); install that version"
+        )
+    return int(job_id)
 
 
 def local_task_pids(job: Any) -> list[int]:
-    """The processes running a local submitit job's tasks (children of its controller)."""
-    process = getattr(job, "_process", None)
-    if process is None or process.poll() is not None:
+    """The processes running a local submitit job's tasks (children of its controller); [] once it ended."""
+    if job.done():
         return []
-    return children_of(process.pid)
+    return children_of(local_controller_pid(job))
 
 
 def kill_local_job(job: Any, number: int) -> None:
-    """Send ``number`` to a local job's tasks, then end its controller."""
+    """Send ``number`` to a local job's tasks; after SIGKILL, wait for its controller, and kill it if it lingers."""
     for pid in local_task_pids(job):
         try:
-            os.kill(pid, number)
-        except ProcessLookupError:
+            psutil.Process(pid).send_signal(number)
+        except psutil.NoSuchProcess:
             pass
-    process = getattr(job, "_process", None)
-    if process is not None and process.poll() is None and number == signal.SIGKILL:
+    if number != signal.SIGKILL:
+        return
+    deadline = time.monotonic() + CONTROLLER_WAIT_S
+    while not job.done() and time.monotonic() < deadline:  # done() reaps the controller once it exits
+        time.sleep(0.1)
+    if not job.done():
         try:
-            process.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - the controller may linger: kill it too
-            process.kill()
+            psutil.Process(local_controller_pid(job)).kill()
+        except psutil.NoSuchProcess:
+            pass

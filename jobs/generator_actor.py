@@ -21,9 +21,10 @@ from core.adversarial.generation import GenerationSettings, TheoremGenerator, da
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, job_name
 from core.models.checkpoint import load_version
 from core.search.model_policy import policy_from_model
-from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
+from core.storage import CheckpointInfo, CheckpointStore, ShardWriter, committed_cursor, merged_cursors
 from jobs._cli import run_cli
-from jobs._role import Reloader, Runtime, committed_cursor
+from jobs._retention import Pruner
+from jobs._role import Reloader, Runtime
 from jobs._trainer import ensure_version_zero
 
 logger = logging.getLogger("jobs.generator_actor")
@@ -69,10 +70,12 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     mix = parse_mix(section.mix)
     rng = random.Random(rt.seed)
     lag = LagWatch(rt, writers)
+    pruner = Pruner(rt.root, config, streams)
     produced = turn = 0
     rt.update(records_out=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
         reloader.maybe_reload()
+        pruner.maybe_prune()
         if lag.too_far_behind():
             rt.update(state="paused (readers lag behind)")
             for writer in writers:
@@ -91,7 +94,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         rt.update(records_out=produced, **{f"gen_{k}": v for k, v in generator.counters.items()})
     for writer in writers:
         writer.close()
-    return rt.finish(records_out=produced)
+    return rt.finish(records_out=produced, **pruner.summary())
 
 
 def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, mix: dict[str, float],
@@ -144,7 +147,7 @@ class LagWatch:
             return committed_cursor(self.rt.root, job_name("prover_actor", prover_rank)).get(stream, 0)
         latest = CheckpointStore(self.rt.root, GENERATOR_CHECKPOINTS).latest()
         cursors = latest.meta.get("cursors", {}) if latest is not None else {}
-        return max((int(c.get(stream, 0)) for c in cursors.values()), default=0)
+        return merged_cursors(cursors.values()).get(stream, 0)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from core.search.model_policy import ModelPolicy, policy_from_model
 from core.search.runner import SearchResult, SearchSettings
 from core.storage import CheckpointInfo, CheckpointStore, ShardBatch, ShardWriter, StreamReader
 from jobs._cli import run_cli
+from jobs._retention import Pruner
 from jobs._role import Reloader, Runtime
 from jobs._trainer import ensure_version_zero, prover_formats
 
@@ -64,10 +65,12 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     cursor = writer.last_cursor()
     reader = StreamReader(rt.root, generation_streams_read(rank, config.generator_actor.count), cursor)
     logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
+    pruner = Pruner(rt.root, config, [writer.stream])
     produced = 0
     rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
         reloader.maybe_reload()
+        pruner.maybe_prune()
         batches = reader.poll(max_shards=1)  # one shard at a time: the reader's cursor is then exactly past it
         if not batches:
             writer.maybe_flush()
@@ -84,7 +87,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         writer.maybe_flush()
         rt.update(records_out=produced, quarantined=reader.quarantined)
     writer.close()
-    return rt.finish(records_out=produced)
+    return rt.finish(records_out=produced, **pruner.summary())
 
 
 def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], settings: SearchSettings) -> list[dict]:

@@ -37,7 +37,7 @@ from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS,
                                        generator_trainer_reads_generations, job_name)
 from core.errors import CorruptShardError, NewerFormatError, StorageError, UsageError
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
-                          read_shard, restore_quarantined, stream_bounds, stream_gaps)
+                          merged_cursors, pruned_prefix, read_shard, restore_quarantined, stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
@@ -58,7 +58,7 @@ class StreamScan:
 
     def __init__(self, root: ExperimentRoot, name: str) -> None:
         self.name = name
-        self.low, self.end = stream_bounds(root, name)
+        self.low, self.end, self.pruned = _bounds(root, name)
         self.gaps, self.gap_error = _gaps(root, name)
         self.counts: dict[int, int] = {}
         self.created: dict[int, float] = {}
@@ -86,10 +86,12 @@ class StreamScan:
 
     @property
     def produced(self) -> int:
-        return sum(self.counts.values())
+        """Records published, the pruned ones included."""
+        return self.pruned + sum(self.counts.values())
 
     def consumed_below(self, position: int) -> int:
-        return sum(n for seq, n in self.counts.items() if seq < position)
+        """Records below ``position``: the pruned prefix (if at or past it) and the shards present below it."""
+        return (self.pruned if position >= self.low else 0) + sum(n for seq, n in self.counts.items() if seq < position)
 
     def ids_below(self, position: int) -> list[str]:
         return [str(r.get("id")) for seq, records in self.records.items() if seq < position for r in records]
@@ -110,6 +112,15 @@ class StreamScan:
                 "recent": round(recent / window_s, 3)}
 
 
+def _bounds(root: ExperimentRoot, name: str) -> tuple[int, int, int]:
+    """(low-water mark, end, records pruned below the mark), consistent with each other under a prune."""
+    while True:
+        low, pruned = pruned_prefix(root, name)
+        bounded_low, end = stream_bounds(root, name)
+        if bounded_low == low:
+            return low, end, pruned
+
+
 def _gaps(root: ExperimentRoot, name: str) -> tuple[list[int], str]:
     """The stream's gaps (shards missing below a later one), or an error text if one is too wide to list."""
     try:
@@ -120,11 +131,7 @@ def _gaps(root: ExperimentRoot, name: str) -> tuple[list[int], str]:
 
 def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
     """The union of a trainer group's committed cursors (disjoint shares of the streams)."""
-    out: dict[str, int] = {}
-    for cursor in (meta.get("cursors") or {}).values():
-        for stream, seq in (cursor or {}).items():
-            out[stream] = max(int(seq), out.get(stream, 0))
-    return out
+    return merged_cursors((meta.get("cursors") or {}).values()).to_json()
 
 
 def checkpoint_summary(root: ExperimentRoot, name: str) -> dict[str, Any]:
@@ -186,6 +193,7 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "jobs": job_states(root, config, now),
         "checkpoints": checkpoints,
         "streams": {name: {"shards": len(s.counts), "low_water": s.low, "end": s.end, "records": s.produced,
+                           "pruned_shards": s.low, "pruned_records": s.pruned,
                            "bytes": s.bytes, "records_per_s": s.rate(now), "gaps": s.gaps}
                     for name, s in scans.items()},
         "flows": flows,
@@ -251,7 +259,8 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
         consumed = stream.consumed_below(position)
         entry = {"consumer": who, "cursor": position, "consumed": consumed, "pending": stream.produced - consumed}
         check(f"{stream.name} -> {who}: cursor within the stream", stream.low <= position <= stream.end or
-              (position < stream.low and consumed == 0), f"cursor {position}, shards {stream.low}..{stream.end}")
+              (position < stream.low and stream.pruned == 0), f"cursor {position}, shards {stream.low}..{stream.end}"
+              + (f" ({stream.pruned} records pruned below {stream.low})" if stream.pruned else ""))
         return entry
 
     trainer_cursor = {kind: (checkpoints.get(kind) or {}).get("cursor") or {}
@@ -297,19 +306,31 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
 
 
 def results_match_generations(name: str, results: StreamScan, scans: dict[str, StreamScan], check: Any) -> None:
-    """Every generation below the prover actor's committed cursor has exactly one result, and nothing else."""
+    """Every generation below the prover actor's committed cursor has exactly one result, and nothing else.
+
+    Pruned records are counted, not seen: as many results as generations consumed, pruned ones included; a
+    generation without a result only if results were pruned, a result without its generation only if
+    generations were pruned (each at most as many as were pruned).
+    """
     cursor = results.cursor or {}
     consumed: list[str] = []
+    consumed_count = generations_pruned = 0
     for stream, position in cursor.items():
         if stream in scans:
             consumed += scans[stream].ids_below(int(position))
+            consumed_count += scans[stream].consumed_below(int(position))
+            generations_pruned += scans[stream].pruned
     result_ids = [str(r.get("id")) for _, r in results.all_records()]
     repeated = len(result_ids) - len(set(result_ids))
     missing = set(consumed) - set(result_ids)
     foreign = set(result_ids) - set(consumed)
-    check(f"{name}: one result per consumed generation", not repeated and not missing and not foreign,
-          f"{len(consumed)} generations consumed, {len(result_ids)} results, {repeated} repeated, "
-          f"{len(missing)} without a result, {len(foreign)} not from a consumed generation")
+    ok = (not repeated and consumed_count == results.produced and len(missing) <= results.pruned
+          and len(foreign) <= generations_pruned)
+    check(f"{name}: one result per consumed generation", ok,
+          f"{consumed_count} generations consumed, {results.produced} results, {repeated} repeated, "
+          f"{len(missing)} without a result, {len(foreign)} not from a consumed generation"
+          + (f" ({generations_pruned} generations and {results.pruned} results pruned)"
+             if generations_pruned or results.pruned else ""))
 
 
 def totals(scans: dict[str, StreamScan], evaluations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -449,7 +470,10 @@ def render(status: dict[str, Any]) -> str:
     for name, flow in status["flows"].items():
         rate = status["streams"][name]["records_per_s"]
         consumers = "; ".join(f"{c['consumer']} {c['consumed']} / {c['pending']}" for c in flow["consumers"])
-        lines.append(f"  {name:<28} {flow['produced']:>7} records  {rate['overall']:.2f}/s  {consumers}")
+        stream = status["streams"][name]
+        pruned = (f"  (pruned below shard {stream['low_water']}: {stream['pruned_records']} records)"
+                  if stream.get("low_water") else "")
+        lines.append(f"  {name:<28} {flow['produced']:>7} records  {rate['overall']:.2f}/s  {consumers}{pruned}")
     t = status["totals"]
     lines.append(f"generated {t['generations']} ({', '.join(f'{v} {k}' for k, v in t['generations_by_source'].items())}); "
                  f"results {t['results']}, proved {t['proved']}"

@@ -118,6 +118,15 @@ class ShardBatch:
     cursor: Cursor = field(default_factory=Cursor, compare=False)
 
 
+def merged_cursors(cursors: Iterable[Mapping[str, int] | None]) -> Cursor:
+    """One cursor for a group of consumers that commit together (a trainer group's ranks, whose shares of
+    the streams are disjoint): every stream any of them follows, at the furthest position committed."""
+    merged = Cursor()
+    for cursor in cursors:
+        merged = merged.merged(Cursor(cursor))
+    return merged
+
+
 # --- positions: low-water marks and the end of a stream ---------------------------------------
 
 
@@ -126,22 +135,41 @@ def _low_water_path(stream: str) -> str:
 
 
 def _read_mark(root: ExperimentRoot, stream: str) -> dict[str, int]:
+    """The low-water file: ``below`` (pruned below it), ``from`` (where an unfinished prune started), and
+    ``records`` (how many records the pruned shards held; 0 in marks written before it was counted)."""
     data = root.backend.read(_low_water_path(stream))
     if data is None:
-        return {"below": 0, "from": 0}
+        return {"below": 0, "from": 0, "records": 0}
     try:
         mark = json.loads(data)
-        return {"below": int(mark["below"]), "from": int(mark["from"])}
-    except (ValueError, KeyError, TypeError) as e:
+        return {"below": int(mark["below"]), "from": int(mark["from"]), "records": int(mark.get("records", 0))}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise StorageError(
             f"{root.backend.location(_low_water_path(stream))} is unreadable ({e}): it records which shards "
-            "were pruned; restore it or remove it if stream {stream} was never pruned"
+            f"were pruned; restore it or remove it if stream {stream} was never pruned"
         ) from None
 
 
 def low_water(root: ExperimentRoot, stream: str) -> int:
     """Every shard of ``stream`` below this number was pruned (0 if never pruned)."""
     return _read_mark(root, stream)["below"]
+
+
+def pruned_prefix(root: ExperimentRoot, stream: str) -> tuple[int, int]:
+    """(low-water mark, how many records the shards below it held), read together (one read)."""
+    mark = _read_mark(root, stream)
+    return mark["below"], mark["records"]
+
+
+def committed_cursor(root: ExperimentRoot, stream: str) -> Cursor:
+    """The newest input cursor committed in ``stream``'s shard headers (empty if none): where the consumer
+    that writes ``stream`` resumes. Pruning keeps a stream's last shard, so a committed cursor is never lost."""
+    low, end = stream_bounds(root, stream)
+    for seq in range(end - 1, low - 1, -1):
+        header, _ = read_shard(root, stream, seq)
+        if header.get("cursor") is not None:
+            return Cursor(header["cursor"])
+    return Cursor()
 
 
 def _search_end(root: ExperimentRoot, stream: str, start: int) -> int:
@@ -563,7 +591,8 @@ def prune_stream(root: ExperimentRoot, stream: str, below_seq: int) -> int:
     The last shard is always kept (it holds a consumer's newest commit, and tells a restarted writer where
     it is). The low-water mark is written before any shard is removed (so that a writer or reader never
     mistakes a pruned prefix for the end of the stream), and records where an interrupted prune started, so
-    that the next one finishes its work.
+    that the next one finishes its work, and how many records the pruned shards held (counted before any is
+    removed, so that ``jobs.status`` still reconciles what was produced with what was consumed).
     """
     mark = _read_mark(root, stream)
     _, end = stream_bounds(root, stream)
@@ -571,12 +600,20 @@ def prune_stream(root: ExperimentRoot, stream: str, below_seq: int) -> int:
     if target <= mark["below"] and mark["from"] >= mark["below"]:
         return 0
     target = max(target, mark["below"])
+    records = mark["records"] + sum(_record_count(root, stream, seq) for seq in range(mark["below"], target))
     backend = root.backend
-    backend.replace(_low_water_path(stream), json_bytes({"below": target, "from": mark["from"]}, what="mark"))
+    backend.replace(_low_water_path(stream),
+                    json_bytes({"below": target, "from": mark["from"], "records": records}, what="mark"))
     removed = sum(backend.remove(shard_path(stream, seq)) for seq in range(mark["from"], target))
-    backend.replace(_low_water_path(stream), json_bytes({"below": target, "from": target}, what="mark"))
-    logger.info("stream %s: pruned %d shards below %d", stream, removed, target)
+    backend.replace(_low_water_path(stream),
+                    json_bytes({"below": target, "from": target, "records": records}, what="mark"))
+    logger.info("stream %s: pruned %d shards below %d (%d records pruned in all)", stream, removed, target, records)
     return removed
+
+
+def _record_count(root: ExperimentRoot, stream: str, seq: int) -> int:
+    """Records in one shard about to be pruned (a damaged one is quarantined first, and counts as empty)."""
+    return len(read_shard(root, stream, seq)[1])
 
 
 def list_quarantined(root: ExperimentRoot) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ def role_processes(log: Path) -> dict[str, int]:
             jobs[f"{name.split('..')[0].rsplit('-', 1)[0]}-{first + offset:02d}"] = job_id
     found = {}
     for name, job_id in jobs.items():
-        children = children_of(int(job_id)) if os.path.exists(f"/proc/{job_id}") else []
+        children = children_of(int(job_id))
         if children:
             found[name] = children[0]
     return found

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from core.errors import StreamPrunedError
-from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, clean_temporaries, low_water,
-                          prune_stream, stream_bounds)
+from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, clean_temporaries, committed_cursor,
+                          low_water, merged_cursors, prune_stream, pruned_prefix, stream_bounds)
 from core.storage.shards import shard_path
 
 from .helpers import CountingBackend
@@ -115,3 +115,59 @@ def test_a_writer_restarted_while_pruned_finds_its_place(root: ExperimentRoot, c
     counted.reset()
     assert ShardWriter(root, "a", max_records=1, max_age_s=1, clean_after_s=None).next_seq == 120
     assert counted.calls["exists"] <= 10 and counted.calls["listdir"] == 1  # log2 of the 10 left, not of 120
+
+
+def _fill_uneven(root: ExperimentRoot, stream: str, sizes: list[int]) -> None:
+    with ShardWriter(root, stream, max_records=100, max_age_s=60) as writer:
+        for size in sizes:
+            for i in range(size):
+                writer.append({"i": i})
+            writer.flush()
+
+
+def test_prune_counts_the_records_it_removes(root: ExperimentRoot) -> None:
+    _fill_uneven(root, "a", [1, 2, 3, 4, 5])
+    assert pruned_prefix(root, "a") == (0, 0)
+    prune_stream(root, "a", 2)
+    assert pruned_prefix(root, "a") == (2, 3)
+    prune_stream(root, "a", 4)
+    assert pruned_prefix(root, "a") == (4, 10)
+    prune_stream(root, "a", 3)  # nothing more: the count stays
+    assert pruned_prefix(root, "a") == (4, 10)
+
+
+def test_an_interrupted_prune_counts_the_records_once(root: ExperimentRoot) -> None:
+    _fill_uneven(root, "a", [1, 2, 3, 4, 5])
+    # A prune killed after writing its mark (records of shards 0..2 counted) and removing only shard 0.
+    root.backend.replace("streams/a/low_water.json", b'{"below": 3, "from": 0, "records": 6}')
+    root.backend.remove(shard_path("a", 0))
+    assert prune_stream(root, "a", 3) == 2
+    assert pruned_prefix(root, "a") == (3, 6)
+    prune_stream(root, "a", 4)
+    assert pruned_prefix(root, "a") == (4, 10)
+
+
+def test_a_mark_without_a_record_count_reads_as_none_counted(root: ExperimentRoot) -> None:
+    _fill(root, "a", 4)
+    root.backend.replace("streams/a/low_water.json", b'{"below": 0, "from": 0}')  # written by an older advprover
+    assert pruned_prefix(root, "a") == (0, 0)
+    prune_stream(root, "a", 2)
+    assert pruned_prefix(root, "a") == (2, 2)
+
+
+def test_committed_cursor_is_the_newest_commit_and_survives_pruning(root: ExperimentRoot) -> None:
+    assert committed_cursor(root, "out") == Cursor()
+    out = ShardWriter(root, "out", max_records=10, max_age_s=60, committing=True)
+    for position in range(1, 5):
+        out.append({"i": position})
+        out.flush(cursor=Cursor({"in": position}))
+    assert committed_cursor(root, "out") == Cursor({"in": 4})
+    prune_stream(root, "out", 10)
+    assert committed_cursor(root, "out") == Cursor({"in": 4})
+    _fill(root, "plain", 3)  # a producer's stream commits nothing
+    assert committed_cursor(root, "plain") == Cursor()
+
+
+def test_merged_cursors_take_every_stream_at_its_furthest_position() -> None:
+    assert merged_cursors([{"a": 3}, {"b": 2}, None, {"a": 1}]) == Cursor({"a": 3, "b": 2})
+    assert merged_cursors([]) == Cursor()
