@@ -18,7 +18,7 @@ from typing import Any
 
 from configs.experiment import parse_mix
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
-from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, job_name
+from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
 from core.models.checkpoint import load_version
 from core.search.model_policy import policy_from_model
 from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
@@ -54,7 +54,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        generator.policy = policy_from_model(loaded, seed=rt.seed)
+        generator.policy = policy_from_model(loaded, seed=rt.seed, device=rt.device, precision=section.precision)
         rt.update(generator_version=info.version)
 
     reloader = Reloader(store, section.reload_seconds, load)
@@ -143,8 +143,7 @@ class LagWatch:
             prover_rank = int(stream.rsplit("-", 1)[1])
             return committed_cursor(self.rt.root, job_name("prover_actor", prover_rank)).get(stream, 0)
         latest = CheckpointStore(self.rt.root, GENERATOR_CHECKPOINTS).latest()
-        cursors = latest.meta.get("cursors", {}) if latest is not None else {}
-        return max((int(c.get(stream, 0)) for c in cursors.values()), default=0)
+        return group_cursor(latest.meta).get(stream, 0) if latest is not None else 0
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        policy_box["policy"] = policy_from_model(loaded, seed=rt.seed)
+        policy_box["policy"] = policy_from_model(loaded, seed=rt.seed, device=rt.device,
+                                                 precision=config.prover_actor.precision)
         policy_box["version"] = info.version
         rt.update(prover_version=info.version)
 
