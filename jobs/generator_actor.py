@@ -47,6 +47,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     config = rt.config
     section = config.generator_actor
     store = CheckpointStore(rt.root, GENERATOR_CHECKPOINTS)
+    device = rt.device  # an unusable device fails here, before any work
     if config.setup == "fixed-generator" and rank == 0:
         ensure_version_zero(rt, "generator", config.generator_trainer, config.generator_model, ("generator",))
     ws = rt.workspace
@@ -54,7 +55,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        generator.policy = policy_from_model(loaded, seed=rt.seed, device=rt.device, precision=section.precision)
+        generator.policy = policy_from_model(loaded, seed=rt.seed, device=device, precision=section.precision)
         rt.update(generator_version=info.version)
 
     reloader = Reloader(store, section.reload_seconds, load)
