@@ -3,9 +3,10 @@
     python -m jobs.prover_trainer --exp ROOT [--rank R] [--minutes M] [--max-steps N]
 
 It reads the result streams of the prover actors (in a group of several trainers, every rank reads them
-all and keeps the records it owns), keeps the records routed to it (by default the theorems the prover failed), re-checks each generated
-proof with the kernel, and turns it into prover examples (backward and/or forward format). Batches mix
-them with the database's train-split examples (``supervised_weight``). See :mod:`jobs._trainer`.
+all and keeps the records it owns), keeps the records routed to it (by default the theorems the prover
+failed), re-checks each generated proof with the kernel, and turns it into prover examples (backward
+and/or forward format). Batches mix them with the database's train-split examples (``supervised_weight``).
+See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
