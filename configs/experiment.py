@@ -37,7 +37,7 @@ def check_device_setting(text: str, field: str) -> None:
 
 def device_option() -> Any:
     return option("auto", help="where the role's models run: auto (cuda when available, else cpu), cpu, cuda "
-                               "(cuda:LOCAL_RANK in a trainer group) or cuda:N")
+                               "(the GPU of the job's local rank) or cuda:N")
 
 
 def precision_option(what: str) -> Any:
