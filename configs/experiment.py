@@ -12,6 +12,7 @@ the run's record); every other setting stays as frozen.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -23,6 +24,25 @@ PROVERS = ("backward", "forward-greedy", "forward-sampling")
 MODEL_SIZES = ("tiny", "small", "base")
 SLURM_NAME = r"[A-Za-z0-9_.,:+-]{0,128}"  # partition, account, qos: written into sbatch scripts verbatim
 HEURISTICS = ("size", "depth", "size_over_depth", "statement_length")
+PRECISIONS = ("fp32", "bf16")  # as core.models.devices reads them (not imported: configs load without torch)
+DEVICE_SETTING = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def check_device_setting(text: str, field: str) -> None:
+    """A :class:`ConfigError` naming ``field`` unless ``text`` reads ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    (its syntax only: whether the device exists is checked where the job runs, by core.models.devices)."""
+    if not DEVICE_SETTING.fullmatch(text):
+        raise ConfigError(f"{field} {text!r}: use auto (cuda when available, else cpu), cpu, cuda or cuda:N")
+
+
+def device_option() -> Any:
+    return option("auto", help="where the role's models run: auto (cuda when available, else cpu), cpu, cuda "
+                               "(the GPU of the job's local rank) or cuda:N")
+
+
+def precision_option(what: str) -> Any:
+    return option("fp32", choices=PRECISIONS, help=f"fp32, or bf16: bfloat16 autocast of {what} on CUDA "
+                                                   "(ignored, with a warning, on a CPU)")
 
 
 @dataclass(frozen=True)
@@ -78,9 +98,12 @@ class GeneratorActorConfig(Config):
     shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
     reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer generator checkpoint")
     max_lag_shards: int = option(16, min=1, help="pause while a consumer is this many shards behind a stream")
+    device: str = device_option()
+    precision: str = precision_option("decoding")
 
     def validate(self) -> None:
         parse_mix(self.mix)
+        check_device_setting(self.device, "generator_actor.device")
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -112,6 +135,11 @@ class ProverActorConfig(Config):
     shard_records: int = option(32, min=1, help="records per published shard")
     shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
     reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer prover checkpoint")
+    device: str = device_option()
+    precision: str = precision_option("decoding")
+
+    def validate(self) -> None:
+        check_device_setting(self.device, "prover_actor.device")
 
 
 @dataclass(frozen=True)
@@ -152,8 +180,11 @@ class TrainerConfig(Config):
     init_checkpoint: str = option("", help="start from this checkpoint file (version 0) instead of bootstrapping")
     keep_checkpoints: int = option(5, min=1, help="checkpoint versions kept (older ones pruned)")
     max_steps: int = option(0, min=0, help="stop after this many steps (0 = no limit)")
+    device: str = device_option()
+    precision: str = precision_option("training forward passes")
 
     def validate(self) -> None:
+        check_device_setting(self.device, f"{type(self).__name__}.device")
         if self.replay_min > self.replay_max:
             raise ConfigError(f"{type(self).__name__}.replay_min ({self.replay_min}) must be <= replay_max "
                               f"({self.replay_max})")
@@ -179,6 +210,11 @@ class EvaluatorConfig(Config):
     search: SearchConfig = option(SearchConfig(expansions=32, timeout_s=10.0), help="fixed evaluation budget")
     max_theorems: int = option(0, min=0, help="evaluate at most this many theorems (0 = all)")
     every_versions: int = option(1, min=1, help="evaluate every N-th prover version (the latest always)")
+    device: str = device_option()
+    precision: str = precision_option("decoding")
+
+    def validate(self) -> None:
+        check_device_setting(self.device, "evaluator.device")
 
 
 @dataclass(frozen=True)
@@ -291,6 +327,26 @@ def with_placement_of(wanted: Mapping[str, Any], frozen: Mapping[str, Any]) -> d
         if section in frozen:
             merged[section] = frozen[section]
     return merged
+
+
+def without_new_defaults(wanted: Mapping[str, Any], frozen: Mapping[str, Any],
+                         defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``wanted`` without the settings an older experiment's ``frozen`` dict lacks and that are at their
+    schema default: settings added since the experiment was created. Jobs read a missing key as its default
+    (:meth:`Config.from_dict`), so such an experiment resumes as it ran; a new setting given another value
+    stays, and the comparison with the frozen configuration then names it."""
+    defaults = ExperimentConfig().to_dict() if defaults is None else defaults
+    kept: dict[str, Any] = {}
+    for key, value in wanted.items():
+        if key not in frozen:
+            if key in defaults and value == defaults[key]:
+                continue
+            kept[key] = value
+        elif all(isinstance(v, Mapping) for v in (value, frozen[key], defaults.get(key))):
+            kept[key] = without_new_defaults(value, frozen[key], defaults[key])
+        else:
+            kept[key] = value
+    return kept
 
 
 def _differences(old: Any, new: Any, key: str, out: list[str]) -> None:

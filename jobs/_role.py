@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from configs.experiment import ExperimentConfig
 from core.adversarial.topology import job_name
@@ -25,6 +25,9 @@ from core.adversarial.workspace import Workspace
 from core.errors import StorageError, UsageError
 from core.storage import CheckpointInfo, CheckpointStore, ExperimentRoot, Heartbeat
 from jobs._lock import launcher_gone
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +172,17 @@ class Runtime:
     # --- shared resources ------------------------------------------------------------------------
 
     @cached_property
+    def device(self) -> "torch.device":
+        """Where this job's models run: its section's ``device`` setting resolved on this machine (``auto``:
+        CUDA when available; an unindexed ``cuda``: the GPU of this job's local rank)."""
+        from core.models.devices import resolve_device
+
+        setting = getattr(self.config, self.role).device
+        device = resolve_device(setting, f"{self.role}.device", local_rank=local_rank(self.rank))
+        logger.info("%s: models run on %s (%s.device %s)", self.name, device, self.role, setting)
+        return device
+
+    @cached_property
     def workspace(self) -> Workspace:
         database = self.config.database
         return Workspace.load(database.path, stop_at=database.stop_at, splits=database.splits,
@@ -187,6 +201,16 @@ class Runtime:
             self.sleep(1.0)
             info = store.latest()
         return info if self.running() or info is not None else None
+
+
+def local_rank(rank: int) -> int:
+    """This job's rank among the jobs of its node: ``SLURM_LOCALID`` or ``LOCAL_RANK`` when set, else ``rank``
+    (a local run places every job on this machine)."""
+    for name in ("SLURM_LOCALID", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return rank
 
 
 def set_threads() -> int:

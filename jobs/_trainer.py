@@ -10,8 +10,14 @@ mixing database examples (``supervised_weight``) with items drawn from the buffe
 version every N steps or minutes. A version's metadata commits the cursor: records read after it are
 read again by a restarted trainer, and none is lost or counted twice.
 
-With ``count > 1`` the trainers form a data-parallel group (:mod:`jobs._group`): each reads a disjoint
-share of the streams, gradients are averaged, rank 0 alone publishes, with every rank's cursor.
+The model, its optimizer state and the forward passes live on the section's ``device`` (``auto``: CUDA
+when available), under its ``precision``; checkpoints are written from CPU copies and load on any device.
+
+With ``count > 1`` the trainers form a data-parallel group (:mod:`jobs._group`): every rank reads every
+input stream and keeps the records it owns (:meth:`Group.owns`, a hash of the record's stream and
+position, so a restarted rank takes exactly the same records); gradients are averaged, every rank holds
+rank 0's weights, and rank 0 alone publishes, with every rank's cursor (``sharing: by-record`` in the
+metadata; a group's committed position in a stream is the lowest of its ranks' cursors).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from core.models.training import Example, Seq2SeqTrainer
 from core.models.transformer import Seq2Seq
 from core.models.vocab import Vocabulary
 from core.storage import CheckpointInfo, CheckpointStore, Cursor, StreamReader, read_shard
-from jobs._group import Group
+from jobs._group import SHARING, Group
 from jobs._role import Runtime
 
 logger = logging.getLogger(__name__)
@@ -51,7 +57,8 @@ class TrainerLoop:
         self.section = section
         self.spec = spec
         self.formats = tuple(formats)
-        self.group = Group.from_environment(rt.rank, section.count)
+        self.device = rt.device
+        self.group = Group.from_environment(rt.rank, section.count, self.device)
         self.streams = list(streams)
         self.store = CheckpointStore(rt.root, self.kind)
         self.rng = random.Random(rt.seed)
@@ -89,9 +96,21 @@ class TrainerLoop:
             elif self.rt.wait_for_checkpoint(self.store, "trainer rank 0") is None:
                 raise StorageError(f"{self.rt.name}: stopped while waiting for version 0")
         latest = self.resume()
-        cursor = Cursor(dict(latest.meta.get("cursors", {}).get(str(self.rt.rank), {})))
+        cursor = self.committed_cursor(latest.meta)
         self.refill(latest.meta.get("windows", {}).get(str(self.rt.rank), {}), cursor)
         return cursor
+
+    def committed_cursor(self, meta: dict[str, Any]) -> Cursor:
+        """This rank's committed cursor. A version written when a group divided its streams among ranks
+        (no ``sharing: by-record``) gave each stream to one rank: a stream this rank never read starts where
+        the rank that read it stopped, so no record is consumed twice."""
+        cursors = meta.get("cursors", {})
+        positions = dict(cursors.get(str(self.rt.rank), {}))
+        if meta.get("sharing") != SHARING and self.group.size > 1:
+            for other in cursors.values():
+                for stream, seq in (other or {}).items():
+                    positions.setdefault(stream, max(int(seq), 0))
+        return Cursor(positions)
 
     def bootstrap(self) -> CheckpointInfo:
         """Publish version 0: the init checkpoint, or a model trained on the database."""
@@ -131,7 +150,7 @@ class TrainerLoop:
         """Resume from the newest version that loads (a damaged newest one is skipped, with a warning)."""
         loaded, trainer_state, info = load_trainer_version(self.store)
         self._setup(loaded.model, loaded.vocab)
-        if trainer_state is not None:
+        if trainer_state is not None:  # read on the CPU; the optimizer moves its state to the model's device
             self.trainer.load_state_dict(trainer_state)
         self.version = info.version
         self.extra_state = dict(info.meta.get("state", {}))
@@ -145,7 +164,7 @@ class TrainerLoop:
         self.codec = Codec.for_model(vocab, model.config)
         sync = self.group.grad_sync if synchronized and self.group.size > 1 else None
         self.trainer = Seq2SeqTrainer(model.train(), lr=self.section.lr, warmup_steps=self.section.warmup_steps,
-                                      grad_sync=sync)
+                                      grad_sync=sync, device=self.device, precision=self.section.precision)
         self._database_examples: list[Example] | None = None
 
     def database_examples(self) -> list[Example]:
@@ -179,6 +198,9 @@ class TrainerLoop:
     # --- the loop ---------------------------------------------------------------------------------
 
     def absorb(self, stream: str, position: tuple[int, int], record: dict[str, Any], *, new: bool = True) -> int:
+        """Add one input record to the replay buffer (1) unless another rank owns it or it yields nothing (0)."""
+        if not self.group.owns(stream, *position):
+            return 0
         derived = self.items(record)
         if new:
             self.records_in += 1
@@ -251,7 +273,7 @@ class TrainerLoop:
             self.version += 1
             return
         info = publish_version(self.store, self.model, self.vocab, self.kind, self._meta(
-            step=self.trainer.steps, cursors={str(r): c for r, c in enumerate(cursors)},
+            step=self.trainer.steps, sharing=SHARING, cursors={str(r): c for r, c in enumerate(cursors)},
             windows={str(r): w for r, w in enumerate(windows)}), formats=self.formats,
             trainer_state=self.trainer.state_dict())
         self.version = info.version

@@ -65,6 +65,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     """Run the evaluator of the experiment at ``exp`` (until ``minutes`` or ``max_records`` evaluations)."""
     rt = Runtime.start("evaluator", exp, rank, minutes)
     section = rt.config.evaluator
+    device = rt.device  # an unusable device fails here, before any work
     ws, theorems, name = benchmark(rt)
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
     writer = ShardWriter(rt.root, EVALUATION_STREAM, max_records=1, max_age_s=0.0,
@@ -106,7 +107,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
             logger.warning("%s: prover v%d is skipped: %s", rt.name, version, error)
             done.add(version)
             continue
-        publish(version, policy_from_model(loaded), info.meta)
+        publish(version, policy_from_model(loaded, device=device, precision=section.precision), info.meta)
     writer.close()
     return rt.finish(evaluations=len(done))
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from configs.experiment import parse_mix
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
-from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, job_name
+from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
 from core.models.checkpoint import load_version
 from core.search.model_policy import policy_from_model
-from core.storage import CheckpointInfo, CheckpointStore, ShardWriter, committed_cursor, merged_cursors
+from core.storage import CheckpointInfo, CheckpointStore, ShardWriter, committed_cursor
 from jobs._cli import run_cli
 from jobs._retention import Pruner
 from jobs._role import Reloader, Runtime
@@ -48,6 +48,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     config = rt.config
     section = config.generator_actor
     store = CheckpointStore(rt.root, GENERATOR_CHECKPOINTS)
+    device = rt.device  # an unusable device fails here, before any work
     if config.setup == "fixed-generator" and rank == 0:
         ensure_version_zero(rt, "generator", config.generator_trainer, config.generator_model, ("generator",))
     ws = rt.workspace
@@ -55,7 +56,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        generator.policy = policy_from_model(loaded, seed=rt.seed)
+        generator.policy = policy_from_model(loaded, seed=rt.seed, device=device, precision=section.precision)
         rt.update(generator_version=info.version)
 
     reloader = Reloader(store, section.reload_seconds, load)
@@ -146,8 +147,7 @@ class LagWatch:
             prover_rank = int(stream.rsplit("-", 1)[1])
             return committed_cursor(self.rt.root, job_name("prover_actor", prover_rank)).get(stream, 0)
         latest = CheckpointStore(self.rt.root, GENERATOR_CHECKPOINTS).latest()
-        cursors = latest.meta.get("cursors", {}) if latest is not None else {}
-        return merged_cursors(cursors.values()).get(stream, 0)
+        return group_cursor(latest.meta).get(stream, 0) if latest is not None else 0
 
 
 if __name__ == "__main__":

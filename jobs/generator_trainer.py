@@ -17,7 +17,7 @@ from typing import Any
 
 from core.adversarial.generation import Step
 from core.adversarial.rewards import reward
-from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_streams, result_streams, share
+from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_streams, result_streams
 from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example
@@ -90,7 +90,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     else:
         inputs = result_streams(config.prover_actor.count)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
-    return GeneratorTrainer(rt, section, config.generator_model, ("generator",), share(inputs, rank, section.count)).run(steps)
+    return GeneratorTrainer(rt, section, config.generator_model, ("generator",), inputs).run(steps)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from configs.databases import check_database, describe_database, resolve_database
-from configs.experiment import ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of
+from configs.experiment import ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of,
+                                without_new_defaults
 from configs.presets import PRESETS, preset
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
@@ -269,7 +270,7 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
     if resumed:
         frozen = ExperimentRoot.open(path).config
         changes = placement_changes(frozen, wanted)
-        wanted = with_placement_of(wanted, frozen)
+        wanted = without_new_defaults(with_placement_of(wanted, frozen), frozen)
     root = ExperimentRoot.create_or_open(path, wanted)
     if resumed:
         wait_for_earlier_jobs(path, lambda: [j["job"] for j in collect_jobs(root) if job_alive(j)],

@@ -41,6 +41,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     config = rt.config
     ws = rt.workspace
     settings = SearchSettings.from_config(config.prover_actor.search)
+    device = rt.device  # an unusable device fails here, before any work
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
     if config.setup == "fixed-prover" and rank == 0:
         formats = prover_formats(config.prover_trainer.examples, config.prover_actor.search.prover)
@@ -49,7 +50,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        policy_box["policy"] = policy_from_model(loaded, seed=rt.seed)
+        policy_box["policy"] = policy_from_model(loaded, seed=rt.seed, device=device,
+                                                 precision=config.prover_actor.precision)
         policy_box["version"] = info.version
         rt.update(prover_version=info.version)
 

@@ -2,10 +2,11 @@
 
     python -m jobs.prover_trainer --exp ROOT [--rank R] [--minutes M] [--max-steps N]
 
-It reads the result streams of the prover actors (its share of them, in a group of several trainers),
-keeps the records routed to it (by default the theorems the prover failed), re-checks each generated
-proof with the kernel, and turns it into prover examples (backward and/or forward format). Batches mix
-them with the database's train-split examples (``supervised_weight``). See :mod:`jobs._trainer`.
+It reads the result streams of the prover actors (in a group of several trainers, every rank reads them
+all and keeps the records it owns), keeps the records routed to it (by default the theorems the prover
+failed), re-checks each generated proof with the kernel, and turns it into prover examples (backward
+and/or forward format). Batches mix them with the database's train-split examples (``supervised_weight``).
+See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from typing import Any
 
 from core.adversarial.generation import theorem_from_goal
-from core.adversarial.topology import result_streams, share
+from core.adversarial.topology import result_streams
 from core.errors import MetamathError
 from core.metamath.prooftree import ProofTree, check_tree
 from core.models.examples import tree_examples
@@ -56,7 +57,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     rt = Runtime.start("prover_trainer", exp, rank, minutes)
     config = rt.config
     section = config.prover_trainer
-    streams = share(result_streams(config.prover_actor.count), rank, section.count)
+    streams = result_streams(config.prover_actor.count)
     formats = prover_formats(section.examples, config.prover_actor.search.prover)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
     return ProverTrainer(rt, section, config.prover_model, formats, streams).run(steps)

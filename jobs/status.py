@@ -34,10 +34,10 @@ from typing import Any, Iterable
 
 from configs.experiment import ROLES, ExperimentConfig
 from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
-                                       generator_trainer_reads_generations, job_name)
+                                       generator_trainer_reads_generations, group_cursor, job_name)
 from core.errors import CorruptShardError, NewerFormatError, StorageError, UsageError
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
-                          merged_cursors, pruned_prefix, read_shard, restore_quarantined, stream_bounds, stream_gaps)
+                          pruned_prefix, read_shard, restore_quarantined, stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
@@ -130,8 +130,8 @@ def _gaps(root: ExperimentRoot, name: str) -> tuple[list[int], str]:
 
 
 def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
-    """The union of a trainer group's committed cursors (disjoint shares of the streams)."""
-    return merged_cursors((meta.get("cursors") or {}).values()).to_json()
+    """What a trainer group has committed in each stream (:func:`core.adversarial.topology.group_cursor`)."""
+    return group_cursor(meta)
 
 
 def checkpoint_summary(root: ExperimentRoot, name: str) -> dict[str, Any]:

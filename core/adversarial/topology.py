@@ -3,10 +3,14 @@
 Generator actor ``g`` writes one stream per prover actor ``p`` (``generator-actor-gg-to-pp``); prover actor
 ``p`` reads all streams ending in ``-to-pp``. So every stream has one writer and one prover reader, for any
 numbers of generator and prover actors. When no prover actor runs, generator actors write one stream each
-(``...-to-00``), read by the generator trainer. Trainer groups split their input streams by index.
+(``...-to-00``), read by the generator trainer. Every rank of a trainer group reads all of its input
+streams and keeps the records it owns (``jobs._group``); :func:`group_cursor` is what such a group has
+committed.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 ROLE_JOB_NAMES = {
     "generator_actor": "generator-actor",
@@ -44,9 +48,18 @@ def result_streams(prover_actors: int) -> list[str]:
     return [job_name("prover_actor", p) for p in range(prover_actors)]
 
 
-def share(streams: list[str], rank: int, count: int) -> list[str]:
-    """The streams trainer ``rank`` of a group of ``count`` reads (disjoint shares, all covered)."""
-    return [s for i, s in enumerate(sorted(streams)) if i % count == rank]
+def group_cursor(meta: dict[str, Any]) -> dict[str, int]:
+    """The position up to which a trainer group has consumed each stream, from its checkpoint metadata.
+
+    Ranks that share streams by record (``sharing: by-record``) each read every stream: the group is past a
+    shard only when its slowest rank is (the lowest cursor; a rank without a stream counts as 0). Older
+    groups divided the streams among ranks: their cursors are disjoint, and joined.
+    """
+    cursors = [cursor or {} for cursor in (meta.get("cursors") or {}).values()]
+    streams = sorted({stream for cursor in cursors for stream in cursor})
+    if meta.get("sharing") == "by-record":
+        return {stream: min(int(cursor.get(stream, 0)) for cursor in cursors) for stream in streams}
+    return {stream: max(int(cursor.get(stream, 0)) for cursor in cursors) for stream in streams}
 
 
 HEURISTIC_REWARD_SETUPS = ("generator-only", "generator-reward")

@@ -105,10 +105,22 @@ def publish_version(store: CheckpointStore, model: Seq2Seq, vocab: Vocabulary, k
                     extra: dict[str, Any] | None = None, *, formats: Sequence[str] | None = None,
                     trainer_state: dict[str, Any] | None = None) -> CheckpointInfo:
     """Publish the next version of ``store``: the weights with their metadata, and the trainer state (a
-    :meth:`Seq2SeqTrainer.state_dict`; its copy of the weights is left out) in the extras file."""
+    :meth:`Seq2SeqTrainer.state_dict`; its copy of the weights is left out) in the extras file. Tensors are
+    written from CPU copies, so that a version loads on any device."""
     meta = policy_meta(model, vocab, kind, extra, formats=formats)
-    extras = {k: v for k, v in trainer_state.items() if k != "model"} if trainer_state is not None else None
+    extras = {k: on_cpu(v) for k, v in trainer_state.items() if k != "model"} if trainer_state is not None else None
     return store.publish(model_weights(model), meta, extras)
+
+
+def on_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (in dicts, lists, tuples) copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(item) for item in value)
+    return value
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -1,8 +1,25 @@
-"""Checking a ``--device`` named on a command line before any work: it must parse and be present here."""
+"""Devices and precision: checking a ``--device`` named on a command line, resolving a role's ``device``
+setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``) on the machine a job runs on, and its ``precision``.
+
+``auto`` means CUDA when this machine has it, else the CPU. ``precision`` ``bf16`` runs training forward
+passes and decoding under ``torch.autocast(dtype=bfloat16)`` on CUDA; on a CPU it is ignored with a
+warning (fp32), so one experiment configuration serves GPU and CPU nodes alike.
+"""
 
 from __future__ import annotations
 
-from core.errors import UsageError
+import logging
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def check_device(text: str | None, flag: str = "--device") -> str | None:
@@ -28,3 +45,44 @@ def check_device(text: str | None, flag: str = "--device") -> str | None:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise UsageError(f"{flag} {text}: unsupported device type {device.type!r} (use cpu or cuda)")
     return text
+
+
+def resolve_device(text: str, field: str, *, local_rank: int = 0) -> "torch.device":
+    """The device a job uses for a ``device`` setting: ``auto`` is ``cuda`` when CUDA is available here,
+    else ``cpu``; an unindexed ``cuda`` is ``cuda:local_rank`` modulo this machine's devices (so the ranks of
+    a group on one node use different GPUs). A :class:`UsageError` naming ``field`` when that device is not
+    available here."""
+    import torch
+
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(text, flag=field)
+    device = torch.device(text)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device
+
+
+def effective_precision(precision: str, device: "torch.device", field: str = "precision") -> str:
+    """``precision`` as it applies on ``device``: ``bf16`` needs CUDA; on another device it falls back to
+    ``fp32`` with a warning. A :class:`ConfigError` naming ``field`` for an unknown precision."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{field} {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and device.type != "cuda":
+        logger.warning("%s bf16 applies on CUDA only; running in fp32 on %s", field, device)
+        return "fp32"
+    return precision
+
+
+def default_precision(device: "torch.device") -> str:
+    """``bf16`` on CUDA, ``fp32`` elsewhere (what a caller that names no precision gets)."""
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+def autocast(device: "torch.device", precision: str) -> AbstractContextManager[object]:
+    """bfloat16 autocast for ``bf16`` on CUDA; nothing otherwise (fp32, or a device without bf16 autocast)."""
+    import torch
+
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()

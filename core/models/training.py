@@ -26,7 +26,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ import torch
 
 from core.errors import ConfigError, ModelError
 from core.models.decoding import target_logprobs
+from core.models.devices import autocast, default_precision, effective_precision
 from core.models.transformer import Seq2Seq
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,12 @@ SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 
 
 class Seq2SeqTrainer:
-    """AdamW with warmup then a constant, inverse-square-root or cosine learning rate."""
+    """AdamW with warmup then a constant, inverse-square-root or cosine learning rate.
+
+    ``device``: where the model (and so the optimizer state) lives. ``precision``: ``bf16`` runs forward
+    passes under bfloat16 autocast on CUDA (falls back to fp32, with a warning, elsewhere), ``fp32`` never
+    autocasts; ``None`` is ``bf16`` on CUDA and ``fp32`` elsewhere, silently.
+    """
 
     def __init__(
         self,
@@ -60,9 +65,12 @@ class Seq2SeqTrainer:
         batch_tokens: int = 16384,
         device: torch.device | str | None = None,
         grad_sync: Callable[[Seq2Seq], None] | None = None,
+        precision: str | None = None,
     ) -> None:
         _check_hyperparameters(lr, warmup_steps, weight_decay, grad_clip, schedule, total_steps, batch_tokens)
         self.model = model.to(device) if device is not None else model
+        self.precision = (default_precision(self.model.device) if precision is None
+                          else effective_precision(precision, self.model.device, "trainer precision"))
         self.lr, self.warmup_steps, self.schedule = lr, warmup_steps, schedule
         self.total_steps, self.min_lr_ratio = total_steps, min_lr_ratio
         self.grad_clip, self.batch_tokens, self.weight_decay = grad_clip, batch_tokens, weight_decay
@@ -114,7 +122,7 @@ class Seq2SeqTrainer:
         loss_sum, nll_sum = 0.0, 0.0
         for batch in self._micro_batches(kept):
             sources, targets, batch_weights, ends = zip(*batch)
-            with _autocast(device):
+            with autocast(device, self.precision):
                 logp, _ = target_logprobs(self.model, sources, targets)
             if not all(ends):  # drop the <EOS> term of truncated targets
                 cut = torch.tensor([len(t) if not e else -1 for t, e in zip(targets, ends)], device=device)
@@ -204,11 +212,6 @@ class Seq2SeqTrainer:
         self.truncated = int(counters.get("truncated", 0))
         self.skipped = int(counters.get("skipped", 0))
         self.nonfinite = int(counters.get("nonfinite", 0))
-
-
-def _autocast(device: torch.device) -> AbstractContextManager[object]:
-    """bfloat16 autocast on CUDA, nothing elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 def _check_hyperparameters(

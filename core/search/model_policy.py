@@ -38,6 +38,7 @@ from core.metamath.proof import ProofStep
 from core.metamath.syntax import Grammar, floating_context
 from core.models.checkpoint import KINDS, LoadedModel, check_kind_formats, read_model
 from core.models.decoding import Candidate, beam_search, sample
+from core.models.devices import autocast, effective_precision
 from core.models.formats import Codec, free_variables
 from core.models.transformer import Seq2Seq
 from core.models.vocab import STOP, Token, Vocabulary
@@ -59,6 +60,8 @@ class ModelPolicy:
     ``conditioning``: specials put before every generator source (e.g. ``("<HARD>",)``).
     ``length_penalty``: GNMT length normalisation of beam search (0 ranks by summed log-probability).
     ``max_len``: longest output in tokens (default: the model's limit).
+    ``device``: where the model runs (default: CUDA when available). ``precision``: ``bf16`` decodes under
+    bfloat16 autocast on CUDA (fp32, with a warning, elsewhere).
     ``unifiable_only``: restrict a backward query's first token to labels whose conclusion unifies with
     its goal (a query with none gets no proposals, counted as ``no_unifiable_label``).
     """
@@ -77,12 +80,14 @@ class ModelPolicy:
         max_batch: int = 256,
         seed: int = 0,
         unifiable_only: bool = True,
+        precision: str = "fp32",
     ) -> None:
         check_kind_formats(kind, formats)
         if max_batch < 1:
             raise ConfigError(f"ModelPolicy max_batch must be >= 1 (got {max_batch})")
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
+        self.precision = effective_precision(precision, self.device, "policy precision")
         self.vocab = vocab
         self.codec = Codec.for_model(vocab, model.config)
         self.kind, self.formats = kind, tuple(formats)
@@ -200,11 +205,12 @@ class ModelPolicy:
         self, sources: list[list[int]], masks: torch.Tensor, k: int, temperature: float | None
     ) -> list[list[Candidate]]:
         self.model_calls += 1
-        if temperature is None:
-            return beam_search(self.model, sources, k=k, allowed_first=masks, max_len=self.max_len,
-                               length_penalty=self.length_penalty)  # fmt: skip
-        return sample(self.model, sources, n=k, temperature=temperature, allowed_first=masks, max_len=self.max_len,
-                      generator=self.generator)  # fmt: skip
+        with autocast(self.device, self.precision):
+            if temperature is None:
+                return beam_search(self.model, sources, k=k, allowed_first=masks, max_len=self.max_len,
+                                   length_penalty=self.length_penalty)  # fmt: skip
+            return sample(self.model, sources, n=k, temperature=temperature, allowed_first=masks,
+                          max_len=self.max_len, generator=self.generator)  # fmt: skip
 
     def _proposals(
         self, query: BackwardQuery | ForwardQuery, candidates: list[Candidate], allow_stop: bool

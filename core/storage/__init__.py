@@ -20,7 +20,7 @@ from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_chec
 from core.storage.heartbeats import Heartbeat, read_heartbeats
 from core.storage.root import ExperimentRoot, RootLocation, inspect_root
 from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries,
-                                  close_gaps, committed_cursor, list_quarantined, low_water, merged_cursors, prune_stream,
+                                  close_gaps, committed_cursor, list_quarantined, low_water, prune_stream,
                                   pruned_prefix, read_shard,
                                   restore_quarantined, stream_bounds, stream_gaps)
 
@@ -30,5 +30,5 @@ __all__ = [
     "load_checkpoint_file", "location_exists", "low_water",
     "prune_stream",
     "read_heartbeats", "read_shard", "restore_quarantined", "save_checkpoint_file", "stream_bounds", "stream_gaps",
-    "close_gaps", "committed_cursor", "merged_cursors", "pruned_prefix",
+    "close_gaps", "committed_cursor", "pruned_prefix",
 ]

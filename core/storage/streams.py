@@ -118,15 +118,6 @@ class ShardBatch:
     cursor: Cursor = field(default_factory=Cursor, compare=False)
 
 
-def merged_cursors(cursors: Iterable[Mapping[str, int] | None]) -> Cursor:
-    """One cursor for a group of consumers that commit together (a trainer group's ranks, whose shares of
-    the streams are disjoint): every stream any of them follows, at the furthest position committed."""
-    merged = Cursor()
-    for cursor in cursors:
-        merged = merged.merged(Cursor(cursor))
-    return merged
-
-
 # --- positions: low-water marks and the end of a stream ---------------------------------------
 
 

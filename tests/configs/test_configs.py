@@ -215,3 +215,25 @@ def test_values_written_into_slurm_scripts_cannot_smuggle_lines_or_shell(key: st
     for part in section.split("."):
         holder = getattr(holder, part)
     assert getattr(holder, leaf) == "gpu-a100,debug_2"
+
+
+@pytest.mark.parametrize("role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer",
+                                  "evaluator"])
+def test_every_role_has_a_device_and_a_precision(role: str) -> None:
+    config = preset("tiny")
+    assert (getattr(config, role).device, getattr(config, role).precision) == ("auto", "fp32")
+    for device in ("cpu", "cuda", "cuda:3", "auto"):  # syntax only: the job checks the machine it runs on
+        changed = config.with_overrides([f"{role}.device={device}", f"{role}.precision=bf16"])
+        assert (getattr(changed, role).device, getattr(changed, role).precision) == (device, "bf16")
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("prover_trainer.device=gpu", "device 'gpu': use auto"),
+    ("evaluator.device=cuda:", "evaluator.device 'cuda:': use auto"),
+    ("prover_actor.device=cuda:x", "prover_actor.device 'cuda:x'"),
+    ("generator_actor.device=cpu:0", "generator_actor.device 'cpu:0'"),
+    ("generator_trainer.precision=fp16", "precision"),
+])
+def test_bad_devices_and_precisions_are_rejected_naming_the_field(assignment: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        preset("tiny").with_overrides([assignment])

@@ -209,3 +209,21 @@ def test_a_bad_thread_count_in_the_environment_is_named(monkeypatch: pytest.Monk
             set_threads()
     monkeypatch.setenv("ADVPROVER_THREADS", "1")
     assert set_threads() == 1
+
+
+def test_an_experiment_frozen_before_settings_were_added_resumes(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Settings added since an experiment was created are read at their defaults: it resumes; a new setting
+    given another value is named as a difference (its twin)."""
+    from jobs import launch
+
+    exp = tmp_path / "exp"
+    launch.prepare("local", "tiny", str(exp), [], 1.0)
+    frozen = json.loads((exp / "config.json").read_text())
+    del frozen["retention"]  # as written by an older advprover
+    del frozen["prover_trainer"]["device"]
+    (exp / "config.json").write_text(json.dumps(frozen))
+    assert launch.prepare("local", "tiny", str(exp), [], 1.0).resumed
+    assert json.loads((exp / "config.json").read_text()) == frozen  # left as it was
+    code = launch.main(["local", "--preset", "tiny", "--exp", str(exp), "--set", "prover_trainer.device=cpu"])
+    assert code == 2 and "prover_trainer.device" in capsys.readouterr().err

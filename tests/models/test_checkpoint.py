@@ -193,3 +193,16 @@ def test_a_model_that_knows_none_of_the_database_is_refused(tmp_path, vocab, tra
     save_policy_file(str(path), trained[0], vocab, "prover")
     with pytest.raises(CheckpointError, match="knows none of the .* labels of .*foreign.mm"):
         load_policy(str(path), device="cpu", db=read_database(foreign))
+
+
+def test_on_cpu_copies_every_tensor_and_keeps_the_structure() -> None:
+    from core.models.checkpoint import on_cpu
+
+    state = {"optimizer": {"state": {0: {"exp_avg": torch.ones(2), "step": torch.tensor(3.0)}},
+                           "param_groups": [{"lr": 0.1, "params": [0]}]}, "steps": 4, "pair": (torch.zeros(1), "x")}
+    moved = on_cpu(state)
+    assert moved["steps"] == 4 and moved["optimizer"]["param_groups"] == [{"lr": 0.1, "params": [0]}]
+    assert torch.equal(moved["optimizer"]["state"][0]["exp_avg"], torch.ones(2))
+    assert isinstance(moved["pair"], tuple) and moved["pair"][1] == "x"
+    assert moved["optimizer"]["state"][0]["exp_avg"] is not state["optimizer"]["state"][0]["exp_avg"]
+    assert all(t.device.type == "cpu" for t in (moved["pair"][0], moved["optimizer"]["state"][0]["step"]))

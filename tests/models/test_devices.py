@@ -1,12 +1,15 @@
-"""check_device: a --device that torch cannot use here is a usage error before any work; cpu always passes."""
+"""check_device: a --device that torch cannot use here is a usage error before any work; cpu always passes.
+resolve_device and the precision helpers: what a role's ``device`` and ``precision`` settings mean here."""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import torch
 
-from core.errors import UsageError
-from core.models.devices import check_device
+from core.errors import ConfigError, UsageError
+from core.models.devices import autocast, check_device, default_precision, effective_precision, resolve_device
 
 
 def test_cpu_and_no_device_pass() -> None:
@@ -33,3 +36,46 @@ def test_a_cuda_device_beyond_the_machines_count_is_a_usage_error(monkeypatch) -
     assert check_device("cuda:0") == "cuda:0"
     with pytest.raises(UsageError, match="has 1 CUDA device"):
         check_device("cuda:1")
+
+
+# --- a role's device and precision settings ---------------------------------------------------------------
+
+
+def test_auto_is_cuda_when_available_and_cpu_here(monkeypatch) -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto", "x.device").type == expected  # cpu on a machine without CUDA
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", "x.device") == torch.device("cpu")
+    assert resolve_device("cpu", "x.device") == torch.device("cpu")
+
+
+def test_an_unindexed_cuda_is_the_gpu_of_the_local_rank(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda", "x.device", local_rank=3) == torch.device("cuda", 1)
+    assert resolve_device("auto", "x.device", local_rank=0) == torch.device("cuda", 0)
+    assert resolve_device("cuda:1", "x.device", local_rank=0) == torch.device("cuda", 1)  # named: kept
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error_naming_the_setting(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="prover_trainer.device cuda: CUDA is not available"):
+        resolve_device("cuda", "prover_trainer.device")
+
+
+def test_bf16_applies_on_cuda_and_falls_back_to_fp32_elsewhere_with_a_warning(caplog) -> None:
+    assert effective_precision("bf16", torch.device("cuda", 0)) == "bf16"
+    assert effective_precision("fp32", torch.device("cpu")) == "fp32"
+    with caplog.at_level("WARNING"):
+        assert effective_precision("bf16", torch.device("cpu"), "evaluator.precision") == "fp32"
+    assert "evaluator.precision bf16 applies on CUDA only" in caplog.text
+    with pytest.raises(ConfigError, match="trainer precision 'fp16'"):
+        effective_precision("fp16", torch.device("cpu"), "trainer precision")
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_autocast_only_for_bf16_on_cuda() -> None:
+    assert isinstance(autocast(torch.device("cpu"), "bf16"), contextlib.nullcontext)
+    assert isinstance(autocast(torch.device("cuda", 0), "fp32"), contextlib.nullcontext)
+    assert isinstance(autocast(torch.device("cuda", 0), "bf16"), torch.autocast)
+    assert default_precision(torch.device("cpu")) == "fp32" and default_precision(torch.device("cuda")) == "bf16"

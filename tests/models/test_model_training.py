@@ -172,3 +172,14 @@ def test_train_examples_stops_at_its_time_limit_and_logs_rates(tiny, reversal, c
     assert "examples/s" in caplog.text and "tokens/s" in caplog.text
     with pytest.raises(ModelError, match="no examples"):
         train_examples(tiny(), [], steps=1)
+
+
+def test_precision_bf16_falls_back_to_fp32_off_cuda_and_unknown_ones_are_rejected(tiny, caplog) -> None:
+    from core.errors import ConfigError
+
+    assert Seq2SeqTrainer(tiny(), device="cpu").precision == "fp32"  # no precision named: fp32 on a CPU
+    with caplog.at_level("WARNING"):
+        assert Seq2SeqTrainer(tiny(), device="cpu", precision="bf16").precision == "fp32"
+    assert "bf16 applies on CUDA only" in caplog.text
+    with pytest.raises(ConfigError, match="precision 'fp8'"):
+        Seq2SeqTrainer(tiny(), precision="fp8")

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import StreamPrunedError
 from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, clean_temporaries, committed_cursor,
-                          low_water, merged_cursors, prune_stream, pruned_prefix, stream_bounds)
+                          low_water, prune_stream, pruned_prefix, stream_bounds)
 from core.storage.shards import shard_path
 
 from .helpers import CountingBackend
@@ -166,8 +166,3 @@ def test_committed_cursor_is_the_newest_commit_and_survives_pruning(root: Experi
     assert committed_cursor(root, "out") == Cursor({"in": 4})
     _fill(root, "plain", 3)  # a producer's stream commits nothing
     assert committed_cursor(root, "plain") == Cursor()
-
-
-def test_merged_cursors_take_every_stream_at_its_furthest_position() -> None:
-    assert merged_cursors([{"a": 3}, {"b": 2}, None, {"a": 1}]) == Cursor({"a": 3, "b": 2})
-    assert merged_cursors([]) == Cursor()
