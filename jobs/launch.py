@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from configs.databases import check_database, describe_database, resolve_database
-from configs.experiment import ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of,
-                                without_new_defaults
+from configs.experiment import (ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of,
+                                without_new_defaults)
 from configs.presets import PRESETS, preset
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
 from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
