@@ -279,6 +279,10 @@ _SETUP_ROLES: dict[str, _Roles] = {
 # when an experiment is resumed. Nothing a job computes reads them (a local run ignores them all).
 PLACEMENT_SECTIONS = ("slurm",)
 
+# Sections added after experiments already existed: a job of an experiment frozen without one runs with its
+# defaults, so resuming such an experiment with the defaults changes nothing.
+LATER_SECTIONS = ("metrics",)
+
 
 def placement_changes(frozen: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """``key: old -> new`` for each placement setting that differs between two configuration dicts."""
@@ -289,11 +293,16 @@ def placement_changes(frozen: Mapping[str, Any], wanted: Mapping[str, Any]) -> l
 
 
 def with_placement_of(wanted: Mapping[str, Any], frozen: Mapping[str, Any]) -> dict[str, Any]:
-    """``wanted`` with its placement sections taken from ``frozen`` (what must then equal the frozen dict)."""
+    """``wanted`` with its placement sections taken from ``frozen`` (what must then equal the frozen dict), and
+    without the :data:`LATER_SECTIONS` that ``frozen`` predates when ``wanted`` leaves them at their defaults."""
     merged = dict(wanted)
     for section in PLACEMENT_SECTIONS:
         if section in frozen:
             merged[section] = frozen[section]
+    defaults = ExperimentConfig().to_dict()
+    for section in LATER_SECTIONS:
+        if section not in frozen and merged.get(section) == defaults[section]:
+            merged.pop(section, None)
     return merged
 
 

@@ -60,6 +60,15 @@ def test_bad_overrides_are_rejected(assignment: str, message: str) -> None:
         preset("tiny").with_overrides([assignment])
 
 
+def test_an_experiment_frozen_before_the_metrics_section_resumes_with_its_defaults() -> None:
+    frozen = preset("tiny").to_dict()
+    del frozen["metrics"]  # created by an advprover without live metrics
+    assert with_placement_of(preset("tiny").to_dict(), frozen) == frozen
+    assert ExperimentConfig.from_dict(frozen).metrics == preset("tiny").metrics  # its jobs use the defaults
+    changed = with_placement_of(preset("tiny").with_overrides(["metrics.enabled=false"]).to_dict(), frozen)
+    assert changed != frozen and changed["metrics"]["enabled"] is False  # a real change stays visible
+
+
 def test_metrics_folder_may_be_a_local_path_or_file_url() -> None:
     config = preset("tiny").with_overrides(["metrics.folder=file:///scratch/tb", "metrics.enabled=false"])
     assert (config.metrics.folder, config.metrics.enabled) == ("file:///scratch/tb", False)
