@@ -40,7 +40,6 @@ class MetricsWriter:
         self.folder = folder
         self.last_step: dict[str, int] = dict(written or {})
         self.dropped = 0
-        self._points: set[tuple[str, int]] | None = None  # every (tag, step) written, once out-of-order points come
         self._writer: Any = None
         if folder is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -74,33 +73,24 @@ class MetricsWriter:
     def enabled(self) -> bool:
         return self._writer is not None
 
-    def scalars(self, values: Mapping[str, float | int | None], step: int, *, in_order: bool = True) -> int:
+    def scalars(self, values: Mapping[str, float | int | None], step: int) -> int:
         """Write each finite value at ``step``; returns how many were written. A point is dropped when its tag
-        already has one at a step >= ``step`` (``in_order``), or exactly at ``step`` (``in_order=False``: for points
-        that may come out of order, such as an evaluator catching up on older versions)."""
+        already has one at a step >= ``step``: TensorBoard's loader takes a step that goes back for a restart and
+        discards the later points it holds, so each tag's steps must only grow."""
         if self._writer is None:
             return 0
-        if not in_order and self._points is None:
-            self._points = written_points(self.folder) if self.folder is not None else set()
         written = 0
         now = time.time()
         for tag, value in values.items():
             if value is None or not math.isfinite(float(value)):
                 continue
-            if self._written_before(tag, step, in_order):
+            if step <= self.last_step.get(tag, -1):
                 self.dropped += 1
                 continue
             self._writer.add_scalar(tag, float(value), step, walltime=now)
-            self.last_step[tag] = max(step, self.last_step.get(tag, -1))
-            if self._points is not None:
-                self._points.add((tag, step))
+            self.last_step[tag] = step
             written += 1
         return written
-
-    def _written_before(self, tag: str, step: int, in_order: bool) -> bool:
-        if in_order:
-            return step <= self.last_step.get(tag, -1)
-        return self._points is not None and (tag, step) in self._points
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -118,11 +108,6 @@ def written_steps(folder: str) -> dict[str, int]:
     for tag, step in scalar_points(folder):
         last[tag] = max(last.get(tag, -1), step)
     return last
-
-
-def written_points(folder: str) -> set[tuple[str, int]]:
-    """Every (tag, step) of the scalars in the event files of ``folder``."""
-    return set(scalar_points(folder))
 
 
 def scalar_points(folder: str) -> Iterator[tuple[str, int]]:

@@ -92,7 +92,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
                     "the baseline" if version == BASELINE else f"prover v{version}", summary["proved"],
                     summary["total"], 100 * summary["success_rate"], name)
         rt.update(evaluations=len(done), last_version=version, last_success_rate=summary["success_rate"])
-        rt.metrics.scalars(evaluation_scalars(version, record), int(meta.get("step") or 0), in_order=False)
+        rt.metrics.scalars(evaluation_scalars(version, record), int(meta.get("step") or 0))  # an older version
+        # evaluated after a newer one (catching up) is left out: a series' steps only grow (core/metrics.py)
         rt.metrics.flush()
 
     if BASELINE not in done and rt.running():

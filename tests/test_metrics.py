@@ -43,17 +43,6 @@ def test_a_reopened_run_appends_and_drops_steps_already_written(tmp_path: Path) 
                                         "b": [(1, 0.0), (2, 9.0)]}
 
 
-def test_out_of_order_points_drop_only_exact_repeats(tmp_path: Path) -> None:
-    first = MetricsWriter.open(str(tmp_path), "evaluator-00")
-    assert first.scalars({"eval/success_rate": 0.5}, 100, in_order=False) == 1
-    first.close()
-    second = MetricsWriter.open(str(tmp_path), "evaluator-00")
-    assert second.scalars({"eval/success_rate": 0.375}, 60, in_order=False) == 1  # an older version, evaluated later
-    assert second.scalars({"eval/success_rate": 0.9}, 100, in_order=False) == 0  # already written
-    second.close()
-    assert sorted(loaded(tmp_path / "evaluator-00")["eval/success_rate"]) == [(60, 0.375), (100, 0.5)]
-
-
 def test_a_truncated_event_file_is_read_up_to_its_damage(tmp_path: Path) -> None:
     writer = MetricsWriter.open(str(tmp_path), "job")
     for step in range(1, 6):
