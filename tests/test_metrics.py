@@ -9,7 +9,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from core.errors import ConfigError
-from core.metrics import MetricsWriter, mean, metrics_root, runs_in, seconds_step, written_steps
+from core.metrics import MetricsWriter, device_scalars, mean, metrics_root, runs_in, seconds_step, written_steps
 
 
 def loaded(run: Path) -> dict[str, list[tuple[int, float]]]:
@@ -75,6 +75,18 @@ def test_where_runs_go() -> None:
     assert metrics_root("/exp", "") == "/exp/tensorboard"
     assert metrics_root("/exp", "file:///scratch/tb") == metrics_root(None, "/scratch/tb") == "/scratch/tb"
     assert metrics_root(None, "") is None  # a remote experiment without a local folder: nothing is written
+
+
+def test_gpu_memory_only_where_cuda_is_in_use() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        assert device_scalars() == {}
+        return
+    kept = torch.ones(1024, 1024, device="cuda")
+    values = device_scalars()
+    assert values["system/gpu_memory_allocated_mib"] >= 4.0 and values["system/gpu_memory_peak_mib"] >= 4.0
+    del kept
 
 
 def test_helpers() -> None:

@@ -98,6 +98,9 @@ def test_a_run_writes_live_scalars_per_job_and_a_restart_repeats_no_step(tmp_pat
     for tag, steps in again.items():
         assert steps == sorted(set(steps)), f"{tag} repeats or reorders steps: {steps}"
     assert again["train/loss"] == [2, 4, 6, 8, 10, 12, 14]
+    assert run_role("generator_actor", exp, max_records=4) == "finished"  # a restarted actor: its time axis goes on
+    actor = scalars(board / "generator-actor-00")
+    assert all(steps == sorted(set(steps)) for steps in actor.values()) and len(actor["actor/records_per_s"]) >= 1
 
 
 def test_status_points_at_the_live_runs(tmp_path: Path) -> None:
