@@ -10,7 +10,9 @@ import importlib
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
@@ -20,6 +22,7 @@ from configs.databases import resolve_database
 from configs.presets import preset
 from core.errors import ConfigError
 from core.storage import CheckpointStore, ExperimentRoot
+from jobs import launch
 from jobs import status as status_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -103,11 +106,19 @@ def test_a_run_writes_live_scalars_per_job_and_a_restart_repeats_no_step(tmp_pat
     assert all(steps == sorted(set(steps)) for steps in actor.values()) and len(actor["actor/records_per_s"]) >= 1
 
 
+def end_of_run_report(exp: Path) -> str:
+    config = status_job.ExperimentConfig.from_dict(ExperimentRoot.open(str(exp)).config)
+    run = launch.Run("local", str(exp), config, [], 1.0, False, exp / "runs" / "now")
+    return launch.summary(run, SimpleNamespace(slots=[]), time.time())[0]  # type: ignore[arg-type]
+
+
 def test_status_points_at_the_live_runs(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path / "exp")
     root = ExperimentRoot.open(str(exp))
     assert "no job has written" in status_job.render(status_job.collect(root))
+    assert "tensorboard --logdir" not in end_of_run_report(exp)
     assert run_role("prover_trainer", exp, max_steps=2) == "finished"
+    assert f"metrics     tensorboard --logdir {exp / 'tensorboard'}" in end_of_run_report(exp)
     report = status_job.collect(root)
     assert report["tensorboard"] == {"logdir": str(exp / "tensorboard"), "runs": ["prover-trainer-00"]}
     assert f"tensorboard --logdir {exp / 'tensorboard'}" in status_job.render(report)
