@@ -227,6 +227,20 @@ class RetentionConfig(Config):
 
 
 @dataclass(frozen=True)
+class MetricsConfig(Config):
+    enabled: bool = option(True, help="write live TensorBoard scalars (loss, lr, rewards, success rates...)")
+    folder: str = option("", help="local folder of the TensorBoard runs ('' = EXP/tensorboard; needed for a "
+                                  "remote experiment, else none are written)")
+    every_steps: int = option(10, min=1, help="a trainer writes its scalars every N optimizer steps")
+    every_seconds: float = option(30.0, min=1.0, help="an actor writes its scalars at most every N seconds")
+
+    def validate(self) -> None:
+        if "://" in self.folder and not self.folder.startswith("file://"):
+            raise ConfigError(f"metrics.folder {self.folder!r} must be a local folder (TensorBoard event files "
+                              f"are written locally); leave it empty to use EXP/tensorboard")
+
+
+@dataclass(frozen=True)
 class SlurmResources(Config):
     partition: str = option("", pattern=SLURM_NAME, help="SLURM partition ('' = the cluster's default)")
     gpus: int = option(0, min=0, help="GPUs per job (per task of a trainer group)")
@@ -263,6 +277,7 @@ class ExperimentConfig(Config):
     routing: RoutingConfig = option(RoutingConfig(), help="which records each trainer learns from")
     retention: RetentionConfig = option(RetentionConfig(), help="when the producer of a stream deletes the shards "
                                                                 "every consumer is done with (docs/PROTOCOL.md)")
+    metrics: MetricsConfig = option(MetricsConfig(), help="live TensorBoard scalars of every job")
     slurm: SlurmConfig = option(SlurmConfig(), help="where the jobs run on SLURM (may change on resume; see docs/LAUNCH.md)")
 
     @classmethod

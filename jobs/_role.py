@@ -17,12 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from configs.experiment import ExperimentConfig
 from core.adversarial.topology import job_name
 from core.adversarial.workspace import Workspace
 from core.errors import StorageError, UsageError
+from core.metrics import MetricsWriter, device_scalars, metrics_root, seconds_step
 from core.storage import CheckpointInfo, CheckpointStore, ExperimentRoot, Heartbeat
 from jobs._lock import launcher_gone
 
@@ -51,6 +52,7 @@ class Runtime:
     started: float = field(default_factory=time.time)
     _stop_checked: float = 0.0
     _stop_requested: bool = False
+    _scalars_written: float = 0.0
 
     @staticmethod
     def start(role: str, exp: str, rank: int, minutes: float | None) -> "Runtime":
@@ -68,6 +70,7 @@ class Runtime:
                                f"(ranks 0..{count - 1}); rank {rank} has nothing to do")
         deadline = time.time() + 60 * minutes if minutes is not None else None
         runtime = Runtime(role, rank, root, config, deadline)
+        runtime.metrics  # opened now: an unusable metrics folder stops the job before it does any work
         runtime._install_signals()
         runtime._heartbeat_thread = threading.Thread(target=runtime._beat_loop, daemon=True, name="heartbeat")
         runtime._heartbeat_thread.start()
@@ -137,6 +140,8 @@ class Runtime:
         """Write the last heartbeat and say how the job ended."""
         status = INTERRUPTED if self.interrupted else FINISHED
         self.update(status=status, **counters)
+        if "metrics" in self.__dict__:
+            self.metrics.close()
         self._closed.set()
         self._beat()
         logger.info("%s %s: %s", self.name, status, _summary(self.counters))
@@ -168,6 +173,35 @@ class Runtime:
     def _beat_loop(self) -> None:
         while not self._closed.wait(HEARTBEAT_SECONDS):
             self._beat()
+
+    # --- live metrics (TensorBoard) -------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> MetricsWriter:
+        """This job's TensorBoard run (``metrics.*``); a writer that writes nothing when metrics are off."""
+        section = self.config.metrics
+        if not section.enabled:
+            return MetricsWriter.disabled()
+        folder = metrics_root(self.root.local_folder, section.folder)
+        if folder is None:
+            logger.warning("%s: the experiment %s is not in a local folder and metrics.folder is not set: no live "
+                           "TensorBoard scalars are written (set metrics.folder to a local folder)", self.name,
+                           self.root.url)
+            return MetricsWriter.disabled()
+        return MetricsWriter.open(folder, self.name)
+
+    @cached_property
+    def experiment_created(self) -> float:
+        return self.root.created_at()
+
+    def timed_scalars(self, values: Mapping[str, float | None], *, force: bool = False) -> bool:
+        """An actor's scalars at whole seconds since the experiment began, at most every ``metrics.every_seconds``
+        (unless ``force``); True when written."""
+        if not force and time.time() - self._scalars_written < self.config.metrics.every_seconds:
+            return False
+        self._scalars_written = time.time()
+        self.metrics.scalars({**values, **device_scalars()}, seconds_step(self.experiment_created))
+        return True
 
     # --- shared resources ------------------------------------------------------------------------
 

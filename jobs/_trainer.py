@@ -30,6 +30,7 @@ from typing import Any, Sequence
 from configs.experiment import ModelSpec, TrainerConfig
 from core.adversarial.replay import ReplayBuffer
 from core.errors import ConfigError, StorageError
+from core.metrics import device_scalars
 from core.models.checkpoint import load_trainer_version, new_database_model, publish_version, read_model
 from core.models.examples import build_examples
 from core.models.formats import Codec
@@ -72,6 +73,8 @@ class TrainerLoop:
         self.skipped = 0
         self.loss = float("nan")
         self.extra_state: dict[str, Any] = {}
+        self._new_rewards: list[float] = []  # rewards of the records read since the last metrics point
+        self._metrics_mark: tuple[float, int, int] | None = None  # (time, step, records in) at the last point
 
     # --- hooks ------------------------------------------------------------------------------------
 
@@ -134,6 +137,8 @@ class TrainerLoop:
                 if batch:
                     self.loss = self.trainer.step(batch)["loss"]
                 self.rt.update(bootstrap_step=step + 1, loss=round(self.loss, 4))
+                if (step + 1) % self.rt.config.metrics.every_steps == 0:
+                    self.rt.metrics.scalars({"bootstrap/loss": self.loss}, step + 1)
             origin = f"{section.bootstrap_steps} supervised steps"
         try:
             info = publish_version(self.store, model, vocab, self.kind, self._meta(
@@ -210,6 +215,7 @@ class TrainerLoop:
         examples, value = derived
         if new:
             self.observe_reward(value)
+            self._new_rewards.append(value)
         self.buffer.add(stream, position, {"examples": examples, "reward": value}, weight=value)
         return 1
 
@@ -233,6 +239,7 @@ class TrainerLoop:
             if self.group.all_true(bool(examples)):
                 result = self.trainer.step(examples, weights)
                 self.loss = result["loss"]
+                self.write_metrics(result)
             else:
                 rt.update(state="waiting for data")
                 rt.sleep(0.5)
@@ -277,10 +284,31 @@ class TrainerLoop:
             windows={str(r): w for r, w in enumerate(windows)}), formats=self.formats,
             trainer_state=self.trainer.state_dict())
         self.version = info.version
+        self.rt.metrics.scalars({"checkpoint/version": info.version}, self.trainer.steps)
         self.store.retain(self.section.keep_checkpoints, RETENTION_GRACE_S)
         logger.info("%s: published %s version %d at step %d (loss %.4f, buffer %d, records in %d)",
                     self.rt.name, self.kind, info.version, self.trainer.steps, self.loss, len(self.buffer),
                     self.records_in)
+
+    def write_metrics(self, result: dict[str, float]) -> None:
+        """Every ``metrics.every_steps`` steps, at this step: loss, learning rate, gradient norm, speed, the replay
+        buffer, the rewards of the records read since the last point, the role's numeric state, GPU memory."""
+        now, step = time.time(), self.trainer.steps
+        if self._metrics_mark is None:
+            self._metrics_mark = (self.rt.started, step - 1, 0)
+        if step % self.rt.config.metrics.every_steps:
+            return
+        then, step_then, records_then = self._metrics_mark
+        elapsed = max(now - then, 1e-9)
+        rewards, self._new_rewards = self._new_rewards, []
+        self._metrics_mark = (now, step, self.records_in)
+        self.rt.metrics.scalars({
+            "train/loss": result["loss"], "train/lr": result["lr"], "train/grad_norm": result["grad_norm"],
+            "train/tokens_per_batch": result["tokens"], "train/steps_per_s": (step - step_then) / elapsed,
+            "replay/size": len(self.buffer), "replay/records_per_s": (self.records_in - records_then) / elapsed,
+            "replay/mean_reward_of_new_records": sum(rewards) / len(rewards) if rewards else None,
+            **{f"state/{k}": v for k, v in self.extra_state.items() if isinstance(v, (int, float))},
+            **device_scalars()}, step)
 
     def _meta(self, **fields: Any) -> dict[str, Any]:
         return {"time": time.time(), "trainer": self.rt.name, "state": self.extra_state,

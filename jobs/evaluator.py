@@ -18,6 +18,7 @@ from typing import Any
 from core.adversarial.topology import EVALUATION_STREAM, PROVER_CHECKPOINTS
 from core.adversarial.workspace import Workspace
 from core.errors import CheckpointError, ConfigError
+from core.metrics import device_scalars
 from core.metamath.database import Assertion
 from core.models.checkpoint import load_version
 from core.search.baseline import BaselinePolicy
@@ -92,6 +93,9 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
                     "the baseline" if version == BASELINE else f"prover v{version}", summary["proved"],
                     summary["total"], 100 * summary["success_rate"], name)
         rt.update(evaluations=len(done), last_version=version, last_success_rate=summary["success_rate"])
+        rt.metrics.scalars(evaluation_scalars(version, record), int(meta.get("step") or 0))  # an older version
+        # evaluated after a newer one (catching up) is left out: a series' steps only grow (core/metrics.py)
+        rt.metrics.flush()
 
     if BASELINE not in done and rt.running():
         publish(BASELINE, BaselinePolicy(ws.db, grammar=ws.grammar, seed=rt.config.seed), {})
@@ -110,6 +114,16 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         publish(version, policy_from_model(loaded, device=device, precision=section.precision), info.meta)
     writer.close()
     return rt.finish(evaluations=len(done))
+
+
+def evaluation_scalars(version: Any, record: dict[str, Any]) -> dict[str, float | None]:
+    """An evaluation as scalars at the prover trainer's step (the baseline's under its own tags, at step 0)."""
+    prefix = "baseline" if version == BASELINE else "eval"
+    values: dict[str, float | None] = {f"{prefix}/success_rate": record.get("success_rate"),
+                                       f"{prefix}/proved": record.get("proved"), f"{prefix}/seconds": record["seconds"]}
+    if version != BASELINE:
+        values["eval/prover_version"] = version
+    return {**values, **device_scalars()}
 
 
 def next_version(store: CheckpointStore, done: set[Any], every: int) -> int | None:

@@ -19,6 +19,7 @@ from typing import Any
 from configs.experiment import parse_mix
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
+from core.metrics import mean
 from core.models.checkpoint import load_version
 from core.search.model_policy import policy_from_model
 from core.storage import CheckpointInfo, CheckpointStore, ShardWriter, committed_cursor
@@ -73,6 +74,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     lag = LagWatch(rt, writers)
     pruner = Pruner(rt.root, config, streams)
     produced = turn = 0
+    window: list[dict[str, Any]] = []  # records since the last metrics point
+    window_start = time.time()
     rt.update(records_out=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
         reloader.maybe_reload()
@@ -86,6 +89,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         rt.update(state="generating")
         for record in make_records(rt, generator, rng, mix, reloader.version or 0, streams, turn):
             writers[turn % len(writers)].append(record)
+            window.append(record)
             turn += 1
             produced += 1
             if max_records is not None and produced >= max_records:
@@ -93,6 +97,10 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         for writer in writers:
             writer.maybe_flush()
         rt.update(records_out=produced, **{f"gen_{k}": v for k, v in generator.counters.items()})
+        if window and rt.timed_scalars(generation_scalars(rt, window, time.time() - window_start)):
+            window, window_start = [], time.time()
+    if window:
+        rt.timed_scalars(generation_scalars(rt, window, time.time() - window_start), force=True)
     for writer in writers:
         writer.close()
     return rt.finish(records_out=produced, **pruner.summary())
@@ -116,6 +124,19 @@ def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, m
     rt.add("rollouts", len(rollouts))
     rt.add("generation_seconds", round(time.perf_counter() - start, 3))
     return records
+
+
+def generation_scalars(rt: Runtime, records: list[dict[str, Any]], seconds: float) -> dict[str, float | None]:
+    """Live metrics of a window of generation records: throughput, sources, duplicates, theorem sizes."""
+    generated = [r for r in records if r.get("source") == "generator"]
+    return {"actor/records_per_s": len(records) / max(seconds, 1e-9),
+            "actor/dataset_fraction": mean(float(r.get("source") != "generator") for r in records),
+            "actor/duplicate_fraction": mean(float(bool(r.get("duplicate"))) for r in generated),
+            "actor/mean_heuristic": mean(r.get("heuristic") for r in generated),
+            "actor/mean_proof_size": mean(r.get("stats", {}).get("size") for r in generated),
+            "actor/mean_proof_depth": mean(r.get("stats", {}).get("depth") for r in generated),
+            "actor/reader_lag_shards": rt.counters.get("reader_lag_shards"),
+            "actor/generator_version": rt.counters.get("generator_version")}
 
 
 class LagWatch:

@@ -649,6 +649,8 @@ def summary(run: Run, supervisor: Supervisor, start: float) -> tuple[str, bool]:
     lines.append(f"resume      {resume_command(run)}")
     lines.append(f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
                  f"(--json; --plot {shlex.quote(plot_path_of(run.exp))})")
+    if status["tensorboard"]["runs"]:
+        lines.append(f"metrics     tensorboard --logdir {shlex.quote(status['tensorboard']['logdir'])}")
     return "\n".join(lines), not failed
 
 

@@ -19,6 +19,7 @@ from core.adversarial.generation import theorem_from_goal
 from core.adversarial.rewards import reward
 from core.adversarial.topology import PROVER_CHECKPOINTS, generation_streams_read, job_name
 from core.errors import MetamathError
+from core.metrics import mean
 from core.metamath.database import Assertion
 from core.models.checkpoint import load_version
 from core.search.evaluation import prove_theorems
@@ -69,6 +70,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
     pruner = Pruner(rt.root, config, [writer.stream])
     produced = 0
+    window: list[dict] = []  # results since the last metrics point
+    window_start = time.time()
     rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
         reloader.maybe_reload()
@@ -86,8 +89,13 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
                 writer.append(record)
             produced += len(results)
             writer.set_commit(reader.cursor)
+            window += results
         writer.maybe_flush()
         rt.update(records_out=produced, quarantined=reader.quarantined)
+        if window and rt.timed_scalars(result_scalars(window, time.time() - window_start)):
+            window, window_start = [], time.time()
+    if window:
+        rt.timed_scalars(result_scalars(window, time.time() - window_start), force=True)
     writer.close()
     return rt.finish(records_out=produced, **pruner.summary())
 
@@ -117,6 +125,16 @@ def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], sett
             slot.append(result)
     rt.add("search_seconds", round(time.perf_counter() - start, 3))
     return [result_record(rt, record, tries, policy_box["version"]) for (record, _), tries in zip(goals, outcomes)]
+
+
+def result_scalars(results: list[dict], seconds: float) -> dict[str, float | None]:
+    """Live metrics of a window of result records: throughput, success on generated theorems, rewards."""
+    return {"actor/results_per_s": len(results) / max(seconds, 1e-9),
+            "actor/proved_rate": mean(float(r["proved"]) for r in results),
+            "actor/proved_rate_generated": mean(float(r["proved"]) for r in results
+                                                if r["generation"].get("source") == "generator"),
+            "actor/mean_reward": mean(r["reward"] for r in results),
+            "actor/prover_version": results[-1]["prover_version"]}
 
 
 def result_record(rt: Runtime, generation: dict, tries: list[SearchResult], version: int) -> dict:

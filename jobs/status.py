@@ -1,6 +1,7 @@
 """What an experiment is doing and has done, read from its root alone: ``python -m jobs.status DIR``.
 
-    python -m jobs.status DIR [--json] [--plot PATH.png] [--tensorboard FOLDER]
+    python -m jobs.status DIR [--json] [--plot PATH.png]
+    python -m jobs.status DIR --tensorboard
     python -m jobs.status DIR --restore-quarantined NAME|all
 
 For each job: alive or not (heartbeat age), model versions, counters. For each stream: records produced,
@@ -9,8 +10,9 @@ headers, trainers in their checkpoint metadata) and pending, with rates. Quarant
 the prover's benchmark success over versions (stream ``evaluator-00``), the generator's reward and the
 generated theorems' size and depth over time (one point per shard). ``checks`` says whether the counts
 reconcile: every consumed generation has exactly one result, no id appears twice, every consumer's
-consumed + pending equals what was produced. ``--plot`` draws the curves (matplotlib), ``--tensorboard``
-writes them as TensorBoard event files when the ``tensorboard`` package is installed. The plot's path is
+consumed + pending equals what was produced. ``--plot`` draws the curves (matplotlib). The jobs write their
+live scalars as TensorBoard event files themselves (:mod:`core.metrics`): the report names that folder, and
+``--tensorboard`` prints only the command that opens it (an error when no job wrote any). The plot's path is
 checked before anything is read: its folder must exist and its extension name a format matplotlib
 writes without extra packages (``PLOT_FORMATS``).
 
@@ -36,6 +38,7 @@ from configs.experiment import ROLES, ExperimentConfig
 from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
                                        generator_trainer_reads_generations, group_cursor, job_name)
 from core.errors import CorruptShardError, NewerFormatError, StorageError, UsageError
+from core.metrics import metrics_root, runs_in
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
                           pruned_prefix, read_shard, restore_quarantined, stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
@@ -206,7 +209,14 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "damaged": [{"stream": name, "seq": seq, "reason": reason}
                     for name, scan in scans.items() for seq, reason in sorted(scan.damaged.items())],
         "disk_bytes": disk_use(root),
+        "tensorboard": tensorboard_runs(root, config),
     }
+
+
+def tensorboard_runs(root: ExperimentRoot, config: ExperimentConfig) -> dict[str, Any]:
+    """Where the jobs write their live TensorBoard scalars (None when nowhere), and the runs found there."""
+    logdir = metrics_root(root.local_folder, config.metrics.folder) if config.metrics.enabled else None
+    return {"logdir": logdir, "runs": runs_in(logdir) if logdir is not None else []}
 
 
 def heartbeat_age(beat: dict[str, Any], now: float) -> tuple[float, float | None]:
@@ -494,7 +504,16 @@ def render(status: dict[str, Any]) -> str:
                      + "".join(f"\n  {d['stream']} shard {d['seq']}: {d['reason']}" for d in status["damaged"]))
     if status["disk_bytes"]:
         lines.append(f"disk: {status['disk_bytes']['total'] / 1e6:.1f} MB")
+    lines.append(tensorboard_line(status["tensorboard"]))
     return "\n".join(lines)
+
+
+def tensorboard_line(board: dict[str, Any]) -> str:
+    if board["logdir"] is None:
+        return "live metrics: none (metrics.enabled is false, or a remote experiment without metrics.folder)"
+    if not board["runs"]:
+        return f"live metrics: no job has written to {board['logdir']} yet"
+    return f"live metrics ({len(board['runs'])} jobs): tensorboard --logdir {board['logdir']}"
 
 
 def plot(status: dict[str, Any], path: str) -> None:
@@ -544,30 +563,15 @@ def plot(status: dict[str, Any], path: str) -> None:
     plt.close(figure)
 
 
-def write_tensorboard(status: dict[str, Any], folder: str) -> bool:
-    """The curves as TensorBoard scalars; False (and a log line) when tensorboard is not installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # noqa: BLE001 - ImportError, or tensorboard's own import errors
-        logger.warning("tensorboard is not installed: skipping the event files (pip install tensorboard)")
-        return False
-    writer = SummaryWriter(folder)
-    for e in status["evaluations"]:
-        if e["version"] != BASELINE:
-            writer.add_scalar("benchmark/success_rate", float(e["success_rate"] or 0), int(e["version"]))
-    for name, points in status["curves"].items():
-        for step, (when, value) in enumerate(points):
-            writer.add_scalar(f"curves/{name}", value, step, walltime=when)
-    writer.close()
-    return True
-
-
-def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: str = "",
+def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: bool = False,
          restore: str = "") -> int:
     """Show the status of the experiment at EXP (see the module docstring), or restore quarantined shards."""
     if plot_path:
         check_plot_path(plot_path)
     root = ExperimentRoot.open(exp)
+    if tensorboard:
+        print_tensorboard_command(root)
+        return 0
     if restore:
         restored = restore_quarantined(root, None if restore == "all" else restore)
         print("\n".join(f"restored {location}" for location in restored))
@@ -581,9 +585,15 @@ def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: 
     if plot_path:
         plot(status, plot_path)
         print(f"plot written to {plot_path}", file=sys.stderr)
-    if tensorboard:
-        write_tensorboard(status, tensorboard)
     return 0 if all(c["ok"] for c in status["checks"]) else 1
+
+
+def print_tensorboard_command(root: ExperimentRoot) -> None:
+    """Print the command opening the jobs' live TensorBoard runs; :class:`UsageError` when there are none."""
+    board = tensorboard_runs(root, ExperimentConfig.from_dict(root.config))
+    if not board["runs"]:
+        raise UsageError(f"{root.url}: no TensorBoard runs to show: {tensorboard_line(board).split(': ', 1)[1]}")
+    print(f"tensorboard --logdir {board['logdir']}")
 
 
 def check_plot_path(path: str) -> None:
@@ -599,8 +609,10 @@ def check_plot_path(path: str) -> None:
                          f"with one of {', '.join('.' + f for f in PLOT_FORMATS)}")
 
 
-def cli(exp: str, json: bool = False, plot: str = "", tensorboard: str = "", restore_quarantined: str = "") -> int:
+def cli(exp: str, *, json: bool = False, plot: str = "", tensorboard: bool = False,
+        restore_quarantined: str = "") -> int:
     """Show the status of the experiment at EXP: --json for machine-readable output, --plot PATH.png;
+    --tensorboard prints the command opening the jobs' live TensorBoard scalars;
     --restore-quarantined NAME (or all) puts wrongly quarantined shards back in their streams."""
     return main(exp, json_output=json, plot_path=plot, tensorboard=tensorboard, restore=restore_quarantined)
 

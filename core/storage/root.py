@@ -11,6 +11,7 @@ Layout (see docs/PROTOCOL.md)::
     heartbeats/<role>-<rank>.json        liveness and counters of each job
     stop.json                            a stop request: jobs end after their current unit of work
     quarantine/<stream>/<seq:012d>-<token>.zst (+ .reason.json)   damaged shards, as found
+    tensorboard/<job>/events.out.tfevents.*   live scalars of each job (local experiments; core/metrics.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from core.errors import ConfigError, ExperimentConfigMismatch, StorageError
-from core.storage.backend import Backend, backend_for, is_temporary
+from core.storage.backend import Backend, LocalBackend, backend_for, is_temporary
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,16 @@ class ExperimentRoot:
         """Names of the streams that exist (a listing: fine for status tools, not for polling)."""
         names = self.backend.listdir(STREAMS_DIR)
         return sorted(n for n in names if n.startswith(prefix) and not is_temporary(n) and _NAME.fullmatch(n))
+
+    @property
+    def local_folder(self) -> str | None:
+        """The experiment's folder when it is on a local (or NFS) filesystem; None for any other store."""
+        return self.backend.base if isinstance(self.backend, LocalBackend) else None
+
+    def created_at(self) -> float:
+        """When the experiment was created (its configuration file's time; now if the store cannot say)."""
+        age = self.backend.age_s(CONFIG_FILE)
+        return time.time() - (age or 0.0)
 
     def checkpoint_names(self) -> list[str]:
         """Names of the checkpoint stores that exist (a listing)."""

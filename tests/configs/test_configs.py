@@ -52,10 +52,27 @@ def test_overrides_are_parsed_by_field_type() -> None:
     ("routing.prover_send_only_failed=maybe", "true or false"),
     ("setup=sideways", "setup must be one of"),
     ("no_equals_sign", "key=value"),
+    ("metrics.folder=s3://bucket/tb", "metrics.folder 's3://bucket/tb' must be a local folder"),
+    ("metrics.every_steps=0", "every_steps"),
 ])
 def test_bad_overrides_are_rejected(assignment: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         preset("tiny").with_overrides([assignment])
+
+
+def test_an_experiment_frozen_before_the_metrics_section_resumes_with_its_defaults() -> None:
+    frozen = preset("tiny").to_dict()
+    del frozen["metrics"]  # created by an advprover without live metrics
+    assert with_placement_of(preset("tiny").to_dict(), frozen) == frozen
+    assert ExperimentConfig.from_dict(frozen).metrics == preset("tiny").metrics  # its jobs use the defaults
+    changed = with_placement_of(preset("tiny").with_overrides(["metrics.enabled=false"]).to_dict(), frozen)
+    assert changed != frozen and changed["metrics"]["enabled"] is False  # a real change stays visible
+
+
+def test_metrics_folder_may_be_a_local_path_or_file_url() -> None:
+    config = preset("tiny").with_overrides(["metrics.folder=file:///scratch/tb", "metrics.enabled=false"])
+    assert (config.metrics.folder, config.metrics.enabled) == ("file:///scratch/tb", False)
+    assert preset("tiny").with_overrides(["metrics.folder=/scratch/tb"]).metrics.folder == "/scratch/tb"
 
 
 def test_setup_requires_and_forbids_roles() -> None:

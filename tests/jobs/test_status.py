@@ -137,16 +137,13 @@ def test_cli_json_plot_and_exit_status(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no experiment at" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_tensorboard_is_optional(tmp_path: Path) -> None:
+def test_status_names_the_live_tensorboard_folder_and_writes_none(tmp_path: Path) -> None:
     root = make_root(tmp_path / "exp")
     populate(root)
-    wrote = status.write_tensorboard(status.collect(root), str(tmp_path / "tb"))
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        assert wrote is False and not (tmp_path / "tb").exists()
-    else:
-        assert wrote and any((tmp_path / "tb").iterdir())
+    report = status.collect(root)
+    assert report["tensorboard"] == {"logdir": str(tmp_path / "exp" / "tensorboard"), "runs": []}
+    assert "live metrics: no job has written to" in status.render(report)
+    assert not (tmp_path / "exp" / "tensorboard").exists()  # status reads; only the jobs write event files
 
 
 def test_follower_counts_new_records_once(tmp_path: Path) -> None:

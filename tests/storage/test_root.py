@@ -100,3 +100,15 @@ def test_valid_names_are_accepted(root: ExperimentRoot) -> None:
         ShardWriter(root, good, max_records=1, max_age_s=1)
         CheckpointStore(root, good)
         Heartbeat(root, good, 0)
+
+
+def test_a_local_root_names_its_folder_and_its_creation_time(root_url: str, tmp_path: object) -> None:
+    import time
+
+    before = time.time()
+    root = ExperimentRoot.create_or_open(root_url, CONFIG)
+    assert before - 5 <= root.created_at() <= time.time() + 1
+    if root_url.startswith("memory://"):
+        assert root.local_folder is None  # not a folder TensorBoard's writer can use
+    else:
+        assert root.local_folder == root_url
