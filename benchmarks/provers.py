@@ -112,7 +112,8 @@ def tautology_benchmark(db: Database, folder: str, settings: TautologySettings) 
     extended = read_database(path)
     theorems = extended.incomplete_theorems()
     name = f"tautologies seed {settings.seed}"
-    return Benchmark(name, extended, Grammar(extended), Kernel(extended), theorems, frozenset(t.label for t in theorems))
+    forbidden = frozenset(t.label for t in theorems)
+    return Benchmark(name, extended, Grammar(extended), Kernel(extended), theorems, forbidden)
 
 
 def learned_policy(args: argparse.Namespace, db: Database) -> Callable[[], Policy]:

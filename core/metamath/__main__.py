@@ -110,7 +110,8 @@ def _add_tautologies(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     parser.add_argument("--variables", type=int, default=3, help="wff variables used, from ph ps ch th ta (default 3)")
     parser.add_argument("--connectives", default="",
                         help="comma-separated, of imp,not,bi,and,or (default: all the database defines)")
-    parser.add_argument("--prefix", default=PREFIX, help=f"label prefix (default {PREFIX!r}: {PREFIX}1, {PREFIX}2, ...)")
+    parser.add_argument("--prefix", default=PREFIX,
+                        help=f"label prefix (default {PREFIX!r}: {PREFIX}1, {PREFIX}2, ...)")
 
 
 def _add_in_place(parser: argparse.ArgumentParser) -> None:

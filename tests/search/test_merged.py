@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from configs.experiment import ProverActorConfig, SearchConfig
+from configs.presets import preset
 from core.errors import ConfigError
 from core.metamath.environment import Tactic
 from core.metamath.splits import split_theorems
@@ -58,7 +59,8 @@ def test_the_model_s_proposals_come_first_then_the_baseline_s_others_once(hilber
     [proposals] = merged.propose_backward([query], k=3)
     assert [p.tactic for p in proposals] == [A, B, C, Tactic("ax-1", {"ph": ("ps",)})]
     assert (merged.from_model, merged.from_baseline) == (2, 2)
-    assert [p.tactic for p in merged.propose_forward([ForwardQuery(hilbert.forward_factory("syl")(), None)], 2)[0]] == []
+    forward = ForwardQuery(hilbert.forward_factory("syl")(), None)
+    assert [p.tactic for p in merged.propose_forward([forward], 2)[0]] == []
     assert model.calls == [("backward", 1), ("forward", 1)]  # forward queries go to the model alone
 
 
@@ -78,6 +80,9 @@ def test_merging_is_the_default_setting_and_can_be_turned_off():
     assert SearchSettings.from_config(SearchConfig()).merge_baseline
     assert not SearchSettings.from_config(SearchConfig(merge_baseline=False)).merge_baseline
     assert not SearchSettings.from_config({"merge_baseline": False}).merge_baseline
+    changed = preset("tiny").with_overrides(["evaluator.search.merge_baseline=false"])
+    assert preset("tiny").evaluator.search.merge_baseline and not changed.evaluator.search.merge_baseline
+    assert changed.prover_actor.search.merge_baseline
     with pytest.raises(ConfigError, match="merge_baseline"):
         SearchSettings(merge_baseline="no")  # type: ignore[arg-type]
 
