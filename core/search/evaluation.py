@@ -56,7 +56,8 @@ def prove_theorems(
     """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless
-    ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress (theorems done, proved, rate, ETA) at most every 10 seconds.
+    ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress
+    (theorems done, proved, rate, ETA) at most every 10 seconds.
     """
     settings = SearchSettings.from_config(settings)
     grammar = grammar or Grammar(db)
