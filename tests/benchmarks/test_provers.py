@@ -13,7 +13,8 @@ import torch
 from core.metamath.embedded import embedded_database_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "provers.py"
-ROW = re.compile(r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>\w+)\s+(?P<proved>\d+)/(?P<total>\d+)")
+ROW = re.compile(r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>\w+)\s+"
+                 r"(?P<proved>\d+)/(?P<total>\d+)")
 
 
 def load_script():

@@ -134,3 +134,18 @@ def test_asking_for_more_tautologies_than_exist_fails_instead_of_looping(tmp_pat
     assert main(args) == 1
     assert "distinct tautologies found" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_set_mm_s_propositional_part_takes_them_and_jobs_prove_fills_some(tmp_path, set_mm, capsys):
+    from jobs.prove import prove
+
+    out = write_set(tmp_path, "s.mm", "--database", str(set_mm), "--stop-at", "ax-gen", "--count", "6", "--seed", "2")
+    db = read_database(out)
+    assert "ax-gen" not in db.labels
+    assert [t.label for t in db.incomplete_theorems()] == [f"taut.{i}" for i in range(1, 7)]
+    capsys.readouterr()
+    filled = tmp_path / "filled.mm"
+    assert prove(str(out), out=str(filled), expansions=64) == 0
+    proved = int(capsys.readouterr().out.splitlines()[-1].split()[1])
+    assert proved > 0
+    assert len(read_database(filled).incomplete_theorems()) == 6 - proved
