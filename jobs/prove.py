@@ -9,7 +9,8 @@ accepts it. ``--out`` and ``--json`` are checked before the search (their folder
 writable); ``--out`` may not be DATABASE.mm itself (by any name or link) unless ``--in-place`` is given,
 which replaces it keeping its mode and links (:mod:`core.files`). One line per theorem is printed as its
 search ends, then ``proved K of N in T s``. Without ``--checkpoint`` the model-free baseline
-(:mod:`core.search.baseline`) proposes the tactics.
+(:mod:`core.search.baseline`) proposes the tactics; with one, the backward prover adds the baseline's
+candidates after the model's proposals (:mod:`core.search.merged`) unless ``--merge_baseline=false``.
 
 ``--split test|valid|train`` evaluates the database's split instead (each theorem in its own context,
 itself forbidden; nothing is written but the ``--json`` summary of :func:`core.search.evaluation.summarize`).
@@ -78,6 +79,7 @@ def prove(
     json: str | None = None,
     allow_discouraged: bool = False,
     in_place: bool = False,
+    merge_baseline: bool = True,
 ) -> int:
     """Fill the ? proofs of DATABASE into --out OUT.mm (or evaluate a --split); see the module docstring.
 
@@ -102,6 +104,8 @@ def prove(
         json: write the JSON summary (per-theorem outcomes included) here.
         allow_discouraged: let proofs cite theorems marked "(New usage is discouraged.)".
         in_place: allow --out to be DATABASE itself (replaced, keeping its mode and links).
+        merge_baseline: with --checkpoint and the backward prover, add the model-free baseline's
+            candidates after the model's proposals (false: the model's alone).
     """
     start = time.perf_counter()
     _check_arguments(database, out, checkpoint, workers, batch, split)
@@ -111,7 +115,8 @@ def prove(
         check_device(device)
     _check_outputs(database, out, json, in_place)
     settings = SearchSettings(prover=prover, expansions=expansions, timeout_s=timeout_s, candidates=candidates,
-                              temperature=temperature, max_depth=max_depth, batch_goals=batch)
+                              temperature=temperature, max_depth=max_depth, batch_goals=batch,
+                              merge_baseline=merge_baseline)
     db = read_database(database)
     _check_outputs_not_included(db, out, json)
     forbidden = {a.label for a in db.incomplete_theorems()}  # never cite a theorem that is not proved

@@ -16,6 +16,12 @@
         write OUT.mm with the proofs of the chosen theorems replaced by ``?``: a benchmark for
         ``python -m jobs.prove OUT.mm --out FILLED.mm`` (a split is the one ``jobs.prove --split`` uses).
 
+    python -m core.metamath tautologies --database DB.mm --out T.mm [--count 30] [--seed 0] [--stop-at LABEL]
+            [--min-depth 2] [--max-depth 4] [--variables 3] [--connectives imp,not,bi,and,or] [--prefix taut.]
+        write DB.mm (up to ``--stop-at``) followed by a seeded set of random propositional tautologies, each
+        ``$p ... $= ? $.``: an evaluation set for ``jobs.prove`` from outside the database
+        (:mod:`core.metamath.tautologies`).
+
 Proofs are written with set.mm's layout and the input's line endings (:mod:`core.metamath.writer`).
 ``--out`` is checked before any work (its folder must exist and be writable), and may not be the input
 file, by any name or link, unless ``--in-place`` is given (which keeps the file's mode and links); see
@@ -33,13 +39,16 @@ import time
 from typing import Callable, Sequence, TextIO
 
 from core.errors import AdvproverError, MetamathError, UsageError
-from core.files import check_output_path, refuse_overwriting_input
+from core.files import check_output_path, refuse_overwriting_input, write_text
 from core.metamath.database import Assertion, Database
+from core.metamath.excerpt import database_excerpt
 from core.metamath.proof import compressed_proof, normal_proof
 from core.metamath.prooftree import proof_tokens, syntax_proof, tree_from_proof
 from core.metamath.reader import read_database
 from core.metamath.splits import SPLITS, SplitRatios, split_theorems
 from core.metamath.syntax import Grammar
+from core.metamath.tautologies import PREFIX, TautologySettings, tautologies, theorem_block
+from core.metamath.tautologies import labels as tautology_labels
 from core.metamath.verifier import Kernel, verify_database
 from core.metamath.writer import rewrite_proofs
 
@@ -84,7 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     holes.add_argument("--ratios", default="80/10/10", help="train/valid/test ratios of --split (default 80/10/10)")
     holes.add_argument("--salt", default="", help="salt of the split hash (default none)")
     _add_in_place(holes)
+    _add_tautologies(sub)
     return parser
+
+
+def _add_tautologies(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = sub.add_parser("tautologies", help="write a seeded set of random tautologies after a database")
+    parser.add_argument("--database", required=True, help="the .mm file they are appended to (e.g. prop.mm)")
+    parser.add_argument("--out", required=True, help="where to write the database with the tautologies")
+    parser.add_argument("--stop-at", metavar="LABEL", default="",
+                        help="use the database only up to LABEL (e.g. set.mm's propositional part: ax-gen)")
+    parser.add_argument("--count", type=int, default=30, help="how many tautologies (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of the draw (default 0)")
+    parser.add_argument("--min-depth", type=int, default=2, help="shallowest formula, in connectives (default 2)")
+    parser.add_argument("--max-depth", type=int, default=4, help="deepest formula, in connectives (default 4)")
+    parser.add_argument("--variables", type=int, default=3, help="wff variables used, from ph ps ch th ta (default 3)")
+    parser.add_argument("--connectives", default="",
+                        help="comma-separated, of imp,not,bi,and,or (default: all the database defines)")
+    parser.add_argument("--prefix", default=PREFIX,
+                        help=f"label prefix (default {PREFIX!r}: {PREFIX}1, {PREFIX}2, ...)")
 
 
 def _add_in_place(parser: argparse.ArgumentParser) -> None:
@@ -236,6 +263,23 @@ def holes(args: argparse.Namespace) -> int:
             raise UsageError(f"--only: {', '.join(not_theorems) or 'no label given'}: not a $p theorem of {args.database}")
     rewrite_proofs(args.database, {label: ["?"] for label in labels}, args.out, keep_links=args.in_place)
     print(f"wrote {args.out}: {len(labels)} proofs replaced by `?`")
+    return EXIT_OK
+
+
+@command("tautologies")
+def write_tautologies(args: argparse.Namespace) -> int:
+    _require_file(args.database)
+    check_output_path(args.out, "--out")
+    refuse_overwriting_input(args.database, args.out, "--out", in_place=False)
+    settings = TautologySettings(count=args.count, seed=args.seed, min_depth=args.min_depth,
+                                 max_depth=args.max_depth, variables=args.variables,
+                                 connectives=tuple(c for c in args.connectives.split(",") if c))
+    text = database_excerpt(args.database, args.stop_at or None)
+    db = read_database(args.database, stop_at=args.stop_at or None)
+    statements = tautologies(db, settings)
+    names = tautology_labels(db, len(statements), args.prefix)
+    write_text(args.out, text + theorem_block(names, statements, settings), encoding="latin-1")
+    print(f"wrote {args.out}: {len(statements)} tautologies ({names[0]}..{names[-1]}) after {args.database}")
     return EXIT_OK
 
 

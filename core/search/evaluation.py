@@ -20,6 +20,7 @@ from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.search.backward import BackwardSearch
 from core.search.forward import ForwardGreedySearch, ForwardSamplingSearch
+from core.search.merged import with_baseline
 from core.search.policy import Policy
 from core.search.runner import Search, SearchResult, SearchSettings, run_searches
 
@@ -54,12 +55,15 @@ def prove_theorems(
 ) -> list[SearchResult]:
     """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
 
-    Logs progress (theorems done, proved, rate, ETA) at most every 10 seconds.
+    A learned policy searching backward is merged with the model-free baseline's candidates unless
+    ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress
+    (theorems done, proved, rate, ETA) at most every 10 seconds.
     """
     settings = SearchSettings.from_config(settings)
     grammar = grammar or Grammar(db)
     kernel = kernel or Kernel(db)
     progress = ProgressLog(len(theorems), on_result)
+    policy = with_baseline(policy, db, grammar, prover=settings.prover, merge=settings.merge_baseline)
 
     def searches() -> Iterator[Search]:
         for theorem in theorems:

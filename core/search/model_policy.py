@@ -64,7 +64,12 @@ class ModelPolicy:
     bfloat16 autocast on CUDA (fp32, with a warning, elsewhere).
     ``unifiable_only``: restrict a backward query's first token to labels whose conclusion unifies with
     its goal (a query with none gets no proposals, counted as ``no_unifiable_label``).
+
+    ``learned`` marks it for :func:`core.search.merged.with_baseline` (backward searches merge the
+    model-free baseline's candidates into its proposals by default).
     """
+
+    learned = True
 
     def __init__(
         self,

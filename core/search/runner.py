@@ -50,7 +50,9 @@ class SearchSettings:
     - ``candidates``: proposals asked per query (``k``);
     - ``temperature``: sampling temperature of ``forward-sampling``;
     - ``max_depth``: deepest backward goal (the root is depth 0) / longest forward rollout;
-    - ``batch_goals``: searches run at once by :func:`run_searches` callers that do not say otherwise.
+    - ``batch_goals``: searches run at once by :func:`run_searches` callers that do not say otherwise;
+    - ``merge_baseline``: a learned policy's backward proposals are merged with the model-free baseline's
+      candidates (:mod:`core.search.merged`; applied by :func:`core.search.evaluation.prove_theorems`).
     """
 
     prover: str = "backward"
@@ -60,6 +62,7 @@ class SearchSettings:
     temperature: float = 1.0
     max_depth: int = 24
     batch_goals: int = 16
+    merge_baseline: bool = True
 
     def __post_init__(self) -> None:
         if self.prover not in PROVERS:
@@ -74,6 +77,8 @@ class SearchSettings:
                 raise ConfigError(f"search {name} must be a finite number >= 0, got {value!r}")
         if self.timeout_s <= 0:
             raise ConfigError(f"search timeout_s must be > 0, got {self.timeout_s!r}")
+        if not isinstance(self.merge_baseline, bool):
+            raise ConfigError(f"search merge_baseline must be true or false, got {self.merge_baseline!r}")
 
     @classmethod
     def from_config(cls, config: Any) -> "SearchSettings":

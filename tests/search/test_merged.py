@@ -1,0 +1,121 @@
+"""MergedPolicy: the baseline's candidates after the model's, so a learned search never loses to the baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from configs.experiment import ProverActorConfig, SearchConfig
+from configs.presets import preset
+from core.errors import ConfigError
+from core.metamath.environment import Tactic
+from core.metamath.splits import split_theorems
+from core.models.checkpoint import save_policy_file
+from core.models.formats import build_vocabulary
+from core.models.supervised import new_model
+from core.search.baseline import BaselinePolicy
+from core.search.evaluation import prove_theorems
+from core.search.merged import MergedPolicy, baseline_for, with_baseline
+from core.search.model_policy import ModelPolicy
+from core.search.policy import BackwardQuery, ForwardQuery
+from core.search.runner import SearchSettings
+from jobs.prove import prove
+
+from .conftest import ScriptedPolicy
+
+A = Tactic("ax-1", {"ph": ("ph",)})
+B = Tactic("ax-2", {})
+C = Tactic("mp", {"ph": ("ps",)})
+
+
+class Learned(ScriptedPolicy):
+    learned = True
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models decode fastest on one thread (and do not fight other processes for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def untrained(hilbert):
+    """An untrained tiny prover: its substitutions are noise, so alone it proves (almost) nothing."""
+    torch.manual_seed(0)
+    vocab = build_vocabulary(hilbert.db)
+    return new_model(vocab, "tiny", seed=0), vocab
+
+
+def test_the_model_s_proposals_come_first_then_the_baseline_s_others_once(hilbert):
+    query = BackwardQuery(hilbert.backward("syl"), hilbert.theorem("syl").statement)
+    model = Learned(lambda q: [A, B])
+    merged = MergedPolicy(model, ScriptedPolicy(lambda q: [Tactic("ax-2", {}), C, Tactic("ax-1", {"ph": ("ps",)})]))
+    [proposals] = merged.propose_backward([query], k=3)
+    assert [p.tactic for p in proposals] == [A, B, C, Tactic("ax-1", {"ph": ("ps",)})]
+    assert (merged.from_model, merged.from_baseline) == (2, 2)
+    forward = ForwardQuery(hilbert.forward_factory("syl")(), None)
+    assert [p.tactic for p in merged.propose_forward([forward], 2)[0]] == []
+    assert model.calls == [("backward", 1), ("forward", 1)]  # forward queries go to the model alone
+
+
+def test_with_baseline_wraps_only_a_learned_policy_searching_backward(hilbert):
+    learned, baseline = Learned(), BaselinePolicy(hilbert.db, grammar=hilbert.grammar)
+    merged = with_baseline(learned, hilbert.db, hilbert.grammar, prover="backward", merge=True)
+    assert isinstance(merged, MergedPolicy) and merged.model is learned
+    assert merged.baseline is baseline_for(hilbert.db, hilbert.grammar)  # built once per database
+    assert with_baseline(merged, hilbert.db, hilbert.grammar, prover="backward", merge=True) is merged
+    assert with_baseline(learned, hilbert.db, hilbert.grammar, prover="backward", merge=False) is learned
+    assert with_baseline(learned, hilbert.db, hilbert.grammar, prover="forward-greedy", merge=True) is learned
+    assert with_baseline(baseline, hilbert.db, hilbert.grammar, prover="backward", merge=True) is baseline
+
+
+def test_merging_is_the_default_setting_and_can_be_turned_off():
+    assert SearchConfig().merge_baseline and ProverActorConfig().search.merge_baseline
+    assert SearchSettings.from_config(SearchConfig()).merge_baseline
+    assert not SearchSettings.from_config(SearchConfig(merge_baseline=False)).merge_baseline
+    assert not SearchSettings.from_config({"merge_baseline": False}).merge_baseline
+    changed = preset("tiny").with_overrides(["evaluator.search.merge_baseline=false"])
+    assert preset("tiny").evaluator.search.merge_baseline and not changed.evaluator.search.merge_baseline
+    assert changed.prover_actor.search.merge_baseline
+    with pytest.raises(ConfigError, match="merge_baseline"):
+        SearchSettings(merge_baseline="no")  # type: ignore[arg-type]
+
+
+def test_an_untrained_merged_search_proves_what_the_baseline_proves_and_alone_it_proves_less(hilbert, untrained):
+    model, vocab = untrained
+    theorems = split_theorems(hilbert.db)["test"]
+    settings = SearchSettings(expansions=16, timeout_s=60.0)
+
+    def proved(policy, **change) -> set[str]:
+        results = prove_theorems(hilbert.db, theorems, policy, SearchSettings(**{**settings.to_json(), **change}),
+                                 grammar=hilbert.grammar, kernel=hilbert.kernel)
+        return {r.label for r in results if r.proved}
+
+    baseline = proved(BaselinePolicy(hilbert.db, grammar=hilbert.grammar))
+    merged = proved(ModelPolicy(model, vocab, device="cpu"))  # merged by default
+    alone = proved(ModelPolicy(model, vocab, device="cpu"), merge_baseline=False)
+    assert baseline, "the fixed set must have theorems the baseline proves"
+    assert baseline <= merged
+    assert len(alone) < len(baseline)
+
+
+def test_jobs_prove_merges_a_checkpoint_s_policy_unless_told_not_to(tmp_path: Path, hilbert, untrained, capsys):
+    model, vocab = untrained
+    checkpoint = tmp_path / "prover.safetensors"
+    save_policy_file(str(checkpoint), model, vocab, "prover")
+    database = hilbert.db.path
+    common = dict(split="test", expansions=16, checkpoint=str(checkpoint), device="cpu")
+    prove(database, split="test", expansions=16)
+    baseline = capsys.readouterr().out.splitlines()[-1]
+    prove(database, **common)
+    merged = capsys.readouterr().out.splitlines()[-1]
+    prove(database, merge_baseline=False, **common)
+    alone = capsys.readouterr().out.splitlines()[-1]
+    count = lambda line: int(line.split()[1])  # noqa: E731 - "proved K of N in T s"
+    assert count(merged) >= count(baseline) > count(alone)
