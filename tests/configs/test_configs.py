@@ -8,7 +8,7 @@ import pytest
 
 from configs.databases import check_database, resolve_database
 from configs.experiment import (DatabaseConfig, ExperimentConfig, SearchConfig, parse_mix, placement_changes,
-                                with_placement_of)
+                                with_placement_of, without_new_defaults)
 from configs.presets import PRESETS, preset
 from configs.schema import render_settings
 from core.errors import ConfigError
@@ -63,9 +63,9 @@ def test_bad_overrides_are_rejected(assignment: str, message: str) -> None:
 def test_an_experiment_frozen_before_the_metrics_section_resumes_with_its_defaults() -> None:
     frozen = preset("tiny").to_dict()
     del frozen["metrics"]  # created by an advprover without live metrics
-    assert with_placement_of(preset("tiny").to_dict(), frozen) == frozen
+    assert without_new_defaults(preset("tiny").to_dict(), frozen) == frozen
     assert ExperimentConfig.from_dict(frozen).metrics == preset("tiny").metrics  # its jobs use the defaults
-    changed = with_placement_of(preset("tiny").with_overrides(["metrics.enabled=false"]).to_dict(), frozen)
+    changed = without_new_defaults(preset("tiny").with_overrides(["metrics.enabled=false"]).to_dict(), frozen)
     assert changed != frozen and changed["metrics"]["enabled"] is False  # a real change stays visible
 
 
