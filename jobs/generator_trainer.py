@@ -6,8 +6,9 @@ In the adversarial setups it reads the prover actors' result streams, whose reco
 that generated each theorem and its reward (hard or band); in the heuristic-reward setups
 (``generator-only``, ``generator-reward``) it reads the generation streams and rewards each theorem by
 its heuristic score. Each rollout step's log-probability is weighted by ``reward - baseline`` (the
-baseline a moving average of rewards, ``baseline_decay``). Batches mix these with supervised generator
-examples from the database's train split (``supervised_weight``). See :mod:`jobs._trainer`.
+baseline a moving average of rewards, ``baseline_decay``); the loss adds an entropy bonus
+(``entropy_weight``). Batches mix these with supervised generator examples from the database's train
+split (``supervised_weight``). See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ HEURISTIC_SETUPS = HEURISTIC_REWARD_SETUPS
 
 class GeneratorTrainer(TrainerLoop):
     kind = "generator"
+
+    def _setup(self, *args: Any, **kwargs: Any) -> None:
+        super()._setup(*args, **kwargs)
+        self.trainer.entropy_weight = self.rt.config.generator_trainer.entropy_weight
 
     @property
     def baseline(self) -> float:
