@@ -23,6 +23,7 @@ import random
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterator, Sequence
 
 from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
@@ -121,8 +122,6 @@ class TheoremGenerator:
         self._recent: deque[tuple] = deque()
         self._recent_set: set[tuple] = set()
         self._goal_pool = [t for t in workspace.train_theorems() if t.essential] or workspace.train_theorems()
-        self._heuristic = parse_heuristic(settings.heuristic)
-        self._token_frequency = token_frequencies(workspace)
 
     # --- rollouts ---------------------------------------------------------------------------------
 
@@ -195,6 +194,14 @@ class TheoremGenerator:
         rollout.done, rollout.end = True, "no_valid_proposal"
 
     # --- selection --------------------------------------------------------------------------------
+
+    @cached_property
+    def _heuristic(self) -> dict[str, float]:
+        return parse_heuristic(self.settings.heuristic)
+
+    @cached_property
+    def _token_frequency(self) -> dict[str, float]:
+        return token_frequencies(self.ws)
 
     def features(self, node: Node) -> NodeFeatures:
         """What the heuristics see of ``node`` (token frequencies over its statement, typecode excluded)."""
