@@ -22,6 +22,7 @@ from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_st
 from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example
+from core.storage import CheckpointInfo
 from jobs._cli import run_cli
 from jobs._role import Runtime
 from jobs._trainer import TrainerLoop
@@ -34,9 +35,12 @@ HEURISTIC_SETUPS = HEURISTIC_REWARD_SETUPS
 class GeneratorTrainer(TrainerLoop):
     kind = "generator"
 
-    def _setup(self, *args: Any, **kwargs: Any) -> None:
-        super()._setup(*args, **kwargs)
+    def resume(self) -> CheckpointInfo:
+        """Resume as every trainer does, with the entropy bonus on (policy-gradient training only: the
+        supervised bootstrap of version 0 has none)."""
+        info = super().resume()
         self.trainer.entropy_weight = self.rt.config.generator_trainer.entropy_weight
+        return info
 
     @property
     def baseline(self) -> float:

@@ -112,6 +112,8 @@ BREAKAGES = [
     Breakage("entropy-bonus-not-in-loss", "core/models/training.py",
              "loss = loss - self.entropy_weight * entropy.sum() / total_tokens", "pass",
              (LEARNING + "::test_the_entropy_bonus_spreads_the_policy",)),
+    Breakage("trainer-not-reseeded-on-resume", "jobs/_trainer.py", "self._reseed(self.trainer.steps)", "pass",
+             (LEARNING + "::test_a_resumed_trainer_reseeds_from_its_step",)),
     Breakage("seed-from-the-clock", "jobs/_role.py", "return job_seed(self.config.seed, self.name, self.restart)",
              "return job_seed(self.config.seed, self.name, int(self.started))",
              (LEARNING + "::test_job_seeds_are_reproducible_and_never_read_the_clock",)),

@@ -143,7 +143,10 @@ def test_the_entropy_bonus_spreads_the_policy(runtime) -> None:
     trainer = GeneratorTrainer(rt, rt.config.generator_trainer, rt.config.generator_model, ("generator",), [])
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=64, max_target_tokens=32)
     trainer._setup(model, vocab)
-    assert trainer.trainer.entropy_weight == 0.5
+    assert trainer.trainer.entropy_weight == 0.0  # bootstrapping (supervised): no bonus
+    trainer.publish(None)
+    trainer.resume()
+    assert trainer.trainer.entropy_weight == 0.5  # policy-gradient training: the configured bonus
 
     def entropy(m: Seq2Seq) -> float:
         m.eval()
@@ -362,3 +365,10 @@ def test_a_resumed_trainer_reseeds_from_its_step(runtime) -> None:
     assert [trainer.rng.random() for _ in range(3)] == draws
     trainer._reseed(8)
     assert [trainer.rng.random() for _ in range(3)] != draws
+    model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=64, max_target_tokens=32)
+    trainer._setup(model, vocab)
+    trainer.trainer.steps = 7
+    trainer.publish(None)
+    rt.restart = 0
+    trainer.resume()  # the restart counter is the committed step
+    assert rt.restart == 7 and [trainer.rng.random() for _ in range(3)] == draws
