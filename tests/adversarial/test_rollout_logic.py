@@ -139,8 +139,8 @@ def test_node_features_and_scores(workspace: Workspace) -> None:
     assert features[A].mean_token_frequency < features[C].mean_token_frequency < features[B].mean_token_frequency
     assert all(0 < f.mean_token_frequency <= f.max_token_frequency <= 1 for f in features.values())
     node = NodeFeatures(size=6, depth=3, statement_length=9, mean_token_frequency=0.25, max_token_frequency=0.5)
-    assert [heuristic_value(n, node) for n in ("size", "depth", "size_over_depth", "statement_length",
-                                               "mean_token_frequency", "max_token_frequency")] == [6, 3, 2, 9, 0.25, 0.5]
+    names = ("size", "depth", "size_over_depth", "statement_length", "mean_token_frequency", "max_token_frequency")
+    assert [heuristic_value(n, node) for n in names] == [6, 3, 2, 9, 0.25, 0.5]
     assert combined_score(parse_heuristic("2,size;-4,max_token_frequency"), node) == 10.0
     assert parse_heuristic("depth") == {"depth": 1.0}
 

@@ -100,7 +100,8 @@ def test_database_resolution(tmp_path, monkeypatch) -> None:
 
 def test_overrides_are_applied_together_then_validated() -> None:
     sampling = "prover_actor.search.prover=forward-sampling"
-    for order in (["rewards.kind=band", "rewards.attempts=4", sampling], [sampling, "rewards.attempts=4", "rewards.kind=band"]):
+    for order in (["rewards.kind=band", "rewards.attempts=4", sampling],
+                  [sampling, "rewards.attempts=4", "rewards.kind=band"]):
         rewards = preset("tiny").with_overrides(order).rewards
         assert (rewards.kind, rewards.attempts) == ("band", 4)
     with pytest.raises(ConfigError, match="rewards.attempts must be >= 2 when rewards.kind is 'band'"):
@@ -119,7 +120,8 @@ def test_band_reward_needs_a_sampling_prover() -> None:
 def test_generator_min_steps_and_heuristic_combinations_are_validated() -> None:
     config = preset("tiny").with_overrides(["generator_actor.min_steps=4", "generator_actor.max_steps=4",
                                             "generator_actor.heuristic=1,size;-2.5,mean_token_frequency"])
-    assert (config.generator_actor.min_steps, config.generator_actor.heuristic) == (4, "1,size;-2.5,mean_token_frequency")
+    section = config.generator_actor
+    assert (section.min_steps, section.heuristic) == (4, "1,size;-2.5,mean_token_frequency")
     with pytest.raises(ConfigError, match=r"generator_actor.min_steps \(5\) must be <= generator_actor.max_steps"):
         preset("tiny").with_overrides(["generator_actor.min_steps=5", "generator_actor.max_steps=4"])
     for bad in ("sizes", "1,size;x,depth", "0,size", "1,size;inf,depth", "1;size"):

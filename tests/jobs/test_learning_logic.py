@@ -30,7 +30,7 @@ from core.models.training import Seq2SeqTrainer
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.search.baseline import BaselinePolicy
 from core.search.runner import SearchResult
-from core.storage import CheckpointStore, Cursor, ExperimentRoot, ShardBatch, ShardWriter
+from core.storage import CheckpointStore, Cursor, ExperimentRoot, ShardBatch, ShardWriter, stream_bounds
 from jobs import _trainer, evaluator, prover_actor
 from jobs._role import Runtime, job_seed
 from jobs.generator_trainer import GeneratorTrainer
@@ -372,3 +372,27 @@ def test_a_resumed_trainer_reseeds_from_its_step(runtime) -> None:
     rt.restart = 0
     trainer.resume()  # the restart counter is the committed step
     assert rt.restart == 7 and [trainer.rng.random() for _ in range(3)] == draws
+
+
+def test_a_restarted_generator_actor_seeds_from_the_shards_it_published(tmp_path: Path, monkeypatch) -> None:
+    from jobs import generator_actor
+
+    seeds: list[int] = []
+    original = generator_actor.TheoremGenerator
+
+    def recording(*args: Any, seed: int = 0, **kwargs: Any) -> Any:
+        seeds.append(seed)
+        return original(*args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(generator_actor, "TheoremGenerator", recording)
+    config = preset("fixed_generator").with_overrides(["database.path=embedded", "generator_trainer.bootstrap_steps=2",
+                                                       "generator_actor.shard_records=1"])
+    config = dataclasses.replace(config, database=resolve_database(config.database))
+    root = ExperimentRoot.create_or_open(str(tmp_path / "exp"), config.to_dict())
+    shards = []
+    for _ in range(2):
+        assert generator_actor.main(root.url, rank=0, minutes=1.0, max_records=2) == "finished"
+        shards.append(sum(stream_bounds(root, stream)[1] for stream in root.streams("generator-actor-00")))
+    assert shards[0] >= 1
+    name = "generator-actor-00"
+    assert seeds == [job_seed(config.seed, name, 0), job_seed(config.seed, name, shards[0])]  # reproducible, new
