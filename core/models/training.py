@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError, ModelError
-from core.models.decoding import target_logprobs_and_entropy
+from core.models.decoding import target_logprobs, target_logprobs_and_entropy
 from core.models.transformer import Seq2Seq
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ class Seq2SeqTrainer:
         for batch in self._micro_batches(kept):
             sources, targets, batch_weights, ends = zip(*batch)
             with _autocast(device):
-                logp, entropy, _ = target_logprobs_and_entropy(self.model, sources, targets)
+                if self.entropy_weight:
+                    logp, entropy, _ = target_logprobs_and_entropy(self.model, sources, targets)
+                else:
+                    logp, _ = target_logprobs(self.model, sources, targets)
             if not all(ends):  # drop the <EOS> term of truncated targets
                 cut = torch.tensor([len(t) if not e else -1 for t, e in zip(targets, ends)], device=device)
                 logp = logp * (torch.arange(logp.shape[1], device=device)[None, :] != cut[:, None])
@@ -126,7 +129,7 @@ class Seq2SeqTrainer:
             w = torch.tensor(batch_weights, dtype=per_example.dtype, device=device)
             loss = -(w * per_example).sum() / total_tokens
             if self.entropy_weight:
-                loss = loss - self.entropy_weight * entropy.sum() / total_tokens
+                loss = loss - self.entropy_weight * entropy.sum() / total_tokens  # the entropy bonus
             loss.backward()
             loss_sum += loss.item()
             nll_sum -= per_example.sum().item()
