@@ -5,8 +5,8 @@ asks the policy, step after step, for a tactic with a full substitution, or ``ST
 rollout has made ``min_steps`` steps; a STOP before anything was made is never taken). Many rollouts run
 in lockstep so that their policy calls are batched. When a rollout ends, one of its new nodes becomes
 the generated theorem: the last node (Evariste's choice, the rollout ending with STOP), or the best by a
-heuristic or a weighted combination of heuristics (:mod:`core.adversarial.rewards`). Its hypotheses are those its proof
-uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
+heuristic or a weighted combination of heuristics (:mod:`core.adversarial.rewards`). Its hypotheses
+are those its proof uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
 hypothesis or a database statement, that were generated recently, or that are too long for the prover.
 Every theorem is checked by the kernel before it becomes a record.
 
