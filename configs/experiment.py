@@ -23,7 +23,6 @@ SETUPS = ("adversarial", "fixed-prover", "fixed-generator", "generator-only", "g
 PROVERS = ("backward", "forward-greedy", "forward-sampling")
 MODEL_SIZES = ("tiny", "small", "base")
 SLURM_NAME = r"[A-Za-z0-9_.,:+-]{0,128}"  # partition, account, qos: written into sbatch scripts verbatim
-HEURISTICS = ("size", "depth", "size_over_depth", "statement_length")
 PRECISIONS = ("fp32", "bf16")  # as core.models.devices reads them (not imported: configs load without torch)
 DEVICE_SETTING = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
@@ -89,11 +88,16 @@ class GeneratorActorConfig(Config):
     goal_source: str = option("train-hypotheses", choices=("train-hypotheses", "none"),
                               help="start graphs from the hypotheses of random train theorems, or from nothing")
     max_steps: int = option(8, min=1, help="longest rollout (tactics before STOP is forced)")
+    min_steps: int = option(3, min=1, help="shortest rollout: STOP is masked until this many tactics were applied")
     rollouts_per_batch: int = option(8, min=1, help="rollouts run together, their model calls batched")
     temperature: float = option(1.0, min=0.0, help="sampling temperature of the rollouts")
     attempts_per_step: int = option(4, min=1, help="samples tried per step until one applies")
-    selection: str = option("best", choices=("last", "best"), help="which node of a rollout becomes the theorem")
-    heuristic: str = option("size", choices=HEURISTICS, help="score of a node for selection='best' and shaping")
+    selection: str = option("best", choices=("last", "best"),
+                            help="which node of a rollout becomes the theorem: the last one, or the best by heuristic")
+    heuristic: str = option("size", help="score of a node for selection='best' and shaping: one of size, depth, "
+                                         "size_over_depth, statement_length, mean_token_frequency, "
+                                         "max_token_frequency, or a weighted combination "
+                                         "'1,size;-4,mean_token_frequency'")
     dedup_window: int = option(10000, min=0, help="how many recent statements are remembered to drop duplicates")
     mix: str = option("1,generator", help="sources of goals: 'weight,generator;weight,dataset'")
     shard_records: int = option(32, min=1, help="records per published shard")
@@ -104,8 +108,14 @@ class GeneratorActorConfig(Config):
     precision: str = precision_option("decoding")
 
     def validate(self) -> None:
+        from core.adversarial.rewards import parse_heuristic
+
         parse_mix(self.mix)
         check_device_setting(self.device, "generator_actor.device")
+        parse_heuristic(self.heuristic)
+        if self.min_steps > self.max_steps:
+            raise ConfigError(f"generator_actor.min_steps ({self.min_steps}) must be <= generator_actor.max_steps "
+                              f"({self.max_steps})")
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -266,7 +276,8 @@ class SlurmConfig(Config):
 class ExperimentConfig(Config):
     preset: str = option("custom", help="the preset this experiment started from")
     setup: str = option("adversarial", choices=SETUPS, help="which roles run and how they are wired")
-    seed: int = option(0, min=0, help="seed of the experiment (each job derives its own from it, its role, rank and start)")
+    seed: int = option(0, min=0, help="seed of the experiment (each job derives its own from it, its role, rank and "
+                                        "restart counter: runs are reproducible)")
     database: DatabaseConfig = option(DatabaseConfig(), help="the Metamath database theorems come from")
     prover_model: ModelSpec = option(ModelSpec(), help="the prover's model")
     generator_model: ModelSpec = option(ModelSpec(), help="the generator's model")
@@ -294,6 +305,10 @@ class ExperimentConfig(Config):
                 raise ConfigError(f"setup {self.setup!r} needs {role}.count >= 1")
             if role in wants.absent and count != 0:
                 raise ConfigError(f"setup {self.setup!r} runs no {role}: set {role}.count=0")
+        if self.rewards.kind == "band" and self.prover_actor.search.prover != "forward-sampling":
+            raise ConfigError(f"rewards.kind='band' needs a sampling prover (its reward varies only if the prover's "
+                              f"attempts can differ): set prover_actor.search.prover=forward-sampling, not "
+                              f"{self.prover_actor.search.prover!r}")
 
     def role_count(self, role: str) -> int:
         return getattr(self, role).count

@@ -53,6 +53,7 @@ class Runtime:
     _stop_checked: float = 0.0
     _stop_requested: bool = False
     _scalars_written: float = 0.0
+    restart: int = 0  # the role's restart counter (see :attr:`seed`); set by the role once it knows it
 
     @staticmethod
     def start(role: str, exp: str, rank: int, minutes: float | None) -> "Runtime":
@@ -84,8 +85,13 @@ class Runtime:
 
     @property
     def seed(self) -> int:
-        """A seed distinct per experiment seed, role, rank and start (restarts explore anew)."""
-        return random.Random(f"{self.config.seed}/{self.name}/{self.started}").getrandbits(31)
+        """A seed distinct per experiment seed, role, rank and :attr:`restart` counter, never the clock.
+
+        Each role sets :attr:`restart` from what it committed before (the trainers' resumed step, the
+        actors' number of shards already published), so that a restarted job explores anew while the
+        same experiment, replayed from the same state, sees the same data.
+        """
+        return job_seed(self.config.seed, self.name, self.restart)
 
     # --- bounds and signals ----------------------------------------------------------------------
 
@@ -245,6 +251,11 @@ def local_rank(rank: int) -> int:
         if value.isdigit():
             return int(value)
     return rank
+
+
+def job_seed(experiment_seed: int, job: str, restart: int) -> int:
+    """The seed of job ``job`` after ``restart`` committed units of work, from the experiment's seed."""
+    return random.Random(f"{experiment_seed}/{job}/{restart}").getrandbits(31)
 
 
 def set_threads() -> int:

@@ -159,10 +159,17 @@ class TrainerLoop:
             self.trainer.load_state_dict(trainer_state)
         self.version = info.version
         self.extra_state = dict(info.meta.get("state", {}))
+        self._reseed(self.trainer.steps)
         self.group.broadcast_model(self.model)
         logger.info("%s: resumed from %s version %d (step %d)", self.rt.name, self.kind, info.version,
                     self.trainer.steps)
         return info
+
+    def _reseed(self, restart: int) -> None:
+        """Seed the batch sampling and the (still empty) replay buffer from the resumed step, not the clock."""
+        self.rt.restart = restart
+        self.rng = random.Random(self.rt.seed)
+        self.buffer = ReplayBuffer(self.section.replay_max, self.section.replay_sampling, seed=self.rt.seed)
 
     def _setup(self, model: Seq2Seq, vocab: Vocabulary, synchronized: bool = True) -> None:
         self.model, self.vocab = model, vocab

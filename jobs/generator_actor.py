@@ -36,7 +36,8 @@ LAG_CHECK_SECONDS = 5.0
 def settings_of(rt: Runtime) -> GenerationSettings:
     section = rt.config.generator_actor
     return GenerationSettings(
-        goal_source=section.goal_source, max_steps=section.max_steps, temperature=section.temperature,
+        goal_source=section.goal_source, max_steps=section.max_steps, min_steps=section.min_steps,
+        temperature=section.temperature,
         attempts_per_step=section.attempts_per_step, selection=section.selection, heuristic=section.heuristic,
         dedup_window=section.dedup_window, max_statement_tokens=rt.config.prover_model.max_source_tokens // 2,
         keep_duplicates=rt.config.rewards.duplicate_penalty > 0,
@@ -53,6 +54,10 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     if config.setup == "fixed-generator" and rank == 0:
         ensure_version_zero(rt, "generator", config.generator_trainer, config.generator_model, ("generator",))
     ws = rt.workspace
+    streams = generation_streams_written(rank, config.prover_actor.count)
+    writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
+                           producer={"role": "generator_actor", "rank": rank}) for s in streams]
+    rt.restart = sum(writer.next_seq for writer in writers)  # shards already published: a restart's seed differs
     generator = TheoremGenerator(ws, None, settings_of(rt), seed=rt.seed)  # type: ignore[arg-type]
 
     def load(info: CheckpointInfo) -> None:
@@ -66,9 +71,6 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         return rt.finish()
     reloader.use(info)
 
-    streams = generation_streams_written(rank, config.prover_actor.count)
-    writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
-                           producer={"role": "generator_actor", "rank": rank}) for s in streams]
     mix = parse_mix(section.mix)
     rng = random.Random(rt.seed)
     lag = LagWatch(rt, writers)

@@ -6,8 +6,9 @@ In the adversarial setups it reads the prover actors' result streams, whose reco
 that generated each theorem and its reward (hard or band); in the heuristic-reward setups
 (``generator-only``, ``generator-reward``) it reads the generation streams and rewards each theorem by
 its heuristic score. Each rollout step's log-probability is weighted by ``reward - baseline`` (the
-baseline a moving average of rewards, ``baseline_decay``). Batches mix these with supervised generator
-examples from the database's train split (``supervised_weight``). See :mod:`jobs._trainer`.
+baseline a moving average of rewards, ``baseline_decay``); the loss adds an entropy bonus
+(``entropy_weight``). Batches mix these with supervised generator examples from the database's train
+split (``supervised_weight``). See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_st
 from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example
+from core.storage import CheckpointInfo
 from jobs._cli import run_cli
 from jobs._role import Runtime
 from jobs._trainer import TrainerLoop
@@ -32,6 +34,13 @@ HEURISTIC_SETUPS = HEURISTIC_REWARD_SETUPS
 
 class GeneratorTrainer(TrainerLoop):
     kind = "generator"
+
+    def resume(self) -> CheckpointInfo:
+        """Resume as every trainer does, with the entropy bonus on (policy-gradient training only: the
+        supervised bootstrap of version 0 has none)."""
+        info = super().resume()
+        self.trainer.entropy_weight = self.rt.config.generator_trainer.entropy_weight
+        return info
 
     @property
     def baseline(self) -> float:

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from configs.experiment import ExperimentConfig
 from core.adversarial.generation import theorem_from_goal
 from core.adversarial.rewards import reward
 from core.adversarial.topology import PROVER_CHECKPOINTS, generation_streams_read, job_name
@@ -25,7 +26,7 @@ from core.models.checkpoint import load_version
 from core.search.evaluation import prove_theorems
 from core.search.model_policy import ModelPolicy, policy_from_model
 from core.search.runner import SearchResult, SearchSettings
-from core.storage import CheckpointInfo, CheckpointStore, ShardBatch, ShardWriter, StreamReader
+from core.storage import CheckpointInfo, CheckpointStore, ShardBatch, ShardWriter, StreamReader, stream_bounds
 from jobs._cli import run_cli
 from jobs._retention import Pruner
 from jobs._role import Reloader, Runtime
@@ -43,6 +44,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     ws = rt.workspace
     settings = SearchSettings.from_config(config.prover_actor.search)
     device = rt.device  # an unusable device fails here, before any work
+    rt.restart = stream_bounds(rt.root, job_name("prover_actor", rank))[1]  # shards already published
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
     if config.setup == "fixed-prover" and rank == 0:
         formats = prover_formats(config.prover_trainer.examples, config.prover_actor.search.prover)
@@ -114,7 +116,7 @@ def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], sett
             logger.warning("%s: skipping malformed generation record %s: %s", rt.name, record.get("id"), error)
     if not goals:
         return []
-    attempts = config.rewards.attempts if config.rewards.kind == "band" else 1
+    attempts = attempts_per_goal(config)
     policy: ModelPolicy = policy_box["policy"]
     outcomes: list[list[SearchResult]] = [[] for _ in goals]
     start = time.perf_counter()
@@ -135,6 +137,11 @@ def result_scalars(results: list[dict], seconds: float) -> dict[str, float | Non
                                                 if r["generation"].get("source") == "generator"),
             "actor/mean_reward": mean(r["reward"] for r in results),
             "actor/prover_version": results[-1]["prover_version"]}
+
+
+def attempts_per_goal(config: ExperimentConfig) -> int:
+    """How many times each goal is searched: ``rewards.attempts`` for the band reward, else once."""
+    return config.rewards.attempts if config.rewards.kind == "band" else 1
 
 
 def result_record(rt: Runtime, generation: dict, tries: list[SearchResult], version: int) -> dict:

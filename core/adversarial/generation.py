@@ -1,10 +1,12 @@
 """Generating theorems: forward rollouts of a generator policy, node selection, filters, checked records.
 
 A rollout starts a forward graph from the hypotheses of a random *train* theorem (or from nothing) and
-asks the policy, step after step, for a tactic with a full substitution, or ``STOP``. Many rollouts run
+asks the policy, step after step, for a tactic with a full substitution, or ``STOP`` (masked until the
+rollout has made ``min_steps`` steps; a STOP before anything was made is never taken). Many rollouts run
 in lockstep so that their policy calls are batched. When a rollout ends, one of its new nodes becomes
-the generated theorem: the last node, or the best by a heuristic. Its hypotheses are those its proof
-uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
+the generated theorem: the last node (Evariste's choice, the rollout ending with STOP), or the best by a
+heuristic or a weighted combination of heuristics (:mod:`core.adversarial.rewards`). Its hypotheses
+are those its proof uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
 hypothesis or a database statement, that were generated recently, or that are too long for the prover.
 Every theorem is checked by the kernel before it becomes a record.
 
@@ -21,9 +23,10 @@ import random
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterator, Sequence
 
-from core.adversarial.rewards import heuristic_score
+from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError
 from core.metamath.database import Assertion, Statement
@@ -42,6 +45,7 @@ class GenerationSettings:
 
     goal_source: str = "train-hypotheses"
     max_steps: int = 8
+    min_steps: int = 1  # STOP is masked before this many steps
     temperature: float = 1.0
     attempts_per_step: int = 4
     selection: str = "best"
@@ -152,7 +156,7 @@ class TheoremGenerator:
             active = [r for r in rollouts if not r.done]
             if not active:
                 break
-            queries = [ForwardQuery(r.env, None) for r in active]
+            queries = [ForwardQuery(r.env, None, may_stop=self.may_stop(r)) for r in active]
             answers = self.policy.propose_forward(queries, self.settings.attempts_per_step, self.settings.temperature)
             for rollout, proposals in zip(active, answers):
                 self._advance(rollout, proposals)
@@ -162,10 +166,14 @@ class TheoremGenerator:
             self.counters[f"rollout_end_{rollout.end}"] += 1
         return rollouts
 
+    def may_stop(self, rollout: Rollout) -> bool:
+        """Whether ``rollout`` may end now: it made something, and at least ``min_steps`` steps."""
+        return bool(rollout.steps) and len(rollout.steps) >= self.settings.min_steps
+
     def _advance(self, rollout: Rollout, proposals: Sequence[Proposal]) -> None:
         for proposal in proposals:
             if proposal.is_stop:
-                if not rollout.steps:  # stopping before anything was made would waste the rollout
+                if not self.may_stop(rollout):  # too early (a policy that ignores the mask): not taken
                     self.counters["early_stop_skipped"] += 1
                     continue
                 rollout.steps.append(Step(proposal.tactic, None, proposal.logprob))
@@ -187,9 +195,23 @@ class TheoremGenerator:
 
     # --- selection --------------------------------------------------------------------------------
 
+    @cached_property
+    def _heuristic(self) -> dict[str, float]:
+        return parse_heuristic(self.settings.heuristic)
+
+    @cached_property
+    def _token_frequency(self) -> dict[str, float]:
+        return token_frequencies(self.ws)
+
+    def features(self, node: Node) -> NodeFeatures:
+        """What the heuristics see of ``node`` (token frequencies over its statement, typecode excluded)."""
+        frequencies = [self._token_frequency.get(token, 0.0) for token in node.statement[1:]] or [0.0]
+        return NodeFeatures(node.tree.size, node.tree.depth, len(node.statement),
+                            sum(frequencies) / len(frequencies), max(frequencies))
+
     def score(self, node: Node) -> float:
-        return heuristic_score(self.settings.heuristic, size=node.tree.size, depth=node.tree.depth,
-                               statement_length=len(node.statement))
+        """The node's heuristic score (``settings.heuristic``: one heuristic or a weighted combination)."""
+        return combined_score(self._heuristic, self.features(node))
 
     def select(self, rollout: Rollout) -> Generated | None:
         """The rollout's theorem (checked by the kernel), or None (the reason is counted)."""
@@ -253,6 +275,15 @@ class TheoremGenerator:
         """A random train theorem and its database proof tree."""
         theorem = self.rng.choice(self.ws.train_theorems())
         return theorem, tree_from_proof(self.ws.db, theorem, self.ws.kernel)
+
+
+def token_frequencies(workspace: Workspace) -> dict[str, float]:
+    """Each token's share of all the tokens of the database's statements (typecodes excluded)."""
+    counts: Counter[str] = Counter()
+    for assertion in workspace.db.assertions:
+        counts.update(assertion.statement[1:])
+    total = sum(counts.values()) or 1
+    return {token: count / total for token, count in counts.items()}
 
 
 # --- substitution completion ---------------------------------------------------------------------

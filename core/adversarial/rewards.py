@@ -5,29 +5,98 @@
   ``(0, tau]`` (hard but provable, as in STP), else 0.
 - ``heuristic``: the generator's own score of the theorem (no prover), squashed into [0, 1).
 
+Heuristics score a node of a rollout (:class:`NodeFeatures`): proof size, depth, size/depth, statement
+length, and the mean or max frequency of its statement's tokens in the database (Evariste's heuristics).
+A heuristic spec is one name (``size``) or a weighted combination (``1,size;0.5,depth;-4,mean_token_frequency``).
+
 Any of them can be shaped: ``+ heuristic_weight * squash(heuristic)``, and ``- duplicate_penalty`` for a
 theorem generated before. Rewards may be zero or negative; nothing downstream divides by them.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from core.errors import ConfigError
 
-HEURISTICS = ("size", "depth", "size_over_depth", "statement_length")
+HEURISTICS = ("size", "depth", "size_over_depth", "statement_length", "mean_token_frequency",
+              "max_token_frequency")
 REWARD_KINDS = ("hard", "band", "heuristic")
 
 
-def heuristic_score(name: str, *, size: int, depth: int, statement_length: int) -> float:
-    """A generated theorem's score: proof size, depth, size/depth or statement length."""
+@dataclass(frozen=True)
+class NodeFeatures:
+    """What the heuristics know of a node: its proof's size and depth, its statement's length and token
+    frequencies (relative frequencies in the database's statements, each in [0, 1])."""
+
+    size: int
+    depth: int
+    statement_length: int
+    mean_token_frequency: float = 0.0
+    max_token_frequency: float = 0.0
+
+
+def heuristic_value(name: str, features: NodeFeatures) -> float:
+    """One named heuristic of a node."""
     if name == "size":
-        return float(size)
+        return float(features.size)
     if name == "depth":
-        return float(depth)
+        return float(features.depth)
     if name == "size_over_depth":
-        return size / max(depth, 1)
+        return features.size / max(features.depth, 1)
     if name == "statement_length":
-        return float(statement_length)
+        return float(features.statement_length)
+    if name == "mean_token_frequency":
+        return features.mean_token_frequency
+    if name == "max_token_frequency":
+        return features.max_token_frequency
     raise ConfigError(f"unknown heuristic {name!r}; choose one of {', '.join(HEURISTICS)}")
+
+
+def parse_heuristic(spec: str) -> dict[str, float]:
+    """``"size"`` -> ``{"size": 1.0}``; ``"1,size;-2,mean_token_frequency"`` -> the named weights.
+
+    Raises :class:`ConfigError` (naming ``generator_actor.heuristic``) for an unknown name, a weight that
+    is not a finite number, or a combination whose weights are all zero.
+    """
+    text = spec.strip()
+    if "," not in text and ";" not in text:
+        parts = [(1.0, text)]
+    else:
+        parts = [_weighted_part(spec, part) for part in text.split(";")]
+    weights: dict[str, float] = {}
+    for weight, name in parts:
+        if name not in HEURISTICS:
+            raise ConfigError(f"generator_actor.heuristic {spec!r}: unknown heuristic {name!r}; choose among "
+                              f"{', '.join(HEURISTICS)}")
+        weights[name] = weights.get(name, 0.0) + weight
+    if not any(weights.values()):
+        raise ConfigError(f"generator_actor.heuristic {spec!r}: some weight must be non-zero")
+    return weights
+
+
+def _weighted_part(spec: str, part: str) -> tuple[float, str]:
+    pieces = [p.strip() for p in part.split(",")]
+    if len(pieces) != 2:
+        raise ConfigError(f"generator_actor.heuristic {spec!r}: each part must read weight,name")
+    try:
+        weight = float(pieces[0])
+    except ValueError:
+        raise ConfigError(f"generator_actor.heuristic {spec!r}: {pieces[0]!r} is not a number") from None
+    if not math.isfinite(weight):
+        raise ConfigError(f"generator_actor.heuristic {spec!r}: weights must be finite numbers")
+    return weight, pieces[1]
+
+
+def combined_score(weights: dict[str, float], features: NodeFeatures) -> float:
+    """The weighted sum of the named heuristics of a node."""
+    return sum(weight * heuristic_value(name, features) for name, weight in weights.items())
+
+
+def heuristic_score(name: str, *, size: int, depth: int, statement_length: int) -> float:
+    """A generated theorem's score by one heuristic spec (frequencies unknown: taken as 0)."""
+    return combined_score(parse_heuristic(name), NodeFeatures(size, depth, statement_length))
 
 
 def squash(value: float) -> float:

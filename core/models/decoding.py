@@ -383,6 +383,31 @@ def target_logprobs(
 
     Runs in the caller's grad and train/eval mode (training builds its losses on it).
     """
+    distribution, tgt_out, mask = _target_distribution(model, sources, targets, allowed_first)
+    logp = distribution.gather(-1, tgt_out[..., None])[..., 0]
+    return torch.where(mask, logp, 0.0), mask
+
+
+def target_logprobs_and_entropy(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    *,
+    allowed_first: AllowedFirst = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`target_logprobs`, with the entropy of the model's distribution at each target position
+    (B, T; 0 at padding) between the log-probs and the mask."""
+    distribution, tgt_out, mask = _target_distribution(model, sources, targets, allowed_first)
+    logp = distribution.gather(-1, tgt_out[..., None])[..., 0]
+    probabilities = distribution.exp()
+    entropy = -(probabilities * torch.where(probabilities > 0, distribution, 0.0)).sum(dim=-1)
+    return torch.where(mask, logp, 0.0), torch.where(mask, entropy, 0.0), mask
+
+
+def _target_distribution(
+    model: Seq2Seq, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], allowed_first: AllowedFirst
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Teacher-forced log-distributions (B, T, V), the target ids (B, T) and the mask of real positions."""
     config, device = model.config, model.device
     check_sources(model, sources)
     if len(targets) != len(sources):
@@ -404,9 +429,7 @@ def target_logprobs(
     if allowed is not None:
         first = logits[:, :1].masked_fill(~allowed[:, None, :], -torch.inf)
         logits = torch.cat([first, logits[:, 1:]], dim=1)
-    logp = F.log_softmax(logits, dim=-1).gather(-1, tgt_out[..., None])[..., 0]
-    mask = ~tgt_pad
-    return torch.where(mask, logp, 0.0), mask
+    return F.log_softmax(logits, dim=-1), tgt_out, ~tgt_pad
 
 
 def score(

@@ -6,7 +6,9 @@ REINFORCE (any sign; zero or negative weights are fine). The loss is
 
     loss = - sum_i w_i * log p(target_i + <EOS> | source_i) / (number of target tokens, <EOS> included)
 
-so with unit weights it is the mean token cross-entropy. Examples are sorted by length and cut into
+so with unit weights it is the mean token cross-entropy. With ``entropy_weight`` > 0 (the generator's
+REINFORCE entropy bonus) the loss also subtracts ``entropy_weight * sum of the model's per-position
+entropies / (number of target tokens)``, which keeps the policy from collapsing onto one answer. Examples are sorted by length and cut into
 micro-batches of at most ``batch_tokens`` padded tokens (gradients accumulate), so the caller chooses the
 batch freely. Too-long examples are truncated to the model's limits, counted and warned about (a source
 keeps its head; a target keeps its head and loses its ``<EOS>`` term, since it does not end there);
@@ -32,7 +34,7 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError, ModelError
-from core.models.decoding import target_logprobs
+from core.models.decoding import target_logprobs, target_logprobs_and_entropy
 from core.models.devices import autocast, default_precision, effective_precision
 from core.models.transformer import Seq2Seq
 
@@ -84,6 +86,7 @@ class Seq2SeqTrainer:
         self.truncated = 0
         self.skipped = 0
         self.nonfinite = 0
+        self.entropy_weight = 0.0  # the entropy bonus (see the module docstring); >= 0
 
     def learning_rate(self, step: int | None = None) -> float:
         """The learning rate of optimiser step ``step`` (default: the next one)."""
@@ -123,13 +126,18 @@ class Seq2SeqTrainer:
         for batch in self._micro_batches(kept):
             sources, targets, batch_weights, ends = zip(*batch)
             with autocast(device, self.precision):
-                logp, _ = target_logprobs(self.model, sources, targets)
+                if self.entropy_weight:
+                    logp, entropy, _ = target_logprobs_and_entropy(self.model, sources, targets)
+                else:
+                    logp, _ = target_logprobs(self.model, sources, targets)
             if not all(ends):  # drop the <EOS> term of truncated targets
                 cut = torch.tensor([len(t) if not e else -1 for t, e in zip(targets, ends)], device=device)
                 logp = logp * (torch.arange(logp.shape[1], device=device)[None, :] != cut[:, None])
             per_example = logp.sum(dim=1)
             w = torch.tensor(batch_weights, dtype=per_example.dtype, device=device)
             loss = -(w * per_example).sum() / total_tokens
+            if self.entropy_weight:
+                loss = loss - self.entropy_weight * entropy.sum() / total_tokens  # the entropy bonus
             loss.backward()
             loss_sum += loss.item()
             nll_sum -= per_example.sum().item()

@@ -143,7 +143,7 @@ class ModelPolicy:
                 query.goal, [h.statement for h in query.env.theorem.essential], graph_nodes(query.env),
                 conditioning=self.conditioning if generator else (), allow_unknown=True,
             )  # fmt: skip
-            mask = self._first_tokens(query.env, stop=generator)
+            mask = self._first_tokens(query.env, stop=generator and query.may_stop)
             if mask is None:
                 self.counters["no_allowed_label"] += 1
             prepared.append(self._usable(source, mask))
@@ -203,7 +203,8 @@ class ModelPolicy:
             sources = [prepared[i][0] for i in chunk]  # type: ignore[index]
             masks = torch.stack([prepared[i][1] for i in chunk])  # type: ignore[index]
             for i, candidates in zip(chunk, self._decode(sources, masks, k, temperature)):
-                results[i] = self._proposals(queries[i], candidates, allow_stop and queries[i].goal is None)
+                results[i] = self._proposals(queries[i], candidates, allow_stop and queries[i].goal is None
+                                              and getattr(queries[i], "may_stop", True))
         return results
 
     def _decode(

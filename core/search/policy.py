@@ -47,6 +47,7 @@ class BackwardQuery:
 class ForwardQuery:
     env: ForwardEnv
     goal: Statement | None  # None: the generator, which has no target and may STOP
+    may_stop: bool = True  # False: the generator may not STOP yet (the STOP token is masked)
 
 
 class Policy(Protocol):

@@ -116,11 +116,34 @@ def test_database_resolution(tmp_path, monkeypatch) -> None:
 
 
 def test_overrides_are_applied_together_then_validated() -> None:
-    for order in (["rewards.kind=band", "rewards.attempts=4"], ["rewards.attempts=4", "rewards.kind=band"]):
+    sampling = "prover_actor.search.prover=forward-sampling"
+    for order in (["rewards.kind=band", "rewards.attempts=4", sampling],
+                  [sampling, "rewards.attempts=4", "rewards.kind=band"]):
         rewards = preset("tiny").with_overrides(order).rewards
         assert (rewards.kind, rewards.attempts) == ("band", 4)
     with pytest.raises(ConfigError, match="rewards.attempts must be >= 2 when rewards.kind is 'band'"):
-        preset("tiny").with_overrides(["rewards.kind=band"])  # the twin without its companion
+        preset("tiny").with_overrides(["rewards.kind=band", sampling])  # the twin without its companion
+
+
+def test_band_reward_needs_a_sampling_prover() -> None:
+    band = ["rewards.kind=band", "rewards.attempts=4"]
+    config = preset("tiny").with_overrides([*band, "prover_actor.search.prover=forward-sampling"])
+    assert config.rewards.kind == "band"
+    for prover in ("backward", "forward-greedy"):  # deterministic: every attempt gives the same result
+        with pytest.raises(ConfigError, match=r"rewards.kind='band'.*prover_actor.search.prover=forward-sampling"):
+            preset("tiny").with_overrides([*band, f"prover_actor.search.prover={prover}"])
+
+
+def test_generator_min_steps_and_heuristic_combinations_are_validated() -> None:
+    config = preset("tiny").with_overrides(["generator_actor.min_steps=4", "generator_actor.max_steps=4",
+                                            "generator_actor.heuristic=1,size;-2.5,mean_token_frequency"])
+    section = config.generator_actor
+    assert (section.min_steps, section.heuristic) == (4, "1,size;-2.5,mean_token_frequency")
+    with pytest.raises(ConfigError, match=r"generator_actor.min_steps \(5\) must be <= generator_actor.max_steps"):
+        preset("tiny").with_overrides(["generator_actor.min_steps=5", "generator_actor.max_steps=4"])
+    for bad in ("sizes", "1,size;x,depth", "0,size", "1,size;inf,depth", "1;size"):
+        with pytest.raises(ConfigError, match="generator_actor.heuristic"):
+            preset("tiny").with_overrides([f"generator_actor.heuristic={bad}"])
 
 
 def test_override_errors_name_the_setting_by_its_path() -> None:

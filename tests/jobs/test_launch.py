@@ -159,7 +159,8 @@ def test_a_different_configuration_on_an_existing_experiment_names_the_keys(tmp_
 
 
 def test_dependent_overrides_are_accepted_together(tmp_path: Path) -> None:
-    run = launch.prepare("local", "tiny", str(tmp_path / "exp"), ["rewards.kind=band", "rewards.attempts=4"], 1.0)
+    band = ["rewards.kind=band", "rewards.attempts=4", "prover_actor.search.prover=forward-sampling"]
+    run = launch.prepare("local", "tiny", str(tmp_path / "exp"), band, 1.0)
     assert (run.config.rewards.kind, run.config.rewards.attempts) == ("band", 4)  # the README's example
 
 
@@ -207,8 +208,8 @@ def test_other_settings_stay_frozen_when_slurm_ones_change(tmp_path: Path, capsy
 
 
 def test_config_prints_every_setting_with_help_and_default(capsys) -> None:
-    code, text = run_main(["config", "--preset", "tiny", "--set", "rewards.kind=band", "--set", "rewards.attempts=4"],
-                          capsys)
+    code, text = run_main(["config", "--preset", "tiny", "--set", "rewards.kind=band", "--set", "rewards.attempts=4",
+                           "--set", "prover_actor.search.prover=forward-sampling"], capsys)
     assert code == 0, text
     assert text.startswith("# preset tiny --set rewards.kind=band --set rewards.attempts=4")
     assert "[prover_actor.search]  the search each goal gets" in text

@@ -120,6 +120,9 @@ def test_forward_and_generator_proposals_follow_the_replay(db, vocab, theorems, 
             if goal is None:  # the full graph: the generator stops
                 stop = p.propose_forward([ForwardQuery(env, None)], k=2)[0]
                 assert stop[0].is_stop and stop[0].text == "<STOP>"
+                for temperature in (None, 1.0):  # before min_steps the STOP token is masked: never proposed
+                    held = p.propose_forward([ForwardQuery(env, None, may_stop=False)], k=4, temperature=temperature)
+                    assert held[0] and not any(q.is_stop for q in held[0])
             else:  # a prover never proposes STOP
                 assert all(not q.is_stop for q in p.propose_forward([ForwardQuery(env, goal)], k=4)[0])
     sampled = p.propose_forward(queries, k=5, temperature=1.0)
