@@ -212,3 +212,72 @@ def test_the_short_run_itself_reconciles(short_run: Path) -> None:
     code, report = status(short_run)
     assert code == 0 and not failed_checks(report)
     assert report["totals"]["results"] > 0 and torch.__version__
+
+
+# --- temporaries and the launcher's death ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tool", ["holes", "prove"])
+def test_symlinks_planted_where_temporaries_used_to_go_redirect_nothing(run: Path, tmp_path: Path, tool: str) -> None:
+    """The old predictable temporary `OUT.tmp-<pid>` (this process's pid, as the tools run in-process here)."""
+    from core.metamath.__main__ import main as kernel_main
+    from jobs.prove import prove
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    holes, out = tmp_path / "holes.mm", tmp_path / "out.mm"
+    for target in (holes, out):
+        (tmp_path / f"{target.name}.tmp-{os.getpid()}").symlink_to(victim)
+    assert kernel_main(["holes", str(database_of(run)), "--out", str(holes), "--only", "a1i"]) == 0
+    if tool == "prove":
+        assert prove(str(holes), out=str(out), expansions=16) == 0
+        assert out.is_file() and not out.is_symlink()
+    assert victim.read_text() == "precious\n" and holes.is_file() and not holes.is_symlink()
+
+
+@pytest.mark.slow
+def test_jobs_of_a_killed_launcher_stop_and_a_resume_starts_no_twin(tmp_path: Path) -> None:
+    """kill -9 of the launcher: its local jobs notice, commit and exit (no orphans); the same command resumes
+    the run, starts one job per slot, and the counts reconcile."""
+    import signal
+    import time
+
+    from core.storage import read_heartbeats
+
+    exp = tmp_path / "exp"
+    settings = ["--set", "evaluator.max_theorems=3", "--set", "prover_trainer.bootstrap_steps=10",
+                "--set", "generator_trainer.bootstrap_steps=10", "--progress", "5"]
+
+    def launch(minutes: float) -> list[str]:
+        return [sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
+                "--minutes", str(minutes), *settings]
+
+    env = dict(os.environ, ADVPROVER_THREADS="1")
+    launcher = subprocess.Popen(launch(3), cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 150
+    while time.time() < deadline and not (exp / "streams" / RESULTS).exists():
+        time.sleep(1)
+    assert (exp / "streams" / RESULTS).exists(), "the run made no results in time"
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+
+    def live_pids() -> list[int]:
+        beats = read_heartbeats(ExperimentRoot.open(str(exp)))
+        return [b["pid"] for b in beats if b.get("status") not in ("finished", "interrupted") and _alive(b["pid"])]
+
+    stop_by = time.time() + 90
+    while live_pids() and time.time() < stop_by:
+        time.sleep(2)
+    assert not live_pids(), "jobs of the killed launcher are still running"
+    resumed = subprocess.run(launch(1), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "resuming" in resumed.stdout and "FAILED" not in resumed.stdout
+    code, report = status(exp)
+    assert code == 0, failed_checks(report)
+
+
+def _alive(pid: int) -> bool:
+    from jobs._lock import pid_alive
+
+    return pid_alive(pid)
