@@ -4,9 +4,7 @@ database (both trainers' version 0, generations, the prover actor's results). Ea
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 from configs.databases import resolve_database
 from configs.presets import preset
 from core.storage import ExperimentRoot
+from tests import roles
 
 GENERATIONS = "generator-actor-00-to-00"
 RESULTS = "prover-actor-00"
@@ -26,13 +25,7 @@ OVERRIDES = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_s
 
 
 def run_role(role: str, exp: str | Path, **bounds: Any) -> str:
-    """Run one role job in this process until its bounds (signal handlers restored afterwards)."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return importlib.import_module(f"jobs.{role}").main(str(exp), rank=0, minutes=2.0, **bounds)
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+    return roles.run_role(role, exp, minutes=2.0, **bounds)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
-from core.storage.shards import ShardEncoder, shard_path
+from core.storage.shards import ShardEncoder
 
 from .conftest import GENERATIONS, RESULTS, run_role
 

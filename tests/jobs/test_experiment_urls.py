@@ -29,6 +29,7 @@ from core.storage import ExperimentRoot, inspect_root, read_shard, stream_bounds
 from jobs import export as export_job
 from jobs import launch
 from jobs import status as status_job
+from tests import roles
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 OVERRIDES = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
@@ -48,7 +49,7 @@ class SharedMemory(MemoryFileSystem):
 
 
 def run_role(role: str, exp: str, **bounds: Any) -> str:
-    return importlib.import_module(f"jobs.{role}").main(exp, rank=0, minutes=2.0, **bounds)
+    return roles.run_role(role, exp, minutes=2.0, **bounds)
 
 
 @pytest.fixture(scope="module")

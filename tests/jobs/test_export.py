@@ -5,16 +5,14 @@ theorem once with its provenance, filters as asked, skips tampered proofs, and n
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +23,7 @@ from core.metamath.reader import read_database
 from core.metamath.verifier import verify_database
 from core.storage import ExperimentRoot, read_shard, stream_bounds
 from core.storage.shards import ShardEncoder, shard_path
-from jobs import export as export_job
+from tests import roles
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GENERATIONS = "generator-actor-00-to-00"
@@ -40,7 +38,7 @@ THEOREM_LINE = re.compile(r"^  (\S+) \$p (.*) \$=$", re.M)
 
 
 def run_role(role: str, exp: str, **bounds: Any) -> str:
-    return importlib.import_module(f"jobs.{role}").main(exp, rank=0, minutes=2.0, **bounds)
+    return roles.run_role(role, exp, minutes=2.0, **bounds)
 
 
 @pytest.fixture(scope="module")

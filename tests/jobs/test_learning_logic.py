@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
@@ -37,14 +36,6 @@ from jobs.generator_trainer import GeneratorTrainer
 from jobs.prover_trainer import ProverTrainer
 
 FAST = ["generator_trainer.bootstrap_steps=0", "prover_trainer.bootstrap_steps=0", "database.path=embedded"]
-
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Iterator[None]:
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
 
 
 def make_root(path: Path, *overrides: str) -> ExperimentRoot:

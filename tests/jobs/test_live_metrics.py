@@ -6,14 +6,12 @@ folder write nothing."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -24,6 +22,7 @@ from core.errors import ConfigError
 from core.storage import CheckpointStore, ExperimentRoot
 from jobs import launch
 from jobs import status as status_job
+from tests import roles
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 OVERRIDES = ["generator_trainer.bootstrap_steps=4", "prover_trainer.bootstrap_steps=4", "database.path=embedded",
@@ -42,15 +41,7 @@ def make_experiment(path: Path, *extra: str) -> Path:
 
 
 def run_role(role: str, exp: Path, **bounds: Any) -> str:
-    return importlib.import_module(f"jobs.{role}").main(str(exp), rank=0, minutes=2.0, **bounds)
-
-
-@pytest.fixture(autouse=True)
-def restore_signals() -> Iterator[None]:
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
+    return roles.run_role(role, exp, minutes=2.0, **bounds)
 
 
 def scalars(run: Path) -> dict[str, list[int]]:

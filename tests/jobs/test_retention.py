@@ -15,6 +15,7 @@ from core.errors import ConfigError
 from core.storage import CheckpointStore, Cursor, ExperimentRoot, ShardWriter, pruned_prefix, stream_bounds
 from jobs._retention import Pruner, checkpoint_floor, consumers_floor, stream_consumers
 from jobs import status
+from tests.roles import run_role
 
 GEN = "generator-actor-00-to-00"
 RESULTS = "prover-actor-00"
@@ -188,12 +189,6 @@ def test_a_lost_result_is_still_caught_after_pruning(tmp_path: Path) -> None:
 
 
 # --- the roles prune on a tiny run ------------------------------------------------------------------------------
-
-
-def run_role(role: str, root: ExperimentRoot, **bounds: object) -> str:
-    import importlib
-
-    return importlib.import_module(f"jobs.{role}").main(root.url, rank=0, minutes=1.0, **bounds)
 
 
 def reconciled(root: ExperimentRoot) -> dict:

@@ -3,9 +3,7 @@ resumed), the actors' policies and the evaluator's; a device the machine lacks s
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +12,10 @@ import torch
 
 import core.models.devices
 import jobs._trainer
-from configs.databases import resolve_database
-from configs.presets import preset
 from core.errors import UsageError
 from core.models.training import Seq2SeqTrainer
 from core.storage import CheckpointStore, ExperimentRoot
+from tests.roles import experiment, run_role
 
 ROLES = ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator")
 FAST = ["generator_trainer.bootstrap_steps=2", "prover_trainer.bootstrap_steps=2",
@@ -26,23 +23,8 @@ FAST = ["generator_trainer.bootstrap_steps=2", "prover_trainer.bootstrap_steps=2
         "evaluator.max_theorems=1", "database.path=embedded"]
 
 
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Any:
-    """Roles called in-process install SIGTERM/SIGINT handlers: give pytest its own back afterwards."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
-
-
 def prepared_root(path: Path, *extra: str) -> ExperimentRoot:
-    config = preset("tiny").with_overrides([*FAST, *extra])
-    config = dataclasses.replace(config, database=resolve_database(config.database))
-    return ExperimentRoot.create_or_open(str(path), config.to_dict())
-
-
-def run_role(role: str, root: ExperimentRoot, **bounds: Any) -> str:
-    return importlib.import_module(f"jobs.{role}").main(root.url, rank=0, minutes=1.0, **bounds)
+    return experiment(path, "tiny", *FAST, *extra)
 
 
 @pytest.mark.slow

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -22,10 +20,9 @@ from typing import Any
 
 import pytest
 
-from configs.databases import resolve_database
-from configs.presets import preset
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 from jobs import status
+from tests.roles import experiment, run_role
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FAST = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
@@ -36,19 +33,8 @@ FAST = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=
         "evaluator.max_theorems=3", "database.path=embedded"]
 
 
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Any:
-    """Roles called in-process install SIGTERM/SIGINT handlers: give pytest its own back afterwards."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
-
-
 def prepared_root(path: Path, name: str, *extra: str) -> ExperimentRoot:
-    config = preset(name).with_overrides([*FAST, *extra])
-    config = dataclasses.replace(config, database=resolve_database(config.database))
-    return ExperimentRoot.create_or_open(str(path), config.to_dict())
+    return experiment(path, name, *FAST, *extra)
 
 
 def records(root: ExperimentRoot, stream: str) -> list[dict[str, Any]]:
@@ -188,12 +174,6 @@ def records_present(root: ExperimentRoot) -> bool:
 
 
 # --- every setup, in-process ----------------------------------------------------------------------------------
-
-
-def run_role(role: str, root: ExperimentRoot, **bounds: Any) -> str:
-    import importlib
-
-    return importlib.import_module(f"jobs.{role}").main(root.url, rank=0, minutes=1.0, **bounds)
 
 
 def produce(root: ExperimentRoot, actors: bool = True) -> None:

@@ -7,9 +7,7 @@ import dataclasses
 import io
 import json
 import logging
-import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -22,15 +20,6 @@ from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bou
 
 FAST = ["prover_trainer.bootstrap_steps=5", "prover_trainer.checkpoint_every_steps=50", "database.path=embedded",
         "evaluator.max_theorems=2"]
-
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Any:
-    """Roles called in-process install SIGTERM/SIGINT handlers: give pytest its own back afterwards."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
 
 
 @pytest.fixture
