@@ -120,20 +120,16 @@ class GeneratorActorConfig(Config):
 
 def parse_mix(text: str) -> dict[str, float]:
     """``"3,generator;1,dataset"`` -> ``{"generator": 0.75, "dataset": 0.25}``."""
+    from core.adversarial.rewards import weighted_parts
+
+    form = "weight,generator or weight,dataset"
     weights: dict[str, float] = {}
-    for part in text.split(";"):
-        pieces = [p.strip() for p in part.split(",")]
-        if len(pieces) != 2 or pieces[1] not in ("generator", "dataset"):
-            raise ConfigError(f"generator_actor.mix {text!r}: each part must read weight,generator or weight,dataset")
-        try:
-            weight = float(pieces[0])
-        except ValueError:
-            raise ConfigError(f"generator_actor.mix {text!r}: {pieces[0]!r} is not a number") from None
-        if not math.isfinite(weight):
-            raise ConfigError(f"generator_actor.mix {text!r}: weights must be finite numbers, not {pieces[0]!r}")
+    for weight, source in weighted_parts(text, "generator_actor.mix", form):
+        if source not in ("generator", "dataset"):
+            raise ConfigError(f"generator_actor.mix {text!r}: each part must read {form}")
         if weight < 0:
             raise ConfigError(f"generator_actor.mix {text!r}: weights must be >= 0")
-        weights[pieces[1]] = weights.get(pieces[1], 0.0) + weight
+        weights[source] = weights.get(source, 0.0) + weight
     total = sum(weights.values())
     if total <= 0:
         raise ConfigError(f"generator_actor.mix {text!r}: some weight must be positive")

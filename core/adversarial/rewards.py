@@ -64,7 +64,7 @@ def parse_heuristic(spec: str) -> dict[str, float]:
     if "," not in text and ";" not in text:
         parts = [(1.0, text)]
     else:
-        parts = [_weighted_part(spec, part) for part in text.split(";")]
+        parts = weighted_parts(text, "generator_actor.heuristic")
     weights: dict[str, float] = {}
     for weight, name in parts:
         if name not in HEURISTICS:
@@ -76,17 +76,23 @@ def parse_heuristic(spec: str) -> dict[str, float]:
     return weights
 
 
-def _weighted_part(spec: str, part: str) -> tuple[float, str]:
-    pieces = [p.strip() for p in part.split(",")]
-    if len(pieces) != 2:
-        raise ConfigError(f"generator_actor.heuristic {spec!r}: each part must read weight,name")
-    try:
-        weight = float(pieces[0])
-    except ValueError:
-        raise ConfigError(f"generator_actor.heuristic {spec!r}: {pieces[0]!r} is not a number") from None
-    if not math.isfinite(weight):
-        raise ConfigError(f"generator_actor.heuristic {spec!r}: weights must be finite numbers")
-    return weight, pieces[1]
+def weighted_parts(text: str, field: str, form: str = "weight,name") -> list[tuple[float, str]]:
+    """``"3,a;1,b"`` -> ``[(3.0, "a"), (1.0, "b")]``: the syntax of every weighted setting (the generator's
+    heuristic combination, its source mix). ConfigError naming ``field`` for a part that is not ``form`` or a
+    weight that is not a finite number."""
+    parts = []
+    for part in text.split(";"):
+        pieces = [p.strip() for p in part.split(",")]
+        if len(pieces) != 2:
+            raise ConfigError(f"{field} {text!r}: each part must read {form}")
+        try:
+            weight = float(pieces[0])
+        except ValueError:
+            raise ConfigError(f"{field} {text!r}: {pieces[0]!r} is not a number") from None
+        if not math.isfinite(weight):
+            raise ConfigError(f"{field} {text!r}: weights must be finite numbers, not {pieces[0]!r}")
+        parts.append((weight, pieces[1]))
+    return parts
 
 
 def combined_score(weights: dict[str, float], features: NodeFeatures) -> float:
