@@ -11,7 +11,6 @@ the run's record); every other setting stays as frozen.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
