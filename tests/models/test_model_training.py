@@ -5,15 +5,19 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import random
 
 import pytest
 import torch
 
 from core.errors import ConfigError, ModelError
 from core.models.decoding import greedy, score, target_logprobs
-import random
-
-from core.models.training import Seq2SeqTrainer, length_bucketed_batches, train_examples, train_loop
+from core.models.training import (
+    Seq2SeqTrainer,
+    length_bucketed_batches,
+    train_examples,
+    train_loop,
+)
 
 EXAMPLES = [([11, 12, 13], [13, 12, 11]), ([14, 15], [15, 14]), ([16, 17, 18, 19], [19, 18, 17, 16])]
 
