@@ -120,7 +120,7 @@ def learned_policy(args: argparse.Namespace, db: Database) -> Callable[[], Polic
     """A factory of the learned policy: ``--checkpoint``, else an untrained tiny model (fixed seed)."""
     from core.models.checkpoint import read_model
     from core.models.formats import build_vocabulary
-    from core.models.supervised import new_model
+    from core.models.training import new_model
     from core.search.model_policy import ModelPolicy
 
     if args.checkpoint:

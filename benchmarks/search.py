@@ -154,7 +154,8 @@ def model_policy(args: argparse.Namespace, db: Database, device: str) -> Callabl
         model, vocab = loaded.model, loaded.vocab
     else:
         from core.models.formats import build_vocabulary
-        from core.models.supervised import new_model, train_prover_on_database
+        from core.models.supervised import train_prover_on_database
+        from core.models.training import new_model
 
         if args.train_steps > 0:
             model, vocab, _ = train_prover_on_database(db, size=args.model_size, steps=args.train_steps,

@@ -33,7 +33,8 @@ import torch  # noqa: E402
 from core.metamath.embedded import embedded_database_path  # noqa: E402
 from core.metamath.reader import read_database  # noqa: E402
 from core.models.formats import build_vocabulary  # noqa: E402
-from core.models.supervised import database_examples, length_bucketed_batches, new_model, new_trainer  # noqa: E402
+from core.models.supervised import database_examples  # noqa: E402
+from core.models.training import length_bucketed_batches, new_model, new_trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROP_MM = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data")) / "metamath" / "prop.mm"

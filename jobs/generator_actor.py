@@ -26,7 +26,7 @@ from core.storage import CheckpointInfo, CheckpointStore, ShardWriter, committed
 from jobs._cli import run_cli
 from jobs._retention import Pruner
 from jobs._role import Reloader, Runtime
-from jobs._trainer import ensure_version_zero
+from jobs._version_zero import ensure_version_zero
 
 logger = logging.getLogger("jobs.generator_actor")
 

@@ -18,75 +18,87 @@ from typing import Any
 
 from core.adversarial.generation import Step
 from core.adversarial.rewards import reward
-from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_streams, result_streams
+from core.adversarial.topology import (
+    HEURISTIC_REWARD_SETUPS,
+    all_generation_streams,
+    result_streams,
+)
 from core.errors import MetamathError
 from core.models.examples import rollout_examples
-from core.models.training import Example
-from core.storage import CheckpointInfo
+from core.models.training import Example, train_loop
+from core.storage import Cursor, StreamReader
+from jobs import _trainer
 from jobs._cli import run_cli
 from jobs._role import Runtime
-from jobs._trainer import TrainerLoop
+from jobs._trainer import TrainerJob
 
 logger = logging.getLogger("jobs.generator_trainer")
 
 HEURISTIC_SETUPS = HEURISTIC_REWARD_SETUPS
 
 
-class GeneratorTrainer(TrainerLoop):
-    kind = "generator"
+def baseline(job: TrainerJob) -> float:
+    """The REINFORCE baseline: a moving average of the rewards seen (published with each version)."""
+    return float(job.extra_state.get("baseline", 0.0))
 
-    def resume(self) -> CheckpointInfo:
-        """Resume as every trainer does, with the entropy bonus on (policy-gradient training only: the
-        supervised bootstrap of version 0 has none)."""
-        info = super().resume()
-        self.trainer.entropy_weight = self.rt.config.generator_trainer.entropy_weight
-        return info
 
-    @property
-    def baseline(self) -> float:
-        return float(self.extra_state.get("baseline", 0.0))
+def observe(job: TrainerJob, value: float) -> None:
+    """Move the baseline towards a new record's reward."""
+    decay = job.rt.config.generator_trainer.baseline_decay
+    seen = int(job.extra_state.get("rewards_seen", 0))
+    job.extra_state["baseline"] = value if seen == 0 else decay * baseline(job) + (1 - decay) * value
+    job.extra_state["rewards_seen"] = seen + 1
+    job.rt.update(reward_baseline=round(baseline(job), 4))
+    job.rt.add("reward_sum", value)
 
-    def observe_reward(self, value: float) -> None:
-        decay = self.rt.config.generator_trainer.baseline_decay
-        seen = int(self.extra_state.get("rewards_seen", 0))
-        self.extra_state["baseline"] = value if seen == 0 else decay * self.baseline + (1 - decay) * value
-        self.extra_state["rewards_seen"] = seen + 1
-        self.rt.update(reward_baseline=round(self.baseline, 4))
-        self.rt.add("reward_sum", value)
 
-    def items(self, record: dict[str, Any]) -> tuple[list[Example], float] | None:
-        config = self.rt.config
-        if config.setup in HEURISTIC_SETUPS:
-            generation = record
-            value = reward("heuristic", successes=0, attempts=0, heuristic=float(record.get("heuristic") or 0.0),
-                           duplicate=bool(record.get("duplicate")), duplicate_penalty=config.rewards.duplicate_penalty)
-        else:
-            if not record.get("for_generator_trainer"):
-                return None
-            generation = record.get("generation") or {}
-            value = float(record.get("reward", 0.0))
-        rollout = generation.get("rollout")
-        if generation.get("source") != "generator" or not rollout:
+def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Example], float] | None:
+    """The rollout steps of a generated theorem and its reward; None to skip the record."""
+    config = job.rt.config
+    if config.setup in HEURISTIC_SETUPS:
+        generation = record
+        value = reward("heuristic", successes=0, attempts=0, heuristic=float(record.get("heuristic") or 0.0),
+                       duplicate=bool(record.get("duplicate")), duplicate_penalty=config.rewards.duplicate_penalty)
+    else:
+        if not record.get("for_generator_trainer"):
             return None
-        try:
-            hypotheses = [tuple(str(h).split()) for h in rollout["hypotheses"]]
-            steps = [Step.from_json(step) for step in rollout["steps"]]
-        except (MetamathError, KeyError, TypeError) as error:
-            self.rt.add("rejected_records")
-            logger.warning("%s: skipping record %s: %s", self.rt.name, record.get("id"), error)
-            return None
-        pairs = rollout_examples(self.codec, self.rt.workspace.db, hypotheses, [(s.tactic, s.added) for s in steps])
-        return [pair for pair in pairs if pair is not None], value
+        generation = record.get("generation") or {}
+        value = float(record.get("reward", 0.0))
+    rollout = generation.get("rollout")
+    if generation.get("source") != "generator" or not rollout:
+        return None
+    try:
+        hypotheses = [tuple(str(h).split()) for h in rollout["hypotheses"]]
+        steps = [Step.from_json(step) for step in rollout["steps"]]
+    except (MetamathError, KeyError, TypeError) as error:
+        job.rt.add("rejected_records")
+        logger.warning("%s: skipping record %s: %s", job.rt.name, record.get("id"), error)
+        return None
+    pairs = rollout_examples(job.codec, job.rt.workspace.db, hypotheses,  # type: ignore[arg-type]  # set by resume
+                             [(s.tactic, s.added) for s in steps])
+    return [pair for pair in pairs if pair is not None], value
 
-    def weighted(self, sampled: list[dict[str, Any]]) -> tuple[list[Example], list[float]]:
-        """Every step of each sampled rollout, weighted by its advantage ``reward - baseline``."""
-        examples: list[Example] = []
-        weights: list[float] = []
-        for item in sampled:
-            advantage = item["reward"] - self.baseline
-            examples += item["examples"]
-            weights += [advantage] * len(item["examples"])
-        return examples, weights
+
+def weigh(job: TrainerJob, sampled: list[dict[str, Any]]) -> tuple[list[Example], list[float]]:
+    """Every step of each sampled rollout, weighted by its advantage ``reward - baseline``."""
+    examples: list[Example] = []
+    weights: list[float] = []
+    for item in sampled:
+        advantage = item["reward"] - baseline(job)
+        examples += item["examples"]
+        weights += [advantage] * len(item["examples"])
+    return examples, weights
+
+
+RULES = _trainer.Rules(derive=derive, weigh=weigh, observe=observe)
+
+
+def start(job: TrainerJob) -> Cursor:
+    """Version 0 if none, resume, refill the replay buffer; then the entropy bonus on (policy-gradient training
+    only: the supervised bootstrap of version 0 has none)."""
+    cursor = _trainer.start(job, RULES)
+    _trainer.training(job).entropy_weight = job.rt.config.generator_trainer.entropy_weight
+    return cursor
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int | None = None) -> str:
@@ -99,7 +111,13 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     else:
         inputs = result_streams(config.prover_actor.count)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
-    return GeneratorTrainer(rt, section, config.generator_model, ("generator",), inputs).run(steps)
+
+    job = _trainer.new_job(rt, "generator", section, config.generator_model, ("generator",))
+    cursor = start(job)
+    reader = StreamReader(rt.root, inputs, cursor) if inputs else None
+    batches = _trainer.stream_batches(job, RULES, reader, steps)
+    train_loop(_trainer.training(job), batches, after_step=lambda result: _trainer.record_step(job, result))
+    return _trainer.finish(job, reader)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from core.storage import CheckpointInfo, CheckpointStore, ShardBatch, ShardWrite
 from jobs._cli import run_cli
 from jobs._retention import Pruner
 from jobs._role import Reloader, Runtime
-from jobs._trainer import ensure_version_zero, prover_formats
+from jobs._version_zero import ensure_version_zero, prover_formats
 
 logger = logging.getLogger("jobs.prover_actor")
 

@@ -19,37 +19,41 @@ from core.adversarial.topology import result_streams
 from core.errors import MetamathError
 from core.metamath.prooftree import ProofTree, check_tree
 from core.models.examples import tree_examples
-from core.models.training import Example
+from core.models.training import Example, train_loop
+from core.storage import StreamReader
+from jobs import _trainer
 from jobs._cli import run_cli
 from jobs._role import Runtime
-from jobs._trainer import TrainerLoop, prover_formats
+from jobs._trainer import TrainerJob
+from jobs._version_zero import prover_formats
 
 logger = logging.getLogger("jobs.prover_trainer")
 
 
-class ProverTrainer(TrainerLoop):
-    kind = "prover"
+def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Example], float] | None:
+    """The prover examples of a record routed to this trainer, its proof re-checked by the kernel; None to skip."""
+    if not record.get("for_prover_trainer"):
+        return None
+    rt, ws = job.rt, job.rt.workspace
+    try:
+        generation = record["generation"]
+        theorem = theorem_from_goal(ws, generation["goal"])
+        if theorem.label in ws.held_out_labels:
+            rt.add("held_out_skipped")
+            return None
+        tree = ProofTree.from_json(generation["proof"])
+        check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
+    except (MetamathError, KeyError, TypeError) as error:
+        rt.add("rejected_records")
+        logger.warning("%s: skipping record %s: %s", rt.name, record.get("id"), error)
+        return None
+    examples: list[Example] = []
+    for fmt in job.formats:
+        examples += tree_examples(job.codec, ws.db, theorem, tree, fmt)  # type: ignore[arg-type]  # set by resume
+    return examples, float(record.get("reward", 0.0))
 
-    def items(self, record: dict[str, Any]) -> tuple[list[Example], float] | None:
-        if not record.get("for_prover_trainer"):
-            return None
-        ws = self.rt.workspace
-        try:
-            generation = record["generation"]
-            theorem = theorem_from_goal(ws, generation["goal"])
-            if theorem.label in ws.held_out_labels:
-                self.rt.add("held_out_skipped")
-                return None
-            tree = ProofTree.from_json(generation["proof"])
-            check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
-        except (MetamathError, KeyError, TypeError) as error:
-            self.rt.add("rejected_records")
-            logger.warning("%s: skipping record %s: %s", self.rt.name, record.get("id"), error)
-            return None
-        examples: list[Example] = []
-        for fmt in self.formats:
-            examples += tree_examples(self.codec, ws.db, theorem, tree, fmt)
-        return examples, float(record.get("reward", 0.0))
+
+RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each)
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int | None = None) -> str:
@@ -60,7 +64,13 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     streams = result_streams(config.prover_actor.count)
     formats = prover_formats(section.examples, config.prover_actor.search.prover)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
-    return ProverTrainer(rt, section, config.prover_model, formats, streams).run(steps)
+
+    job = _trainer.new_job(rt, "prover", section, config.prover_model, formats)
+    cursor = _trainer.start(job, RULES)  # version 0 if none, resume, refill the replay buffer
+    reader = StreamReader(rt.root, streams, cursor) if streams else None
+    batches = _trainer.stream_batches(job, RULES, reader, steps)
+    train_loop(_trainer.training(job), batches, after_step=lambda result: _trainer.record_step(job, result))
+    return _trainer.finish(job, reader)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import torch
 
 from core.errors import CheckpointError, ConfigError, ModelError
 from core.metamath.database import Database
-from core.models.formats import FORMATS, build_vocabulary
+from core.models.formats import FORMATS
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.models.vocab import Token, Vocabulary
 from core.storage import CheckpointInfo, CheckpointStore, load_checkpoint, save_checkpoint_file
@@ -226,13 +226,3 @@ def check_database_coverage(vocab: Vocabulary, db: Database, *, where: str) -> N
     if known < total:
         logger.warning("%s: the model knows %d of the %d labels of %s (trained on another database?); the others "
                        "are never proposed, unknown symbols read as <UNK>", where, known, total, db.path)
-
-
-def new_database_model(db: Database, size: str, *, max_source_tokens: int, max_target_tokens: int,
-              seed: int = 0) -> tuple[Seq2Seq, Vocabulary]:
-    """A freshly initialised model of a named size, with the database's vocabulary."""
-    vocab = build_vocabulary(db)
-    torch.manual_seed(seed)
-    config = ModelConfig.named(size, vocab_size=len(vocab), max_source_len=max_source_tokens,
-                               max_target_len=max_target_tokens)
-    return Seq2Seq(config), vocab

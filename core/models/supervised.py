@@ -3,10 +3,10 @@
     model, vocab, stats = train_prover_on_database(db, size="small", formats=("backward",), time_limit_s=1200)
     model, vocab, stats = train_generator_on_database(db, size="tiny", steps=200)
 
-The pieces, for trainers that interleave other data (``core.models.training.Seq2SeqTrainer.step`` loops):
-:func:`build_vocabulary` (in :mod:`core.models.formats`), :func:`new_model`, :func:`database_examples`,
-:func:`new_trainer` (AdamW, warmup then cosine decay over the steps or the time :class:`Budget`, whichever
-ends first), :func:`length_bucketed_batches` and :func:`train_on_examples` (the loop, with progress logs).
+The pieces: :func:`build_vocabulary` (in :mod:`core.models.formats`), :func:`database_examples`, and from
+:mod:`core.models.training` :func:`~core.models.training.new_model` and
+:func:`~core.models.training.train_examples` (the one training loop on seeded length-bucketed batches, with
+AdamW, warmup then cosine decay over the steps or the time budget, whichever ends first, and progress logs).
 A time budget is wall-clock seconds, or CPU seconds of the process (``cpu_limit_s``, ``--cpu-minutes``:
 the fair measure on a shared machine, where a wall-clock budget buys less work when others compete).
 
@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import random
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,7 +33,7 @@ from core.metamath.database import Database
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
 from core.models.formats import CONDITIONING, Codec, build_vocabulary
-from core.models.training import Seq2SeqTrainer, TrainStats
+from core.models.training import TrainStats, new_model, train_examples
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.models.vocab import Vocabulary
 
@@ -72,12 +69,6 @@ class SupervisedStats:
 # --- the pieces ------------------------------------------------------------------------------------
 
 
-def new_model(vocab: Vocabulary, size: str = "small", *, seed: int = 0, **overrides: Any) -> Seq2Seq:
-    """A freshly initialised model of a named size (``tiny``, ``small``, ``base``) for ``vocab``."""
-    torch.manual_seed(seed)
-    return Seq2Seq(ModelConfig.named(size, vocab_size=len(vocab), **overrides))
-
-
 def database_examples(
     db: Database,
     vocab: Vocabulary,
@@ -90,167 +81,6 @@ def database_examples(
     """The examples of ``formats`` from the proofs of ``split``, encoded within ``config``'s limits."""
     return build_examples(db, Codec.for_model(vocab, config), formats=formats, split=split,
                           conditioning=conditioning)  # fmt: skip
-
-
-@dataclass
-class Budget:
-    """When training must end: ``steps``, ``wall_s`` seconds of wall-clock time or ``cpu_s`` seconds of this
-    process's CPU time (all threads), whichever comes first. Clocks start with :meth:`start`."""
-
-    steps: int
-    wall_s: float | None = None
-    cpu_s: float | None = None
-    _wall0: float | None = None
-    _cpu0: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ConfigError(f"training steps must be >= 0 (got {self.steps})")
-        for name in ("wall_s", "cpu_s"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"training time budget {name} must be positive (got {value})")
-
-    def start(self) -> None:
-        if self._wall0 is None:
-            self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
-
-    def elapsed(self) -> tuple[float, float]:
-        """(wall seconds, CPU seconds) since :meth:`start`."""
-        if self._wall0 is None:
-            return 0.0, 0.0
-        return time.perf_counter() - self._wall0, time.process_time() - self._cpu0
-
-    def time_fraction(self) -> float:
-        """The larger fraction of the time budgets used (0 without any)."""
-        wall, cpu = self.elapsed()
-        fractions = [wall / self.wall_s if self.wall_s else 0.0, cpu / self.cpu_s if self.cpu_s else 0.0]
-        return max(fractions)
-
-    def exhausted_by(self, steps_done: int) -> str | None:
-        """``"steps"``, ``"time"`` or ``"cpu_time"`` once the budget is spent, else ``None``."""
-        if steps_done >= self.steps:
-            return "steps"
-        wall, cpu = self.elapsed()
-        if self.wall_s is not None and wall >= self.wall_s:
-            return "time"
-        if self.cpu_s is not None and cpu >= self.cpu_s:
-            return "cpu_time"
-        return None
-
-
-class _BudgetedTrainer(Seq2SeqTrainer):
-    """A trainer whose cosine decay ends with its :class:`Budget`'s steps or time, whichever comes first."""
-
-    def __init__(self, model: Seq2Seq, *, budget: Budget, **kwargs: Any) -> None:
-        super().__init__(model, schedule="cosine", total_steps=max(budget.steps, 1), **kwargs)
-        self.budget = budget
-
-    def learning_rate(self, step: int | None = None) -> float:
-        step = self.steps if step is None else step
-        if step < self.warmup_steps:
-            return super().learning_rate(step)
-        span = max((self.total_steps or 1) - self.warmup_steps, 1)
-        progress = min(max((step - self.warmup_steps) / span, self.budget.time_fraction()), 1.0)
-        cosine = 0.5 * (1 + math.cos(math.pi * progress))
-        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
-
-
-def new_trainer(
-    model: Seq2Seq,
-    *,
-    steps: int,
-    lr: float = 1e-3,
-    warmup_steps: int = 100,
-    time_limit_s: float | None = None,
-    cpu_limit_s: float | None = None,
-    device: torch.device | str | None = None,
-    **kwargs: Any,
-) -> Seq2SeqTrainer:
-    """AdamW, linear warmup, then cosine decay to 10 % of ``lr`` over ``steps`` or the time budget
-    (``time_limit_s`` wall-clock seconds, ``cpu_limit_s`` CPU seconds), whichever ends first.
-
-    The budget's clocks start at the trainer's creation; its :attr:`budget` says when to stop.
-    """
-    budget = Budget(steps, time_limit_s, cpu_limit_s)
-    budget.start()
-    return _BudgetedTrainer(model, budget=budget, lr=lr, warmup_steps=min(warmup_steps, max(steps // 5, 1)),
-                            device=device, **kwargs)  # fmt: skip
-
-
-def length_bucketed_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
-    """Endless batches of example indices: shuffle, sort pools of 50 batches by length, cut, shuffle batches."""
-    pool_size = 50 * batch_size
-    while True:
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        for start in range(0, len(order), pool_size):
-            pool = sorted(order[start : start + pool_size], key=lambda i: (len(examples[i][0]), len(examples[i][1])))
-            batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
-            rng.shuffle(batches)
-            yield from batches
-
-
-def train_on_examples(
-    model: Seq2Seq,
-    examples: Sequence[Example],
-    *,
-    steps: int,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    warmup_steps: int = 100,
-    time_limit_s: float | None = None,
-    cpu_limit_s: float | None = None,
-    seed: int = 0,
-    log_every: int = 100,
-    device: torch.device | str | None = None,
-) -> TrainStats:
-    """Cross-entropy training on ``examples`` until ``steps`` or a time budget runs out (see :func:`new_trainer`).
-
-    Logs the mean loss, the learning rate and the rates (steps/s, examples/s, tokens/s) every ``log_every``
-    steps. ``stats.stopped_by`` is ``steps``, ``time`` (wall clock) or ``cpu_time``.
-    """
-    if batch_size < 1 or log_every < 1:
-        raise ConfigError(f"train_on_examples needs batch_size >= 1 and log_every >= 1 (got {batch_size}, {log_every})")
-    if not examples:
-        raise ConfigError("train_on_examples: no examples to train on")
-    trainer = new_trainer(model, steps=steps, lr=lr, warmup_steps=warmup_steps, time_limit_s=time_limit_s,
-                          cpu_limit_s=cpu_limit_s, device=device)  # fmt: skip
-    budget: Budget = trainer.budget  # type: ignore[attr-defined]
-    batches = length_bucketed_batches(examples, batch_size, random.Random(seed))
-    stats = TrainStats()
-    window = {"loss": 0.0, "steps": 0, "examples": 0, "tokens": 0}
-    last_log = time.perf_counter()
-    while (reason := budget.exhausted_by(stats.steps)) is None:
-        result = trainer.step([examples[i] for i in next(batches)])
-        stats.steps += 1
-        stats.examples += int(result["examples"])
-        stats.tokens += int(result["tokens"])
-        stats.final_loss = result["loss"]
-        for key, value in (("loss", result["loss"]), ("steps", 1), ("examples", result["examples"]),
-                           ("tokens", result["tokens"])):  # fmt: skip
-            window[key] += value
-        if window["steps"] == log_every:
-            now = time.perf_counter()
-            span = max(now - last_log, 1e-9)
-            wall, cpu = budget.elapsed()
-            stats.losses.append((stats.steps, window["loss"] / window["steps"]))
-            logger.info(
-                "step %d loss %.4f lr %.2e | %.2f steps/s %.1f examples/s %.0f tokens/s | %.0f s wall %.0f s CPU",
-                stats.steps, window["loss"] / window["steps"], result["lr"], window["steps"] / span,
-                window["examples"] / span, window["tokens"] / span, wall, cpu,
-            )  # fmt: skip
-            window = dict.fromkeys(window, 0.0)  # type: ignore[assignment]
-            window["steps"] = 0
-            last_log = now
-    if window["steps"]:
-        stats.losses.append((stats.steps, window["loss"] / window["steps"]))
-    stats.stopped_by = reason
-    stats.seconds, cpu = budget.elapsed()
-    stats.truncated = trainer.truncated
-    logger.info("trained %d steps in %.1f s wall, %.1f s CPU (%d examples, final loss %.4f, stopped by %s)",
-                stats.steps, stats.seconds, cpu, stats.examples, stats.final_loss, stats.stopped_by)  # fmt: skip
-    return stats
 
 
 def mean_nll(model: Seq2Seq, examples: Sequence[Example], batch_size: int = 64) -> float:
@@ -320,9 +150,9 @@ def train_on_database(
                             device=str(device))  # fmt: skip
     logger.info("training a %s %s (%d parameters) on %s: %d examples (%s), on %s", size, kind, stats.parameters,
                 db.path, stats.examples, ", ".join(f"{k} {v}" for k, v in stats.by_format.items()), device)  # fmt: skip
-    stats.train = train_on_examples(model, examples.examples, steps=steps, batch_size=batch_size, lr=lr,
-                                    warmup_steps=warmup_steps, time_limit_s=time_limit_s, cpu_limit_s=cpu_limit_s,
-                                    seed=seed, log_every=log_every, device=device)  # fmt: skip
+    stats.train = train_examples(model, examples.examples, steps=steps, batch_size=batch_size, lr=lr,
+                                 warmup_steps=warmup_steps, time_limit_s=time_limit_s, cpu_limit_s=cpu_limit_s,
+                                 seed=seed, log_every=log_every, device=device)  # fmt: skip
     if validate and split != "valid":
         valid = database_examples(db, vocab, model.config, formats=formats, split="valid", conditioning=conditioning)
         stats.valid_examples = len(valid.examples)

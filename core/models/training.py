@@ -17,8 +17,12 @@ AdamW state and the step, so that training resumes exactly (dropout masks aside)
 training, ``grad_sync(model)`` runs after the backward passes and before clipping (e.g. an all-reduce
 averaging the gradients over the group).
 
-:func:`train_examples` is the plain supervised loop used by tests and by bootstrapping: shuffled,
-length-bucketed batches for a number of steps or a time limit, with progress logged through ``logging``.
+:func:`train_loop` is the one training loop: a step per batch drawn from an iterable, until a stop
+condition or the batches end, with progress logged through ``logging``. Every trainer uses it: the
+supervised :func:`train_examples` (seeded :func:`length_bucketed_batches`, a cosine schedule over a step
+or time :class:`Budget`, see :func:`new_trainer`; used by :mod:`core.models.supervised` and tests), and the
+trainer roles (their bootstrap and their stream-fed loop, see :mod:`jobs._trainer`). :func:`new_model`
+is the one way to a freshly initialised model.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +40,8 @@ import torch
 from core.errors import ConfigError, ModelError
 from core.models.decoding import target_logprobs, target_logprobs_and_entropy
 from core.models.devices import autocast, default_precision, effective_precision
-from core.models.transformer import Seq2Seq
+from core.models.transformer import ModelConfig, Seq2Seq
+from core.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -245,12 +250,132 @@ def _is_power_of_ten(n: int) -> bool:
     return n > 0 and 10 ** round(math.log10(n)) == n
 
 
-# --- the plain training loop -----------------------------------------------------------------------
+# --- a fresh model, its training budget and batches -----------------------------------------------
+
+
+def new_model(vocab: Vocabulary, size: str = "small", *, seed: int = 0, **overrides: Any) -> Seq2Seq:
+    """A freshly initialised model of a named size (``tiny``, ``small``, ``base``) for ``vocab``; ``overrides``
+    are :class:`ModelConfig` fields (e.g. ``max_source_len``). The same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return Seq2Seq(ModelConfig.named(size, vocab_size=len(vocab), **overrides))
+
+
+@dataclass
+class Budget:
+    """When training must end: ``steps``, ``wall_s`` seconds of wall-clock time or ``cpu_s`` seconds of this
+    process's CPU time (all threads), whichever comes first. Clocks start with :meth:`start`."""
+
+    steps: int
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    _wall0: float | None = None
+    _cpu0: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"training steps must be >= 0 (got {self.steps})")
+        for name in ("wall_s", "cpu_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"training time budget {name} must be positive (got {value})")
+
+    def start(self) -> None:
+        if self._wall0 is None:
+            self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) since :meth:`start`."""
+        if self._wall0 is None:
+            return 0.0, 0.0
+        return time.perf_counter() - self._wall0, time.process_time() - self._cpu0
+
+    def time_fraction(self) -> float:
+        """The larger fraction of the time budgets used (0 without any)."""
+        wall, cpu = self.elapsed()
+        fractions = [wall / self.wall_s if self.wall_s else 0.0, cpu / self.cpu_s if self.cpu_s else 0.0]
+        return max(fractions)
+
+    def exhausted_by(self, steps_done: int) -> str | None:
+        """``"steps"``, ``"time"`` or ``"cpu_time"`` once the budget is spent, else ``None``."""
+        if steps_done >= self.steps:
+            return "steps"
+        wall, cpu = self.elapsed()
+        if self.wall_s is not None and wall >= self.wall_s:
+            return "time"
+        if self.cpu_s is not None and cpu >= self.cpu_s:
+            return "cpu_time"
+        return None
+
+
+class BudgetedTrainer(Seq2SeqTrainer):
+    """A trainer whose cosine decay ends with its :class:`Budget`'s steps or time, whichever comes first."""
+
+    def __init__(self, model: Seq2Seq, *, budget: Budget, **kwargs: Any) -> None:
+        super().__init__(model, schedule="cosine", total_steps=max(budget.steps, 1), **kwargs)
+        self.budget = budget
+
+    def learning_rate(self, step: int | None = None) -> float:
+        step = self.steps if step is None else step
+        if step < self.warmup_steps:
+            return super().learning_rate(step)
+        span = max((self.total_steps or 1) - self.warmup_steps, 1)
+        progress = min(max((step - self.warmup_steps) / span, self.budget.time_fraction()), 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
+
+def new_trainer(
+    model: Seq2Seq,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    warmup_steps: int = 100,
+    time_limit_s: float | None = None,
+    cpu_limit_s: float | None = None,
+    device: torch.device | str | None = None,
+    **kwargs: Any,
+) -> BudgetedTrainer:
+    """AdamW, linear warmup, then cosine decay to 10 % of ``lr`` over ``steps`` or the time budget
+    (``time_limit_s`` wall-clock seconds, ``cpu_limit_s`` CPU seconds), whichever ends first.
+
+    The budget's clocks start at the trainer's creation; its :attr:`budget` says when to stop.
+    """
+    budget = Budget(steps, time_limit_s, cpu_limit_s)
+    budget.start()
+    return BudgetedTrainer(model, budget=budget, lr=lr, warmup_steps=min(warmup_steps, max(steps // 5, 1)),
+                           device=device, **kwargs)  # fmt: skip
+
+
+def length_bucketed_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """Endless batches of example indices: shuffle, sort pools of 50 batches by length, cut, shuffle batches.
+
+    Every index appears once per pass over ``examples``; batches hold ``batch_size`` indices (the last of a
+    pool fewer) of similar lengths, so little of a batch is padding."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1 (got {batch_size})")
+    if not examples:
+        raise ModelError("length_bucketed_batches: no examples to batch")
+    return _bucketed(examples, batch_size, rng)
+
+
+def _bucketed(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    pool_size = 50 * batch_size
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for start in range(0, len(order), pool_size):
+            pool = sorted(order[start : start + pool_size], key=lambda i: (len(examples[i][0]), len(examples[i][1])))
+            batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+            rng.shuffle(batches)
+            yield from batches
+
+
+# --- the training loop -----------------------------------------------------------------------------
 
 
 @dataclass
 class TrainStats:
-    """What :func:`train_examples` did; ``losses`` holds (step, mean loss since the previous entry)."""
+    """What :func:`train_loop` did; ``losses`` holds (step, mean loss since the previous entry)."""
 
     steps: int = 0
     examples: int = 0
@@ -262,6 +387,78 @@ class TrainStats:
     stopped_by: str = "steps"
 
 
+WeightedBatch = tuple[Sequence[Example], Sequence[float] | None]
+
+
+@dataclass
+class _Window:
+    """The steps since the last progress line."""
+
+    loss: float = 0.0
+    steps: int = 0
+    examples: int = 0
+    tokens: int = 0
+    since: float = field(default_factory=time.perf_counter)
+
+
+def train_loop(
+    trainer: Seq2SeqTrainer,
+    batches: Iterable[WeightedBatch],
+    *,
+    stop: Callable[[int], str | None] | None = None,
+    after_step: Callable[[dict[str, float]], None] | None = None,
+    log_every: int | None = None,
+) -> TrainStats:
+    """The one training loop: one :meth:`Seq2SeqTrainer.step` per ``(examples, weights)`` batch drawn from
+    ``batches`` (``weights`` None: all 1), until ``stop(steps done)`` names a reason or ``batches`` ends
+    (``stopped_by`` then ``"batches"``). ``after_step`` sees each step's result. With ``log_every``, the mean
+    loss, the learning rate and the rates are logged every ``log_every`` steps, and a summary at the end."""
+    if log_every is not None and log_every < 1:
+        raise ConfigError(f"log_every must be >= 1 (got {log_every})")
+    stats = TrainStats()
+    start, cpu_start, truncated_before = time.perf_counter(), time.process_time(), trainer.truncated
+    window = _Window()
+    iterator = iter(batches)
+    while (reason := stop(stats.steps) if stop is not None else None) is None:
+        batch = next(iterator, None)
+        if batch is None:
+            reason = "batches"
+            break
+        result = trainer.step(*batch)
+        stats.steps += 1
+        stats.examples += int(result["examples"])
+        stats.tokens += int(result["tokens"])
+        stats.final_loss = result["loss"]
+        if after_step is not None:
+            after_step(result)
+        window.loss, window.steps = window.loss + result["loss"], window.steps + 1
+        window.examples, window.tokens = window.examples + int(result["examples"]), window.tokens + int(result["tokens"])
+        if window.steps == log_every:
+            _log_window(stats, window, result["lr"], start, cpu_start)
+            window = _Window()
+    if window.steps:
+        stats.losses.append((stats.steps, window.loss / window.steps))
+    stats.stopped_by = reason
+    stats.seconds = time.perf_counter() - start
+    stats.truncated = trainer.truncated - truncated_before
+    if log_every is not None:
+        logger.info("trained %d steps in %.1f s wall, %.1f s CPU (%d examples, final loss %.4f, stopped by %s)",
+                    stats.steps, stats.seconds, time.process_time() - cpu_start, stats.examples, stats.final_loss,
+                    stats.stopped_by)  # fmt: skip
+    return stats
+
+
+def _log_window(stats: TrainStats, window: _Window, lr: float, start: float, cpu_start: float) -> None:
+    now = time.perf_counter()
+    span = max(now - window.since, 1e-9)
+    stats.losses.append((stats.steps, window.loss / window.steps))
+    logger.info(
+        "step %d loss %.4f lr %.2e | %.2f steps/s %.1f examples/s %.0f tokens/s | %.0f s wall %.0f s CPU",
+        stats.steps, window.loss / window.steps, lr, window.steps / span, window.examples / span,
+        window.tokens / span, now - start, time.process_time() - cpu_start,
+    )  # fmt: skip
+
+
 def train_examples(
     model: Seq2Seq,
     examples: Sequence[Example],
@@ -270,76 +467,25 @@ def train_examples(
     batch_size: int = 32,
     lr: float = 1e-3,
     warmup_steps: int = 100,
-    weight_decay: float = 0.01,
-    grad_clip: float = 1.0,
-    schedule: str = "cosine",
-    device: torch.device | str | None = None,
-    log_every: int = 100,
     time_limit_s: float | None = None,
+    cpu_limit_s: float | None = None,
     seed: int = 0,
-    trainer: Seq2SeqTrainer | None = None,
+    log_every: int = 100,
+    device: torch.device | str | None = None,
+    **trainer_options: Any,
 ) -> TrainStats:
-    """Supervised training on ``examples`` for ``steps`` steps or ``time_limit_s`` seconds, whichever first.
+    """Supervised cross-entropy training on ``examples`` until ``steps`` or a time budget runs out (see
+    :func:`new_trainer`), on seeded length-bucketed batches (:func:`length_bucketed_batches`).
 
-    Batches of ``batch_size`` are drawn from seeded shuffles, bucketed by length to limit padding. The
-    ``cosine`` schedule decays over ``steps``. Pass ``trainer`` to continue with an existing one (its
-    hyperparameters then apply and the others are ignored).
+    Logs the mean loss, the learning rate and the rates every ``log_every`` steps. ``stats.stopped_by`` is
+    ``steps``, ``time`` (wall clock) or ``cpu_time``. ``trainer_options``: more :class:`Seq2SeqTrainer` settings.
     """
-    if steps < 0 or batch_size < 1 or log_every < 1:
-        raise ConfigError(f"train_examples needs steps >= 0, batch_size >= 1, log_every >= 1 "
-                          f"(got {steps}, {batch_size}, {log_every})")  # fmt: skip
+    if batch_size < 1 or log_every < 1:
+        raise ConfigError(f"train_examples needs batch_size >= 1 and log_every >= 1 (got {batch_size}, {log_every})")
     if not examples:
         raise ModelError("train_examples: no examples to train on")
-    if trainer is None:
-        trainer = Seq2SeqTrainer(
-            model, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay, grad_clip=grad_clip,
-            schedule=schedule, total_steps=max(steps, 1), device=device,
-        )  # fmt: skip
-    stats = TrainStats()
-    start = last_log = time.perf_counter()
-    window_loss, window_steps, window_examples, window_tokens = 0.0, 0, 0, 0
-    truncated_before = trainer.truncated
-    batches = _bucketed_batches(examples, batch_size, random.Random(seed))
-    for _ in range(steps):
-        if time_limit_s is not None and time.perf_counter() - start >= time_limit_s:
-            stats.stopped_by = "time"
-            break
-        result = trainer.step([examples[i] for i in next(batches)])
-        stats.steps += 1
-        stats.examples += int(result["examples"])
-        stats.tokens += int(result["tokens"])
-        stats.final_loss = result["loss"]
-        window_loss += result["loss"]
-        window_steps, window_examples = window_steps + 1, window_examples + int(result["examples"])
-        window_tokens += int(result["tokens"])
-        if window_steps == log_every:
-            now = time.perf_counter()
-            stats.losses.append((trainer.steps, window_loss / window_steps))
-            logger.info(
-                "step %d (%d/%d) loss %.4f lr %.2e | %.1f examples/s %.0f tokens/s", trainer.steps, stats.steps,
-                steps, window_loss / window_steps, result["lr"], window_examples / (now - last_log),
-                window_tokens / (now - last_log),
-            )  # fmt: skip
-            window_loss, window_steps, window_examples, window_tokens, last_log = 0.0, 0, 0, 0, now
-    if window_steps:
-        stats.losses.append((trainer.steps, window_loss / window_steps))
-    stats.seconds = time.perf_counter() - start
-    stats.truncated = trainer.truncated - truncated_before
-    logger.info(
-        "trained %d steps in %.1f s (%d examples, %d tokens, final loss %.4f, stopped by %s)",
-        stats.steps, stats.seconds, stats.examples, stats.tokens, stats.final_loss, stats.stopped_by,
-    )  # fmt: skip
-    return stats
-
-
-def _bucketed_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
-    """Endless batches of indices: shuffle, sort pools of 50 batches by length, cut, shuffle the batches."""
-    pool_size = batch_size * 50
-    while True:
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        for start in range(0, len(order), pool_size):
-            pool = sorted(order[start : start + pool_size], key=lambda i: tuple(map(len, examples[i])))
-            batches = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
-            rng.shuffle(batches)
-            yield from batches
+    trainer = new_trainer(model, steps=steps, lr=lr, warmup_steps=warmup_steps, time_limit_s=time_limit_s,
+                          cpu_limit_s=cpu_limit_s, device=device, **trainer_options)  # fmt: skip
+    indices = length_bucketed_batches(examples, batch_size, random.Random(seed))
+    batches = (([examples[i] for i in batch], None) for batch in indices)
+    return train_loop(trainer, batches, stop=trainer.budget.exhausted_by, log_every=log_every)

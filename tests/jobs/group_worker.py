@@ -13,25 +13,16 @@ import hashlib
 import json
 import sys
 
+from core.models.training import train_loop
+from core.storage import StreamReader
+from jobs import _trainer, prover_trainer
 from jobs._role import Runtime
-from jobs._trainer import prover_formats
-from jobs.prover_trainer import ProverTrainer
+from jobs._version_zero import prover_formats
 
 
-class RecordingTrainer(ProverTrainer):
-    """The prover trainer, noting the position of every record it takes as its own."""
-
-    taken: list[list[object]]
-
-    def absorb(self, stream: str, position: tuple[int, int], record: dict, *, new: bool = True) -> int:
-        if new and self.group.owns(stream, *position):
-            self.taken.append([stream, *position])
-        return super().absorb(stream, position, record, new=new)
-
-
-def weights_digest(trainer: ProverTrainer) -> str:
+def weights_digest(job: _trainer.TrainerJob) -> str:
     digest = hashlib.sha256()
-    for name, tensor in sorted(trainer.model.state_dict().items()):
+    for name, tensor in sorted(_trainer.training(job).model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
@@ -41,11 +32,25 @@ def main(root: str, rank: int, steps: int) -> None:
     rt = Runtime.start("prover_trainer", root, rank, 5.0)
     config = rt.config
     formats = prover_formats(config.prover_trainer.examples, config.prover_actor.search.prover)
-    trainer = RecordingTrainer(rt, config.prover_trainer, config.prover_model, formats, ["prover-actor-00"])
-    trainer.taken = []
-    status = trainer.run(steps)
-    print(json.dumps({"status": status, "digest": weights_digest(trainer), "records_in": trainer.records_in,
-                      "taken": trainer.taken, "step": trainer.trainer.steps, "device": str(trainer.device)}))
+    taken: list[list[object]] = []
+
+    job = _trainer.new_job(rt, "prover", config.prover_trainer, config.prover_model, formats)
+    original_absorb = _trainer.absorb
+
+    def recording_absorb(job: _trainer.TrainerJob, rules: _trainer.Rules, stream: str, position: tuple[int, int],
+                         record: dict, *, new: bool = True) -> int:
+        if new and job.group.owns(stream, *position):
+            taken.append([stream, *position])
+        return original_absorb(job, rules, stream, position, record, new=new)
+
+    _trainer.absorb = recording_absorb  # type: ignore[assignment]  # a process of its own: nothing to restore
+    cursor = _trainer.start(job, prover_trainer.RULES)
+    reader = StreamReader(rt.root, ["prover-actor-00"], cursor)
+    batches = _trainer.stream_batches(job, prover_trainer.RULES, reader, steps)
+    train_loop(_trainer.training(job), batches, after_step=lambda result: _trainer.record_step(job, result))
+    status = _trainer.finish(job, reader)
+    print(json.dumps({"status": status, "digest": weights_digest(job), "records_in": job.records_in,
+                      "taken": taken, "step": _trainer.training(job).steps, "device": str(job.rt.device)}))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from core.adversarial.topology import group_cursor
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 from jobs import status
 from jobs._group import SHARING, Group, backend_for
-from jobs._trainer import TrainerLoop
+from jobs._trainer import committed_cursor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("group_worker.py")
@@ -83,11 +82,10 @@ def test_a_group_that_divided_its_streams_joins_its_cursors() -> None:
 
 
 def test_a_rank_resuming_a_divided_group_starts_streams_it_never_read_where_their_reader_stopped() -> None:
-    loop = SimpleNamespace(rt=SimpleNamespace(rank=0), group=Group(0, 2))
     divided = {"cursors": {"0": {"a": 5}, "1": {"b": 2}}}
-    assert TrainerLoop.committed_cursor(loop, divided).to_json() == {"a": 5, "b": 2}  # type: ignore[arg-type]
+    assert committed_cursor(divided, 0, 2).to_json() == {"a": 5, "b": 2}
     shared = {"sharing": SHARING, "cursors": {"0": {"a": 5}, "1": {"a": 7, "b": 2}}}
-    assert TrainerLoop.committed_cursor(loop, shared).to_json() == {"a": 5}  # type: ignore[arg-type]
+    assert committed_cursor(shared, 0, 2).to_json() == {"a": 5}
 
 
 # --- two ranks as processes ----------------------------------------------------------------------------------
@@ -111,7 +109,7 @@ def produced_results(root: ExperimentRoot, records: int) -> list[tuple[str, int,
     import importlib
 
     from jobs._role import Runtime
-    from jobs._trainer import ensure_version_zero, prover_formats
+    from jobs._version_zero import ensure_version_zero, prover_formats
 
     config = status.ExperimentConfig.from_dict(root.config)
     rt = Runtime.start("prover_trainer", root.url, 0, 1.0)

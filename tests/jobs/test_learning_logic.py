@@ -12,28 +12,39 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
 
 from configs.databases import resolve_database
 from configs.presets import preset
-from core.adversarial.generation import GenerationSettings, TheoremGenerator, generation_record
+from core.adversarial.generation import (
+    GenerationSettings,
+    TheoremGenerator,
+    generation_record,
+)
 from core.metamath.prooftree import ProofTree
-from core.models.checkpoint import new_database_model
 from core.models.decoding import target_logprobs, target_logprobs_and_entropy
-from core.models.training import Seq2SeqTrainer
+from core.models.formats import build_vocabulary
+from core.models.training import Seq2SeqTrainer, new_model
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.search.baseline import BaselinePolicy
 from core.search.runner import SearchResult
-from core.storage import CheckpointStore, Cursor, ExperimentRoot, ShardBatch, ShardWriter, stream_bounds
-from jobs import _trainer, evaluator, prover_actor
+from core.storage import (
+    CheckpointStore,
+    Cursor,
+    ExperimentRoot,
+    ShardBatch,
+    ShardWriter,
+    stream_bounds,
+)
+from jobs import _trainer, evaluator, generator_trainer, prover_actor, prover_trainer
 from jobs._role import Runtime, job_seed
-from jobs.generator_trainer import GeneratorTrainer
-from jobs.prover_trainer import ProverTrainer
+from jobs._trainer import TrainerJob
 
 FAST = ["generator_trainer.bootstrap_steps=0", "prover_trainer.bootstrap_steps=0", "database.path=embedded"]
 
@@ -78,6 +89,19 @@ def tiny_toy_model(seed: int = 0) -> Seq2Seq:
     return Seq2Seq(ModelConfig.named("tiny", vocab_size=24))
 
 
+def new_database_model(db: Any, size: str, *, max_source_tokens: int, max_target_tokens: int) -> tuple[Seq2Seq, Any]:
+    vocab = build_vocabulary(db)
+    return new_model(vocab, size, max_source_len=max_source_tokens, max_target_len=max_target_tokens), vocab
+
+
+def generator_job(rt: Runtime) -> TrainerJob:
+    return _trainer.new_job(rt, "generator", rt.config.generator_trainer, rt.config.generator_model, ("generator",))
+
+
+def prover_job(rt: Runtime, section: Any = None) -> TrainerJob:
+    return _trainer.new_job(rt, "prover", section or rt.config.prover_trainer, rt.config.prover_model, ("backward",))
+
+
 def logprob(model: Seq2Seq, example: tuple[list[int], list[int]]) -> float:
     model.eval()
     with torch.no_grad():
@@ -93,9 +117,9 @@ BAD = ([16, 17, 18], [19, 20])
 
 def test_reinforce_raises_rewarded_and_lowers_unrewarded_rollouts(runtime) -> None:
     rt = runtime("generator_trainer")
-    trainer = GeneratorTrainer(rt, rt.config.generator_trainer, rt.config.generator_model, ("generator",), [])
+    trainer = generator_job(rt)
     trainer.extra_state["baseline"] = 0.5
-    examples, weights = trainer.weighted([{"examples": [GOOD], "reward": 1.0}, {"examples": [BAD], "reward": 0.0}])
+    examples, weights = generator_trainer.weigh(trainer, [{"examples": [GOOD], "reward": 1.0}, {"examples": [BAD], "reward": 0.0}])
     assert weights == [0.5, -0.5]
     model = tiny_toy_model()
     before = (logprob(model, GOOD), logprob(model, BAD))
@@ -109,34 +133,34 @@ def test_reinforce_raises_rewarded_and_lowers_unrewarded_rollouts(runtime) -> No
 
 def test_rewards_equal_to_the_baseline_teach_nothing(runtime) -> None:
     rt = runtime("generator_trainer")
-    trainer = GeneratorTrainer(rt, rt.config.generator_trainer, rt.config.generator_model, ("generator",), [])
+    trainer = generator_job(rt)
     trainer.extra_state["baseline"] = 1.0
-    _, weights = trainer.weighted([{"examples": [GOOD, BAD], "reward": 1.0}])
+    _, weights = generator_trainer.weigh(trainer, [{"examples": [GOOD, BAD], "reward": 1.0}])
     assert weights == [0.0, 0.0]
 
 
 def test_the_baseline_follows_the_rewards(runtime) -> None:
     rt = runtime("generator_trainer", "generator_trainer.baseline_decay=0.5")
-    trainer = GeneratorTrainer(rt, rt.config.generator_trainer, rt.config.generator_model, ("generator",), [])
+    trainer = generator_job(rt)
     item = [{"examples": [GOOD], "reward": 1.0}]
-    assert trainer.weighted(item)[1] == [1.0]  # nothing observed: baseline 0
-    trainer.observe_reward(0.0)
-    assert trainer.baseline == 0.0
+    assert generator_trainer.weigh(trainer, item)[1] == [1.0]  # nothing observed: baseline 0
+    generator_trainer.observe(trainer, 0.0)
+    assert generator_trainer.baseline(trainer) == 0.0
     for _ in range(3):
-        trainer.observe_reward(1.0)
-    assert trainer.baseline == pytest.approx(0.875)  # 0 -> 0.5 -> 0.75 -> 0.875
-    assert trainer.weighted(item)[1] == [pytest.approx(0.125)]
+        generator_trainer.observe(trainer, 1.0)
+    assert generator_trainer.baseline(trainer) == pytest.approx(0.875)  # 0 -> 0.5 -> 0.75 -> 0.875
+    assert generator_trainer.weigh(trainer, item)[1] == [pytest.approx(0.125)]
     assert trainer.extra_state["rewards_seen"] == 4  # published with each version: survives a restart
 
 
 def test_the_entropy_bonus_spreads_the_policy(runtime) -> None:
     rt = runtime("generator_trainer", "generator_trainer.entropy_weight=0.5")
-    trainer = GeneratorTrainer(rt, rt.config.generator_trainer, rt.config.generator_model, ("generator",), [])
+    trainer = generator_job(rt)
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=64, max_target_tokens=32)
-    trainer._setup(model, vocab)
+    _trainer.set_model(trainer, model, vocab)
     assert trainer.trainer.entropy_weight == 0.0  # bootstrapping (supervised): no bonus
-    trainer.publish(None)
-    trainer.resume()
+    _trainer.commit(trainer, None)
+    generator_trainer.start(trainer)
     assert trainer.trainer.entropy_weight == 0.5  # policy-gradient training: the configured bonus
 
     def entropy(m: Seq2Seq) -> float:
@@ -170,26 +194,28 @@ def result_of(generation: dict[str, Any], **flags: bool) -> dict[str, Any]:
 
 def test_the_generator_trainer_keeps_exactly_the_records_flagged_for_it(runtime) -> None:
     rt = runtime("generator_trainer")
-    trainer = GeneratorTrainer(rt, rt.config.generator_trainer, rt.config.generator_model, ("generator",), [])
+    trainer = generator_job(rt)
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=256, max_target_tokens=64)
-    trainer._setup(model, vocab)
+    _trainer.set_model(trainer, model, vocab)
     generation = generated_records(rt, 1)[0]
-    kept = trainer.items(result_of(generation, for_generator_trainer=True, for_prover_trainer=False))
+    kept = generator_trainer.derive(trainer, result_of(generation, for_generator_trainer=True, for_prover_trainer=False))
     assert kept is not None and kept[0] and kept[1] == 1.0
-    assert trainer.items(result_of(generation, for_generator_trainer=False, for_prover_trainer=True)) is None
-    assert trainer.items(result_of(generation, for_prover_trainer=True)) is None  # no flag: not for it
+    assert generator_trainer.derive(trainer, result_of(generation, for_generator_trainer=False,
+                                                      for_prover_trainer=True)) is None
+    assert generator_trainer.derive(trainer, result_of(generation, for_prover_trainer=True)) is None  # no flag
 
 
 def test_the_prover_trainer_keeps_exactly_the_records_flagged_for_it(runtime) -> None:
     rt = runtime("prover_trainer")
-    trainer = ProverTrainer(rt, rt.config.prover_trainer, rt.config.prover_model, ("backward",), [])
+    trainer = prover_job(rt)
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=256, max_target_tokens=64)
-    trainer._setup(model, vocab)
+    _trainer.set_model(trainer, model, vocab)
     generation = generated_records(rt, 1)[0]
-    kept = trainer.items(result_of(generation, for_prover_trainer=True, for_generator_trainer=False))
+    kept = prover_trainer.derive(trainer, result_of(generation, for_prover_trainer=True, for_generator_trainer=False))
     assert kept is not None and kept[0]
-    assert trainer.items(result_of(generation, for_prover_trainer=False, for_generator_trainer=True)) is None
-    assert trainer.items(result_of(generation, for_generator_trainer=True)) is None
+    assert prover_trainer.derive(trainer, result_of(generation, for_prover_trainer=False,
+                                                   for_generator_trainer=True)) is None
+    assert prover_trainer.derive(trainer, result_of(generation, for_generator_trainer=True)) is None
 
 
 # --- the prover actor: outcomes, rewards, flags, attempts -------------------------------------------------------
@@ -255,15 +281,14 @@ DATABASE_EXAMPLE = ((1,), (2,))
 GENERATED_EXAMPLE = ((3,), (4,))
 
 
-def batch_trainer(rt: Runtime, **section: Any) -> ProverTrainer:
-    trainer = ProverTrainer(rt, dataclasses.replace(rt.config.prover_trainer, **section), rt.config.prover_model,
-                            ("backward",), [])
-    trainer.database_examples = lambda: [DATABASE_EXAMPLE]  # type: ignore[method-assign]
+def batch_trainer(rt: Runtime, **section: Any) -> TrainerJob:
+    trainer = prover_job(rt, dataclasses.replace(rt.config.prover_trainer, **section))
+    trainer.database = [DATABASE_EXAMPLE]  # type: ignore[list-item]
     return trainer
 
 
-def composition(trainer: ProverTrainer) -> tuple[int, int]:
-    examples, _ = trainer.batch()
+def composition(trainer: TrainerJob) -> tuple[int, int]:
+    examples, _ = _trainer.mixed_batch(trainer, prover_trainer.RULES)
     return examples.count(DATABASE_EXAMPLE), examples.count(GENERATED_EXAMPLE)
 
 
@@ -283,25 +308,22 @@ def test_batches_wait_for_replay_min_then_mix_by_supervised_weight(runtime) -> N
     assert composition(trainer) == (8, 0)
 
 
-class EchoTrainer(ProverTrainer):
-    """Turns each record into one fixed example with the record's reward (no model needed)."""
-
-    def items(self, record: dict[str, Any]) -> tuple[list[Any], float] | None:
-        return [GENERATED_EXAMPLE], float(record["reward"])
+ECHO = _trainer.Rules(  # each record becomes one fixed example with the record's reward (no model needed)
+    derive=lambda job, record: ([GENERATED_EXAMPLE], float(record["reward"])), weigh=_trainer.one_example_each)
 
 
-def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtime) -> None:
+def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtime, monkeypatch) -> None:
     rt = runtime("prover_trainer")
     writer = ShardWriter(rt.root, "prover-actor-00", max_records=2, max_age_s=60.0)
     for reward in range(6):  # shards 0, 1, 2 of two records each
         writer.append({"reward": reward})
     writer.close()
-    trainer = EchoTrainer(rt, rt.config.prover_trainer, rt.config.prover_model, ("backward",), ["prover-actor-00"])
+    trainer = prover_job(rt)
     committed = SimpleNamespace(version=3, meta={"cursors": {"0": {"prover-actor-00": 2}},
                                                  "windows": {"0": {"prover-actor-00": [0, 1]}}})
     trainer.store = SimpleNamespace(latest=lambda: committed)  # type: ignore[assignment]
-    trainer.resume = lambda: committed  # type: ignore[method-assign]
-    cursor = trainer.start()
+    monkeypatch.setattr(_trainer, "resume", lambda job: committed)
+    cursor = _trainer.start(trainer, ECHO)
     assert cursor == Cursor({"prover-actor-00": 2})
     assert [(i.position, i.record["reward"]) for i in trainer.buffer] == [((0, 1), 1.0), ((1, 0), 2.0), ((1, 1), 3.0)]
     assert trainer.records_in == 0  # refilled records were counted before the restart
@@ -310,11 +332,11 @@ def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtim
 def test_old_checkpoint_versions_are_pruned(runtime, monkeypatch) -> None:
     monkeypatch.setattr(_trainer, "RETENTION_GRACE_S", 0.0)
     rt = runtime("prover_trainer", "prover_trainer.keep_checkpoints=2")
-    trainer = ProverTrainer(rt, rt.config.prover_trainer, rt.config.prover_model, ("backward",), [])
+    trainer = prover_job(rt)
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=64, max_target_tokens=32)
-    trainer._setup(model, vocab)
+    _trainer.set_model(trainer, model, vocab)
     for _ in range(4):
-        trainer.publish(None)
+        _trainer.commit(trainer, None)
     assert CheckpointStore(rt.root, "prover").versions() == [2, 3]
 
 
@@ -348,20 +370,20 @@ def test_job_seeds_are_reproducible_and_never_read_the_clock(runtime, monkeypatc
 
 def test_a_resumed_trainer_reseeds_from_its_step(runtime) -> None:
     rt = runtime("prover_trainer")
-    trainer = ProverTrainer(rt, rt.config.prover_trainer, rt.config.prover_model, ("backward",), [])
-    trainer._reseed(7)
+    trainer = prover_job(rt)
+    _trainer.reseed(trainer, 7)
     assert rt.restart == 7
     draws = [trainer.rng.random() for _ in range(3)]
-    trainer._reseed(7)
+    _trainer.reseed(trainer, 7)
     assert [trainer.rng.random() for _ in range(3)] == draws
-    trainer._reseed(8)
+    _trainer.reseed(trainer, 8)
     assert [trainer.rng.random() for _ in range(3)] != draws
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=64, max_target_tokens=32)
-    trainer._setup(model, vocab)
+    _trainer.set_model(trainer, model, vocab)
     trainer.trainer.steps = 7
-    trainer.publish(None)
+    _trainer.commit(trainer, None)
     rt.restart = 0
-    trainer.resume()  # the restart counter is the committed step
+    _trainer.resume(trainer)  # the restart counter is the committed step
     assert rt.restart == 7 and [trainer.rng.random() for _ in range(3)] == draws
 
 

@@ -15,7 +15,7 @@ from core.metamath.reader import read_database
 from core.metamath.writer import rewrite_proofs
 from core.models.checkpoint import LEGACY_TRAINER_KEY, model_weights, policy_meta, save_policy_file
 from core.models.formats import build_vocabulary
-from core.models.supervised import new_model
+from core.models.training import new_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_MM = """$c |- ( ) -> P Q wff $.

@@ -236,7 +236,8 @@ def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> N
     from core.adversarial.generation import TheoremGenerator, dataset_record, goal_json
     from core.metamath.prooftree import tree_from_proof
     from jobs._role import Runtime
-    from jobs.prover_trainer import ProverTrainer
+    from jobs import _trainer, prover_trainer
+    from jobs._version_zero import publish_version_zero
 
     root = prepared_root(tmp_path / "exp", "tiny")
     runtime = Runtime.start("prover_trainer", root.url, 0, 0.5)
@@ -250,14 +251,15 @@ def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> N
     assert drawn and not drawn & held_out
     assert held_out <= ws.generator_forbidden
     # the prover trainer refuses a held-out theorem and its proof, and accepts a train theorem (the twin)
-    trainer = ProverTrainer(runtime, runtime.config.prover_trainer, runtime.config.prover_model, ("backward",), [])
-    trainer.bootstrap()
-    trainer.resume()
+    config = runtime.config
+    job = _trainer.new_job(runtime, "prover", config.prover_trainer, config.prover_model, ("backward",))
+    publish_version_zero(runtime, "prover", config.prover_trainer, config.prover_model, ("backward",))
+    _trainer.resume(job)
     test_theorem = ws.split("test")[0]
     train_theorem = ws.train_theorems()[0]
     for theorem, accepted in ((test_theorem, False), (train_theorem, True)):
         record = dataset_record(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="x")
         result = {"id": record["id"], "generation": record, "proved": False, "for_prover_trainer": True, "reward": 1.0}
-        assert (trainer.items(result) is not None) == accepted, theorem.label
+        assert (prover_trainer.derive(job, result) is not None) == accepted, theorem.label
     assert goal_json(test_theorem)["label"] in held_out
     runtime.finish()

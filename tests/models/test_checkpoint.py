@@ -18,8 +18,8 @@ from core.metamath.reader import read_database
 from core.models.checkpoint import (LEGACY_TRAINER_KEY, database_coverage, load_trainer_version, load_version,
                                     model_weights, policy_meta, publish_version, read_model, save_policy_file)
 from core.models.formats import build_vocabulary
-from core.models.supervised import new_model, train_prover_on_database
-from core.models.training import Seq2SeqTrainer
+from core.models.supervised import train_prover_on_database
+from core.models.training import Seq2SeqTrainer, new_model
 from core.search.model_policy import load_policy
 from core.search.policy import BackwardQuery
 from core.storage import CheckpointStore, ExperimentRoot

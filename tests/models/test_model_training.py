@@ -1,17 +1,23 @@
-"""Seq2SeqTrainer and train_examples: real learning, signed weights, exact resumption, truncation."""
+"""Seq2SeqTrainer, the one loop (train_loop, train_examples) and its bucketer: real learning, signed weights, exact resumption, truncation."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import math
+import random
 
 import pytest
 import torch
 
 from core.errors import ConfigError, ModelError
 from core.models.decoding import greedy, score, target_logprobs
-from core.models.training import Seq2SeqTrainer, train_examples
+from core.models.training import (
+    Seq2SeqTrainer,
+    length_bucketed_batches,
+    train_examples,
+    train_loop,
+)
 
 EXAMPLES = [([11, 12, 13], [13, 12, 11]), ([14, 15], [15, 14]), ([16, 17, 18, 19], [19, 18, 17, 16])]
 
@@ -183,3 +189,39 @@ def test_precision_bf16_falls_back_to_fp32_off_cuda_and_unknown_ones_are_rejecte
     assert "bf16 applies on CUDA only" in caplog.text
     with pytest.raises(ConfigError, match="precision 'fp8'"):
         Seq2SeqTrainer(tiny(), precision="fp8")
+
+
+# --- the one bucketer and the one loop -------------------------------------------------------------
+
+
+def test_bucketed_batches_cover_every_example_once_per_pass_in_length_order():
+    examples = [([1] * n, [2] * (n % 3 + 1)) for n in range(1, 24)]
+    batches = length_bucketed_batches(examples, 5, random.Random(0))
+    first_pass = [next(batches) for _ in range(5)]  # 23 examples: four batches of 5 and one of 3
+    assert sorted(i for batch in first_pass for i in batch) == list(range(23))
+    assert sorted(map(len, first_pass)) == [3, 5, 5, 5, 5]
+    for batch in first_pass:  # one pool: each batch is a run of the length-sorted order
+        assert [len(examples[i][0]) for i in batch] == sorted(len(examples[i][0]) for i in batch)
+    again = length_bucketed_batches(examples, 5, random.Random(0))
+    assert [next(again) for _ in range(5)] == first_pass  # seeded: the same batches
+    assert sorted(i for batch in (next(batches) for _ in range(5)) for i in batch) == list(range(23))  # pass 2
+
+
+def test_bucketed_batches_refuse_no_examples_and_bad_sizes():
+    with pytest.raises(ModelError, match="no examples"):
+        length_bucketed_batches([], 4, random.Random(0))  # refused at the call, not at the first batch
+    with pytest.raises(ConfigError, match="batch_size"):
+        length_bucketed_batches(EXAMPLES, 0, random.Random(0))
+
+
+def test_the_loop_steps_once_per_batch_until_stopped_or_out_of_batches(tiny):
+    trainer = Seq2SeqTrainer(tiny(), lr=1e-3, warmup_steps=0)
+    seen: list[float] = []
+    stats = train_loop(trainer, [(EXAMPLES, None)] * 3, after_step=lambda result: seen.append(result["loss"]))
+    assert (stats.steps, stats.stopped_by, trainer.steps) == (3, "batches", 3) and len(seen) == 3
+    assert stats.examples == 9 and stats.final_loss == seen[-1] and stats.losses == [(3, sum(seen) / 3)]
+    stopped = train_loop(trainer, iter(lambda: (EXAMPLES[:1], [0.5]), None),
+                         stop=lambda done: "enough" if done == 2 else None)  # fmt: skip
+    assert (stopped.steps, stopped.stopped_by, trainer.steps) == (2, "enough", 5)
+    with pytest.raises(ConfigError, match="log_every"):
+        train_loop(trainer, [], log_every=0)

@@ -15,8 +15,9 @@ from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.splits import split_theorems
 from core.models.supervised import (
-    database_examples, main, mean_nll, new_model, new_trainer, train_generator_on_database, train_prover_on_database,
+    database_examples, main, mean_nll, train_generator_on_database, train_prover_on_database,
 )  # fmt: skip
+from core.models.training import new_model, new_trainer
 from core.search.model_policy import load_policy
 from core.search.policy import BackwardQuery
 

@@ -15,7 +15,7 @@ from core.metamath.environment import Tactic
 from core.metamath.splits import split_theorems
 from core.models.checkpoint import save_policy_file
 from core.models.formats import build_vocabulary
-from core.models.supervised import new_model
+from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
 from core.search.merged import MergedPolicy, baseline_for, with_baseline

@@ -16,7 +16,7 @@ from core.metamath.prooftree import tree_from_proof
 from core.metamath.splits import split_theorems
 from core.models.examples import replay, tree_examples
 from core.models.formats import Codec, build_vocabulary, free_variables
-from core.models.supervised import new_model, train_on_examples
+from core.models.training import new_model, train_examples
 from core.models.checkpoint import model_from_weights, model_weights, policy_meta, publish_version, save_policy_file
 from core.search.model_policy import ModelPolicy, load_policy
 from core.search.policy import BackwardQuery, ForwardQuery
@@ -64,8 +64,8 @@ def trained(db, vocab, theorems):
     codec = Codec.for_model(vocab, model.config)
     examples = [e for t in theorems for fmt in ("backward", "forward", "generator")
                 for e in tree_examples(codec, db, t, tree_from_proof(db, t), fmt)]  # fmt: skip
-    stats = train_on_examples(model, examples, steps=200, batch_size=len(examples), lr=1e-2, warmup_steps=20,
-                              log_every=100, device="cpu")  # fmt: skip
+    stats = train_examples(model, examples, steps=200, batch_size=len(examples), lr=1e-2, warmup_steps=20,
+                           log_every=100, device="cpu")  # fmt: skip
     assert stats.losses[-1][1] < 0.1, stats.losses
     return model.eval()
 
