@@ -203,7 +203,8 @@ def test_each_error_class_has_one_exit_status(error: BaseException, expected: in
 
 def test_error_lines_are_one_line_and_say_what_happened() -> None:
     assert error_line(MetamathError("bad proof", file="a.mm", line=3)) == "error: a.mm:3: bad proof"
-    assert error_line(FileNotFoundError(2, "No such file or directory", "x.mm")) == "error: x.mm: No such file or directory"
+    missing = FileNotFoundError(2, "No such file or directory", "x.mm")
+    assert error_line(missing) == "error: x.mm: No such file or directory"
     unexpected = error_line(ValueError("odd"))
     assert unexpected.startswith("error: unexpected ValueError: odd") and "report it" in unexpected
     assert "\n" not in unexpected
@@ -219,3 +220,61 @@ def test_run_guarded_returns_the_status_of_the_result_or_the_error(capsys) -> No
 
 def test_build_parser_names_the_program() -> None:
     assert build_parser(job, "python -m jobs.x").prog == "python -m jobs.x"
+
+
+# --- the other commands: argparse too, strict, the same statuses -------------------------------------
+
+PROJECT_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+REQUIRED = {"core.models.supervised": ["x.mm", "--out", "x.safetensors"], "learning": ["--out", "x.json"]}  # what a command needs besides flags
+BENCHMARKS = sorted(p.stem for p in (PROJECT_ROOT / "benchmarks").glob("*.py"))
+
+
+def _other_command(name: str) -> Callable[[list[str]], int | None]:
+    """The ``main(argv)`` of a non-job command; a benchmark reads ``sys.argv``, set here."""
+    if name == "jobs.launch":
+        from jobs.launch import main as launch_main
+        return launch_main
+    if name == "core.metamath":
+        from core.metamath.__main__ import main as kernel_main
+        return lambda argv: kernel_main(["verify", *argv])
+    if name == "core.models.supervised":
+        from core.models.supervised import main as supervised_main
+        return supervised_main
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", PROJECT_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+
+    def run(argv: list[str]) -> int | None:
+        saved, sys.argv = sys.argv, [f"benchmarks/{name}.py", *argv]
+        try:
+            return module.main()
+        finally:
+            sys.argv = saved
+
+    return run
+
+
+def _status(command: Callable[[list[str]], int | None], argv: list[str]) -> int:
+    try:
+        return int(command(argv) or 0)
+    except SystemExit as exit_:  # argparse: 0 after --help, 2 for a usage error
+        return int(exit_.code or 0)
+
+
+@pytest.mark.parametrize("name", ["jobs.launch", "core.metamath", "core.models.supervised", *BENCHMARKS])
+def test_every_other_command_shows_help_and_refuses_unknown_and_abbreviated_flags(name: str, capsys) -> None:
+    command = _other_command(name)
+    assert _status(command, ["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: ") and "--help" in shown
+    flags = [f for f in re.findall(r"(?<![\w-])(--[a-z][\w-]+)", shown) if f != "--help"]
+    base = REQUIRED.get(name, ["x.mm"])
+    assert _status(command, [*base, "--no-such-flag"]) == EXIT_USAGE
+    assert "--no-such-flag" in capsys.readouterr().err
+    if flags:  # an abbreviation of a real flag is not guessed
+        assert _status(command, [*base, flags[0][:-1], "1"]) == EXIT_USAGE
+        assert flags[0][:-1] in capsys.readouterr().err
