@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -31,7 +32,7 @@ from typing import Any
 
 import torch
 
-from core.errors import AdvproverError, ConfigError, report
+from core.errors import AdvproverError, ConfigError, UsageError, report
 from core.metamath.database import Database
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
@@ -423,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats = [f for item in args.formats or () for f in item.split(",") if f] or None
         timed = args.minutes is not None or args.cpu_minutes is not None
         steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
+        if not os.path.isfile(args.database):  # a wrong command line (exit 2), not an invalid database (exit 1)
+            raise UsageError(f"{args.database}: no such file")
         db = read_database(args.database)
         model, vocab, stats = train_on_database(
             db, kind=args.kind, size=args.size, split=args.split, formats=formats, steps=steps,
