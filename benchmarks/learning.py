@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.errors import run_guarded  # noqa: E402
 from core.storage import CheckpointStore, ExperimentRoot, StreamReader  # noqa: E402
 
 PROP_MM = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data")) / "metamath" / "prop.mm"
@@ -136,7 +137,8 @@ def plot(out: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python benchmarks/learning.py", allow_abbrev=False,
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder of the experiment's files (created or resumed)")
     parser.add_argument("--database", default=str(PROP_MM), help="the .mm file (default: the shared prop.mm)")
     parser.add_argument("--minutes", type=float, default=25.0, help="wall-clock minutes of each run (default 25)")
@@ -161,4 +163,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded(main))

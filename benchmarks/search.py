@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.errors import run_guarded  # noqa: E402
 from core.metamath.database import Assertion, Database  # noqa: E402
 from core.metamath.embedded import embedded_database_path  # noqa: E402
 from core.metamath.reader import read_database  # noqa: E402
@@ -179,7 +180,8 @@ def policy_factory(name: str, args: argparse.Namespace, db: Database, grammar: G
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/search.py", allow_abbrev=False,
+                                     description=__doc__.split("\n\n")[0])
     default_db = PROP_MM if PROP_MM.exists() else embedded_database_path()
     parser.add_argument("--database", default=str(default_db), help="the .mm file (default: prop.mm, else embedded)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
@@ -251,4 +253,4 @@ def decoding_rates(args: argparse.Namespace, db: Database, device: str, policy: 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded(main))

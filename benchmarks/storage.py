@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zstandard  # noqa: E402
 
+from core.errors import run_guarded  # noqa: E402
 from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, stream_bounds  # noqa: E402
 from core.storage.shards import ZSTD_LEVEL, ShardEncoder, make_header, shard_path  # noqa: E402
 
@@ -210,7 +211,8 @@ def _ms(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/storage.py", allow_abbrev=False,
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", help="folder to benchmark in (default: a temporary folder)")
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--per-shard", type=int, default=500)
@@ -250,4 +252,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.errors import GrammarError, MetamathError  # noqa: E402
+from core.errors import GrammarError, MetamathError, run_guarded  # noqa: E402
 from core.metamath.__main__ import main as kernel_cli  # noqa: E402
 from core.metamath.database import Assertion, Database  # noqa: E402
 from core.metamath.embedded import embedded_database_path  # noqa: E402
@@ -181,7 +181,8 @@ def databases(quick: bool) -> list[tuple[str, Path, str | None]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/syntax.py", allow_abbrev=False,
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip parsing all of set.mm")
     parser.add_argument("--full-reprove", action="store_true", help="also reprove all of set.mm")
     args = parser.parse_args()
@@ -227,4 +228,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded(main))

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from core.errors import run_guarded  # noqa: E402
 from core.metamath.embedded import embedded_database_path  # noqa: E402
 from core.metamath.reader import read_database  # noqa: E402
 from core.models.formats import build_vocabulary  # noqa: E402
@@ -85,7 +86,8 @@ def measure(examples, vocab, size: str, device: torch.device, batch_size: int, s
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/training.py", allow_abbrev=False,
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", help="the .mm file (default: prop.mm, else the embedded database)")
     parser.add_argument("--sizes", nargs="+", help="model sizes (default: tiny small; plus base on a GPU)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -135,4 +137,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded(main))

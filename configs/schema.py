@@ -219,36 +219,55 @@ def _assignment(setting: Setting) -> str:
     return f"{setting.key.rpartition('.')[2]} = {format_value(setting.value)}"
 
 
-def parse_value(name: str, text: str, hint: Any) -> Any:
-    """Parse the text of an override by the field's declared type."""
+def parse_value(name: str, text: str, hint: Any, *, what: str | None = None) -> Any:
+    """Parse ``text`` by the declared type ``hint``, never by its look: the one value parser of ``--set``
+    overrides and of every command-line flag (:mod:`jobs._cli`).
+
+    ``bool`` (true/false, yes/no, 1/0, on/off), ``int``, ``float`` (finite), ``str``, ``Literal[...]`` (one
+    of its values), ``X | None`` (``none``, ``null`` or an empty text is ``None``) and comma-separated
+    ``tuple[X, ...]`` / ``list[X]``. A text that does not fit raises :class:`ConfigError` naming ``what``
+    (by default ``setting 'NAME'``; a command line passes its flag, ``--expansions``).
+    """
+    subject = what or name  # "NAME must be ...", as the schema's own checks say it
+    what = what or f"setting {name!r}"
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         if text.lower() in ("none", "null", ""):
             return None
-        return parse_value(name, text, options[0])
+        return parse_value(name, text, options[0], what=what)
     if hint is bool:
         lowered = text.lower()
         if lowered in _TRUE:
             return True
         if lowered in _FALSE:
             return False
-        raise ConfigError(f"setting {name!r} takes true or false, not {text!r}")
+        raise ConfigError(f"{what} takes true or false, not {text!r}")
     if hint is int:
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(f"setting {name!r} takes an integer, not {text!r}") from None
+            raise ConfigError(f"{what} takes an integer, not {text!r}") from None
     if hint is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
-            raise ConfigError(f"setting {name!r} takes a number, not {text!r}") from None
+            raise ConfigError(f"{what} takes a number, not {text!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{subject} must be a finite number, got {text}")
+        return value
     if hint is str:
         return text
-    if _is_tuple(hint):
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    raise ConfigError(f"setting {name!r} cannot be set from the command line")
+    if origin is typing.Literal:
+        for choice in typing.get_args(hint):
+            if text == str(choice):
+                return choice
+        raise ConfigError(f"{what} takes one of {', '.join(map(str, typing.get_args(hint)))}, not {text!r}")
+    if _is_tuple(hint) or hint is list or origin is list:
+        element = next((a for a in typing.get_args(hint) if a is not Ellipsis), str)
+        values = [parse_value(name, part.strip(), element, what=what) for part in text.split(",") if part.strip()]
+        return values if (hint is list or origin is list) else tuple(values)
+    raise ConfigError(f"{what} cannot be set from the command line")
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -2,10 +2,17 @@
 
 Validation never uses ``assert`` (it vanishes under ``python -O``): code raises one of these, with a
 message that names the thing at fault (file, line, label, field, stream, ...) and what to do about it.
-Entry points catch :class:`AdvproverError` and print its message instead of a traceback.
+Every entry point (``python -m jobs.<role>``, ``jobs.launch``, ``core.metamath``, ``core.models.supervised``,
+the benchmarks) turns an error into ONE line and an exit status through :func:`exit_status` and
+:func:`error_line` at the end of this module (or :func:`run_guarded`, which applies both), so the mapping
+from error classes to statuses exists once.
 """
 
 from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable, TextIO
 
 
 class AdvproverError(Exception):
@@ -108,3 +115,59 @@ class CheckpointConflictError(CheckpointError):
 
 class ModelError(AdvproverError):
     """A model, vocabulary or checkpoint does not fit what is asked of it."""
+
+
+# --- exit statuses ------------------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the job ran and failed: invalid data, storage trouble, a bug
+EXIT_USAGE = 2  # the command line or the configuration is wrong: fix it and run again
+EXIT_INTERRUPTED = 3  # a role ended early by a signal or a stop request, its work committed
+EXIT_KEYBOARD_INTERRUPT = 130  # Ctrl-C, as shells report it
+
+_USAGE_ERRORS = (UsageError, ConfigError, ExperimentConfigMismatch)
+_MISNAMED_PATHS = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+def exit_status(error: BaseException) -> int:
+    """The exit status of a command that ended with ``error``.
+
+    2 for a wrong command line or configuration (:class:`UsageError`, :class:`ConfigError`,
+    :class:`ExperimentConfigMismatch`) and for a path named on it that is missing or of the wrong kind;
+    130 for Ctrl-C; 1 for everything else: other advprover errors, other OS errors, unexpected exceptions.
+    """
+    if isinstance(error, _USAGE_ERRORS) or isinstance(error, _MISNAMED_PATHS):
+        return EXIT_USAGE
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_KEYBOARD_INTERRUPT
+    return EXIT_FAILURE
+
+
+def error_line(error: BaseException) -> str:
+    """The one line a command prints for ``error`` (never a traceback)."""
+    if isinstance(error, AdvproverError):
+        return f"error: {error}"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"error: {where}{error.strerror or error}"
+    return (f"error: unexpected {type(error).__name__}: {error} (a bug in advprover; run again with "
+            "--log-level DEBUG, where the command has it, or see the log for the traceback, and report it)")
+
+
+def report(error: BaseException, stream: TextIO | None = None) -> int:
+    """Print ``error``'s line on ``stream`` (stderr), log its traceback at DEBUG, return its exit status."""
+    print(error_line(error), file=stream or sys.stderr, flush=True)
+    logging.getLogger("core.errors").debug("the error's traceback", exc_info=error)
+    return exit_status(error)
+
+
+def run_guarded(entry: Callable[[], int | None]) -> int:
+    """Run a command's ``entry`` and return its exit status: its result (``None`` is 0), or the status of
+    the error it raised, reported by :func:`report`. ``SystemExit`` (argparse's usage errors) passes through."""
+    try:
+        status = entry()
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - every failure becomes one line and a status
+        return report(error)
+    return EXIT_OK if status is None else int(status)

@@ -1,81 +1,66 @@
-"""Command-line plumbing shared by every job: strict, typed flags in front of ``fire``.
+"""Command lines of every job: an ``argparse`` parser built from the entry function's signature and docstring.
 
-``fire`` alone guesses a value's type from its look (``--expansions 1e3`` becomes a float, ``--only 12``
-an int, ``--only a,b`` a tuple) and lets some mistakes through. :func:`run_cli` therefore checks the
-command line against the job function's signature FIRST: unknown flags, missing arguments and values
-that do not fit the annotation are reported in one line and exit 2, before any work. Values are
-converted by annotation, never by look:
+``python -m jobs.<name>`` runs ``run_cli(entry)``. :func:`build_parser` reads ``entry``'s typed signature and
+the ``Args:`` section of its docstring, so ``--help`` shows the real flags, their types, defaults and help
+text (printed, no pager, the program named ``python -m jobs.<name>``). Why argparse and not ``fire``:
+docs/ARCHITECTURE.md, "Command lines".
 
-- ``str``, ``int`` (digits only), ``float`` (finite), ``bool`` (``--flag``, ``--noflag``, ``--flag=false``);
-- ``list[str]`` / ``tuple[str, ...]`` (and of ``int``/``float``): comma-separated, ``--only a,b``;
-- ``Literal[...]``: one of the listed values; ``X | None``: as ``X``.
+- A parameter without a default is required: give it as an argument or as its flag (``EXP`` or ``--exp
+  EXP``); a keyword-only one only as its flag. Every other parameter is an optional flag ``--name VALUE``
+  or ``--name=VALUE`` (``--timeout_s`` reads as ``--timeout-s``); a ``bool`` one is ``--name`` (or
+  ``--name=false``) and ``--no-name``.
+- Values are converted by the parameter's annotation, never by their look, by the one value parser that
+  also reads ``--set`` overrides, :func:`configs.schema.parse_value` (``int``, finite ``float``, ``bool``,
+  ``str``, ``Literal[...]``, ``X | None`` and comma-separated ``list[X]`` / ``tuple[X, ...]``).
+- Unknown flags (abbreviations included), a flag given twice, missing or surplus arguments and values
+  that do not fit are reported in one line naming the flag, with exit status 2, before any work.
+- ``--log-level LEVEL`` (default INFO) sets the level of the logging configured here, on stderr.
 
-Flags are ``--name value`` or ``--name=value`` (``-`` and ``_`` are the same in names). ``--log-level
-LEVEL`` (default INFO) sets the level of the logging configured here, on stderr; ``--help`` shows fire's
-help. The checked values are handed to ``fire.Fire`` as Python literals, so fire cannot re-interpret
-them. An :class:`~core.errors.AdvproverError` raised by the job prints its message, not a traceback, and
-exits 2 for usage and configuration errors, 1 for the others. The function's return value (an int, or
-``None`` for 0) is the exit status; a role's ``"finished"`` exits 0 and ``"interrupted"`` (a signal or a
-stop request ended it before its bounds) exits 3.
+The entry's return value is the exit status (an int, ``None`` for 0); a role's ``"finished"`` exits 0 and
+``"interrupted"`` (a signal or a stop request ended it before its bounds) exits 3. An error the entry
+raises prints one line and exits with :func:`core.errors.exit_status`, the statuses every command shares.
 """
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import logging
-import math
 import re
 import sys
-import types
 import typing
-from typing import Any, Callable, Literal, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
-import fire
+from configs.schema import parse_value
+from core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, UsageError, report
 
-from core.errors import AdvproverError, ConfigError, UsageError
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_INT = re.compile(r"[+-]?\d+\Z")
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
+_FLAG_SUFFIX = "__flag"  # the namespace slot of a required parameter given as a flag
+_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
+_ARG_LINE = re.compile(r"^(\s*)(\w+)\s*(?:\([^)]*\))?:\s*(.*)$")
 
 
-def run_cli(function: Callable[..., Any], argv: Sequence[str] | None = None) -> NoReturn:
-    """Check the command line against ``function``'s signature, run it through fire, exit with its status."""
-    sys.exit(main(function, argv))
+def run_cli(function: Callable[..., Any], argv: Sequence[str] | None = None, *, prog: str | None = None) -> NoReturn:
+    """Parse the command line by ``function``'s signature, run it, exit with its status."""
+    sys.exit(main(function, argv, prog=prog))
 
 
-def main(function: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
+def main(function: Callable[..., Any], argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """:func:`run_cli` without the exit: the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    name = getattr(function, "__name__", "job")
-    if "--help" in argv or "-h" in argv:
-        try:
-            _fire(function, ["--", "--help"], name)
-        except SystemExit as exit_:  # fire exits after showing help
-            return int(exit_.code or 0)
-        return EXIT_OK
+    prog = prog or program_name(function)
     try:
-        positional, flags, level = parse_command_line(function, argv)
+        kwargs, level = parse_command_line(function, argv, prog=prog)
     except UsageError as error:
-        print(f"error: {error} (see --help)", file=sys.stderr)
+        print(f"error: {error} (see {prog} --help)", file=sys.stderr)
         return EXIT_USAGE
+    except SystemExit as exit_:  # --help was shown
+        return int(exit_.code or 0)
     configure_logging(level)
-    command = [repr(v) for v in positional] + [f"--{k}={v!r}" for k, v in flags.items()]
     try:
-        status = _fire(function, command, name)
-    except (UsageError, ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except AdvproverError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as exit_:  # fire's own usage errors (our checks should have caught them first)
-        return int(exit_.code) if isinstance(exit_.code, int) else EXIT_USAGE
+        status = function(**kwargs)
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - every failure is one line and a status
+        return report(error)
     if isinstance(status, str):  # a role's ending (jobs._role.Runtime.finish): finished, or interrupted
         return EXIT_OK if status == "finished" else EXIT_INTERRUPTED
     return EXIT_OK if status is None else int(status)
@@ -86,144 +71,219 @@ def configure_logging(level: str = "INFO") -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def _fire(function: Callable[..., Any], command: list[str], name: str) -> Any:
-    outcome: list[Any] = []
-
-    def job(*args: Any, **kwargs: Any) -> None:
-        outcome.append(function(*args, **kwargs))  # returned, not printed by fire
-
-    job.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
-    job.__doc__, job.__name__ = function.__doc__, name
-    fire.Fire(job, command=command, name=name)
-    return outcome[0] if outcome else None
+def program_name(function: Callable[..., Any]) -> str:
+    """``python -m MODULE`` for the module defining ``function`` (the one run as ``__main__`` included)."""
+    module = function.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = spec.name if spec is not None else sys.argv[0]
+    return f"python -m {module}"
 
 
-# --- parsing --------------------------------------------------------------------------------------
+# --- the parser -----------------------------------------------------------------------------------
 
 
-def parse_command_line(function: Callable[..., Any], argv: Sequence[str]) -> tuple[list[Any], dict[str, Any], str]:
-    """(positional values, flag values, log level), converted by ``function``'s annotations.
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are :class:`UsageError` (one line, exit 2), not a printed exit."""
 
-    Raises :class:`UsageError` naming the unknown flag, the missing argument or the bad value.
-    """
-    signature = inspect.signature(function)
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+class _Once(argparse.Action):
+    """Store the value (``const`` for a flag taking none), refusing a second one for the same parameter."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_given", set())
+        slot = self.dest.removesuffix(_FLAG_SUFFIX)
+        if slot in given:
+            raise UsageError(f"{_flag(slot)} is given more than once")
+        given.add(slot)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def build_parser(function: Callable[..., Any], prog: str) -> argparse.ArgumentParser:
+    """The parser of ``function``'s command line: one argument or flag per parameter, plus ``--log-level``."""
+    description, helps = split_docstring(inspect.getdoc(function) or "")
+    module_doc = inspect.getdoc(sys.modules.get(function.__module__))
+    parser = _Parser(prog=prog, description=description, epilog=module_doc, allow_abbrev=False,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
     hints = typing.get_type_hints(function)
-    parameters = {p.name: p for p in signature.parameters.values()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)}
-    positional_names = [p.name for p in parameters.values() if p.kind != p.KEYWORD_ONLY]
-    level = "INFO"
-    given: dict[str, Any] = {}
-    words: list[str] = []
-    items = list(argv)
-    i = 0
-    while i < len(items):
-        item = items[i]
-        i += 1
-        if not item.startswith("--") or item == "--":
-            if item.startswith("-") and not _looks_numeric(item):
-                raise UsageError(f"unknown option {item!r}: flags are written --name")
-            words.append(item)
-            continue
-        key, has_value, value = item[2:].partition("=")
-        name = key.replace("-", "_")
-        if name == "log_level" and "log_level" not in parameters:
-            if not has_value:
-                value, i = _next_value(items, i, "--log-level")
-            level = value.upper()
-            if level not in LOG_LEVELS:
-                raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
-            continue
-        hint = hints.get(name)
-        negated = (name.startswith("no") and name not in parameters and name[2:] in parameters
-                   and _strip_optional(hints.get(name[2:])) is bool)
-        if negated:
-            name, hint = name[2:], bool
-        if name not in parameters:
-            raise UsageError(f"unknown flag --{key}; known flags: {_known(parameters)}")
-        if name in given:
-            raise UsageError(f"flag --{key} is given twice")
-        if negated:
-            if has_value:
-                raise UsageError(f"--no{key[2:]} takes no value")
-            given[name] = False
-            continue
-        if not has_value:
-            if _strip_optional(hint) is bool and (i >= len(items) or items[i].lower() not in _TRUE | _FALSE):
-                given[name] = True
-                continue
-            value, i = _next_value(items, i, f"--{key}")
-        given[name] = convert(value, hint, f"--{key}")
-    if len(words) > len(positional_names):
-        raise UsageError(f"unexpected argument(s) {' '.join(words[len(positional_names):])!r}")
-    positional: list[Any] = []
-    for name, word in zip(positional_names, words):
-        if name in given:
-            raise UsageError(f"{name.upper()} is given both as an argument and as --{name}")
-        positional.append(convert(word, hints.get(name), name.upper()))
-    missing = [p.name for p in parameters.values()
-               if p.default is p.empty and p.name not in given and p.name not in positional_names[: len(words)]]
+    for parameter in _parameters(function):
+        _add_parameter(parser, parameter, hints.get(parameter.name, str), helps.get(parameter.name, ""))
+    if "log_level" not in hints:
+        parser.add_argument("--log-level", type=_log_level, metavar="LEVEL", action=_Once,
+                            help=f"logging level on stderr: {', '.join(LOG_LEVELS)} (default: INFO)")
+    return parser
+
+
+def parse_command_line(function: Callable[..., Any], argv: Sequence[str], *,
+                       prog: str | None = None) -> tuple[dict[str, Any], str]:
+    """(the keyword arguments of ``function``, the log level) from ``argv``.
+
+    Raises :class:`UsageError` naming the unknown flag, the missing argument or the bad value; ``--help``
+    prints the help and raises ``SystemExit(0)``.
+    """
+    parser = build_parser(function, prog or program_name(function))
+    namespace, extra = parser.parse_known_args(_normalise(argv))
+    if extra:
+        flags = [word for word in extra if word.startswith("-")]
+        if flags:
+            raise UsageError(f"unknown flag {flags[0]}; known flags: {_known(parser)}")
+        raise UsageError(f"unexpected argument(s) {' '.join(extra)!r}")
+    values = dict(vars(namespace))
+    values.pop("_given", None)
+    level = values.pop("log_level", "INFO") if "log_level" not in typing.get_type_hints(function) else "INFO"
+    kwargs: dict[str, Any] = {}
+    missing: list[str] = []
+    for parameter in _parameters(function):
+        name = parameter.name
+        as_argument, as_flag = values.get(name), values.get(name + _FLAG_SUFFIX)
+        if name in values and name + _FLAG_SUFFIX in values:
+            raise UsageError(f"{name.upper()} is given both as an argument and as {_flag(name)}")
+        if name + _FLAG_SUFFIX in values:
+            kwargs[name] = as_flag
+        elif name in values:
+            kwargs[name] = as_argument
+        elif parameter.default is parameter.empty:
+            missing.append(name.upper() if _is_positional(parameter) else _flag(name))
     if missing:
-        raise UsageError(f"missing required argument(s): {', '.join(m.upper() for m in missing)}")
-    return positional, given, level
+        raise UsageError(f"missing required argument(s): {', '.join(missing)}")
+    return kwargs, level
 
 
-def convert(text: str, hint: Any, what: str) -> Any:
-    """``text`` as a value of type ``hint`` (see the module docstring); :class:`UsageError` if it does not fit."""
-    hint = _strip_optional(hint)
-    origin = typing.get_origin(hint)
-    if hint is None or hint is str or hint is Any:
-        return text
-    if hint is bool:
-        lowered = text.lower()
-        if lowered in _TRUE | _FALSE:
-            return lowered in _TRUE
-        raise UsageError(f"{what} expects true or false, got {text!r}")
-    if hint is int:
-        if not _INT.match(text.strip()):
-            raise UsageError(f"{what} expects an integer, got {text!r}")
-        return int(text)
-    if hint is float:
+def split_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """(the docstring without its ``Args:`` section, each parameter's help text from that section)."""
+    lines = doc.splitlines()
+    start = next((i for i, line in enumerate(lines) if _ARGS_HEADER.match(line)), None)
+    if start is None:
+        return doc, {}
+    helps: dict[str, str] = {}
+    end, indent, current = len(lines), None, ""
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        match = _ARG_LINE.match(line)
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if match and (indent is None or len(match.group(1)) == indent):
+            indent, current = len(match.group(1)), match.group(2)
+            helps[current] = match.group(3).strip()
+        elif indent is not None and depth > indent and current:
+            helps[current] += " " + line.strip()
+        else:
+            end = i
+            break
+    return "\n".join(lines[:start] + lines[end:]).strip(), helps
+
+
+def _parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY,
+             inspect.Parameter.POSITIONAL_ONLY)
+    return [p for p in inspect.signature(function).parameters.values() if p.kind in kinds]
+
+
+def _is_positional(parameter: inspect.Parameter) -> bool:
+    return parameter.default is parameter.empty and parameter.kind != parameter.KEYWORD_ONLY
+
+
+def _add_parameter(parser: argparse.ArgumentParser, parameter: inspect.Parameter, hint: Any, help_text: str) -> None:
+    name, flag = parameter.name, _flag(parameter.name)
+    convert = _converter(name, hint, flag)
+    help_text = help_text.rstrip(".")
+    about = f"{help_text} ({_type_words(hint)}" if help_text else f"({_type_words(hint)}"
+    if _is_positional(parameter):
+        parser.add_argument(name, nargs="?", type=_converter(name, hint, name.upper()), metavar=name.upper(),
+                            help=f"same as {flag}")
+        parser.add_argument(flag, dest=name + _FLAG_SUFFIX, type=convert, metavar=name.upper(), action=_Once,
+                            help=f"{about}; required, as this flag or as the argument {name.upper()})")
+        return
+    if parameter.default is parameter.empty:
+        parser.add_argument(flag, dest=name, type=convert, metavar=name.upper(), action=_Once,
+                            help=f"{about}; required)")
+        return
+    about += f"; default: {_shown(parameter.default)})"
+    if _strip_optional(hint) is bool:
+        parser.add_argument(flag, dest=name, type=convert, nargs="?", const=True, metavar="true|false",
+                            action=_Once, help=about)
+        parser.add_argument(f"--no-{flag[2:]}", dest=name, nargs=0, const=False, action=_Once,
+                            help=f"same as {flag}=false")
+        return
+    parser.add_argument(flag, dest=name, type=convert, metavar=_metavar(name, hint), action=_Once, help=about)
+
+
+def _converter(name: str, hint: Any, what: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
         try:
-            value = float(text)
-        except ValueError:
-            raise UsageError(f"{what} expects a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise UsageError(f"{what} expects a finite number, got {text!r}")
-        return value
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        for choice in choices:
-            if text == str(choice):
-                return choice
-        raise UsageError(f"{what} must be one of {', '.join(map(str, choices))}, got {text!r}")
-    if origin in (list, tuple):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [str]
-        values = [convert(part.strip(), args[0], what) for part in text.split(",") if part.strip()]
-        return values if origin is list else tuple(values)
-    return text
+            return parse_value(name, text, hint, what=what)
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+
+    return convert
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.upper()
+
+
+def _normalise(argv: Sequence[str]) -> list[str]:
+    """``--a_b[=v]`` as ``--a-b[=v]``, up to a bare ``--``."""
+    out: list[str] = []
+    for i, word in enumerate(argv):
+        if word == "--":
+            return out + list(argv[i:])
+        if word.startswith("--"):
+            key, eq, value = word[2:].partition("=")
+            word = "--" + key.replace("_", "-") + eq + value
+        out.append(word)
+    return out
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _known(parser: argparse.ArgumentParser) -> str:
+    return ", ".join(o for action in parser._actions for o in action.option_strings  # noqa: SLF001
+                     if o.startswith("--") and action.help != argparse.SUPPRESS)
 
 
 def _strip_optional(hint: Any) -> Any:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and type(None) in typing.get_args(hint) else hint
 
 
-def _next_value(items: list[str], i: int, flag: str) -> tuple[str, int]:
-    if i >= len(items) or (items[i].startswith("--") and items[i] != "--"):
-        raise UsageError(f"{flag} needs a value")
-    return items[i], i + 1
+def _type_words(hint: Any) -> str:
+    optional = _strip_optional(hint) is not hint
+    hint = _strip_optional(hint)
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        words = "one of " + ", ".join(map(str, typing.get_args(hint)))
+    elif origin in (list, tuple) or hint in (list, tuple):
+        element = next((a for a in typing.get_args(hint) if a is not Ellipsis), str)
+        words = f"comma-separated {_type_words(element)}s"
+    else:
+        words = {int: "integer", float: "number", bool: "true or false", str: "text"}.get(hint, str(hint))
+    return words + (", or none" if optional else "")
 
 
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _metavar(name: str, hint: Any) -> str:
+    hint = _strip_optional(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(hint))) + "}"
+    if typing.get_origin(hint) in (list, tuple):
+        return f"{name.upper()},..."
+    return name.upper()
 
 
-def _known(parameters: dict[str, inspect.Parameter]) -> str:
-    return ", ".join("--" + name.replace("_", "-") for name in parameters) + ", --log-level"
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value == "":
+        return "''"
+    return str(value)

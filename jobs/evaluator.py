@@ -63,7 +63,14 @@ def evaluated_versions(rt: Runtime) -> set[Any]:
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int | None = None) -> str:
-    """Run the evaluator of the experiment at ``exp`` (until ``minutes`` or ``max_records`` evaluations)."""
+    """Run the evaluator of the experiment at ``exp`` (until ``minutes`` or ``max_records`` evaluations).
+
+    Args:
+        exp: the experiment root (a folder or URL) the launcher prepared.
+        rank: which of the role's jobs this is (0 for the first).
+        minutes: stop after this many minutes, committing the work done (default: no time bound).
+        max_records: stop after this many records (default: no bound).
+    """
     rt = Runtime.start("evaluator", exp, rank, minutes)
     section = rt.config.evaluator
     device = rt.device  # an unusable device fails here, before any work

@@ -101,7 +101,16 @@ class Tally:
 
 def export(exp: str, *, out: str, proved: bool = False, failed: bool = False, min_size: int = 0,
            force: bool = False) -> int:
-    """Write the generated theorems of the experiment at ``exp`` to ``out`` (see the module's docstring)."""
+    """Write the generated theorems of the experiment at ``exp`` to ``out`` (see the module's docstring).
+
+    Args:
+        exp: the experiment root (a folder or URL).
+        out: the .mm file to write.
+        proved: keep only the theorems a prover actor proved.
+        failed: keep only the theorems a prover actor tried and failed to prove.
+        min_size: keep only proofs of at least this many essential steps.
+        force: replace an existing OUT.
+    """
     if proved and failed:
         raise UsageError("--proved and --failed exclude each other: give one of them, or neither for all")
     if min_size < 0:

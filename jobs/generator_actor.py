@@ -45,7 +45,14 @@ def settings_of(rt: Runtime) -> GenerationSettings:
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int | None = None) -> str:
-    """Run generator actor ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_records``)."""
+    """Run generator actor ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_records``).
+
+    Args:
+        exp: the experiment root (a folder or URL) the launcher prepared.
+        rank: which of the role's jobs this is (0 for the first).
+        minutes: stop after this many minutes, committing the work done (default: no time bound).
+        max_records: stop after this many records (default: no bound).
+    """
     rt = Runtime.start("generator_actor", exp, rank, minutes)
     config = rt.config
     section = config.generator_actor

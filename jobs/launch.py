@@ -45,7 +45,7 @@ from configs.experiment import (ROLES, ExperimentConfig, SlurmResources, placeme
                                 without_new_defaults)
 from configs.presets import PRESETS, preset
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
-from core.errors import AdvproverError, ConfigError, ExperimentConfigMismatch, UsageError
+from core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, AdvproverError, UsageError, exit_status, report
 from core.storage import CheckpointStore, ExperimentRoot, inspect_root, stream_bounds
 from jobs._cli import configure_logging
 from jobs._lock import (LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held,
@@ -64,7 +64,6 @@ RUNS_DIR = "runs"
 RUNS_ENV = "ADVPROVER_RUNS"  # where launches of experiments at URLs keep their logs and lock (default below)
 RUN_RECORD = "launch.json"
 EARLIER_JOBS_WAIT_S = 120.0  # how long a resume waits for jobs of a dead launcher to stop
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("local", "slurm", "stop", "config")
 THREADS_VARIABLE = "ADVPROVER_THREADS"
 
@@ -75,7 +74,7 @@ THREADS_VARIABLE = "ADVPROVER_THREADS"
 def parser() -> argparse.ArgumentParser:
     presets = ", ".join(PRESETS)
     top = argparse.ArgumentParser(
-        prog="launch.sh", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="launch.sh", formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
         description="Run an advprover experiment: every role as a supervised job, locally or on SLURM.",
         epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute (or ${MINUTES_ENV}) "
                f"local run of the '{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS "
@@ -84,16 +83,18 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop,config}")
     for name, text in (("local", "run on this machine, one process per job"),
                        ("slurm", "run on a SLURM cluster (sbatch), one job per role rank")):
-        sub = commands.add_parser(name, help=text, description=text, epilog=f"presets: {presets}")
+        sub = commands.add_parser(name, help=text, description=text, epilog=f"presets: {presets}", allow_abbrev=False)
         sub.add_argument("--preset", required=True, help="a named preset (see the list below)")
         sub.add_argument("--exp", required=True, help="the experiment folder: created, or resumed if it exists")
         add_run_options(sub)
-    stop = commands.add_parser("stop", help="ask a run's jobs to finish their current step and exit")
+    stop = commands.add_parser("stop", help="ask a run's jobs to finish their current step and exit",
+                               allow_abbrev=False)
     stop.add_argument("--exp", required=True, help="the experiment folder")
     stop.add_argument("--wait", type=seconds(allow_zero=True), default=120.0,
                       help="seconds to wait for the jobs to end (0: don't)")
     show = commands.add_parser("config", help="print every setting of a preset (or an experiment): value, help, "
-                                              "default", description="print the resolved configuration")
+                                              "default", description="print the resolved configuration",
+                                  allow_abbrev=False)
     show.add_argument("--preset", help="a named preset (see the list below)")
     show.add_argument("--exp", help="an existing experiment folder: print its frozen configuration")
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -137,7 +138,8 @@ def add_run_options(sub: argparse.ArgumentParser,
 
 
 def main_parser() -> argparse.ArgumentParser:
-    sub = argparse.ArgumentParser(prog="launch.sh", description="the main job (see ./launch.sh --help)")
+    sub = argparse.ArgumentParser(prog="launch.sh", description="the main job (see ./launch.sh --help)",
+                                  allow_abbrev=False)
     sub.add_argument("--preset", default=MAIN_PRESET, help=argparse.SUPPRESS)
     sub.add_argument("--exp", default="", help="the experiment folder (default: a new one)")
     add_run_options(sub, default_minutes=f"${MINUTES_ENV} if set, else {MAIN_MINUTES:g}")
@@ -160,16 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return show_config(args.preset, args.exp, args.set)
         minutes = main_job_minutes(os.environ) if is_main and args.minutes is None else args.minutes
         run = prepare(args.command, args.preset, args.exp, args.set, minutes)
-    except (UsageError, ConfigError, ExperimentConfigMismatch) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except AdvproverError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return report(error)
     except OSError as error:  # a read-only or full experiment folder, a vanished mount
         print(f"error: {error.filename or args.exp}: {error.strerror or error} (the experiment folder must be "
               "writable by you and have space left)", file=sys.stderr)
-        return EXIT_FAILURE
+        return exit_status(error)
     return launch(run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level,
                   main_job=is_main)
 

@@ -38,7 +38,14 @@ POLL_SECONDS = 0.5
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int | None = None) -> str:
-    """Run prover actor ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_records``)."""
+    """Run prover actor ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_records``).
+
+    Args:
+        exp: the experiment root (a folder or URL) the launcher prepared.
+        rank: which of the role's jobs this is (0 for the first).
+        minutes: stop after this many minutes, committing the work done (default: no time bound).
+        max_records: stop after this many records (default: no bound).
+    """
     rt = Runtime.start("prover_actor", exp, rank, minutes)
     config = rt.config
     ws = rt.workspace

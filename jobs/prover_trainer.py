@@ -57,7 +57,14 @@ RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each)
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int | None = None) -> str:
-    """Run prover trainer ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_steps``)."""
+    """Run prover trainer ``rank`` of the experiment at ``exp`` (until ``minutes`` or ``max_steps``).
+
+    Args:
+        exp: the experiment root (a folder or URL) the launcher prepared.
+        rank: which of the role's jobs this is (0 for the first).
+        minutes: stop after this many minutes, committing the work done (default: no time bound).
+        max_steps: stop after this many optimiser steps (default: no bound).
+    """
     rt = Runtime.start("prover_trainer", exp, rank, minutes)
     config = rt.config
     section = config.prover_trainer

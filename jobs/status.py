@@ -611,9 +611,15 @@ def check_plot_path(path: str) -> None:
 
 def cli(exp: str, *, json: bool = False, plot: str = "", tensorboard: bool = False,
         restore_quarantined: str = "") -> int:
-    """Show the status of the experiment at EXP: --json for machine-readable output, --plot PATH.png;
-    --tensorboard prints the command opening the jobs' live TensorBoard scalars;
-    --restore-quarantined NAME (or all) puts wrongly quarantined shards back in their streams."""
+    """Show the status of the experiment at EXP (its jobs, streams, checkpoints and metrics).
+
+    Args:
+        exp: the experiment root (a folder or URL).
+        json: print machine-readable JSON instead of the table.
+        plot: also draw the metrics into this PNG file.
+        tensorboard: print the command that opens the jobs' live TensorBoard scalars.
+        restore_quarantined: put the quarantined shard NAME (or all) back in its stream.
+    """
     return main(exp, json_output=json, plot_path=plot, tensorboard=tensorboard, restore=restore_quarantined)
 
 

@@ -2,11 +2,12 @@
 
     python -m core.metamath verify FILE.mm [--only 'ax*,syl'] [--stop-at LABEL] [--max-errors N]
         exit 0: well formed and every complete proof verifies; 1: it does not (stderr says where and
-        why); 2: usage or I/O error. ``--only`` checks only the theorems whose labels match one of the
-        comma-separated patterns (``*``: any characters, ``?``: one character, as metamath's ``verify
-        proof``). Before the last line, stdout names the incomplete theorems (``incomplete: a, b``); the
-        last stdout line reads ``verified N proofs, M incomplete, in T s``. On a long file, progress
-        lines (done, rate, time left) go to stderr every ``--progress-every`` seconds (default 5).
+        why); 2: a usage error or a missing input (:func:`core.errors.exit_status`). ``--only`` checks
+        only the theorems whose labels match one of the comma-separated patterns (``*``: any characters,
+        ``?``: one character, as metamath's ``verify proof``). Before the last line, stdout names the
+        incomplete theorems (``incomplete: a, b``); the last stdout line reads ``verified N proofs, M
+        incomplete, in T s``. On a long file, progress lines (done, rate, time left) go to stderr every
+        ``--progress-every`` seconds (default 5).
 
     python -m core.metamath reprove FILE.mm --out OUT.mm [--compressed] [--in-place]
         rebuild every complete proof through the project's proof trees (syntax steps re-derived by the
@@ -38,7 +39,7 @@ import sys
 import time
 from typing import Callable, Sequence, TextIO
 
-from core.errors import AdvproverError, MetamathError, UsageError
+from core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, MetamathError, UsageError, run_guarded
 from core.files import check_output_path, refuse_overwriting_input, write_text
 from core.metamath.database import Assertion, Database
 from core.metamath.excerpt import database_excerpt
@@ -52,7 +53,6 @@ from core.metamath.tautologies import labels as tautology_labels
 from core.metamath.verifier import Kernel, verify_database
 from core.metamath.writer import rewrite_proofs
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -69,9 +69,10 @@ def command(name: str) -> Callable[[Command], Command]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.metamath", description="advprover's Metamath kernel")
+    parser = argparse.ArgumentParser(prog="python -m core.metamath", description="advprover's Metamath kernel",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="check a database and every complete proof in it")
+    verify = sub.add_parser("verify", allow_abbrev=False, help="check a database and every complete proof in it")
     verify.add_argument("database", help="path of the .mm file")
     verify.add_argument("--stop-at", metavar="LABEL", help="read only the statements before LABEL")
     verify.add_argument("--max-errors", type=int, default=20, help="failures to print (default 20)")
@@ -79,12 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="check only the theorems matching these comma-separated labels (* and ? wildcards)")
     verify.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
                         help="seconds between progress lines on stderr (default 5; 0: none)")
-    reprove = sub.add_parser("reprove", help="re-export every proof through the project's proof trees")
+    reprove = sub.add_parser("reprove", allow_abbrev=False,
+                             help="re-export every proof through the project's proof trees")
     reprove.add_argument("database", help="path of the .mm file")
     reprove.add_argument("--out", required=True, help="where to write the re-exported database")
     reprove.add_argument("--compressed", action="store_true", help="write compressed proofs (default: normal)")
     _add_in_place(reprove)
-    holes = sub.add_parser("holes", help="replace the proofs of chosen theorems by `?` (a benchmark for jobs.prove)")
+    holes = sub.add_parser("holes", allow_abbrev=False,
+                           help="replace the proofs of chosen theorems by `?` (a benchmark for jobs.prove)")
     holes.add_argument("database", help="path of the .mm file")
     holes.add_argument("--out", required=True, help="where to write the database with `?` proofs")
     chosen = holes.add_mutually_exclusive_group(required=True)
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_tautologies(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = sub.add_parser("tautologies", help="write a seeded set of random tautologies after a database")
+    parser = sub.add_parser("tautologies", allow_abbrev=False,
+                            help="write a seeded set of random tautologies after a database")
     parser.add_argument("--database", required=True, help="the .mm file they are appended to (e.g. prop.mm)")
     parser.add_argument("--out", required=True, help="where to write the database with the tautologies")
     parser.add_argument("--stop-at", metavar="LABEL", default="",
@@ -150,7 +154,7 @@ def verify(args: argparse.Namespace) -> int:
     except MetamathError as error:
         print(f"error: {error}", file=sys.stderr)
         print(f"verified 0 proofs, 0 incomplete, in {time.perf_counter() - start:.2f} s")
-        return EXIT_INVALID
+        return EXIT_FAILURE
     labels = None if args.only is None else matching_theorems(db, args.only)
     total = len(db.theorems()) if labels is None else len(labels)
     progress = Progress("verifying", total, "proofs", args.progress_every)
@@ -165,7 +169,7 @@ def verify(args: argparse.Namespace) -> int:
         print(f"incomplete: {', '.join(report.incomplete)}")
     elapsed = time.perf_counter() - start
     print(f"verified {report.verified} proofs, {len(report.incomplete)} incomplete, in {elapsed:.2f} s")
-    return EXIT_INVALID if report.failures else EXIT_OK
+    return EXIT_FAILURE if report.failures else EXIT_OK
 
 
 def matching_theorems(db: Database, patterns: str) -> list[str]:
@@ -301,14 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
         return int(exit_.code or 0)
-    try:
-        return _COMMANDS[args.command](args)
-    except AdvproverError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID if isinstance(error, MetamathError) else EXIT_USAGE
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_guarded(lambda: _COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 
 import torch
 
-from core.errors import AdvproverError, ConfigError
+from core.errors import AdvproverError, ConfigError, UsageError, report
 from core.metamath.database import Database
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
@@ -206,7 +207,7 @@ def train_generator_on_database(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m core.models.supervised",
+        prog="python -m core.models.supervised", allow_abbrev=False,
         description="train a prover or generator on the proofs of a database split",
     )
     parser.add_argument("database", help="the .mm file whose proofs to learn from")
@@ -253,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats = [f for item in args.formats or () for f in item.split(",") if f] or None
         timed = args.minutes is not None or args.cpu_minutes is not None
         steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
+        if not os.path.isfile(args.database):  # a wrong command line (exit 2), not an invalid database (exit 1)
+            raise UsageError(f"{args.database}: no such file")
         db = read_database(args.database)
         model, vocab, stats = train_on_database(
             db, kind=args.kind, size=args.size, split=args.split, formats=formats, steps=steps,
@@ -264,12 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = {"database": str(args.database), "split": args.split, "size": args.size,
                  "supervised": stats.to_json(), "conditioning": list(CONDITIONING)}  # fmt: skip
         save_policy_file(args.out, model, vocab, args.kind, extra, formats=stats.formats)
-    except AdvproverError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: {error.filename or args.database}: {error.strerror or error}", file=sys.stderr)
-        return 2
+    except (AdvproverError, OSError) as error:
+        return report(error)
     print(f"wrote {args.out}: {stats.kind} {stats.size}, {stats.train.steps} steps in {stats.train.seconds:.0f} s "
           f"(stopped by {stats.train.stopped_by}), "
           f"final loss {stats.train.final_loss:.4f}, valid NLL {stats.valid_nll:.4f}")  # fmt: skip

@@ -118,14 +118,14 @@ def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("args, message", [
     (["--out", "{out}", "--bogus", "1"], "unknown flag --bogus"),
-    (["--out", "{out}", "--expansions", "1e3"], "--expansions expects an integer"),
-    (["--out", "{out}", "--prover", "sideways"], "--prover must be one of"),
+    (["--out", "{out}", "--expansions", "1e3"], "--expansions takes an integer, not '1e3'"),
+    (["--out", "{out}", "--prover", "sideways"], "--prover takes one of"),
     ([], "--out OUT.mm is required"),
     (["--out", "{out}", "--only", "ax-mp"], "not among the theorems with an incomplete"),
     (["--out", "{out}", "--checkpoint", "{tmp}/nowhere.pt"], "no such file, folder or URL"),
     (["--out", "{out}", "--checkpoint", "file://{tmp}/nowhere.pt"], "no such file, folder or URL"),
     (["--split", "test", "--out", "{out}"], "--out has no meaning with --split"),
-    (["--split", "nope"], "--split must be one of"),
+    (["--split", "nope"], "--split takes one of"),
 ])
 def test_bad_command_lines_exit_2_before_any_work(holes: Path, tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "out.mm"
