@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from configs.schema import Config, option
+from core.adversarial.settings import GenerationSettings
 from core.errors import ConfigError
+from core.search.settings import SearchSettings
 
 SETUPS = ("adversarial", "fixed-prover", "fixed-generator", "generator-only", "generator-reward", "supervised-only")
-PROVERS = ("backward", "forward-greedy", "forward-sampling")
 MODEL_SIZES = ("tiny", "small", "base")
 SLURM_NAME = r"[A-Za-z0-9_.,:+-]{0,128}"  # partition, account, qos: written into sbatch scripts verbatim
 PRECISIONS = ("fp32", "bf16")  # as core.models.devices reads them (not imported: configs load without torch)
@@ -69,35 +70,12 @@ class ModelSpec(Config):
 
 
 @dataclass(frozen=True)
-class SearchConfig(Config):
-    prover: str = option("backward", choices=PROVERS, help="search algorithm")
-    expansions: int = option(64, min=1, help="budget: model calls (backward expansions / forward steps) per goal")
-    timeout_s: float = option(30.0, min=0.1, help="budget: wall-clock seconds per goal")
-    candidates: int = option(8, min=1, help="tactics proposed per expansion (beam size)")
-    temperature: float = option(1.0, min=0.0, help="sampling temperature (forward-sampling)")
-    max_depth: int = option(24, min=1, help="longest forward rollout / deepest backward goal")
-    batch_goals: int = option(16, min=1, help="goals searched at once, their model calls batched")
-    merge_baseline: bool = option(True, help="backward search: add the model-free baseline's unification "
-                                             "candidates after the model's proposals (false: the model's alone)")
+class GeneratorActorConfig(GenerationSettings, Config):
+    """The generation settings (:class:`GenerationSettings`, the rollouts and the theorem chosen from each) and
+    the generator actor jobs' own knobs."""
 
-
-@dataclass(frozen=True)
-class GeneratorActorConfig(Config):
     count: int = option(1, min=0, help="number of generator actor jobs")
-    goal_source: str = option("train-hypotheses", choices=("train-hypotheses", "none"),
-                              help="start graphs from the hypotheses of random train theorems, or from nothing")
-    max_steps: int = option(8, min=1, help="longest rollout (tactics before STOP is forced)")
-    min_steps: int = option(3, min=1, help="shortest rollout: STOP is masked until this many tactics were applied")
     rollouts_per_batch: int = option(8, min=1, help="rollouts run together, their model calls batched")
-    temperature: float = option(1.0, min=0.0, help="sampling temperature of the rollouts")
-    attempts_per_step: int = option(4, min=1, help="samples tried per step until one applies")
-    selection: str = option("best", choices=("last", "best"),
-                            help="which node of a rollout becomes the theorem: the last one, or the best by heuristic")
-    heuristic: str = option("size", help="score of a node for selection='best' and shaping: one of size, depth, "
-                                         "size_over_depth, statement_length, mean_token_frequency, "
-                                         "max_token_frequency, or a weighted combination "
-                                         "'1,size;-4,mean_token_frequency'")
-    dedup_window: int = option(10000, min=0, help="how many recent statements are remembered to drop duplicates")
     mix: str = option("1,generator", help="sources of goals: 'weight,generator;weight,dataset'")
     shard_records: int = option(32, min=1, help="records per published shard")
     shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
@@ -107,14 +85,9 @@ class GeneratorActorConfig(Config):
     precision: str = precision_option("decoding")
 
     def validate(self) -> None:
-        from core.adversarial.rewards import parse_heuristic
-
+        super().validate()
         parse_mix(self.mix)
         check_device_setting(self.device, "generator_actor.device")
-        parse_heuristic(self.heuristic)
-        if self.min_steps > self.max_steps:
-            raise ConfigError(f"generator_actor.min_steps ({self.min_steps}) must be <= generator_actor.max_steps "
-                              f"({self.max_steps})")
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -138,7 +111,7 @@ def parse_mix(text: str) -> dict[str, float]:
 @dataclass(frozen=True)
 class ProverActorConfig(Config):
     count: int = option(1, min=0, help="number of prover actor jobs")
-    search: SearchConfig = option(SearchConfig(), help="the search each goal gets")
+    search: SearchSettings = option(SearchSettings(), help="the search each goal gets")
     shard_records: int = option(32, min=1, help="records per published shard")
     shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
     reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer prover checkpoint")
@@ -214,7 +187,7 @@ class EvaluatorConfig(Config):
     count: int = option(1, min=0, max=1, help="1 runs the evaluator, 0 does not")
     benchmark: str = option("test", help="'test' or 'valid' split of the database, or a .mm file whose ? "
                                          "theorems are the benchmark")
-    search: SearchConfig = option(SearchConfig(expansions=32, timeout_s=10.0), help="fixed evaluation budget")
+    search: SearchSettings = option(SearchSettings(expansions=32, timeout_s=10.0), help="fixed evaluation budget")
     max_theorems: int = option(0, min=0, help="evaluate at most this many theorems (0 = all)")
     every_versions: int = option(1, min=1, help="evaluate every N-th prover version (the latest always)")
     device: str = device_option()

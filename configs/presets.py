@@ -27,13 +27,13 @@ from configs.experiment import (
     ProverActorConfig,
     ProverTrainerConfig,
     RewardConfig,
-    SearchConfig,
 )
 from core.errors import ConfigError
+from core.search.settings import SearchSettings
 
 
 def _tiny(name: str, prover: str = "backward") -> ExperimentConfig:
-    search = SearchConfig(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
+    search = SearchSettings(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
     trainer = dict(batch_size=16, lr=1e-3, warmup_steps=10, replay_min=4, replay_max=2000,
                    checkpoint_every_steps=25, checkpoint_every_minutes=0.5, bootstrap_steps=300, keep_checkpoints=3)
     return ExperimentConfig(
@@ -60,7 +60,7 @@ def tiny() -> ExperimentConfig:
 
 
 def default() -> ExperimentConfig:
-    search = SearchConfig(prover="backward", expansions=24, timeout_s=5.0, candidates=6, batch_goals=16)
+    search = SearchSettings(prover="backward", expansions=24, timeout_s=5.0, candidates=6, batch_goals=16)
     trainer = dict(batch_size=32, lr=1e-3, warmup_steps=20, replay_min=8, checkpoint_every_steps=50,
                    checkpoint_every_minutes=1.0, bootstrap_steps=150)
     return ExperimentConfig(
@@ -125,7 +125,7 @@ def _prop(name: str) -> ExperimentConfig:
     """The learning experiment's scale: a small prover (start it from a supervised checkpoint with
     ``--set prover_trainer.init_checkpoint=...``), a tiny generator bootstrapped on the database, the
     test split evaluated with the same budget as ``jobs.prove --split test`` (64 expansions, k=8)."""
-    actor_search = SearchConfig(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
+    actor_search = SearchSettings(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
     evaluation = dataclasses.replace(actor_search, expansions=64, timeout_s=30.0, batch_goals=32)
     trainer = dict(batch_size=32, warmup_steps=50, replay_min=32, checkpoint_every_steps=200,
                    checkpoint_every_minutes=3.0)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from configs.experiment import parse_mix
-from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
+from core.adversarial.generation import TheoremGenerator, dataset_record, generation_record
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
 from core.metrics import mean
 from core.models.checkpoint import load_version
@@ -31,17 +31,6 @@ from jobs._version_zero import ensure_version_zero
 logger = logging.getLogger("jobs.generator_actor")
 
 LAG_CHECK_SECONDS = 5.0
-
-
-def settings_of(rt: Runtime) -> GenerationSettings:
-    section = rt.config.generator_actor
-    return GenerationSettings(
-        goal_source=section.goal_source, max_steps=section.max_steps, min_steps=section.min_steps,
-        temperature=section.temperature,
-        attempts_per_step=section.attempts_per_step, selection=section.selection, heuristic=section.heuristic,
-        dedup_window=section.dedup_window, max_statement_tokens=rt.config.prover_model.max_source_tokens // 2,
-        keep_duplicates=rt.config.rewards.duplicate_penalty > 0,
-    )
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int | None = None) -> str:
@@ -65,7 +54,9 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
                            producer={"role": "generator_actor", "rank": rank}) for s in streams]
     rt.restart = sum(writer.next_seq for writer in writers)  # shards already published: a restart's seed differs
-    generator = TheoremGenerator(ws, None, settings_of(rt), seed=rt.seed)  # type: ignore[arg-type]
+    generator = TheoremGenerator(ws, None, section, seed=rt.seed,  # type: ignore[arg-type]
+                                 max_statement_tokens=config.prover_model.max_source_tokens // 2,
+                                 keep_duplicates=config.rewards.duplicate_penalty > 0)
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's

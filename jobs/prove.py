@@ -294,7 +294,7 @@ def _search_in_processes(theorems: Sequence[Assertion], spec: _PolicySpec, setti
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
                                                 initargs=(spec, logging.getLogger().level)) as pool:
-        futures = [pool.submit(_worker_prove, chunk, settings.to_json(), sorted(forbidden), batch)
+        futures = [pool.submit(_worker_prove, chunk, settings.to_dict(), sorted(forbidden), batch)
                    for chunk in chunks]
         for future in concurrent.futures.as_completed(futures):
             for record in future.result():

@@ -49,7 +49,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     rt = Runtime.start("prover_actor", exp, rank, minutes)
     config = rt.config
     ws = rt.workspace
-    settings = SearchSettings.from_config(config.prover_actor.search)
+    settings = config.prover_actor.search
     device = rt.device  # an unusable device fails here, before any work
     rt.restart = stream_bounds(rt.root, job_name("prover_actor", rank))[1]  # shards already published
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)

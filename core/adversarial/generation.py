@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import Any, Iterator, Sequence
 
 from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
+from core.adversarial.settings import GenerationSettings
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError
 from core.metamath.database import Assertion, Statement
@@ -37,22 +38,6 @@ from core.search.policy import ForwardQuery, Policy, Proposal
 logger = logging.getLogger(__name__)
 
 GENERATED_PREFIX = "advgen"
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Field names match ``configs.experiment.GeneratorActorConfig``."""
-
-    goal_source: str = "train-hypotheses"
-    max_steps: int = 8
-    min_steps: int = 1  # STOP is masked before this many steps
-    temperature: float = 1.0
-    attempts_per_step: int = 4
-    selection: str = "best"
-    heuristic: str = "size"
-    dedup_window: int = 10000
-    max_statement_tokens: int = 256
-    keep_duplicates: bool = False  # send duplicates (flagged) instead of dropping them
 
 
 @dataclass
@@ -111,12 +96,19 @@ class Generated:
 
 
 class TheoremGenerator:
-    """Runs rollouts of ``policy`` on a workspace and turns them into checked theorems."""
+    """Runs rollouts of ``policy`` on a workspace and turns them into checked theorems.
 
-    def __init__(self, workspace: Workspace, policy: Policy, settings: GenerationSettings, seed: int = 0) -> None:
+    Beyond its ``settings``: a theorem longer than ``max_statement_tokens`` (its statement and hypotheses)
+    is dropped; a duplicate is kept, flagged, when ``keep_duplicates`` (else dropped).
+    """
+
+    def __init__(self, workspace: Workspace, policy: Policy, settings: GenerationSettings, seed: int = 0, *,
+                 max_statement_tokens: int = 256, keep_duplicates: bool = False) -> None:
         self.ws = workspace
         self.policy = policy
         self.settings = settings
+        self.max_statement_tokens = max_statement_tokens
+        self.keep_duplicates = keep_duplicates
         self.rng = random.Random(seed)
         self.counters: Counter[str] = Counter()
         self._recent: deque[tuple] = deque()
@@ -238,11 +230,11 @@ class TheoremGenerator:
             return "equals_hypothesis", False
         if self.ws.is_known_statement(node.statement):
             return "in_database", False
-        if len(node.statement) + sum(len(h) for h in hypotheses) > self.settings.max_statement_tokens:
+        if len(node.statement) + sum(len(h) for h in hypotheses) > self.max_statement_tokens:
             return "too_long", False
         key = (node.statement, tuple(sorted(hypotheses)))
         duplicate = key in self._recent_set
-        if duplicate and not self.settings.keep_duplicates:
+        if duplicate and not self.keep_duplicates:
             return "duplicate", True
         return "", duplicate
 

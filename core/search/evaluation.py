@@ -45,7 +45,7 @@ def prove_theorems(
     db: Database,
     theorems: Sequence[Assertion],
     policy: Policy,
-    settings: SearchSettings | Any,
+    settings: SearchSettings,
     *,
     forbidden: Collection[str] = (),
     grammar: Grammar | None = None,
@@ -59,7 +59,6 @@ def prove_theorems(
     ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress
     (theorems done, proved, rate, ETA) at most every 10 seconds.
     """
-    settings = SearchSettings.from_config(settings)
     grammar = grammar or Grammar(db)
     kernel = kernel or Kernel(db)
     progress = ProgressLog(len(theorems), on_result)
@@ -131,7 +130,7 @@ def summarize(results: Sequence[SearchResult], *, settings: SearchSettings | Non
         "pruned": dict(sorted(pruned.items())),
         "kernel_rejections": sum(r.kernel_rejections for r in results),
         "stop_reasons": dict(sorted(Counter(r.stop_reason for r in results).items())),
-        "settings": settings.to_json() if settings is not None else None,
+        "settings": settings.to_dict() if settings is not None else None,
         "elapsed_s": round(elapsed_s, 3) if elapsed_s is not None else None,
         "theorems": [r.to_json(include_proof=include_proofs) for r in results],
     }
@@ -148,7 +147,7 @@ def evaluate(
     db: Database,
     theorems: Sequence[Assertion],
     policy: Policy,
-    search_config: SearchSettings | Any,
+    settings: SearchSettings,
     *,
     forbidden: Collection[str] = (),
     grammar: Grammar | None = None,
@@ -157,11 +156,7 @@ def evaluate(
     on_result: Callable[[SearchResult], None] | None = None,
     include_proofs: bool = False,
 ) -> dict[str, Any]:
-    """Search each theorem in its own context (itself and ``forbidden`` excluded); the :func:`summarize` JSON.
-
-    ``search_config`` is a :class:`SearchSettings`, a ``configs.experiment.SearchConfig`` or a mapping.
-    """
-    settings = SearchSettings.from_config(search_config)
+    """Search each theorem in its own context (itself and ``forbidden`` excluded); the :func:`summarize` JSON."""
     start = time.perf_counter()
     results = prove_theorems(db, theorems, policy, settings, forbidden=forbidden, grammar=grammar, kernel=kernel,
                              batch=batch, on_result=on_result)

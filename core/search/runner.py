@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,71 +29,11 @@ from core.metamath.prooftree import ProofTree, check_tree
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
+from core.search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
 
-PROVERS = ("backward", "forward-greedy", "forward-sampling")
 Query = BackwardQuery | ForwardQuery
-
-
-# --- Settings -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """How one theorem is searched. Field names match ``configs.experiment.SearchConfig``.
-
-    - ``prover``: ``backward`` | ``forward-greedy`` | ``forward-sampling``;
-    - ``expansions``: policy queries per theorem (a backward goal expansion, a forward step);
-    - ``timeout_s``: charged seconds per theorem (see the module docstring);
-    - ``candidates``: proposals asked per query (``k``);
-    - ``temperature``: sampling temperature of ``forward-sampling``;
-    - ``max_depth``: deepest backward goal (the root is depth 0) / longest forward rollout;
-    - ``batch_goals``: searches run at once by :func:`run_searches` callers that do not say otherwise;
-    - ``merge_baseline``: a learned policy's backward proposals are merged with the model-free baseline's
-      candidates (:mod:`core.search.merged`; applied by :func:`core.search.evaluation.prove_theorems`).
-    """
-
-    prover: str = "backward"
-    expansions: int = 64
-    timeout_s: float = 30.0
-    candidates: int = 8
-    temperature: float = 1.0
-    max_depth: int = 24
-    batch_goals: int = 16
-    merge_baseline: bool = True
-
-    def __post_init__(self) -> None:
-        if self.prover not in PROVERS:
-            raise ConfigError(f"search prover {self.prover!r} is unknown; choose one of {', '.join(PROVERS)}")
-        for name in ("expansions", "candidates", "max_depth", "batch_goals"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"search {name} must be an integer >= 1, got {value!r}")
-        for name in ("timeout_s", "temperature"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"search {name} must be a finite number >= 0, got {value!r}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"search timeout_s must be > 0, got {self.timeout_s!r}")
-        if not isinstance(self.merge_baseline, bool):
-            raise ConfigError(f"search merge_baseline must be true or false, got {self.merge_baseline!r}")
-
-    @classmethod
-    def from_config(cls, config: Any) -> "SearchSettings":
-        """From any object with these attribute names (``configs.experiment.SearchConfig``), or a mapping."""
-        if isinstance(config, SearchSettings):
-            return config
-        names = [f for f in cls.__dataclass_fields__]
-        if isinstance(config, Mapping):
-            unknown = sorted(set(config) - set(names))
-            if unknown:
-                raise ConfigError(f"unknown search setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
-            return cls(**dict(config))
-        return cls(**{n: getattr(config, n) for n in names if hasattr(config, n)})
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 # --- Results --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def workspace() -> Workspace:
 @pytest.fixture(scope="module")
 def generated(workspace: Workspace) -> tuple[TheoremGenerator, list]:
     policy = BaselinePolicy(workspace.db, grammar=workspace.grammar, seed=0)
-    generator = TheoremGenerator(workspace, policy, GenerationSettings(max_steps=4, attempts_per_step=4), seed=3)
+    generator = TheoremGenerator(workspace, policy, GenerationSettings(max_steps=4, min_steps=1, attempts_per_step=4), seed=3)
     results = [generator.select(rollout) for rollout in generator.run(24)]
     return generator, [g for g in results if g is not None]
 
@@ -80,7 +80,8 @@ class FixedPolicy:
 
 
 def test_recent_duplicates_are_filtered(workspace: Workspace) -> None:
-    settings = GenerationSettings(goal_source="none", max_steps=1, attempts_per_step=1, selection="last")
+    settings = GenerationSettings(goal_source="none", max_steps=1, min_steps=1, attempts_per_step=1,
+                                  selection="last")
     generator = TheoremGenerator(workspace, FixedPolicy(), settings, seed=0)  # type: ignore[arg-type]
     kept = [generator.select(r) for r in generator.run(6)]
     assert sum(g is not None for g in kept) == 1
@@ -88,14 +89,15 @@ def test_recent_duplicates_are_filtered(workspace: Workspace) -> None:
 
 
 def test_duplicates_are_kept_and_flagged_when_penalized(workspace: Workspace) -> None:
-    settings = GenerationSettings(goal_source="none", max_steps=1, attempts_per_step=1, keep_duplicates=True)
-    generator = TheoremGenerator(workspace, FixedPolicy(), settings, seed=0)  # type: ignore[arg-type]
+    settings = GenerationSettings(goal_source="none", max_steps=1, min_steps=1, attempts_per_step=1)
+    generator = TheoremGenerator(workspace, FixedPolicy(), settings, seed=0,  # type: ignore[arg-type]
+                                 keep_duplicates=True)
     kept = [generator.select(r) for r in generator.run(3)]
     assert [g.duplicate for g in kept] == [False, True, True]
 
 
 def test_completion_fills_variables_from_graph_nodes(workspace: Workspace) -> None:
-    generator = TheoremGenerator(workspace, BaselinePolicy(workspace.db), GenerationSettings(), seed=0)
+    generator = TheoremGenerator(workspace, BaselinePolicy(workspace.db), GenerationSettings(min_steps=1), seed=0)
     rollout = generator.new_rollout()
     while not rollout.env.theorem.essential:
         rollout = generator.new_rollout()
@@ -117,7 +119,7 @@ def test_goal_records_that_reuse_database_labels_are_refused(workspace: Workspac
 
 
 def test_dataset_records_are_train_theorems(workspace: Workspace) -> None:
-    generator = TheoremGenerator(workspace, BaselinePolicy(workspace.db), GenerationSettings(), seed=5)
+    generator = TheoremGenerator(workspace, BaselinePolicy(workspace.db), GenerationSettings(min_steps=1), seed=5)
     theorem, tree = generator.dataset_theorem()
     record = dataset_record(theorem, tree, source_stream="g")
     assert theorem_from_goal(workspace, record["goal"]) is workspace.db.assertion(theorem.label)

@@ -65,9 +65,11 @@ class ScriptedPolicy:
 
 def run_script(workspace: Workspace, script: Sequence[Tactic] = SCRIPT, stop_first: bool = True,
                **settings: object) -> tuple[TheoremGenerator, Rollout, ScriptedPolicy]:
-    options = {"goal_source": "none", "max_steps": len(script) + 1, "attempts_per_step": 2, **settings}
+    options = {"goal_source": "none", "max_steps": len(script) + 1, "min_steps": 1, "attempts_per_step": 2, **settings}
+    limits = {name: options.pop(name) for name in ("max_statement_tokens", "keep_duplicates") if name in options}
     policy = ScriptedPolicy(script, stop_first)
-    generator = TheoremGenerator(workspace, policy, GenerationSettings(**options), seed=0)  # type: ignore[arg-type]
+    generator = TheoremGenerator(workspace, policy, GenerationSettings(**options), seed=0,  # type: ignore[arg-type]
+                                 **limits)
     return generator, generator.run(1)[0], policy
 
 
@@ -95,10 +97,11 @@ def test_with_min_steps_one_the_rollout_may_stop_after_its_first_step(workspace:
 
 
 def test_a_stop_before_anything_was_made_is_never_taken(workspace: Workspace) -> None:
-    for min_steps in (0, 1):  # even a setting that asks for no minimum
-        generator, rollout, policy = run_script(workspace, min_steps=min_steps)
-        assert policy.may_stop[0] is False
-        assert rollout.steps[0].added is not None and generator.counters["early_stop_skipped"] == 1
+    generator, rollout, policy = run_script(workspace, min_steps=1)
+    assert policy.may_stop[0] is False
+    assert rollout.steps[0].added is not None and generator.counters["early_stop_skipped"] == 1
+    with pytest.raises(ConfigError, match=r"GenerationSettings\.min_steps must be >= 1, got 0"):
+        GenerationSettings(min_steps=0)  # a setting that asks for no minimum is refused
 
 
 def test_a_policy_that_never_stops_runs_to_max_steps(workspace: Workspace) -> None:
@@ -165,7 +168,7 @@ def test_too_long_rejects_exactly_the_nodes_over_the_limit(workspace: Workspace)
 
 
 def test_a_node_that_restates_a_used_hypothesis_is_rejected(workspace: Workspace) -> None:
-    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(), seed=0)  # type: ignore[arg-type]
+    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(min_steps=1), seed=0)  # type: ignore[arg-type]
     rollout = generator.new_rollout()
     while not rollout.env.theorem.essential:
         rollout = generator.new_rollout()

@@ -6,13 +6,16 @@ import dataclasses
 
 import pytest
 
+import core.settings
 from configs.databases import check_database, resolve_database
-from configs.experiment import (DatabaseConfig, ExperimentConfig, SearchConfig, parse_mix, placement_changes,
+from configs.experiment import (DatabaseConfig, ExperimentConfig, parse_mix, placement_changes,
                                 with_placement_of, without_new_defaults)
 from configs.presets import PRESETS, preset
 from configs.schema import render_settings
+from core.adversarial.settings import GenerationSettings
 from core.errors import ConfigError
 from core.metamath.embedded import embedded_database_path
+from core.search.settings import SearchSettings
 
 
 def test_round_trip_through_dict() -> None:
@@ -30,8 +33,8 @@ def test_unknown_key_in_dict_is_rejected_with_its_name() -> None:
 def test_wrong_type_names_the_field() -> None:
     with pytest.raises(ConfigError, match="seed must be an integer"):
         ExperimentConfig(seed=True)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="SearchConfig.expansions must be >= 1"):
-        SearchConfig(expansions=0)
+    with pytest.raises(ConfigError, match="SearchSettings.expansions must be >= 1"):
+        SearchSettings(expansions=0)
 
 
 def test_overrides_are_parsed_by_field_type() -> None:
@@ -152,6 +155,59 @@ def test_override_errors_name_the_setting_by_its_path() -> None:
     assert preset("tiny").with_overrides(["prover_actor.search.timeout_s=0.1"]).prover_actor.search.timeout_s == 0.1
 
 
+@pytest.mark.parametrize(("key", "bad", "good", "message"), [
+    ("prover_actor.search.timeout_s", 0.01, 0.1, "must be >= 0.1, got 0.01"),
+    ("evaluator.search.prover", "sideways", "forward-greedy", "must be one of"),
+    ("generator_actor.min_steps", 0, 1, "must be >= 1, got 0"),
+])
+def test_a_bad_core_setting_is_reported_once_by_its_full_path(monkeypatch, key: str, bad: object, good: object,
+                                                            message: str) -> None:
+    checked: list[str] = []
+    check_bounds = core.settings._check_bounds
+    monkeypatch.setattr(core.settings, "_check_bounds",
+                        lambda name, *args: (checked.append(name), check_bounds(name, *args))[1])
+    section, field = key.rsplit(".", 1)
+    data = preset("tiny").to_dict()
+    leaf = data
+    for part in section.split("."):
+        leaf = leaf[part]
+    leaf[field] = bad
+    with pytest.raises(ConfigError) as error:
+        ExperimentConfig.from_dict(data)
+    assert str(error.value).startswith(f"{key} {message}")
+    assert str(error.value).count(field) == 1
+    assert checked.count(key) == 1
+    leaf[field] = good
+    checked.clear()
+    config = ExperimentConfig.from_dict(data)
+    assert checked.count(key) == 1  # validated once, by its path ...
+    assert [name for name in checked if name.endswith(f".{field}") and name[0].isupper()] == []  # ... no copy
+    assert config.to_dict() == data  # the section is the core settings object itself, its JSON names unchanged
+
+
+def test_the_search_and_generation_sections_are_the_core_settings() -> None:
+    config = preset("tiny")
+    assert type(config.prover_actor.search) is SearchSettings and type(config.evaluator.search) is SearchSettings
+    assert isinstance(config.generator_actor, GenerationSettings)
+    with pytest.raises(ConfigError, match=r"^prover_actor\.search\.candidates must be >= 1, got 0$"):
+        config.with_overrides(["prover_actor.search.candidates=0"])
+    assert config.with_overrides(["prover_actor.search.candidates=1"]).prover_actor.search.candidates == 1
+
+
+def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() -> None:
+    frozen = preset("tiny").to_dict()
+    assert set(frozen["prover_actor"]["search"]) == {"prover", "expansions", "timeout_s", "candidates", "temperature",
+                                                     "max_depth", "batch_goals", "merge_baseline"}
+    assert {"count", "goal_source", "max_steps", "min_steps", "rollouts_per_batch", "temperature",
+            "attempts_per_step", "selection", "heuristic", "dedup_window", "mix", "shard_records", "shard_seconds",
+            "reload_seconds", "max_lag_shards", "device", "precision"} == set(frozen["generator_actor"])
+    del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
+    del frozen["generator_actor"]["max_lag_shards"]
+    loaded = ExperimentConfig.from_dict(frozen)
+    assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
+    assert without_new_defaults(loaded.to_dict(), frozen) == frozen
+
+
 @pytest.mark.parametrize("assignment", ["prover_trainer.lr=nan", "prover_actor.search.timeout_s=inf",
                                         "rewards.tau=-inf", "generator_trainer.entropy_weight=NaN",
                                         "evaluator.search.temperature=Infinity"])
@@ -163,8 +219,8 @@ def test_non_finite_floats_are_rejected_naming_the_field(assignment: str) -> Non
 
 
 def test_non_finite_floats_are_rejected_at_the_schema_level() -> None:
-    with pytest.raises(ConfigError, match="SearchConfig.timeout_s must be a finite number"):
-        SearchConfig(timeout_s=float("inf"))
+    with pytest.raises(ConfigError, match="SearchSettings.timeout_s must be a finite number"):
+        SearchSettings(timeout_s=float("inf"))
     data = preset("tiny").to_dict()
     data["prover_trainer"]["lr"] = float("nan")
     with pytest.raises(ConfigError, match="prover_trainer.lr must be a finite number"):
@@ -175,7 +231,7 @@ def test_non_finite_floats_are_rejected_at_the_schema_level() -> None:
 
 def test_every_setting_has_a_help_text_and_a_default() -> None:
     settings = preset("tiny").settings()
-    assert len(settings) == len(preset("tiny").describe())
+    assert len({s.key for s in settings}) == len(settings) > 100
     assert [s.key for s in settings if not s.help] == []
     by_key = {s.key: s for s in settings}
     assert by_key["evaluator.search.timeout_s"].default == 10.0  # the default its parent field declares

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from configs.experiment import ProverActorConfig, SearchConfig
+from configs.experiment import ProverActorConfig
 from configs.presets import preset
 from core.errors import ConfigError
 from core.metamath.environment import Tactic
@@ -76,10 +76,9 @@ def test_with_baseline_wraps_only_a_learned_policy_searching_backward(hilbert):
 
 
 def test_merging_is_the_default_setting_and_can_be_turned_off():
-    assert SearchConfig().merge_baseline and ProverActorConfig().search.merge_baseline
-    assert SearchSettings.from_config(SearchConfig()).merge_baseline
-    assert not SearchSettings.from_config(SearchConfig(merge_baseline=False)).merge_baseline
-    assert not SearchSettings.from_config({"merge_baseline": False}).merge_baseline
+    assert SearchSettings().merge_baseline and ProverActorConfig().search.merge_baseline
+    assert not SearchSettings(merge_baseline=False).merge_baseline
+    assert not SearchSettings.from_dict({"merge_baseline": False}).merge_baseline
     changed = preset("tiny").with_overrides(["evaluator.search.merge_baseline=false"])
     assert preset("tiny").evaluator.search.merge_baseline and not changed.evaluator.search.merge_baseline
     assert changed.prover_actor.search.merge_baseline
@@ -93,7 +92,7 @@ def test_an_untrained_merged_search_proves_what_the_baseline_proves_and_alone_it
     settings = SearchSettings(expansions=16, timeout_s=60.0)
 
     def proved(policy, **change) -> set[str]:
-        results = prove_theorems(hilbert.db, theorems, policy, SearchSettings(**{**settings.to_json(), **change}),
+        results = prove_theorems(hilbert.db, theorems, policy, SearchSettings(**{**settings.to_dict(), **change}),
                                  grammar=hilbert.grammar, kernel=hilbert.kernel)
         return {r.label for r in results if r.proved}
 

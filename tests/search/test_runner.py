@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from configs.experiment import SearchConfig
+from configs.experiment import ProverActorConfig
 from core.errors import ConfigError, ModelError
 from core.metamath.prooftree import proof_tokens
 from core.search.baseline import BaselinePolicy
@@ -71,17 +71,15 @@ def test_a_policy_that_skips_queries_is_an_error(hilbert: Loaded) -> None:
         run_searches(searches, ShortPolicy(), batch=2)
 
 
-def test_settings_are_validated_and_read_from_configs() -> None:
+def test_settings_are_validated_and_are_the_config_section() -> None:
     with pytest.raises(ConfigError, match="prover"):
         SearchSettings(prover="sideways")
     with pytest.raises(ConfigError, match="expansions"):
         SearchSettings(expansions=0)
     with pytest.raises(ConfigError, match="timeout_s"):
         SearchSettings(timeout_s=0)
-    with pytest.raises(ConfigError, match="unknown search setting"):
-        SearchSettings.from_config({"expansion": 3})
-    config = SearchConfig(prover="forward-sampling", expansions=7, timeout_s=2.5, candidates=3)
-    settings = SearchSettings.from_config(config)
-    assert (settings.prover, settings.expansions, settings.timeout_s, settings.candidates) == \
-        ("forward-sampling", 7, 2.5, 3)
-    assert SearchSettings.from_config(settings.to_json()) == settings
+    with pytest.raises(ConfigError, match="unknown field.*'expansion'"):
+        SearchSettings.from_dict({"expansion": 3})
+    settings = SearchSettings(prover="forward-sampling", expansions=7, timeout_s=2.5, candidates=3)
+    assert ProverActorConfig(search=settings).search is settings  # the section is the settings, not a copy
+    assert SearchSettings.from_dict(settings.to_dict()) == settings
