@@ -105,7 +105,7 @@ def report(out: Path) -> None:
     print(f"\n{'run':<13}{'version':>8}{'step':>7}{'minutes':>9}{'proved':>10}{'success':>9}")
     for kind, records in rows.items():
         for r in records:
-            print(f"{kind:<13}{str(r['version']):>8}{str(r.get('step') or ''):>7}{r['minutes']:>9.1f}"
+            print(f"{kind:<13}{r['version']!s:>8}{r.get('step') or ''!s:>7}{r['minutes']:>9.1f}"
                   f"{r['proved']:>6} / {r['total']:<3}{100 * r['success_rate']:>7.1f}%")
     plot(out, rows)
 

@@ -29,9 +29,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +46,7 @@ from core.metamath.syntax import Grammar  # noqa: E402
 from core.metamath.verifier import Kernel  # noqa: E402
 from core.search.baseline import BaselinePolicy  # noqa: E402
 from core.search.evaluation import make_search  # noqa: E402
-from core.search.policy import Policy  # noqa: E402
+from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal  # noqa: E402
 from core.search.runner import SearchResult, SearchSettings, run_searches  # noqa: E402
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -62,10 +63,12 @@ class TimedPolicy:
         self.calls = 0
         self.queries = 0
 
-    def propose_backward(self, queries, k):  # type: ignore[no-untyped-def]
+    def propose_backward(self, queries: Sequence[BackwardQuery], k: int) -> list[list[Proposal]]:
         return self._timed(lambda: self.inner.propose_backward(queries, k), len(queries))
 
-    def propose_forward(self, queries, k, temperature=None):  # type: ignore[no-untyped-def]
+    def propose_forward(
+        self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
+    ) -> list[list[Proposal]]:
         return self._timed(lambda: self.inner.propose_forward(queries, k, temperature), len(queries))
 
     def _timed(self, call: Callable[[], Any], size: int) -> Any:
@@ -238,7 +241,7 @@ def decoding_rates(args: argparse.Namespace, db: Database, device: str, policy: 
     from core.models.decoding import beam_search, greedy, measure, sample
     from core.models.supervised import database_examples
 
-    model, vocab = policy.model, policy.vocab  # type: ignore[attr-defined]
+    model, vocab = policy.model, policy.vocab  # type: ignore[attr-defined]  # a ModelPolicy: see the caller
     sources = [source for source, _ in database_examples(db, vocab, model.config, split=args.split).examples][: args.batch]
     k = args.candidates
     decoders = {"greedy": (greedy, {}), f"sample n={k}": (sample, {"n": k}), f"beam k={k}": (beam_search, {"k": k})}

@@ -29,16 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import zstandard  # noqa: E402
+import zstandard
 
-from core.errors import run_guarded  # noqa: E402
-from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, stream_bounds  # noqa: E402
-from core.storage.shards import ZSTD_LEVEL, ShardEncoder, make_header, shard_path  # noqa: E402
+from core.errors import run_guarded
+from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, stream_bounds
+from core.storage.shards import ZSTD_LEVEL, ShardEncoder, make_header, shard_path
 
 
 def sample_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -129,7 +130,7 @@ def make_stream(root: ExperimentRoot, stream: str, shards: int) -> None:
     """``shards`` tiny valid shards, written directly (fast set-up: the poll is what is measured)."""
     encoder = ShardEncoder()
     for seq in range(shards):
-        data = encoder.encode(make_header(stream, seq, 1, {}, None, None), ['{"i":%d}' % seq])
+        data = encoder.encode(make_header(stream, seq, 1, {}, None, None), [f'{{"i":{seq}}}'])
         if seq == 0:
             root.backend.create(shard_path(stream, seq), data)  # creates the folder
         else:
@@ -144,7 +145,7 @@ def idle_poll(folder: Path, repeat: int, polls: int = 5000) -> dict[str, Any]:
         stream = f"s{shards}"
         make_stream(root, stream, shards)
         reader = StreamReader(root, [stream], Cursor({stream: shards}))
-        out[shards] = best_of(repeat, lambda: [reader.poll() for _ in range(polls)]) / polls
+        out[shards] = best_of(repeat, lambda reader=reader: [reader.poll() for _ in range(polls)]) / polls
         calls = _count_exists(root)
         started = time.perf_counter()
         if stream_bounds(root, stream)[1] != shards:
@@ -161,7 +162,7 @@ def _count_exists(root: ExperimentRoot) -> Callable[[], int]:
         count[0] += 1
         return original(rel)
 
-    backend.exists = exists  # type: ignore[method-assign]
+    backend.exists = exists  # type: ignore[method-assign]  # a counting wrapper, on this benchmark's root only
     return lambda: count[0]
 
 

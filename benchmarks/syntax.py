@@ -32,15 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.errors import GrammarError, MetamathError, run_guarded  # noqa: E402
-from core.metamath.__main__ import main as kernel_cli  # noqa: E402
-from core.metamath.database import Assertion, Database  # noqa: E402
-from core.metamath.embedded import embedded_database_path  # noqa: E402
-from core.metamath.environment import BackwardEnv, EnvError, Tactic  # noqa: E402
-from core.metamath.prooftree import ProofTree, tree_from_proof  # noqa: E402
-from core.metamath.reader import read_database  # noqa: E402
-from core.metamath.syntax import Grammar, floating_context  # noqa: E402
-from core.metamath.verifier import Kernel  # noqa: E402
+from core.errors import GrammarError, MetamathError, run_guarded
+from core.metamath.__main__ import main as kernel_cli
+from core.metamath.database import Assertion, Database
+from core.metamath.embedded import embedded_database_path
+from core.metamath.environment import BackwardEnv, EnvError, Tactic
+from core.metamath.prooftree import ProofTree, tree_from_proof
+from core.metamath.reader import read_database
+from core.metamath.syntax import Grammar, floating_context
+from core.metamath.verifier import Kernel
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from core.errors import run_guarded  # noqa: E402
-from core.metamath.embedded import embedded_database_path  # noqa: E402
-from core.metamath.reader import read_database  # noqa: E402
-from core.models.formats import build_vocabulary  # noqa: E402
-from core.models.supervised import database_examples  # noqa: E402
-from core.models.training import length_bucketed_batches, new_model, new_trainer  # noqa: E402
+from core.errors import run_guarded
+from core.metamath.embedded import embedded_database_path
+from core.metamath.reader import read_database
+from core.models.formats import build_vocabulary
+from core.models.supervised import database_examples
+from core.models.training import length_bucketed_batches, new_model, new_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 PROP_MM = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data")) / "metamath" / "prop.mm"

@@ -23,7 +23,8 @@ import logging
 import math
 import os
 import time
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from core.errors import ConfigError
 
@@ -47,7 +48,7 @@ class MetricsWriter:
             self._writer = SummaryWriter(folder, flush_secs=FLUSH_SECONDS)
 
     @classmethod
-    def open(cls, root_folder: str, job: str) -> "MetricsWriter":
+    def open(cls, root_folder: str, job: str) -> MetricsWriter:
         """The writer of ``job`` under ``root_folder`` (created); :class:`ConfigError` naming the folder if unusable."""
         folder = os.path.join(root_folder, job)
         try:
@@ -65,7 +66,7 @@ class MetricsWriter:
         return cls(folder, written)
 
     @classmethod
-    def disabled(cls) -> "MetricsWriter":
+    def disabled(cls) -> MetricsWriter:
         """A writer that writes nothing."""
         return cls(None)
 

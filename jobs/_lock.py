@@ -21,8 +21,9 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.errors import UsageError
 
@@ -152,7 +153,7 @@ def job_alive(job: dict[str, Any]) -> bool:
     return True
 
 
-def wait_for_earlier_jobs(exp: str, live_jobs: Callable[[], list[str]], ask_to_stop: Callable[[list[str]], None],
+def wait_for_earlier_jobs(exp: str, live_jobs: Callable[[], list[str]], ask_to_stop: Callable[[list[str]], object],
                           wait_s: float, poll_s: float = 2.0) -> None:
     """Before a resume: ask jobs still running from an earlier launcher to stop, and wait for them to end.
 

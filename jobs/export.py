@@ -26,8 +26,9 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from configs.experiment import ExperimentConfig
 from core.errors import MetamathError, StorageError, UsageError
@@ -242,7 +243,7 @@ def check_all(db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcome
     """Each distinct theorem once, relabelled and checked by the kernel; failures are skipped and counted."""
     grammar, kernel = Grammar(db), Kernel(db)
     prefix = fresh_prefix(db)
-    seen: set[tuple[Any, ...]] = set()
+    seen: set[tuple[Any, ...] | None] = set()
     exported: list[Exported] = []
     for located, tree in chosen:
         goal = located.record.get("goal")

@@ -25,20 +25,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import importlib
 import json as jsonlib
 import logging
 import math
 import multiprocessing
 import os
 import time
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from core.errors import MetamathError, UsageError
 from core.files import check_output_path, refuse_overwriting_input, same_file, write_text
 from core.metamath.comments import database_discouraged_labels
 from core.metamath.database import Assertion, Database
-from core.metamath.prooftree import check_tree, proof_tokens
+from core.metamath.prooftree import ProofTree, check_tree, proof_tokens
 from core.metamath.reader import read_database
 from core.metamath.splits import SplitRatios, split_theorems
 from core.metamath.syntax import Grammar
@@ -129,9 +129,10 @@ def prove(
     results = _search(db, theorems, spec, settings, forbidden, workers, batch)
     grammar, kernel = Grammar(db), Kernel(db)
     by_label = {t.label: t for t in theorems}
-    proofs = {r.label: _compressed_proof(db, grammar, kernel, by_label[r.label], r) for r in results if r.proved}
+    proofs = {r.label: _compressed_proof(db, grammar, kernel, by_label[r.label], r.proof)
+              for r in results if r.proved and r.proof is not None}
     results = [dataclasses.replace(r, proved=False, proof=None, stop_reason="kernel_rejected")
-               if r.proved and proofs[r.label] is None else r for r in results]
+               if r.proved and proofs.get(r.label) is None else r for r in results]
     if out is not None:
         rewrite_proofs(database, {label: p for label, p in proofs.items() if p is not None}, out, keep_links=in_place)
         logger.info("wrote %s", out)
@@ -242,20 +243,16 @@ class _PolicySpec:
     def build(self, db: Database, grammar: Grammar) -> Policy:
         if self.checkpoint is None:
             return BaselinePolicy(db, grammar=grammar, seed=self.seed)
-        try:
-            module = importlib.import_module("core.search.model_policy")
-        except ModuleNotFoundError as error:
-            if error.name not in ("core.search.model_policy",):
-                raise
-            raise UsageError("--checkpoint needs the learned policy (core.search.model_policy), which this "
-                             "installation does not have; leave --checkpoint out to use the model-free "
-                             "baseline") from None
-        return module.load_policy(self.checkpoint, device=self.device, db=db)
+        from core.search.model_policy import load_policy  # only here: it imports torch
+
+        return load_policy(self.checkpoint, device=self.device, db=db)
 
     def check(self, db: Database) -> None:
         """Read the checkpoint here: a bad one fails with its message (not in a worker, nor unnoticed)."""
         if self.checkpoint is not None:
-            importlib.import_module("core.models.checkpoint").read_model(self.checkpoint, kind="prover", db=db)
+            from core.models.checkpoint import read_model  # only here: it imports torch
+
+            read_model(self.checkpoint, kind="prover", db=db)
 
 
 # --- searching ------------------------------------------------------------------------------------
@@ -326,11 +323,11 @@ def _worker_prove(labels: list[str], settings: dict[str, Any], forbidden: list[s
 
 
 def _compressed_proof(db: Database, grammar: Grammar, kernel: Kernel, theorem: Assertion,
-                      result: SearchResult) -> list[str] | None:
+                      proof: ProofTree) -> list[str] | None:
     """The found proof in compressed form, checked again by the kernel (``None``, logged, if it fails)."""
     try:
-        check_tree(db, grammar, theorem, result.proof, kernel)  # type: ignore[arg-type]
-        tokens = proof_tokens(db, grammar, theorem, result.proof, compressed=True)  # type: ignore[arg-type]
+        check_tree(db, grammar, theorem, proof, kernel)
+        tokens = proof_tokens(db, grammar, theorem, proof, compressed=True)
         kernel.verify(theorem.with_proof(tokens))
     except MetamathError as error:
         logger.error("BUG: the proof found for %s does not verify, it is not written: %s", theorem.label, error)

@@ -13,8 +13,9 @@ The database is built by :mod:`core.metamath.reader`; this module only describes
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from core.errors import MetamathError
 
@@ -69,7 +70,7 @@ class Assertion(NamedTuple):
     context_floating: tuple[Hypothesis, ...] = ()
     context_disjoint: frozenset[DisjointPair] = frozenset()
 
-    def with_proof(self, proof: tuple[str, ...]) -> "Assertion":
+    def with_proof(self, proof: Sequence[str]) -> Assertion:
         """The same assertion with another proof (to check a rebuilt or candidate proof)."""
         return self._replace(proof=tuple(proof))
 

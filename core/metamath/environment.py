@@ -19,8 +19,9 @@ or solved goal.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Collection, Mapping, Sequence
+from typing import Any
 
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement, disjoint_pair
@@ -217,10 +218,10 @@ class Context:
     def hypotheses_under(self, assertion: Assertion, substitution: Mapping[str, Expression]) -> list[Statement]:
         """The essential hypotheses of ``assertion`` with ``substitution`` applied, in frame order."""
         compiled = self.kernel.compiled(assertion)
-        return [substitute(template, substitution) for _, template, _ in compiled.essential]  # type: ignore[arg-type]
+        return [substitute(template, substitution) for _, template, _ in compiled.essential]
 
     def conclusion_under(self, assertion: Assertion, substitution: Mapping[str, Expression]) -> Statement:
-        return substitute(self.kernel.compiled(assertion).conclusion, substitution)  # type: ignore[arg-type]
+        return substitute(self.kernel.compiled(assertion).conclusion, substitution)
 
 
 # --- Backward -------------------------------------------------------------------------------------
@@ -317,8 +318,8 @@ class ForwardEnv(Context):
     against the theorem's: a generated theorem then declares exactly the conditions its proof uses.
     """
 
-    def __init__(self, db: Database, theorem: Assertion, *, collect_disjoint: bool = False, **kwargs: object) -> None:
-        super().__init__(db, theorem, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, db: Database, theorem: Assertion, *, collect_disjoint: bool = False, **kwargs: Any) -> None:
+        super().__init__(db, theorem, **kwargs)  # kwargs: Context's keyword arguments
         self.collect_disjoint = collect_disjoint
         self.nodes: list[Node] = []
         self.by_statement: dict[Statement, Node] = {}

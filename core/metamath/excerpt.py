@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+
 from core.errors import MetamathError
 
 _TOKEN_RE = re.compile(r"\S+")

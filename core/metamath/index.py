@@ -11,7 +11,8 @@ databases with thousands of assertions.
 
 from __future__ import annotations
 
-from typing import Generic, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Generic, TypeVar
 
 from core.metamath.proof import ProofStep
 

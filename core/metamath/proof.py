@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from core.errors import MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis
@@ -100,7 +101,7 @@ def decode_proof(db: Database, assertion: Assertion) -> ProofProgram:
 def _decode_compressed(db: Database, assertion: Assertion, proof: tuple[str, ...]) -> ProofProgram:
     labels, letters, mandatory, dummies = compressed_parts(db, assertion, proof)
     ops = _decode_letters(assertion, letters, len(labels), mandatory, dummies)
-    return ProofProgram(labels + (UNKNOWN,) if UNKNOWN in letters else labels, ops)
+    return ProofProgram((*labels, UNKNOWN) if UNKNOWN in letters else labels, ops)
 
 
 def compressed_parts(
@@ -121,7 +122,7 @@ def compressed_parts(
         listed_checked = False
     for index, label in enumerate(() if listed_checked else listed, len(mandatory)):
         target = db.labels.get(label)
-        if target.__class__ is Assertion and target.number < assertion.number:  # type: ignore[union-attr]
+        if target.__class__ is Assertion and target.number < assertion.number:
             continue
         frame = {h.label: h for h in assertion.hypotheses}
         if label in frame:
@@ -278,7 +279,7 @@ class ProofStep:
     """One step of a complete proof: a label applied to the proofs of its hypotheses (in frame order)."""
 
     label: str
-    children: tuple["ProofStep", ...] = ()
+    children: tuple[ProofStep, ...] = ()
 
 
 def normal_proof(root: ProofStep) -> list[str]:

@@ -14,10 +14,11 @@ generated theorem), with its frame computed as the reader would.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from core.errors import GrammarError, MMVerificationError, MetamathError
+from core.errors import GrammarError, MetamathError, MMVerificationError
 from core.metamath.database import Assertion, Database, Hypothesis, Statement, disjoint_pair
 from core.metamath.proof import SAVE, ProofStep, compressed_proof, decode_proof, normal_proof
 from core.metamath.syntax import Grammar, floating_context
@@ -33,10 +34,10 @@ class ProofTree:
 
     label: str
     substitution: Substitution
-    children: tuple["ProofTree", ...]
+    children: tuple[ProofTree, ...]
     statement: Statement
 
-    def nodes(self) -> Iterator["ProofTree"]:
+    def nodes(self) -> Iterator[ProofTree]:
         """Every node, children before parents (shared subtrees once per occurrence)."""
         stack: list[tuple[ProofTree, bool]] = [(self, False)]
         while stack:
@@ -73,7 +74,7 @@ class ProofTree:
         return built[id(self)]
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "ProofTree":
+    def from_json(data: Mapping[str, Any]) -> ProofTree:
         """Rebuild a tree from :meth:`to_json` output (check it with :func:`check_tree` before trusting it).
 
         Built without recursion (any depth); anything malformed raises :class:`MetamathError`.
@@ -226,11 +227,15 @@ def _replay(
                                   label=theorem.label) from None
     if target.typecode != kernel.db.provable_typecode:  # a syntax step (axiom or syntax theorem)
         return conclusion, None
-    children = tuple(a[1] for a, h in zip(arguments, target.hypotheses) if h.kind == "e")
-    if any(child is None for child in children):
-        raise MMVerificationError(f"proof step {step}: an essential hypothesis of {target.label} is proved by "
-                                  "syntax steps only", file=theorem.file, line=theorem.line, label=theorem.label)
-    return conclusion, ProofTree(target.label, substitution, children, conclusion)  # type: ignore[arg-type]
+    children: list[ProofTree] = []
+    for (_, child), hypothesis in zip(arguments, target.hypotheses):
+        if hypothesis.kind != "e":
+            continue
+        if child is None:
+            raise MMVerificationError(f"proof step {step}: an essential hypothesis of {target.label} is proved by "
+                                      "syntax steps only", file=theorem.file, line=theorem.line, label=theorem.label)
+        children.append(child)
+    return conclusion, ProofTree(target.label, substitution, tuple(children), conclusion)
 
 
 # --- Tree -> complete proof -----------------------------------------------------------------------

@@ -23,8 +23,9 @@ import logging
 import os
 import stat
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Literal
 
 from core.errors import MMSyntaxError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, disjoint_pair
@@ -32,7 +33,7 @@ from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis
 logger = logging.getLogger(__name__)
 
 _BLOCK_BYTES = 1 << 16
-_KEYWORDS = frozenset("$c $v $f $e $d $a $p $= $. ${ $} $( $) $[ $]".split())
+_KEYWORDS = frozenset(["$c", "$v", "$f", "$e", "$d", "$a", "$p", "$=", "$.", "${", "$}", "$(", "$)", "$[", "$]"])
 _LABEL_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _NO_PAIRS: frozenset[DisjointPair] = frozenset()
 _ALLOWED_BYTES = bytes(range(0x21, 0x7F)) + b" \t\n\r\f"
@@ -65,7 +66,7 @@ class _FileTokens:
         self._progress = progress
         try:
             _check_regular_file(path)
-            self._file = open(path, "rb")
+            self._file = open(path, "rb")  # noqa: SIM115 - kept open across reads; close() closes it
         except OSError as error:
             raise MMSyntaxError(f"cannot open the file: {error.strerror}", file=path) from None
         self._tokens: list[str] = []
@@ -347,7 +348,8 @@ class _Reader:
         self._context_disjoint: frozenset[DisjointPair] | None = frozenset()
         self.included: set[str] = set()
         self.tokens: _FileTokens  # the file being read
-        self._handlers: dict[str, Callable[[str, int], None]] = {
+        # Keyed by str | None so that the end of the file (None) looks up to no handler, as any other keyword.
+        self._handlers: dict[str | None, Callable[[str, int], None]] = {
             "$f": self._floating,
             "$e": self._essential,
             "$a": self._axiom,
@@ -531,7 +533,7 @@ class _Reader:
         if not _LABEL_CHARACTERS.issuperset(label):
             raise self.error(f"{label!r} is not a valid label (letters, digits, '.', '-', '_')")
         keyword = self.tokens.next()
-        handler = self._handlers.get(keyword)  # type: ignore[arg-type]
+        handler = self._handlers.get(keyword)
         if handler is None:
             found = "the end of the file" if keyword is None else repr(keyword)
             raise self.error(f"label {label!r} must be followed by $f, $e, $a or $p, not {found}", label=label)
@@ -624,7 +626,7 @@ class _Reader:
     def _add_assertion(
         self,
         label: str,
-        kind: str,
+        kind: Literal["a", "p"],
         statement: tuple[str, ...],
         variables: set[str],
         proof: tuple[str, ...] | None,
@@ -634,7 +636,7 @@ class _Reader:
         is_theorem = kind == "p"
         assertion = Assertion(
             label=label,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             statement=statement,
             hypotheses=hypotheses,
             disjoint=disjoint,

@@ -34,7 +34,7 @@ class SplitRatios:
             raise ConfigError(f"split ratios must sum to 1, got {self.train} + {self.valid} + {self.test}")
 
     @staticmethod
-    def parse(text: str) -> "SplitRatios":
+    def parse(text: str) -> SplitRatios:
         """``"80/10/10"`` or ``"0.8,0.1,0.1"`` -> ratios."""
         parts = text.replace("/", ",").split(",")
         try:

@@ -21,8 +21,8 @@ an explicit stack (:meth:`_Parse.deep_parses`), so any depth parses or fails wit
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generator, Iterable, Mapping, Sequence
 
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, Hypothesis, Statement
@@ -48,9 +48,9 @@ class Rule:
 class _Parse:
     """The state of one parse: the symbols, memo table and the variables' floating hypotheses."""
 
-    __slots__ = ("grammar", "symbols", "floating", "memo", "active", "recursive", "seeds")
+    __slots__ = ("active", "floating", "grammar", "memo", "recursive", "seeds", "symbols")
 
-    def __init__(self, grammar: "Grammar", symbols: Sequence[str], floating: Mapping[str, Hypothesis]) -> None:
+    def __init__(self, grammar: Grammar, symbols: Sequence[str], floating: Mapping[str, Hypothesis]) -> None:
         self.grammar = grammar
         self.symbols = symbols
         self.floating = floating
@@ -105,7 +105,7 @@ class _Parse:
             self._walk(root, start, (), results)
         return results
 
-    def _walk(self, node: "_TrieNode", position: int, bound: tuple[ProofStep, ...],
+    def _walk(self, node: _TrieNode, position: int, bound: tuple[ProofStep, ...],
               results: list[tuple[int, ProofStep]]) -> None:
         """Match every rule body below trie ``node`` from ``position``; ``bound``: the variables' trees so far."""
         for label, order in node.complete:
@@ -117,7 +117,7 @@ class _Parse:
                 self._walk(child, position + 1, bound, results)
         for typecode, child in node.variables.items():
             for end, tree in self.parses(typecode, position):
-                self._walk(child, end, bound + (tree,), results)
+                self._walk(child, end, (*bound, tree), results)
 
     def deep_parses(self, typecode: str, start: int) -> _Call:
         """:meth:`parses` without Python recursion, for expressions nested too deeply for it: a generator that
@@ -167,7 +167,7 @@ class _Parse:
                 found = self.memo.get((variable_type, position))
                 if found is None:
                     found = yield self.deep_parses(variable_type, position)
-                work.extend([(child, end, bound + (tree,)) for end, tree in reversed(found)])
+                work.extend([(child, end, (*bound, tree)) for end, tree in reversed(found)])
                 continue
             node, position, bound = item
             for label, order in node.complete:
@@ -190,12 +190,13 @@ def _run_calls(call: _Call) -> list[tuple[int, ProofStep]]:
     value: list[tuple[int, ProofStep]] | None = None
     while True:
         try:
-            needed = stack[-1].send(value)  # type: ignore[arg-type]
+            # The first value sent into a new call is None, which the Generator type cannot express.
+            needed = stack[-1].send(value)  # type: ignore[arg-type]  # None starts a new call (see above)
         except StopIteration as returned:
             stack.pop()
             value = returned.value
             if not stack:
-                return value  # type: ignore[return-value]
+                return value
             continue
         stack.append(needed)
         value = None
@@ -208,7 +209,7 @@ class _TrieNode:
     whose body ends here, as (label, index of each hypothesis variable's tree among the bound ones).
     """
 
-    __slots__ = ("constants", "variables", "complete")
+    __slots__ = ("complete", "constants", "variables")
 
     def __init__(self) -> None:
         self.constants: dict[str, _TrieNode] = {}

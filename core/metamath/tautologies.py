@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from core.errors import ConfigError, MetamathError
 from core.metamath.database import Database, Statement
@@ -45,7 +45,7 @@ class Formula:
 
     operator: str
     variable: str = ""
-    arguments: tuple["Formula", ...] = ()
+    arguments: tuple[Formula, ...] = ()
 
     @property
     def depth(self) -> int:

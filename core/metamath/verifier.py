@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import operator
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
-from core.errors import MMVerificationError, MetamathError
+from core.errors import MetamathError, MMVerificationError
 from core.metamath.database import Assertion, Database, DisjointPair, Hypothesis, Statement
 from core.metamath.proof import ProofProgram, compressed_parts, decode_proof, lazy_operations
 from core.metamath.reader import collector_paused
@@ -85,7 +86,7 @@ def compile_template(statement: Statement, variables: set[str]) -> Template:
     return head, tuple(pairs)
 
 
-def substitute(template: Template, substitution: Substitution) -> Statement:
+def substitute(template: Template, substitution: Mapping[str, Statement]) -> Statement:
     """Apply a substitution to a compiled template."""
     out, pairs = template
     for variable, constants in pairs:
@@ -206,7 +207,7 @@ class Kernel:
     def _machine(
         self,
         targets: list[Statement | CompiledAssertion],
-        ops: Sequence[int],
+        ops: Iterable[int],
         context_disjoint: frozenset[DisjointPair],
         stack: list[Statement],
     ) -> list[Statement]:
@@ -227,10 +228,13 @@ class Kernel:
             for op in steps:
                 if op >= 0:
                     target = targets[op]
+                    # The class test is the kernel's fast isinstance, on which mypy does not narrow: a plain
+                    # tuple is a statement, anything else a compiled assertion (a named tuple).
                     if target.__class__ is tuple:
-                        push(target)  # type: ignore[arg-type]
+                        push(target)  # type: ignore[arg-type]  # a statement: see the class test above
                         continue
-                    assertion, floating, essential, (conclusion, pairs), disjoint, arity = target  # type: ignore[misc]
+                    compiled: CompiledAssertion = target  # type: ignore[assignment]  # see the class test above
+                    assertion, floating, essential, (conclusion, pairs), disjoint, arity = compiled
                     base = len(stack) - arity
                     if base < 0:
                         raise _StepError(0, f"{assertion.label} needs {arity} hypotheses, the stack holds {len(stack)}")
@@ -263,7 +267,7 @@ class Kernel:
                 else:  # SAVE
                     if len(stack) != applied + 1:  # something was pushed since, or nothing applied yet
                         raise _StepError(0, "`Z` does not follow an assertion step")
-                    targets.append(stack[-1])  # type: ignore[attr-defined]
+                    targets.append(stack[-1])
         except _StepError as error:
             if isinstance(ops, tuple):  # the failing step is the last one taken
                 error.step = len(ops) - operator.length_hint(steps)
@@ -289,7 +293,7 @@ class Kernel:
             return False
         targets = list(map(self._targets.__getitem__, labels))
         try:
-            stack = self._machine(targets, ops, theorem.context_disjoint, [])  # type: ignore[arg-type]
+            stack = self._machine(targets, ops, theorem.context_disjoint, [])
         except (_StepError, IndexError):
             return False
         return len(stack) == 1 and stack[0] == theorem.statement
@@ -323,10 +327,10 @@ class _Targets(dict[str, "Statement | CompiledAssertion"]):
 
     def __missing__(self, label: str) -> Statement | CompiledAssertion:
         target = self.db.labels[label]
-        if target.__class__ is Hypothesis:
+        if isinstance(target, Hypothesis):
             value: Statement | CompiledAssertion = target.statement
         else:
-            value = self.compiled.get(label) or compile_assertion(target, self.db.variables)  # type: ignore[arg-type]
+            value = self.compiled.get(label) or compile_assertion(target, self.db.variables)
             self.compiled[label] = value
         self[label] = value
         return value
@@ -367,7 +371,7 @@ def verify_database(
                 _verify_into(report, kernel, theorem)
             except MetamathError as error:
                 report.failures.append(error)
-            except Exception as error:  # noqa: BLE001 - a kernel bug must not stop the other theorems' checks
+            except Exception as error:
                 logger.debug("checking %s failed unexpectedly", theorem.label, exc_info=True)
                 report.failures.append(MMVerificationError(
                     f"the kernel failed on this proof ({type(error).__name__}: {str(error)[:200]}); "

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from core.errors import MetamathError
 from core.files import write_text

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from core.errors import ModelError
 from core.models.transformer import Seq2Seq
 
-AllowedFirst = Union[torch.Tensor, Sequence[Union[None, torch.Tensor, Iterable[int]]], None]
+AllowedFirst = torch.Tensor | Sequence[torch.Tensor | Iterable[int] | None] | None
 
 
 class Candidate(NamedTuple):
@@ -106,7 +106,7 @@ def first_token_mask(
     return mask
 
 
-def _allowed_row(item: None | torch.Tensor | Iterable[int], vocab_size: int) -> torch.Tensor:
+def _allowed_row(item: torch.Tensor | Iterable[int] | None, vocab_size: int) -> torch.Tensor:
     if item is None:
         return torch.ones(vocab_size, dtype=torch.bool)
     if isinstance(item, torch.Tensor) and item.dtype == torch.bool:

@@ -47,7 +47,7 @@ def check_device(text: str | None, flag: str = "--device") -> str | None:
     return text
 
 
-def resolve_device(text: str, field: str, *, local_rank: int = 0) -> "torch.device":
+def resolve_device(text: str, field: str, *, local_rank: int = 0) -> torch.device:
     """The device a job uses for a ``device`` setting: ``auto`` is ``cuda`` when CUDA is available here,
     else ``cpu``; an unindexed ``cuda`` is ``cuda:local_rank`` modulo this machine's devices (so the ranks of
     a group on one node use different GPUs). A :class:`UsageError` naming ``field`` when that device is not
@@ -63,7 +63,7 @@ def resolve_device(text: str, field: str, *, local_rank: int = 0) -> "torch.devi
     return device
 
 
-def effective_precision(precision: str, device: "torch.device", field: str = "precision") -> str:
+def effective_precision(precision: str, device: torch.device, field: str = "precision") -> str:
     """``precision`` as it applies on ``device``: ``bf16`` needs CUDA; on another device it falls back to
     ``fp32`` with a warning. A :class:`ConfigError` naming ``field`` for an unknown precision."""
     if precision not in PRECISIONS:
@@ -74,12 +74,12 @@ def effective_precision(precision: str, device: "torch.device", field: str = "pr
     return precision
 
 
-def default_precision(device: "torch.device") -> str:
+def default_precision(device: torch.device) -> str:
     """``bf16`` on CUDA, ``fp32`` elsewhere (what a caller that names no precision gets)."""
     return "bf16" if device.type == "cuda" else "fp32"
 
 
-def autocast(device: "torch.device", precision: str) -> AbstractContextManager[object]:
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
     """bfloat16 autocast for ``bf16`` on CUDA; nothing otherwise (fp32, or a device without bf16 autocast)."""
     import torch
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            wanted = {"float": (int, float), "str": str}.get(str(field.type), int)
+            kinds: dict[str, type | tuple[type, ...]] = {"float": (int, float), "str": str}
+            wanted = kinds.get(str(field.type), int)
             if isinstance(value, bool) or not isinstance(value, wanted):
                 self._bad(field.name, value, f"must be of type {field.type}")
         positive = ("vocab_size", "d_model", "n_heads", "d_ff", "max_source_len", "max_target_len")
@@ -346,6 +348,11 @@ class Seq2Seq(nn.Module):
         self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
         self.apply(self._init)
 
+    @property
+    def decoder_layers(self) -> Sequence[DecoderLayer]:
+        """The decoder's layers, typed (iterating a ``ModuleList`` yields plain modules)."""
+        return cast("Sequence[DecoderLayer]", self.decoder)
+
     @staticmethod
     def _init(module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -389,7 +396,7 @@ class Seq2Seq(nn.Module):
         memory = self.encode(src, pad)
         mask = ~pad[:, None, None, :]
         x = self.embed(tgt_in) + self.tgt_pos(0, tgt_in.shape[1])
-        for layer in self.decoder:
+        for layer in self.decoder_layers:
             k, v = layer.cross_attn.keys_values(memory)
             x = layer(x, k, v, mask)
         return self.logits(x)
@@ -400,7 +407,7 @@ class Seq2Seq(nn.Module):
         """A cache decoding ``group`` rows per source of ``memory`` for up to ``capacity`` steps."""
         capacity = self.config.max_target_len if capacity is None else capacity
         self._check_length(capacity, self.config.max_target_len, "decoding capacity")
-        cross = [layer.cross_attn.keys_values(memory) for layer in self.decoder]
+        cross = [layer.cross_attn.keys_values(memory) for layer in self.decoder_layers]
         mask = ~src_pad_mask[:, None, None, :]
         return DecoderCache(cross, mask, group, capacity, self.config.n_heads)
 
@@ -410,7 +417,7 @@ class Seq2Seq(nn.Module):
         cache.reserve(t + 1)
         n, g = tokens.shape[0], cache.num_groups
         x = (self.embed(tokens) + self.tgt_pos(t, 1))[:, None, :]  # (N, 1, D)
-        for i, layer in enumerate(self.decoder):
+        for i, layer in enumerate(self.decoder_layers):
             q, k, v = layer.self_attn.project(layer.ln1(x))  # (N, H, 1, Dh)
             cache.keys[i][:, :, t : t + 1] = k
             cache.values[i][:, :, t : t + 1] = v

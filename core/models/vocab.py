@@ -57,7 +57,7 @@ class Vocabulary:
             raise ModelError(f"vocabulary: the specials must start with {' '.join(BUILTIN_SPECIALS)}")
         self._tokens: list[Token] = []
         self._ids: dict[Token, int] = {}
-        for kind, texts in (("special", specials), ("symbol", symbols), ("label", labels)):
+        for kind, texts in zip(KINDS, (specials, symbols, labels)):
             for text in texts:
                 self._add(Token(kind, text))
         self.num_specials = len(specials)
@@ -191,10 +191,12 @@ class Vocabulary:
     def from_dict(cls, data: Any) -> Vocabulary:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ModelError(f"vocabulary: not a {FORMAT} description (format field missing or different)")
-        lists = [data.get(key) for key in ("specials", "symbols", "labels")]
-        for key, value in zip(("specials", "symbols", "labels"), lists):
+        lists: list[list[str]] = []
+        for key in ("specials", "symbols", "labels"):
+            value = data.get(key)
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
                 raise ModelError(f"vocabulary: field {key!r} must be a list of strings")
+            lists.append(value)
         return cls(*lists)
 
     def to_json(self) -> str:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 from core.metamath.database import Statement
 from core.metamath.environment import BackwardEnv, EnvError, Expansion
@@ -44,7 +44,7 @@ from core.search.runner import Query, Search, SearchSettings
 class GoalNode:
     """An OR node: a statement to prove."""
 
-    __slots__ = ("statement", "index", "depth", "value", "parents", "tactics", "expanded", "failed", "solved_by")
+    __slots__ = ("depth", "expanded", "failed", "index", "parents", "solved_by", "statement", "tactics", "value")
 
     def __init__(self, statement: Statement, index: int, depth: int, value: float) -> None:
         self.statement = statement
@@ -65,7 +65,7 @@ class GoalNode:
 class TacticNode:
     """An AND node: a valid tactic applied to ``goal``; ``subgoals[i]`` is ``None`` for closed subgoals."""
 
-    __slots__ = ("goal", "expansion", "logprob", "subgoals", "solved", "failed")
+    __slots__ = ("expansion", "failed", "goal", "logprob", "solved", "subgoals")
 
     def __init__(self, goal: GoalNode, expansion: Expansion, logprob: float, subgoals: list[GoalNode | None]) -> None:
         self.goal = goal

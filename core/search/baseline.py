@@ -38,8 +38,8 @@ import heapq
 import itertools
 import math
 import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Sequence
 
 from core.errors import GrammarError
 from core.metamath.database import Assertion, Database, Statement
@@ -61,7 +61,7 @@ class _Analysis:
     tree: ProofStep
     expressions: dict[int, Expression]
     by_type: dict[str, tuple[Expression, ...]]  # typecode -> distinct subexpressions, shortest first
-    matches: dict[tuple[str, int], "Bound | None"]  # (label, hypothesis index) -> binding, filled lazily
+    matches: dict[tuple[str, int], Bound | None]  # (label, hypothesis index) -> binding, filled lazily
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +243,7 @@ class BaselinePolicy:
                     break
         return proposals
 
-    def _assignments(self, assertion: Assertion, nodes: "_Nodes") -> list[Bound]:
+    def _assignments(self, assertion: Assertion, nodes: _Nodes) -> list[Bound]:
         """Consistent bindings of the assertion's hypotheses to node statements (``[{}]`` if it has none).
 
         Hypotheses are joined most structured first; one whose variables are all bound already is looked
@@ -434,7 +434,7 @@ def _smallest_combinations(lists: Sequence[Sequence[Expression]], limit: int) ->
         produced += 1
         for axis, items in enumerate(lists):
             if index[axis] + 1 < len(items):
-                successor = index[:axis] + (index[axis] + 1,) + index[axis + 1 :]
+                successor = (*index[:axis], index[axis] + 1, *index[axis + 1 :])
                 if successor not in seen:
                     seen.add(successor)
                     step = len(items[index[axis] + 1]) - len(items[index[axis]])

@@ -12,7 +12,8 @@ import logging
 import statistics
 import time
 from collections import Counter
-from typing import Any, Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
 
 from core.metamath.database import Assertion, Database
 from core.metamath.environment import BackwardEnv, ForwardEnv

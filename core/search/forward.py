@@ -15,7 +15,7 @@ that node's proof tree is checked by the kernel before it counts.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from core.metamath.environment import EnvError, ForwardEnv
 from core.search.policy import ForwardQuery, Proposal

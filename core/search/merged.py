@@ -21,7 +21,8 @@ is) for backward search, with a baseline cached per database, and leaves any oth
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from core.metamath.database import Database
 from core.metamath.environment import Tactic

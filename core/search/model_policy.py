@@ -34,7 +34,6 @@ from core.errors import ConfigError, GrammarError
 from core.metamath.database import Database, Statement
 from core.metamath.environment import Context, ForwardEnv, Tactic
 from core.metamath.index import PatternIndex
-from core.metamath.proof import ProofStep
 from core.metamath.syntax import Grammar, floating_context
 from core.models.checkpoint import KINDS, LoadedModel, check_kind_formats, read_model
 from core.models.decoding import Candidate, beam_search, sample
@@ -197,12 +196,12 @@ class ModelPolicy:
         if k < 1:
             raise ConfigError(f"ModelPolicy: k must be >= 1 (got {k})")
         results: list[list[Proposal]] = [[] for _ in queries]
-        usable = [i for i, item in enumerate(prepared) if item is not None]
+        usable = [(i, item) for i, item in enumerate(prepared) if item is not None]
         for start in range(0, len(usable), self.max_batch):
             chunk = usable[start : start + self.max_batch]
-            sources = [prepared[i][0] for i in chunk]  # type: ignore[index]
-            masks = torch.stack([prepared[i][1] for i in chunk])  # type: ignore[index]
-            for i, candidates in zip(chunk, self._decode(sources, masks, k, temperature)):
+            sources = [item[0] for _, item in chunk]
+            masks = torch.stack([item[1] for _, item in chunk])
+            for (i, _), candidates in zip(chunk, self._decode(sources, masks, k, temperature)):
                 results[i] = self._proposals(queries[i], candidates, allow_stop and queries[i].goal is None
                                               and getattr(queries[i], "may_stop", True))
         return results

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from core.metamath.database import Assertion, Database, Statement
 from core.metamath.environment import Context, Tactic
@@ -37,12 +37,12 @@ class OraclePolicy:
         self._allowed: dict[str, list[str]] = {}
 
     @classmethod
-    def from_database(cls, db: Database, labels: Iterable[str] | None = None, **options: object) -> "OraclePolicy":
+    def from_database(cls, db: Database, labels: Iterable[str] | None = None, **options: int) -> OraclePolicy:
         """An oracle knowing the database proofs of ``labels`` (default: every complete ``|-`` theorem)."""
         kernel = Kernel(db)
         theorems = ([db.assertion(label) for label in labels] if labels is not None else
                     [a for a in db.theorems() if a.typecode == db.provable_typecode and not a.is_incomplete])
-        return cls(db, {t.label: tree_from_proof(db, t, kernel) for t in theorems}, **options)  # type: ignore[arg-type]
+        return cls(db, {t.label: tree_from_proof(db, t, kernel) for t in theorems}, **options)
 
     # --- the Policy interface --------------------------------------------------------------------
 

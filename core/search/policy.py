@@ -15,8 +15,9 @@ cumulative log-probabilities as priorities. Proposals may be invalid: the enviro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from core.metamath.database import Statement
 from core.metamath.environment import BackwardEnv, ForwardEnv, Tactic

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, cast
 
 from core.errors import ConfigError, ModelError, MetamathError
 from core.metamath.database import Assertion, Database
@@ -293,10 +293,11 @@ def _answer(policy: Policy, kind: str, k: int, temperature: float | None,
             members: list[tuple[int, Search, list[Query]]]) -> None:
     flat = [q for _, _, queries in members for q in queries]
     start = time.perf_counter()
+    # A group holds the queries of one kind (its key says which), hence the casts.
     if kind == "backward":
-        answers = policy.propose_backward(flat, k)  # type: ignore[arg-type]
+        answers = policy.propose_backward(cast("list[BackwardQuery]", flat), k)
     else:
-        answers = policy.propose_forward(flat, k, temperature)  # type: ignore[arg-type]
+        answers = policy.propose_forward(cast("list[ForwardQuery]", flat), k, temperature)
     share = (time.perf_counter() - start) / max(len(flat), 1)
     if len(answers) != len(flat):
         raise ModelError(f"the policy answered {len(answers)} of {len(flat)} {kind} queries; it must answer each")

@@ -32,8 +32,9 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import IO, Any, Callable, Iterator, Union
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from typing import IO, Any
 
 from core.errors import StorageError
 
@@ -43,7 +44,7 @@ TMP_PREFIX = ".tmp-"
 """Names starting with this are temporaries: readers never open them; :func:`clean_temporaries` removes
 them once older than a grace period."""
 
-Payload = Union[bytes, Callable[[IO[bytes]], None]]
+Payload = bytes | Callable[[IO[bytes]], None]
 """What a backend writes: bytes, or a function writing into a binary file (used for large checkpoints)."""
 
 _MEMORY_LOCK = threading.RLock()
@@ -252,10 +253,8 @@ class LocalBackend(Backend):
 
 
 def _unlink_quietly(path: str) -> None:
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class FsspecBackend(Backend):
@@ -424,7 +423,7 @@ def _spooled(data: Payload) -> Iterator[tuple[IO[bytes], int]]:
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
         size = _write_payload(spool, data)
         spool.seek(0)
-        yield spool, size  # type: ignore[misc]
+        yield spool, size
 
 
 def _upload(source: IO[bytes], target: Any, where: str) -> None:

@@ -531,7 +531,7 @@ class CheckpointStore:
                 sidecars[version] = sidecar
         kept = sorted(sidecars)
         deleted = []
-        for older, newer in zip(kept[:-keep_last], kept[1:]):
+        for older, newer in zip(kept[:-keep_last], kept[1:]):  # noqa: RUF007 - pairs of the older versions only
             if now() - sidecars[newer]["time"] < grace_s:
                 break
             self._backend.remove(self._sidecar(older))

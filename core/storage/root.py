@@ -20,8 +20,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from core.errors import ConfigError, ExperimentConfigMismatch, StorageError
 from core.storage.backend import Backend, LocalBackend, backend_for, is_temporary
@@ -122,9 +123,10 @@ class ExperimentRoot:
 
     def request_stop(self, reason: str, jobs: list[str] | None = None) -> dict[str, Any]:
         """Ask the jobs named in ``jobs`` (every job if None) to end after their current unit of work."""
-        request = {"time": now(), "reason": str(reason), "jobs": None if jobs is None else sorted(jobs)}
-        for name in request["jobs"] or ():
+        named = None if jobs is None else sorted(jobs)
+        for name in named or ():
             check_name(name, "job")
+        request = {"time": now(), "reason": str(reason), "jobs": named}
         self.backend.replace(STOP_FILE, json_bytes(request, what="stop request", indent=1))
         return request
 
@@ -173,12 +175,15 @@ class ExperimentRoot:
         return sorted(n for n in self.backend.listdir(CHECKPOINTS_DIR) if _NAME.fullmatch(n))
 
 
+RootKind = Literal["experiment", "empty", "occupied", "file"]
+
+
 @dataclass(frozen=True)
 class RootLocation:
     """What is at an experiment root's URL, before opening it (for launchers checking ``--exp``)."""
 
     url: str
-    kind: Literal["experiment", "empty", "occupied", "file"]
+    kind: RootKind
     """an experiment (it has a config.json); nothing, or an empty folder; a folder of other things; a file"""
     shared_across_processes: bool
     """False for ``memory://``: jobs in other processes cannot see it"""
@@ -187,6 +192,7 @@ class RootLocation:
 def inspect_root(url: str) -> RootLocation:
     """What is at ``url`` (a path or any fsspec URL); StorageError if its filesystem is not installed."""
     backend = backend_for(url)
+    kind: RootKind
     if backend.base_is_file():
         kind = "file"
     elif backend.exists(CONFIG_FILE):

@@ -61,7 +61,7 @@ def test_a_sidecar_naming_a_file_outside_the_experiment_never_deletes_it(run: Pa
     sidecar.write_text(json.dumps({**document, "weights": "../../../victim.txt"}))
     store.retain(keep_last=1, grace_s=0)
     assert victim.read_text() == "the user's file"
-    code, report = status(run)
+    _code, report = status(run)
     assert "0" in report["checkpoints"]["prover"]["damaged"]  # reported, not followed
 
 

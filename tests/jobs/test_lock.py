@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -111,7 +112,7 @@ def test_a_fresh_heartbeat_of_a_dead_local_pid_is_not_a_live_job() -> None:
 class _FailingSupervisor:
     """Stands in for the supervisor: its poll fails as a full disk would."""
 
-    instances: list["_FailingSupervisor"] = []
+    instances: ClassVar[list[_FailingSupervisor]] = []
 
     def __init__(self, *args: object, fail: bool = True, **kwargs: object) -> None:
         self.killed = False

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UsageError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
 from core.metamath.verifier import verify_database
@@ -145,15 +144,6 @@ def test_malformed_database_exits_1(tmp_path: Path) -> None:
     broken.write_text("$c wff $.\n x $p wff $= ? \n")
     run = prove(broken, "--out", tmp_path / "out.mm")
     assert run.returncode == 1 and "error:" in run.stderr and "Traceback" not in run.stderr
-
-
-def test_checkpoint_without_the_model_policy_is_a_usage_error(monkeypatch, holes: Path) -> None:
-    from jobs.prove import _PolicySpec
-
-    monkeypatch.setitem(sys.modules, "core.search.model_policy", None)  # as if the module were not installed
-    spec = _PolicySpec(str(holes), str(holes), "cpu", 0)
-    with pytest.raises(UsageError, match="leave --checkpoint out"):
-        spec.build(read_database(holes), None)  # type: ignore[arg-type]
 
 
 def test_a_device_without_cuda_is_a_usage_error_before_any_work(holes: Path, tmp_path: Path, monkeypatch,

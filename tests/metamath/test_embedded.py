@@ -34,8 +34,7 @@ AXIOMS = {
     "df-or": "|- ( ( ph \\/ ps ) <-> ( -. ph -> ps ) )",
     "df-an": "|- ( ( ph /\\ ps ) <-> -. ( ph -> -. ps ) )",
 }
-CLASSICS = ("mp2 a1i a2i mpd syl id a1d com12 con4i pm2.21 pm2.43 syl5 syl6 imim1i impbii biimpi bicomi "
-            "pm3.2i orc olc notnot2 notnot1 peirce jaoi ex imp simpl jca").split()
+CLASSICS = ["mp2", "a1i", "a2i", "mpd", "syl", "id", "a1d", "com12", "con4i", "pm2.21", "pm2.43", "syl5", "syl6", "imim1i", "impbii", "biimpi", "bicomi", "pm3.2i", "orc", "olc", "notnot2", "notnot1", "peirce", "jaoi", "ex", "imp", "simpl", "jca"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def test_axioms_and_definitions_are_set_mms(db) -> None:
         assert " ".join(db.assertion(label).statement) == text, label
     assert [h.label for h in db.assertion("ax-mp").hypotheses] == ["wph", "wps", "min", "maj"]
     assert sorted(a.label for a in db.assertions if a.kind == "a") == sorted(AXIOMS)
-    assert [h.variable for h in db.global_floating] == "ph ps ch th ta et ze si".split()
+    assert [h.variable for h in db.global_floating] == ["ph", "ps", "ch", "th", "ta", "et", "ze", "si"]
 
 
 def test_every_proof_verifies_with_our_kernel(db) -> None:

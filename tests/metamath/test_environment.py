@@ -3,8 +3,8 @@ subgoals by hypotheses, collecting ``$d`` pairs, and replaying real proofs to tr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 

@@ -11,8 +11,9 @@ Each property is paired with its accepted twin: the unmutated database reads and
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -78,7 +79,7 @@ def check_database_text(folder: Path, text: str) -> Database | AdvproverError:
         grammar = bounded(lambda: Grammar(db))
         if isinstance(grammar, Grammar):
             for assertion in db.assertions:
-                bounded(lambda: grammar.parse(assertion.statement[0], assertion.statement[1:]))
+                bounded(lambda assertion=assertion: grammar.parse(assertion.statement[0], assertion.statement[1:]))
     return db
 
 

@@ -25,8 +25,8 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -206,7 +206,7 @@ def expanded(db: Database, theorem: Assertion, proof: tuple[str, ...]) -> tuple[
 @dataclasses.dataclass
 class Node:
     label: str
-    children: list["Node"]
+    children: list[Node]
 
     def tokens(self) -> list[str]:
         return [token for child in self.children for token in child.tokens()] + [self.label]
@@ -274,7 +274,7 @@ def normal_mutators(db: Database, theorem: Assertion, tokens: list[str]) -> dict
         others = [label for label in earlier_by_arity.get(arity(db, tokens[i]), []) if label != tokens[i]]
         if not others:
             return None
-        return tokens[:i] + [rng.choice(others)] + tokens[i + 1 :]
+        return [*tokens[:i], rng.choice(others), *tokens[i + 1:]]
 
     return {
         "swap two labels": swap_labels,
@@ -311,7 +311,7 @@ def compressed_mutators(theorem: Assertion) -> dict[str, Mutator]:
 
     def change_step(rng: random.Random) -> list[str] | None:
         i = rng.choice([k for k, s in enumerate(steps) if s != "Z"])
-        return rebuilt(steps[:i] + [encode(rng.randint(1, highest))] + steps[i + 1 :])
+        return rebuilt([*steps[:i], encode(rng.randint(1, highest)), *steps[i + 1:]])
 
     def swap_steps(rng: random.Random) -> list[str] | None:
         if len(steps) < 2:
@@ -333,7 +333,7 @@ def compressed_mutators(theorem: Assertion) -> dict[str, Mutator]:
         i = rng.randrange(len(steps))
         if steps[i] == "Z":
             return rebuilt(steps[:i] + steps[i + 1 :])
-        return rebuilt(steps[: i + 1] + ["Z"] + steps[i + 1 :])
+        return rebuilt([*steps[:i + 1], "Z", *steps[i + 1:]])
 
     def swap_listed(rng: random.Random) -> list[str] | None:
         if len(listed) < 2:

@@ -85,7 +85,7 @@ def test_every_embedded_proof_round_trips_and_the_trees_are_small_and_varied(hil
 
 
 def test_size_depth_and_nodes(hilbert) -> None:
-    db, grammar, kernel = hilbert
+    db, _grammar, kernel = hilbert
     tree = tree_from_proof(db, db.assertion("mp2"), kernel)  # ax-mp(mp2.2, ax-mp(mp2.1, mp2.3))
     assert [node.label for node in tree.nodes()] == ["mp2.2", "mp2.1", "mp2.3", "ax-mp", "ax-mp"]
     assert tree.size == 5 and tree.depth == 3
@@ -230,7 +230,7 @@ def test_a_later_theorem_is_rejected(hilbert) -> None:
 
 
 def test_make_theorem_frame_matches_the_readers(hilbert) -> None:
-    db, grammar, kernel = hilbert
+    db, _grammar, _kernel = hilbert
     syl = db.assertion("syl")
     made = make_theorem(db, "mysyl", syl.statement, [h.statement for h in syl.essential])
     assert [h.label for h in made.floating] == [h.label for h in syl.floating] == ["wph", "wps", "wch"]
@@ -244,7 +244,7 @@ def test_make_theorem_frame_matches_the_readers(hilbert) -> None:
 
 
 def test_make_theorem_before_an_assertion_uses_its_context(hilbert) -> None:
-    db, grammar, kernel = hilbert
+    db, _grammar, _kernel = hilbert
     syl = db.assertion("syl")
     made = make_theorem(db, "t", statement("|- ( ph -> ph )"), before=syl)
     assert made.number == syl.number and made.context_floating == syl.context_floating

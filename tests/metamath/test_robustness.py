@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import GrammarError, MetamathError, MMSyntaxError, MMVerificationError
-from core.metamath import read_database, verify_database
+from core.errors import GrammarError, MetamathError, MMVerificationError
 from core.metamath import proof as proof_module
+from core.metamath import read_database, verify_database
 from core.metamath.proof import MAX_STEP_LETTERS, decode_proof, encode_number, normal_proof
 from core.metamath.syntax import Grammar, _Parse, _run_calls, floating_context
 from core.metamath.verifier import Kernel

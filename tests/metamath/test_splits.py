@@ -4,6 +4,7 @@ may use for a target theorem."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import random
 import subprocess
@@ -62,7 +63,7 @@ def test_the_split_does_not_depend_on_database_order_or_content(prop: Database) 
         other = dataclasses.replace(prop, assertions=assertions)
         for name, labels in labels_by_split(other).items():
             assert all(expected[label] == name for label in labels)
-        assert sorted(sum(labels_by_split(other).values(), [])) == sorted(
+        assert sorted(itertools.chain.from_iterable(labels_by_split(other).values())) == sorted(
             a.label for a in assertions if a.label in expected)
 
 
@@ -138,7 +139,7 @@ partly $p |- -. -. -. ph $= wph wn wn ? $.
 """)
     db = read_database(path)
     assert [t.label for t in splittable(db)] == ["done"]
-    assert sum(labels_by_split(db, SplitRatios(1, 0, 0)).values(), []) == ["done"]
+    assert list(itertools.chain.from_iterable(labels_by_split(db, SplitRatios(1, 0, 0)).values())) == ["done"]
 
 
 # --- the labels a prover may use -----------------------------------------------------------------

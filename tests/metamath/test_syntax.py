@@ -113,7 +113,7 @@ def test_set_mm_class_and_setvar_expressions(set_classes) -> None:
     ("wff", "x = ( y"),
 ])
 def test_set_mm_rejects_wrongly_typed_expressions(set_classes, typecode: str, text: str) -> None:
-    db, grammar = set_classes
+    _db, grammar = set_classes
     assert not grammar.is_well_formed(typecode, text.split())
     with pytest.raises(GrammarError):
         grammar.parse(typecode, text.split())
@@ -133,7 +133,7 @@ def test_set_mm_rejects_wrongly_typed_expressions(set_classes, typecode: str, te
     ("ph", ""),
 ])
 def test_ill_formed_expressions_are_rejected_and_well_formed_twins_accepted(prop, good: str, bad: str) -> None:
-    db, grammar = prop
+    _db, grammar = prop
     assert grammar.is_well_formed("wff", good.split())
     assert grammar.expression(grammar.parse("wff", good.split())) == tuple(good.split())
     assert not grammar.is_well_formed("wff", bad.split())
@@ -142,7 +142,7 @@ def test_ill_formed_expressions_are_rejected_and_well_formed_twins_accepted(prop
 
 
 def test_wrong_typecode_is_rejected(prop) -> None:
-    db, grammar = prop
+    _db, grammar = prop
     with pytest.raises(GrammarError, match="not a syntax typecode"):
         grammar.parse("class", ("ph",))
     with pytest.raises(GrammarError, match="not a syntax typecode"):
@@ -151,7 +151,7 @@ def test_wrong_typecode_is_rejected(prop) -> None:
 
 
 def test_provable_statements_parse_as_wff(prop) -> None:
-    db, grammar = prop
+    _db, grammar = prop
     assert grammar.syntax_typecode("|-") == "wff" and grammar.syntax_typecode("wff") == "wff"
     proved = grammar.parse_statement(("|-", "(", "ph", "->", "ph", ")"))
     as_wff = grammar.parse("wff", ("(", "ph", "->", "ph", ")"))
@@ -182,7 +182,7 @@ def test_a_mutated_syntax_proof_is_rejected_by_the_kernel(prop) -> None:
 
 
 def test_expression_of_a_tree_with_an_unknown_label_is_an_error(prop) -> None:
-    db, grammar = prop
+    _db, grammar = prop
     with pytest.raises(GrammarError, match="neither a syntax axiom nor a floating hypothesis"):
         grammar.expression(ProofStep("wi", (ProofStep("wph"), ProofStep("ax-1"))))
 
@@ -204,9 +204,9 @@ def test_ambiguity_is_reported(tmp_path: Path) -> None:
     db = read_database(write(tmp_path, AMBIGUOUS))
     grammar = Grammar(db)
     with pytest.raises(GrammarError, match=r"ambiguous \(2 parses\)"):
-        grammar.parse("wff", "ph + ps + ch".split())
-    assert not grammar.is_well_formed("wff", "ph + ps + ch".split())
-    tree = grammar.parse("wff", "( ph + ps ) + ch".split())  # the bracketed twin is unambiguous
+        grammar.parse("wff", ["ph", "+", "ps", "+", "ch"])
+    assert not grammar.is_well_formed("wff", ["ph", "+", "ps", "+", "ch"])
+    tree = grammar.parse("wff", ["(", "ph", "+", "ps", ")", "+", "ch"])  # the bracketed twin is unambiguous
     assert normal_proof(tree) == ["wph", "wps", "wplus", "wpar", "wch", "wplus"]
 
 
@@ -245,16 +245,16 @@ def test_left_recursion_inside_a_provable_statement(tmp_path: Path) -> None:
     grammar = Grammar(db)
     tree = grammar.parse_statement(db.assertion("ax-r1").statement)
     assert normal_proof(tree) == ["wva", "wva", "wn", "wn", "wb"]
-    assert not grammar.is_well_formed("wff", "a = ' a".split())
+    assert not grammar.is_well_formed("wff", ["a", "=", "'", "a"])
 
 
 def test_ql_mm_left_recursive_grammar(debian_databases: Path) -> None:
     db = read_database(debian_databases / "ql.mm", stop_at="ax-a1")
     grammar = Grammar(db)
-    tree = grammar.parse("wff", "( a ' v b ) ' = ( a ^ b ' )".split())
+    tree = grammar.parse("wff", ["(", "a", "'", "v", "b", ")", "'", "=", "(", "a", "^", "b", "'", ")"])
     assert tree.label == "wb"
-    assert grammar.expression(tree) == tuple("( a ' v b ) ' = ( a ^ b ' )".split())
-    assert not grammar.is_well_formed("wff", "( a ' v b ) ' = ' ( a ^ b ' )".split())
+    assert grammar.expression(tree) == tuple(["(", "a", "'", "v", "b", ")", "'", "=", "(", "a", "^", "b", "'", ")"])
+    assert not grammar.is_well_formed("wff", ["(", "a", "'", "v", "b", ")", "'", "=", "'", "(", "a", "^", "b", "'", ")"])
 
 
 def test_a_rule_with_logical_hypotheses_is_not_a_grammar_rule(tmp_path: Path) -> None:
@@ -268,5 +268,5 @@ ${ wx.1 $e |- ph $. wx $a wff ( ph ) $. $}
 """))
     grammar = Grammar(db)
     assert "wx" not in grammar.rules and "wi" in grammar.rules
-    assert not grammar.is_well_formed("wff", "( ph )".split())
-    assert grammar.is_well_formed("wff", "( ph -> ps )".split())
+    assert not grammar.is_well_formed("wff", ["(", "ph", ")"])
+    assert grammar.is_well_formed("wff", ["(", "ph", "->", "ps", ")"])

@@ -135,7 +135,7 @@ def _expand(labels: tuple[str, ...], ops: tuple[int, ...]) -> list[str]:
             n = arity[labels[op]]
             args = [x for part in stack[len(stack) - n :] for x in part] if n else []
             del stack[len(stack) - n :]
-            stack.append(args + [labels[op]])
+            stack.append([*args, labels[op]])
         elif op == SAVE:
             saved.append(stack[-1])
     return stack[0]
@@ -296,7 +296,6 @@ def test_verify_only_some_labels_with_progress(prop_mm: Path) -> None:
 
 
 def test_a_made_theorem_uses_its_own_hypotheses_even_when_their_labels_shadow_the_database() -> None:
-    import dataclasses
 
     from core.metamath.embedded import embedded_database_path
     from core.metamath.prooftree import make_theorem

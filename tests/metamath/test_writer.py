@@ -8,8 +8,8 @@ import re
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
@@ -297,7 +297,7 @@ def test_the_layout_of_normal_and_empty_proofs() -> None:
 TINY_INDENTED = TINY.replace("  a1ii $p", "    a1ii $p")
 
 
-A1II_PROOF = "wps wph wi wch wps wph wi wi wph wps a1ii.1 a1i wps wph wi wch ax-1 ax-mp".split()
+A1II_PROOF = ["wps", "wph", "wi", "wch", "wps", "wph", "wi", "wi", "wph", "wps", "a1ii.1", "a1i", "wps", "wph", "wi", "wch", "ax-1", "ax-mp"]
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["CRLF", "LF"])
