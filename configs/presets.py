@@ -15,7 +15,7 @@ Every preset is runnable as is (``./launch.sh local --preset NAME --exp DIR``) a
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 from configs.experiment import (
     DatabaseConfig,
@@ -34,7 +34,7 @@ from core.search.settings import SearchSettings
 
 def _tiny(name: str, prover: str = "backward") -> ExperimentConfig:
     search = SearchSettings(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
-    trainer = dict(batch_size=16, lr=1e-3, warmup_steps=10, replay_min=4, replay_max=2000,
+    trainer: dict[str, Any] = dict(batch_size=16, lr=1e-3, warmup_steps=10, replay_min=4, replay_max=2000,
                    checkpoint_every_steps=25, checkpoint_every_minutes=0.5, bootstrap_steps=300, keep_checkpoints=3)
     return ExperimentConfig(
         preset=name,
@@ -61,7 +61,7 @@ def tiny() -> ExperimentConfig:
 
 def default() -> ExperimentConfig:
     search = SearchSettings(prover="backward", expansions=24, timeout_s=5.0, candidates=6, batch_goals=16)
-    trainer = dict(batch_size=32, lr=1e-3, warmup_steps=20, replay_min=8, checkpoint_every_steps=50,
+    trainer: dict[str, Any] = dict(batch_size=32, lr=1e-3, warmup_steps=20, replay_min=8, checkpoint_every_steps=50,
                    checkpoint_every_minutes=1.0, bootstrap_steps=150)
     return ExperimentConfig(
         preset="default",
@@ -127,7 +127,7 @@ def _prop(name: str) -> ExperimentConfig:
     test split evaluated with the same budget as ``jobs.prove --split test`` (64 expansions, k=8)."""
     actor_search = SearchSettings(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
     evaluation = dataclasses.replace(actor_search, expansions=64, timeout_s=30.0, batch_goals=32)
-    trainer = dict(batch_size=32, warmup_steps=50, replay_min=32, checkpoint_every_steps=200,
+    trainer: dict[str, Any] = dict(batch_size=32, warmup_steps=50, replay_min=32, checkpoint_every_steps=200,
                    checkpoint_every_minutes=3.0)
     return ExperimentConfig(
         preset=name,

@@ -159,8 +159,8 @@ def verify(args: argparse.Namespace) -> int:
     total = len(db.theorems()) if labels is None else len(labels)
     progress = Progress("verifying", total, "proofs", args.progress_every)
     report = verify_database(db, labels=labels, progress=lambda done, _: progress.update(done))
-    for error in report.failures[: args.max_errors]:
-        print(f"error: {error}", file=sys.stderr)
+    for failure in report.failures[: args.max_errors]:
+        print(f"error: {failure}", file=sys.stderr)
     if len(report.failures) > args.max_errors:
         print(f"error: ... and {len(report.failures) - args.max_errors} more failures", file=sys.stderr)
     if report.failures:
