@@ -33,7 +33,7 @@ from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
 
 logger = logging.getLogger(__name__)
 
-PROVERS = ("backward", "forward-greedy", "forward-sampling")
+PROVERS = ("backward", "forward-greedy", "forward-sampling", "htps")
 Query = BackwardQuery | ForwardQuery
 
 
@@ -44,7 +44,8 @@ Query = BackwardQuery | ForwardQuery
 class SearchSettings:
     """How one theorem is searched. Field names match ``configs.experiment.SearchConfig``.
 
-    - ``prover``: ``backward`` | ``forward-greedy`` | ``forward-sampling``;
+    - ``prover``: ``backward`` | ``forward-greedy`` | ``forward-sampling`` | ``htps`` (:mod:`core.search.htps`,
+      whose other parameters are :class:`core.search.htps.HtpsSettings`);
     - ``expansions``: policy queries per theorem (a backward goal expansion, a forward step);
     - ``timeout_s``: charged seconds per theorem (see the module docstring);
     - ``candidates``: proposals asked per query (``k``);
