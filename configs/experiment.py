@@ -19,7 +19,7 @@ from configs.schema import Config, option
 from core.errors import ConfigError
 
 SETUPS = ("adversarial", "fixed-prover", "fixed-generator", "generator-only", "generator-reward", "supervised-only")
-PROVERS = ("backward", "forward-greedy", "forward-sampling")
+PROVERS = ("backward", "forward-greedy", "forward-sampling", "htps")
 MODEL_SIZES = ("tiny", "small", "base")
 SLURM_NAME = r"[A-Za-z0-9_.,:+-]{0,128}"  # partition, account, qos: written into sbatch scripts verbatim
 PRECISIONS = ("fp32", "bf16")  # as core.models.devices reads them (not imported: configs load without torch)

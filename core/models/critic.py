@@ -14,6 +14,7 @@ binary cross-entropy against targets in [0, 1] (the soft targets of
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Sequence
 
@@ -45,13 +46,14 @@ class GoalCritic(nn.Module):
     def features(self, goal: Sequence[str]) -> list[int]:
         """The hashed feature ids of a goal."""
         keys = [f"s:{symbol}" for symbol in goal]
-        keys += [f"p:{a} {b}" for a, b in zip(goal, goal[1:])]
+        keys += [f"p:{a} {b}" for a, b in itertools.pairwise(goal)]
         keys.append(f"len:{sum(len(goal) > b for b in LENGTH_BUCKETS)}")
         return [zlib.crc32(key.encode()) % self.buckets for key in keys]
 
     def forward(self, goals: Sequence[Sequence[str]]) -> torch.Tensor:
         """The logits of ``goals`` (a 1-D tensor)."""
-        ids, offsets = [], []
+        ids: list[int] = []
+        offsets: list[int] = []
         for goal in goals:
             offsets.append(len(ids))
             ids.extend(self.features(goal))

@@ -41,8 +41,9 @@ of their tactics (Evariste's soft critic targets).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from core.errors import ConfigError
 from core.metamath.database import Statement
@@ -50,7 +51,6 @@ from core.metamath.environment import BackwardEnv, EnvError, Expansion
 from core.metamath.prooftree import ProofTree, hypothesis_leaf
 from core.search.policy import BackwardQuery, Proposal
 from core.search.runner import Query, Search, SearchSettings
-
 
 # --- Settings -------------------------------------------------------------------------------------
 
@@ -94,14 +94,14 @@ class HtpsSettings:
             raise ConfigError(f"htps timeout_s must be > 0, got {self.timeout_s!r}")
 
     @classmethod
-    def from_search(cls, settings: SearchSettings, **overrides: Any) -> "HtpsSettings":
+    def from_search(cls, settings: SearchSettings, **overrides: Any) -> HtpsSettings:
         """The HTPS settings of generic search settings: ``expansions`` -> ``num_expansions``, ``candidates``
         -> ``num_tactics``, ``max_depth`` -> ``depth_limit``, ``timeout_s``; the rest default or ``overrides``."""
         unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown htps setting(s) {', '.join(unknown)}")
-        base = dict(num_expansions=settings.expansions, num_tactics=settings.candidates,
-                    depth_limit=settings.max_depth, timeout_s=settings.timeout_s)
+        base = {"num_expansions": settings.expansions, "num_tactics": settings.candidates,
+                "depth_limit": settings.max_depth, "timeout_s": settings.timeout_s}
         return cls(**{**base, **overrides})
 
     def search_settings(self) -> SearchSettings:
@@ -181,7 +181,7 @@ class HGoal:
     def visits(self) -> int:
         return sum(t.visits for t in self.tactics)
 
-    def add_tactic(self, tactic: "HTactic") -> None:
+    def add_tactic(self, tactic: HTactic) -> None:
         """Link ``tactic`` (whose ``goal`` is this goal) below it and above its open subgoals."""
         self.tactics.append(tactic)
         for subgoal in tactic.open():
