@@ -7,6 +7,7 @@ context) and a seeded set of random tautologies appended after the database
 time each, expansions unlimited). Provers (``--provers``, comma-separated):
 
 * ``baseline``: the model-free baseline (:mod:`core.search.baseline`), backward best-first;
+* ``baseline-critic``: the same, with goals ordered by the critic too (see ``htps-critic`` below);
 * ``merged``: the learned policy with the baseline's candidates merged in (:mod:`core.search.merged`,
   the default of every learned backward search), backward best-first;
 * ``model``: the learned policy alone (``search.merge_baseline=false``), for comparison;
@@ -65,7 +66,8 @@ from core.search.runner import SearchResult, SearchSettings, run_searches  # noq
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
-PROVERS = ("baseline", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps", "htps-critic")
+PROVERS = ("baseline", "baseline-critic", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps",
+           "htps-critic")
 NO_LIMIT = 10**9
 
 
@@ -171,7 +173,7 @@ def run(benchmark: Benchmark, prover: str, settings: SearchSettings, budget: str
     uses_critic = prover.endswith("-critic")
     if uses_critic and critic is None:
         return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
-    model_free = prover == "baseline" or prover.startswith("htps-baseline")
+    model_free = prover.startswith(("baseline", "htps-baseline"))
     policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if model_free else learned()
     settings = replace(settings, merge_baseline=prover != "model",
                        prover="htps" if prover.startswith("htps") else settings.prover)
@@ -199,7 +201,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--critic-theorems", type=int, default=30,
                         help="htps-critic: train-split theorems whose HTPS searches train the critic (0: none)")
     parser.add_argument("--critic-steps", type=int, default=200, help="htps-critic: optimiser steps of the critic")
-    parser.add_argument("--provers", default="baseline,merged,htps-baseline,htps-baseline-critic,htps,htps-critic", help=f"comma-separated, of {', '.join(PROVERS)}")
+    parser.add_argument("--provers", default=",".join(p for p in PROVERS if p != "model"),
+                        help=f"comma-separated, of {', '.join(PROVERS)}")
     parser.add_argument("--checkpoint", default="", help="the learned policy (default: an untrained tiny model)")
     parser.add_argument("--device", default="cpu", help="where the learned policy runs (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -33,14 +33,15 @@ def make_search(db: Database, theorem: Assertion, settings: SearchSettings, *, g
                 critic: Critic | None = None) -> Search:
     """The search ``settings.prover`` names, for ``theorem`` in its own context.
 
-    ``htps`` and ``critic`` are for ``htps`` only: its settings (default: :meth:`HtpsSettings.from_search`
-    of ``settings``) and its critic (default: the constant ``critic_value``).
+    ``htps``: the settings of ``htps`` (default: :meth:`HtpsSettings.from_search` of ``settings``).
+    ``critic``: the goal critic of ``htps`` (default: the constant ``critic_value``) and of ``backward``
+    (which then orders goals by it too; default: none).
     """
     if settings.prover in ("backward", "htps"):
         env = BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
         if settings.prover == "htps":
             return HtpsSearch(env, htps or HtpsSettings.from_search(settings), critic)
-        return BackwardSearch(env, settings)
+        return BackwardSearch(env, settings, critic)
 
     def make_env() -> ForwardEnv:
         return ForwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
@@ -66,7 +67,7 @@ def prove_theorems(
 ) -> list[SearchResult]:
     """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
 
-    ``htps`` / ``critic``: the HTPS settings and critic when ``settings.prover`` is ``htps`` (see
+    ``htps`` / ``critic``: the HTPS settings, and the critic of HTPS or best-first search (see
     :func:`make_search`).
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless

@@ -37,7 +37,8 @@ def run_table(capsys, provers: str, *extra: str) -> list[str]:
 
 
 def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
-    provers = ["baseline", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps", "htps-critic"]
+    provers = ["baseline", "baseline-critic", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps",
+               "htps-critic"]
     lines = run_table(capsys, ",".join(provers), "--critic-theorems", "3", "--critic-steps", "5")
     rows = [m.groupdict() for line in lines if (m := ROW.match(line))]
     assert len(rows) == 2 * 2 * len(provers)  # two sets, two budgets, every prover

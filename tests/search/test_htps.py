@@ -47,7 +47,9 @@ def htps(loaded: Loaded, theorem, policy, critic=None, **settings) -> HtpsSearch
 def test_proves_small_prop_theorems_with_the_baseline(prop: Loaded, baseline: BaselinePolicy) -> None:
     theorems = [prop.theorem(label) for label in EASY]
     searches = [HtpsSearch(prop.backward(t), HtpsSettings(num_expansions=64)) for t in theorems]
-    results = run_searches(searches, baseline, batch=4)
+    counting = CountingPolicy(baseline)
+    results = run_searches(searches, counting, batch=4)
+    assert counting.calls[0] == ("backward", 4)  # one policy call serves the four searches' roots
     assert [r.label for r in results] == list(EASY)
     assert all(r.proved and r.stop_reason == "proved" for r in results), [r.label for r in results if not r.proved]
     for theorem, result in zip(theorems, results):
@@ -249,3 +251,25 @@ def test_a_critic_trained_on_search_targets_guides_htps(prop: Loaded, baseline: 
     assert sum(critic.values(solved)) > before  # the solved goals' predicted values went up
     guided = htps(prop, "syl5com", baseline, critic, num_expansions=64)
     assert guided.result().proved and guided.root.prior != HtpsSettings().critic_value
+
+
+def test_a_critic_orders_best_first_search(prop: Loaded, baseline: BaselinePolicy) -> None:
+    from core.search.backward import BackwardSearch
+
+    def asked(critic, expansions: int) -> tuple[BackwardSearch, list]:
+        counting = CountingPolicy(baseline)
+        search = BackwardSearch(prop.backward("jca31"), SearchSettings(expansions=expansions), critic)
+        run_search(search, counting)
+        return search, [goal for _, goal in counting.goals]
+
+    plain, order = asked(None, 2)
+    waiting = [g.statement for g in plain.goals.values() if g.depth == 1 and not g.expanded]
+    assert waiting  # root children the plain search did not expand second
+    favourite = waiting[-1]
+
+    class Favouring:
+        def values(self, goals):
+            return [1.0 if goal == favourite else 0.01 for goal in goals]
+
+    assert asked(Favouring(), 2)[1] == [order[0], favourite]  # the critic's favourite is expanded next
+    assert asked(ConstantCritic(0.5), 8)[1] == asked(None, 8)[1]  # a constant critic changes nothing
