@@ -1,4 +1,4 @@
-"""Provers side by side: the model-free baseline against learned best-first search, in one table.
+"""Provers side by side: the model-free baseline against learned best-first search and HTPS, in one table.
 
 Two benchmark sets: the database's ``--split`` (default: prop.mm's test split, each theorem in its own
 context) and a seeded set of random tautologies appended after the database
@@ -14,10 +14,10 @@ time each, expansions unlimited). Provers (``--provers``, comma-separated):
 * ``htps-baseline``: HyperTree proof search (:mod:`core.search.htps`) with the model-free baseline's
   proposals and the constant prior value (no critic);
 * ``htps``: HyperTree proof search with the learned policy (baseline candidates merged in), no critic;
-* ``htps-baseline-critic`` / ``htps-critic``: as ``htps-baseline`` / ``htps``, with a goal critic (:mod:`core.models.critic`) trained here first from HTPS
-  searches of the model-free baseline on ``--critic-theorems`` theorems of the train split
-  (:func:`core.search.htps.critic_examples`, ``--critic-steps`` optimiser steps); with
-  ``--critic-theorems 0`` its rows say there is no critic.
+* ``htps-baseline-critic`` / ``htps-critic``: as ``htps-baseline`` / ``htps``, with a goal critic
+  (:mod:`core.models.critic`) trained here first from HTPS searches of the model-free baseline on
+  ``--critic-theorems`` theorems of the train split (:func:`core.search.htps.critic_examples`,
+  ``--critic-steps`` optimiser steps); with ``--critic-theorems 0`` the critic rows say there is none.
 
 The learned policy is ``--checkpoint`` (a prover checkpoint file or an experiment root) or, without one,
 an untrained ``tiny`` model: its proposals are noise, which shows the table's logic (``merged`` must prove
