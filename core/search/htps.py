@@ -405,7 +405,7 @@ class HtpsSearch(Search):
                 continue
             tactic = puct_choice(goal, self.htps.exploration)
             if tactic is None:  # cannot happen while failures propagate; kept safe
-                mark_failed(goal)
+                refresh_values(mark_failed(goal))
                 continue
             tactic.virtual += self.htps.virtual_loss
             edges.append((goal, tactic))
