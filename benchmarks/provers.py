@@ -1,4 +1,4 @@
-"""Provers side by side: the model-free baseline against learned best-first search, in one table.
+"""Provers side by side: the model-free baseline against learned best-first search and HTPS, in one table.
 
 Two benchmark sets: the database's ``--split`` (default: prop.mm's test split, each theorem in its own
 context) and a seeded set of random tautologies appended after the database
@@ -7,10 +7,17 @@ context) and a seeded set of random tautologies appended after the database
 time each, expansions unlimited). Provers (``--provers``, comma-separated):
 
 * ``baseline``: the model-free baseline (:mod:`core.search.baseline`), backward best-first;
+* ``baseline-critic``: the same, with goals ordered by the critic too (see ``htps-critic`` below);
 * ``merged``: the learned policy with the baseline's candidates merged in (:mod:`core.search.merged`,
   the default of every learned backward search), backward best-first;
 * ``model``: the learned policy alone (``search.merge_baseline=false``), for comparison;
-* ``htps``: HyperTree proof search: not implemented yet (its rows say so).
+* ``htps-baseline``: HyperTree proof search (:mod:`core.search.htps`) with the model-free baseline's
+  proposals and the constant prior value (no critic);
+* ``htps``: HyperTree proof search with the learned policy (baseline candidates merged in), no critic;
+* ``htps-baseline-critic`` / ``htps-critic``: as ``htps-baseline`` / ``htps``, with a goal critic
+  (:mod:`core.models.critic`) trained here first from HTPS searches of the model-free baseline on
+  ``--critic-theorems`` theorems of the train split (:func:`core.search.htps.critic_examples`,
+  ``--critic-steps`` optimiser steps); with ``--critic-theorems 0`` the critic rows say there is none.
 
 The learned policy is ``--checkpoint`` (a prover checkpoint file or an experiment root) or, without one,
 an untrained ``tiny`` model: its proposals are noise, which shows the table's logic (``merged`` must prove
@@ -30,6 +37,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -44,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from core.errors import run_guarded  # noqa: E402
 from core.metamath.database import Assertion, Database  # noqa: E402
 from core.metamath.embedded import embedded_database_path  # noqa: E402
+from core.metamath.environment import BackwardEnv  # noqa: E402
 from core.metamath.excerpt import database_excerpt  # noqa: E402
 from core.metamath.reader import read_database  # noqa: E402
 from core.metamath.splits import split_theorems  # noqa: E402
@@ -52,12 +61,14 @@ from core.metamath.tautologies import TautologySettings, labels, tautologies, th
 from core.metamath.verifier import Kernel  # noqa: E402
 from core.search.baseline import BaselinePolicy  # noqa: E402
 from core.search.evaluation import prove_theorems  # noqa: E402
+from core.search.htps import Critic, HtpsSearch, HtpsSettings, critic_examples  # noqa: E402
 from core.search.policy import Policy  # noqa: E402
-from core.search.runner import SearchResult, SearchSettings  # noqa: E402
+from core.search.runner import SearchResult, SearchSettings, run_searches  # noqa: E402
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
-PROVERS = ("baseline", "merged", "model", "htps")
+PROVERS = ("baseline", "baseline-critic", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps",
+           "htps-critic")
 NO_LIMIT = 10**9
 
 
@@ -80,11 +91,12 @@ class Row:
     prover: str
     results: tuple[SearchResult, ...]
     wall_s: float
+    missing: str = "(no results)"
 
     def text(self) -> str:
-        head = f"{self.benchmark:<22} {self.budget:<14} {self.prover:<9}"
+        head = f"{self.benchmark:<22} {self.budget:<14} {self.prover:<20}"
         if not self.results:
-            return f"{head} {'(not implemented yet)':>50}"
+            return f"{head} {self.missing:>50}"
         proved = [r for r in self.results if r.proved]
         sizes = [r.proof_size for r in proved if r.proof_size is not None]
         size = f"{statistics.fmean(sizes):.1f}" if sizes else "-"
@@ -94,7 +106,7 @@ class Row:
                 f"{per_theorem:>9.3f} {size:>7} {rate:>11.1f}")
 
 
-HEADER = (f"{'benchmark':<22} {'budget':<14} {'prover':<9} {'proved':>9} {'rate':>7} {'s/theorem':>9} "
+HEADER = (f"{'benchmark':<22} {'budget':<14} {'prover':<20} {'proved':>9} {'rate':>7} {'s/theorem':>9} "
           f"{'size':>7} {'expans/s':>11}")
 
 
@@ -133,15 +145,43 @@ def learned_policy(args: argparse.Namespace, db: Database) -> Callable[[], Polic
     return lambda: ModelPolicy(model, vocab, device=args.device, seed=args.seed)
 
 
+def train_critic(benchmark: Benchmark, settings: SearchSettings, steps: int, seed: int) -> Critic:
+    """A goal critic trained from HTPS searches of the baseline on ``benchmark``'s theorems."""
+    import torch
+
+    from core.models.critic import GoalCritic, critic_step
+
+    policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar)
+    htps = HtpsSettings.from_search(settings)
+    searches = [HtpsSearch(BackwardEnv(benchmark.db, t, grammar=benchmark.grammar, kernel=benchmark.kernel,
+                                       forbidden=benchmark.forbidden), htps) for t in benchmark.theorems]
+    run_searches(searches, policy, batch=16)
+    examples = [e for s in searches for e in critic_examples(s)]
+    critic = GoalCritic(seed=seed)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    rng = random.Random(seed)
+    for _ in range(steps if examples else 0):
+        batch = rng.sample(examples, min(256, len(examples)))
+        critic_step(critic, optimizer, [e.goal for e in batch], [e.target for e in batch])
+    proved = sum(s.proof is not None for s in searches)
+    print(f"critic: {len(examples)} examples from HTPS on {len(searches)} train theorems ({proved} proved), "
+          f"{steps} steps", flush=True)
+    return critic
+
+
 def run(benchmark: Benchmark, prover: str, settings: SearchSettings, budget: str,
-        learned: Callable[[], Policy], batch: int) -> Row:
-    if prover == "htps":
-        return Row(benchmark.name, budget, prover, (), 0.0)
-    policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if prover == "baseline" else learned()
-    settings = replace(settings, merge_baseline=prover != "model")
+        learned: Callable[[], Policy], batch: int, critic: Critic | None = None) -> Row:
+    uses_critic = prover.endswith("-critic")
+    if uses_critic and critic is None:
+        return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
+    model_free = prover.startswith(("baseline", "htps-baseline"))
+    policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if model_free else learned()
+    settings = replace(settings, merge_baseline=prover != "model",
+                       prover="htps" if prover.startswith("htps") else settings.prover)
     start = time.perf_counter()
     results = prove_theorems(benchmark.db, benchmark.theorems, policy, settings, forbidden=benchmark.forbidden,
-                             grammar=benchmark.grammar, kernel=benchmark.kernel, batch=batch)
+                             grammar=benchmark.grammar, kernel=benchmark.kernel, batch=batch,
+                             critic=critic if uses_critic else None)
     return Row(benchmark.name, budget, prover, tuple(results), time.perf_counter() - start)
 
 
@@ -160,7 +200,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="the equal-wall-clock budget per theorem")
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query (k)")
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
-    parser.add_argument("--provers", default="baseline,merged,htps", help=f"comma-separated, of {', '.join(PROVERS)}")
+    parser.add_argument("--critic-theorems", type=int, default=30,
+                        help="htps-critic: train-split theorems whose HTPS searches train the critic (0: none)")
+    parser.add_argument("--critic-steps", type=int, default=200, help="htps-critic: optimiser steps of the critic")
+    parser.add_argument("--provers", default=",".join(p for p in PROVERS if p != "model"),
+                        help=f"comma-separated, of {', '.join(PROVERS)}")
     parser.add_argument("--checkpoint", default="", help="the learned policy (default: an untrained tiny model)")
     parser.add_argument("--device", default="cpu", help="where the learned policy runs (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -185,18 +229,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                             candidates=args.candidates),
                f"{args.seconds:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=args.seconds,
                                                       candidates=args.candidates)}
+    critic = None
+    if any(p.endswith("-critic") for p in args.provers.split(",")) and args.critic_theorems:
+        train = split_benchmark(db, "train", args.critic_theorems)
+        critic = train_critic(train, next(iter(budgets.values())), args.critic_steps, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         benchmarks = [split_benchmark(db, args.split, args.theorems)]
         if args.tautologies:
             benchmarks.append(tautology_benchmark(db, folder, TautologySettings(
                 count=args.tautologies, seed=args.tautology_seed, min_depth=args.min_depth, max_depth=args.max_depth)))
         print(f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device}; "
-              f"backward best-first, k={args.candidates}")
+              f"backward best-first or HTPS (default settings), k={args.candidates}")
         print(HEADER, flush=True)
         for benchmark in benchmarks:
             for budget, settings in budgets.items():
                 for prover in args.provers.split(","):
-                    print(run(benchmark, prover, settings, budget, learned, args.batch).text(), flush=True)
+                    row = run(benchmark, prover, settings, budget, learned, args.batch, critic)
+                    print(row.text(), flush=True)
     return 0
 
 

@@ -11,6 +11,7 @@ which replaces it keeping its mode and links (:mod:`core.files`). One line per t
 search ends, then ``proved K of N in T s``. Without ``--checkpoint`` the model-free baseline
 (:mod:`core.search.baseline`) proposes the tactics; with one, the backward prover adds the baseline's
 candidates after the model's proposals (:mod:`core.search.merged`) unless ``--merge_baseline=false``.
+``--prover htps`` searches with HyperTree proof search (:mod:`core.search.htps`) instead of best-first.
 
 ``--split test|valid|train`` evaluates the database's split instead (each theorem in its own context,
 itself forbidden; nothing is written but the ``--json`` summary of :func:`core.search.evaluation.summarize`).
@@ -53,7 +54,7 @@ from jobs._cli import run_cli
 
 logger = logging.getLogger("jobs.prove")
 
-Prover = Literal["backward", "forward-greedy", "forward-sampling"]
+Prover = Literal["backward", "forward-greedy", "forward-sampling", "htps"]
 Split = Literal["train", "valid", "test"]
 
 
@@ -88,7 +89,8 @@ def prove(
         out: where to write the database with the found proofs (required unless --split).
         checkpoint: a prover checkpoint file or experiment root, a path or URL (default: the model-free baseline).
         device: where the checkpoint's model runs (cpu, cuda, ...; default: cuda when available).
-        prover: backward | forward-greedy | forward-sampling.
+        prover: backward | forward-greedy | forward-sampling | htps (HyperTree proof search with its default
+            settings, core.search.htps; expansions, candidates and max_depth apply to it too).
         expansions: budget per theorem, in policy queries.
         timeout_s: budget per theorem, in charged seconds.
         candidates: proposals per query.
@@ -104,7 +106,7 @@ def prove(
         json: write the JSON summary (per-theorem outcomes included) here.
         allow_discouraged: let proofs cite theorems marked "(New usage is discouraged.)".
         in_place: allow --out to be DATABASE itself (replaced, keeping its mode and links).
-        merge_baseline: with --checkpoint and the backward prover, add the model-free baseline's
+        merge_baseline: with --checkpoint and the backward or htps prover, add the model-free baseline's
             candidates after the model's proposals (false: the model's alone).
     """
     start = time.perf_counter()

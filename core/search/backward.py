@@ -22,6 +22,11 @@ better path later has its value raised, and so have its descendants.
   the root (some path of unfailed tactics leads from it to the root through unsolved goals).
 - Goals deeper than ``max_depth`` (root = 0) are never expanded.
 
+**Critic.** With a critic (:class:`core.search.htps.Critic`, e.g. :class:`core.models.critic.GoalCritic`),
+a goal's priority is its ``value`` plus the log of the critic's estimate that it is provable (floored at
+``1e-6``), so among goals the policy likes equally, those the critic rates provable come first. Without
+one (the default), the priority is ``value`` alone.
+
 The search stops when the root is solved (the proof tree is rebuilt with :meth:`BackwardEnv.build_tree`
 and checked by the kernel before it counts), when nothing is left to expand, or when a budget runs out.
 Limitation: a goal that fails only because its tactics formed cycles *on one path* is marked failed for
@@ -32,11 +37,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Sequence
 
 from core.metamath.database import Statement
 from core.metamath.environment import BackwardEnv, EnvError, Expansion
 from core.metamath.prooftree import ProofTree, hypothesis_leaf
+from core.search.htps import Critic
 from core.search.policy import BackwardQuery, Proposal
 from core.search.runner import Query, Search, SearchSettings
 
@@ -44,13 +51,14 @@ from core.search.runner import Query, Search, SearchSettings
 class GoalNode:
     """An OR node: a statement to prove."""
 
-    __slots__ = ("depth", "expanded", "failed", "index", "parents", "solved_by", "statement", "tactics", "value")
+    __slots__ = ("bonus", "depth", "expanded", "failed", "index", "parents", "solved_by", "statement", "tactics", "value")
 
     def __init__(self, statement: Statement, index: int, depth: int, value: float) -> None:
         self.statement = statement
         self.index = index
         self.depth = depth
         self.value = value
+        self.bonus = 0.0  # log of the critic's value (0 without a critic)
         self.parents: list[TacticNode] = []
         self.tactics: list[TacticNode] = []
         self.expanded = False
@@ -85,9 +93,10 @@ class BackwardSearch(Search):
     kind = "backward"
     prover = "backward"
 
-    def __init__(self, env: BackwardEnv, settings: SearchSettings) -> None:
+    def __init__(self, env: BackwardEnv, settings: SearchSettings, critic: Critic | None = None) -> None:
         super().__init__(env.db, env.theorem, settings, grammar=env.grammar, kernel=env.kernel)
         self.env = env
+        self.critic = critic
         self.goals: dict[Statement, GoalNode] = {}
         self._heap: list[tuple[float, int, GoalNode]] = []
         self._tie = itertools.count()
@@ -138,13 +147,15 @@ class BackwardSearch(Search):
 
     def _goal(self, statement: Statement, depth: int, value: float) -> GoalNode:
         goal = GoalNode(statement, len(self.goals), depth, value)
+        if self.critic is not None:
+            goal.bonus = math.log(max(self.critic.values([statement])[0], 1e-6))
         self.goals[statement] = goal
         self._push(goal)
         return goal
 
     def _push(self, goal: GoalNode) -> None:
         if not goal.expanded and goal.depth < self.settings.max_depth:
-            heapq.heappush(self._heap, (-goal.value, next(self._tie), goal))
+            heapq.heappush(self._heap, (-(goal.value + goal.bonus), next(self._tie), goal))
 
     def _link(self, goal: GoalNode, expansion: Expansion, logprob: float,
               ancestors: set[int], seen: set[tuple[Statement, ...]]) -> None:

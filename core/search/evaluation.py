@@ -21,6 +21,7 @@ from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.search.backward import BackwardSearch
 from core.search.forward import ForwardGreedySearch, ForwardSamplingSearch
+from core.search.htps import Critic, HtpsSearch, HtpsSettings
 from core.search.merged import with_baseline
 from core.search.policy import Policy
 from core.search.runner import Search, SearchResult, SearchSettings, run_searches
@@ -29,10 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def make_search(db: Database, theorem: Assertion, settings: SearchSettings, *, grammar: Grammar, kernel: Kernel,
-                forbidden: Collection[str] = ()) -> Search:
-    """The search ``settings.prover`` names, for ``theorem`` in its own context."""
-    if settings.prover == "backward":
-        return BackwardSearch(BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden), settings)
+                forbidden: Collection[str] = (), htps: HtpsSettings | None = None,
+                critic: Critic | None = None) -> Search:
+    """The search ``settings.prover`` names, for ``theorem`` in its own context.
+
+    ``htps``: the settings of ``htps`` (default: :meth:`HtpsSettings.from_search` of ``settings``).
+    ``critic``: the goal critic of ``htps`` (default: the constant ``critic_value``) and of ``backward``
+    (which then orders goals by it too; default: none).
+    """
+    if settings.prover in ("backward", "htps"):
+        env = BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
+        if settings.prover == "htps":
+            return HtpsSearch(env, htps or HtpsSettings.from_search(settings), critic)
+        return BackwardSearch(env, settings, critic)
 
     def make_env() -> ForwardEnv:
         return ForwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
@@ -53,8 +63,13 @@ def prove_theorems(
     kernel: Kernel | None = None,
     batch: int | None = None,
     on_result: Callable[[SearchResult], None] | None = None,
+    htps: HtpsSettings | None = None,
+    critic: Critic | None = None,
 ) -> list[SearchResult]:
     """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
+
+    ``htps`` / ``critic``: the HTPS settings, and the critic of HTPS or best-first search (see
+    :func:`make_search`).
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless
     ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress
@@ -67,7 +82,8 @@ def prove_theorems(
 
     def searches() -> Iterator[Search]:
         for theorem in theorems:
-            yield make_search(db, theorem, settings, grammar=grammar, kernel=kernel, forbidden=forbidden)
+            yield make_search(db, theorem, settings, grammar=grammar, kernel=kernel, forbidden=forbidden, htps=htps,
+                              critic=critic)
 
     results = run_searches(searches(), policy, batch=batch or settings.batch_goals, on_result=progress)
     progress.log(final=True)

@@ -79,9 +79,9 @@ def tactic_key(tactic: Tactic) -> tuple[str, tuple[tuple[str, tuple[str, ...]], 
 
 
 def with_baseline(policy: Policy, db: Database, grammar: Grammar, *, prover: str, merge: bool) -> Policy:
-    """``policy`` merged with the baseline when ``merge``, ``prover == "backward"`` and the policy is learned
-    (not already merged); otherwise ``policy`` itself."""
-    if not merge or prover != "backward" or not getattr(policy, "learned", False) or isinstance(policy, MergedPolicy):
+    """``policy`` merged with the baseline when ``merge``, the prover searches backward (``backward``,
+    ``htps``) and the policy is learned (not already merged); otherwise ``policy`` itself."""
+    if not merge or prover not in ("backward", "htps") or not getattr(policy, "learned", False) or isinstance(policy, MergedPolicy):
         return policy
     return MergedPolicy(policy, baseline_for(db, grammar))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from core.settings import Settings, option
 
-PROVERS = ("backward", "forward-greedy", "forward-sampling")
+PROVERS = ("backward", "forward-greedy", "forward-sampling", "htps")
 
 
 @dataclass(frozen=True)

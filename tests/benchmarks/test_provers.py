@@ -13,7 +13,7 @@ import torch
 from core.metamath.embedded import embedded_database_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "provers.py"
-ROW = re.compile(r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>\w+)\s+"
+ROW = re.compile(r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>[\w-]+)\s+"
                  r"(?P<proved>\d+)/(?P<total>\d+)")
 
 
@@ -25,23 +25,36 @@ def load_script():
     return module
 
 
-def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
+def run_table(capsys, provers: str, *extra: str) -> list[str]:
     before = torch.get_num_threads()
     try:
         assert load_script().main(["--database", str(embedded_database_path()), "--theorems", "5", "--tautologies", "3",
                                    "--expansions", "8", "--seconds", "0.3", "--threads", "1",
-                                   "--provers", "baseline,merged,model,htps"]) == 0
+                                   "--provers", provers, *extra]) == 0
     finally:
         torch.set_num_threads(before)
-    lines = capsys.readouterr().out.splitlines()
+    return capsys.readouterr().out.splitlines()
+
+
+def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
+    provers = ["baseline", "baseline-critic", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps",
+               "htps-critic"]
+    lines = run_table(capsys, ",".join(provers), "--critic-theorems", "3", "--critic-steps", "5")
     rows = [m.groupdict() for line in lines if (m := ROW.match(line))]
-    assert len(rows) == 2 * 2 * 3  # two sets, two budgets, three implemented provers
-    assert sum("(not implemented yet)" in line for line in lines) == 4
+    assert len(rows) == 2 * 2 * len(provers)  # two sets, two budgets, every prover
+    assert {r["prover"] for r in rows} == set(provers)
+    assert any(line.startswith("critic: ") for line in lines)
     assert {r["total"] for r in rows if r["set"].startswith("tautologies")} == {"3"}
     counts = {(r["set"], r["budget"], r["prover"]): int(r["proved"]) for r in rows}
     for (name, budget, prover), proved in counts.items():
         if prover == "merged" and "expans" in budget:
             assert proved >= counts[(name, budget, "baseline")]
+
+
+def test_without_a_critic_its_rows_say_so(capsys):
+    lines = run_table(capsys, "htps-baseline,htps-baseline-critic", "--critic-theorems", "0", "--tautologies", "0")
+    assert [m["prover"] for line in lines if (m := ROW.match(line))] == ["htps-baseline"] * 2
+    assert sum("(no critic" in line for line in lines) == 2  # one set, two budgets
 
 
 def test_an_unknown_prover_is_refused():

@@ -92,6 +92,16 @@ def test_forward_prover_output_verifies(holes: Path, tmp_path: Path) -> None:
     assert verify_database(read_database(out)).ok
 
 
+def test_htps_prover_output_verifies(holes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "htps.mm"
+    run = prove(holes, "--out", out, "--prover", "htps", "--expansions", "64", "--only", "mp2,syl,com12")
+    assert run.returncode == 0, run.stderr
+    outcome = {line.split()[0]: line.split()[1] for line in run.stdout.splitlines()[:-1]}
+    assert outcome == {"mp2": "proved", "syl": "proved", "com12": "failed"}  # com12: beyond this budget
+    report = verify_database(read_database(out))
+    assert report.ok and sorted(report.incomplete) == ["com12", "imim2i"]
+
+
 def test_split_evaluation_writes_json(tmp_path: Path) -> None:
     summary_path = tmp_path / "test.json"
     run = prove(embedded_database_path(), "--split", "test", "--expansions", "16", "--json", summary_path)

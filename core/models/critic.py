@@ -1,0 +1,92 @@
+"""A small critic for HyperTree Proof Search: the probability that a goal is provable within the budget.
+
+:class:`GoalCritic` is a model of its own, separate from the prover's sequence-to-sequence model (the
+smaller change: no new head, checkpoint field or training mode on :mod:`core.models.transformer`). A goal
+(a statement, a sequence of Metamath symbols) is read as a bag of hashed features: its symbols, its
+adjacent symbol pairs, and a length bucket, each hashed with CRC-32 (stable across processes) into
+``buckets`` embedding rows. The mean of their embeddings goes through a two-layer MLP to one logit;
+the value is its sigmoid. It needs no vocabulary, so it reads goals of any database.
+
+It implements :class:`core.search.htps.Critic` (``values``). :func:`critic_step` is one optimiser step of
+binary cross-entropy against targets in [0, 1] (the soft targets of
+:func:`core.search.htps.critic_examples` included), optionally weighted per example.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from core.errors import ConfigError
+
+LENGTH_BUCKETS = (4, 8, 16, 32, 64, 128)
+
+
+class GoalCritic(nn.Module):
+    """Goal -> probability of being provable (see the module docstring)."""
+
+    def __init__(self, *, buckets: int = 1 << 14, dim: int = 64, hidden: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        for name, value in (("buckets", buckets), ("dim", dim), ("hidden", hidden)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"critic {name} must be an integer >= 1, got {value!r}")
+        generator = torch.Generator().manual_seed(seed)
+        self.buckets = buckets
+        self.embedding = nn.EmbeddingBag(buckets, dim, mode="mean")
+        self.hidden = nn.Linear(dim, hidden)
+        self.out = nn.Linear(hidden, 1)
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+
+    def features(self, goal: Sequence[str]) -> list[int]:
+        """The hashed feature ids of a goal."""
+        keys = [f"s:{symbol}" for symbol in goal]
+        keys += [f"p:{a} {b}" for a, b in itertools.pairwise(goal)]
+        keys.append(f"len:{sum(len(goal) > b for b in LENGTH_BUCKETS)}")
+        return [zlib.crc32(key.encode()) % self.buckets for key in keys]
+
+    def forward(self, goals: Sequence[Sequence[str]]) -> torch.Tensor:
+        """The logits of ``goals`` (a 1-D tensor)."""
+        ids: list[int] = []
+        offsets: list[int] = []
+        for goal in goals:
+            offsets.append(len(ids))
+            ids.extend(self.features(goal))
+        device = self.out.weight.device
+        pooled = self.embedding(torch.tensor(ids, dtype=torch.long, device=device),
+                                torch.tensor(offsets, dtype=torch.long, device=device))
+        return self.out(torch.relu(self.hidden(pooled))).squeeze(-1)
+
+    def values(self, goals: Sequence[Sequence[str]]) -> list[float]:
+        """Probabilities in [0, 1], one per goal (no gradient); the :class:`core.search.htps.Critic` API."""
+        if not goals:
+            return []
+        with torch.no_grad():
+            return torch.sigmoid(self(goals)).tolist()
+
+
+def critic_step(critic: GoalCritic, optimizer: torch.optim.Optimizer, goals: Sequence[Sequence[str]],
+                targets: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    """One optimiser step of (weighted) binary cross-entropy towards ``targets``; returns the loss."""
+    if len(goals) != len(targets) or (weights is not None and len(weights) != len(goals)):
+        raise ConfigError(f"critic step: {len(goals)} goals, {len(targets)} targets"
+                          f"{'' if weights is None else f', {len(weights)} weights'}; give one of each per goal")
+    if not goals:
+        raise ConfigError("critic step: no examples")
+    if any(not 0.0 <= t <= 1.0 for t in targets):
+        raise ConfigError("critic step: targets must be probabilities in [0, 1]")
+    critic.train()
+    device = critic.out.weight.device
+    target = torch.tensor(list(targets), dtype=torch.float32, device=device)
+    weight = None if weights is None else torch.tensor(list(weights), dtype=torch.float32, device=device)
+    loss = nn.functional.binary_cross_entropy_with_logits(critic(goals), target, weight=weight)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    critic.eval()
+    return float(loss.item())
