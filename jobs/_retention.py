@@ -17,7 +17,8 @@ from typing import Any, Callable
 from configs.experiment import ExperimentConfig, RetentionConfig
 from core.adversarial.topology import IN_STREAM, Consumer, wiring_of
 from core.errors import StorageError
-from core.storage import CheckpointStore, Cursor, ExperimentRoot, committed_cursor, group_cursor, prune_stream, stream_bounds
+from core.storage import (CheckpointStore, Cursor, ExperimentRoot, committed_cursor, group_cursor, prune_stream,
+                          stream_bounds)
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def checkpoint_floor(root: ExperimentRoot, checkpoint: str, stream: str) -> int:
 
 def consumers_floor(root: ExperimentRoot, config: ExperimentConfig, stream: str) -> int | None:
     """The lowest shard any consumer of ``stream`` still needs; None if nothing reads it."""
-    floors = [committed_cursor(root, consumer.cursor_name).get(stream, 0) if consumer.cursor_in == IN_STREAM
+    floors = [consumer_cursor(root, consumer).get(stream, 0) if consumer.cursor_in == IN_STREAM
               else checkpoint_floor(root, consumer.cursor_name, stream)
               for consumer in wiring_of(config).consumers_of(stream)]
     return min(floors) if floors else None

@@ -152,7 +152,7 @@ def pruned_prefix(root: ExperimentRoot, stream: str) -> tuple[int, int]:
     return mark["below"], mark["records"]
 
 
-def newest_commit(headers_newest_first: Iterable[Mapping[str, Any]]) -> Cursor | None:
+def newest_commit(headers_newest_first: Iterable[dict[str, Any]]) -> Cursor | None:
     """The cursor committed by a stream, from its shard headers given newest first: tombstones are passed
     over and the newest other shard decides (None if it carries no cursor, or if there is no such shard).
 

@@ -33,7 +33,8 @@ def wiring_problems(table: Wiring) -> list[str]:
             if table.count(consumer.role) == 0:
                 problems.append(f"{stream.name}: its consumer {consumer.name} does not run")
             if consumer.cursor_in == IN_STREAM and consumer.cursor_name not in names:
-                problems.append(f"{stream.name}: {consumer.name} commits in {consumer.cursor_name}, which no job writes")
+                problems.append(f"{stream.name}: {consumer.name} commits in {consumer.cursor_name}, "
+                                "which no job writes")
     return problems
 
 
@@ -71,7 +72,8 @@ def test_the_adversarial_wiring() -> None:
     assert [(c.name, c.cursor_in, c.cursor_name) for c in table.consumers_of("prover-actor-01")] == \
         [("prover-trainer", IN_CHECKPOINT, "prover"), ("generator-trainer", IN_CHECKPOINT, "generator")]
     assert [c.name for c in table.consumers_of("generator-actor-00-to-01")] == ["prover-actor-01"]
-    assert table.consumers_of(EVALUATION_STREAM) == () and table.stream(EVALUATION_STREAM).unread
+    evaluations = table.stream(EVALUATION_STREAM)
+    assert evaluations is not None and evaluations.unread and table.consumers_of(EVALUATION_STREAM) == ()
     assert table.group_size("prover_trainer") == 2 and table.group_size("generator_trainer") == 1
     assert table.group_size("prover_actor") == 1  # actors never form groups
 

@@ -14,7 +14,7 @@ from core.storage import ExperimentRoot, ShardWriter
 from jobs import status
 from jobs.launch import slots_of
 
-CASES = [(setup.replace("-", "_"), []) for setup in SETUPS] + [
+CASES: list[tuple[str, list[str]]] = [(setup.replace("-", "_"), []) for setup in SETUPS] + [
     ("adversarial", ["generator_actor.count=2", "prover_actor.count=3", "prover_trainer.count=2"])]
 
 
