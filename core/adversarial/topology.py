@@ -250,5 +250,7 @@ def _result_streams(setup: Setup, counts: Mapping[str, int]) -> list[StreamWirin
 
 
 def _evaluation_streams(counts: Mapping[str, int]) -> list[StreamWiring]:
-    return [StreamWiring(job_name("evaluator", rank), EVALUATIONS, job_name("evaluator", rank), (), EVALUATIONS_UNREAD)
-            for rank in range(counts.get("evaluator", 0))]
+    """The evaluator (at most one: ``evaluator.count`` is 0 or 1) writes :data:`EVALUATION_STREAM`."""
+    if not counts.get("evaluator", 0):
+        return []
+    return [StreamWiring(EVALUATION_STREAM, EVALUATIONS, job_name("evaluator", 0), (), EVALUATIONS_UNREAD)]

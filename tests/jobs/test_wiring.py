@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from configs.databases import resolve_database
+from configs.experiment import ExperimentConfig
 from configs.presets import preset
 from core.adversarial.topology import SETUPS, wiring_of
 from core.storage import ExperimentRoot, ShardWriter
@@ -27,7 +28,7 @@ def make_root(path: Path, name: str, overrides: list[str]) -> ExperimentRoot:
 @pytest.mark.parametrize("name, overrides", CASES)
 def test_status_reconciles_the_flows_of_the_table(name: str, overrides: list[str], tmp_path: Path) -> None:
     root = make_root(tmp_path / "exp", name, overrides)
-    table = wiring_of(status.ExperimentConfig.from_dict(root.config))
+    table = wiring_of(ExperimentConfig.from_dict(root.config))
     for stream in table.stream_names():  # one record in every stream of the table
         with ShardWriter(root, stream, max_records=1, max_age_s=60) as writer:
             writer.append({"id": f"{stream}/0"})
