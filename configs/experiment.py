@@ -17,10 +17,10 @@ from typing import Any, Mapping
 
 from configs.schema import Config, option
 from core.adversarial.settings import GenerationSettings
+from core.adversarial.topology import ROLES, SETUPS, check_role_counts
 from core.errors import ConfigError
 from core.search.settings import SearchSettings
 
-SETUPS = ("adversarial", "fixed-prover", "fixed-generator", "generator-only", "generator-reward", "supervised-only")
 MODEL_SIZES = ("tiny", "small", "base")
 SLURM_NAME = r"[A-Za-z0-9_.,:+-]{0,128}"  # partition, account, qos: written into sbatch scripts verbatim
 PRECISIONS = ("fp32", "bf16")  # as core.models.devices reads them (not imported: configs load without torch)
@@ -266,13 +266,7 @@ class ExperimentConfig(Config):
         return ""
 
     def validate(self) -> None:
-        wants = _SETUP_ROLES[self.setup]
-        for role in ROLES:
-            count = self.role_count(role)
-            if role in wants.required and count == 0:
-                raise ConfigError(f"setup {self.setup!r} needs {role}.count >= 1")
-            if role in wants.absent and count != 0:
-                raise ConfigError(f"setup {self.setup!r} runs no {role}: set {role}.count=0")
+        check_role_counts(self.setup, {role: self.role_count(role) for role in ROLES})  # the wiring table's rules
         if self.rewards.kind == "band" and self.prover_actor.search.prover != "forward-sampling":
             raise ConfigError(f"rewards.kind='band' needs a sampling prover (its reward varies only if the prover's "
                               f"attempts can differ): set prover_actor.search.prover=forward-sampling, not "
@@ -280,31 +274,6 @@ class ExperimentConfig(Config):
 
     def role_count(self, role: str) -> int:
         return getattr(self, role).count
-
-
-ROLES = ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator")
-
-
-@dataclass(frozen=True)
-class _Roles:
-    required: frozenset[str]
-    absent: frozenset[str]
-
-
-def _roles(required: str = "", absent: str = "") -> _Roles:
-    return _Roles(frozenset(required.split()), frozenset(absent.split()))
-
-
-# Which roles each setup requires (count >= 1) and which it must not run (count == 0). Roles in neither
-# set are optional (the evaluator, for example).
-_SETUP_ROLES: dict[str, _Roles] = {
-    "adversarial": _roles("generator_actor prover_actor generator_trainer prover_trainer"),
-    "fixed-prover": _roles("generator_actor prover_actor generator_trainer", "prover_trainer"),
-    "fixed-generator": _roles("generator_actor prover_actor prover_trainer", "generator_trainer"),
-    "generator-only": _roles("generator_actor generator_trainer", "prover_actor prover_trainer evaluator"),
-    "generator-reward": _roles("generator_actor prover_actor generator_trainer prover_trainer"),
-    "supervised-only": _roles("prover_trainer", "generator_actor prover_actor"),
-}
 
 
 # Sections that only place jobs (partition, GPUs, CPUs, memory, time limit, account, QOS): they may change

@@ -22,11 +22,12 @@ import torch
 import torch.distributed as dist
 
 from core.errors import ConfigError
+from core.storage import GROUP_SHARES_BY_RECORD
 
 logger = logging.getLogger(__name__)
 
 TIMEOUT = datetime.timedelta(minutes=2)
-SHARING = "by-record"  # how a group divides its input, recorded in the metadata of its checkpoints
+SHARING = GROUP_SHARES_BY_RECORD  # how a group divides its input, recorded in its checkpoints' metadata
 
 
 def backend_for(device: torch.device) -> str:

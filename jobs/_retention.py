@@ -15,34 +15,33 @@ import time
 from typing import Any, Callable
 
 from configs.experiment import ExperimentConfig, RetentionConfig
-from core.adversarial.topology import (GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
-                                       generator_trainer_reads_generations, job_name)
+from core.adversarial.topology import IN_STREAM, Consumer, wiring_of
 from core.errors import StorageError
-from core.storage import CheckpointStore, ExperimentRoot, committed_cursor, prune_stream, stream_bounds
+from core.storage import (CheckpointStore, Cursor, ExperimentRoot, committed_cursor, group_cursor, prune_stream,
+                          stream_bounds)
 
 logger = logging.getLogger(__name__)
 
 
 def stream_consumers(config: ExperimentConfig, stream: str) -> list[tuple[str, str]]:
-    """Who reads ``stream``: (kind, name) pairs, kind ``stream`` (a consumer committing in that stream's
-    headers) or ``checkpoint`` (a trainer committing in that checkpoint's metadata)."""
-    generations_to_generator = generator_trainer_reads_generations(config.setup)
-    consumers: list[tuple[str, str]] = []
-    if stream.startswith("generator-actor-"):
-        if config.prover_actor.count:
-            consumers.append(("stream", job_name("prover_actor", int(stream.rsplit("-", 1)[1]))))
-        if generations_to_generator and config.generator_trainer.count:
-            consumers.append(("checkpoint", GENERATOR_CHECKPOINTS))
-    elif stream.startswith("prover-actor-"):
-        if config.prover_trainer.count:
-            consumers.append(("checkpoint", PROVER_CHECKPOINTS))
-        if config.generator_trainer.count and not generations_to_generator:
-            consumers.append(("checkpoint", GENERATOR_CHECKPOINTS))
-    return consumers
+    """Who reads ``stream`` (from the wiring table): (kind, name) pairs, kind ``stream`` (a consumer committing
+    in that stream's headers) or ``checkpoint`` (a trainer committing in that checkpoint's metadata)."""
+    return [(consumer.cursor_in, consumer.cursor_name) for consumer in wiring_of(config).consumers_of(stream)]
+
+
+def consumer_cursor(root: ExperimentRoot, consumer: Consumer) -> Cursor:
+    """What ``consumer`` has committed now: the newest cursor in its stream's headers, or its group's cursor in
+    the newest checkpoint's metadata (empty if there is none)."""
+    if consumer.cursor_in == IN_STREAM:
+        return committed_cursor(root, consumer.cursor_name)
+    latest = CheckpointStore(root, consumer.cursor_name).latest()
+    return group_cursor(latest.meta) if latest is not None else Cursor()
 
 
 def checkpoint_floor(root: ExperimentRoot, checkpoint: str, stream: str) -> int:
-    """The lowest shard of ``stream`` a trainer resuming from any kept version of ``checkpoint`` reads."""
+    """The lowest shard of ``stream`` a trainer resuming from any kept version of ``checkpoint`` reads: the
+    group's committed cursor (:func:`core.storage.group_cursor`), or the first shard of a rank's replay
+    window if that is lower."""
     store = CheckpointStore(root, checkpoint)
     floor: int | None = None
     for version in store.versions():
@@ -50,19 +49,21 @@ def checkpoint_floor(root: ExperimentRoot, checkpoint: str, stream: str) -> int:
             meta = store.info(version).meta
         except StorageError:  # damaged: no trainer resumes from it
             continue
-        for rank, cursor in (meta.get("cursors") or {}).items():
-            if stream not in (cursor or {}):
-                continue
-            window = ((meta.get("windows") or {}).get(rank) or {}).get(stream)
-            needed = min(int(cursor[stream]), int(window[0])) if window else int(cursor[stream])
-            floor = needed if floor is None else min(floor, needed)
+        cursor = group_cursor(meta)
+        if stream not in cursor:
+            continue
+        windows = [int(window[stream][0]) for window in (meta.get("windows") or {}).values()
+                   if (window or {}).get(stream)]
+        needed = min([cursor[stream]] + windows)
+        floor = needed if floor is None else min(floor, needed)
     return floor or 0
 
 
 def consumers_floor(root: ExperimentRoot, config: ExperimentConfig, stream: str) -> int | None:
     """The lowest shard any consumer of ``stream`` still needs; None if nothing reads it."""
-    floors = [committed_cursor(root, name).get(stream, 0) if kind == "stream" else checkpoint_floor(root, name, stream)
-              for kind, name in stream_consumers(config, stream)]
+    floors = [consumer_cursor(root, consumer).get(stream, 0) if consumer.cursor_in == IN_STREAM
+              else checkpoint_floor(root, consumer.cursor_name, stream)
+              for consumer in wiring_of(config).consumers_of(stream)]
     return min(floors) if floors else None
 
 

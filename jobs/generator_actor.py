@@ -18,13 +18,13 @@ from typing import Any
 
 from configs.experiment import parse_mix
 from core.adversarial.generation import TheoremGenerator, dataset_record, generation_record
-from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
+from core.adversarial.topology import GENERATOR_CHECKPOINTS, wiring_of
 from core.metrics import mean
 from core.models.checkpoint import load_version
 from core.search.model_policy import policy_from_model
-from core.storage import CheckpointInfo, CheckpointStore, ShardWriter, committed_cursor
+from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
 from jobs._cli import run_cli
-from jobs._retention import Pruner
+from jobs._retention import Pruner, consumer_cursor
 from jobs._role import Reloader, Runtime
 from jobs._version_zero import ensure_version_zero
 
@@ -50,7 +50,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     if config.setup == "fixed-generator" and rank == 0:
         ensure_version_zero(rt, "generator", config.generator_trainer, config.generator_model, ("generator",))
     ws = rt.workspace
-    streams = generation_streams_written(rank, config.prover_actor.count)
+    streams = wiring_of(config).written_by("generator_actor", rank)
     writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
                            producer={"role": "generator_actor", "rank": rank}) for s in streams]
     rt.restart = sum(writer.next_seq for writer in writers)  # shards already published: a restart's seed differs
@@ -162,13 +162,10 @@ class LagWatch:
         return self._behind
 
     def consumed(self, stream: str) -> int:
-        """How many shards of ``stream`` its reader has committed (the prover actor's, else the trainer's)."""
-        config = self.rt.config
-        if config.prover_actor.count:
-            prover_rank = int(stream.rsplit("-", 1)[1])
-            return committed_cursor(self.rt.root, job_name("prover_actor", prover_rank)).get(stream, 0)
-        latest = CheckpointStore(self.rt.root, GENERATOR_CHECKPOINTS).latest()
-        return group_cursor(latest.meta).get(stream, 0) if latest is not None else 0
+        """How many shards of ``stream`` its paced reader has committed: the stream's first consumer in the
+        wiring table (the prover actor when one runs, else the generator trainer)."""
+        consumers = wiring_of(self.rt.config).consumers_of(stream)
+        return consumer_cursor(self.rt.root, consumers[0]).get(stream, 0) if consumers else 0
 
 
 if __name__ == "__main__":

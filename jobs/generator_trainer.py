@@ -18,11 +18,7 @@ from typing import Any
 
 from core.adversarial.generation import Step
 from core.adversarial.rewards import reward
-from core.adversarial.topology import (
-    HEURISTIC_REWARD_SETUPS,
-    all_generation_streams,
-    result_streams,
-)
+from core.adversarial.topology import generator_trainer_reads_generations, wiring_of
 from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example, train_loop
@@ -33,8 +29,6 @@ from jobs._role import Runtime
 from jobs._trainer import TrainerJob
 
 logger = logging.getLogger("jobs.generator_trainer")
-
-HEURISTIC_SETUPS = HEURISTIC_REWARD_SETUPS
 
 
 def baseline(job: TrainerJob) -> float:
@@ -55,7 +49,7 @@ def observe(job: TrainerJob, value: float) -> None:
 def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Example], float] | None:
     """The rollout steps of a generated theorem and its reward; None to skip the record."""
     config = job.rt.config
-    if config.setup in HEURISTIC_SETUPS:
+    if generator_trainer_reads_generations(config.setup):
         generation = record
         value = reward("heuristic", successes=0, attempts=0, heuristic=float(record.get("heuristic") or 0.0),
                        duplicate=bool(record.get("duplicate")), duplicate_penalty=config.rewards.duplicate_penalty)
@@ -113,10 +107,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     rt = Runtime.start("generator_trainer", exp, rank, minutes)
     config = rt.config
     section = config.generator_trainer
-    if config.setup in HEURISTIC_SETUPS:
-        inputs = all_generation_streams(config.generator_actor.count, config.prover_actor.count)
-    else:
-        inputs = result_streams(config.prover_actor.count)
+    inputs = wiring_of(config).read_by("generator_trainer", rank)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
 
     job = _trainer.new_job(rt, "generator", section, config.generator_model, ("generator",))

@@ -44,7 +44,7 @@ from configs.databases import check_database, describe_database, resolve_databas
 from configs.experiment import (ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of,
                                 without_new_defaults)
 from configs.presets import PRESETS, preset
-from core.adversarial.topology import PROVER_CHECKPOINTS, job_name
+from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
 from core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, AdvproverError, UsageError, exit_status, report
 from core.storage import CheckpointStore, ExperimentRoot, inspect_root, stream_bounds
 from jobs._cli import configure_logging
@@ -302,20 +302,16 @@ def local_threads() -> int:
 # --- running ----------------------------------------------------------------------------------------------
 
 
-def group_size(config: ExperimentConfig, role: str) -> int:
-    """Trainers with ``count > 1`` form one data-parallel group (restarted together); other jobs stand alone."""
-    count = config.role_count(role)
-    return count if role.endswith("_trainer") and count > 1 else 1
-
-
 def slots_of(config: ExperimentConfig) -> list[Slot]:
+    """The jobs to supervise, as the wiring table says: one slot per job, or one per data-parallel group."""
+    wiring = wiring_of(config)
     slots = []
-    for role in ROLES:
-        count, size = config.role_count(role), group_size(config, role)
+    for run in wiring.runs:
+        size = wiring.group_size(run.role)
         if size > 1:
-            slots.append(Slot(role, list(range(count)), group_size=size))
+            slots.append(Slot(run.role, list(range(run.count)), group_size=size))
         else:
-            slots += [Slot(role, [rank]) for rank in range(count)]
+            slots += [Slot(run.role, [rank]) for rank in range(run.count)]
     return slots
 
 
@@ -347,7 +343,7 @@ class Executors:
         else:
             resources: SlurmResources = getattr(run.config.slurm, role)
             executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=1000)
-            tasks = group_size(run.config, role)  # a trainer group is one job, one task per rank
+            tasks = wiring_of(run.config).group_size(role)  # a trainer group is one job, one task per rank
             extra: dict[str, Any] = {}
             if resources.partition:
                 extra["slurm_partition"] = resources.partition

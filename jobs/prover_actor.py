@@ -18,7 +18,7 @@ from typing import Any
 from configs.experiment import ExperimentConfig
 from core.adversarial.generation import theorem_from_goal
 from core.adversarial.rewards import reward
-from core.adversarial.topology import PROVER_CHECKPOINTS, generation_streams_read, job_name
+from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
 from core.errors import MetamathError
 from core.metrics import mean
 from core.metamath.database import Assertion
@@ -75,7 +75,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
                          max_age_s=config.prover_actor.shard_seconds, committing=True,
                          producer={"role": "prover_actor", "rank": rank})
     cursor = writer.last_cursor()
-    reader = StreamReader(rt.root, generation_streams_read(rank, config.generator_actor.count), cursor)
+    reader = StreamReader(rt.root, wiring_of(config).read_by("prover_actor", rank), cursor)
     logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
     pruner = Pruner(rt.root, config, [writer.stream])
     produced = 0

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from core.adversarial.generation import theorem_from_goal
-from core.adversarial.topology import result_streams
+from core.adversarial.topology import wiring_of
 from core.errors import MetamathError
 from core.metamath.prooftree import ProofTree, check_tree
 from core.models.examples import tree_examples
@@ -68,7 +68,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     rt = Runtime.start("prover_trainer", exp, rank, minutes)
     config = rt.config
     section = config.prover_trainer
-    streams = result_streams(config.prover_actor.count)
+    streams = wiring_of(config).read_by("prover_trainer", rank)
     formats = prover_formats(section.examples, config.prover_actor.search.prover)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
 

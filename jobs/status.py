@@ -34,13 +34,14 @@ import time
 from collections import Counter
 from typing import Any, Iterable
 
-from configs.experiment import ROLES, ExperimentConfig
-from core.adversarial.topology import (EVALUATION_STREAM, GENERATOR_CHECKPOINTS, PROVER_CHECKPOINTS,
-                                       generator_trainer_reads_generations, group_cursor, job_name)
+from configs.experiment import ExperimentConfig
+from core.adversarial.topology import (EVALUATION_STREAM, EVALUATIONS, GENERATIONS, IN_STREAM, RESULTS, ROLES,
+                                       Consumer, job_name, wiring_of)
 from core.errors import CorruptShardError, NewerFormatError, StorageError, UsageError
 from core.metrics import metrics_root, runs_in
-from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, list_quarantined, read_heartbeats,
-                          pruned_prefix, read_shard, restore_quarantined, stream_bounds, stream_gaps)
+from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, group_cursor, list_quarantined,
+                          newest_commit, pruned_prefix, read_heartbeats, read_shard, restore_quarantined,
+                          stream_bounds, stream_gaps)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
@@ -66,6 +67,7 @@ class StreamScan:
         self.counts: dict[int, int] = {}
         self.created: dict[int, float] = {}
         self.cursor: dict[str, int] | None = None  # the newest committed cursor (consumer streams)
+        headers: list[dict[str, Any]] = []
         self.records: dict[int, list[dict[str, Any]]] = {}
         self.damaged: dict[int, str] = {}  # seq -> why the shard cannot be read (left in place)
         self.bytes = 0
@@ -83,9 +85,10 @@ class StreamScan:
             self.counts[seq] = len(records)
             self.created[seq] = float(header.get("created") or 0.0)
             self.records[seq] = records
-            if header.get("cursor") is not None:
-                self.cursor = dict(header["cursor"])
+            headers.append(header)
             self.bytes += root.backend.size(f"streams/{name}/{seq:012d}.zst") or 0
+        committed = newest_commit(reversed(headers))  # the rule committed_cursor applies, on what was read
+        self.cursor = committed.to_json() if committed is not None else None
 
     @property
     def produced(self) -> int:
@@ -133,8 +136,8 @@ def _gaps(root: ExperimentRoot, name: str) -> tuple[list[int], str]:
 
 
 def merged_trainer_cursor(meta: dict[str, Any]) -> dict[str, int]:
-    """What a trainer group has committed in each stream (:func:`core.adversarial.topology.group_cursor`)."""
-    return group_cursor(meta)
+    """What a trainer group has committed in each stream (:func:`core.storage.group_cursor`)."""
+    return group_cursor(meta).to_json()
 
 
 def checkpoint_summary(root: ExperimentRoot, name: str) -> dict[str, Any]:
@@ -236,7 +239,7 @@ def heartbeat_age(beat: dict[str, Any], now: float) -> tuple[float, float | None
 def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> list[dict[str, Any]]:
     beats = {job_name(b["role"], b["rank"]): b for b in read_heartbeats(root)
              if b.get("role") in ROLES and isinstance(b.get("rank"), int)}
-    expected = [job_name(role, rank) for role in ROLES for rank in range(config.role_count(role))]
+    expected = wiring_of(config).job_names()
     out = []
     for name in expected + sorted(set(beats) - set(expected)):
         beat = beats.get(name)
@@ -273,9 +276,14 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
               + (f" ({stream.pruned} records pruned below {stream.low})" if stream.pruned else ""))
         return entry
 
-    trainer_cursor = {kind: (checkpoints.get(kind) or {}).get("cursor") or {}
-                      for kind in (PROVER_CHECKPOINTS, GENERATOR_CHECKPOINTS)}
-    gen_reads_generations = generator_trainer_reads_generations(config.setup)
+    def committed(reader: Consumer) -> dict[str, int]:
+        """The reader's committed cursor as this report read it (a consumer's stream before what it reads)."""
+        if reader.cursor_in == IN_STREAM:
+            scan = scans.get(reader.cursor_name)
+            return scan.cursor or {} if scan is not None else {}
+        return (checkpoints.get(reader.cursor_name) or {}).get("cursor") or {}
+
+    wiring = wiring_of(config)
     for name, scan in sorted(scans.items()):
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
         if scan.gaps or scan.gap_error:  # (listed only when failed, as below)
@@ -285,25 +293,18 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
         if scan.damaged:  # (listed only when failed: a healthy report keeps its count of checks)
             check(f"{name}: every shard readable", False,
                   "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())))
-        if name.startswith("generator-actor-"):
-            entry["kind"] = "generations"
+        wired = wiring.stream(name)  # None: a stream the wiring table does not know, listed with no consumer
+        kind = wired.kind if wired is not None else None
+        if kind is not None:
+            entry["kind"] = kind
+        if kind == GENERATIONS:
             ids = [str(r.get("id")) for _, r in scan.all_records()]
             check(f"{name}: ids unique", len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} repeated")
-            if config.prover_actor.count:
-                prover = f"prover-actor-{name.rsplit('-', 1)[1]}"
-                results = scans.get(prover)
-                entry["consumers"].append(consumer(scan, prover, results.cursor or {} if results else {}))
-            if gen_reads_generations and config.generator_trainer.count:
-                entry["consumers"].append(consumer(scan, "generator-trainer", trainer_cursor[GENERATOR_CHECKPOINTS]))
-        elif name.startswith("prover-actor-"):
-            entry["kind"] = "results"
-            if config.prover_trainer.count:
-                entry["consumers"].append(consumer(scan, "prover-trainer", trainer_cursor[PROVER_CHECKPOINTS]))
-            if config.generator_trainer.count and not gen_reads_generations:
-                entry["consumers"].append(consumer(scan, "generator-trainer", trainer_cursor[GENERATOR_CHECKPOINTS]))
+        if wired is not None:
+            entry["consumers"] = [consumer(scan, reader.name, committed(reader)) for reader in wired.consumers]
+        if kind == RESULTS:
             results_match_generations(name, scan, scans, check)
-        elif name == EVALUATION_STREAM:
-            entry["kind"] = "evaluations"
+        elif kind == EVALUATIONS:
             versions = [r.get("version") for _, r in scan.all_records()]
             check(f"{name}: each version evaluated once", len(versions) == len(set(map(str, versions))),
                   f"{len(versions)} evaluations")
@@ -427,11 +428,7 @@ class Follower:
     """Reads new shards of an experiment's streams as they appear: cheap running totals for live progress."""
 
     def __init__(self, root: ExperimentRoot, config: ExperimentConfig) -> None:
-        from core.adversarial.topology import all_generation_streams, result_streams
-
-        streams = all_generation_streams(config.generator_actor.count, config.prover_actor.count)
-        streams += result_streams(config.prover_actor.count) + [EVALUATION_STREAM]
-        self.reader = StreamReader(root, streams)
+        self.reader = StreamReader(root, wiring_of(config).stream_names())
         self.generations = self.results = self.proved = 0
         self.evaluations: list[dict[str, Any]] = []
 

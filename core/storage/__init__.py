@@ -19,8 +19,9 @@ from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_chec
                                       save_checkpoint_file)
 from core.storage.heartbeats import Heartbeat, read_heartbeats
 from core.storage.root import ExperimentRoot, RootLocation, inspect_root
-from core.storage.streams import (Cursor, ShardBatch, ShardWriter, StreamReader, clean_temporaries,
-                                  close_gaps, committed_cursor, list_quarantined, low_water, prune_stream,
+from core.storage.streams import (GROUP_SHARES_BY_RECORD, Cursor, ShardBatch, ShardWriter, StreamReader,
+                                  clean_temporaries, close_gaps, committed_cursor, group_cursor, list_quarantined,
+                                  low_water, newest_commit, prune_stream,
                                   pruned_prefix, read_shard,
                                   restore_quarantined, stream_bounds, stream_gaps)
 
@@ -30,5 +31,5 @@ __all__ = [
     "load_checkpoint_file", "location_exists", "low_water",
     "prune_stream",
     "read_heartbeats", "read_shard", "restore_quarantined", "save_checkpoint_file", "stream_bounds", "stream_gaps",
-    "close_gaps", "committed_cursor", "pruned_prefix",
+    "close_gaps", "committed_cursor", "pruned_prefix", "GROUP_SHARES_BY_RECORD", "group_cursor", "newest_commit",
 ]

@@ -152,15 +152,56 @@ def pruned_prefix(root: ExperimentRoot, stream: str) -> tuple[int, int]:
     return mark["below"], mark["records"]
 
 
+def newest_commit(headers_newest_first: Iterable[dict[str, Any]]) -> Cursor | None:
+    """The cursor committed by a stream, from its shard headers given newest first: tombstones are passed
+    over and the newest other shard decides (None if it carries no cursor, or if there is no such shard).
+
+    The one rule for "where does the consumer that writes this stream resume", shared by
+    :func:`committed_cursor`, :meth:`ShardWriter.last_cursor` and readers that have the headers at hand
+    (``jobs.status``, which reads every shard once and nothing more)."""
+    for header in headers_newest_first:
+        if is_tombstone(header):
+            continue
+        cursor = header.get("cursor")
+        return None if cursor is None else Cursor(cursor)
+    return None
+
+
+def _headers_newest_first(root: ExperimentRoot, stream: str, low: int, end: int) -> Iterator[dict[str, Any]]:
+    """The headers of the shards ``end - 1`` down to ``low`` (each with its ``seq``), read one at a time, as
+    they are asked for: finding a commit usually reads one shard, not the stream's history."""
+    for seq in range(end - 1, low - 1, -1):
+        yield {**read_shard(root, stream, seq)[0], "seq": seq}
+
+
 def committed_cursor(root: ExperimentRoot, stream: str) -> Cursor:
     """The newest input cursor committed in ``stream``'s shard headers (empty if none): where the consumer
-    that writes ``stream`` resumes. Pruning keeps a stream's last shard, so a committed cursor is never lost."""
+    that writes ``stream`` resumes (:func:`newest_commit`). Pruning keeps a stream's last shard, so a
+    committed cursor is never lost; a stream whose newest shard commits nothing (a producer's) reads empty."""
     low, end = stream_bounds(root, stream)
-    for seq in range(end - 1, low - 1, -1):
-        header, _ = read_shard(root, stream, seq)
-        if header.get("cursor") is not None:
-            return Cursor(header["cursor"])
-    return Cursor()
+    return newest_commit(_headers_newest_first(root, stream, low, end)) or Cursor()
+
+
+GROUP_SHARES_BY_RECORD = "by-record"
+"""A group's ``sharing`` when every member reads every stream and keeps its own share of the records."""
+
+
+def group_cursor(meta: Mapping[str, Any]) -> Cursor:
+    """The position up to which a group of consumers has consumed each stream, from the metadata it commits
+    with (``cursors``: member -> cursor, and ``sharing``), e.g. a trainer group's checkpoint metadata.
+
+    Members that share streams by record (:data:`GROUP_SHARES_BY_RECORD`) each read every stream: the group
+    is past a shard only when its slowest member is (the lowest cursor; a member without a stream counts as
+    0). Older groups divided the streams among members: their cursors are disjoint, and joined.
+    """
+    cursors = [Cursor.from_json(cursor) for cursor in (meta.get("cursors") or {}).values()]
+    if meta.get("sharing") != GROUP_SHARES_BY_RECORD:
+        joined = Cursor()
+        for cursor in cursors:
+            joined = joined.merged(cursor)
+        return joined
+    streams = sorted({stream for cursor in cursors for stream in cursor})
+    return Cursor({stream: min(cursor.get(stream, 0) for cursor in cursors) for stream in streams})
 
 
 def _search_end(root: ExperimentRoot, stream: str, start: int) -> int:
@@ -377,21 +418,13 @@ class ShardWriter:
         return read_shard(self._root, self.stream, self._next_seq - 1)[0]
 
     def last_cursor(self) -> Cursor | None:
-        """The cursor committed by the newest shard of this stream: where a restarted consumer resumes.
-
-        Tombstones (damaged shards) are passed over; the newest other shard decides (None if it has no
-        cursor, or if the stream has no shard).
-        """
-        for seq in range(self._next_seq - 1, self._low_water - 1, -1):
-            header = read_shard(self._root, self.stream, seq)[0]
-            if is_tombstone(header):
-                continue
-            if header["cursor"] is None:
-                return None
-            if seq == self._next_seq - 1:
-                self._last_published_commit = (header["cursor"], header["extra"])
-            return Cursor(header["cursor"])
-        return None
+        """The cursor committed by the newest shard of this stream: where a restarted consumer resumes
+        (:func:`newest_commit`: tombstones are passed over; None if there is no commit)."""
+        newest = next((header for header in _headers_newest_first(self._root, self.stream, self._low_water,
+                                                                  self._next_seq) if not is_tombstone(header)), None)
+        if newest is not None and newest["cursor"] is not None and newest["seq"] == self._next_seq - 1:
+            self._last_published_commit = (newest["cursor"], newest["extra"])
+        return newest_commit([newest] if newest is not None else [])
 
     def _check_usable(self) -> None:
         if self._conflict is not None:
