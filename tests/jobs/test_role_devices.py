@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import core.models.devices
-import jobs._trainer
+import jobs._version_zero
 from core.errors import UsageError
 from core.models.training import Seq2SeqTrainer
 from core.storage import CheckpointStore, ExperimentRoot
@@ -58,7 +58,7 @@ def test_each_role_builds_its_models_on_the_device_its_section_names(tmp_path: P
         return make
 
     monkeypatch.setattr(core.models.devices, "resolve_device", resolve)
-    monkeypatch.setattr(jobs._trainer, "Seq2SeqTrainer", RecordingTrainer)
+    monkeypatch.setattr(jobs._version_zero, "Seq2SeqTrainer", RecordingTrainer)  # every trainer is built there
     for role in ("generator_actor", "prover_actor", "evaluator"):
         module = importlib.import_module(f"jobs.{role}")
         monkeypatch.setattr(module, "policy_from_model", recording_policy_factory(role, module.policy_from_model))
