@@ -28,8 +28,9 @@ import time
 from typing import Any, Sequence
 
 from configs.experiment import ModelSpec, TrainerConfig
+from core.adversarial.records import ResultRecord, StreamRecord, decode_records
 from core.adversarial.replay import ReplayBuffer
-from core.errors import ConfigError, StorageError
+from core.errors import ConfigError, RecordError, StorageError
 from core.metrics import device_scalars
 from core.models.checkpoint import load_trainer_version, new_database_model, publish_version, read_model
 from core.models.examples import build_examples
@@ -51,6 +52,7 @@ class TrainerLoop:
     """One trainer job. Subclasses say how records become training items and how batches are weighted."""
 
     kind: str  # "prover" or "generator"
+    input_record: type[StreamRecord] = ResultRecord  # the record type of the input streams
 
     def __init__(self, rt: Runtime, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str],
                  streams: Sequence[str]) -> None:
@@ -78,7 +80,7 @@ class TrainerLoop:
 
     # --- hooks ------------------------------------------------------------------------------------
 
-    def items(self, record: dict[str, Any]) -> tuple[list[Example], float] | None:
+    def items(self, record: Any) -> tuple[list[Example], float] | None:
         """Training examples derived from one input record, and its reward; None to skip it."""
         raise NotImplementedError
 
@@ -196,11 +198,11 @@ class TrainerLoop:
         for stream, (first_seq, first_index) in sorted(window.items()):
             for seq in range(first_seq, cursor.get(stream, first_seq)):
                 try:
-                    _, records = read_shard(self.rt.root, stream, seq)
+                    header, raw = read_shard(self.rt.root, stream, seq)
                 except StorageError as error:
                     logger.warning("%s: cannot refill from %s shard %d: %s", self.rt.name, stream, seq, error)
                     continue
-                for index, record in enumerate(records):
+                for index, record in enumerate(decode_records(self.input_record, header, raw, stream=stream)):
                     if seq == first_seq and index < first_index:
                         continue
                     refilled += self.absorb(stream, (seq, index), record, new=False)
@@ -209,11 +211,15 @@ class TrainerLoop:
 
     # --- the loop ---------------------------------------------------------------------------------
 
-    def absorb(self, stream: str, position: tuple[int, int], record: dict[str, Any], *, new: bool = True) -> int:
+    def absorb(self, stream: str, position: tuple[int, int], record: StreamRecord | RecordError, *,
+               new: bool = True) -> int:
         """Add one input record to the replay buffer (1) unless another rank owns it or it yields nothing (0)."""
         if not self.group.owns(stream, *position):
             return 0
-        derived = self.items(record)
+        if isinstance(record, RecordError):
+            self.rt.add("rejected_records")
+            logger.warning("%s: skipping a malformed record: %s", self.rt.name, record)
+        derived = None if isinstance(record, RecordError) else self.items(record)
         if new:
             self.records_in += 1
         if derived is None or not derived[0]:
@@ -237,7 +243,8 @@ class TrainerLoop:
         while True:
             if reader is not None:
                 for batch in reader.poll(max_shards=8):
-                    for index, record in enumerate(batch.records):
+                    records = decode_records(self.input_record, batch.header, batch.records, stream=batch.stream)
+                    for index, record in enumerate(records):
                         self.absorb(batch.stream, (batch.seq, index), record)
             limit_reached = max_steps is not None and self.trainer.steps - start_step >= max_steps
             if self.group.any_true(not rt.running() or limit_reached):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any
 
 from configs.experiment import parse_mix
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
+from core.adversarial.records import GenerationRecord
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
 from core.metrics import mean
 from core.models.checkpoint import load_version
@@ -56,7 +56,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     ws = rt.workspace
     streams = generation_streams_written(rank, config.prover_actor.count)
     writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
-                           producer={"role": "generator_actor", "rank": rank}) for s in streams]
+                           producer={"role": "generator_actor", "rank": rank}, **GenerationRecord.header_fields())
+               for s in streams]
     rt.restart = sum(writer.next_seq for writer in writers)  # shards already published: a restart's seed differs
     generator = TheoremGenerator(ws, None, settings_of(rt), seed=rt.seed)  # type: ignore[arg-type]
 
@@ -76,7 +77,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     lag = LagWatch(rt, writers)
     pruner = Pruner(rt.root, config, streams)
     produced = turn = 0
-    window: list[dict[str, Any]] = []  # records since the last metrics point
+    window: list[GenerationRecord] = []  # records since the last metrics point
     window_start = time.time()
     rt.update(records_out=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
@@ -90,7 +91,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
             continue
         rt.update(state="generating")
         for record in make_records(rt, generator, rng, mix, reloader.version or 0, streams, turn):
-            writers[turn % len(writers)].append(record)
+            writers[turn % len(writers)].append(record.to_json())
             window.append(record)
             turn += 1
             produced += 1
@@ -109,7 +110,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
 
 def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, mix: dict[str, float],
-                 version: int, streams: list[str], turn: int) -> list[dict[str, Any]]:
+                 version: int, streams: list[str], turn: int) -> list[GenerationRecord]:
     """One batch of records: a database theorem (with probability ``mix['dataset']``) or generated ones."""
     stream = streams[turn % len(streams)]
     if rng.random() < mix.get("dataset", 0.0):
@@ -128,15 +129,15 @@ def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, m
     return records
 
 
-def generation_scalars(rt: Runtime, records: list[dict[str, Any]], seconds: float) -> dict[str, float | None]:
+def generation_scalars(rt: Runtime, records: list[GenerationRecord], seconds: float) -> dict[str, float | None]:
     """Live metrics of a window of generation records: throughput, sources, duplicates, theorem sizes."""
-    generated = [r for r in records if r.get("source") == "generator"]
+    generated = [r for r in records if r.generated]
     return {"actor/records_per_s": len(records) / max(seconds, 1e-9),
-            "actor/dataset_fraction": mean(float(r.get("source") != "generator") for r in records),
-            "actor/duplicate_fraction": mean(float(bool(r.get("duplicate"))) for r in generated),
-            "actor/mean_heuristic": mean(r.get("heuristic") for r in generated),
-            "actor/mean_proof_size": mean(r.get("stats", {}).get("size") for r in generated),
-            "actor/mean_proof_depth": mean(r.get("stats", {}).get("depth") for r in generated),
+            "actor/dataset_fraction": mean(float(not r.generated) for r in records),
+            "actor/duplicate_fraction": mean(float(r.duplicate) for r in generated),
+            "actor/mean_heuristic": mean(r.heuristic for r in generated),
+            "actor/mean_proof_size": mean(r.stats.size for r in generated),
+            "actor/mean_proof_depth": mean(r.stats.depth for r in generated),
             "actor/reader_lag_shards": rt.counters.get("reader_lag_shards"),
             "actor/generator_version": rt.counters.get("generator_version")}
 

@@ -17,9 +17,9 @@ import logging
 from typing import Any
 
 from core.adversarial.generation import Step
+from core.adversarial.records import GenerationRecord, ResultRecord, StreamRecord
 from core.adversarial.rewards import reward
 from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_streams, result_streams
-from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example
 from core.storage import CheckpointInfo
@@ -54,27 +54,27 @@ class GeneratorTrainer(TrainerLoop):
         self.rt.update(reward_baseline=round(self.baseline, 4))
         self.rt.add("reward_sum", value)
 
-    def items(self, record: dict[str, Any]) -> tuple[list[Example], float] | None:
+    @property
+    def input_record(self) -> type[StreamRecord]:  # type: ignore[override]  # a property: it depends on the setup
+        """Generation records in the heuristic-reward setups, else the prover actors' results."""
+        return GenerationRecord if self.rt.config.setup in HEURISTIC_SETUPS else ResultRecord
+
+    def items(self, record: GenerationRecord | ResultRecord) -> tuple[list[Example], float] | None:
         config = self.rt.config
-        if config.setup in HEURISTIC_SETUPS:
+        if isinstance(record, GenerationRecord):
             generation = record
-            value = reward("heuristic", successes=0, attempts=0, heuristic=float(record.get("heuristic") or 0.0),
-                           duplicate=bool(record.get("duplicate")), duplicate_penalty=config.rewards.duplicate_penalty)
+            value = reward("heuristic", successes=0, attempts=0, heuristic=record.heuristic,
+                           duplicate=record.duplicate, duplicate_penalty=config.rewards.duplicate_penalty)
         else:
-            if not record.get("for_generator_trainer"):
+            if not record.for_generator_trainer:
                 return None
-            generation = record.get("generation") or {}
-            value = float(record.get("reward", 0.0))
-        rollout = generation.get("rollout")
-        if generation.get("source") != "generator" or not rollout:
+            generation = record.generation
+            value = record.reward
+        rollout = generation.rollout
+        if not generation.generated or rollout is None or not rollout.steps:
             return None
-        try:
-            hypotheses = [tuple(str(h).split()) for h in rollout["hypotheses"]]
-            steps = [Step.from_json(step) for step in rollout["steps"]]
-        except (MetamathError, KeyError, TypeError) as error:
-            self.rt.add("rejected_records")
-            logger.warning("%s: skipping record %s: %s", self.rt.name, record.get("id"), error)
-            return None
+        hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
+        steps = [Step.from_record(step) for step in rollout.steps]
         pairs = rollout_examples(self.codec, self.rt.workspace.db, hypotheses, [(s.tactic, s.added) for s in steps])
         return [pair for pair in pairs if pair is not None], value
 

@@ -12,9 +12,8 @@ See :mod:`jobs._trainer`.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from core.adversarial.generation import theorem_from_goal
+from core.adversarial.records import ResultRecord
 from core.adversarial.topology import result_streams
 from core.errors import MetamathError
 from core.metamath.prooftree import ProofTree, check_tree
@@ -29,27 +28,27 @@ logger = logging.getLogger("jobs.prover_trainer")
 
 class ProverTrainer(TrainerLoop):
     kind = "prover"
+    input_record = ResultRecord
 
-    def items(self, record: dict[str, Any]) -> tuple[list[Example], float] | None:
-        if not record.get("for_prover_trainer"):
+    def items(self, record: ResultRecord) -> tuple[list[Example], float] | None:
+        if not record.for_prover_trainer:
             return None
         ws = self.rt.workspace
         try:
-            generation = record["generation"]
-            theorem = theorem_from_goal(ws, generation["goal"])
+            theorem = theorem_from_goal(ws, record.generation.goal)
             if theorem.label in ws.held_out_labels:
                 self.rt.add("held_out_skipped")
                 return None
-            tree = ProofTree.from_json(generation["proof"])
+            tree = ProofTree.from_json(record.generation.proof)
             check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
-        except (MetamathError, KeyError, TypeError) as error:
+        except MetamathError as error:
             self.rt.add("rejected_records")
-            logger.warning("%s: skipping record %s: %s", self.rt.name, record.get("id"), error)
+            logger.warning("%s: skipping record %s: %s", self.rt.name, record.id, error)
             return None
         examples: list[Example] = []
         for fmt in self.formats:
             examples += tree_examples(self.codec, ws.db, theorem, tree, fmt)
-        return examples, float(record.get("reward", 0.0))
+        return examples, record.reward
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int | None = None) -> str:

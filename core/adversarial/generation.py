@@ -18,14 +18,16 @@ so the generator learns to write complete substitutions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
+from core.adversarial.records import GenerationRecord, GenerationStats, Goal, RolloutRecord, RolloutStep
 from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError
@@ -63,23 +65,14 @@ class Step:
     added: Statement | None
     logprob: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.tactic.label,
-            "substitution": {v: " ".join(e) for v, e in self.tactic.substitution.items()},
-            "added": " ".join(self.added) if self.added is not None else None,
-            "logprob": self.logprob,
-        }
+    def to_record(self) -> RolloutStep:
+        return RolloutStep(self.tactic.label, {v: " ".join(e) for v, e in self.tactic.substitution.items()},
+                           " ".join(self.added) if self.added is not None else None, self.logprob)
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> "Step":
-        try:
-            substitution = {str(v): tuple(str(e).split()) for v, e in dict(data["substitution"]).items()}
-            added = data.get("added")
-            return Step(Tactic(str(data["label"]), substitution), tuple(added.split()) if added else None,
-                        float(data["logprob"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise MetamathError(f"malformed rollout step: {error!r}") from None
+    def from_record(step: RolloutStep) -> "Step":
+        substitution = {v: tuple(e.split()) for v, e in step.substitution.items()}
+        return Step(Tactic(step.label, substitution), tuple(step.added.split()) if step.added else None, step.logprob)
 
 
 @dataclass
@@ -375,75 +368,49 @@ def _combinations(choices: list[list[dict[str, tuple[str, ...]]]]) -> Iterator[t
 # --- records --------------------------------------------------------------------------------------
 
 
-def goal_json(theorem: Assertion) -> dict[str, Any]:
-    """A theorem's goal as JSON: label, statement, hypotheses (label, statement) and ``$d`` pairs."""
-    return {
-        "label": theorem.label,
-        "statement": " ".join(theorem.statement),
-        "hypotheses": [[h.label, " ".join(h.statement)] for h in theorem.essential],
-        "disjoint": [list(pair) for pair in sorted(theorem.disjoint)],
-    }
+def goal_json(theorem: Assertion) -> Goal:
+    """A theorem's goal as a record part: label, statement, hypotheses (label, statement) and ``$d`` pairs."""
+    return Goal(theorem.label, " ".join(theorem.statement),
+                tuple((h.label, " ".join(h.statement)) for h in theorem.essential),
+                tuple(tuple(pair) for pair in sorted(theorem.disjoint)))
 
 
-def theorem_from_goal(workspace: Workspace, goal: dict[str, Any]) -> Assertion:
+def theorem_from_goal(workspace: Workspace, goal: Goal) -> Assertion:
     """The theorem a goal record describes: the database's own, or a new one at the end of the database.
 
     Raises :class:`MetamathError` for a malformed goal or labels that clash with the database's.
     """
-    try:
-        label = str(goal["label"])
-        statement = tuple(str(goal["statement"]).split())
-        hypotheses = [(str(name), tuple(str(text).split())) for name, text in goal["hypotheses"]]
-        disjoint = [(str(x), str(y)) for x, y in goal.get("disjoint", [])]
-    except (KeyError, TypeError, ValueError) as error:
-        raise MetamathError(f"malformed goal record: {error!r}") from None
-    if goal.get("database"):
-        return workspace.db.assertion(label)
-    clashing = [name for name in [label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
+    if any(len(pair) != 2 for pair in (*goal.hypotheses, *goal.disjoint)):
+        raise MetamathError(f"malformed goal record {goal.label}: hypotheses and $d entries are pairs")
+    if goal.database:
+        return workspace.db.assertion(goal.label)
+    hypotheses = [(name, tuple(text.split())) for name, text in goal.hypotheses]
+    clashing = [name for name in [goal.label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
     if clashing:
         raise MetamathError(f"goal record reuses database label(s) {', '.join(clashing)}")
-    return make_theorem(workspace.db, label, statement, [s for _, s in hypotheses], disjoint,
-                        hypothesis_labels=[h for h, _ in hypotheses])
+    return make_theorem(workspace.db, goal.label, tuple(goal.statement.split()), [s for _, s in hypotheses],
+                        [(x, y) for x, y in goal.disjoint], hypothesis_labels=[h for h, _ in hypotheses])
 
 
-def generation_record(generated: Generated, *, generator_version: int, source_stream: str) -> dict[str, Any]:
-    theorem, proof = generated.theorem, generated.proof
-    return {
-        "id": f"{source_stream}/{uuid.uuid4().hex}",
-        "source": "generator",
-        "generator_version": generator_version,
-        "goal": goal_json(theorem),
-        "proof": proof.to_json(),
-        "stats": {
-            "size": proof.size,
-            "depth": proof.depth,
-            "statement_length": len(theorem.statement),
-            "hypotheses": len(theorem.essential),
-            "steps": len(generated.rollout.steps),
-            "rollout_end": generated.rollout.end,
-            "started_from": generated.rollout.source_label,
-        },
-        "heuristic": generated.heuristic,
-        "duplicate": generated.duplicate,
-        "rollout": {
-            "hypotheses": [" ".join(h) for h in generated.rollout.hypotheses],
-            "steps": [step.to_json() for step in generated.rollout.steps],
-        },
-    }
+def generation_record(generated: Generated, *, generator_version: int, source_stream: str) -> GenerationRecord:
+    theorem, proof, rollout = generated.theorem, generated.proof, generated.rollout
+    stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
+                            hypotheses=len(theorem.essential), steps=len(rollout.steps), rollout_end=rollout.end,
+                            started_from=rollout.source_label)
+    return GenerationRecord(
+        id=f"{source_stream}/{uuid.uuid4().hex}", source="generator", generator_version=generator_version,
+        goal=goal_json(theorem), proof=proof.to_json(), stats=stats, heuristic=generated.heuristic,
+        duplicate=generated.duplicate,
+        rollout=RolloutRecord(tuple(" ".join(h) for h in rollout.hypotheses),
+                              tuple(step.to_record() for step in rollout.steps)),
+    )
 
 
-def dataset_record(theorem: Assertion, proof: ProofTree, *, source_stream: str) -> dict[str, Any]:
-    goal = goal_json(theorem)
-    goal["database"] = True
-    return {
-        "id": f"{source_stream}/{uuid.uuid4().hex}",
-        "source": "dataset",
-        "generator_version": None,
-        "goal": goal,
-        "proof": proof.to_json(),
-        "stats": {"size": proof.size, "depth": proof.depth, "statement_length": len(theorem.statement),
-                  "hypotheses": len(theorem.essential), "steps": 0},
-        "heuristic": 0.0,
-        "duplicate": False,
-        "rollout": None,
-    }
+def dataset_record(theorem: Assertion, proof: ProofTree, *, source_stream: str) -> GenerationRecord:
+    stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
+                            hypotheses=len(theorem.essential), steps=0)
+    return GenerationRecord(
+        id=f"{source_stream}/{uuid.uuid4().hex}", source="dataset", generator_version=None,
+        goal=dataclasses.replace(goal_json(theorem), database=True), proof=proof.to_json(), stats=stats,
+        heuristic=0.0, duplicate=False, rollout=None,
+    )

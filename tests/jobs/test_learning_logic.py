@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import pytest
 import torch
@@ -22,6 +22,7 @@ import torch
 from configs.databases import resolve_database
 from configs.presets import preset
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, generation_record
+from core.adversarial.records import GenerationRecord, ResultRecord, StreamRecord
 from core.metamath.prooftree import ProofTree
 from core.models.checkpoint import new_database_model
 from core.models.decoding import target_logprobs, target_logprobs_and_entropy
@@ -59,12 +60,12 @@ def runtime(tmp_path: Path) -> Iterator[Any]:
         rt._closed.set()
 
 
-def generated_records(rt: Runtime, count: int = 3) -> list[dict[str, Any]]:
+def generated_records(rt: Runtime, count: int = 3) -> list[GenerationRecord]:
     """Real generation records (rollouts of the baseline policy on the embedded database)."""
     ws = rt.workspace
     generator = TheoremGenerator(ws, BaselinePolicy(ws.db, grammar=ws.grammar, seed=0),
                                  GenerationSettings(max_steps=3, min_steps=2), seed=1)
-    records: list[dict[str, Any]] = []
+    records: list[GenerationRecord] = []
     while len(records) < count:
         for rollout in generator.run(8):
             chosen = generator.select(rollout)
@@ -164,8 +165,11 @@ def test_the_entropy_bonus_spreads_the_policy(runtime) -> None:
 # --- routing: what each trainer keeps ---------------------------------------------------------------------------
 
 
-def result_of(generation: dict[str, Any], **flags: bool) -> dict[str, Any]:
-    return {"id": generation["id"], "generation": generation, "proved": False, "reward": 1.0, **flags}
+def result_of(generation: GenerationRecord, **flags: bool) -> ResultRecord:
+    """A failed attempt's result on ``generation``, routed by ``flags`` (a flag not given is False)."""
+    routing = {"for_generator_trainer": False, "for_prover_trainer": False, **flags}
+    return ResultRecord(id=generation.id, generation=generation, prover_version=0, proved=False, attempts=1,
+                        successes=0, proof=None, search={}, reward=1.0, **routing)
 
 
 def test_the_generator_trainer_keeps_exactly_the_records_flagged_for_it(runtime) -> None:
@@ -195,8 +199,8 @@ def test_the_prover_trainer_keeps_exactly_the_records_flagged_for_it(runtime) ->
 # --- the prover actor: outcomes, rewards, flags, attempts -------------------------------------------------------
 
 
-def tries(generation: dict[str, Any], *proved: bool) -> list[SearchResult]:
-    proof = ProofTree.from_json(generation["proof"])
+def tries(generation: GenerationRecord, *proved: bool) -> list[SearchResult]:
+    proof = ProofTree.from_json(generation.proof)
     return [SearchResult(label="g", prover="forward-sampling", proved=p, proof=proof if p else None) for p in proved]
 
 
@@ -209,14 +213,14 @@ def test_result_records_carry_the_outcome_reward_and_routing(runtime, generator_
     generation = generated_records(rt, 1)[0]
     failed = prover_actor.result_record(rt, generation, tries(generation, False), 0)
     proved = prover_actor.result_record(rt, generation, tries(generation, True), 0)
-    assert (failed["proved"], failed["successes"], failed["reward"], failed["proof"]) == (False, 0, 1.0, None)
-    assert (proved["proved"], proved["successes"], proved["reward"]) == (True, 1, 0.0)
-    assert proved["proof"] == generation["proof"]
-    assert failed["for_generator_trainer"] and failed["for_prover_trainer"]  # a failure goes to both
-    assert proved["for_generator_trainer"] is not generator_only_failed
-    assert proved["for_prover_trainer"] is not prover_only_failed
-    dataset = dict(generation, source="dataset")  # database theorems never train the generator
-    assert not prover_actor.result_record(rt, dataset, tries(generation, False), 0)["for_generator_trainer"]
+    assert (failed.proved, failed.successes, failed.reward, failed.proof) == (False, 0, 1.0, None)
+    assert (proved.proved, proved.successes, proved.reward) == (True, 1, 0.0)
+    assert proved.proof == generation.proof
+    assert failed.for_generator_trainer and failed.for_prover_trainer  # a failure goes to both
+    assert proved.for_generator_trainer is not generator_only_failed
+    assert proved.for_prover_trainer is not prover_only_failed
+    dataset = dataclasses.replace(generation, source="dataset")  # database theorems never train the generator
+    assert not prover_actor.result_record(rt, dataset, tries(generation, False), 0).for_generator_trainer
 
 
 BAND = ["rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.5", "prover_actor.search.prover=forward-sampling"]
@@ -225,7 +229,7 @@ BAND = ["rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.5", "prover_ac
 def test_band_rewards_pay_hard_but_provable_goals(runtime) -> None:
     rt = runtime("prover_actor", *BAND)
     generation = generated_records(rt, 1)[0]
-    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0)["reward"]
+    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0).reward
                for outcome in [(True, False, False, False), (True, True, False, False), (True, True, True, False),
                                (False,) * 4, (True,) * 4]]
     assert rewards == [1.0, 1.0, 0.0, 0.0, 0.0]
@@ -243,10 +247,10 @@ def test_band_rewards_search_each_goal_attempts_times(runtime, monkeypatch) -> N
         calls.clear()
         rt = runtime("prover_actor", *overrides, name=f"exp{attempts}")
         generations = generated_records(rt, 2)
-        batch = ShardBatch("generator-actor-00-to-00", 0, {}, generations)
+        batch = ShardBatch("generator-actor-00-to-00", 0, {}, [g.to_json() for g in generations])
         results = prover_actor.prove_batch(rt, batch, {"policy": None, "version": 0}, None)  # type: ignore[arg-type]
         assert calls == [2] * attempts and prover_actor.attempts_per_goal(rt.config) == attempts
-        assert [(r["attempts"], r["successes"]) for r in results] == [(attempts, 1)] * 2
+        assert [(r.attempts, r.successes) for r in results] == [(attempts, 1)] * 2
 
 
 # --- trainer batches, refill, retention ---------------------------------------------------------------------------
@@ -283,11 +287,21 @@ def test_batches_wait_for_replay_min_then_mix_by_supervised_weight(runtime) -> N
     assert composition(trainer) == (8, 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class EchoRecord(StreamRecord):
+    """A test stream's record: a reward alone."""
+
+    RECORD_TYPE: ClassVar[str] = "echo"
+    reward: float
+
+
 class EchoTrainer(ProverTrainer):
     """Turns each record into one fixed example with the record's reward (no model needed)."""
 
-    def items(self, record: dict[str, Any]) -> tuple[list[Any], float] | None:
-        return [GENERATED_EXAMPLE], float(record["reward"])
+    input_record = EchoRecord
+
+    def items(self, record: EchoRecord) -> tuple[list[Any], float] | None:
+        return [GENERATED_EXAMPLE], record.reward
 
 
 def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtime) -> None:
