@@ -25,7 +25,8 @@ import functools
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, TypeVar, Union
+from collections.abc import Hashable, Mapping
+from typing import Any, ClassVar, TypeVar, Union
 
 from core.errors import NewerFormatError, RecordError
 
@@ -249,8 +250,13 @@ RECORD_TYPES: dict[str, type[StreamRecord]] = {
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _cached_hints(cls: Hashable) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's resolved field types (computed once per class)."""
+    return _cached_hints(cls)
 
 
 def _to_json(value: Any) -> Any:
@@ -320,5 +326,5 @@ def _json_type(value: Any) -> str:
     return f"{names.get(type(value), type(value).__name__)} ({str(value)[:40]!r})"
 
 
-__all__ = ["EvaluationRecord", "GenerationRecord", "GenerationStats", "Goal", "RECORD_TYPES", "ResultRecord",
+__all__ = ["RECORD_TYPES", "EvaluationRecord", "GenerationRecord", "GenerationStats", "Goal", "ResultRecord",
            "RolloutRecord", "RolloutStep", "StreamRecord", "decode_records", "valid_records"]
