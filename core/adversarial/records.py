@@ -58,7 +58,12 @@ class JsonPart:
                     raise RecordError(f"{where}: field {field.name!r} is missing")
                 continue
             values[field.name] = _from_json(data[field.name], _hints(cls)[field.name], f"{where}, field {field.name!r}")
-        return cls(**values)
+        part = cls(**values)
+        part.check(where)
+        return part
+
+    def check(self, where: str) -> None:
+        """Checks beyond the fields' types (RecordError naming ``where`` and the field); none by default."""
 
 
 class StreamRecord(JsonPart):
@@ -138,6 +143,12 @@ class Goal(JsonPart):
     hypotheses: tuple[tuple[str, ...], ...]
     disjoint: tuple[tuple[str, ...], ...] = ()
     database: bool = False  # a theorem of the database itself (the source mix), not a new one
+
+    def check(self, where: str) -> None:
+        for name, pairs in (("hypotheses", self.hypotheses), ("disjoint", self.disjoint)):
+            for index, pair in enumerate(pairs):
+                if len(pair) != 2:
+                    raise RecordError(f"{where}, field {name!r}[{index}]: should be a pair, got {len(pair)} items")
 
 
 @dataclass(frozen=True)

@@ -116,9 +116,10 @@ def test_goal_records_that_reuse_database_labels_are_refused(workspace: Workspac
         theorem_from_goal(workspace, goal)
     with pytest.raises(RecordError, match="field 'label' is missing"):
         Goal.from_json({"statement": "|- ph", "hypotheses": []})
+    with pytest.raises(RecordError, match=r"field 'hypotheses'\[0\]: should be a pair"):
+        Goal.from_json({"label": "new.1", "statement": "|- ph", "hypotheses": [["new.h1"]]})
     with pytest.raises(MetamathError, match="malformed goal"):
-        theorem_from_goal(workspace, Goal.from_json({"label": "new.1", "statement": "|- ph",
-                                                     "hypotheses": [["new.h1"]]}))
+        theorem_from_goal(workspace, Goal("new.1", "|- ph", (("new.h1",),)))
 
 
 def test_dataset_records_are_train_theorems(workspace: Workspace) -> None:
