@@ -16,7 +16,7 @@ import random
 import time
 
 from configs.experiment import parse_mix
-from core.adversarial.generation import GenerationSettings, TheoremGenerator, dataset_record, generation_record
+from core.adversarial.generation import GenerationSettings, TheoremGenerator
 from core.adversarial.records import GenerationRecord
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, generation_streams_written, group_cursor, job_name
 from core.metrics import mean
@@ -116,14 +116,14 @@ def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, m
     if rng.random() < mix.get("dataset", 0.0):
         theorem, tree = generator.dataset_theorem()
         rt.add("dataset_records")
-        return [dataset_record(theorem, tree, source_stream=stream)]
+        return [GenerationRecord.of_database(theorem, tree, source_stream=stream)]
     start = time.perf_counter()
     rollouts = generator.run(rt.config.generator_actor.rollouts_per_batch)
     records = []
     for rollout in rollouts:
         generated = generator.select(rollout)
         if generated is not None:
-            records.append(generation_record(generated, generator_version=version, source_stream=stream))
+            records.append(GenerationRecord.of_generated(generated, generator_version=version, source_stream=stream))
     rt.add("rollouts", len(rollouts))
     rt.add("generation_seconds", round(time.perf_counter() - start, 3))
     return records

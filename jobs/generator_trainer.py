@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.adversarial.generation import Step
 from core.adversarial.records import GenerationRecord, ResultRecord, StreamRecord
 from core.adversarial.rewards import reward
 from core.adversarial.topology import HEURISTIC_REWARD_SETUPS, all_generation_streams, result_streams
@@ -74,7 +73,7 @@ class GeneratorTrainer(TrainerLoop):
         if not generation.generated or rollout is None or not rollout.steps:
             return None
         hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
-        steps = [Step.from_record(step) for step in rollout.steps]
+        steps = [step.to_step() for step in rollout.steps]
         pairs = rollout_examples(self.codec, self.rt.workspace.db, hypotheses, [(s.tactic, s.added) for s in steps])
         return [pair for pair in pairs if pair is not None], value
 

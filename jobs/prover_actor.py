@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 from configs.experiment import ExperimentConfig
-from core.adversarial.generation import theorem_from_goal
 from core.adversarial.records import GenerationRecord, ResultRecord, decode_records
 from core.adversarial.rewards import reward
 from core.adversarial.topology import PROVER_CHECKPOINTS, generation_streams_read, job_name
@@ -114,7 +113,7 @@ def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any],
         try:
             if isinstance(record, RecordError):
                 raise record
-            goals.append((record, theorem_from_goal(ws, record.goal)))
+            goals.append((record, record.goal.theorem(ws)))
         except (MetamathError, RecordError) as error:
             rt.add("malformed_goals")
             logger.warning("%s: skipping malformed generation record: %s", rt.name, error)
@@ -150,22 +149,15 @@ def attempts_per_goal(config: ExperimentConfig) -> int:
 def result_record(rt: Runtime, generation: GenerationRecord, tries: list[SearchResult], version: int) -> ResultRecord:
     config = rt.config
     successes = sum(r.proved for r in tries)
-    proved = successes > 0
     rt.add("attempted")
-    rt.add("proved", int(proved))
+    rt.add("proved", int(successes > 0))
     value = reward(config.rewards.kind, successes=successes, attempts=len(tries),
                    heuristic=generation.heuristic, tau=config.rewards.tau,
                    heuristic_weight=config.rewards.heuristic_weight, duplicate=generation.duplicate,
                    duplicate_penalty=config.rewards.duplicate_penalty)
-    best = next((r for r in tries if r.proved), tries[0])
-    routing = config.routing
-    return ResultRecord(
-        id=generation.id, generation=generation, prover_version=version, proved=proved, attempts=len(tries),
-        successes=successes, proof=best.proof.to_json() if best.proof is not None else None,
-        search=best.to_json(include_proof=False), reward=value,
-        for_generator_trainer=generation.generated and (not proved or not routing.generator_send_only_failed),
-        for_prover_trainer=not proved or not routing.prover_send_only_failed,
-    )
+    return ResultRecord.of_attempts(generation, tries, prover_version=version, reward=value,
+                                    generator_send_only_failed=config.routing.generator_send_only_failed,
+                                    prover_send_only_failed=config.routing.prover_send_only_failed)
 
 
 if __name__ == "__main__":

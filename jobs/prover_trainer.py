@@ -12,7 +12,6 @@ See :mod:`jobs._trainer`.
 from __future__ import annotations
 
 import logging
-from core.adversarial.generation import theorem_from_goal
 from core.adversarial.records import ResultRecord
 from core.adversarial.topology import result_streams
 from core.errors import MetamathError
@@ -35,7 +34,7 @@ class ProverTrainer(TrainerLoop):
             return None
         ws = self.rt.workspace
         try:
-            theorem = theorem_from_goal(ws, record.generation.goal)
+            theorem = record.generation.goal.theorem(ws)
             if theorem.label in ws.held_out_labels:
                 self.rt.add("held_out_skipped")
                 return None

@@ -8,7 +8,8 @@ the generated theorem: the last node (Evariste's choice, the rollout ending with
 heuristic or a weighted combination of heuristics (:mod:`core.adversarial.rewards`). Its hypotheses
 are those its proof uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
 hypothesis or a database statement, that were generated recently, or that are too long for the prover.
-Every theorem is checked by the kernel before it becomes a record.
+Every theorem is checked by the kernel before it becomes a record (built by
+:meth:`core.adversarial.records.GenerationRecord.of_generated`).
 
 A proposal whose substitution is incomplete (or whose hypotheses are not nodes as given) is completed
 by unifying the assertion's hypotheses with graph nodes (:func:`complete_tactic`): the model chooses
@@ -18,7 +19,6 @@ so the generator learns to write complete substitutions.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import uuid
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Sequence
 
-from core.adversarial.records import GenerationRecord, GenerationStats, Goal, RolloutRecord, RolloutStep
 from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError
@@ -64,15 +63,6 @@ class Step:
     tactic: Tactic
     added: Statement | None
     logprob: float
-
-    def to_record(self) -> RolloutStep:
-        return RolloutStep(self.tactic.label, {v: " ".join(e) for v, e in self.tactic.substitution.items()},
-                           " ".join(self.added) if self.added is not None else None, self.logprob)
-
-    @staticmethod
-    def from_record(step: RolloutStep) -> "Step":
-        substitution = {v: tuple(e.split()) for v, e in step.substitution.items()}
-        return Step(Tactic(step.label, substitution), tuple(step.added.split()) if step.added else None, step.logprob)
 
 
 @dataclass
@@ -363,54 +353,3 @@ def _combinations(choices: list[list[dict[str, tuple[str, ...]]]]) -> Iterator[t
     for first in choices[0]:
         for rest in _combinations(choices[1:]):
             yield (first, *rest)
-
-
-# --- records --------------------------------------------------------------------------------------
-
-
-def goal_json(theorem: Assertion) -> Goal:
-    """A theorem's goal as a record part: label, statement, hypotheses (label, statement) and ``$d`` pairs."""
-    return Goal(theorem.label, " ".join(theorem.statement),
-                tuple((h.label, " ".join(h.statement)) for h in theorem.essential),
-                tuple(tuple(pair) for pair in sorted(theorem.disjoint)))
-
-
-def theorem_from_goal(workspace: Workspace, goal: Goal) -> Assertion:
-    """The theorem a goal record describes: the database's own, or a new one at the end of the database.
-
-    Raises :class:`MetamathError` for a malformed goal or labels that clash with the database's.
-    """
-    if any(len(pair) != 2 for pair in (*goal.hypotheses, *goal.disjoint)):
-        raise MetamathError(f"malformed goal record {goal.label}: hypotheses and $d entries are pairs")
-    if goal.database:
-        return workspace.db.assertion(goal.label)
-    hypotheses = [(name, tuple(text.split())) for name, text in goal.hypotheses]
-    clashing = [name for name in [goal.label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
-    if clashing:
-        raise MetamathError(f"goal record reuses database label(s) {', '.join(clashing)}")
-    return make_theorem(workspace.db, goal.label, tuple(goal.statement.split()), [s for _, s in hypotheses],
-                        [(x, y) for x, y in goal.disjoint], hypothesis_labels=[h for h, _ in hypotheses])
-
-
-def generation_record(generated: Generated, *, generator_version: int, source_stream: str) -> GenerationRecord:
-    theorem, proof, rollout = generated.theorem, generated.proof, generated.rollout
-    stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
-                            hypotheses=len(theorem.essential), steps=len(rollout.steps), rollout_end=rollout.end,
-                            started_from=rollout.source_label)
-    return GenerationRecord(
-        id=f"{source_stream}/{uuid.uuid4().hex}", source="generator", generator_version=generator_version,
-        goal=goal_json(theorem), proof=proof.to_json(), stats=stats, heuristic=generated.heuristic,
-        duplicate=generated.duplicate,
-        rollout=RolloutRecord(tuple(" ".join(h) for h in rollout.hypotheses),
-                              tuple(step.to_record() for step in rollout.steps)),
-    )
-
-
-def dataset_record(theorem: Assertion, proof: ProofTree, *, source_stream: str) -> GenerationRecord:
-    stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
-                            hypotheses=len(theorem.essential), steps=0)
-    return GenerationRecord(
-        id=f"{source_stream}/{uuid.uuid4().hex}", source="dataset", generator_version=None,
-        goal=dataclasses.replace(goal_json(theorem), database=True), proof=proof.to_json(), stats=stats,
-        heuristic=0.0, duplicate=False, rollout=None,
-    )

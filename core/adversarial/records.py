@@ -10,7 +10,9 @@ Each stream carries one record type, named with its version in every shard's hea
 * ``evaluation`` (:class:`EvaluationRecord`), on ``evaluator-00``: one prover version (or the baseline)
   measured on the benchmark.
 
-Writers build records with these classes and publish :meth:`StreamRecord.to_json`; readers decode every
+Records are built here too (from a generated theorem, a database theorem, a prover actor's attempts), so
+one file says what each record holds and where its values come from. Writers build records with these
+classes and publish :meth:`StreamRecord.to_json`; readers decode every
 shard with :func:`decode_records` and read attributes. :meth:`StreamRecord.from_json` checks every field
 (:class:`RecordError` names the stream, the record type and the field), ignores fields it does not know
 (a newer writer of the same version may add optional fields), and refuses a newer version of the type with
@@ -24,11 +26,18 @@ import dataclasses
 import functools
 import types
 import typing
+import uuid
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar, TypeVar, Union
 
-from core.errors import NewerFormatError, RecordError
+from core.adversarial.generation import Generated, Step
+from core.adversarial.workspace import Workspace
+from core.errors import MetamathError, NewerFormatError, RecordError
+from core.metamath.database import Assertion
+from core.metamath.environment import Tactic
+from core.metamath.prooftree import ProofTree, make_theorem
+from core.search.runner import SearchResult
 
 JSON_OBJECT = dict[str, Any]
 Record = TypeVar("Record", bound="StreamRecord")
@@ -144,6 +153,29 @@ class Goal(JsonPart):
     disjoint: tuple[tuple[str, ...], ...] = ()
     database: bool = False  # a theorem of the database itself (the source mix), not a new one
 
+    @classmethod
+    def of(cls, theorem: Assertion, *, database: bool = False) -> Goal:
+        """The goal of ``theorem`` (``database``: the goal is that database theorem itself)."""
+        return cls(theorem.label, " ".join(theorem.statement),
+                   tuple((h.label, " ".join(h.statement)) for h in theorem.essential),
+                   tuple(tuple(pair) for pair in sorted(theorem.disjoint)), database)
+
+    def theorem(self, workspace: Workspace) -> Assertion:
+        """The theorem this goal describes: the database's own, or a new one at the end of the database.
+
+        Raises :class:`MetamathError` for a malformed goal or labels that clash with the database's.
+        """
+        if any(len(pair) != 2 for pair in (*self.hypotheses, *self.disjoint)):
+            raise MetamathError(f"malformed goal record {self.label}: hypotheses and $d entries are pairs")
+        if self.database:
+            return workspace.db.assertion(self.label)
+        hypotheses = [(name, tuple(text.split())) for name, text in self.hypotheses]
+        clashing = [name for name in [self.label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
+        if clashing:
+            raise MetamathError(f"goal record reuses database label(s) {', '.join(clashing)}")
+        return make_theorem(workspace.db, self.label, tuple(self.statement.split()), [s for _, s in hypotheses],
+                            [(x, y) for x, y in self.disjoint], hypothesis_labels=[h for h, _ in hypotheses])
+
     def check(self, where: str) -> None:
         for name, pairs in (("hypotheses", self.hypotheses), ("disjoint", self.disjoint)):
             for index, pair in enumerate(pairs):
@@ -170,6 +202,16 @@ class RolloutStep(JsonPart):
     substitution: dict[str, str]
     added: str | None
     logprob: float
+
+    @classmethod
+    def of(cls, step: Step) -> RolloutStep:
+        return cls(step.tactic.label, {v: " ".join(e) for v, e in step.tactic.substitution.items()},
+                   " ".join(step.added) if step.added is not None else None, step.logprob)
+
+    def to_step(self) -> Step:
+        """The rollout step this records (what the generator trainer replays)."""
+        substitution = {v: tuple(e.split()) for v, e in self.substitution.items()}
+        return Step(Tactic(self.label, substitution), tuple(self.added.split()) if self.added else None, self.logprob)
 
 
 @dataclass(frozen=True)
@@ -198,6 +240,28 @@ class GenerationRecord(StreamRecord):
     def generated(self) -> bool:
         return self.source == "generator"
 
+    @classmethod
+    def of_generated(cls, generated: Generated, *, generator_version: int, source_stream: str) -> GenerationRecord:
+        """The record of a theorem the generator made (its rollout included), sent on ``source_stream``."""
+        theorem, proof, rollout = generated.theorem, generated.proof, generated.rollout
+        stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
+                                hypotheses=len(theorem.essential), steps=len(rollout.steps), rollout_end=rollout.end,
+                                started_from=rollout.source_label)
+        return cls(id=f"{source_stream}/{uuid.uuid4().hex}", source="generator", generator_version=generator_version,
+                   goal=Goal.of(theorem), proof=proof.to_json(), stats=stats, heuristic=generated.heuristic,
+                   duplicate=generated.duplicate,
+                   rollout=RolloutRecord(tuple(" ".join(h) for h in rollout.hypotheses),
+                                         tuple(RolloutStep.of(step) for step in rollout.steps)))
+
+    @classmethod
+    def of_database(cls, theorem: Assertion, proof: ProofTree, *, source_stream: str) -> GenerationRecord:
+        """The record of a train theorem of the database (the source mix), sent on ``source_stream``."""
+        stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
+                                hypotheses=len(theorem.essential), steps=0)
+        return cls(id=f"{source_stream}/{uuid.uuid4().hex}", source="dataset", generator_version=None,
+                   goal=Goal.of(theorem, database=True), proof=proof.to_json(), stats=stats, heuristic=0.0,
+                   duplicate=False, rollout=None)
+
 
 # --- result records -----------------------------------------------------------------------------------
 
@@ -219,6 +283,22 @@ class ResultRecord(StreamRecord):
     reward: float
     for_generator_trainer: bool
     for_prover_trainer: bool
+
+    @classmethod
+    def of_attempts(cls, generation: GenerationRecord, tries: Sequence[SearchResult], *, prover_version: int,
+                    reward: float, generator_send_only_failed: bool, prover_send_only_failed: bool) -> ResultRecord:
+        """A prover actor's outcome on ``generation`` from its searches ``tries`` (at least one), and its routing:
+        a failure goes to both trainers; a success to a trainer unless it is sent failures only; a database
+        theorem never to the generator trainer."""
+        successes = sum(r.proved for r in tries)
+        proved = successes > 0
+        best = next((r for r in tries if r.proved), tries[0])
+        return cls(id=generation.id, generation=generation, prover_version=prover_version, proved=proved,
+                   attempts=len(tries), successes=successes,
+                   proof=best.proof.to_json() if best.proof is not None else None,
+                   search=best.to_json(include_proof=False), reward=reward,
+                   for_generator_trainer=generation.generated and (not proved or not generator_send_only_failed),
+                   for_prover_trainer=not proved or not prover_send_only_failed)
 
 
 # --- evaluation records -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 
 from configs.databases import resolve_database
 from configs.presets import preset
-from core.adversarial.generation import GenerationSettings, TheoremGenerator, generation_record
+from core.adversarial.generation import GenerationSettings, TheoremGenerator
 from core.adversarial.records import GenerationRecord, ResultRecord, StreamRecord
 from core.metamath.prooftree import ProofTree
 from core.models.checkpoint import new_database_model
@@ -70,7 +70,7 @@ def generated_records(rt: Runtime, count: int = 3) -> list[GenerationRecord]:
         for rollout in generator.run(8):
             chosen = generator.select(rollout)
             if chosen is not None and len(records) < count:
-                records.append(generation_record(chosen, generator_version=0, source_stream="g"))
+                records.append(GenerationRecord.of_generated(chosen, generator_version=0, source_stream="g"))
     return records
 
 
