@@ -32,7 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.errors import run_guarded  # noqa: E402
+from core.adversarial.records import EvaluationRecord, valid_records
+from core.errors import run_guarded
 from core.storage import CheckpointStore, ExperimentRoot, StreamReader  # noqa: E402
 
 PROP_MM = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data")) / "metamath" / "prop.mm"
@@ -66,18 +67,18 @@ def launch(out: Path, kind: str, database: Path, init: Path, minutes: float, ext
     return exp
 
 
-def evaluations(exp: Path) -> list[dict[str, Any]]:
+def evaluations(exp: Path) -> list[EvaluationRecord]:
     reader = StreamReader(ExperimentRoot.open(str(exp)), ["evaluator-00"])
-    records: list[dict[str, Any]] = []
+    records: list[EvaluationRecord] = []
     while batches := reader.poll():
         for batch in batches:
-            records += batch.records
+            records += valid_records(EvaluationRecord, batch.header, batch.records, stream=batch.stream)
     return records
 
 
 def evaluate_last_version(exp: Path, kind: str, out: Path) -> None:
     latest = CheckpointStore(ExperimentRoot.open(str(exp)), "prover").latest()
-    if latest is not None and all(e.get("version") != latest.version for e in evaluations(exp)):
+    if latest is not None and all(e.version != latest.version for e in evaluations(exp)):
         run([PYTHON, "-m", "jobs.evaluator", "--exp", str(exp), "--max-records", "1"], out / f"evaluate-{kind}.log")
 
 
@@ -93,10 +94,10 @@ def timeline(exp: Path) -> list[dict[str, Any]]:
     kept = set(store.versions())
     records = []
     for record in evaluations(exp):
-        when = record["time"] - (record.get("seconds") or 0)
-        if record["version"] in kept:
-            when = store.info(record["version"]).meta.get("time", when)
-        records.append({**record, "minutes": (when - start) / 60})
+        when = record.time - record.seconds
+        if isinstance(record.version, int) and record.version in kept:
+            when = store.info(record.version).meta.get("time", when)
+        records.append({**record.to_json(), "minutes": (when - start) / 60})
     return records
 
 

@@ -98,6 +98,11 @@ class NewerFormatError(StorageError):
     never quarantined; upgrade advprover to read it."""
 
 
+class RecordError(AdvproverError):
+    """A stream's record, or its shard's record type, does not match the declared record type; the message
+    names the stream, the record type and the field (core/adversarial/records.py)."""
+
+
 class StreamPrunedError(StorageError):
     """A reader's position lies below a stream's low-water mark: the shards it needs were pruned."""
 

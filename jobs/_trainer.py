@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from configs.experiment import ModelSpec, TrainerConfig
+from core.adversarial.records import ResultRecord, StreamRecord, decode_records
 from core.adversarial.replay import ReplayBuffer
-from core.errors import StorageError
+from core.errors import RecordError, StorageError
 from core.metrics import device_scalars
 from core.models.checkpoint import load_trainer_version, publish_version
 from core.models.formats import Codec
@@ -73,6 +74,7 @@ class TrainerJob:
     store: CheckpointStore
     rng: random.Random
     buffer: ReplayBuffer
+    input_record: type[StreamRecord] = ResultRecord  # the record type of the input streams
     model: Seq2Seq | None = None
     vocab: Vocabulary | None = None
     codec: Codec | None = None
@@ -93,7 +95,7 @@ class Rules(NamedTuple):
     """What makes a trainer role: how a record becomes training items, how they are weighted in a batch,
     and what the role notes of each new record's reward."""
 
-    derive: Callable[[TrainerJob, dict[str, Any]], tuple[list[Example], float] | None]
+    derive: Callable[[TrainerJob, Any], tuple[list[Example], float] | None]  # given a typed input record
     weigh: Callable[[TrainerJob, list[dict[str, Any]]], tuple[list[Example], list[float]]]
     observe: Callable[[TrainerJob, float], None] = lambda job, value: None
 
@@ -103,9 +105,10 @@ def one_example_each(job: TrainerJob, sampled: list[dict[str, Any]]) -> tuple[li
     return [job.rng.choice(item["examples"]) for item in sampled], [1.0] * len(sampled)
 
 
-def new_job(rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str]) -> TrainerJob:
-    """A trainer job with no model yet (see :func:`start`)."""
-    return TrainerJob(rt=rt, kind=kind, section=section, spec=spec, formats=tuple(formats),
+def new_job(rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str],
+            input_record: type[StreamRecord] = ResultRecord) -> TrainerJob:
+    """A trainer job with no model yet (see :func:`start`), reading records of type ``input_record``."""
+    return TrainerJob(rt=rt, kind=kind, section=section, spec=spec, formats=tuple(formats), input_record=input_record,
                       group=Group.from_environment(rt.rank, section.count, rt.device),
                       store=CheckpointStore(rt.root, kind), rng=random.Random(rt.seed),
                       buffer=ReplayBuffer(section.replay_max, section.replay_sampling, seed=rt.seed))  # fmt: skip
@@ -185,11 +188,11 @@ def refill(job: TrainerJob, rules: Rules, window: dict[str, list[int]], cursor: 
     for stream, (first_seq, first_index) in sorted(window.items()):
         for seq in range(first_seq, cursor.get(stream, first_seq)):
             try:
-                _, records = read_shard(job.rt.root, stream, seq)
+                header, raw = read_shard(job.rt.root, stream, seq)
             except StorageError as error:
                 logger.warning("%s: cannot refill from %s shard %d: %s", job.rt.name, stream, seq, error)
                 continue
-            for index, record in enumerate(records):
+            for index, record in enumerate(decode_records(job.input_record, header, raw, stream=stream)):
                 if seq == first_seq and index < first_index:
                     continue
                 refilled += absorb(job, rules, stream, (seq, index), record, new=False)
@@ -200,12 +203,15 @@ def refill(job: TrainerJob, rules: Rules, window: dict[str, list[int]], cursor: 
 # --- the loop's side: records in, batches out, versions committed ----------------------------------------------
 
 
-def absorb(job: TrainerJob, rules: Rules, stream: str, position: tuple[int, int], record: dict[str, Any], *,
+def absorb(job: TrainerJob, rules: Rules, stream: str, position: tuple[int, int], record: StreamRecord | RecordError, *,
            new: bool = True) -> int:
     """Add one input record to the replay buffer (1) unless another rank owns it or it yields nothing (0)."""
     if not job.group.owns(stream, *position):
         return 0
-    derived = rules.derive(job, record)
+    if isinstance(record, RecordError):
+        job.rt.add("rejected_records")
+        logger.warning("%s: skipping a malformed record: %s", job.rt.name, record)
+    derived = None if isinstance(record, RecordError) else rules.derive(job, record)
     if new:
         job.records_in += 1
     if derived is None or not derived[0]:
@@ -255,7 +261,8 @@ def stream_batches(job: TrainerJob, rules: Rules, reader: StreamReader | None,
     while True:
         if reader is not None:
             for batch in reader.poll(max_shards=8):
-                for index, record in enumerate(batch.records):
+                records = decode_records(job.input_record, batch.header, batch.records, stream=batch.stream)
+                for index, record in enumerate(records):
                     absorb(job, rules, batch.stream, (batch.seq, index), record)
         limit_reached = max_steps is not None and trainer.steps - start_step >= max_steps
         if job.group.any_true(not rt.running() or limit_reached):

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from core.adversarial.records import EvaluationRecord, valid_records
 from core.adversarial.topology import EVALUATION_STREAM, PROVER_CHECKPOINTS
 from core.adversarial.workspace import Workspace
 from core.errors import CheckpointError, ConfigError
@@ -58,7 +59,8 @@ def evaluated_versions(rt: Runtime) -> set[Any]:
     reader = StreamReader(rt.root, [EVALUATION_STREAM])
     while batches := reader.poll():
         for batch in batches:
-            done.update(record.get("version") for record in batch.records)
+            records = valid_records(EvaluationRecord, batch.header, batch.records, stream=batch.stream)
+            done.update(record.version for record in records)
     return done
 
 
@@ -77,7 +79,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     ws, theorems, name = benchmark(rt)
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
     writer = ShardWriter(rt.root, EVALUATION_STREAM, max_records=1, max_age_s=0.0,
-                         producer={"role": "evaluator", "rank": rank})
+                         producer={"role": "evaluator", "rank": rank}, **EvaluationRecord.header_fields())
     done = evaluated_versions(rt)
     published = 0
     logger.info("%s: benchmark %s (%d theorems), %d evaluations already published", rt.name, name, len(theorems),
@@ -90,9 +92,10 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         start = time.perf_counter()
         summary = evaluate(ws.db, theorems, policy, section.search, forbidden=ws.forbidden, grammar=ws.grammar,
                            kernel=ws.kernel)
-        record = {"version": version, "step": meta.get("step"), "benchmark": name, "time": time.time(),
-                  "seconds": round(time.perf_counter() - start, 3), **summary}
-        writer.append(record)
+        record = EvaluationRecord.from_json(
+            {**summary, "version": version, "step": meta.get("step"), "benchmark": name, "time": time.time(),
+             "seconds": round(time.perf_counter() - start, 3)}, where=f"{rt.name}'s evaluation of {version}")
+        writer.append(record.to_json())
         writer.flush()
         done.add(version)
         published += 1
@@ -123,11 +126,11 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     return rt.finish(evaluations=len(done))
 
 
-def evaluation_scalars(version: Any, record: dict[str, Any]) -> dict[str, float | None]:
+def evaluation_scalars(version: Any, record: EvaluationRecord) -> dict[str, float | None]:
     """An evaluation as scalars at the prover trainer's step (the baseline's under its own tags, at step 0)."""
     prefix = "baseline" if version == BASELINE else "eval"
-    values: dict[str, float | None] = {f"{prefix}/success_rate": record.get("success_rate"),
-                                       f"{prefix}/proved": record.get("proved"), f"{prefix}/seconds": record["seconds"]}
+    values: dict[str, float | None] = {f"{prefix}/success_rate": record.success_rate,
+                                       f"{prefix}/proved": record.proved, f"{prefix}/seconds": record.seconds}
     if version != BASELINE:
         values["eval/prover_version"] = version
     return {**values, **device_scalars()}

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configs.experiment import ExperimentConfig
-from core.errors import MetamathError, StorageError, UsageError
+from core.adversarial.records import GenerationRecord, Goal, ResultRecord, StreamRecord, decode_records
+from core.errors import MetamathError, RecordError, StorageError, UsageError
 from core.metamath.database import Assertion, Database
 from core.metamath.excerpt import database_excerpt
 from core.metamath.prooftree import ProofTree, check_tree, make_theorem, proof_tokens, theorem_text
@@ -67,7 +68,7 @@ class Outcome:
 class Located:
     """A generation record with where it was read."""
 
-    record: dict[str, Any]
+    record: GenerationRecord
     stream: str
     seq: int
 
@@ -162,8 +163,10 @@ def load_database(config: ExperimentConfig) -> Database:
     return read_database(database.path, stop_at=database.stop_at or None)
 
 
-def read_stream(root: ExperimentRoot, stream: str, tally: Tally) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(shard, record) for every record of ``stream``, read without writing; damaged shards are counted."""
+def read_stream(root: ExperimentRoot, stream: str, tally: Tally,
+                kind: type[StreamRecord]) -> Iterator[tuple[int, StreamRecord]]:
+    """(shard, record) for every record of ``stream``, read without writing, as a ``kind`` record; damaged
+    shards and malformed records are counted."""
     low, end = stream_bounds(root, stream)
     tally.pruned_shards += low
     for seq in range(low, end):
@@ -175,29 +178,31 @@ def read_stream(root: ExperimentRoot, stream: str, tally: Tally) -> Iterator[tup
             continue
         if is_tombstone(header):
             continue
-        for record in records:
+        for record in decode_records(kind, header, records, stream=stream):
+            if isinstance(record, RecordError):
+                logger.warning("skipping a record: %s", record)
+                tally.left_out["malformed records"] += 1
+                continue
             yield seq, record
 
 
 def read_outcomes(root: ExperimentRoot, tally: Tally) -> dict[str, Outcome]:
     """Generation id -> the prover actors' outcome, from every result stream."""
-    merged: dict[str, list[dict[str, Any]]] = {}
+    merged: dict[str, list[ResultRecord]] = {}
     for stream in root.streams(RESULT_STREAMS):
-        for _, result in read_stream(root, stream, tally):
-            if isinstance(result, dict) and isinstance(result.get("id"), str):
-                merged.setdefault(result["id"], []).append(result)
+        for _, result in read_stream(root, stream, tally, ResultRecord):
+            if isinstance(result, ResultRecord):
+                merged.setdefault(result.id, []).append(result)
     return {key: merge_results(results) for key, results in merged.items()}
 
 
-def merge_results(results: list[dict[str, Any]]) -> Outcome:
-    rewards = [r["reward"] for r in results if isinstance(r.get("reward"), (int, float))]
+def merge_results(results: list[ResultRecord]) -> Outcome:
     return Outcome(
-        proved=any(r.get("proved") is True for r in results),
-        prover_versions=tuple(sorted({int(r["prover_version"]) for r in results
-                                      if isinstance(r.get("prover_version"), int)})),
-        attempts=sum(int(r.get("attempts") or 0) for r in results),
-        successes=sum(int(r.get("successes") or 0) for r in results),
-        reward=float(rewards[-1]) if rewards else None,
+        proved=any(r.proved for r in results),
+        prover_versions=tuple(sorted({r.prover_version for r in results})),
+        attempts=sum(r.attempts for r in results),
+        successes=sum(r.successes for r in results),
+        reward=results[-1].reward if results else None,
     )
 
 
@@ -205,9 +210,9 @@ def read_generations(root: ExperimentRoot, tally: Tally) -> Iterator[Located]:
     """Every generator-made record of the generation streams, in stream order."""
     for stream in root.streams(GENERATION_STREAMS):
         before = tally.records
-        for seq, record in read_stream(root, stream, tally):
+        for seq, record in read_stream(root, stream, tally, GenerationRecord):
             tally.records += 1
-            if not isinstance(record, dict) or record.get("source") != "generator":
+            if not isinstance(record, GenerationRecord) or not record.generated:
                 tally.left_out["database theorems of the source mix"] += 1
                 continue
             yield Located(record, stream, seq)
@@ -222,12 +227,12 @@ def choose(generations: Iterator[Located], outcomes: dict[str, Outcome], tally: 
     """The records the filters keep, with their proof trees; malformed ones are counted."""
     for located in generations:
         try:
-            tree = ProofTree.from_json(located.record["proof"])
+            tree = ProofTree.from_json(located.record.proof)
         except (MetamathError, KeyError, TypeError) as error:
-            logger.warning("skipping generation record %s: %s", located.record.get("id"), error)
+            logger.warning("skipping generation record %s: %s", located.record.id, error)
             tally.left_out["malformed records"] += 1
             continue
-        outcome = outcomes.get(str(located.record.get("id")))
+        outcome = outcomes.get(located.record.id)
         if proved and not (outcome is not None and outcome.proved):
             tally.left_out["not proved by a prover actor (--proved)"] += 1
         elif failed and not (outcome is not None and not outcome.proved):
@@ -246,9 +251,9 @@ def check_all(db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcome
     seen: set[tuple[Any, ...] | None] = set()
     exported: list[Exported] = []
     for located, tree in chosen:
-        goal = located.record.get("goal")
+        goal = located.record.goal
         key = goal_key(goal)
-        if key is not None and key in seen:
+        if key in seen:
             tally.left_out["duplicates"] += 1
             continue
         label = f"{prefix}.{len(exported) + 1}"
@@ -258,33 +263,29 @@ def check_all(db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcome
             proof = proof_tokens(db, grammar, theorem, relabelled, compressed=True)
             kernel.verify(theorem.with_proof(tuple(proof)))
         except (MetamathError, KeyError, TypeError, ValueError) as error:
-            logger.warning("skipping generation record %s: its proof does not check: %s",
-                           located.record.get("id"), error)
+            logger.warning("skipping generation record %s: its proof does not check: %s", located.record.id, error)
             tally.left_out["skipped: the proof failed the kernel check"] += 1
             continue
         seen.add(key)
         if len(exported) % PROGRESS_EVERY == PROGRESS_EVERY - 1:
             logger.info("checked %d theorems", len(exported) + 1)
-        exported.append(Exported(theorem, proof, provenance(located, tree, outcomes.get(str(located.record.get("id"))))))
+        exported.append(Exported(theorem, proof, provenance(located, tree, outcomes.get(located.record.id))))
     return exported
 
 
-def goal_key(goal: Any) -> tuple[Any, ...] | None:
+def goal_key(goal: Goal) -> tuple[Any, ...]:
     """What makes two generated theorems the same: statement, hypotheses (in order) and ``$d`` pairs."""
-    try:
-        return (" ".join(str(goal["statement"]).split()),
-                tuple(" ".join(str(text).split()) for _, text in goal["hypotheses"]),
-                tuple(sorted(tuple(sorted(map(str, pair))) for pair in goal.get("disjoint", []))))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+    return (" ".join(goal.statement.split()),
+            tuple(" ".join(pair[-1].split()) for pair in goal.hypotheses),
+            tuple(sorted(tuple(sorted(pair)) for pair in goal.disjoint)))
 
 
-def relabel(db: Database, goal: Any, tree: ProofTree, label: str) -> tuple[Assertion, ProofTree]:
+def relabel(db: Database, goal: Goal, tree: ProofTree, label: str) -> tuple[Assertion, ProofTree]:
     """The goal as a theorem labelled ``label`` (hypotheses ``label.1``...) and its tree with the new labels."""
-    statement = tuple(str(goal["statement"]).split())
-    old_labels = [str(name) for name, _ in goal["hypotheses"]]
-    hypotheses = [tuple(str(text).split()) for _, text in goal["hypotheses"]]
-    disjoint = [(str(x), str(y)) for x, y in goal.get("disjoint", [])]
+    statement = tuple(goal.statement.split())
+    old_labels = [name for name, _ in goal.hypotheses]
+    hypotheses = [tuple(text.split()) for _, text in goal.hypotheses]
+    disjoint = [(x, y) for x, y in goal.disjoint]
     theorem = make_theorem(db, label, statement, hypotheses, disjoint)
     if any(h not in db.global_floating for h in theorem.context_floating):
         raise MetamathError("a variable is typed only inside a block of the database", label=label)
@@ -312,10 +313,10 @@ def fresh_prefix(db: Database) -> str:
 def provenance(located: Located, tree: ProofTree, outcome: Outcome | None) -> str:
     """The comment written before a theorem: where it came from and what the prover made of it."""
     record = located.record
-    record_id = str(record.get("id", "?")).rsplit("/", 1)[-1]
-    parts = [f"Generated by the advprover generator v{record.get('generator_version')}, stream {located.stream}, "
+    record_id = record.id.rsplit("/", 1)[-1]
+    parts = [f"Generated by the advprover generator v{record.generator_version}, stream {located.stream}, "
              f"shard {located.seq}, record {record_id}; proof of {tree.size} essential steps",
-             f"heuristic {float(record.get('heuristic') or 0.0):.3g}"]
+             f"heuristic {record.heuristic:.3g}"]
     if outcome is None:
         parts.append("not tried by a prover actor")
     else:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any
 
 from configs.experiment import parse_mix
-from core.adversarial.generation import TheoremGenerator, dataset_record, generation_record
+from core.adversarial.generation import TheoremGenerator
+from core.adversarial.records import GenerationRecord
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, wiring_of
 from core.metrics import mean
 from core.models.checkpoint import load_version
@@ -52,7 +52,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     ws = rt.workspace
     streams = wiring_of(config).written_by("generator_actor", rank)
     writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
-                           producer={"role": "generator_actor", "rank": rank}) for s in streams]
+                           producer={"role": "generator_actor", "rank": rank}, **GenerationRecord.header_fields())
+               for s in streams]
     rt.restart = sum(writer.next_seq for writer in writers)  # shards already published: a restart's seed differs
     generator = TheoremGenerator(ws, None, section, seed=rt.seed,  # type: ignore[arg-type]
                                  max_statement_tokens=config.prover_model.max_source_tokens // 2,
@@ -74,7 +75,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     lag = LagWatch(rt, writers)
     pruner = Pruner(rt.root, config, streams)
     produced = turn = 0
-    window: list[dict[str, Any]] = []  # records since the last metrics point
+    window: list[GenerationRecord] = []  # records since the last metrics point
     window_start = time.time()
     rt.update(records_out=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
@@ -88,7 +89,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
             continue
         rt.update(state="generating")
         for record in make_records(rt, generator, rng, mix, reloader.version or 0, streams, turn):
-            writers[turn % len(writers)].append(record)
+            writers[turn % len(writers)].append(record.to_json())
             window.append(record)
             turn += 1
             produced += 1
@@ -107,34 +108,34 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
 
 def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, mix: dict[str, float],
-                 version: int, streams: list[str], turn: int) -> list[dict[str, Any]]:
+                 version: int, streams: list[str], turn: int) -> list[GenerationRecord]:
     """One batch of records: a database theorem (with probability ``mix['dataset']``) or generated ones."""
     stream = streams[turn % len(streams)]
     if rng.random() < mix.get("dataset", 0.0):
         theorem, tree = generator.dataset_theorem()
         rt.add("dataset_records")
-        return [dataset_record(theorem, tree, source_stream=stream)]
+        return [GenerationRecord.of_database(theorem, tree, source_stream=stream)]
     start = time.perf_counter()
     rollouts = generator.run(rt.config.generator_actor.rollouts_per_batch)
     records = []
     for rollout in rollouts:
         generated = generator.select(rollout)
         if generated is not None:
-            records.append(generation_record(generated, generator_version=version, source_stream=stream))
+            records.append(GenerationRecord.of_generated(generated, generator_version=version, source_stream=stream))
     rt.add("rollouts", len(rollouts))
     rt.add("generation_seconds", round(time.perf_counter() - start, 3))
     return records
 
 
-def generation_scalars(rt: Runtime, records: list[dict[str, Any]], seconds: float) -> dict[str, float | None]:
+def generation_scalars(rt: Runtime, records: list[GenerationRecord], seconds: float) -> dict[str, float | None]:
     """Live metrics of a window of generation records: throughput, sources, duplicates, theorem sizes."""
-    generated = [r for r in records if r.get("source") == "generator"]
+    generated = [r for r in records if r.generated]
     return {"actor/records_per_s": len(records) / max(seconds, 1e-9),
-            "actor/dataset_fraction": mean(float(r.get("source") != "generator") for r in records),
-            "actor/duplicate_fraction": mean(float(bool(r.get("duplicate"))) for r in generated),
-            "actor/mean_heuristic": mean(r.get("heuristic") for r in generated),
-            "actor/mean_proof_size": mean(r.get("stats", {}).get("size") for r in generated),
-            "actor/mean_proof_depth": mean(r.get("stats", {}).get("depth") for r in generated),
+            "actor/dataset_fraction": mean(float(not r.generated) for r in records),
+            "actor/duplicate_fraction": mean(float(r.duplicate) for r in generated),
+            "actor/mean_heuristic": mean(r.heuristic for r in generated),
+            "actor/mean_proof_size": mean(r.stats.size for r in generated),
+            "actor/mean_proof_depth": mean(r.stats.depth for r in generated),
             "actor/reader_lag_shards": rt.counters.get("reader_lag_shards"),
             "actor/generator_version": rt.counters.get("generator_version")}
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.adversarial.generation import Step
+from core.adversarial.records import GenerationRecord, ResultRecord
 from core.adversarial.rewards import reward
 from core.adversarial.topology import generator_trainer_reads_generations, wiring_of
-from core.errors import MetamathError
 from core.models.examples import rollout_examples
 from core.models.training import Example, train_loop
 from core.storage import Cursor, StreamReader
@@ -46,28 +45,23 @@ def observe(job: TrainerJob, value: float) -> None:
     job.rt.add("reward_sum", value)
 
 
-def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Example], float] | None:
+def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[list[Example], float] | None:
     """The rollout steps of a generated theorem and its reward; None to skip the record."""
     config = job.rt.config
-    if generator_trainer_reads_generations(config.setup):
+    if isinstance(record, GenerationRecord):  # the heuristic-reward setups read the generations themselves
         generation = record
-        value = reward("heuristic", successes=0, attempts=0, heuristic=float(record.get("heuristic") or 0.0),
-                       duplicate=bool(record.get("duplicate")), duplicate_penalty=config.rewards.duplicate_penalty)
+        value = reward("heuristic", successes=0, attempts=0, heuristic=record.heuristic,
+                       duplicate=record.duplicate, duplicate_penalty=config.rewards.duplicate_penalty)
     else:
-        if not record.get("for_generator_trainer"):
+        if not record.for_generator_trainer:
             return None
-        generation = record.get("generation") or {}
-        value = float(record.get("reward", 0.0))
-    rollout = generation.get("rollout")
-    if generation.get("source") != "generator" or not rollout:
+        generation = record.generation
+        value = record.reward
+    rollout = generation.rollout
+    if not generation.generated or rollout is None or not rollout.steps:
         return None
-    try:
-        hypotheses = [tuple(str(h).split()) for h in rollout["hypotheses"]]
-        steps = [Step.from_json(step) for step in rollout["steps"]]
-    except (MetamathError, KeyError, TypeError) as error:
-        job.rt.add("rejected_records")
-        logger.warning("%s: skipping record %s: %s", job.rt.name, record.get("id"), error)
-        return None
+    hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
+    steps = [step.to_step() for step in rollout.steps]
     pairs = rollout_examples(job.codec, job.rt.workspace.db, hypotheses,  # type: ignore[arg-type]  # set by resume
                              [(s.tactic, s.added) for s in steps])
     return [pair for pair in pairs if pair is not None], value
@@ -110,7 +104,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     inputs = wiring_of(config).read_by("generator_trainer", rank)
     steps = max_steps if max_steps is not None else (section.max_steps or None)
 
-    job = _trainer.new_job(rt, "generator", section, config.generator_model, ("generator",))
+    input_record = GenerationRecord if generator_trainer_reads_generations(config.setup) else ResultRecord
+    job = _trainer.new_job(rt, "generator", section, config.generator_model, ("generator",), input_record)
     cursor = start(job)
     reader = StreamReader(rt.root, inputs, cursor) if inputs else None
     batches = _trainer.stream_batches(job, RULES, reader, steps)

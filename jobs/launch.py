@@ -44,6 +44,7 @@ from configs.databases import check_database, describe_database, resolve_databas
 from configs.experiment import (ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of,
                                 without_new_defaults)
 from configs.presets import PRESETS, preset
+from core.adversarial.records import EvaluationRecord
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
 from core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, AdvproverError, UsageError, exit_status, report
 from core.storage import CheckpointStore, ExperimentRoot, inspect_root, stream_bounds
@@ -460,11 +461,11 @@ def work_published(exp: str) -> dict[str, int]:
     return published
 
 
-def kill_time(deadlines: dict[str, float], evaluations: Sequence[dict[str, Any]]) -> float:
+def kill_time(deadlines: dict[str, float], evaluations: Sequence[EvaluationRecord]) -> float:
     """When jobs still running are killed: 2 minutes after the last deadline, or long enough after it for
     one more evaluation when the evaluator's evaluations take longer (it may start the last version's
     just before its deadline)."""
-    longest = max((float(e.get("seconds") or 0.0) for e in evaluations), default=0.0)
+    longest = max((e.seconds for e in evaluations), default=0.0)
     return max(deadlines.values()) + max(KILL_GRACE_S, 1.25 * longest + 30.0)
 
 
@@ -569,14 +570,14 @@ class Progress:
 
     def evaluation_text(self) -> str:
         evaluations = self.follower.evaluations
-        baseline = next((e for e in evaluations if e.get("version") == "baseline"), None)
-        versions = [e for e in evaluations if e.get("version") != "baseline"]
+        baseline = next((e for e in evaluations if e.version == "baseline"), None)
+        versions = [e for e in evaluations if isinstance(e.version, int)]
         parts = []
         if baseline:
-            parts.append(f"baseline {100 * baseline['success_rate']:.1f}%")
+            parts.append(f"baseline {100 * baseline.success_rate:.1f}%")
         if versions:
-            last = max(versions, key=lambda e: int(e["version"]))
-            parts.append(f"prover v{last['version']} {100 * last['success_rate']:.1f}%")
+            last = max(versions, key=lambda e: int(e.version))
+            parts.append(f"prover v{last.version} {100 * last.success_rate:.1f}%")
         return f"; benchmark: {', '.join(parts)}" if parts else ""
 
     def job_line(self, name: str, slot: Slot, beat: dict[str, Any] | None, now: float) -> str:

@@ -16,10 +16,10 @@ import time
 from typing import Any
 
 from configs.experiment import ExperimentConfig
-from core.adversarial.generation import theorem_from_goal
+from core.adversarial.records import GenerationRecord, ResultRecord, decode_records
 from core.adversarial.rewards import reward
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
-from core.errors import MetamathError
+from core.errors import MetamathError, RecordError
 from core.metrics import mean
 from core.metamath.database import Assertion
 from core.models.checkpoint import load_version
@@ -73,13 +73,13 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     writer = ShardWriter(rt.root, job_name("prover_actor", rank), max_records=config.prover_actor.shard_records,
                          max_age_s=config.prover_actor.shard_seconds, committing=True,
-                         producer={"role": "prover_actor", "rank": rank})
+                         producer={"role": "prover_actor", "rank": rank}, **ResultRecord.header_fields())
     cursor = writer.last_cursor()
     reader = StreamReader(rt.root, wiring_of(config).read_by("prover_actor", rank), cursor)
     logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
     pruner = Pruner(rt.root, config, [writer.stream])
     produced = 0
-    window: list[dict] = []  # results since the last metrics point
+    window: list[ResultRecord] = []  # results since the last metrics point
     window_start = time.time()
     rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
@@ -95,7 +95,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         for batch in batches:
             results = prove_batch(rt, batch, policy_box, settings)
             for record in results:
-                writer.append(record)
+                writer.append(record.to_json())
             produced += len(results)
             writer.set_commit(reader.cursor)
             window += results
@@ -109,18 +109,21 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     return rt.finish(records_out=produced, **pruner.summary())
 
 
-def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], settings: SearchSettings) -> list[dict]:
+def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any],
+                settings: SearchSettings) -> list[ResultRecord]:
     """Search every goal of one input shard; one result record per generation record."""
     ws = rt.workspace
     config = rt.config
-    goals: list[tuple[dict, Assertion]] = []
-    for record in batch.records:
+    goals: list[tuple[GenerationRecord, Assertion]] = []
+    for record in decode_records(GenerationRecord, batch.header, batch.records, stream=batch.stream):
         rt.add("records_in")
         try:
-            goals.append((record, theorem_from_goal(ws, record["goal"])))
-        except (MetamathError, KeyError, TypeError) as error:
+            if isinstance(record, RecordError):
+                raise record
+            goals.append((record, record.goal.theorem(ws)))
+        except (MetamathError, RecordError) as error:
             rt.add("malformed_goals")
-            logger.warning("%s: skipping malformed generation record %s: %s", rt.name, record.get("id"), error)
+            logger.warning("%s: skipping malformed generation record: %s", rt.name, error)
     if not goals:
         return []
     attempts = attempts_per_goal(config)
@@ -136,14 +139,13 @@ def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], sett
     return [result_record(rt, record, tries, policy_box["version"]) for (record, _), tries in zip(goals, outcomes)]
 
 
-def result_scalars(results: list[dict], seconds: float) -> dict[str, float | None]:
+def result_scalars(results: list[ResultRecord], seconds: float) -> dict[str, float | None]:
     """Live metrics of a window of result records: throughput, success on generated theorems, rewards."""
     return {"actor/results_per_s": len(results) / max(seconds, 1e-9),
-            "actor/proved_rate": mean(float(r["proved"]) for r in results),
-            "actor/proved_rate_generated": mean(float(r["proved"]) for r in results
-                                                if r["generation"].get("source") == "generator"),
-            "actor/mean_reward": mean(r["reward"] for r in results),
-            "actor/prover_version": results[-1]["prover_version"]}
+            "actor/proved_rate": mean(float(r.proved) for r in results),
+            "actor/proved_rate_generated": mean(float(r.proved) for r in results if r.generation.generated),
+            "actor/mean_reward": mean(r.reward for r in results),
+            "actor/prover_version": results[-1].prover_version}
 
 
 def attempts_per_goal(config: ExperimentConfig) -> int:
@@ -151,32 +153,18 @@ def attempts_per_goal(config: ExperimentConfig) -> int:
     return config.rewards.attempts if config.rewards.kind == "band" else 1
 
 
-def result_record(rt: Runtime, generation: dict, tries: list[SearchResult], version: int) -> dict:
+def result_record(rt: Runtime, generation: GenerationRecord, tries: list[SearchResult], version: int) -> ResultRecord:
     config = rt.config
     successes = sum(r.proved for r in tries)
-    proved = successes > 0
     rt.add("attempted")
-    rt.add("proved", int(proved))
+    rt.add("proved", int(successes > 0))
     value = reward(config.rewards.kind, successes=successes, attempts=len(tries),
-                   heuristic=float(generation.get("heuristic") or 0.0), tau=config.rewards.tau,
-                   heuristic_weight=config.rewards.heuristic_weight, duplicate=bool(generation.get("duplicate")),
+                   heuristic=generation.heuristic, tau=config.rewards.tau,
+                   heuristic_weight=config.rewards.heuristic_weight, duplicate=generation.duplicate,
                    duplicate_penalty=config.rewards.duplicate_penalty)
-    best = next((r for r in tries if r.proved), tries[0])
-    from_generator = generation.get("source") == "generator"
-    routing = config.routing
-    return {
-        "id": generation.get("id"),
-        "generation": generation,
-        "prover_version": version,
-        "proved": proved,
-        "attempts": len(tries),
-        "successes": successes,
-        "proof": best.proof.to_json() if best.proof is not None else None,
-        "search": best.to_json(include_proof=False),
-        "reward": value,
-        "for_generator_trainer": from_generator and (not proved or not routing.generator_send_only_failed),
-        "for_prover_trainer": not proved or not routing.prover_send_only_failed,
-    }
+    return ResultRecord.of_attempts(generation, tries, prover_version=version, reward=value,
+                                    generator_send_only_failed=config.routing.generator_send_only_failed,
+                                    prover_send_only_failed=config.routing.prover_send_only_failed)
 
 
 if __name__ == "__main__":

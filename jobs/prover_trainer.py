@@ -12,9 +12,7 @@ See :mod:`jobs._trainer`.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from core.adversarial.generation import theorem_from_goal
+from core.adversarial.records import ResultRecord
 from core.adversarial.topology import wiring_of
 from core.errors import MetamathError
 from core.metamath.prooftree import ProofTree, check_tree
@@ -30,27 +28,26 @@ from jobs._version_zero import prover_formats
 logger = logging.getLogger("jobs.prover_trainer")
 
 
-def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Example], float] | None:
+def derive(job: TrainerJob, record: ResultRecord) -> tuple[list[Example], float] | None:
     """The prover examples of a record routed to this trainer, its proof re-checked by the kernel; None to skip."""
-    if not record.get("for_prover_trainer"):
+    if not record.for_prover_trainer:
         return None
     rt, ws = job.rt, job.rt.workspace
     try:
-        generation = record["generation"]
-        theorem = theorem_from_goal(ws, generation["goal"])
+        theorem = record.generation.goal.theorem(ws)
         if theorem.label in ws.held_out_labels:
             rt.add("held_out_skipped")
             return None
-        tree = ProofTree.from_json(generation["proof"])
+        tree = ProofTree.from_json(record.generation.proof)
         check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
-    except (MetamathError, KeyError, TypeError) as error:
+    except MetamathError as error:
         rt.add("rejected_records")
-        logger.warning("%s: skipping record %s: %s", rt.name, record.get("id"), error)
+        logger.warning("%s: skipping record %s: %s", rt.name, record.id, error)
         return None
     examples: list[Example] = []
     for fmt in job.formats:
         examples += tree_examples(job.codec, ws.db, theorem, tree, fmt)  # type: ignore[arg-type]  # set by resume
-    return examples, float(record.get("reward", 0.0))
+    return examples, record.reward
 
 
 RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each)

@@ -35,9 +35,11 @@ from collections import Counter
 from typing import Any, Iterable
 
 from configs.experiment import ExperimentConfig
+from core.adversarial.records import (EvaluationRecord, GenerationRecord, ResultRecord, StreamRecord, decode_records,
+                                      valid_records)
 from core.adversarial.topology import (EVALUATION_STREAM, EVALUATIONS, GENERATIONS, IN_STREAM, RESULTS, ROLES,
                                        Consumer, job_name, wiring_of)
-from core.errors import CorruptShardError, NewerFormatError, StorageError, UsageError
+from core.errors import CorruptShardError, NewerFormatError, RecordError, StorageError, UsageError
 from core.metrics import metrics_root, runs_in
 from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, group_cursor, list_quarantined,
                           newest_commit, pruned_prefix, read_heartbeats, read_shard, restore_quarantined,
@@ -57,8 +59,18 @@ PLOT_FORMATS = ("png", "pdf", "svg", "eps", "ps")  # what matplotlib's Agg backe
 # --- reading the root -------------------------------------------------------------------------------
 
 
+def record_class(stream: str) -> type[StreamRecord] | None:
+    """The record type of a stream of this experiment (None for a stream no role writes)."""
+    if stream.startswith("generator-actor-"):
+        return GenerationRecord
+    if stream.startswith("prover-actor-"):
+        return ResultRecord
+    return EvaluationRecord if stream == EVALUATION_STREAM else None
+
+
 class StreamScan:
-    """Every shard of one stream: record counts, header times and cursors, and the records themselves."""
+    """Every shard of one stream: record counts, header times and cursors, and the records themselves (typed;
+    a record that fails its type's checks is counted and described in ``malformed``)."""
 
     def __init__(self, root: ExperimentRoot, name: str) -> None:
         self.name = name
@@ -68,7 +80,9 @@ class StreamScan:
         self.created: dict[int, float] = {}
         self.cursor: dict[str, int] | None = None  # the newest committed cursor (consumer streams)
         headers: list[dict[str, Any]] = []
-        self.records: dict[int, list[dict[str, Any]]] = {}
+        self.records: dict[int, list[StreamRecord]] = {}
+        self.malformed: list[str] = []
+        kind = record_class(name)
         self.damaged: dict[int, str] = {}  # seq -> why the shard cannot be read (left in place)
         self.bytes = 0
         for seq in range(self.low, self.end):
@@ -84,11 +98,22 @@ class StreamScan:
                 continue
             self.counts[seq] = len(records)
             self.created[seq] = float(header.get("created") or 0.0)
-            self.records[seq] = records
+            self.records[seq] = self._typed(kind, header, records)
             headers.append(header)
             self.bytes += root.backend.size(f"streams/{name}/{seq:012d}.zst") or 0
         committed = newest_commit(reversed(headers))  # the rule committed_cursor applies, on what was read
         self.cursor = committed.to_json() if committed is not None else None
+
+    def _typed(self, kind: type[StreamRecord] | None, header: dict[str, Any], records: list[Any]) -> list[StreamRecord]:
+        if kind is None:
+            return []
+        try:
+            decoded = decode_records(kind, header, records, stream=self.name)
+        except RecordError as error:  # the header names another record type
+            self.malformed.append(str(error))
+            return []
+        self.malformed += [str(r) for r in decoded if isinstance(r, RecordError)]
+        return [r for r in decoded if not isinstance(r, RecordError)]
 
     @property
     def produced(self) -> int:
@@ -100,9 +125,9 @@ class StreamScan:
         return (self.pruned if position >= self.low else 0) + sum(n for seq, n in self.counts.items() if seq < position)
 
     def ids_below(self, position: int) -> list[str]:
-        return [str(r.get("id")) for seq, records in self.records.items() if seq < position for r in records]
+        return [_record_id(r) for seq, records in self.records.items() if seq < position for r in records]
 
-    def all_records(self) -> Iterable[tuple[float, dict[str, Any]]]:
+    def all_records(self) -> Iterable[tuple[float, StreamRecord]]:
         for seq in sorted(self.records):
             for record in self.records[seq]:
                 yield self.created[seq], record
@@ -187,8 +212,9 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
     order = sorted(names, key=lambda n: (not n.startswith("prover-actor-"), n))
     scans = {name: StreamScan(root, name) for name in order}
     flows, checks = stream_flows(config, scans, checkpoints)
-    evaluations = [record for _, record in scans[EVALUATION_STREAM].all_records()] if EVALUATION_STREAM in scans else []
-    evaluations.sort(key=lambda e: -1 if e.get("version") == BASELINE else int(e.get("version") or 0))
+    evaluations = [record for _, record in scans[EVALUATION_STREAM].all_records()
+                   if isinstance(record, EvaluationRecord)] if EVALUATION_STREAM in scans else []
+    evaluations.sort(key=_version_order)
     return {
         "experiment": root.url,
         "time": now,
@@ -205,8 +231,9 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "flows": flows,
         "checks": checks,
         "totals": totals(scans, evaluations),
-        "evaluations": [{k: e.get(k) for k in ("version", "step", "success_rate", "proved", "total", "time",
-                                               "seconds", "benchmark")} for e in evaluations],
+        "evaluations": [{"version": e.version, "step": e.step, "success_rate": e.success_rate, "proved": e.proved,
+                         "total": e.total, "time": e.time, "seconds": e.seconds, "benchmark": e.benchmark}
+                        for e in evaluations],
         "curves": curves(scans),
         "quarantined": list_quarantined(root),
         "damaged": [{"stream": name, "seq": seq, "reason": reason}
@@ -290,6 +317,9 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
             check(f"{name}: no gap", False, scan.gap_error or (
                 f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
                 "there until a reader or the restarted writer replaces them by lost-shard tombstones (P23)"))
+        if scan.malformed:  # (listed only when failed, as below)
+            check(f"{name}: every record well-formed", False,
+                  f"{len(scan.malformed)} malformed: " + "; ".join(scan.malformed[:3]))
         if scan.damaged:  # (listed only when failed: a healthy report keeps its count of checks)
             check(f"{name}: every shard readable", False,
                   "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())))
@@ -298,14 +328,14 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
         if kind is not None:
             entry["kind"] = kind
         if kind == GENERATIONS:
-            ids = [str(r.get("id")) for _, r in scan.all_records()]
+            ids = [_record_id(r) for _, r in scan.all_records()]
             check(f"{name}: ids unique", len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} repeated")
         if wired is not None:
             entry["consumers"] = [consumer(scan, reader.name, committed(reader)) for reader in wired.consumers]
         if kind == RESULTS:
             results_match_generations(name, scan, scans, check)
         elif kind == EVALUATIONS:
-            versions = [r.get("version") for _, r in scan.all_records()]
+            versions = [r.version for _, r in scan.all_records() if isinstance(r, EvaluationRecord)]
             check(f"{name}: each version evaluated once", len(versions) == len(set(map(str, versions))),
                   f"{len(versions)} evaluations")
         for item in entry["consumers"]:
@@ -331,7 +361,7 @@ def results_match_generations(name: str, results: StreamScan, scans: dict[str, S
             consumed += scans[stream].ids_below(int(position))
             consumed_count += scans[stream].consumed_below(int(position))
             generations_pruned += scans[stream].pruned
-    result_ids = [str(r.get("id")) for _, r in results.all_records()]
+    result_ids = [_record_id(r) for _, r in results.all_records()]
     repeated = len(result_ids) - len(set(result_ids))
     missing = set(consumed) - set(result_ids)
     foreign = set(result_ids) - set(consumed)
@@ -344,35 +374,45 @@ def results_match_generations(name: str, results: StreamScan, scans: dict[str, S
              if generations_pruned or results.pruned else ""))
 
 
-def totals(scans: dict[str, StreamScan], evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+def _record_id(record: StreamRecord) -> str:
+    return str(getattr(record, "id", None))
+
+
+def _version_order(evaluation: EvaluationRecord) -> int:
+    """The baseline first, then the prover versions in order."""
+    return evaluation.version if isinstance(evaluation.version, int) else -1
+
+
+def totals(scans: dict[str, StreamScan], evaluations: list[EvaluationRecord]) -> dict[str, Any]:
     sources: Counter[str] = Counter()
     results = proved = proved_generated = tried_generated = 0
-    for name, scan in scans.items():
-        if name.startswith("generator-actor-"):
-            sources.update(str(r.get("source")) for _, r in scan.all_records())
-        elif name.startswith("prover-actor-"):
-            for _, record in scan.all_records():
+    for _, scan in scans.items():
+        for _, record in scan.all_records():
+            if isinstance(record, GenerationRecord):
+                sources[record.source] += 1
+            elif isinstance(record, ResultRecord):
                 results += 1
-                proved += bool(record.get("proved"))
-                if (record.get("generation") or {}).get("source") == "generator":
+                proved += record.proved
+                if record.generation.generated:
                     tried_generated += 1
-                    proved_generated += bool(record.get("proved"))
-    versions = [e for e in evaluations if e.get("version") != BASELINE]
-    baseline = next((e for e in evaluations if e.get("version") == BASELINE), None)
-    by_version = sorted(versions, key=lambda e: int(e.get("version") or 0))
+                    proved_generated += record.proved
+    versions = [e for e in evaluations if e.version != BASELINE]
+    baseline = next((e for e in evaluations if e.version == BASELINE), None)
+    by_version = sorted(versions, key=_version_order)
     return {
         "generations": sum(sources.values()), "generations_by_source": dict(sources),
         "results": results, "proved": proved,
         "generated_tried": tried_generated, "generated_proved": proved_generated,
         "generated_success_rate": round(proved_generated / tried_generated, 4) if tried_generated else None,
-        "baseline_success_rate": baseline.get("success_rate") if baseline else None,
+        "baseline_success_rate": baseline.success_rate if baseline else None,
         "first_evaluation": _eval_point(by_version[0]) if by_version else None,
         "last_evaluation": _eval_point(by_version[-1]) if by_version else None,
     }
 
 
-def _eval_point(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in ("version", "success_rate", "proved", "total")}
+def _eval_point(record: EvaluationRecord) -> dict[str, Any]:
+    return {"version": record.version, "success_rate": record.success_rate, "proved": record.proved,
+            "total": record.total}
 
 
 def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
@@ -383,17 +423,19 @@ def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
             records, when = scan.records[seq], scan.created[seq]
             if not records:
                 continue
-            if name.startswith("prover-actor-"):
-                reward.append([when, _mean(r.get("reward") for r in records)])
-                proved.append([when, _mean(float(bool(r.get("proved"))) for r in records)])
-                resulted.append([when, len(records)])
-            elif name.startswith("generator-actor-"):
-                stats = [r.get("stats") or {} for r in records if r.get("source") == "generator"]
+            results = [r for r in records if isinstance(r, ResultRecord)]
+            generations = [r for r in records if isinstance(r, GenerationRecord)]
+            if results:
+                reward.append([when, _mean(r.reward for r in results)])
+                proved.append([when, _mean(float(r.proved) for r in results)])
+                resulted.append([when, len(results)])
+            if generations:
+                stats = [r.stats for r in generations if r.generated]
                 if stats:
-                    size.append([when, _mean(s.get("size") for s in stats)])
-                    depth.append([when, _mean(s.get("depth") for s in stats)])
-                    length.append([when, _mean(s.get("statement_length") for s in stats)])
-                generated.append([when, len(records)])
+                    size.append([when, _mean(s.size for s in stats)])
+                    depth.append([when, _mean(s.depth for s in stats)])
+                    length.append([when, _mean(s.statement_length for s in stats)])
+                generated.append([when, len(generations)])
     return {"reward": _binned(reward), "proved_rate": _binned(proved), "theorem_size": _binned(size),
             "theorem_depth": _binned(depth), "statement_length": _binned(length),
             "generations_cumulative": _cumulative(generated), "results_cumulative": _cumulative(resulted)}
@@ -430,7 +472,7 @@ class Follower:
     def __init__(self, root: ExperimentRoot, config: ExperimentConfig) -> None:
         self.reader = StreamReader(root, wiring_of(config).stream_names())
         self.generations = self.results = self.proved = 0
-        self.evaluations: list[dict[str, Any]] = []
+        self.evaluations: list[EvaluationRecord] = []
 
     def update(self) -> None:
         while batches := self.reader.poll(max_shards=256):
@@ -439,12 +481,14 @@ class Follower:
                     self.generations += len(batch.records)
                 elif batch.stream.startswith("prover-actor-"):
                     self.results += len(batch.records)
-                    self.proved += sum(bool(r.get("proved")) for r in batch.records)
+                    results = valid_records(ResultRecord, batch.header, batch.records, stream=batch.stream)
+                    self.proved += sum(r.proved for r in results)
                 else:
-                    self.evaluations += batch.records
+                    self.evaluations += valid_records(EvaluationRecord, batch.header, batch.records,
+                                                      stream=batch.stream)
 
     def evaluated(self, version: Any) -> bool:
-        return any(e.get("version") == version for e in self.evaluations)
+        return any(e.version == version for e in self.evaluations)
 
 
 # --- output -----------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ the generated theorem: the last node (Evariste's choice, the rollout ending with
 heuristic or a weighted combination of heuristics (:mod:`core.adversarial.rewards`). Its hypotheses
 are those its proof uses, its ``$d`` conditions those its proof needs. Filters drop (and count) nodes that restate a
 hypothesis or a database statement, that were generated recently, or that are too long for the prover.
-Every theorem is checked by the kernel before it becomes a record.
+Every theorem is checked by the kernel before it becomes a record (built by
+:meth:`core.adversarial.records.GenerationRecord.of_generated`).
 
 A proposal whose substitution is incomplete (or whose hypotheses are not nodes as given) is completed
 by unifying the assertion's hypotheses with graph nodes (:func:`complete_tactic`): the model chooses
@@ -24,7 +25,7 @@ import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
 from core.adversarial.settings import GenerationSettings
@@ -47,24 +48,6 @@ class Step:
     tactic: Tactic
     added: Statement | None
     logprob: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.tactic.label,
-            "substitution": {v: " ".join(e) for v, e in self.tactic.substitution.items()},
-            "added": " ".join(self.added) if self.added is not None else None,
-            "logprob": self.logprob,
-        }
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> "Step":
-        try:
-            substitution = {str(v): tuple(str(e).split()) for v, e in dict(data["substitution"]).items()}
-            added = data.get("added")
-            return Step(Tactic(str(data["label"]), substitution), tuple(added.split()) if added else None,
-                        float(data["logprob"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise MetamathError(f"malformed rollout step: {error!r}") from None
 
 
 @dataclass
@@ -362,80 +345,3 @@ def _combinations(choices: list[list[dict[str, tuple[str, ...]]]]) -> Iterator[t
     for first in choices[0]:
         for rest in _combinations(choices[1:]):
             yield (first, *rest)
-
-
-# --- records --------------------------------------------------------------------------------------
-
-
-def goal_json(theorem: Assertion) -> dict[str, Any]:
-    """A theorem's goal as JSON: label, statement, hypotheses (label, statement) and ``$d`` pairs."""
-    return {
-        "label": theorem.label,
-        "statement": " ".join(theorem.statement),
-        "hypotheses": [[h.label, " ".join(h.statement)] for h in theorem.essential],
-        "disjoint": [list(pair) for pair in sorted(theorem.disjoint)],
-    }
-
-
-def theorem_from_goal(workspace: Workspace, goal: dict[str, Any]) -> Assertion:
-    """The theorem a goal record describes: the database's own, or a new one at the end of the database.
-
-    Raises :class:`MetamathError` for a malformed goal or labels that clash with the database's.
-    """
-    try:
-        label = str(goal["label"])
-        statement = tuple(str(goal["statement"]).split())
-        hypotheses = [(str(name), tuple(str(text).split())) for name, text in goal["hypotheses"]]
-        disjoint = [(str(x), str(y)) for x, y in goal.get("disjoint", [])]
-    except (KeyError, TypeError, ValueError) as error:
-        raise MetamathError(f"malformed goal record: {error!r}") from None
-    if goal.get("database"):
-        return workspace.db.assertion(label)
-    clashing = [name for name in [label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
-    if clashing:
-        raise MetamathError(f"goal record reuses database label(s) {', '.join(clashing)}")
-    return make_theorem(workspace.db, label, statement, [s for _, s in hypotheses], disjoint,
-                        hypothesis_labels=[h for h, _ in hypotheses])
-
-
-def generation_record(generated: Generated, *, generator_version: int, source_stream: str) -> dict[str, Any]:
-    theorem, proof = generated.theorem, generated.proof
-    return {
-        "id": f"{source_stream}/{uuid.uuid4().hex}",
-        "source": "generator",
-        "generator_version": generator_version,
-        "goal": goal_json(theorem),
-        "proof": proof.to_json(),
-        "stats": {
-            "size": proof.size,
-            "depth": proof.depth,
-            "statement_length": len(theorem.statement),
-            "hypotheses": len(theorem.essential),
-            "steps": len(generated.rollout.steps),
-            "rollout_end": generated.rollout.end,
-            "started_from": generated.rollout.source_label,
-        },
-        "heuristic": generated.heuristic,
-        "duplicate": generated.duplicate,
-        "rollout": {
-            "hypotheses": [" ".join(h) for h in generated.rollout.hypotheses],
-            "steps": [step.to_json() for step in generated.rollout.steps],
-        },
-    }
-
-
-def dataset_record(theorem: Assertion, proof: ProofTree, *, source_stream: str) -> dict[str, Any]:
-    goal = goal_json(theorem)
-    goal["database"] = True
-    return {
-        "id": f"{source_stream}/{uuid.uuid4().hex}",
-        "source": "dataset",
-        "generator_version": None,
-        "goal": goal,
-        "proof": proof.to_json(),
-        "stats": {"size": proof.size, "depth": proof.depth, "statement_length": len(theorem.statement),
-                  "hypotheses": len(theorem.essential), "steps": 0},
-        "heuristic": 0.0,
-        "duplicate": False,
-        "rollout": None,
-    }

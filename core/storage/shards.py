@@ -3,7 +3,8 @@
 A shard's payload is a header line, then one line per record::
 
     {"schema": 1, "stream": "generator-actor-03", "seq": 17, "count": 2, "created": 1732.5,
-     "producer": {...}, "cursor": {...} | null, "extra": {...} | null}
+     "producer": {...}, "cursor": {...} | null, "extra": {...} | null,
+     "record_type": "generation", "record_version": 1}
     {"id": "...", ...}
     {"id": "...", ...}
 
@@ -16,6 +17,10 @@ a frame must record its content size, at most :data:`MAX_EXPANSION` times the fi
 *tombstone*: a valid shard with no records whose header says where the
 damaged bytes went, so the stream never has a hole and every reader, even one restarted from an older
 cursor, passes it.
+
+``record_type`` and ``record_version`` are the caller's: which record type the lines hold, and its version
+(optional: shards written before they existed, and tombstones, lack them). This layer stores them and
+checks only their shape; what they mean is the records' business (core/adversarial/records.py).
 """
 
 from __future__ import annotations
@@ -80,9 +85,23 @@ def _library_version() -> str:
 
 
 def make_header(stream: str, seq: int, count: int, producer: dict[str, Any], cursor: dict[str, int] | None,
-                extra: dict[str, Any] | None) -> dict[str, Any]:
-    return {"schema": SCHEMA_VERSION, "stream": stream, "seq": seq, "count": count, "created": now(),
-            "producer": producer, "cursor": cursor, "extra": extra}
+                extra: dict[str, Any] | None, record: tuple[str, int] | None = None) -> dict[str, Any]:
+    """A shard's header; ``record`` is the (record type, version) the writer's caller declared, if any."""
+    header = {"schema": SCHEMA_VERSION, "stream": stream, "seq": seq, "count": count, "created": now(),
+              "producer": producer, "cursor": cursor, "extra": extra}
+    if record is not None:
+        header["record_type"], header["record_version"] = record
+    return header
+
+
+def check_record_kind(record_type: str | None, record_version: int | None, stream: str) -> tuple[str, int] | None:
+    """A writer's declared record type and version, checked for shape (both or neither)."""
+    if record_type is None and record_version is None:
+        return None
+    if not isinstance(record_type, str) or not record_type or type(record_version) is not int or record_version < 1:
+        raise StorageError(f"stream {stream}: record_type must be a non-empty string and record_version an "
+                           f"integer >= 1, got {record_type!r} and {record_version!r}")
+    return record_type, record_version
 
 
 class ShardEncoder:
@@ -194,6 +213,10 @@ def _check_header(header: dict[str, Any], *, stream: str, seq: int, where: str) 
     count = header["count"]
     if type(count) is not int or count < 0:
         raise _corrupt(where, f"header count {count!r} is not a record count")
+    if "record_type" in header and not (isinstance(header["record_type"], str)
+                                        and type(header.get("record_version")) is int):
+        raise _corrupt(where, f"header record_type {header['record_type']!r} / record_version "
+                              f"{header.get('record_version')!r} are not a name and a version number")
     cursor = header["cursor"]
     if cursor is not None and not (
         isinstance(cursor, dict) and all(type(v) is int and v >= 0 for v in cursor.values())

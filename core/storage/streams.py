@@ -36,8 +36,8 @@ from core.errors import CorruptShardError, StorageError, StreamConflictError, St
 from core.storage.backend import is_temporary
 from core.storage.root import (CHECKPOINTS_DIR, HEARTBEATS_DIR, QUARANTINE_DIR, STREAMS_DIR, ExperimentRoot,
                                check_name, json_bytes, json_copy)
-from core.storage.shards import (ShardEncoder, decode_shard, is_tombstone, make_header, parse_shard_name,
-                                 producer_info, quarantine_shard, shard_path)
+from core.storage.shards import (ShardEncoder, check_record_kind, decode_shard, is_tombstone, make_header,
+                                 parse_shard_name, producer_info, quarantine_shard, shard_path)
 
 logger = logging.getLogger(__name__)
 
@@ -301,11 +301,14 @@ class ShardWriter:
     commit point, each shard carrying that cursor; records appended after it wait for the next commit (and
     are dropped by :meth:`close`: their inputs are uncommitted, so a restarted consumer processes them
     again). ``clean_after_s``: remove this stream's temporaries older than that at start (None: don't).
+    ``record_type`` and ``record_version`` (both or neither) are written into every shard's header: which
+    record type the caller's records are, this layer does not know.
     """
 
     def __init__(self, root: ExperimentRoot, stream: str, *, max_records: int, max_age_s: float,
                  producer: dict[str, Any] | None = None, committing: bool = False,
-                 clean_after_s: float | None = 3600.0) -> None:
+                 clean_after_s: float | None = 3600.0, record_type: str | None = None,
+                 record_version: int | None = None) -> None:
         if max_records < 1 or max_age_s < 0:
             raise StorageError(f"stream {stream}: need max_records >= 1 and max_age_s >= 0, "
                                f"got {max_records} and {max_age_s}")
@@ -314,6 +317,7 @@ class ShardWriter:
         self.stream = check_name(stream, "stream")
         self.max_records = max_records
         self.max_age_s = max_age_s
+        self._record_kind = check_record_kind(record_type, record_version, stream)
         self._producer = producer_info(json_copy(producer or {}, what=f"producer info of stream {stream}"))
         self._encoder = ShardEncoder()
         self._json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -441,7 +445,7 @@ class ShardWriter:
 
     def _publish(self, count: int, cursor: dict[str, int] | None, extra: dict[str, Any] | None) -> int:
         seq = self._next_seq
-        header = make_header(self.stream, seq, count, self._producer, cursor, extra)
+        header = make_header(self.stream, seq, count, self._producer, cursor, extra, self._record_kind)
         data = self._encoder.encode(header, self._lines[:count])
         try:
             self._backend.create(shard_path(self.stream, seq), data)

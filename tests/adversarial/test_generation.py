@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from core.adversarial.generation import (
-    GenerationSettings, Step, TheoremGenerator, complete_tactic, dataset_record, generation_record, theorem_from_goal,
+    GenerationSettings, TheoremGenerator, complete_tactic,
 )
+from core.adversarial.records import GenerationRecord, Goal
 from core.adversarial.workspace import Workspace
-from core.errors import MetamathError, MMVerificationError
+from core.errors import MetamathError, MMVerificationError, RecordError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import Tactic
 from core.metamath.prooftree import ProofTree, check_tree
@@ -40,21 +41,22 @@ def test_rollouts_give_checked_theorems(workspace: Workspace, generated) -> None
 def test_records_round_trip_to_the_same_theorem(workspace: Workspace, generated) -> None:
     _, theorems = generated
     for item in theorems:
-        record = generation_record(item, generator_version=3, source_stream="g")
-        theorem = theorem_from_goal(workspace, record["goal"])
+        record = GenerationRecord.of_generated(item, generator_version=3, source_stream="g")
+        theorem = record.goal.theorem(workspace)
         assert theorem.statement == item.theorem.statement
         assert [h.statement for h in theorem.essential] == [h.statement for h in item.theorem.essential]
-        check_tree(workspace.db, workspace.grammar, theorem, ProofTree.from_json(record["proof"]), workspace.kernel)
-        steps = [Step.from_json(s) for s in record["rollout"]["steps"]]
+        check_tree(workspace.db, workspace.grammar, theorem, ProofTree.from_json(record.proof), workspace.kernel)
+        assert record.rollout is not None
+        steps = [s.to_step() for s in record.rollout.steps]
         assert steps and all(s.tactic.label for s in steps)
 
 
 def test_a_corrupted_generated_proof_is_rejected(workspace: Workspace, generated) -> None:
     _, theorems = generated
     item = next(t for t in theorems if t.proof.size > 1)
-    record = generation_record(item, generator_version=0, source_stream="g")
-    theorem = theorem_from_goal(workspace, record["goal"])
-    proof = record["proof"]
+    record = GenerationRecord.of_generated(item, generator_version=0, source_stream="g")
+    theorem = record.goal.theorem(workspace)
+    proof = dict(record.proof)
     proof["substitution"] = {v: "( " + e + " -> " + e + " )" for v, e in proof["substitution"].items()}
     with pytest.raises(MMVerificationError):
         check_tree(workspace.db, workspace.grammar, theorem, ProofTree.from_json(proof), workspace.kernel)
@@ -111,16 +113,20 @@ def test_completion_fills_variables_from_graph_nodes(workspace: Workspace) -> No
 
 
 def test_goal_records_that_reuse_database_labels_are_refused(workspace: Workspace) -> None:
-    goal = {"label": "ax-1", "statement": "|- ( ph -> ph )", "hypotheses": [], "disjoint": []}
+    goal = Goal.from_json({"label": "ax-1", "statement": "|- ( ph -> ph )", "hypotheses": [], "disjoint": []})
     with pytest.raises(MetamathError, match="reuses database label"):
-        theorem_from_goal(workspace, goal)
+        goal.theorem(workspace)
+    with pytest.raises(RecordError, match="field 'label' is missing"):
+        Goal.from_json({"statement": "|- ph", "hypotheses": []})
+    with pytest.raises(RecordError, match=r"field 'hypotheses'\[0\]: should be a pair"):
+        Goal.from_json({"label": "new.1", "statement": "|- ph", "hypotheses": [["new.h1"]]})
     with pytest.raises(MetamathError, match="malformed goal"):
-        theorem_from_goal(workspace, {"statement": "|- ph"})
+        Goal("new.1", "|- ph", (("new.h1",),)).theorem(workspace)
 
 
 def test_dataset_records_are_train_theorems(workspace: Workspace) -> None:
     generator = TheoremGenerator(workspace, BaselinePolicy(workspace.db), GenerationSettings(min_steps=1), seed=5)
     theorem, tree = generator.dataset_theorem()
-    record = dataset_record(theorem, tree, source_stream="g")
-    assert theorem_from_goal(workspace, record["goal"]) is workspace.db.assertion(theorem.label)
+    record = GenerationRecord.of_database(theorem, tree, source_stream="g")
+    assert record.goal.theorem(workspace) is workspace.db.assertion(theorem.label)
     assert theorem.label not in workspace.held_out_labels

@@ -14,6 +14,7 @@ import pytest
 
 from core.storage import CheckpointStore, ExperimentRoot
 from jobs import launch
+from tests import sample_records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -247,7 +248,7 @@ class FakeSupervisor:
         with ShardWriter(ExperimentRoot.open(self.exp), "generator-actor-00-to-00", max_records=1,
                          max_age_s=60) as writer:
             for i in range(self.shards):
-                writer.append({"id": f"generator-actor-00-to-00/{i}", "source": "dataset"})
+                writer.append(sample_records.generation(f"generator-actor-00-to-00/{i}").to_json())
 
     def poll(self) -> None:
         pass
@@ -292,8 +293,10 @@ def test_deadlines_leave_the_evaluator_a_reserve() -> None:
 def test_jobs_are_killed_late_enough_for_one_more_long_evaluation() -> None:
     deadlines = {"prover_trainer": 900.0, "evaluator": 1000.0}
     assert launch.kill_time(deadlines, []) == 1000.0 + launch.KILL_GRACE_S
-    assert launch.kill_time(deadlines, [{"seconds": 10.0}, {"seconds": None}]) == 1000.0 + launch.KILL_GRACE_S
-    assert launch.kill_time(deadlines, [{"seconds": 40.0}, {"seconds": 240.0}]) == 1000.0 + 1.25 * 240 + 30
+    took = [sample_records.evaluation("baseline", 0.0, seconds=10.0), sample_records.evaluation(0, 0.0, seconds=0.0)]
+    assert launch.kill_time(deadlines, took) == 1000.0 + launch.KILL_GRACE_S
+    took = [sample_records.evaluation(0, 0.0, seconds=40.0), sample_records.evaluation(1, 0.0, seconds=240.0)]
+    assert launch.kill_time(deadlines, took) == 1000.0 + 1.25 * 240 + 30
 
 
 def launch_command(exp: Path, minutes: float, *extra: str) -> list[str]:

@@ -15,18 +15,15 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
 
 from configs.databases import resolve_database
 from configs.presets import preset
-from core.adversarial.generation import (
-    GenerationSettings,
-    TheoremGenerator,
-    generation_record,
-)
+from core.adversarial.generation import GenerationSettings, TheoremGenerator
+from core.adversarial.records import GenerationRecord, ResultRecord, StreamRecord
 from core.metamath.prooftree import ProofTree
 from core.models.decoding import target_logprobs, target_logprobs_and_entropy
 from core.models.formats import build_vocabulary
@@ -70,17 +67,17 @@ def runtime(tmp_path: Path) -> Iterator[Any]:
         rt._closed.set()
 
 
-def generated_records(rt: Runtime, count: int = 3) -> list[dict[str, Any]]:
+def generated_records(rt: Runtime, count: int = 3) -> list[GenerationRecord]:
     """Real generation records (rollouts of the baseline policy on the embedded database)."""
     ws = rt.workspace
     generator = TheoremGenerator(ws, BaselinePolicy(ws.db, grammar=ws.grammar, seed=0),
                                  GenerationSettings(max_steps=3, min_steps=2), seed=1)
-    records: list[dict[str, Any]] = []
+    records: list[GenerationRecord] = []
     while len(records) < count:
         for rollout in generator.run(8):
             chosen = generator.select(rollout)
             if chosen is not None and len(records) < count:
-                records.append(generation_record(chosen, generator_version=0, source_stream="g"))
+                records.append(GenerationRecord.of_generated(chosen, generator_version=0, source_stream="g"))
     return records
 
 
@@ -188,8 +185,11 @@ def test_the_entropy_bonus_spreads_the_policy(runtime) -> None:
 # --- routing: what each trainer keeps ---------------------------------------------------------------------------
 
 
-def result_of(generation: dict[str, Any], **flags: bool) -> dict[str, Any]:
-    return {"id": generation["id"], "generation": generation, "proved": False, "reward": 1.0, **flags}
+def result_of(generation: GenerationRecord, **flags: bool) -> ResultRecord:
+    """A failed attempt's result on ``generation``, routed by ``flags`` (a flag not given is False)."""
+    routing = {"for_generator_trainer": False, "for_prover_trainer": False, **flags}
+    return ResultRecord(id=generation.id, generation=generation, prover_version=0, proved=False, attempts=1,
+                        successes=0, proof=None, search={}, reward=1.0, **routing)
 
 
 def test_the_generator_trainer_keeps_exactly_the_records_flagged_for_it(runtime) -> None:
@@ -221,8 +221,8 @@ def test_the_prover_trainer_keeps_exactly_the_records_flagged_for_it(runtime) ->
 # --- the prover actor: outcomes, rewards, flags, attempts -------------------------------------------------------
 
 
-def tries(generation: dict[str, Any], *proved: bool) -> list[SearchResult]:
-    proof = ProofTree.from_json(generation["proof"])
+def tries(generation: GenerationRecord, *proved: bool) -> list[SearchResult]:
+    proof = ProofTree.from_json(generation.proof)
     return [SearchResult(label="g", prover="forward-sampling", proved=p, proof=proof if p else None) for p in proved]
 
 
@@ -235,14 +235,14 @@ def test_result_records_carry_the_outcome_reward_and_routing(runtime, generator_
     generation = generated_records(rt, 1)[0]
     failed = prover_actor.result_record(rt, generation, tries(generation, False), 0)
     proved = prover_actor.result_record(rt, generation, tries(generation, True), 0)
-    assert (failed["proved"], failed["successes"], failed["reward"], failed["proof"]) == (False, 0, 1.0, None)
-    assert (proved["proved"], proved["successes"], proved["reward"]) == (True, 1, 0.0)
-    assert proved["proof"] == generation["proof"]
-    assert failed["for_generator_trainer"] and failed["for_prover_trainer"]  # a failure goes to both
-    assert proved["for_generator_trainer"] is not generator_only_failed
-    assert proved["for_prover_trainer"] is not prover_only_failed
-    dataset = dict(generation, source="dataset")  # database theorems never train the generator
-    assert not prover_actor.result_record(rt, dataset, tries(generation, False), 0)["for_generator_trainer"]
+    assert (failed.proved, failed.successes, failed.reward, failed.proof) == (False, 0, 1.0, None)
+    assert (proved.proved, proved.successes, proved.reward) == (True, 1, 0.0)
+    assert proved.proof == generation.proof
+    assert failed.for_generator_trainer and failed.for_prover_trainer  # a failure goes to both
+    assert proved.for_generator_trainer is not generator_only_failed
+    assert proved.for_prover_trainer is not prover_only_failed
+    dataset = dataclasses.replace(generation, source="dataset")  # database theorems never train the generator
+    assert not prover_actor.result_record(rt, dataset, tries(generation, False), 0).for_generator_trainer
 
 
 BAND = ["rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.5", "prover_actor.search.prover=forward-sampling"]
@@ -251,7 +251,7 @@ BAND = ["rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.5", "prover_ac
 def test_band_rewards_pay_hard_but_provable_goals(runtime) -> None:
     rt = runtime("prover_actor", *BAND)
     generation = generated_records(rt, 1)[0]
-    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0)["reward"]
+    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0).reward
                for outcome in [(True, False, False, False), (True, True, False, False), (True, True, True, False),
                                (False,) * 4, (True,) * 4]]
     assert rewards == [1.0, 1.0, 0.0, 0.0, 0.0]
@@ -269,10 +269,10 @@ def test_band_rewards_search_each_goal_attempts_times(runtime, monkeypatch) -> N
         calls.clear()
         rt = runtime("prover_actor", *overrides, name=f"exp{attempts}")
         generations = generated_records(rt, 2)
-        batch = ShardBatch("generator-actor-00-to-00", 0, {}, generations)
+        batch = ShardBatch("generator-actor-00-to-00", 0, {}, [g.to_json() for g in generations])
         results = prover_actor.prove_batch(rt, batch, {"policy": None, "version": 0}, None)  # type: ignore[arg-type]
         assert calls == [2] * attempts and prover_actor.attempts_per_goal(rt.config) == attempts
-        assert [(r["attempts"], r["successes"]) for r in results] == [(attempts, 1)] * 2
+        assert [(r.attempts, r.successes) for r in results] == [(attempts, 1)] * 2
 
 
 # --- trainer batches, refill, retention ---------------------------------------------------------------------------
@@ -308,8 +308,16 @@ def test_batches_wait_for_replay_min_then_mix_by_supervised_weight(runtime) -> N
     assert composition(trainer) == (8, 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class EchoRecord(StreamRecord):
+    """A test stream's record: a reward alone."""
+
+    RECORD_TYPE: ClassVar[str] = "echo"
+    reward: float
+
+
 ECHO = _trainer.Rules(  # each record becomes one fixed example with the record's reward (no model needed)
-    derive=lambda job, record: ([GENERATED_EXAMPLE], float(record["reward"])), weigh=_trainer.one_example_each)
+    derive=lambda job, record: ([GENERATED_EXAMPLE], record.reward), weigh=_trainer.one_example_each)
 
 
 def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtime, monkeypatch) -> None:
@@ -319,6 +327,7 @@ def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtim
         writer.append({"reward": reward})
     writer.close()
     trainer = prover_job(rt)
+    trainer.input_record = EchoRecord
     committed = SimpleNamespace(version=3, meta={"cursors": {"0": {"prover-actor-00": 2}},
                                                  "windows": {"0": {"prover-actor-00": [0, 1]}}})
     trainer.store = SimpleNamespace(latest=lambda: committed)  # type: ignore[assignment]

@@ -15,6 +15,7 @@ from core.errors import ConfigError
 from core.storage import CheckpointStore, Cursor, ExperimentRoot, ShardWriter, pruned_prefix, stream_bounds
 from jobs._retention import Pruner, checkpoint_floor, consumers_floor, stream_consumers
 from jobs import status
+from tests import sample_records
 from tests.roles import run_role
 
 GEN = "generator-actor-00-to-00"
@@ -45,11 +46,11 @@ def populate(root: ExperimentRoot, *, consumed_generations: int, trainer_results
     shard ``window_from``."""
     with ShardWriter(root, GEN, max_records=2, max_age_s=60) as writer:
         for i in range(20):
-            writer.append({"id": f"{GEN}/{i}", "source": "dataset"})
+            writer.append(sample_records.generation(f"{GEN}/{i}").to_json())
     results = ShardWriter(root, RESULTS, max_records=100, max_age_s=60, committing=True)
     for shard in range(consumed_generations):
         for i in (2 * shard, 2 * shard + 1):
-            results.append({"id": f"{GEN}/{i}", "generation": {"source": "dataset"}, "proved": False})
+            results.append(sample_records.result(sample_records.generation(f"{GEN}/{i}")).to_json())
         results.flush(cursor=Cursor({GEN: shard + 1}))
     results.close()
     for name in ("prover", "generator"):
@@ -113,7 +114,7 @@ def test_a_floor_that_moved_within_the_grace_period_is_not_pruned_past(tmp_path:
     pruner = Pruner(root, config_of(root), [GEN], clock=clock)
     pruner.maybe_prune()  # floor 2 seen at t
     results = ShardWriter(root, RESULTS, max_records=100, max_age_s=60, committing=True)
-    results.append({"id": f"{GEN}/4"})
+    results.append(sample_records.result(sample_records.generation(f"{GEN}/4")).to_json())
     results.flush(cursor=Cursor({GEN: 8}))
     results.close()
     clock.now += 60

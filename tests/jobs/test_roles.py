@@ -233,7 +233,8 @@ def test_each_setup_runs_and_routes_as_documented(name: str, tmp_path: Path) -> 
 
 
 def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> None:
-    from core.adversarial.generation import TheoremGenerator, dataset_record, goal_json
+    from core.adversarial.generation import TheoremGenerator
+    from core.adversarial.records import GenerationRecord, Goal, ResultRecord
     from core.metamath.prooftree import tree_from_proof
     from jobs._role import Runtime
     from jobs import _trainer, prover_trainer
@@ -258,8 +259,10 @@ def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> N
     test_theorem = ws.split("test")[0]
     train_theorem = ws.train_theorems()[0]
     for theorem, accepted in ((test_theorem, False), (train_theorem, True)):
-        record = dataset_record(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="x")
-        result = {"id": record["id"], "generation": record, "proved": False, "for_prover_trainer": True, "reward": 1.0}
+        record = GenerationRecord.of_database(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="x")
+        result = ResultRecord(id=record.id, generation=record, prover_version=0, proved=False, attempts=1,
+                              successes=0, proof=None, search={}, reward=1.0, for_generator_trainer=False,
+                              for_prover_trainer=True)
         assert (prover_trainer.derive(job, result) is not None) == accepted, theorem.label
-    assert goal_json(test_theorem)["label"] in held_out
+    assert Goal.of(test_theorem).label in held_out
     runtime.finish()

@@ -15,7 +15,9 @@ import torch
 from configs.databases import resolve_database
 from configs.presets import preset
 from core.storage import CheckpointStore, Cursor, ExperimentRoot, Heartbeat, ShardWriter
+from core.adversarial.records import GenerationRecord
 from jobs import status
+from tests import sample_records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GEN = "generator-actor-00-to-00"
@@ -28,13 +30,13 @@ def make_root(path: Path) -> ExperimentRoot:
 
 
 def generation(i: int) -> dict:
-    return {"id": f"{GEN}/{i}", "source": "generator" if i % 3 else "dataset", "heuristic": 0.5,
-            "stats": {"size": 3 + i % 4, "depth": 2, "statement_length": 7}}
+    return sample_records.generation(f"{GEN}/{i}", source="generator" if i % 3 else "dataset", heuristic=0.5,
+                                     size=3 + i % 4).to_json()
 
 
 def result(record: dict, proved: bool) -> dict:
-    return {"id": record["id"], "generation": record, "proved": proved, "reward": 0.0 if proved else 1.0,
-            "for_prover_trainer": not proved, "for_generator_trainer": True}
+    return sample_records.result(GenerationRecord.from_json(record), proved=proved, reward=0.0 if proved else 1.0,
+                                 for_prover_trainer=not proved).to_json()
 
 
 def populate(root: ExperimentRoot, *, duplicate: bool = False, missing: bool = False, foreign: bool = False) -> None:
@@ -61,8 +63,7 @@ def populate(root: ExperimentRoot, *, duplicate: bool = False, missing: bool = F
         CheckpointStore(root, name).publish({"w": torch.zeros(1)}, {"step": 10, "cursors": {"0": {"prover-actor-00": position}}})
     evaluations = ShardWriter(root, "evaluator-00", max_records=1, max_age_s=0)
     for version, rate in (("baseline", 0.25), (0, 0.0), (1, 0.5)):
-        evaluations.append({"version": version, "success_rate": rate, "proved": int(8 * rate), "total": 8,
-                            "time": time.time()})
+        evaluations.append(sample_records.evaluation(version, rate, time=time.time()).to_json())
     evaluations.close()
 
 
@@ -328,3 +329,14 @@ def test_status_cli_restores_a_wrongly_quarantined_shard(tmp_path: Path) -> None
     assert root.backend.read(f"streams/{GEN}/{2:012d}.zst") == good
     report = status.collect(root)
     assert report["quarantined"] == [] and all(c["ok"] for c in report["checks"])
+
+
+def test_a_malformed_record_fails_the_well_formed_check_naming_its_field(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    assert all(c["ok"] for c in status.collect(root)["checks"])  # the well-formed twin
+    with ShardWriter(root, GEN, max_records=1, max_age_s=60) as writer:
+        writer.append({**generation(12), "heuristic": "high"})
+    failed = {c["check"]: c["detail"] for c in status.collect(root)["checks"] if not c["ok"]}
+    assert f"{GEN}: every record well-formed" in failed
+    assert "field 'heuristic': should be a number" in failed[f"{GEN}: every record well-formed"]
