@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.adversarial.records import EvaluationRecord, valid_records
 from core.errors import run_guarded
-from core.storage import CheckpointStore, ExperimentRoot, StreamReader  # noqa: E402
+from core.storage import CheckpointStore, ExperimentRoot, StreamReader
 
 PROP_MM = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data")) / "metamath" / "prop.mm"
 RUNS = ("adversarial", "supervised")
@@ -53,8 +53,25 @@ def run(command: list[str], log: Path) -> None:
 def pretrain(out: Path, database: Path, cpu_minutes: float) -> Path:
     init = out / "prover-init.safetensors"
     if not init.exists():
-        run([PYTHON, "-m", "core.models.supervised", str(database), "--out", str(init), "--size", "small",
-             "--cpu-minutes", str(cpu_minutes), "--threads", "1", "--log-every", "100"], out / "pretrain.log")
+        run(
+            [
+                PYTHON,
+                "-m",
+                "core.models.supervised",
+                str(database),
+                "--out",
+                str(init),
+                "--size",
+                "small",
+                "--cpu-minutes",
+                str(cpu_minutes),
+                "--threads",
+                "1",
+                "--log-every",
+                "100",
+            ],
+            out / "pretrain.log",
+        )
     return init
 
 
@@ -62,8 +79,20 @@ def launch(out: Path, kind: str, database: Path, init: Path, minutes: float, ext
     exp = out / f"prop-{kind}"
     if not (exp / "config.json").exists():
         sets = [f"database.path={database}", f"prover_trainer.init_checkpoint={init}", *extra]
-        run([str(ROOT / "launch.sh"), "local", "--preset", f"prop_{kind}", "--exp", str(exp), "--minutes", str(minutes),
-             *[arg for s in sets for arg in ("--set", s)]], out / f"launch-{kind}.log")
+        run(
+            [
+                str(ROOT / "launch.sh"),
+                "local",
+                "--preset",
+                f"prop_{kind}",
+                "--exp",
+                str(exp),
+                "--minutes",
+                str(minutes),
+                *[arg for s in sets for arg in ("--set", s)],
+            ],
+            out / f"launch-{kind}.log",
+        )
     return exp
 
 
@@ -106,8 +135,10 @@ def report(out: Path) -> None:
     print(f"\n{'run':<13}{'version':>8}{'step':>7}{'minutes':>9}{'proved':>10}{'success':>9}")
     for kind, records in rows.items():
         for r in records:
-            print(f"{kind:<13}{r['version']!s:>8}{r.get('step') or ''!s:>7}{r['minutes']:>9.1f}"
-                  f"{r['proved']:>6} / {r['total']:<3}{100 * r['success_rate']:>7.1f}%")
+            print(
+                f"{kind:<13}{r['version']!s:>8}{r.get('step') or ''!s:>7}{r['minutes']:>9.1f}"
+                f"{r['proved']:>6} / {r['total']:<3}{100 * r['success_rate']:>7.1f}%"
+            )
     plot(out, rows)
 
 
@@ -125,7 +156,10 @@ def plot(out: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
         success = [100 * r["success_rate"] for r in versions]
         by_step.plot([r.get("step") or 0 for r in versions], success, marker="o", label=kind)
         by_time.plot([r["minutes"] for r in versions], success, marker="o", label=kind)
-    for axis, label in ((by_step, "prover trainer step"), (by_time, "minutes since the run started (version published)")):
+    for axis, label in (
+        (by_step, "prover trainer step"),
+        (by_time, "minutes since the run started (version published)"),
+    ):
         if baseline is not None:
             axis.axhline(100 * baseline, color="grey", linestyle="--", label="model-free baseline")
         axis.set_xlabel(label)
@@ -138,15 +172,28 @@ def plot(out: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/learning.py", allow_abbrev=False,
-                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/learning.py",
+        allow_abbrev=False,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", required=True, help="folder of the experiment's files (created or resumed)")
     parser.add_argument("--database", default=str(PROP_MM), help="the .mm file (default: the shared prop.mm)")
     parser.add_argument("--minutes", type=float, default=25.0, help="wall-clock minutes of each run (default 25)")
-    parser.add_argument("--pretrain-cpu-minutes", type=float, default=20.0,
-                        help="CPU minutes of supervised training of the common start (default 20)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="an override for both runs (e.g. evaluator.max_theorems=20)")
+    parser.add_argument(
+        "--pretrain-cpu-minutes",
+        type=float,
+        default=20.0,
+        help="CPU minutes of supervised training of the common start (default 20)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override for both runs (e.g. evaluator.max_theorems=20)",
+    )
     parser.add_argument("--report-only", action="store_true", help="only print the table and draw the plot")
     args = parser.parse_args()
     out, database = Path(args.out).resolve(), Path(args.database).resolve()

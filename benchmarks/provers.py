@@ -49,26 +49,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.errors import run_guarded  # noqa: E402
-from core.metamath.database import Assertion, Database  # noqa: E402
-from core.metamath.embedded import embedded_database_path  # noqa: E402
-from core.metamath.environment import BackwardEnv  # noqa: E402
-from core.metamath.excerpt import database_excerpt  # noqa: E402
-from core.metamath.reader import read_database  # noqa: E402
-from core.metamath.splits import split_theorems  # noqa: E402
-from core.metamath.syntax import Grammar  # noqa: E402
-from core.metamath.tautologies import TautologySettings, labels, tautologies, theorem_block  # noqa: E402
-from core.metamath.verifier import Kernel  # noqa: E402
-from core.search.baseline import BaselinePolicy  # noqa: E402
-from core.search.evaluation import prove_theorems  # noqa: E402
-from core.search.htps import Critic, HtpsSearch, HtpsSettings, critic_examples  # noqa: E402
-from core.search.policy import Policy  # noqa: E402
-from core.search.runner import SearchResult, SearchSettings, run_searches  # noqa: E402
+from core.errors import run_guarded
+from core.metamath.database import Assertion, Database
+from core.metamath.embedded import embedded_database_path
+from core.metamath.environment import BackwardEnv
+from core.metamath.excerpt import database_excerpt
+from core.metamath.reader import read_database
+from core.metamath.splits import split_theorems
+from core.metamath.syntax import Grammar
+from core.metamath.tautologies import TautologySettings, labels, tautologies, theorem_block
+from core.metamath.verifier import Kernel
+from core.search.baseline import BaselinePolicy
+from core.search.evaluation import prove_theorems
+from core.search.htps import Critic, HtpsSearch, HtpsSettings, critic_examples
+from core.search.policy import Policy
+from core.search.runner import SearchResult, SearchSettings, run_searches
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
-PROVERS = ("baseline", "baseline-critic", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps",
-           "htps-critic")
+PROVERS = (
+    "baseline",
+    "baseline-critic",
+    "merged",
+    "model",
+    "htps-baseline",
+    "htps-baseline-critic",
+    "htps",
+    "htps-critic",
+)
 NO_LIMIT = 10**9
 
 
@@ -102,12 +110,16 @@ class Row:
         size = f"{statistics.fmean(sizes):.1f}" if sizes else "-"
         per_theorem = statistics.fmean(r.time_s for r in self.results)
         rate = sum(r.expansions for r in self.results) / self.wall_s if self.wall_s > 0 else float("nan")
-        return (f"{head} {len(proved):>4}/{len(self.results):<4} {100 * len(proved) / len(self.results):>6.1f}% "
-                f"{per_theorem:>9.3f} {size:>7} {rate:>11.1f}")
+        return (
+            f"{head} {len(proved):>4}/{len(self.results):<4} {100 * len(proved) / len(self.results):>6.1f}% "
+            f"{per_theorem:>9.3f} {size:>7} {rate:>11.1f}"
+        )
 
 
-HEADER = (f"{'benchmark':<22} {'budget':<14} {'prover':<20} {'proved':>9} {'rate':>7} {'s/theorem':>9} "
-          f"{'size':>7} {'expans/s':>11}")
+HEADER = (
+    f"{'benchmark':<22} {'budget':<14} {'prover':<20} {'proved':>9} {'rate':>7} {'s/theorem':>9} "
+    f"{'size':>7} {'expans/s':>11}"
+)
 
 
 def split_benchmark(db: Database, split: str, count: int) -> Benchmark:
@@ -153,8 +165,15 @@ def train_critic(benchmark: Benchmark, settings: SearchSettings, steps: int, see
 
     policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar)
     htps = HtpsSettings.from_search(settings)
-    searches = [HtpsSearch(BackwardEnv(benchmark.db, t, grammar=benchmark.grammar, kernel=benchmark.kernel,
-                                       forbidden=benchmark.forbidden), htps) for t in benchmark.theorems]
+    searches = [
+        HtpsSearch(
+            BackwardEnv(
+                benchmark.db, t, grammar=benchmark.grammar, kernel=benchmark.kernel, forbidden=benchmark.forbidden
+            ),
+            htps,
+        )
+        for t in benchmark.theorems
+    ]
     run_searches(searches, policy, batch=16)
     examples = [e for s in searches for e in critic_examples(s)]
     critic = GoalCritic(seed=seed)
@@ -164,30 +183,50 @@ def train_critic(benchmark: Benchmark, settings: SearchSettings, steps: int, see
         batch = rng.sample(examples, min(256, len(examples)))
         critic_step(critic, optimizer, [e.goal for e in batch], [e.target for e in batch])
     proved = sum(s.proof is not None for s in searches)
-    print(f"critic: {len(examples)} examples from HTPS on {len(searches)} train theorems ({proved} proved), "
-          f"{steps} steps", flush=True)
+    print(
+        f"critic: {len(examples)} examples from HTPS on {len(searches)} train theorems ({proved} proved), "
+        f"{steps} steps",
+        flush=True,
+    )
     return critic
 
 
-def run(benchmark: Benchmark, prover: str, settings: SearchSettings, budget: str,
-        learned: Callable[[], Policy], batch: int, critic: Critic | None = None) -> Row:
+def run(
+    benchmark: Benchmark,
+    prover: str,
+    settings: SearchSettings,
+    budget: str,
+    learned: Callable[[], Policy],
+    batch: int,
+    critic: Critic | None = None,
+) -> Row:
     uses_critic = prover.endswith("-critic")
     if uses_critic and critic is None:
         return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
     model_free = prover.startswith(("baseline", "htps-baseline"))
     policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if model_free else learned()
-    settings = replace(settings, merge_baseline=prover != "model",
-                       prover="htps" if prover.startswith("htps") else settings.prover)
+    settings = replace(
+        settings, merge_baseline=prover != "model", prover="htps" if prover.startswith("htps") else settings.prover
+    )
     start = time.perf_counter()
-    results = prove_theorems(benchmark.db, benchmark.theorems, policy, settings, forbidden=benchmark.forbidden,
-                             grammar=benchmark.grammar, kernel=benchmark.kernel, batch=batch,
-                             critic=critic if uses_critic else None)
+    results = prove_theorems(
+        benchmark.db,
+        benchmark.theorems,
+        policy,
+        settings,
+        forbidden=benchmark.forbidden,
+        grammar=benchmark.grammar,
+        kernel=benchmark.kernel,
+        batch=batch,
+        critic=critic if uses_critic else None,
+    )
     return Row(benchmark.name, budget, prover, tuple(results), time.perf_counter() - start)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python benchmarks/provers.py", allow_abbrev=False,
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/provers.py", allow_abbrev=False, description=__doc__.split("\n\n")[0]
+    )
     default_db = PROP_MM if PROP_MM.exists() else embedded_database_path()
     parser.add_argument("--database", default=str(default_db), help="the .mm file (default: prop.mm, else embedded)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
@@ -200,11 +239,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="the equal-wall-clock budget per theorem")
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query (k)")
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
-    parser.add_argument("--critic-theorems", type=int, default=30,
-                        help="htps-critic: train-split theorems whose HTPS searches train the critic (0: none)")
+    parser.add_argument(
+        "--critic-theorems",
+        type=int,
+        default=30,
+        help="htps-critic: train-split theorems whose HTPS searches train the critic (0: none)",
+    )
     parser.add_argument("--critic-steps", type=int, default=200, help="htps-critic: optimiser steps of the critic")
-    parser.add_argument("--provers", default=",".join(p for p in PROVERS if p != "model"),
-                        help=f"comma-separated, of {', '.join(PROVERS)}")
+    parser.add_argument(
+        "--provers",
+        default=",".join(p for p in PROVERS if p != "model"),
+        help=f"comma-separated, of {', '.join(PROVERS)}",
+    )
     parser.add_argument("--checkpoint", default="", help="the learned policy (default: an untrained tiny model)")
     parser.add_argument("--device", default="cpu", help="where the learned policy runs (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -225,10 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     db = read_database(args.database)
     learned = learned_policy(args, db)
-    budgets = {f"{args.expansions} expans": SearchSettings(expansions=args.expansions, timeout_s=NO_LIMIT,
-                                                            candidates=args.candidates),
-               f"{args.seconds:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=args.seconds,
-                                                      candidates=args.candidates)}
+    budgets = {
+        f"{args.expansions} expans": SearchSettings(
+            expansions=args.expansions, timeout_s=NO_LIMIT, candidates=args.candidates
+        ),
+        f"{args.seconds:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=args.seconds, candidates=args.candidates),
+    }
     critic = None
     if any(p.endswith("-critic") for p in args.provers.split(",")) and args.critic_theorems:
         train = split_benchmark(db, "train", args.critic_theorems)
@@ -236,10 +284,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         benchmarks = [split_benchmark(db, args.split, args.theorems)]
         if args.tautologies:
-            benchmarks.append(tautology_benchmark(db, folder, TautologySettings(
-                count=args.tautologies, seed=args.tautology_seed, min_depth=args.min_depth, max_depth=args.max_depth)))
-        print(f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device}; "
-              f"backward best-first or HTPS (default settings), k={args.candidates}")
+            benchmarks.append(
+                tautology_benchmark(
+                    db,
+                    folder,
+                    TautologySettings(
+                        count=args.tautologies,
+                        seed=args.tautology_seed,
+                        min_depth=args.min_depth,
+                        max_depth=args.max_depth,
+                    ),
+                )
+            )
+        print(
+            f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device}; "
+            f"backward best-first or HTPS (default settings), k={args.candidates}"
+        )
         print(HEADER, flush=True)
         for benchmark in benchmarks:
             for budget, settings in budgets.items():

@@ -37,17 +37,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.errors import run_guarded  # noqa: E402
-from core.metamath.database import Assertion, Database  # noqa: E402
-from core.metamath.embedded import embedded_database_path  # noqa: E402
-from core.metamath.reader import read_database  # noqa: E402
-from core.metamath.splits import split_theorems  # noqa: E402
-from core.metamath.syntax import Grammar  # noqa: E402
-from core.metamath.verifier import Kernel  # noqa: E402
-from core.search.baseline import BaselinePolicy  # noqa: E402
-from core.search.evaluation import make_search  # noqa: E402
-from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal  # noqa: E402
-from core.search.runner import SearchResult, SearchSettings, run_searches  # noqa: E402
+from core.errors import run_guarded
+from core.metamath.database import Assertion, Database
+from core.metamath.embedded import embedded_database_path
+from core.metamath.reader import read_database
+from core.metamath.splits import split_theorems
+from core.metamath.syntax import Grammar
+from core.metamath.verifier import Kernel
+from core.search.baseline import BaselinePolicy
+from core.search.evaluation import make_search
+from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
+from core.search.runner import SearchResult, SearchSettings, run_searches
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
@@ -99,17 +99,28 @@ class Measure:
         return self.expansions / self.seconds if self.seconds > 0 else float("nan")
 
     def row(self) -> str:
-        return (f"{self.policy:<9} {self.device:<6} {self.mode:<8} {self.batch:>5} {self.expansions:>7} "
-                f"{self.seconds:>8.2f} {self.rate:>10.1f} {100 * self.policy_seconds / self.seconds:>7.0f}% "
-                f"{self.expansions / max(self.calls, 1):>8.1f} {self.proved:>4}/{self.theorems}")
+        return (
+            f"{self.policy:<9} {self.device:<6} {self.mode:<8} {self.batch:>5} {self.expansions:>7} "
+            f"{self.seconds:>8.2f} {self.rate:>10.1f} {100 * self.policy_seconds / self.seconds:>7.0f}% "
+            f"{self.expansions / max(self.calls, 1):>8.1f} {self.proved:>4}/{self.theorems}"
+        )
 
 
-HEADER = (f"{'policy':<9} {'device':<6} {'mode':<8} {'batch':>5} {'expans':>7} {'seconds':>8} {'expans/s':>10} "
-          f"{'policy':>8} {'q/call':>8} {'proved':>7}")
+HEADER = (
+    f"{'policy':<9} {'device':<6} {'mode':<8} {'batch':>5} {'expans':>7} {'seconds':>8} {'expans/s':>10} "
+    f"{'policy':>8} {'q/call':>8} {'proved':>7}"
+)
 
 
-def measure(db: Database, grammar: Grammar, kernel: Kernel, theorems: Sequence[Assertion], policy: Policy,
-            settings: SearchSettings, batch: int) -> tuple[float, TimedPolicy, list[SearchResult]]:
+def measure(
+    db: Database,
+    grammar: Grammar,
+    kernel: Kernel,
+    theorems: Sequence[Assertion],
+    policy: Policy,
+    settings: SearchSettings,
+    batch: int,
+) -> tuple[float, TimedPolicy, list[SearchResult]]:
     timed = TimedPolicy(policy)
     searches = (make_search(db, t, settings, grammar=grammar, kernel=kernel) for t in theorems)
     start = time.perf_counter()
@@ -117,8 +128,18 @@ def measure(db: Database, grammar: Grammar, kernel: Kernel, theorems: Sequence[A
     return time.perf_counter() - start, timed, results
 
 
-def compare(name: str, device: str, db: Database, grammar: Grammar, kernel: Kernel, theorems: Sequence[Assertion],
-            make_policy: Callable[[], Policy], settings: SearchSettings, batch: int, repeat: int) -> list[Measure]:
+def compare(
+    name: str,
+    device: str,
+    db: Database,
+    grammar: Grammar,
+    kernel: Kernel,
+    theorems: Sequence[Assertion],
+    make_policy: Callable[[], Policy],
+    settings: SearchSettings,
+    batch: int,
+    repeat: int,
+) -> list[Measure]:
     """Alone then batched, ``repeat`` times each (the fastest run of each mode is kept).
 
     Every run gets a fresh policy from ``make_policy`` (same weights), so no run profits from the caches
@@ -129,8 +150,18 @@ def compare(name: str, device: str, db: Database, grammar: Grammar, kernel: Kern
         best: Measure | None = None
         for _ in range(repeat):
             seconds, timed, results = measure(db, grammar, kernel, theorems, make_policy(), settings, size)
-            row = Measure(name, device, mode, size, sum(r.expansions for r in results), seconds, timed.seconds,
-                          timed.calls, sum(r.proved for r in results), len(results))
+            row = Measure(
+                name,
+                device,
+                mode,
+                size,
+                sum(r.expansions for r in results),
+                seconds,
+                timed.seconds,
+                timed.calls,
+                sum(r.proved for r in results),
+                len(results),
+            )
             if best is None or row.rate > best.rate:
                 best = row
         assert best is not None
@@ -162,16 +193,18 @@ def model_policy(args: argparse.Namespace, db: Database, device: str) -> Callabl
         from core.models.training import new_model
 
         if args.train_steps > 0:
-            model, vocab, _ = train_prover_on_database(db, size=args.model_size, steps=args.train_steps,
-                                                       seed=args.seed, device=device, validate=False)
+            model, vocab, _ = train_prover_on_database(
+                db, size=args.model_size, steps=args.train_steps, seed=args.seed, device=device, validate=False
+            )
         else:
             vocab = build_vocabulary(db)
             model = new_model(vocab, args.model_size, seed=args.seed)
     return lambda: ModelPolicy(model, vocab, device=device, seed=args.seed)
 
 
-def policy_factory(name: str, args: argparse.Namespace, db: Database, grammar: Grammar,
-                   device: str) -> Callable[[], Policy]:
+def policy_factory(
+    name: str, args: argparse.Namespace, db: Database, grammar: Grammar, device: str
+) -> Callable[[], Policy]:
     if name == "baseline":
         return lambda: BaselinePolicy(db, grammar=grammar, seed=args.seed)
     if name == "model":
@@ -183,8 +216,9 @@ def policy_factory(name: str, args: argparse.Namespace, db: Database, grammar: G
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python benchmarks/search.py", allow_abbrev=False,
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/search.py", allow_abbrev=False, description=__doc__.split("\n\n")[0]
+    )
     default_db = PROP_MM if PROP_MM.exists() else embedded_database_path()
     parser.add_argument("--database", default=str(default_db), help="the .mm file (default: prop.mm, else embedded)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
@@ -209,10 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = read_database(args.database)
     grammar, kernel = Grammar(db), Kernel(db)
     theorems = split_theorems(db)[args.split][: args.theorems]
-    settings = SearchSettings(prover=args.prover, expansions=args.expansions, candidates=args.candidates,
-                              timeout_s=1e9, batch_goals=args.batch)
-    print(f"{args.database}: {len(theorems)} {args.split} theorems, {args.prover}, {args.expansions} expansions, "
-          f"k={args.candidates}, batched mode: {args.batch} searches at once")
+    settings = SearchSettings(
+        prover=args.prover,
+        expansions=args.expansions,
+        candidates=args.candidates,
+        timeout_s=1e9,
+        batch_goals=args.batch,
+    )
+    print(
+        f"{args.database}: {len(theorems)} {args.split} theorems, {args.prover}, {args.expansions} expansions, "
+        f"k={args.candidates}, batched mode: {args.batch} searches at once"
+    )
     print(HEADER)
     ratios = []
     decoders: list[tuple[str, Callable[[], Policy]]] = []
@@ -220,8 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devices = args.devices.split(",") if name == "model" else ["cpu"]
         for device in devices:
             make_policy = policy_factory(name, args, db, grammar, device)
-            alone, batched = compare(name, device, db, grammar, kernel, theorems, make_policy, settings, args.batch,
-                                     args.repeat)
+            alone, batched = compare(
+                name, device, db, grammar, kernel, theorems, make_policy, settings, args.batch, args.repeat
+            )
             ratios.append((name, device, batched.rate / alone.rate))
             if name == "model":
                 decoders.append((device, make_policy))
@@ -242,7 +284,9 @@ def decoding_rates(args: argparse.Namespace, db: Database, device: str, policy: 
     from core.models.supervised import database_examples
 
     model, vocab = policy.model, policy.vocab  # type: ignore[attr-defined]  # a ModelPolicy: see the caller
-    sources = [source for source, _ in database_examples(db, vocab, model.config, split=args.split).examples][: args.batch]
+    sources = [source for source, _ in database_examples(db, vocab, model.config, split=args.split).examples][
+        : args.batch
+    ]
     k = args.candidates
     decoders = {"greedy": (greedy, {}), f"sample n={k}": (sample, {"n": k}), f"beam k={k}": (beam_search, {"k": k})}
     print(f"\nmodel decoding on {device}, {len(sources)} {args.split} sources (decoder tokens/s, all rows counted)")

@@ -49,16 +49,23 @@ def sample_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
     records = []
     for i in range(count):
         proof = [rng.choice(labels) for _ in range(rng.randint(10, 60))]
-        records.append({
-            "id": f"generator-actor-03-{i:09d}", "generator_version": 12, "source": "generator",
-            "goal": {"hypotheses": ["|- ( ph -> ps )"] * rng.randint(0, 2),
-                     "statement": "|- " + " ".join(rng.choice(["ph", "ps", "ch", "->", "-.", "(", ")"])
-                                                   for _ in range(rng.randint(5, 40))),
-                     "disjoint": []},
-            "proof": proof, "stats": {"size": len(proof), "depth": rng.randint(2, 12)},
-            "reward": round(rng.random(), 4),
-            "tactics": [{"label": t, "logprob": round(-rng.random() * 5, 4)} for t in proof[:8]],
-        })
+        records.append(
+            {
+                "id": f"generator-actor-03-{i:09d}",
+                "generator_version": 12,
+                "source": "generator",
+                "goal": {
+                    "hypotheses": ["|- ( ph -> ps )"] * rng.randint(0, 2),
+                    "statement": "|- "
+                    + " ".join(rng.choice(["ph", "ps", "ch", "->", "-.", "(", ")"]) for _ in range(rng.randint(5, 40))),
+                    "disjoint": [],
+                },
+                "proof": proof,
+                "stats": {"size": len(proof), "depth": rng.randint(2, 12)},
+                "reward": round(rng.random(), 4),
+                "tactics": [{"label": t, "logprob": round(-rng.random() * 5, 4)} for t in proof[:8]],
+            }
+        )
     return records
 
 
@@ -76,7 +83,7 @@ def best_of(repeat: int, run: Callable[[], Any]) -> float:
 
 def throughput(folder: Path, records: list[dict], per_shard: int, repeat: int) -> dict[str, float]:
     encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    chunks = [records[i:i + per_shard] for i in range(0, len(records), per_shard)]
+    chunks = [records[i : i + per_shard] for i in range(0, len(records), per_shard)]
     payloads = [("\n".join(encoder.encode(r) for r in chunk) + "\n").encode() for chunk in chunks]
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, write_content_size=True)
     decompressor = zstandard.ZstdDecompressor()
@@ -86,8 +93,9 @@ def throughput(folder: Path, records: list[dict], per_shard: int, repeat: int) -
             decompressor.decompress(compressor.compress(payload))
 
     def codec_in_memory() -> None:
-        frames = [compressor.compress(("\n".join(encoder.encode(r) for r in chunk) + "\n").encode())
-                  for chunk in chunks]
+        frames = [
+            compressor.compress(("\n".join(encoder.encode(r) for r in chunk) + "\n").encode()) for chunk in chunks
+        ]
         decoded = []  # like a reader, return every record
         for frame in frames:
             body = decompressor.decompress(frame)
@@ -173,8 +181,11 @@ def latency(folder: Path, shards: int, interval_s: float) -> dict[str, list[floa
     results: dict[str, list[float]] = {}
     for sleep_s in (0.0, 0.010):
         root = ExperimentRoot.create_or_open(str(folder / f"latency-{sleep_s}"), {"benchmark": "c"})
-        reader = subprocess.Popen([sys.executable, __file__, "--latency-reader", root.url, str(shards),
-                                   str(sleep_s)], stdout=subprocess.PIPE, text=True)
+        reader = subprocess.Popen(
+            [sys.executable, __file__, "--latency-reader", root.url, str(shards), str(sleep_s)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(0.5)  # let the reader start polling
         writer = ShardWriter(root, "gen-0", max_records=10_000, max_age_s=3600)
         flushes = []
@@ -212,8 +223,9 @@ def _ms(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python benchmarks/storage.py", allow_abbrev=False,
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/storage.py", allow_abbrev=False, description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--dir", help="folder to benchmark in (default: a temporary folder)")
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--per-shard", type=int, default=500)
@@ -227,22 +239,30 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="advprover-bench-") as tmp:
         folder = Path(tmp)
-        print(f"storage benchmark in {folder} ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-              f"zstandard {zstandard.__version__}, zstd level {ZSTD_LEVEL}); best of {args.repeat} runs")
+        print(
+            f"storage benchmark in {folder} ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+            f"zstandard {zstandard.__version__}, zstd level {ZSTD_LEVEL}); best of {args.repeat} runs"
+        )
         records = sample_records(args.records)
         size = sum(len(json.dumps(r, separators=(",", ":"))) for r in records[:1000]) / 1000
         rates = throughput(folder, records, args.per_shard, args.repeat)
-        print(f"(a) throughput, {args.records} records of ~{size:.0f} bytes in shards of {args.per_shard} "
-              "(records/s by wall-clock time; by CPU time of this process):")
+        print(
+            f"(a) throughput, {args.records} records of ~{size:.0f} bytes in shards of {args.per_shard} "
+            "(records/s by wall-clock time; by CPU time of this process):"
+        )
         for name, (by_wall, by_cpu) in rates.items():
             print(f"      {name:<17} {by_wall:>10,.0f}   {by_cpu:>10,.0f}")
         for i, clock in enumerate(("wall-clock", "CPU time")):
-            print(f"    ratio storage / codec in memory = {rates['storage'][i] / rates['codec in memory'][i]:.2f} "
-                  f"by {clock}   (target >= 0.8; storage / zstd only = "
-                  f"{rates['storage'][i] / rates['zstd only'][i]:.2f})")
+            print(
+                f"    ratio storage / codec in memory = {rates['storage'][i] / rates['codec in memory'][i]:.2f} "
+                f"by {clock}   (target >= 0.8; storage / zstd only = "
+                f"{rates['storage'][i] / rates['zstd only'][i]:.2f})"
+            )
         polls = idle_poll(folder, args.repeat)
-        print(f"(b) idle poll: {polls[10] * 1e6:.1f} us with 10 shards, {polls[10_000] * 1e6:.1f} us with "
-              f"10,000 shards; ratio = {polls[10_000] / polls[10]:.2f}   (target <= 2)")
+        print(
+            f"(b) idle poll: {polls[10] * 1e6:.1f} us with 10 shards, {polls[10_000] * 1e6:.1f} us with "
+            f"10,000 shards; ratio = {polls[10_000] / polls[10]:.2f}   (target <= 2)"
+        )
         for shards in (10, 10_000):
             seconds, calls = polls[f"resume {shards}"]
             print(f"    writer resume on {shards:>6,} shards: {calls} existence checks, {seconds * 1000:.2f} ms")

@@ -42,7 +42,6 @@ from core.metamath.reader import read_database
 from core.metamath.syntax import Grammar, floating_context
 from core.metamath.verifier import Kernel
 
-
 ROOT = Path(__file__).resolve().parents[1]
 PROP_MM = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data")) / "metamath" / "prop.mm"
 DEBIAN = Path("/usr/share/metamath/databases")
@@ -152,8 +151,11 @@ def environment_rates(path: Path, repeats: int = 3) -> tuple[int, float, float]:
     """(apply calls, cold calls/s, warm calls/s) for replaying every proof of ``path`` backward."""
     db = read_database(path)
     kernel = Kernel(db)
-    work = [(t, tree_from_proof(db, t, kernel)) for t in db.theorems()
-            if t.typecode == db.provable_typecode and not t.is_incomplete]
+    work = [
+        (t, tree_from_proof(db, t, kernel))
+        for t in db.theorems()
+        if t.typecode == db.provable_typecode and not t.is_incomplete
+    ]
     cold = warm = float("inf")
     calls = 0
     for _ in range(repeats):
@@ -170,8 +172,11 @@ def environment_rates(path: Path, repeats: int = 3) -> tuple[int, float, float]:
 
 
 def databases(quick: bool) -> list[tuple[str, Path, str | None]]:
-    found = [("hilbert.mm (embedded)", embedded_database_path(), None), ("prop.mm", PROP_MM, None),
-             ("set.mm to ax-gen", DEBIAN / "set.mm", "ax-gen")]
+    found = [
+        ("hilbert.mm (embedded)", embedded_database_path(), None),
+        ("prop.mm", PROP_MM, None),
+        ("set.mm to ax-gen", DEBIAN / "set.mm", "ax-gen"),
+    ]
     if not quick:
         found.append(("set.mm", DEBIAN / "set.mm", None))
     for other in sorted(DEBIAN.glob("*.mm")) if DEBIAN.is_dir() else []:
@@ -181,22 +186,28 @@ def databases(quick: bool) -> list[tuple[str, Path, str | None]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/syntax.py", allow_abbrev=False,
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/syntax.py", allow_abbrev=False, description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="skip parsing all of set.mm")
     parser.add_argument("--full-reprove", action="store_true", help="also reprove all of set.mm")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    print(f"{'database':24} {'statements':>10} {'parsed':>8} {'failed':>7} {'read+grammar s':>15} "
-          f"{'parse s':>8} {'statements/s':>13}")
+    print(
+        f"{'database':24} {'statements':>10} {'parsed':>8} {'failed':>7} {'read+grammar s':>15} "
+        f"{'parse s':>8} {'statements/s':>13}"
+    )
     for name, path, stop_at in databases(args.quick):
         if not path.is_file():
             print(f"{name:24} skipped: {path} not found")
             continue
         c = parse_coverage(name, path, stop_at)
-        print(f"{c.name:24} {c.statements:10d} {c.parsed:8d} {len(c.failures):7d} {c.read_s:15.2f} "
-              f"{c.parse_s:8.2f} {c.rate:13.0f}", flush=True)
+        print(
+            f"{c.name:24} {c.statements:10d} {c.parsed:8d} {len(c.failures):7d} {c.read_s:15.2f} "
+            f"{c.parse_s:8.2f} {c.rate:13.0f}",
+            flush=True,
+        )
         for failure in c.failures[:3]:
             print(f"    {failure[:150]}")
 
@@ -220,8 +231,10 @@ def main() -> int:
     print()
     if PROP_MM.is_file():
         calls, cold, warm = environment_rates(PROP_MM)
-        print(f"BackwardEnv.apply, replaying every prop.mm proof ({calls} calls): "
-              f"cold {cold:.0f} calls/s, warm {warm:.0f} calls/s")
+        print(
+            f"BackwardEnv.apply, replaying every prop.mm proof ({calls} calls): "
+            f"cold {cold:.0f} calls/s, warm {warm:.0f} calls/s"
+        )
     else:
         print(f"environment benchmark skipped: {PROP_MM} not found")
     return 0

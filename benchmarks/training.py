@@ -86,16 +86,18 @@ def measure(examples, vocab, size: str, device: torch.device, batch_size: int, s
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/training.py", allow_abbrev=False,
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/training.py", allow_abbrev=False, description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--database", help="the .mm file (default: prop.mm, else the embedded database)")
     parser.add_argument("--sizes", nargs="+", help="model sizes (default: tiny small; plus base on a GPU)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per (size, device)")
     parser.add_argument("--steps", type=int, default=200, help="most measured steps per (size, device)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured steps first")
-    parser.add_argument("--threads", type=int, nargs="+", help="torch CPU thread counts to measure, e.g. 1 2 "
-                        "(default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", help="torch CPU thread counts to measure, e.g. 1 2 (default: torch's choice)"
+    )
     parser.add_argument("--cpu-only", action="store_true", help="skip CUDA even when available")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args()

@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.errors import run_guarded  # noqa: E402
-from core.metamath import read_database, verify_database  # noqa: E402
+from core.errors import run_guarded
+from core.metamath import read_database, verify_database
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SET_MM = Path("/usr/share/metamath/databases/set.mm")
@@ -124,8 +124,10 @@ def profile(workload: Workload, top: int) -> None:
 
 
 def table(repeat: int, full: bool, baseline_timeout: float) -> int:
-    print(f"python {sys.version.split()[0]}; CPU seconds of one read + verify in a fresh process, "
-          f"best of {repeat} alternating runs each")
+    print(
+        f"python {sys.version.split()[0]}; CPU seconds of one read + verify in a fresh process, "
+        f"best of {repeat} alternating runs each"
+    )
     header = f"{'workload':<17}{'ours read':>10}{'verify':>9}{'total':>9}{'mmverify':>10}{'ratio':>8}  found"
     print(header)
     print("-" * len(header))
@@ -141,28 +143,45 @@ def table(repeat: int, full: bool, baseline_timeout: float) -> int:
         baseline = min(r["total"] for r in theirs)  # type: ignore[index,type-var]  # see above
         ratio = baseline / best["total"]  # type: ignore[operator]  # see above
         ratios.append(ratio)
-        print(f"{WORKLOADS[key].name:<17}{best['read']:>10.3f}{best['verify']:>9.3f}{best['total']:>9.3f}"
-              f"{baseline:>10.3f}{ratio:>7.2f}x  {best['found']}")
+        print(
+            f"{WORKLOADS[key].name:<17}{best['read']:>10.3f}{best['verify']:>9.3f}{best['total']:>9.3f}"
+            f"{baseline:>10.3f}{ratio:>7.2f}x  {best['found']}"
+        )
     if full:
         mine = run_worker("ours", "set")
         theirs = run_worker("mmverify", "set", timeout=baseline_timeout)
-        baseline = f"{theirs['total']:>10.1f}{theirs['total'] / mine['total']:>7.2f}x" if theirs else \
-            f"  (mmverify.py stopped after {baseline_timeout:.0f} s)"  # type: ignore[index,operator]  # see above
-        print(f"{'set.mm (once)':<17}{mine['read']:>10.1f}{mine['verify']:>9.1f}{mine['total']:>9.1f}{baseline}"
-              f"  {mine['found']}")
+        baseline = (
+            f"{theirs['total']:>10.1f}{theirs['total'] / mine['total']:>7.2f}x"
+            if theirs
+            else f"  (mmverify.py stopped after {baseline_timeout:.0f} s)"
+        )  # type: ignore[index,operator]  # see above
+        print(
+            f"{'set.mm (once)':<17}{mine['read']:>10.1f}{mine['verify']:>9.1f}{mine['total']:>9.1f}{baseline}"
+            f"  {mine['found']}"
+        )
     verdict = "meets" if min(ratios) >= TARGET_RATIO else "misses"
-    print(f"\nratio = mmverify.py time / our time; on the two small workloads the worst is {min(ratios):.2f}x, "
-          f"which {verdict} the {TARGET_RATIO:.0f}x target")
+    print(
+        f"\nratio = mmverify.py time / our time; on the two small workloads the worst is {min(ratios):.2f}x, "
+        f"which {verdict} the {TARGET_RATIO:.0f}x target"
+    )
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/verify.py", allow_abbrev=False,
-                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/verify.py",
+        allow_abbrev=False,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--repeat", type=int, default=9, help="runs per verifier and workload (default 9)")
     parser.add_argument("--no-full", action="store_true", help="skip the all-of-set.mm row")
-    parser.add_argument("--baseline-timeout", type=float, default=300.0,
-                        help="seconds mmverify.py may spend on all of set.mm (default 300)")
+    parser.add_argument(
+        "--baseline-timeout",
+        type=float,
+        default=300.0,
+        help="seconds mmverify.py may spend on all of set.mm (default 300)",
+    )
     parser.add_argument("--profile", choices=sorted(WORKLOADS), help="profile ours on a workload")
     parser.add_argument("--worker", choices=["ours", "mmverify"], help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help=argparse.SUPPRESS)
@@ -180,8 +199,7 @@ def main() -> int:
         profile(WORKLOADS[args.profile], top=25)
         return 0
     if mmverify_path() is None:
-        print("mmverify.py not found: install the baseline with `.venv/bin/pip install -e '.[bench]'`",
-              file=sys.stderr)
+        print("mmverify.py not found: install the baseline with `.venv/bin/pip install -e '.[bench]'`", file=sys.stderr)
         return 2
     return table(args.repeat, not args.no_full, args.baseline_timeout)
 

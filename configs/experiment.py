@@ -12,8 +12,9 @@ the run's record); every other setting stays as frozen.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from configs.schema import Config, option
 from core.adversarial.settings import GenerationSettings
@@ -35,20 +36,29 @@ def check_device_setting(text: str, field: str) -> None:
 
 
 def device_option() -> Any:
-    return option("auto", help="where the role's models run: auto (cuda when available, else cpu), cpu, cuda "
-                               "(the GPU of the job's local rank) or cuda:N")
+    return option(
+        "auto",
+        help="where the role's models run: auto (cuda when available, else cpu), cpu, cuda "
+        "(the GPU of the job's local rank) or cuda:N",
+    )
 
 
 def precision_option(what: str) -> Any:
-    return option("fp32", choices=PRECISIONS, help=f"fp32, or bf16: bfloat16 autocast of {what} on CUDA "
-                                                   "(ignored, with a warning, on a CPU)")
+    return option(
+        "fp32",
+        choices=PRECISIONS,
+        help=f"fp32, or bf16: bfloat16 autocast of {what} on CUDA (ignored, with a warning, on a CPU)",
+    )
 
 
 @dataclass(frozen=True)
 class DatabaseConfig(Config):
-    path: str = option("default", help="the .mm file; 'default' = $ADVPROVER_DATABASE, else set.mm's "
-                                      "propositional part when installed, else the embedded database; "
-                                      "'embedded' = the embedded Hilbert database")
+    path: str = option(
+        "default",
+        help="the .mm file; 'default' = $ADVPROVER_DATABASE, else set.mm's "
+        "propositional part when installed, else the embedded database; "
+        "'embedded' = the embedded Hilbert database",
+    )
     stop_at: str = option("", help="read the database only up to this label ('' = all of it)")
     splits: str = option("80/10/10", help="train/valid/test ratios of the theorem split")
     split_salt: str = option("", help="salt of the split hash (changes which theorems go where)")
@@ -124,9 +134,12 @@ class ProverActorConfig(Config):
 
 @dataclass(frozen=True)
 class RewardConfig(Config):
-    kind: str = option("hard", choices=("hard", "band", "heuristic"),
-                       help="hard: 1 if the prover failed; band: 1 if the success rate of `attempts` tries is "
-                            "in (0, tau]; heuristic: the generator's heuristic score alone")
+    kind: str = option(
+        "hard",
+        choices=("hard", "band", "heuristic"),
+        help="hard: 1 if the prover failed; band: 1 if the success rate of `attempts` tries is "
+        "in (0, tau]; heuristic: the generator's heuristic score alone",
+    )
     attempts: int = option(1, min=1, help="prover attempts per generated theorem (band reward)")
     tau: float = option(0.5, min=0.0, max=1.0, help="upper bound of the rewarded success band")
     heuristic_weight: float = option(0.0, min=0.0, help="shaping: add weight * normalized heuristic score")
@@ -152,8 +165,9 @@ class TrainerConfig(Config):
     replay_min: int = option(32, min=0, help="records in the replay buffer before training on generated data")
     replay_max: int = option(20000, min=1, help="replay buffer size (FIFO eviction)")
     replay_sampling: str = option("uniform", choices=("uniform", "reward"), help="how records are drawn")
-    supervised_weight: float = option(0.5, min=0.0, max=1.0,
-                                      help="fraction of each batch drawn from the database's train split")
+    supervised_weight: float = option(
+        0.5, min=0.0, max=1.0, help="fraction of each batch drawn from the database's train split"
+    )
     checkpoint_every_steps: int = option(200, min=1, help="publish a checkpoint every N steps")
     checkpoint_every_minutes: float = option(5.0, min=0.0, help="... or every N minutes, whichever comes first")
     bootstrap_steps: int = option(300, min=0, help="supervised steps before version 0 (without init_checkpoint)")
@@ -166,14 +180,18 @@ class TrainerConfig(Config):
     def validate(self) -> None:
         check_device_setting(self.device, f"{type(self).__name__}.device")
         if self.replay_min > self.replay_max:
-            raise ConfigError(f"{type(self).__name__}.replay_min ({self.replay_min}) must be <= replay_max "
-                              f"({self.replay_max})")
+            raise ConfigError(
+                f"{type(self).__name__}.replay_min ({self.replay_min}) must be <= replay_max ({self.replay_max})"
+            )
 
 
 @dataclass(frozen=True)
 class ProverTrainerConfig(TrainerConfig):
-    examples: str = option("auto", choices=("auto", "backward", "forward", "both"),
-                           help="which prover formats to train; auto follows prover_actor.search.prover")
+    examples: str = option(
+        "auto",
+        choices=("auto", "backward", "forward", "both"),
+        help="which prover formats to train; auto follows prover_actor.search.prover",
+    )
 
 
 @dataclass(frozen=True)
@@ -185,8 +203,9 @@ class GeneratorTrainerConfig(TrainerConfig):
 @dataclass(frozen=True)
 class EvaluatorConfig(Config):
     count: int = option(1, min=0, max=1, help="1 runs the evaluator, 0 does not")
-    benchmark: str = option("test", help="'test' or 'valid' split of the database, or a .mm file whose ? "
-                                         "theorems are the benchmark")
+    benchmark: str = option(
+        "test", help="'test' or 'valid' split of the database, or a .mm file whose ? theorems are the benchmark"
+    )
     search: SearchSettings = option(SearchSettings(expansions=32, timeout_s=10.0), help="fixed evaluation budget")
     max_theorems: int = option(0, min=0, help="evaluate at most this many theorems (0 = all)")
     every_versions: int = option(1, min=1, help="evaluate every N-th prover version (the latest always)")
@@ -202,22 +221,28 @@ class RetentionConfig(Config):
     keep_all: bool = option(False, help="never prune a stream (disk grows with the run)")
     keep_shards: int = option(64, min=1, help="newest shards of each stream never pruned, whatever its consumers")
     prune_every_s: float = option(300.0, min=1.0, help="how often a stream's producer looks for shards to prune")
-    grace_s: float = option(600.0, min=0.0, help="a shard is pruned only once every consumer has been committed "
-                                                 "past it for this long")
+    grace_s: float = option(
+        600.0, min=0.0, help="a shard is pruned only once every consumer has been committed past it for this long"
+    )
 
 
 @dataclass(frozen=True)
 class MetricsConfig(Config):
     enabled: bool = option(True, help="write live TensorBoard scalars (loss, lr, rewards, success rates...)")
-    folder: str = option("", help="local folder of the TensorBoard runs ('' = EXP/tensorboard; needed for a "
-                                  "remote experiment, else none are written)")
+    folder: str = option(
+        "",
+        help="local folder of the TensorBoard runs ('' = EXP/tensorboard; needed for a "
+        "remote experiment, else none are written)",
+    )
     every_steps: int = option(10, min=1, help="a trainer writes its scalars every N optimizer steps")
     every_seconds: float = option(30.0, min=1.0, help="an actor writes its scalars at most every N seconds")
 
     def validate(self) -> None:
         if "://" in self.folder and not self.folder.startswith("file://"):
-            raise ConfigError(f"metrics.folder {self.folder!r} must be a local folder (TensorBoard event files "
-                              f"are written locally); leave it empty to use EXP/tensorboard")
+            raise ConfigError(
+                f"metrics.folder {self.folder!r} must be a local folder (TensorBoard event files "
+                f"are written locally); leave it empty to use EXP/tensorboard"
+            )
 
 
 @dataclass(frozen=True)
@@ -226,7 +251,9 @@ class SlurmResources(Config):
     gpus: int = option(0, min=0, help="GPUs per job (per task of a trainer group)")
     cpus: int = option(2, min=1, help="CPUs per job; also the job's torch threads")
     mem_gb: int = option(8, min=1, help="memory per job (per task of a trainer group), GB")
-    time_minutes: int = option(60, min=1, help="SLURM time limit of each job, minutes (submitit requeues a job that reaches it)")
+    time_minutes: int = option(
+        60, min=1, help="SLURM time limit of each job, minutes (submitit requeues a job that reaches it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -244,22 +271,34 @@ class SlurmConfig(Config):
 class ExperimentConfig(Config):
     preset: str = option("custom", help="the preset this experiment started from")
     setup: str = option("adversarial", choices=SETUPS, help="which roles run and how they are wired")
-    seed: int = option(0, min=0, help="seed of the experiment (each job derives its own from it, its role, rank and "
-                                        "restart counter: runs are reproducible)")
+    seed: int = option(
+        0,
+        min=0,
+        help="seed of the experiment (each job derives its own from it, its role, rank and "
+        "restart counter: runs are reproducible)",
+    )
     database: DatabaseConfig = option(DatabaseConfig(), help="the Metamath database theorems come from")
     prover_model: ModelSpec = option(ModelSpec(), help="the prover's model")
     generator_model: ModelSpec = option(ModelSpec(), help="the generator's model")
     generator_actor: GeneratorActorConfig = option(GeneratorActorConfig(), help="jobs that generate theorems")
     prover_actor: ProverActorConfig = option(ProverActorConfig(), help="jobs that try to prove the generated theorems")
-    generator_trainer: GeneratorTrainerConfig = option(GeneratorTrainerConfig(), help="trains the generator (REINFORCE on the rewards)")
-    prover_trainer: ProverTrainerConfig = option(ProverTrainerConfig(), help="trains the prover on its attempts and the database")
+    generator_trainer: GeneratorTrainerConfig = option(
+        GeneratorTrainerConfig(), help="trains the generator (REINFORCE on the rewards)"
+    )
+    prover_trainer: ProverTrainerConfig = option(
+        ProverTrainerConfig(), help="trains the prover on its attempts and the database"
+    )
     evaluator: EvaluatorConfig = option(EvaluatorConfig(), help="evaluates each prover version on a fixed benchmark")
     rewards: RewardConfig = option(RewardConfig(), help="the generator's reward")
     routing: RoutingConfig = option(RoutingConfig(), help="which records each trainer learns from")
-    retention: RetentionConfig = option(RetentionConfig(), help="when the producer of a stream deletes the shards "
-                                                                "every consumer is done with (docs/PROTOCOL.md)")
+    retention: RetentionConfig = option(
+        RetentionConfig(),
+        help="when the producer of a stream deletes the shards every consumer is done with (docs/PROTOCOL.md)",
+    )
     metrics: MetricsConfig = option(MetricsConfig(), help="live TensorBoard scalars of every job")
-    slurm: SlurmConfig = option(SlurmConfig(), help="where the jobs run on SLURM (may change on resume; see docs/LAUNCH.md)")
+    slurm: SlurmConfig = option(
+        SlurmConfig(), help="where the jobs run on SLURM (may change on resume; see docs/LAUNCH.md)"
+    )
 
     @classmethod
     def _section(cls) -> str:
@@ -268,9 +307,11 @@ class ExperimentConfig(Config):
     def validate(self) -> None:
         check_role_counts(self.setup, {role: self.role_count(role) for role in ROLES})  # the wiring table's rules
         if self.rewards.kind == "band" and self.prover_actor.search.prover != "forward-sampling":
-            raise ConfigError(f"rewards.kind='band' needs a sampling prover (its reward varies only if the prover's "
-                              f"attempts can differ): set prover_actor.search.prover=forward-sampling, not "
-                              f"{self.prover_actor.search.prover!r}")
+            raise ConfigError(
+                f"rewards.kind='band' needs a sampling prover (its reward varies only if the prover's "
+                f"attempts can differ): set prover_actor.search.prover=forward-sampling, not "
+                f"{self.prover_actor.search.prover!r}"
+            )
 
     def role_count(self, role: str) -> int:
         return getattr(self, role).count
@@ -298,8 +339,9 @@ def with_placement_of(wanted: Mapping[str, Any], frozen: Mapping[str, Any]) -> d
     return merged
 
 
-def without_new_defaults(wanted: Mapping[str, Any], frozen: Mapping[str, Any],
-                         defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def without_new_defaults(
+    wanted: Mapping[str, Any], frozen: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """``wanted`` without the settings an older experiment's ``frozen`` dict lacks and that are at their
     schema default: settings added since the experiment was created. Jobs read a missing key as its default
     (:meth:`Config.from_dict`), so such an experiment resumes as it ran; a new setting given another value

@@ -15,7 +15,8 @@ Every preset is runnable as is (``./launch.sh local --preset NAME --exp DIR``) a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from configs.experiment import (
     DatabaseConfig,
@@ -34,8 +35,17 @@ from core.search.settings import SearchSettings
 
 def _tiny(name: str, prover: str = "backward") -> ExperimentConfig:
     search = SearchSettings(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
-    trainer: dict[str, Any] = dict(batch_size=16, lr=1e-3, warmup_steps=10, replay_min=4, replay_max=2000,
-                   checkpoint_every_steps=25, checkpoint_every_minutes=0.5, bootstrap_steps=300, keep_checkpoints=3)
+    trainer: dict[str, Any] = dict(
+        batch_size=16,
+        lr=1e-3,
+        warmup_steps=10,
+        replay_min=4,
+        replay_max=2000,
+        checkpoint_every_steps=25,
+        checkpoint_every_minutes=0.5,
+        bootstrap_steps=300,
+        keep_checkpoints=3,
+    )
     return ExperimentConfig(
         preset=name,
         database=DatabaseConfig(path="embedded"),
@@ -61,8 +71,15 @@ def tiny() -> ExperimentConfig:
 
 def default() -> ExperimentConfig:
     search = SearchSettings(prover="backward", expansions=24, timeout_s=5.0, candidates=6, batch_goals=16)
-    trainer: dict[str, Any] = dict(batch_size=32, lr=1e-3, warmup_steps=20, replay_min=8, checkpoint_every_steps=50,
-                   checkpoint_every_minutes=1.0, bootstrap_steps=150)
+    trainer: dict[str, Any] = dict(
+        batch_size=32,
+        lr=1e-3,
+        warmup_steps=20,
+        replay_min=8,
+        checkpoint_every_steps=50,
+        checkpoint_every_minutes=1.0,
+        bootstrap_steps=150,
+    )
     return ExperimentConfig(
         preset="default",
         database=DatabaseConfig(path="default"),
@@ -82,8 +99,9 @@ def mm_adv_bwd_debug_local() -> ExperimentConfig:
 
 def mm_adv_fwd_debug_local() -> ExperimentConfig:
     config = _tiny("mm_adv_fwd_debug_local", prover="forward-greedy")
-    return dataclasses.replace(config, database=DatabaseConfig(),
-                               prover_trainer=dataclasses.replace(config.prover_trainer, examples="forward"))
+    return dataclasses.replace(
+        config, database=DatabaseConfig(), prover_trainer=dataclasses.replace(config.prover_trainer, examples="forward")
+    )
 
 
 def adversarial() -> ExperimentConfig:
@@ -117,7 +135,9 @@ def generator_reward() -> ExperimentConfig:
 def supervised_only() -> ExperimentConfig:
     """No generation: the prover trains on the database alone (the baseline to beat)."""
     config = _tiny("supervised_only")
-    config = dataclasses.replace(config, prover_trainer=dataclasses.replace(config.prover_trainer, supervised_weight=1.0))
+    config = dataclasses.replace(
+        config, prover_trainer=dataclasses.replace(config.prover_trainer, supervised_weight=1.0)
+    )
     return _setup(config, "supervised-only", generator_actor=0, prover_actor=0, generator_trainer=0)
 
 
@@ -127,8 +147,9 @@ def _prop(name: str) -> ExperimentConfig:
     test split evaluated with the same budget as ``jobs.prove --split test`` (64 expansions, k=8)."""
     actor_search = SearchSettings(prover="backward", expansions=32, timeout_s=10.0, candidates=8, batch_goals=16)
     evaluation = dataclasses.replace(actor_search, expansions=64, timeout_s=30.0, batch_goals=32)
-    trainer: dict[str, Any] = dict(batch_size=32, warmup_steps=50, replay_min=32, checkpoint_every_steps=200,
-                   checkpoint_every_minutes=3.0)
+    trainer: dict[str, Any] = dict(
+        batch_size=32, warmup_steps=50, replay_min=32, checkpoint_every_steps=200, checkpoint_every_minutes=3.0
+    )
     return ExperimentConfig(
         preset=name,
         database=DatabaseConfig(path="default"),
@@ -148,7 +169,9 @@ def prop_adversarial() -> ExperimentConfig:
 
 def prop_supervised() -> ExperimentConfig:
     config = _prop("prop_supervised")
-    config = dataclasses.replace(config, prover_trainer=dataclasses.replace(config.prover_trainer, supervised_weight=1.0))
+    config = dataclasses.replace(
+        config, prover_trainer=dataclasses.replace(config.prover_trainer, supervised_weight=1.0)
+    )
     return _setup(config, "supervised-only", generator_actor=0, prover_actor=0, generator_trainer=0)
 
 

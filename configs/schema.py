@@ -14,7 +14,8 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Iterable, TypeVar, Union
+from collections.abc import Iterable
+from typing import Any, TypeVar, Union
 
 from core.errors import ConfigError
 from core.settings import Setting, Settings, field_types, is_settings, option
@@ -52,8 +53,9 @@ def _assign(cls: type[Settings], data: dict[str, Any], path: list[str], text: st
     names = {f.name for f in dataclasses.fields(cls)}
     head, dotted = path[0], f"{prefix}{path[0]}"
     if head not in names:
-        raise ConfigError(f"unknown setting {prefix + '.'.join(path)!r}; known here: "
-                          f"{', '.join(prefix + n for n in sorted(names))}")
+        raise ConfigError(
+            f"unknown setting {prefix + '.'.join(path)!r}; known here: {', '.join(prefix + n for n in sorted(names))}"
+        )
     hint = field_types(cls)[head]
     if len(path) > 1:
         if not is_settings(hint):
@@ -151,4 +153,3 @@ def parse_value(name: str, text: str, hint: Any, *, what: str | None = None) -> 
         values = [parse_value(name, part.strip(), element, what=what) for part in text.split(",") if part.strip()]
         return values if (hint is list or origin is list) else tuple(values)
     raise ConfigError(f"{what} cannot be set from the command line")
-

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 class AdvproverError(Exception):
@@ -141,7 +142,7 @@ def exit_status(error: BaseException) -> int:
     :class:`ExperimentConfigMismatch`) and for a path named on it that is missing or of the wrong kind;
     130 for Ctrl-C; 1 for everything else: other advprover errors, other OS errors, unexpected exceptions.
     """
-    if isinstance(error, _USAGE_ERRORS) or isinstance(error, _MISNAMED_PATHS):
+    if isinstance(error, (_USAGE_ERRORS, _MISNAMED_PATHS)):
         return EXIT_USAGE
     if isinstance(error, KeyboardInterrupt):
         return EXIT_KEYBOARD_INTERRUPT
@@ -157,8 +158,10 @@ def error_line(error: BaseException) -> str:
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename is not None else ""
         return f"error: {where}{error.strerror or error}"
-    return (f"error: unexpected {type(error).__name__}: {error} (a bug in advprover; run again with "
-            "--log-level DEBUG, where the command has it, or see the log for the traceback, and report it)")
+    return (
+        f"error: unexpected {type(error).__name__}: {error} (a bug in advprover; run again with "
+        "--log-level DEBUG, where the command has it, or see the log for the traceback, and report it)"
+    )
 
 
 def report(error: BaseException, stream: TextIO | None = None) -> int:

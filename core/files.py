@@ -58,12 +58,15 @@ def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> 
         return False
 
 
-def refuse_overwriting_input(source: str | os.PathLike[str], out: str | os.PathLike[str], flag: str,
-                             *, in_place: bool) -> None:
+def refuse_overwriting_input(
+    source: str | os.PathLike[str], out: str | os.PathLike[str], flag: str, *, in_place: bool
+) -> None:
     """Raise :class:`UsageError` if ``out`` is the file ``source`` (by any name) and ``in_place`` is not set."""
     if not in_place and same_file(source, out):
-        raise UsageError(f"{flag} {os.fspath(out)} is the input file {os.fspath(source)}: it would be overwritten; "
-                         "give another path, or --in-place to replace the input on purpose")
+        raise UsageError(
+            f"{flag} {os.fspath(out)} is the input file {os.fspath(source)}: it would be overwritten; "
+            "give another path, or --in-place to replace the input on purpose"
+        )
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", keep_links: bool = False) -> None:

@@ -54,15 +54,23 @@ class MetricsWriter:
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as error:
-            raise ConfigError(f"metrics folder {folder}: cannot create it ({error.strerror or error}); set "
-                              f"metrics.folder to a writable local folder, or metrics.enabled=false") from None
+            raise ConfigError(
+                f"metrics folder {folder}: cannot create it ({error.strerror or error}); set "
+                f"metrics.folder to a writable local folder, or metrics.enabled=false"
+            ) from None
         if not os.access(folder, os.W_OK):
-            raise ConfigError(f"metrics folder {folder} is not writable; set metrics.folder to a writable local "
-                              f"folder, or metrics.enabled=false")
+            raise ConfigError(
+                f"metrics folder {folder} is not writable; set metrics.folder to a writable local "
+                f"folder, or metrics.enabled=false"
+            )
         written = written_steps(folder)
         if written:
-            logger.info("%s: appending to its TensorBoard run %s (points up to step %d already written)", job,
-                        folder, max(written.values()))
+            logger.info(
+                "%s: appending to its TensorBoard run %s (points up to step %d already written)",
+                job,
+                folder,
+                max(written.values()),
+            )
         return cls(folder, written)
 
     @classmethod
@@ -131,9 +139,11 @@ def device_scalars() -> dict[str, float]:
 
     if not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return {}
-    mib = 2.0 ** 20
-    return {"system/gpu_memory_allocated_mib": torch.cuda.memory_allocated() / mib,
-            "system/gpu_memory_peak_mib": torch.cuda.max_memory_allocated() / mib}
+    mib = 2.0**20
+    return {
+        "system/gpu_memory_allocated_mib": torch.cuda.memory_allocated() / mib,
+        "system/gpu_memory_peak_mib": torch.cuda.max_memory_allocated() / mib,
+    }
 
 
 def seconds_step(origin: float, now: float | None = None) -> int:
@@ -155,8 +165,9 @@ def runs_in(folder: str) -> list[str]:
     """The runs (job sub-folders holding event files) under ``folder``; empty if it does not exist."""
     if not os.path.isdir(folder):
         return []
-    return sorted(name for name in os.listdir(folder)
-                  if glob.glob(os.path.join(folder, glob.escape(name), EVENT_FILE_PATTERN)))
+    return sorted(
+        name for name in os.listdir(folder) if glob.glob(os.path.join(folder, glob.escape(name), EVENT_FILE_PATTERN))
+    )
 
 
 def mean(values: Iterable[Any]) -> float | None:

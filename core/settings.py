@@ -21,7 +21,8 @@ import math
 import re
 import types
 import typing
-from typing import Any, Iterable, Mapping, TypeVar, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar, Union
 
 from core.errors import ConfigError
 
@@ -31,12 +32,24 @@ S = TypeVar("S", bound="Settings")
 _BUILDING_AT: contextvars.ContextVar[str | None] = contextvars.ContextVar("settings_path", default=None)
 
 
-def option(default: Any, *, help: str = "", choices: Iterable[Any] | None = None,
-           min: float | None = None, max: float | None = None, pattern: str | None = None) -> Any:
+def option(
+    default: Any,
+    *,
+    help: str = "",
+    choices: Iterable[Any] | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    pattern: str | None = None,
+) -> Any:
     """A dataclass field with a default, a help text and optional choices, bounds or a pattern (strings:
     the whole value must match the regular expression)."""
-    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max,
-                "pattern": pattern}
+    metadata = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "min": min,
+        "max": max,
+        "pattern": pattern,
+    }
     if isinstance(default, Settings):
         return dataclasses.field(default_factory=lambda: default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -90,8 +103,10 @@ class Settings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown field(s) {', '.join(repr(u) for u in unknown)} in {where or cls.__name__}; "
-                              f"known: {', '.join(sorted(names))}")
+            raise ConfigError(
+                f"unknown field(s) {', '.join(repr(u) for u in unknown)} in {where or cls.__name__}; "
+                f"known: {', '.join(sorted(names))}"
+            )
         values: dict[str, Any] = {}
         for name, value in data.items():
             hint = hints[name]
@@ -184,7 +199,11 @@ def _type_matches(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if is_tuple_type(hint):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return isinstance(value, tuple) and all(_type_matches(v, args[0]) for v in value) if args else isinstance(value, tuple)
+        return (
+            isinstance(value, tuple) and all(_type_matches(v, args[0]) for v in value)
+            if args
+            else isinstance(value, tuple)
+        )
     if isinstance(hint, type):
         return isinstance(value, hint)
     return True
@@ -199,7 +218,8 @@ def _type_name(hint: Any) -> str:
     if hint is type(None):
         return "None"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        hint, getattr(hint, "__name__", str(hint)))
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
@@ -210,8 +230,10 @@ def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     pattern = metadata.get("pattern")
     if pattern is not None and isinstance(value, str) and re.fullmatch(pattern, value) is None:
-        raise ConfigError(f"{name} = {value!r} does not match {pattern} (the value goes into a job script "
-                          "or a file name, where other characters are unsafe)")
+        raise ConfigError(
+            f"{name} = {value!r} does not match {pattern} (the value goes into a job script "
+            "or a file name, where other characters are unsafe)"
+        )
     low, high = metadata.get("min"), metadata.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if low is not None and value < low:

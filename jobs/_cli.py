@@ -29,7 +29,8 @@ import logging
 import re
 import sys
 import typing
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from configs.schema import parse_value
 from core.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, UsageError, report
@@ -67,8 +68,13 @@ def main(function: Callable[..., Any], argv: Sequence[str] | None = None, *, pro
 
 
 def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=getattr(logging, level),
+        stream=sys.stderr,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def program_name(function: Callable[..., Any]) -> str:
@@ -93,8 +99,13 @@ class _Parser(argparse.ArgumentParser):
 class _Once(argparse.Action):
     """Store the value (``const`` for a flag taking none), refusing a second one for the same parameter."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         given: set[str] = namespace.__dict__.setdefault("_given", set())
         slot = self.dest.removesuffix(_FLAG_SUFFIX)
         if slot in given:
@@ -107,19 +118,31 @@ def build_parser(function: Callable[..., Any], prog: str) -> argparse.ArgumentPa
     """The parser of ``function``'s command line: one argument or flag per parameter, plus ``--log-level``."""
     description, helps = split_docstring(inspect.getdoc(function) or "")
     module_doc = inspect.getdoc(sys.modules.get(function.__module__))
-    parser = _Parser(prog=prog, description=description, epilog=module_doc, allow_abbrev=False,
-                     formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
+    parser = _Parser(
+        prog=prog,
+        description=description,
+        epilog=module_doc,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
     hints = typing.get_type_hints(function)
     for parameter in _parameters(function):
         _add_parameter(parser, parameter, hints.get(parameter.name, str), helps.get(parameter.name, ""))
     if "log_level" not in hints:
-        parser.add_argument("--log-level", type=_log_level, metavar="LEVEL", action=_Once,
-                            help=f"logging level on stderr: {', '.join(LOG_LEVELS)} (default: INFO)")
+        parser.add_argument(
+            "--log-level",
+            type=_log_level,
+            metavar="LEVEL",
+            action=_Once,
+            help=f"logging level on stderr: {', '.join(LOG_LEVELS)} (default: INFO)",
+        )
     return parser
 
 
-def parse_command_line(function: Callable[..., Any], argv: Sequence[str], *,
-                       prog: str | None = None) -> tuple[dict[str, Any], str]:
+def parse_command_line(
+    function: Callable[..., Any], argv: Sequence[str], *, prog: str | None = None
+) -> tuple[dict[str, Any], str]:
     """(the keyword arguments of ``function``, the log level) from ``argv``.
 
     Raises :class:`UsageError` naming the unknown flag, the missing argument or the bad value; ``--help``
@@ -179,8 +202,7 @@ def split_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 
 def _parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY,
-             inspect.Parameter.POSITIONAL_ONLY)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_ONLY)
     return [p for p in inspect.signature(function).parameters.values() if p.kind in kinds]
 
 
@@ -194,21 +216,31 @@ def _add_parameter(parser: argparse.ArgumentParser, parameter: inspect.Parameter
     help_text = help_text.rstrip(".")
     about = f"{help_text} ({_type_words(hint)}" if help_text else f"({_type_words(hint)}"
     if _is_positional(parameter):
-        parser.add_argument(name, nargs="?", type=_converter(name, hint, name.upper()), metavar=name.upper(),
-                            help=f"same as {flag}")
-        parser.add_argument(flag, dest=name + _FLAG_SUFFIX, type=convert, metavar=name.upper(), action=_Once,
-                            help=f"{about}; required, as this flag or as the argument {name.upper()})")
+        parser.add_argument(
+            name, nargs="?", type=_converter(name, hint, name.upper()), metavar=name.upper(), help=f"same as {flag}"
+        )
+        parser.add_argument(
+            flag,
+            dest=name + _FLAG_SUFFIX,
+            type=convert,
+            metavar=name.upper(),
+            action=_Once,
+            help=f"{about}; required, as this flag or as the argument {name.upper()})",
+        )
         return
     if parameter.default is parameter.empty:
-        parser.add_argument(flag, dest=name, type=convert, metavar=name.upper(), action=_Once,
-                            help=f"{about}; required)")
+        parser.add_argument(
+            flag, dest=name, type=convert, metavar=name.upper(), action=_Once, help=f"{about}; required)"
+        )
         return
     about += f"; default: {_shown(parameter.default)})"
     if _strip_optional(hint) is bool:
-        parser.add_argument(flag, dest=name, type=convert, nargs="?", const=True, metavar="true|false",
-                            action=_Once, help=about)
-        parser.add_argument(f"--no-{flag[2:]}", dest=name, nargs=0, const=False, action=_Once,
-                            help=f"same as {flag}=false")
+        parser.add_argument(
+            flag, dest=name, type=convert, nargs="?", const=True, metavar="true|false", action=_Once, help=about
+        )
+        parser.add_argument(
+            f"--no-{flag[2:]}", dest=name, nargs=0, const=False, action=_Once, help=f"same as {flag}=false"
+        )
         return
     parser.add_argument(flag, dest=name, type=convert, metavar=_metavar(name, hint), action=_Once, help=about)
 
@@ -247,8 +279,12 @@ def _flag(name: str) -> str:
 
 
 def _known(parser: argparse.ArgumentParser) -> str:
-    return ", ".join(o for action in parser._actions for o in action.option_strings  # noqa: SLF001
-                     if o.startswith("--") and action.help != argparse.SUPPRESS)
+    return ", ".join(
+        o
+        for action in parser._actions
+        for o in action.option_strings
+        if o.startswith("--") and action.help != argparse.SUPPRESS
+    )
 
 
 def _strip_optional(hint: Any) -> Any:

@@ -42,15 +42,17 @@ class Group:
         self.device = device if device is not None else torch.device("cpu")
 
     @staticmethod
-    def from_environment(rank: int, size: int, device: torch.device | None = None) -> "Group":
+    def from_environment(rank: int, size: int, device: torch.device | None = None) -> Group:
         """Join the group of ``size`` trainers as ``rank``; its collectives run on ``device`` (default CPU)."""
         device = device if device is not None else torch.device("cpu")
         if size <= 1:
             return Group(0, 1, device)
         for name in ("MASTER_ADDR", "MASTER_PORT"):
             if name not in os.environ:
-                raise ConfigError(f"a group of {size} trainers needs {name} in the environment "
-                                  "(the launcher sets it; for a manual run export MASTER_ADDR and MASTER_PORT)")
+                raise ConfigError(
+                    f"a group of {size} trainers needs {name} in the environment "
+                    "(the launcher sets it; for a manual run export MASTER_ADDR and MASTER_PORT)"
+                )
         if device.type == "cuda":
             torch.cuda.set_device(device)  # nccl's object collectives use the current device
         if not dist.is_initialized():

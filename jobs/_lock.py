@@ -78,8 +78,9 @@ def refuse_if_held(folder: Path, exp: str) -> None:
     holder = read_lock(folder / LOCK_FILE)
     if holder_alive(holder):
         where = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "unknown"
-        raise UsageError(f"a launcher ({where}) is already running {exp}; stop it first with "
-                         f"./launch.sh stop --exp {exp}")
+        raise UsageError(
+            f"a launcher ({where}) is already running {exp}; stop it first with ./launch.sh stop --exp {exp}"
+        )
 
 
 class LauncherLock:
@@ -114,8 +115,7 @@ class LauncherLock:
             return
         self._beaten = time.monotonic()
         if not self.ours():
-            logger.warning("%s no longer holds this launcher's token: another launcher took the experiment",
-                           self.path)
+            logger.warning("%s no longer holds this launcher's token: another launcher took the experiment", self.path)
             return
         temporary = self.path.with_name(f".tmp-{self.token}-{LOCK_FILE}")
         temporary.write_text(self._content())
@@ -153,8 +153,13 @@ def job_alive(job: dict[str, Any]) -> bool:
     return True
 
 
-def wait_for_earlier_jobs(exp: str, live_jobs: Callable[[], list[str]], ask_to_stop: Callable[[list[str]], object],
-                          wait_s: float, poll_s: float = 2.0) -> None:
+def wait_for_earlier_jobs(
+    exp: str,
+    live_jobs: Callable[[], list[str]],
+    ask_to_stop: Callable[[list[str]], object],
+    wait_s: float,
+    poll_s: float = 2.0,
+) -> None:
     """Before a resume: ask jobs still running from an earlier launcher to stop, and wait for them to end.
 
     UsageError if some are still alive after ``wait_s`` (a twin must never be started beside a live job).
@@ -162,14 +167,19 @@ def wait_for_earlier_jobs(exp: str, live_jobs: Callable[[], list[str]], ask_to_s
     alive = live_jobs()
     if not alive:
         return
-    print(f"jobs of an earlier launcher are still running ({', '.join(alive)}): asking them to finish their "
-          f"step and exit; waiting up to {wait_s:.0f} s", flush=True)
+    print(
+        f"jobs of an earlier launcher are still running ({', '.join(alive)}): asking them to finish their "
+        f"step and exit; waiting up to {wait_s:.0f} s",
+        flush=True,
+    )
     ask_to_stop(alive)
     deadline = time.monotonic() + wait_s
     while alive and time.monotonic() < deadline:
         time.sleep(poll_s)
         alive = live_jobs()
     if alive:
-        raise UsageError(f"jobs {', '.join(alive)} of an earlier launcher of {exp} are still running after "
-                         f"{wait_s:.0f} s (they were asked to stop); wait for them to end "
-                         f"(python -m jobs.status {exp}), then resume")
+        raise UsageError(
+            f"jobs {', '.join(alive)} of an earlier launcher of {exp} are still running after "
+            f"{wait_s:.0f} s (they were asked to stop); wait for them to end "
+            f"(python -m jobs.status {exp}), then resume"
+        )

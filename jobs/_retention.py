@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from configs.experiment import ExperimentConfig, RetentionConfig
 from core.adversarial.topology import IN_STREAM, Consumer, wiring_of
 from core.errors import StorageError
-from core.storage import (CheckpointStore, Cursor, ExperimentRoot, committed_cursor, group_cursor, prune_stream,
-                          stream_bounds)
+from core.storage import (
+    CheckpointStore,
+    Cursor,
+    ExperimentRoot,
+    committed_cursor,
+    group_cursor,
+    prune_stream,
+    stream_bounds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,26 +60,36 @@ def checkpoint_floor(root: ExperimentRoot, checkpoint: str, stream: str) -> int:
         cursor = group_cursor(meta)
         if stream not in cursor:
             continue
-        windows = [int(window[stream][0]) for window in (meta.get("windows") or {}).values()
-                   if (window or {}).get(stream)]
-        needed = min([cursor[stream]] + windows)
+        windows = [
+            int(window[stream][0]) for window in (meta.get("windows") or {}).values() if (window or {}).get(stream)
+        ]
+        needed = min([cursor[stream], *windows])
         floor = needed if floor is None else min(floor, needed)
     return floor or 0
 
 
 def consumers_floor(root: ExperimentRoot, config: ExperimentConfig, stream: str) -> int | None:
     """The lowest shard any consumer of ``stream`` still needs; None if nothing reads it."""
-    floors = [consumer_cursor(root, consumer).get(stream, 0) if consumer.cursor_in == IN_STREAM
-              else checkpoint_floor(root, consumer.cursor_name, stream)
-              for consumer in wiring_of(config).consumers_of(stream)]
+    floors = [
+        consumer_cursor(root, consumer).get(stream, 0)
+        if consumer.cursor_in == IN_STREAM
+        else checkpoint_floor(root, consumer.cursor_name, stream)
+        for consumer in wiring_of(config).consumers_of(stream)
+    ]
     return min(floors) if floors else None
 
 
 class Pruner:
     """Prunes a producer's streams now and then, below what every consumer committed ``grace_s`` ago."""
 
-    def __init__(self, root: ExperimentRoot, config: ExperimentConfig, streams: list[str], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        root: ExperimentRoot,
+        config: ExperimentConfig,
+        streams: list[str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.root = root
         self.config = config
         self.settings: RetentionConfig = config.retention
@@ -84,8 +102,9 @@ class Pruner:
     def maybe_prune(self) -> int:
         """Every ``prune_every_s``: observe the consumers' floors and prune what is due; returns shards removed."""
         now = self.clock()
-        if self.settings.keep_all or (self.last_check is not None and
-                                      now - self.last_check < self.settings.prune_every_s):
+        if self.settings.keep_all or (
+            self.last_check is not None and now - self.last_check < self.settings.prune_every_s
+        ):
             return 0
         self.last_check = now
         removed = sum(self._prune_or_warn(stream, now) for stream in self.streams)

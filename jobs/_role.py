@@ -15,9 +15,10 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from configs.experiment import ExperimentConfig
 from core.adversarial.topology import job_name
@@ -56,7 +57,7 @@ class Runtime:
     restart: int = 0  # the role's restart counter (see :attr:`seed`); set by the role once it knows it
 
     @staticmethod
-    def start(role: str, exp: str, rank: int, minutes: float | None) -> "Runtime":
+    def start(role: str, exp: str, rank: int, minutes: float | None) -> Runtime:
         """Open the experiment (it must exist), read its configuration, start the heartbeat."""
         if type(rank) is not int or rank < 0:
             raise UsageError(f"--rank must be a whole number >= 0, got {rank!r}")
@@ -67,16 +68,24 @@ class Runtime:
         config = ExperimentConfig.from_dict(root.config)
         count = config.role_count(role)
         if rank >= count:
-            raise StorageError(f"{job_name(role, rank)}: this experiment runs {count} {role} job(s) "
-                               f"(ranks 0..{count - 1}); rank {rank} has nothing to do")
+            raise StorageError(
+                f"{job_name(role, rank)}: this experiment runs {count} {role} job(s) "
+                f"(ranks 0..{count - 1}); rank {rank} has nothing to do"
+            )
         deadline = time.time() + 60 * minutes if minutes is not None else None
         runtime = Runtime(role, rank, root, config, deadline)
-        runtime.metrics  # opened now: an unusable metrics folder stops the job before it does any work
+        runtime.metrics  # noqa: B018 - the property opens the metrics folder now: an unusable metrics folder stops the job before it does any work
         runtime._install_signals()
         runtime._heartbeat_thread = threading.Thread(target=runtime._beat_loop, daemon=True, name="heartbeat")
         runtime._heartbeat_thread.start()
-        logger.info("%s started on %s (preset %s, setup %s)%s", runtime.name, root.url, config.preset, config.setup,
-                    f", for {minutes:g} min" if minutes is not None else "")
+        logger.info(
+            "%s started on %s (preset %s, setup %s)%s",
+            runtime.name,
+            root.url,
+            config.preset,
+            config.setup,
+            f", for {minutes:g} min" if minutes is not None else "",
+        )
         return runtime
 
     @property
@@ -118,23 +127,33 @@ class Runtime:
             self._stop_checked = time.monotonic()
             dead = launcher_gone()
             if dead is not None:
-                logger.warning("%s: its launcher (pid %d) is gone: finishing the current step and exiting, so that "
-                               "no job runs unsupervised; resume with the same launch command", self.name, dead)
+                logger.warning(
+                    "%s: its launcher (pid %d) is gone: finishing the current step and exiting, so that "
+                    "no job runs unsupervised; resume with the same launch command",
+                    self.name,
+                    dead,
+                )
                 self._stop_requested = True
                 return True
             try:
                 self._stop_requested = self.root.stop_requested(self.name)
-            except Exception as error:  # an unreadable store must not kill the job: the next check retries
+            except Exception as error:  # noqa: BLE001 - an unreadable store must not kill the job: the next check retries
                 logger.warning("%s: cannot read the stop request: %s", self.name, error)
             if self._stop_requested:
-                logger.warning("%s: stop requested (%s), finishing the current step", self.name,
-                               (self.root.stop_request() or {}).get("reason", "no reason given"))
+                logger.warning(
+                    "%s: stop requested (%s), finishing the current step",
+                    self.name,
+                    (self.root.stop_request() or {}).get("reason", "no reason given"),
+                )
         return self._stop_requested
 
     def running(self) -> bool:
         """False once a signal arrived, a stop was requested (``stop.json``) or the time bound passed."""
-        return (not self.interrupted and not self.stop_requested()
-                and (self.deadline is None or time.time() < self.deadline))
+        return (
+            not self.interrupted
+            and not self.stop_requested()
+            and (self.deadline is None or time.time() < self.deadline)
+        )
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking early when a signal arrives."""
@@ -173,7 +192,7 @@ class Runtime:
         snapshot["elapsed_s"] = round(time.time() - self.started, 1)
         try:
             self._heartbeat.beat(**snapshot)
-        except Exception as error:  # a heartbeat must never kill the job
+        except Exception as error:  # noqa: BLE001 - a heartbeat must never kill the job
             logger.warning("%s: heartbeat failed: %s", self.name, error)
 
     def _beat_loop(self) -> None:
@@ -190,9 +209,12 @@ class Runtime:
             return MetricsWriter.disabled()
         folder = metrics_root(self.root.local_folder, section.folder)
         if folder is None:
-            logger.warning("%s: the experiment %s is not in a local folder and metrics.folder is not set: no live "
-                           "TensorBoard scalars are written (set metrics.folder to a local folder)", self.name,
-                           self.root.url)
+            logger.warning(
+                "%s: the experiment %s is not in a local folder and metrics.folder is not set: no live "
+                "TensorBoard scalars are written (set metrics.folder to a local folder)",
+                self.name,
+                self.root.url,
+            )
             return MetricsWriter.disabled()
         return MetricsWriter.open(folder, self.name)
 
@@ -212,7 +234,7 @@ class Runtime:
     # --- shared resources ------------------------------------------------------------------------
 
     @cached_property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         """Where this job's models run: its section's ``device`` setting resolved on this machine (``auto``:
         CUDA when available; an unindexed ``cuda``: the GPU of this job's local rank)."""
         from core.models.devices import resolve_device
@@ -225,17 +247,29 @@ class Runtime:
     @cached_property
     def workspace(self) -> Workspace:
         database = self.config.database
-        return Workspace.load(database.path, stop_at=database.stop_at, splits=database.splits,
-                              split_salt=database.split_salt, forbidden=database.forbidden)
+        return Workspace.load(
+            database.path,
+            stop_at=database.stop_at,
+            splits=database.splits,
+            split_salt=database.split_salt,
+            forbidden=database.forbidden,
+        )
 
-    def wait_for_checkpoint(self, store: CheckpointStore, who: str, newer_than: int | None = None) -> CheckpointInfo | None:
+    def wait_for_checkpoint(
+        self, store: CheckpointStore, who: str, newer_than: int | None = None
+    ) -> CheckpointInfo | None:
         """Block until ``store`` has a version (newer than ``newer_than``); None if the job must stop."""
         info = store.latest()
         logged = False
         while self.running() and (info is None or (newer_than is not None and info.version <= newer_than)):
             if not logged:
-                logger.info("%s: waiting for %s checkpoint version %s from %s", self.name, store.name,
-                            0 if newer_than is None else f"> {newer_than}", who)
+                logger.info(
+                    "%s: waiting for %s checkpoint version %s from %s",
+                    self.name,
+                    store.name,
+                    0 if newer_than is None else f"> {newer_than}",
+                    who,
+                )
                 logged = True
             self.update(state=f"waiting for {store.name} checkpoint")
             self.sleep(1.0)

@@ -16,15 +16,17 @@ it does not expose; local processes are found and signalled through psutil, not 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 import submitit
@@ -53,9 +55,19 @@ class RoleJob(submitit.helpers.Checkpointable):
     :class:`~submitit.helpers.TorchDistributedEnvironment` provides it.
     """
 
-    def __init__(self, exp: str, role: str, rank: int | None, deadline: float, *, threads: int = 1,
-                 group_size: int = 1, master: tuple[str, int] | None = None, cluster: str = "local",
-                 log_level: str = "INFO") -> None:
+    def __init__(
+        self,
+        exp: str,
+        role: str,
+        rank: int | None,
+        deadline: float,
+        *,
+        threads: int = 1,
+        group_size: int = 1,
+        master: tuple[str, int] | None = None,
+        cluster: str = "local",
+        log_level: str = "INFO",
+    ) -> None:
         self.exp = exp
         self.role = role
         self.rank = rank
@@ -95,11 +107,16 @@ class RoleJob(submitit.helpers.Checkpointable):
         rank = self.rank
         if self.group_size > 1:
             if self.master is not None:  # local group: the launcher chose the address and port
-                os.environ.update(MASTER_ADDR=self.master[0], MASTER_PORT=str(self.master[1]),
-                                  RANK=str(rank), WORLD_SIZE=str(self.group_size))
+                os.environ.update(
+                    MASTER_ADDR=self.master[0],
+                    MASTER_PORT=str(self.master[1]),
+                    RANK=str(rank),
+                    WORLD_SIZE=str(self.group_size),
+                )
             else:
-                environment = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False,
-                                                                                    overwrite=True)
+                environment = submitit.helpers.TorchDistributedEnvironment().export(
+                    set_cuda_visible_devices=False, overwrite=True
+                )
                 rank = environment.rank
         elif rank is None:
             rank = submitit.JobEnvironment().global_rank
@@ -147,9 +164,18 @@ class Slot:
 class Supervisor:
     """Submits the slots' jobs through ``executor_for(role)``, restarts the dead, gives up on the hopeless."""
 
-    def __init__(self, exp: str, slots: list[Slot], deadlines: dict[str, float], *, cluster: str,
-                 executor_for: Callable[[str], Any], threads_for: Callable[[str], int], max_failures: int = 5,
-                 log_level: str = "INFO") -> None:
+    def __init__(
+        self,
+        exp: str,
+        slots: list[Slot],
+        deadlines: dict[str, float],
+        *,
+        cluster: str,
+        executor_for: Callable[[str], Any],
+        threads_for: Callable[[str], int],
+        max_failures: int = 5,
+        log_level: str = "INFO",
+    ) -> None:
         self.exp = exp
         self.root = ExperimentRoot.open(exp)
         self.slots = slots
@@ -184,24 +210,59 @@ class Supervisor:
         if self.cluster == "local":
             for slot in slots:
                 master = ("127.0.0.1", free_port()) if slot.group_size > 1 else None
-                slot.jobs = [executor.submit(RoleJob(self.exp, role, rank, deadline, threads=threads,
-                                                     group_size=slot.group_size, master=master,
-                                                     cluster="local", log_level=self.log_level))
-                             for rank in slot.ranks]
+                slot.jobs = [
+                    executor.submit(
+                        RoleJob(
+                            self.exp,
+                            role,
+                            rank,
+                            deadline,
+                            threads=threads,
+                            group_size=slot.group_size,
+                            master=master,
+                            cluster="local",
+                            log_level=self.log_level,
+                        )
+                    )
+                    for rank in slot.ranks
+                ]
                 self._started(slot)
             return
         singles = [s for s in slots if s.group_size == 1]
         if singles:
             with executor.batch():  # one SLURM job array for a role's single jobs
-                pending = [executor.submit(RoleJob(self.exp, role, s.ranks[0], deadline, threads=threads,
-                                                   cluster=self.cluster, log_level=self.log_level)) for s in singles]
+                pending = [
+                    executor.submit(
+                        RoleJob(
+                            self.exp,
+                            role,
+                            s.ranks[0],
+                            deadline,
+                            threads=threads,
+                            cluster=self.cluster,
+                            log_level=self.log_level,
+                        )
+                    )
+                    for s in singles
+                ]
             for slot, job in zip(singles, pending):
                 slot.jobs = [job]
                 self._started(slot)
         for slot in (s for s in slots if s.group_size > 1):  # a group: one job, one task per rank (its executor's)
-            slot.jobs = [executor.submit(RoleJob(self.exp, role, None, deadline, threads=threads,
-                                                 group_size=slot.group_size, cluster=self.cluster,
-                                                 log_level=self.log_level))]
+            slot.jobs = [
+                executor.submit(
+                    RoleJob(
+                        self.exp,
+                        role,
+                        None,
+                        deadline,
+                        threads=threads,
+                        group_size=slot.group_size,
+                        cluster=self.cluster,
+                        log_level=self.log_level,
+                    )
+                )
+            ]
             self._started(slot)
 
     def _started(self, slot: Slot) -> None:
@@ -257,8 +318,14 @@ class Supervisor:
         backoff = min(2.0 ** (slot.failures - 1), MAX_BACKOFF_S)
         slot.restarts += 1
         slot.next_start = time.time() + backoff
-        logger.warning("%s died after %.0f s (%s); restart %d in %.0f s", slot.name, uptime, one_line(error),
-                       slot.restarts, backoff)
+        logger.warning(
+            "%s died after %.0f s (%s); restart %d in %.0f s",
+            slot.name,
+            uptime,
+            one_line(error),
+            slot.restarts,
+            backoff,
+        )
 
     # --- ending -----------------------------------------------------------------------------------
 
@@ -372,17 +439,13 @@ def local_task_pids(job: Any) -> list[int]:
 def kill_local_job(job: Any, number: int) -> None:
     """Send ``number`` to a local job's tasks; after SIGKILL, wait for its controller, and kill it if it lingers."""
     for pid in local_task_pids(job):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).send_signal(number)
-        except psutil.NoSuchProcess:
-            pass
     if number != signal.SIGKILL:
         return
     deadline = time.monotonic() + CONTROLLER_WAIT_S
     while not job.done() and time.monotonic() < deadline:  # done() reaps the controller once it exits
         time.sleep(0.1)
     if not job.done():
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(local_controller_pid(job)).kill()
-        except psutil.NoSuchProcess:
-            pass

@@ -105,8 +105,14 @@ def one_example_each(job: TrainerJob, sampled: list[dict[str, Any]]) -> tuple[li
     return [job.rng.choice(item["examples"]) for item in sampled], [1.0] * len(sampled)
 
 
-def new_job(rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str],
-            input_record: type[StreamRecord] = ResultRecord) -> TrainerJob:
+def new_job(
+    rt: Runtime,
+    kind: str,
+    section: TrainerConfig,
+    spec: ModelSpec,
+    formats: Sequence[str],
+    input_record: type[StreamRecord] = ResultRecord,
+) -> TrainerJob:
     """A trainer job with no model yet (see :func:`start`), reading records of type ``input_record``."""
     return TrainerJob(rt=rt, kind=kind, section=section, spec=spec, formats=tuple(formats), input_record=input_record,
                       group=Group.from_environment(rt.rank, section.count, rt.device),
@@ -157,8 +163,7 @@ def set_model(job: TrainerJob, model: Seq2Seq, vocab: Vocabulary) -> None:
     """Train ``model`` from now on (a fresh optimiser; gradients averaged over the group, if any)."""
     job.model, job.vocab = model, vocab
     job.codec = Codec.for_model(vocab, model.config)
-    job.trainer = new_section_trainer(job.rt, job.section, model,
-                                      job.group.grad_sync if job.group.size > 1 else None)
+    job.trainer = new_section_trainer(job.rt, job.section, model, job.group.grad_sync if job.group.size > 1 else None)
     job.database = None
 
 
@@ -203,8 +208,15 @@ def refill(job: TrainerJob, rules: Rules, window: dict[str, list[int]], cursor: 
 # --- the loop's side: records in, batches out, versions committed ----------------------------------------------
 
 
-def absorb(job: TrainerJob, rules: Rules, stream: str, position: tuple[int, int], record: StreamRecord | RecordError, *,
-           new: bool = True) -> int:
+def absorb(
+    job: TrainerJob,
+    rules: Rules,
+    stream: str,
+    position: tuple[int, int],
+    record: StreamRecord | RecordError,
+    *,
+    new: bool = True,
+) -> int:
     """Add one input record to the replay buffer (1) unless another rank owns it or it yields nothing (0)."""
     if not job.group.owns(stream, *position):
         return 0
@@ -250,8 +262,9 @@ def mixed_batch(job: TrainerJob, rules: Rules) -> tuple[list[Example], list[floa
     return examples, weights
 
 
-def stream_batches(job: TrainerJob, rules: Rules, reader: StreamReader | None,
-                   max_steps: int | None) -> Iterator[WeightedBatch]:
+def stream_batches(
+    job: TrainerJob, rules: Rules, reader: StreamReader | None, max_steps: int | None
+) -> Iterator[WeightedBatch]:
     """The batches of :func:`core.models.training.train_loop` in a trainer role, until the job must stop or
     has taken ``max_steps`` steps. Before each: read new records; after each (or while waiting for data):
     commit a version when due, log progress, update the heartbeat."""
@@ -273,8 +286,10 @@ def stream_batches(job: TrainerJob, rules: Rules, reader: StreamReader | None,
         else:
             rt.update(state="waiting for data")
             rt.sleep(0.5)
-        due = (trainer.steps - job.published_step >= job.section.checkpoint_every_steps
-               or time.time() - job.last_publish >= 60 * job.section.checkpoint_every_minutes)
+        due = (
+            trainer.steps - job.published_step >= job.section.checkpoint_every_steps
+            or time.time() - job.last_publish >= 60 * job.section.checkpoint_every_minutes
+        )
         if job.group.any_true(due and trainer.steps > job.published_step):
             commit(job, reader)
         if time.time() - last_log > LOG_EVERY_S:
@@ -300,8 +315,9 @@ def commit(job: TrainerJob, reader: StreamReader | None) -> None:
     vocab = job.vocab
     if vocab is None:  # set with the model by resume: unreachable after it
         raise StorageError(f"{job.rt.name}: no vocabulary to publish (resume first)")
-    info = publish_version(job.store, trainer.model, vocab, job.kind, meta, formats=job.formats,
-                           trainer_state=trainer.state_dict())
+    info = publish_version(
+        job.store, trainer.model, vocab, job.kind, meta, formats=job.formats, trainer_state=trainer.state_dict()
+    )
     job.version = info.version
     job.rt.metrics.scalars({"checkpoint/version": info.version}, trainer.steps)
     job.store.retain(job.section.keep_checkpoints, RETENTION_GRACE_S)
@@ -334,13 +350,21 @@ def record_step(job: TrainerJob, result: dict[str, float]) -> None:
     elapsed = max(now - then, 1e-9)
     rewards, job.new_rewards = job.new_rewards, []
     job.metrics_mark = (now, step, job.records_in)
-    job.rt.metrics.scalars({
-        "train/loss": result["loss"], "train/lr": result["lr"], "train/grad_norm": result["grad_norm"],
-        "train/tokens_per_batch": result["tokens"], "train/steps_per_s": (step - step_then) / elapsed,
-        "replay/size": len(job.buffer), "replay/records_per_s": (job.records_in - records_then) / elapsed,
-        "replay/mean_reward_of_new_records": sum(rewards) / len(rewards) if rewards else None,
-        **{f"state/{k}": v for k, v in job.extra_state.items() if isinstance(v, (int, float))},
-        **device_scalars()}, step)
+    job.rt.metrics.scalars(
+        {
+            "train/loss": result["loss"],
+            "train/lr": result["lr"],
+            "train/grad_norm": result["grad_norm"],
+            "train/tokens_per_batch": result["tokens"],
+            "train/steps_per_s": (step - step_then) / elapsed,
+            "replay/size": len(job.buffer),
+            "replay/records_per_s": (job.records_in - records_then) / elapsed,
+            "replay/mean_reward_of_new_records": sum(rewards) / len(rewards) if rewards else None,
+            **{f"state/{k}": v for k, v in job.extra_state.items() if isinstance(v, (int, float))},
+            **device_scalars(),
+        },
+        step,
+    )
 
 
 def heartbeat(job: TrainerJob, reader: StreamReader | None) -> None:

@@ -40,41 +40,60 @@ def prover_formats(examples: str, prover: str) -> tuple[str, ...]:
     raise ConfigError(f"prover_trainer.examples {examples!r}: choose auto, backward, forward or both")
 
 
-def ensure_version_zero(rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec,
-                        formats: Sequence[str]) -> None:
+def ensure_version_zero(
+    rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str]
+) -> None:
     """Publish version 0 of ``kind`` (its init checkpoint, or a bootstrapped model) unless one exists."""
     if CheckpointStore(rt.root, kind).latest() is not None:
         return
-    logger.info("%s: no %s checkpoint and no %s trainer in this setup: publishing version 0 myself",
-                rt.name, kind, kind)
+    logger.info(
+        "%s: no %s checkpoint and no %s trainer in this setup: publishing version 0 myself", rt.name, kind, kind
+    )
     publish_version_zero(rt, kind, section, spec, formats)
 
 
 def new_section_trainer(rt: Runtime, section: TrainerConfig, model: Seq2Seq, grad_sync: Any = None) -> Seq2SeqTrainer:
     """The optimiser a trainer section configures (learning rate, warmup, precision) on the job's device."""
-    return Seq2SeqTrainer(model.train(), lr=section.lr, warmup_steps=section.warmup_steps, grad_sync=grad_sync,
-                          device=rt.device, precision=section.precision)
+    return Seq2SeqTrainer(
+        model.train(),
+        lr=section.lr,
+        warmup_steps=section.warmup_steps,
+        grad_sync=grad_sync,
+        device=rt.device,
+        precision=section.precision,
+    )
 
 
 def database_examples(rt: Runtime, codec: Codec, formats: Sequence[str]) -> list[Example]:
     """The train split's examples of ``formats``, encoded within the model's limits."""
     ws = rt.workspace
     built = build_examples(ws.db, codec, formats=tuple(formats), split="train", ratios=ws.ratios, salt=ws.split_salt)
-    logger.info("%s: %d database examples (%s)", rt.name, len(built.examples),
-                ", ".join(f"{k} {v}" for k, v in built.by_format.items()))
+    logger.info(
+        "%s: %d database examples (%s)",
+        rt.name,
+        len(built.examples),
+        ", ".join(f"{k} {v}" for k, v in built.by_format.items()),
+    )
     examples: list[Example] = list(built.examples)
     return examples
 
 
-def version_meta(rt: Runtime, *, state: dict[str, Any], records_in: int, skipped: int, buffer: int,
-                 **fields: Any) -> dict[str, Any]:
+def version_meta(
+    rt: Runtime, *, state: dict[str, Any], records_in: int, skipped: int, buffer: int, **fields: Any
+) -> dict[str, Any]:
     """A version's metadata: when, by whom, the role's state and counters, and ``fields`` (step, cursors...)."""
-    return {"time": time.time(), "trainer": rt.name, "state": state,
-            "counters": {"records_in": records_in, "skipped": skipped, "buffer": buffer}, **fields}
+    return {
+        "time": time.time(),
+        "trainer": rt.name,
+        "state": state,
+        "counters": {"records_in": records_in, "skipped": skipped, "buffer": buffer},
+        **fields,
+    }
 
 
-def publish_version_zero(rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec,
-                         formats: Sequence[str]) -> CheckpointInfo:
+def publish_version_zero(
+    rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str]
+) -> CheckpointInfo:
     """Publish version 0: the init checkpoint, or a model trained on the database (rank 0 alone, no group)."""
     store = CheckpointStore(rt.root, kind)
     if section.init_checkpoint:
@@ -97,8 +116,9 @@ def publish_version_zero(rt: Runtime, kind: str, section: TrainerConfig, spec: M
     return info
 
 
-def bootstrapped_model(rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec,
-                       formats: Sequence[str]) -> tuple[Seq2Seq, Vocabulary]:
+def bootstrapped_model(
+    rt: Runtime, kind: str, section: TrainerConfig, spec: ModelSpec, formats: Sequence[str]
+) -> tuple[Seq2Seq, Vocabulary]:
     """A fresh model trained for ``bootstrap_steps`` supervised steps on random database examples."""
     vocab = build_vocabulary(rt.workspace.db)
     model = new_model(vocab, spec.size, seed=rt.seed, max_source_len=spec.max_source_tokens,

@@ -19,8 +19,8 @@ from core.adversarial.records import EvaluationRecord, valid_records
 from core.adversarial.topology import EVALUATION_STREAM, PROVER_CHECKPOINTS
 from core.adversarial.workspace import Workspace
 from core.errors import CheckpointError, ConfigError
-from core.metrics import device_scalars
 from core.metamath.database import Assertion
+from core.metrics import device_scalars
 from core.models.checkpoint import load_version
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import evaluate
@@ -78,30 +78,52 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     device = rt.device  # an unusable device fails here, before any work
     ws, theorems, name = benchmark(rt)
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
-    writer = ShardWriter(rt.root, EVALUATION_STREAM, max_records=1, max_age_s=0.0,
-                         producer={"role": "evaluator", "rank": rank}, **EvaluationRecord.header_fields())
+    writer = ShardWriter(
+        rt.root,
+        EVALUATION_STREAM,
+        max_records=1,
+        max_age_s=0.0,
+        producer={"role": "evaluator", "rank": rank},
+        **EvaluationRecord.header_fields(),
+    )
     done = evaluated_versions(rt)
     published = 0
-    logger.info("%s: benchmark %s (%d theorems), %d evaluations already published", rt.name, name, len(theorems),
-                len(done))
+    logger.info(
+        "%s: benchmark %s (%d theorems), %d evaluations already published", rt.name, name, len(theorems), len(done)
+    )
     rt.update(benchmark=name, theorems=len(theorems), evaluations=len(done))
 
     def publish(version: Any, policy: Policy, meta: dict[str, Any]) -> None:
         nonlocal published
         rt.update(state=f"evaluating {version}")
         start = time.perf_counter()
-        summary = evaluate(ws.db, theorems, policy, section.search, forbidden=ws.forbidden, grammar=ws.grammar,
-                           kernel=ws.kernel)
+        summary = evaluate(
+            ws.db, theorems, policy, section.search, forbidden=ws.forbidden, grammar=ws.grammar, kernel=ws.kernel
+        )
         record = EvaluationRecord.from_json(
-            {**summary, "version": version, "step": meta.get("step"), "benchmark": name, "time": time.time(),
-             "seconds": round(time.perf_counter() - start, 3)}, where=f"{rt.name}'s evaluation of {version}")
+            {
+                **summary,
+                "version": version,
+                "step": meta.get("step"),
+                "benchmark": name,
+                "time": time.time(),
+                "seconds": round(time.perf_counter() - start, 3),
+            },
+            where=f"{rt.name}'s evaluation of {version}",
+        )
         writer.append(record.to_json())
         writer.flush()
         done.add(version)
         published += 1
-        logger.info("%s: %s proves %d of %d (%.1f%%) of the %s", rt.name,
-                    "the baseline" if version == BASELINE else f"prover v{version}", summary["proved"],
-                    summary["total"], 100 * summary["success_rate"], name)
+        logger.info(
+            "%s: %s proves %d of %d (%.1f%%) of the %s",
+            rt.name,
+            "the baseline" if version == BASELINE else f"prover v{version}",
+            summary["proved"],
+            summary["total"],
+            100 * summary["success_rate"],
+            name,
+        )
         rt.update(evaluations=len(done), last_version=version, last_success_rate=summary["success_rate"])
         rt.metrics.scalars(evaluation_scalars(version, record), int(meta.get("step") or 0))  # an older version
         # evaluated after a newer one (catching up) is left out: a series' steps only grow (core/metrics.py)
@@ -129,8 +151,11 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 def evaluation_scalars(version: Any, record: EvaluationRecord) -> dict[str, float | None]:
     """An evaluation as scalars at the prover trainer's step (the baseline's under its own tags, at step 0)."""
     prefix = "baseline" if version == BASELINE else "eval"
-    values: dict[str, float | None] = {f"{prefix}/success_rate": record.success_rate,
-                                       f"{prefix}/proved": record.proved, f"{prefix}/seconds": record.seconds}
+    values: dict[str, float | None] = {
+        f"{prefix}/success_rate": record.success_rate,
+        f"{prefix}/proved": record.proved,
+        f"{prefix}/seconds": record.seconds,
+    }
     if version != BASELINE:
         values["eval/prover_version"] = version
     return {**values, **device_scalars()}

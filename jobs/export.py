@@ -101,8 +101,9 @@ class Tally:
         return "; ".join(parts)
 
 
-def export(exp: str, *, out: str, proved: bool = False, failed: bool = False, min_size: int = 0,
-           force: bool = False) -> int:
+def export(
+    exp: str, *, out: str, proved: bool = False, failed: bool = False, min_size: int = 0, force: bool = False
+) -> int:
     """Write the generated theorems of the experiment at ``exp`` to ``out`` (see the module's docstring).
 
     Args:
@@ -124,8 +125,7 @@ def export(exp: str, *, out: str, proved: bool = False, failed: bool = False, mi
     excerpt = database_excerpt(config.database.path, config.database.stop_at or None)
     tally = Tally()
     outcomes = read_outcomes(root, tally)
-    chosen = choose(read_generations(root, tally), outcomes, tally, proved=proved, failed=failed,
-                    min_size=min_size)
+    chosen = choose(read_generations(root, tally), outcomes, tally, proved=proved, failed=failed, min_size=min_size)
     exported = check_all(db, chosen, outcomes, tally)
     write_file(db, excerpt, exported, out, force)
     print(f"written {len(exported)} theorems to {out} ({tally.text()})", flush=True)
@@ -152,8 +152,9 @@ def open_experiment(exp: str) -> ExperimentRoot:
     try:
         return ExperimentRoot.open(exp)
     except StorageError as error:
-        raise UsageError(f"{exp} is not a readable experiment ({error}); give the folder or URL of an experiment "
-                         "a launch created") from None
+        raise UsageError(
+            f"{exp} is not a readable experiment ({error}); give the folder or URL of an experiment a launch created"
+        ) from None
 
 
 def load_database(config: ExperimentConfig) -> Database:
@@ -163,8 +164,9 @@ def load_database(config: ExperimentConfig) -> Database:
     return read_database(database.path, stop_at=database.stop_at or None)
 
 
-def read_stream(root: ExperimentRoot, stream: str, tally: Tally,
-                kind: type[StreamRecord]) -> Iterator[tuple[int, StreamRecord]]:
+def read_stream(
+    root: ExperimentRoot, stream: str, tally: Tally, kind: type[StreamRecord]
+) -> Iterator[tuple[int, StreamRecord]]:
     """(shard, record) for every record of ``stream``, read without writing, as a ``kind`` record; damaged
     shards and malformed records are counted."""
     low, end = stream_bounds(root, stream)
@@ -222,8 +224,15 @@ def read_generations(root: ExperimentRoot, tally: Tally) -> Iterator[Located]:
 # --- choosing and checking -----------------------------------------------------------------------------
 
 
-def choose(generations: Iterator[Located], outcomes: dict[str, Outcome], tally: Tally, *, proved: bool,
-           failed: bool, min_size: int) -> Iterator[tuple[Located, ProofTree]]:
+def choose(
+    generations: Iterator[Located],
+    outcomes: dict[str, Outcome],
+    tally: Tally,
+    *,
+    proved: bool,
+    failed: bool,
+    min_size: int,
+) -> Iterator[tuple[Located, ProofTree]]:
     """The records the filters keep, with their proof trees; malformed ones are counted."""
     for located in generations:
         try:
@@ -243,8 +252,9 @@ def choose(generations: Iterator[Located], outcomes: dict[str, Outcome], tally: 
             yield located, tree
 
 
-def check_all(db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcomes: dict[str, Outcome],
-              tally: Tally) -> list[Exported]:
+def check_all(
+    db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcomes: dict[str, Outcome], tally: Tally
+) -> list[Exported]:
     """Each distinct theorem once, relabelled and checked by the kernel; failures are skipped and counted."""
     grammar, kernel = Grammar(db), Kernel(db)
     prefix = fresh_prefix(db)
@@ -275,9 +285,11 @@ def check_all(db: Database, chosen: Iterator[tuple[Located, ProofTree]], outcome
 
 def goal_key(goal: Goal) -> tuple[Any, ...]:
     """What makes two generated theorems the same: statement, hypotheses (in order) and ``$d`` pairs."""
-    return (" ".join(goal.statement.split()),
-            tuple(" ".join(pair[-1].split()) for pair in goal.hypotheses),
-            tuple(sorted(tuple(sorted(pair)) for pair in goal.disjoint)))
+    return (
+        " ".join(goal.statement.split()),
+        tuple(" ".join(pair[-1].split()) for pair in goal.hypotheses),
+        tuple(sorted(tuple(sorted(pair)) for pair in goal.disjoint)),
+    )
 
 
 def relabel(db: Database, goal: Goal, tree: ProofTree, label: str) -> tuple[Assertion, ProofTree]:
@@ -296,8 +308,9 @@ def relabel(db: Database, goal: Goal, tree: ProofTree, label: str) -> tuple[Asse
 def rename_leaves(tree: ProofTree, renamed: dict[str, str]) -> ProofTree:
     if not tree.children:
         return ProofTree(renamed.get(tree.label, tree.label), tree.substitution, (), tree.statement)
-    return ProofTree(tree.label, tree.substitution, tuple(rename_leaves(c, renamed) for c in tree.children),
-                     tree.statement)
+    return ProofTree(
+        tree.label, tree.substitution, tuple(rename_leaves(c, renamed) for c in tree.children), tree.statement
+    )
 
 
 def fresh_prefix(db: Database) -> str:
@@ -314,16 +327,20 @@ def provenance(located: Located, tree: ProofTree, outcome: Outcome | None) -> st
     """The comment written before a theorem: where it came from and what the prover made of it."""
     record = located.record
     record_id = record.id.rsplit("/", 1)[-1]
-    parts = [f"Generated by the advprover generator v{record.generator_version}, stream {located.stream}, "
-             f"shard {located.seq}, record {record_id}; proof of {tree.size} essential steps",
-             f"heuristic {record.heuristic:.3g}"]
+    parts = [
+        f"Generated by the advprover generator v{record.generator_version}, stream {located.stream}, "
+        f"shard {located.seq}, record {record_id}; proof of {tree.size} essential steps",
+        f"heuristic {record.heuristic:.3g}",
+    ]
     if outcome is None:
         parts.append("not tried by a prover actor")
     else:
         versions = ",".join(f"v{v}" for v in outcome.prover_versions) or "v?"
         verdict = "proved" if outcome.proved else "not proved"
-        parts.append(f"prover {versions}: {verdict} ({outcome.successes} of {outcome.attempts} attempts)"
-                     + (f", reward {outcome.reward:.3g}" if outcome.reward is not None else ""))
+        parts.append(
+            f"prover {versions}: {verdict} ({outcome.successes} of {outcome.attempts} attempts)"
+            + (f", reward {outcome.reward:.3g}" if outcome.reward is not None else "")
+        )
     return _COMMENT_UNSAFE.sub("_", "; ".join(parts)) + "."
 
 

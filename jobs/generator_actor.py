@@ -51,13 +51,26 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         ensure_version_zero(rt, "generator", config.generator_trainer, config.generator_model, ("generator",))
     ws = rt.workspace
     streams = wiring_of(config).written_by("generator_actor", rank)
-    writers = [ShardWriter(rt.root, s, max_records=section.shard_records, max_age_s=section.shard_seconds,
-                           producer={"role": "generator_actor", "rank": rank}, **GenerationRecord.header_fields())
-               for s in streams]
+    writers = [
+        ShardWriter(
+            rt.root,
+            s,
+            max_records=section.shard_records,
+            max_age_s=section.shard_seconds,
+            producer={"role": "generator_actor", "rank": rank},
+            **GenerationRecord.header_fields(),
+        )
+        for s in streams
+    ]
     rt.restart = sum(writer.next_seq for writer in writers)  # shards already published: a restart's seed differs
-    generator = TheoremGenerator(ws, None, section, seed=rt.seed,  # type: ignore[arg-type]
-                                 max_statement_tokens=config.prover_model.max_source_tokens // 2,
-                                 keep_duplicates=config.rewards.duplicate_penalty > 0)
+    generator = TheoremGenerator(
+        ws,
+        None,  # type: ignore[arg-type]  # the policy is set by load() before the first rollout
+        section,
+        seed=rt.seed,
+        max_statement_tokens=config.prover_model.max_source_tokens // 2,
+        keep_duplicates=config.rewards.duplicate_penalty > 0,
+    )
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
@@ -107,8 +120,15 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     return rt.finish(records_out=produced, **pruner.summary())
 
 
-def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, mix: dict[str, float],
-                 version: int, streams: list[str], turn: int) -> list[GenerationRecord]:
+def make_records(
+    rt: Runtime,
+    generator: TheoremGenerator,
+    rng: random.Random,
+    mix: dict[str, float],
+    version: int,
+    streams: list[str],
+    turn: int,
+) -> list[GenerationRecord]:
     """One batch of records: a database theorem (with probability ``mix['dataset']``) or generated ones."""
     stream = streams[turn % len(streams)]
     if rng.random() < mix.get("dataset", 0.0):
@@ -130,14 +150,16 @@ def make_records(rt: Runtime, generator: TheoremGenerator, rng: random.Random, m
 def generation_scalars(rt: Runtime, records: list[GenerationRecord], seconds: float) -> dict[str, float | None]:
     """Live metrics of a window of generation records: throughput, sources, duplicates, theorem sizes."""
     generated = [r for r in records if r.generated]
-    return {"actor/records_per_s": len(records) / max(seconds, 1e-9),
-            "actor/dataset_fraction": mean(float(not r.generated) for r in records),
-            "actor/duplicate_fraction": mean(float(r.duplicate) for r in generated),
-            "actor/mean_heuristic": mean(r.heuristic for r in generated),
-            "actor/mean_proof_size": mean(r.stats.size for r in generated),
-            "actor/mean_proof_depth": mean(r.stats.depth for r in generated),
-            "actor/reader_lag_shards": rt.counters.get("reader_lag_shards"),
-            "actor/generator_version": rt.counters.get("generator_version")}
+    return {
+        "actor/records_per_s": len(records) / max(seconds, 1e-9),
+        "actor/dataset_fraction": mean(float(not r.generated) for r in records),
+        "actor/duplicate_fraction": mean(float(r.duplicate) for r in generated),
+        "actor/mean_heuristic": mean(r.heuristic for r in generated),
+        "actor/mean_proof_size": mean(r.stats.size for r in generated),
+        "actor/mean_proof_depth": mean(r.stats.depth for r in generated),
+        "actor/reader_lag_shards": rt.counters.get("reader_lag_shards"),
+        "actor/generator_version": rt.counters.get("generator_version"),
+    }
 
 
 class LagWatch:

@@ -50,8 +50,14 @@ def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[li
     config = job.rt.config
     if isinstance(record, GenerationRecord):  # the heuristic-reward setups read the generations themselves
         generation = record
-        value = reward("heuristic", successes=0, attempts=0, heuristic=record.heuristic,
-                       duplicate=record.duplicate, duplicate_penalty=config.rewards.duplicate_penalty)
+        value = reward(
+            "heuristic",
+            successes=0,
+            attempts=0,
+            heuristic=record.heuristic,
+            duplicate=record.duplicate,
+            duplicate_penalty=config.rewards.duplicate_penalty,
+        )
     else:
         if not record.for_generator_trainer:
             return None
@@ -62,8 +68,12 @@ def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[li
         return None
     hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
     steps = [step.to_step() for step in rollout.steps]
-    pairs = rollout_examples(job.codec, job.rt.workspace.db, hypotheses,  # type: ignore[arg-type]  # set by resume
-                             [(s.tactic, s.added) for s in steps])
+    pairs = rollout_examples(
+        job.codec,  # type: ignore[arg-type]  # set by resume, before any record is read
+        job.rt.workspace.db,
+        hypotheses,
+        [(s.tactic, s.added) for s in steps],
+    )
     return [pair for pair in pairs if pair is not None], value
 
 

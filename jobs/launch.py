@@ -37,22 +37,36 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from configs.databases import check_database, describe_database, resolve_database
-from configs.experiment import (ROLES, ExperimentConfig, SlurmResources, placement_changes, with_placement_of,
-                                without_new_defaults)
+from configs.experiment import (
+    ROLES,
+    ExperimentConfig,
+    SlurmResources,
+    placement_changes,
+    with_placement_of,
+    without_new_defaults,
+)
 from configs.presets import PRESETS, preset
 from core.adversarial.records import EvaluationRecord
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
 from core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, AdvproverError, UsageError, exit_status, report
 from core.storage import CheckpointStore, ExperimentRoot, inspect_root, stream_bounds
 from jobs._cli import configure_logging
-from jobs._lock import (LOCK_FILE, LauncherLock, holder_alive, job_alive, read_lock, refuse_if_held,
-                        wait_for_earlier_jobs)
+from jobs._lock import (
+    LOCK_FILE,
+    LauncherLock,
+    holder_alive,
+    job_alive,
+    read_lock,
+    refuse_if_held,
+    wait_for_earlier_jobs,
+)
 from jobs._supervise import Slot, Supervisor
-from jobs.status import Follower, collect, render
+from jobs.status import Follower, collect
 
 logger = logging.getLogger("jobs.launch")
 
@@ -75,44 +89,61 @@ THREADS_VARIABLE = "ADVPROVER_THREADS"
 def parser() -> argparse.ArgumentParser:
     presets = ", ".join(PRESETS)
     top = argparse.ArgumentParser(
-        prog="launch.sh", formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
+        prog="launch.sh",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
         description="Run an advprover experiment: every role as a supervised job, locally or on SLURM.",
         epilog=f"presets: {presets}\n\nWith no command: the main job, a {MAIN_MINUTES:g}-minute (or ${MINUTES_ENV}) "
-               f"local run of the '{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS "
-               "(default: ./experiments).\n"
-               "Resume: the same command on the same --exp. Inspect: python -m jobs.status DIR [--json] [--plot P.png]")
+        f"local run of the '{MAIN_PRESET}' preset in a new folder under $ADVPROVER_EXPERIMENTS "
+        "(default: ./experiments).\n"
+        "Resume: the same command on the same --exp. Inspect: python -m jobs.status DIR [--json] [--plot P.png]",
+    )
     commands = top.add_subparsers(dest="command", metavar="{local,slurm,stop,config}")
-    for name, text in (("local", "run on this machine, one process per job"),
-                       ("slurm", "run on a SLURM cluster (sbatch), one job per role rank")):
+    for name, text in (
+        ("local", "run on this machine, one process per job"),
+        ("slurm", "run on a SLURM cluster (sbatch), one job per role rank"),
+    ):
         sub = commands.add_parser(name, help=text, description=text, epilog=f"presets: {presets}", allow_abbrev=False)
         sub.add_argument("--preset", required=True, help="a named preset (see the list below)")
         sub.add_argument("--exp", required=True, help="the experiment folder: created, or resumed if it exists")
         add_run_options(sub)
-    stop = commands.add_parser("stop", help="ask a run's jobs to finish their current step and exit",
-                               allow_abbrev=False)
+    stop = commands.add_parser(
+        "stop", help="ask a run's jobs to finish their current step and exit", allow_abbrev=False
+    )
     stop.add_argument("--exp", required=True, help="the experiment folder")
-    stop.add_argument("--wait", type=seconds(allow_zero=True), default=120.0,
-                      help="seconds to wait for the jobs to end (0: don't)")
-    show = commands.add_parser("config", help="print every setting of a preset (or an experiment): value, help, "
-                                              "default", description="print the resolved configuration",
-                                  allow_abbrev=False)
+    stop.add_argument(
+        "--wait", type=seconds(allow_zero=True), default=120.0, help="seconds to wait for the jobs to end (0: don't)"
+    )
+    show = commands.add_parser(
+        "config",
+        help="print every setting of a preset (or an experiment): value, help, default",
+        description="print the resolved configuration",
+        allow_abbrev=False,
+    )
     show.add_argument("--preset", help="a named preset (see the list below)")
     show.add_argument("--exp", help="an existing experiment folder: print its frozen configuration")
-    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a setting of the preset (repeatable), as for local and slurm")
+    show.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of the preset (repeatable), as for local and slurm",
+    )
     return top
 
 
 def seconds(allow_zero: bool = False) -> Any:
     """An argparse type: a finite number of seconds, > 0 (or >= 0 with ``allow_zero``)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            raise argparse.ArgumentTypeError(f"must be a finite number of seconds {'>=' if allow_zero else '>'} 0, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number of seconds {'>=' if allow_zero else '>'} 0, got {text!r}"
+            )
         return value
 
     parse.__name__ = "seconds"
@@ -126,21 +157,36 @@ def count(text: str) -> int:
     return int(text)
 
 
-def add_run_options(sub: argparse.ArgumentParser,
-                    default_minutes: str = "the longest SLURM time of the roles, or 60") -> None:
-    sub.add_argument("--minutes", type=float, default=None,
-                     help=f"how long the run lasts (each launch or resume runs this long; default: {default_minutes})")
-    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a setting of the preset, e.g. --set prover_actor.count=2 (repeatable)")
-    sub.add_argument("--max-failures", type=count, default=5,
-                     help="restarts of a job dying within a minute of its start before the run gives up")
+def add_run_options(
+    sub: argparse.ArgumentParser, default_minutes: str = "the longest SLURM time of the roles, or 60"
+) -> None:
+    sub.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help=f"how long the run lasts (each launch or resume runs this long; default: {default_minutes})",
+    )
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of the preset, e.g. --set prover_actor.count=2 (repeatable)",
+    )
+    sub.add_argument(
+        "--max-failures",
+        type=count,
+        default=5,
+        help="restarts of a job dying within a minute of its start before the run gives up",
+    )
     sub.add_argument("--progress", type=seconds(), default=PROGRESS_SECONDS, help="seconds between progress blocks")
     sub.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
 def main_parser() -> argparse.ArgumentParser:
-    sub = argparse.ArgumentParser(prog="launch.sh", description="the main job (see ./launch.sh --help)",
-                                  allow_abbrev=False)
+    sub = argparse.ArgumentParser(
+        prog="launch.sh", description="the main job (see ./launch.sh --help)", allow_abbrev=False
+    )
     sub.add_argument("--preset", default=MAIN_PRESET, help=argparse.SUPPRESS)
     sub.add_argument("--exp", default="", help="the experiment folder (default: a new one)")
     add_run_options(sub, default_minutes=f"${MINUTES_ENV} if set, else {MAIN_MINUTES:g}")
@@ -166,11 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdvproverError as error:
         return report(error)
     except OSError as error:  # a read-only or full experiment folder, a vanished mount
-        print(f"error: {error.filename or args.exp}: {error.strerror or error} (the experiment folder must be "
-              "writable by you and have space left)", file=sys.stderr)
+        print(
+            f"error: {error.filename or args.exp}: {error.strerror or error} (the experiment folder must be "
+            "writable by you and have space left)",
+            file=sys.stderr,
+        )
         return exit_status(error)
-    return launch(run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level,
-                  main_job=is_main)
+    return launch(
+        run, max_failures=args.max_failures, progress_s=args.progress, log_level=args.log_level, main_job=is_main
+    )
 
 
 def main_job_minutes(environment: Mapping[str, str]) -> float:
@@ -225,8 +275,10 @@ def check_folder(exp: str, *, must_exist: bool) -> str:
     location = exp.rstrip("/") if is_url else os.path.abspath(os.path.expanduser(exp.removeprefix("file://")))
     root = inspect_root(location)
     if not root.shared_across_processes:
-        raise UsageError(f"--exp {exp!r}: a memory:// experiment lives in one process, and every job is its own "
-                         "process; use a folder, a file:// URL or an object store (s3://bucket/exp)")
+        raise UsageError(
+            f"--exp {exp!r}: a memory:// experiment lives in one process, and every job is its own "
+            "process; use a folder, a file:// URL or an object store (s3://bucket/exp)"
+        )
     if root.kind == "file":
         raise UsageError(f"--exp {exp!r} is a file, not a folder")
     if must_exist and root.kind != "experiment":
@@ -272,9 +324,12 @@ def prepare(cluster: str, preset_name: str, exp: str, overrides: list[str], minu
         wanted = without_new_defaults(with_placement_of(wanted, frozen), frozen)
     root = ExperimentRoot.create_or_open(path, wanted)
     if resumed:
-        wait_for_earlier_jobs(path, lambda: [j["job"] for j in collect_jobs(root) if job_alive(j)],
-                              lambda jobs: root.request_stop("a new launcher resumes the experiment", jobs=jobs),
-                              EARLIER_JOBS_WAIT_S)
+        wait_for_earlier_jobs(
+            path,
+            lambda: [j["job"] for j in collect_jobs(root) if job_alive(j)],
+            lambda jobs: root.request_stop("a new launcher resumes the experiment", jobs=jobs),
+            EARLIER_JOBS_WAIT_S,
+        )
     root.clear_stop()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = runs_folder(path) / f"{stamp}-{cluster}"
@@ -295,8 +350,10 @@ def local_threads() -> int:
     if not text:
         return 1
     if not text.isdigit() or int(text) < 1:
-        raise UsageError(f"{THREADS_VARIABLE} must be a positive integer (threads per local job), got {text!r}; "
-                         f"unset it or set e.g. {THREADS_VARIABLE}=2")
+        raise UsageError(
+            f"{THREADS_VARIABLE} must be a positive integer (threads per local job), got {text!r}; "
+            f"unset it or set e.g. {THREADS_VARIABLE}=2"
+        )
     return int(text)
 
 
@@ -354,9 +411,15 @@ class Executors:
                 extra["slurm_account"] = run.config.slurm.account
             if run.config.slurm.qos:
                 extra["slurm_qos"] = run.config.slurm.qos
-            executor.update_parameters(name=f"advprover-{role}", timeout_min=resources.time_minutes, nodes=1,
-                                       tasks_per_node=tasks, cpus_per_task=resources.cpus,
-                                       mem_gb=resources.mem_gb * tasks, **extra)
+            executor.update_parameters(
+                name=f"advprover-{role}",
+                timeout_min=resources.time_minutes,
+                nodes=1,
+                tasks_per_node=tasks,
+                cpus_per_task=resources.cpus,
+                mem_gb=resources.mem_gb * tasks,
+                **extra,
+            )
         self._cache[role] = executor
         return executor
 
@@ -389,8 +452,16 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
     print(banner(run, main_job), flush=True)
     work_before = work_published(run.exp)
     executors = Executors(run, run.minutes)
-    supervisor = Supervisor(run.exp, slots_of(config), deadlines, cluster=run.cluster, executor_for=executors,
-                            threads_for=executors.threads, max_failures=max_failures, log_level=log_level)
+    supervisor = Supervisor(
+        run.exp,
+        slots_of(config),
+        deadlines,
+        cluster=run.cluster,
+        executor_for=executors,
+        threads_for=executors.threads,
+        max_failures=max_failures,
+        log_level=log_level,
+    )
     progress = Progress(run, start)
     interrupted: list[int] = []
     previous = {s: signal.signal(s, lambda n, f: interrupted.append(n)) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -404,13 +475,15 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
             if supervisor.fatal is not None:
                 return give_up(run, supervisor)
             if not final_stop_sent and final_evaluation_done(run, supervisor, progress):
-                ExperimentRoot.open(run.exp).request_stop("the last prover version is evaluated",
-                                                          jobs=[job_name("evaluator", 0)])
+                ExperimentRoot.open(run.exp).request_stop(
+                    "the last prover version is evaluated", jobs=[job_name("evaluator", 0)]
+                )
                 final_stop_sent = True
             kill_at = kill_time(deadlines, progress.follower.evaluations)
             if time.time() > kill_at:
-                logger.warning("jobs still running %.0f s after the deadline: stopping them",
-                               kill_at - max(deadlines.values()))
+                logger.warning(
+                    "jobs still running %.0f s after the deadline: stopping them", kill_at - max(deadlines.values())
+                )
                 supervisor.kill_all()
                 break
             progress.maybe_print(supervisor, progress_s)
@@ -424,14 +497,22 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
         text, reconciled = summary(run, supervisor, start)
         print(text, flush=True)
         if work_published(run.exp) == work_before:
-            print(f"error: no job published anything in this run (no shard, no checkpoint); see the job logs in "
-                  f"{run.folder}", file=sys.stderr, flush=True)
+            print(
+                f"error: no job published anything in this run (no shard, no checkpoint); see the job logs in "
+                f"{run.folder}",
+                file=sys.stderr,
+                flush=True,
+            )
             return EXIT_FAILURE
         return EXIT_OK if reconciled else EXIT_FAILURE
-    except Exception as error:  # noqa: BLE001 - a full disk, a dead file system: never leave jobs unsupervised
+    except Exception as error:
         logger.debug("the launcher failed", exc_info=True)
-        print(f"error: the launcher failed ({type(error).__name__}: {error}); stopping every job. Fix the "
-              f"cause, then resume with: {resume_command(run)}", file=sys.stderr, flush=True)
+        print(
+            f"error: the launcher failed ({type(error).__name__}: {error}); stopping every job. Fix the "
+            f"cause, then resume with: {resume_command(run)}",
+            file=sys.stderr,
+            flush=True,
+        )
         supervisor.kill_all()
         return EXIT_FAILURE
     finally:
@@ -443,12 +524,27 @@ def launch(run: Run, *, max_failures: int, progress_s: float, log_level: str, ma
 def write_run_record(run: Run, start: float, deadlines: dict[str, float]) -> None:
     """This launch's ``launch.json``: its command, deadlines, and the placement settings it changed."""
     record = run.folder / RUN_RECORD
-    record.write_text(json.dumps({
-        "command": resume_command(run), "cluster": run.cluster, "minutes": run.minutes, "started": start,
-        "deadlines": deadlines, "resumed": run.resumed, "placement_changes": run.placement_changes}, indent=1))
+    record.write_text(
+        json.dumps(
+            {
+                "command": resume_command(run),
+                "cluster": run.cluster,
+                "minutes": run.minutes,
+                "started": start,
+                "deadlines": deadlines,
+                "resumed": run.resumed,
+                "placement_changes": run.placement_changes,
+            },
+            indent=1,
+        )
+    )
     if run.placement_changes:
-        logger.warning("placement settings differ from the experiment's config.json; this run uses the new ones "
-                       "(recorded in %s): %s", record, "; ".join(run.placement_changes))
+        logger.warning(
+            "placement settings differ from the experiment's config.json; this run uses the new ones "
+            "(recorded in %s): %s",
+            record,
+            "; ".join(run.placement_changes),
+        )
 
 
 def work_published(exp: str) -> dict[str, int]:
@@ -469,7 +565,7 @@ def kill_time(deadlines: dict[str, float], evaluations: Sequence[EvaluationRecor
     return max(deadlines.values()) + max(KILL_GRACE_S, 1.25 * longest + 30.0)
 
 
-def final_evaluation_done(run: Run, supervisor: Supervisor, progress: "Progress") -> bool:
+def final_evaluation_done(run: Run, supervisor: Supervisor, progress: Progress) -> bool:
     """True once every job but the evaluator ended and the newest prover version has been evaluated."""
     evaluator = [s for s in supervisor.slots if s.role == "evaluator"]
     if not evaluator or evaluator[0].done or any(not s.done for s in supervisor.slots if s.role != "evaluator"):
@@ -479,9 +575,12 @@ def final_evaluation_done(run: Run, supervisor: Supervisor, progress: "Progress"
     return latest is not None and progress.follower.evaluated(latest.version)
 
 
-def interrupt(run: Run, supervisor: Supervisor, progress: "Progress") -> int:
-    print("\ninterrupted: asking the jobs to finish their current step (interrupt again to kill them)...",
-          file=sys.stderr, flush=True)
+def interrupt(run: Run, supervisor: Supervisor, progress: Progress) -> int:
+    print(
+        "\ninterrupted: asking the jobs to finish their current step (interrupt again to kill them)...",
+        file=sys.stderr,
+        flush=True,
+    )
     ExperimentRoot.open(run.exp).request_stop("the launcher was interrupted")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -499,9 +598,12 @@ def interrupt(run: Run, supervisor: Supervisor, progress: "Progress") -> int:
 def give_up(run: Run, supervisor: Supervisor) -> int:
     slot = supervisor.fatal if supervisor.fatal is not None else supervisor.slots[0]
     ExperimentRoot.open(run.exp).request_stop(f"{slot.name} kept dying")
-    print(f"\nerror: {slot.name} died {slot.failures} times in a row (last: "
-          f"{slot.last_error.strip().splitlines()[-1] if slot.last_error.strip() else '?'}); "
-          "stopping the run.", file=sys.stderr)
+    print(
+        f"\nerror: {slot.name} died {slot.failures} times in a row (last: "
+        f"{slot.last_error.strip().splitlines()[-1] if slot.last_error.strip() else '?'}); "
+        "stopping the run.",
+        file=sys.stderr,
+    )
     print(supervisor.log_tail(slot), file=sys.stderr)
     deadline = time.time() + 30
     while supervisor.running and time.time() < deadline:
@@ -516,8 +618,16 @@ def give_up(run: Run, supervisor: Supervisor) -> int:
 
 
 def resume_command(run: Run) -> str:
-    words = ["./launch.sh", run.cluster, "--preset", run.config.preset, "--exp", run.exp,
-             "--minutes", f"{run.minutes:g}"]
+    words = [
+        "./launch.sh",
+        run.cluster,
+        "--preset",
+        run.config.preset,
+        "--exp",
+        run.exp,
+        "--minutes",
+        f"{run.minutes:g}",
+    ]
     for override in run.overrides:
         words += ["--set", override]
     return " ".join(shlex.quote(w) for w in words)
@@ -527,10 +637,12 @@ def banner(run: Run, main_job: bool) -> str:
     config = run.config
     roles = ", ".join(f"{config.role_count(r)} {r.replace('_', ' ')}" for r in ROLES if config.role_count(r))
     what = "resuming" if run.resumed else "new experiment"
-    return (f"advprover: {what} {run.exp}\n"
-            f"  preset {config.preset} (setup {config.setup}) on {describe_database(config.database)}\n"
-            f"  {roles}; {run.cluster}, {run.minutes:g} min; logs in {run.folder}\n"
-            f"  stop early: ./launch.sh stop --exp {shlex.quote(run.exp)}   (Ctrl-C also stops cleanly)")
+    return (
+        f"advprover: {what} {run.exp}\n"
+        f"  preset {config.preset} (setup {config.setup}) on {describe_database(config.database)}\n"
+        f"  {roles}; {run.cluster}, {run.minutes:g} min; logs in {run.folder}\n"
+        f"  stop early: ./launch.sh stop --exp {shlex.quote(run.exp)}   (Ctrl-C also stops cleanly)"
+    )
 
 
 class Progress:
@@ -561,8 +673,10 @@ class Progress:
         f = self.follower
         elapsed, total = (now - self.start) / 60, self.run.minutes
         rate = f"{100 * f.proved / f.results:.0f}% proved" if f.results else "none tried yet"
-        lines = [f"[{elapsed:5.1f}/{total:g} min] generations {f.generations}, results {f.results} ({rate})"
-                 + self.evaluation_text()]
+        lines = [
+            f"[{elapsed:5.1f}/{total:g} min] generations {f.generations}, results {f.results} ({rate})"
+            + self.evaluation_text()
+        ]
         for slot in supervisor.slots:
             for name in slot.job_names:
                 lines.append("  " + self.job_line(name, slot, beats.get(name), now))
@@ -590,9 +704,17 @@ class Progress:
         else:
             state = str(beat.get("state", ""))
         beat = beat or {}
-        version = next((f"v{beat[k]}" for k in ("generator_version", "prover_version", "version", "last_version")
-                        if isinstance(beat.get(k), int)), "-")
-        count_key = "step" if slot.role.endswith("trainer") else "evaluations" if slot.role == "evaluator" else "records_out"
+        version = next(
+            (
+                f"v{beat[k]}"
+                for k in ("generator_version", "prover_version", "version", "last_version")
+                if isinstance(beat.get(k), int)
+            ),
+            "-",
+        )
+        count_key = (
+            "step" if slot.role.endswith("trainer") else "evaluations" if slot.role == "evaluator" else "records_out"
+        )
         count = float(beat.get(count_key) or 0)
         last_count, last_time = self.previous.get(name, (count, now - 1e9))
         rate = max(count - last_count, 0) / max(now - last_time, 1e-9) if name in self.previous else 0.0
@@ -618,32 +740,44 @@ def summary(run: Run, supervisor: Supervisor, start: float) -> tuple[str, bool]:
     lines.append(f"generated   {t['generations']} theorems ({by_source})")
     if t["results"]:
         rate = f"{100 * t['generated_success_rate']:.1f}%" if t["generated_success_rate"] is not None else "-"
-        lines.append(f"proved      {t['proved']} of the {t['results']} the prover tried "
-                     f"(generated theorems proved: {rate})")
-    trained = [f"{name} v{c['latest']} (step {c.get('step')})" for name, c in status["checkpoints"].items()
-               if c["latest"] is not None]
+        lines.append(
+            f"proved      {t['proved']} of the {t['results']} the prover tried (generated theorems proved: {rate})"
+        )
+    trained = [
+        f"{name} v{c['latest']} (step {c.get('step')})"
+        for name, c in status["checkpoints"].items()
+        if c["latest"] is not None
+    ]
     if trained:
         lines.append(f"models      {', '.join(trained)}")
     first, last = t["first_evaluation"], t["last_evaluation"]
     if first:
         bench = status["evaluations"][0].get("benchmark") or "benchmark"
         base = t["baseline_success_rate"]
-        lines.append(f"benchmark   {bench} ({first['total']} theorems): prover v{first['version']} "
-                     f"{100 * first['success_rate']:.1f}% -> v{last['version']} {100 * last['success_rate']:.1f}%"
-                     + (f"   (model-free baseline {100 * base:.1f}%)" if base is not None else ""))
+        lines.append(
+            f"benchmark   {bench} ({first['total']} theorems): prover v{first['version']} "
+            f"{100 * first['success_rate']:.1f}% -> v{last['version']} {100 * last['success_rate']:.1f}%"
+            + (f"   (model-free baseline {100 * base:.1f}%)" if base is not None else "")
+        )
         latest = status["checkpoints"].get(PROVER_CHECKPOINTS, {}).get("latest")
         if latest is not None and last["version"] != latest:
             lines.append(f"            (the last prover version, v{latest}, was not evaluated in time)")
     failed = [c for c in status["checks"] if not c["ok"]]
-    lines.append(f"checks      {len(status['checks']) - len(failed)} of {len(status['checks'])} reconcile"
-                 + "".join(f"; FAILED {c['check']}: {c['detail']}" for c in failed))
+    lines.append(
+        f"checks      {len(status['checks']) - len(failed)} of {len(status['checks'])} reconcile"
+        + "".join(f"; FAILED {c['check']}: {c['detail']}" for c in failed)
+    )
     restarts = sum(s.restarts for s in supervisor.slots)
     if restarts:
-        lines.append(f"restarts    {restarts} ({', '.join(f'{s.name} {s.restarts}' for s in supervisor.slots if s.restarts)})")
+        lines.append(
+            f"restarts    {restarts} ({', '.join(f'{s.name} {s.restarts}' for s in supervisor.slots if s.restarts)})"
+        )
     lines.append(f"experiment  {run.exp}")
     lines.append(f"resume      {resume_command(run)}")
-    lines.append(f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
-                 f"(--json; --plot {shlex.quote(plot_path_of(run.exp))})")
+    lines.append(
+        f"inspect     python -m jobs.status {shlex.quote(run.exp)}   "
+        f"(--json; --plot {shlex.quote(plot_path_of(run.exp))})"
+    )
     if status["tensorboard"]["runs"]:
         lines.append(f"metrics     tensorboard --logdir {shlex.quote(status['tensorboard']['logdir'])}")
     return "\n".join(lines), not failed
@@ -698,8 +832,11 @@ def stop(exp: str, wait_s: float) -> int:
             return EXIT_OK
         time.sleep(2.0)
     if wait_s:
-        print(f"still running after {wait_s:g} s: {', '.join(alive) or 'the launcher'} "
-              f"(see python -m jobs.status {path})", flush=True)
+        print(
+            f"still running after {wait_s:g} s: {', '.join(alive) or 'the launcher'} "
+            f"(see python -m jobs.status {path})",
+            flush=True,
+        )
     return EXIT_OK
 
 

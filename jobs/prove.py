@@ -116,25 +116,46 @@ def prove(
 
         check_device(device)
     _check_outputs(database, out, json, in_place)
-    settings = SearchSettings(prover=prover, expansions=expansions, timeout_s=timeout_s, candidates=candidates,
-                              temperature=temperature, max_depth=max_depth, batch_goals=batch,
-                              merge_baseline=merge_baseline)
+    settings = SearchSettings(
+        prover=prover,
+        expansions=expansions,
+        timeout_s=timeout_s,
+        candidates=candidates,
+        temperature=temperature,
+        max_depth=max_depth,
+        batch_goals=batch,
+        merge_baseline=merge_baseline,
+    )
     db = read_database(database)
     _check_outputs_not_included(db, out, json)
     forbidden = {a.label for a in db.incomplete_theorems()}  # never cite a theorem that is not proved
     if not allow_discouraged:
         forbidden |= _discouraged(db)
     theorems = _split_targets(db, split, split_ratios, split_salt, only) if split else _incomplete_targets(db, only)
-    logger.info("%s: %d theorem(s) to search with %s, %s, %d expansions, %.1f s each", database, len(theorems),
-                checkpoint or "the model-free baseline", prover, expansions, timeout_s)
+    logger.info(
+        "%s: %d theorem(s) to search with %s, %s, %d expansions, %.1f s each",
+        database,
+        len(theorems),
+        checkpoint or "the model-free baseline",
+        prover,
+        expansions,
+        timeout_s,
+    )
     spec = _PolicySpec(database, checkpoint, device, seed)
     results = _search(db, theorems, spec, settings, forbidden, workers, batch)
     grammar, kernel = Grammar(db), Kernel(db)
     by_label = {t.label: t for t in theorems}
-    proofs = {r.label: _compressed_proof(db, grammar, kernel, by_label[r.label], r.proof)
-              for r in results if r.proved and r.proof is not None}
-    results = [dataclasses.replace(r, proved=False, proof=None, stop_reason="kernel_rejected")
-               if r.proved and proofs.get(r.label) is None else r for r in results]
+    proofs = {
+        r.label: _compressed_proof(db, grammar, kernel, by_label[r.label], r.proof)
+        for r in results
+        if r.proved and r.proof is not None
+    }
+    results = [
+        dataclasses.replace(r, proved=False, proof=None, stop_reason="kernel_rejected")
+        if r.proved and proofs.get(r.label) is None
+        else r
+        for r in results
+    ]
     if out is not None:
         rewrite_proofs(database, {label: p for label, p in proofs.items() if p is not None}, out, keep_links=in_place)
         logger.info("wrote %s", out)
@@ -151,13 +172,16 @@ def prove(
 # --- arguments and targets ------------------------------------------------------------------------
 
 
-def _check_arguments(database: str, out: str | None, checkpoint: str | None, workers: int, batch: int,
-                     split: str | None) -> None:
+def _check_arguments(
+    database: str, out: str | None, checkpoint: str | None, workers: int, batch: int, split: str | None
+) -> None:
     if not os.path.isfile(database):
         raise UsageError(f"{database}: no such file")
     if split is None and out is None:
-        raise UsageError("--out OUT.mm is required (where the database with the found proofs is written), "
-                         "unless --split evaluates a split")
+        raise UsageError(
+            "--out OUT.mm is required (where the database with the found proofs is written), "
+            "unless --split evaluates a split"
+        )
     if split is not None and out is not None:
         raise UsageError("--out has no meaning with --split (nothing is written but --json)")
     if checkpoint is not None and not location_exists(checkpoint):
@@ -192,8 +216,10 @@ def _discouraged(db: Database) -> set[str]:
     """The labels marked "(New usage is discouraged.)", which found proofs may not cite."""
     labels = database_discouraged_labels(db)
     if labels:
-        logger.info("%d theorem(s) marked (New usage is discouraged.) are not cited (--allow-discouraged "
-                    "allows them)", len(labels))
+        logger.info(
+            "%d theorem(s) marked (New usage is discouraged.) are not cited (--allow-discouraged allows them)",
+            len(labels),
+        )
     return labels
 
 
@@ -203,11 +229,16 @@ def _incomplete_targets(db: Database, only: Sequence[str] | None) -> list[Assert
         if only is not None and theorem.label not in only:
             continue
         if theorem.typecode != db.provable_typecode:
-            logger.warning("%s: skipped, a %r theorem (only %r theorems are searched)", theorem.label,
-                           theorem.typecode, db.provable_typecode)
+            logger.warning(
+                "%s: skipped, a %r theorem (only %r theorems are searched)",
+                theorem.label,
+                theorem.typecode,
+                db.provable_typecode,
+            )
         elif os.path.realpath(theorem.file) != os.path.realpath(db.path):
-            logger.warning("%s: skipped, its proof is in the included file %s, which is not rewritten",
-                           theorem.label, theorem.file)
+            logger.warning(
+                "%s: skipped, its proof is in the included file %s, which is not rewritten", theorem.label, theorem.file
+            )
         else:
             targets.append(theorem)
     if only is not None:
@@ -226,8 +257,9 @@ def _split_targets(db: Database, split: str, ratios: str, salt: str, only: Seque
 def _check_only(only: Sequence[str], available: set[str], what: str) -> None:
     unknown = [label for label in only if label not in available]
     if unknown:
-        raise UsageError(f"--only names {', '.join(unknown[:10])}, which {'is' if len(unknown) == 1 else 'are'} "
-                         f"not among the {what}")
+        raise UsageError(
+            f"--only names {', '.join(unknown[:10])}, which {'is' if len(unknown) == 1 else 'are'} not among the {what}"
+        )
 
 
 # --- policies -------------------------------------------------------------------------------------
@@ -260,8 +292,15 @@ class _PolicySpec:
 # --- searching ------------------------------------------------------------------------------------
 
 
-def _search(db: Database, theorems: Sequence[Assertion], spec: _PolicySpec, settings: SearchSettings,
-            forbidden: set[str], workers: int, batch: int) -> list[SearchResult]:
+def _search(
+    db: Database,
+    theorems: Sequence[Assertion],
+    spec: _PolicySpec,
+    settings: SearchSettings,
+    forbidden: set[str],
+    workers: int,
+    batch: int,
+) -> list[SearchResult]:
     if workers > 1 or not theorems:
         spec.check(db)
     if not theorems:
@@ -271,30 +310,39 @@ def _search(db: Database, theorems: Sequence[Assertion], spec: _PolicySpec, sett
     if workers == 1:
         grammar = Grammar(db)
         policy = spec.build(db, grammar)
-        return prove_theorems(db, theorems, policy, settings, forbidden=forbidden, grammar=grammar,
-                              batch=batch, on_result=progress)
+        return prove_theorems(
+            db, theorems, policy, settings, forbidden=forbidden, grammar=grammar, batch=batch, on_result=progress
+        )
     return _search_in_processes(theorems, spec, settings, forbidden, workers, batch, progress)
 
 
 def _print_line(result: SearchResult, width: int) -> None:
     outcome = "proved" if result.proved else f"failed ({result.stop_reason})"
     size = f"  size {result.proof_size}" if result.proved else ""
-    print(f"{result.label:<{width}}  {outcome:<22} {result.expansions:>6} expansions  {result.time_s:8.2f} s{size}",
-          flush=True)
+    print(
+        f"{result.label:<{width}}  {outcome:<22} {result.expansions:>6} expansions  {result.time_s:8.2f} s{size}",
+        flush=True,
+    )
 
 
-def _search_in_processes(theorems: Sequence[Assertion], spec: _PolicySpec, settings: SearchSettings,
-                         forbidden: set[str], workers: int, batch: int,
-                         on_result: Callable[[SearchResult], None]) -> list[SearchResult]:
+def _search_in_processes(
+    theorems: Sequence[Assertion],
+    spec: _PolicySpec,
+    settings: SearchSettings,
+    forbidden: set[str],
+    workers: int,
+    batch: int,
+    on_result: Callable[[SearchResult], None],
+) -> list[SearchResult]:
     labels = [t.label for t in theorems]
     size = max(1, min(batch, math.ceil(len(labels) / (2 * workers))))
     chunks = [labels[i : i + size] for i in range(0, len(labels), size)]
     found: dict[str, SearchResult] = {}
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
-                                                initargs=(spec, logging.getLogger().level)) as pool:
-        futures = [pool.submit(_worker_prove, chunk, settings.to_dict(), sorted(forbidden), batch)
-                   for chunk in chunks]
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_start, initargs=(spec, logging.getLogger().level)
+    ) as pool:
+        futures = [pool.submit(_worker_prove, chunk, settings.to_dict(), sorted(forbidden), batch) for chunk in chunks]
         for future in concurrent.futures.as_completed(futures):
             for record in future.result():
                 result = SearchResult.from_json(record)
@@ -313,19 +361,30 @@ def _worker_start(spec: _PolicySpec, level: int) -> None:
     _WORKER.update(db=db, grammar=grammar, kernel=Kernel(db), policy=spec.build(db, grammar))
 
 
-def _worker_prove(labels: list[str], settings: dict[str, Any], forbidden: list[str], batch: int) -> list[dict[str, Any]]:
+def _worker_prove(
+    labels: list[str], settings: dict[str, Any], forbidden: list[str], batch: int
+) -> list[dict[str, Any]]:
     db: Database = _WORKER["db"]
     theorems = [db.assertion(label) for label in labels]
-    results = prove_theorems(db, theorems, _WORKER["policy"], SearchSettings(**settings), forbidden=forbidden,
-                             grammar=_WORKER["grammar"], kernel=_WORKER["kernel"], batch=batch)
+    results = prove_theorems(
+        db,
+        theorems,
+        _WORKER["policy"],
+        SearchSettings(**settings),
+        forbidden=forbidden,
+        grammar=_WORKER["grammar"],
+        kernel=_WORKER["kernel"],
+        batch=batch,
+    )
     return [r.to_json() for r in results]
 
 
 # --- output ---------------------------------------------------------------------------------------
 
 
-def _compressed_proof(db: Database, grammar: Grammar, kernel: Kernel, theorem: Assertion,
-                      proof: ProofTree) -> list[str] | None:
+def _compressed_proof(
+    db: Database, grammar: Grammar, kernel: Kernel, theorem: Assertion, proof: ProofTree
+) -> list[str] | None:
     """The found proof in compressed form, checked again by the kernel (``None``, logged, if it fails)."""
     try:
         check_tree(db, grammar, theorem, proof, kernel)

@@ -20,8 +20,8 @@ from core.adversarial.records import GenerationRecord, ResultRecord, decode_reco
 from core.adversarial.rewards import reward
 from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
 from core.errors import MetamathError, RecordError
-from core.metrics import mean
 from core.metamath.database import Assertion
+from core.metrics import mean
 from core.models.checkpoint import load_version
 from core.search.evaluation import prove_theorems
 from core.search.model_policy import ModelPolicy, policy_from_model
@@ -48,7 +48,6 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     """
     rt = Runtime.start("prover_actor", exp, rank, minutes)
     config = rt.config
-    ws = rt.workspace
     settings = config.prover_actor.search
     device = rt.device  # an unusable device fails here, before any work
     rt.restart = stream_bounds(rt.root, job_name("prover_actor", rank))[1]  # shards already published
@@ -60,8 +59,9 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        policy_box["policy"] = policy_from_model(loaded, seed=rt.seed, device=device,
-                                                 precision=config.prover_actor.precision)
+        policy_box["policy"] = policy_from_model(
+            loaded, seed=rt.seed, device=device, precision=config.prover_actor.precision
+        )
         policy_box["version"] = info.version
         rt.update(prover_version=info.version)
 
@@ -71,9 +71,15 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         return rt.finish()
     reloader.use(info)
 
-    writer = ShardWriter(rt.root, job_name("prover_actor", rank), max_records=config.prover_actor.shard_records,
-                         max_age_s=config.prover_actor.shard_seconds, committing=True,
-                         producer={"role": "prover_actor", "rank": rank}, **ResultRecord.header_fields())
+    writer = ShardWriter(
+        rt.root,
+        job_name("prover_actor", rank),
+        max_records=config.prover_actor.shard_records,
+        max_age_s=config.prover_actor.shard_seconds,
+        committing=True,
+        producer={"role": "prover_actor", "rank": rank},
+        **ResultRecord.header_fields(),
+    )
     cursor = writer.last_cursor()
     reader = StreamReader(rt.root, wiring_of(config).read_by("prover_actor", rank), cursor)
     logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
@@ -109,8 +115,9 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     return rt.finish(records_out=produced, **pruner.summary())
 
 
-def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any],
-                settings: SearchSettings) -> list[ResultRecord]:
+def prove_batch(
+    rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], settings: SearchSettings
+) -> list[ResultRecord]:
     """Search every goal of one input shard; one result record per generation record."""
     ws = rt.workspace
     config = rt.config
@@ -131,8 +138,15 @@ def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any],
     outcomes: list[list[SearchResult]] = [[] for _ in goals]
     start = time.perf_counter()
     for _ in range(attempts):
-        results = prove_theorems(ws.db, [t for _, t in goals], policy, settings, forbidden=ws.generator_forbidden,
-                                 grammar=ws.grammar, kernel=ws.kernel)
+        results = prove_theorems(
+            ws.db,
+            [t for _, t in goals],
+            policy,
+            settings,
+            forbidden=ws.generator_forbidden,
+            grammar=ws.grammar,
+            kernel=ws.kernel,
+        )
         for slot, result in zip(outcomes, results):
             slot.append(result)
     rt.add("search_seconds", round(time.perf_counter() - start, 3))
@@ -141,11 +155,13 @@ def prove_batch(rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any],
 
 def result_scalars(results: list[ResultRecord], seconds: float) -> dict[str, float | None]:
     """Live metrics of a window of result records: throughput, success on generated theorems, rewards."""
-    return {"actor/results_per_s": len(results) / max(seconds, 1e-9),
-            "actor/proved_rate": mean(float(r.proved) for r in results),
-            "actor/proved_rate_generated": mean(float(r.proved) for r in results if r.generation.generated),
-            "actor/mean_reward": mean(r.reward for r in results),
-            "actor/prover_version": results[-1].prover_version}
+    return {
+        "actor/results_per_s": len(results) / max(seconds, 1e-9),
+        "actor/proved_rate": mean(float(r.proved) for r in results),
+        "actor/proved_rate_generated": mean(float(r.proved) for r in results if r.generation.generated),
+        "actor/mean_reward": mean(r.reward for r in results),
+        "actor/prover_version": results[-1].prover_version,
+    }
 
 
 def attempts_per_goal(config: ExperimentConfig) -> int:
@@ -158,13 +174,24 @@ def result_record(rt: Runtime, generation: GenerationRecord, tries: list[SearchR
     successes = sum(r.proved for r in tries)
     rt.add("attempted")
     rt.add("proved", int(successes > 0))
-    value = reward(config.rewards.kind, successes=successes, attempts=len(tries),
-                   heuristic=generation.heuristic, tau=config.rewards.tau,
-                   heuristic_weight=config.rewards.heuristic_weight, duplicate=generation.duplicate,
-                   duplicate_penalty=config.rewards.duplicate_penalty)
-    return ResultRecord.of_attempts(generation, tries, prover_version=version, reward=value,
-                                    generator_send_only_failed=config.routing.generator_send_only_failed,
-                                    prover_send_only_failed=config.routing.prover_send_only_failed)
+    value = reward(
+        config.rewards.kind,
+        successes=successes,
+        attempts=len(tries),
+        heuristic=generation.heuristic,
+        tau=config.rewards.tau,
+        heuristic_weight=config.rewards.heuristic_weight,
+        duplicate=generation.duplicate,
+        duplicate_penalty=config.rewards.duplicate_penalty,
+    )
+    return ResultRecord.of_attempts(
+        generation,
+        tries,
+        prover_version=version,
+        reward=value,
+        generator_send_only_failed=config.routing.generator_send_only_failed,
+        prover_send_only_failed=config.routing.prover_send_only_failed,
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ See :mod:`jobs._trainer`.
 from __future__ import annotations
 
 import logging
+
 from core.adversarial.records import ResultRecord
 from core.adversarial.topology import wiring_of
 from core.errors import MetamathError

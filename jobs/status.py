@@ -25,6 +25,7 @@ was wrong (see :func:`core.storage.restore_quarantined`; ``all`` for every one) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -32,18 +33,45 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from configs.experiment import ExperimentConfig
-from core.adversarial.records import (EvaluationRecord, GenerationRecord, ResultRecord, StreamRecord, decode_records,
-                                      valid_records)
-from core.adversarial.topology import (EVALUATION_STREAM, EVALUATIONS, GENERATIONS, IN_STREAM, RESULTS, ROLES,
-                                       Consumer, job_name, wiring_of)
+from core.adversarial.records import (
+    EvaluationRecord,
+    GenerationRecord,
+    ResultRecord,
+    StreamRecord,
+    decode_records,
+    valid_records,
+)
+from core.adversarial.topology import (
+    EVALUATION_STREAM,
+    EVALUATIONS,
+    GENERATIONS,
+    IN_STREAM,
+    RESULTS,
+    ROLES,
+    Consumer,
+    job_name,
+    wiring_of,
+)
 from core.errors import CorruptShardError, NewerFormatError, RecordError, StorageError, UsageError
 from core.metrics import metrics_root, runs_in
-from core.storage import (CheckpointStore, ExperimentRoot, StreamReader, group_cursor, list_quarantined,
-                          newest_commit, pruned_prefix, read_heartbeats, read_shard, restore_quarantined,
-                          stream_bounds, stream_gaps)
+from core.storage import (
+    CheckpointStore,
+    ExperimentRoot,
+    StreamReader,
+    group_cursor,
+    list_quarantined,
+    newest_commit,
+    pruned_prefix,
+    read_heartbeats,
+    read_shard,
+    restore_quarantined,
+    stream_bounds,
+    stream_gaps,
+)
 from core.storage.backend import LocalBackend
 from jobs._cli import run_cli
 
@@ -139,8 +167,10 @@ class StreamScan:
         first = min(self.created.values())
         span = max(max(self.created.values()) - first, 1e-9)
         recent = sum(n for seq, n in self.counts.items() if now - self.created[seq] <= window_s)
-        return {"overall": round(self.produced / span, 3) if self.produced > 1 else 0.0,
-                "recent": round(recent / window_s, 3)}
+        return {
+            "overall": round(self.produced / span, 3) if self.produced > 1 else 0.0,
+            "recent": round(recent / window_s, 3),
+        }
 
 
 def _bounds(root: ExperimentRoot, name: str) -> tuple[int, int, int]:
@@ -172,10 +202,18 @@ def checkpoint_summary(root: ExperimentRoot, name: str) -> dict[str, Any]:
     if latest is None:
         return {"versions": [], "latest": None, "damaged": damaged}
     meta = latest.meta
-    return {"versions": store.versions(), "latest": latest.version, "step": meta.get("step"),
-            "time": latest.time, "trainer": meta.get("trainer"), "origin": meta.get("origin"),
-            "counters": meta.get("counters"), "cursor": merged_trainer_cursor(meta), "size": latest.size,
-            "damaged": damaged}
+    return {
+        "versions": store.versions(),
+        "latest": latest.version,
+        "step": meta.get("step"),
+        "time": latest.time,
+        "trainer": meta.get("trainer"),
+        "origin": meta.get("origin"),
+        "counters": meta.get("counters"),
+        "cursor": merged_trainer_cursor(meta),
+        "size": latest.size,
+        "damaged": damaged,
+    }
 
 
 def disk_use(root: ExperimentRoot) -> dict[str, int] | None:
@@ -188,10 +226,8 @@ def disk_use(root: ExperimentRoot) -> dict[str, int] | None:
         total = 0
         for folder, _, files in os.walk(os.path.join(base, top)):
             for name in files:
-                try:
+                with contextlib.suppress(OSError):
                     total += os.path.getsize(os.path.join(folder, name))
-                except OSError:
-                    pass
         if os.path.isfile(os.path.join(base, top)):
             total = os.path.getsize(os.path.join(base, top))
         use[top] = total
@@ -212,8 +248,11 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
     order = sorted(names, key=lambda n: (not n.startswith("prover-actor-"), n))
     scans = {name: StreamScan(root, name) for name in order}
     flows, checks = stream_flows(config, scans, checkpoints)
-    evaluations = [record for _, record in scans[EVALUATION_STREAM].all_records()
-                   if isinstance(record, EvaluationRecord)] if EVALUATION_STREAM in scans else []
+    evaluations = (
+        [record for _, record in scans[EVALUATION_STREAM].all_records() if isinstance(record, EvaluationRecord)]
+        if EVALUATION_STREAM in scans
+        else []
+    )
     evaluations.sort(key=_version_order)
     return {
         "experiment": root.url,
@@ -224,20 +263,43 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
         "stop_request": root.stop_request(),
         "jobs": job_states(root, config, now),
         "checkpoints": checkpoints,
-        "streams": {name: {"shards": len(s.counts), "low_water": s.low, "end": s.end, "records": s.produced,
-                           "pruned_shards": s.low, "pruned_records": s.pruned,
-                           "bytes": s.bytes, "records_per_s": s.rate(now), "gaps": s.gaps}
-                    for name, s in scans.items()},
+        "streams": {
+            name: {
+                "shards": len(s.counts),
+                "low_water": s.low,
+                "end": s.end,
+                "records": s.produced,
+                "pruned_shards": s.low,
+                "pruned_records": s.pruned,
+                "bytes": s.bytes,
+                "records_per_s": s.rate(now),
+                "gaps": s.gaps,
+            }
+            for name, s in scans.items()
+        },
         "flows": flows,
         "checks": checks,
         "totals": totals(scans, evaluations),
-        "evaluations": [{"version": e.version, "step": e.step, "success_rate": e.success_rate, "proved": e.proved,
-                         "total": e.total, "time": e.time, "seconds": e.seconds, "benchmark": e.benchmark}
-                        for e in evaluations],
+        "evaluations": [
+            {
+                "version": e.version,
+                "step": e.step,
+                "success_rate": e.success_rate,
+                "proved": e.proved,
+                "total": e.total,
+                "time": e.time,
+                "seconds": e.seconds,
+                "benchmark": e.benchmark,
+            }
+            for e in evaluations
+        ],
         "curves": curves(scans),
         "quarantined": list_quarantined(root),
-        "damaged": [{"stream": name, "seq": seq, "reason": reason}
-                    for name, scan in scans.items() for seq, reason in sorted(scan.damaged.items())],
+        "damaged": [
+            {"stream": name, "seq": seq, "reason": reason}
+            for name, scan in scans.items()
+            for seq, reason in sorted(scan.damaged.items())
+        ],
         "disk_bytes": disk_use(root),
         "tensorboard": tensorboard_runs(root, config),
     }
@@ -264,8 +326,11 @@ def heartbeat_age(beat: dict[str, Any], now: float) -> tuple[float, float | None
 
 
 def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> list[dict[str, Any]]:
-    beats = {job_name(b["role"], b["rank"]): b for b in read_heartbeats(root)
-             if b.get("role") in ROLES and isinstance(b.get("rank"), int)}
+    beats = {
+        job_name(b["role"], b["rank"]): b
+        for b in read_heartbeats(root)
+        if b.get("role") in ROLES and isinstance(b.get("rank"), int)
+    }
     expected = wiring_of(config).job_names()
     out = []
     for name in expected + sorted(set(beats) - set(expected)):
@@ -275,18 +340,27 @@ def job_states(root: ExperimentRoot, config: ExperimentConfig, now: float) -> li
             continue
         age, skew = heartbeat_age(beat, now)
         ended = beat.get("status") in ("finished", "interrupted")
-        fields = {k: v for k, v in beat.items() if k not in ("role", "rank", "file_age_s")
-                  and not isinstance(v, (dict, list))}
+        fields = {
+            k: v for k, v in beat.items() if k not in ("role", "rank", "file_age_s") and not isinstance(v, (dict, list))
+        }
         if skew is not None:
             fields["clock_skew_s"] = round(skew, 1)
-        out.append({**fields, "job": name, "alive": age < STALE_AFTER_S and not ended,
-                    "heartbeat_age_s": round(age, 1), "activity": beat.get("state"),
-                    "state": beat.get("status") if ended else ("stale" if age >= STALE_AFTER_S else beat.get("state"))})
+        out.append(
+            {
+                **fields,
+                "job": name,
+                "alive": age < STALE_AFTER_S and not ended,
+                "heartbeat_age_s": round(age, 1),
+                "activity": beat.get("state"),
+                "state": beat.get("status") if ended else ("stale" if age >= STALE_AFTER_S else beat.get("state")),
+            }
+        )
     return out
 
 
-def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
-                 checkpoints: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def stream_flows(
+    config: ExperimentConfig, scans: dict[str, StreamScan], checkpoints: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Produced / consumed / pending per stream and consumer, and the checks that they reconcile."""
     flows: dict[str, Any] = {}
     checks: list[dict[str, Any]] = []
@@ -298,9 +372,12 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
         position = int(cursor.get(stream.name, stream.low))
         consumed = stream.consumed_below(position)
         entry = {"consumer": who, "cursor": position, "consumed": consumed, "pending": stream.produced - consumed}
-        check(f"{stream.name} -> {who}: cursor within the stream", stream.low <= position <= stream.end or
-              (position < stream.low and stream.pruned == 0), f"cursor {position}, shards {stream.low}..{stream.end}"
-              + (f" ({stream.pruned} records pruned below {stream.low})" if stream.pruned else ""))
+        check(
+            f"{stream.name} -> {who}: cursor within the stream",
+            stream.low <= position <= stream.end or (position < stream.low and stream.pruned == 0),
+            f"cursor {position}, shards {stream.low}..{stream.end}"
+            + (f" ({stream.pruned} records pruned below {stream.low})" if stream.pruned else ""),
+        )
         return entry
 
     def committed(reader: Consumer) -> dict[str, int]:
@@ -314,15 +391,27 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
     for name, scan in sorted(scans.items()):
         entry: dict[str, Any] = {"produced": scan.produced, "consumers": []}
         if scan.gaps or scan.gap_error:  # (listed only when failed, as below)
-            check(f"{name}: no gap", False, scan.gap_error or (
-                f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
-                "there until a reader or the restarted writer replaces them by lost-shard tombstones (P23)"))
+            check(
+                f"{name}: no gap",
+                False,
+                scan.gap_error
+                or (
+                    f"shards {', '.join(map(str, scan.gaps[:10]))} missing while later shards exist: consumers stop "
+                    "there until a reader or the restarted writer replaces them by lost-shard tombstones (P23)"
+                ),
+            )
         if scan.malformed:  # (listed only when failed, as below)
-            check(f"{name}: every record well-formed", False,
-                  f"{len(scan.malformed)} malformed: " + "; ".join(scan.malformed[:3]))
+            check(
+                f"{name}: every record well-formed",
+                False,
+                f"{len(scan.malformed)} malformed: " + "; ".join(scan.malformed[:3]),
+            )
         if scan.damaged:  # (listed only when failed: a healthy report keeps its count of checks)
-            check(f"{name}: every shard readable", False,
-                  "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())))
+            check(
+                f"{name}: every shard readable",
+                False,
+                "; ".join(f"shard {seq}: {reason}" for seq, reason in sorted(scan.damaged.items())),
+            )
         wired = wiring.stream(name)  # None: a stream the wiring table does not know, listed with no consumer
         kind = wired.kind if wired is not None else None
         if kind is not None:
@@ -336,12 +425,17 @@ def stream_flows(config: ExperimentConfig, scans: dict[str, StreamScan],
             results_match_generations(name, scan, scans, check)
         elif kind == EVALUATIONS:
             versions = [r.version for _, r in scan.all_records() if isinstance(r, EvaluationRecord)]
-            check(f"{name}: each version evaluated once", len(versions) == len(set(map(str, versions))),
-                  f"{len(versions)} evaluations")
+            check(
+                f"{name}: each version evaluated once",
+                len(versions) == len(set(map(str, versions))),
+                f"{len(versions)} evaluations",
+            )
         for item in entry["consumers"]:
-            check(f"{name} -> {item['consumer']}: produced = consumed + pending",
-                  item["consumed"] + item["pending"] == scan.produced and item["pending"] >= 0,
-                  f"{scan.produced} = {item['consumed']} + {item['pending']}")
+            check(
+                f"{name} -> {item['consumer']}: produced = consumed + pending",
+                item["consumed"] + item["pending"] == scan.produced and item["pending"] >= 0,
+                f"{scan.produced} = {item['consumed']} + {item['pending']}",
+            )
         flows[name] = entry
     return flows, checks
 
@@ -365,13 +459,23 @@ def results_match_generations(name: str, results: StreamScan, scans: dict[str, S
     repeated = len(result_ids) - len(set(result_ids))
     missing = set(consumed) - set(result_ids)
     foreign = set(result_ids) - set(consumed)
-    ok = (not repeated and consumed_count == results.produced and len(missing) <= results.pruned
-          and len(foreign) <= generations_pruned)
-    check(f"{name}: one result per consumed generation", ok,
-          f"{consumed_count} generations consumed, {results.produced} results, {repeated} repeated, "
-          f"{len(missing)} without a result, {len(foreign)} not from a consumed generation"
-          + (f" ({generations_pruned} generations and {results.pruned} results pruned)"
-             if generations_pruned or results.pruned else ""))
+    ok = (
+        not repeated
+        and consumed_count == results.produced
+        and len(missing) <= results.pruned
+        and len(foreign) <= generations_pruned
+    )
+    check(
+        f"{name}: one result per consumed generation",
+        ok,
+        f"{consumed_count} generations consumed, {results.produced} results, {repeated} repeated, "
+        f"{len(missing)} without a result, {len(foreign)} not from a consumed generation"
+        + (
+            f" ({generations_pruned} generations and {results.pruned} results pruned)"
+            if generations_pruned or results.pruned
+            else ""
+        ),
+    )
 
 
 def _record_id(record: StreamRecord) -> str:
@@ -400,9 +504,12 @@ def totals(scans: dict[str, StreamScan], evaluations: list[EvaluationRecord]) ->
     baseline = next((e for e in evaluations if e.version == BASELINE), None)
     by_version = sorted(versions, key=_version_order)
     return {
-        "generations": sum(sources.values()), "generations_by_source": dict(sources),
-        "results": results, "proved": proved,
-        "generated_tried": tried_generated, "generated_proved": proved_generated,
+        "generations": sum(sources.values()),
+        "generations_by_source": dict(sources),
+        "results": results,
+        "proved": proved,
+        "generated_tried": tried_generated,
+        "generated_proved": proved_generated,
         "generated_success_rate": round(proved_generated / tried_generated, 4) if tried_generated else None,
         "baseline_success_rate": baseline.success_rate if baseline else None,
         "first_evaluation": _eval_point(by_version[0]) if by_version else None,
@@ -411,14 +518,18 @@ def totals(scans: dict[str, StreamScan], evaluations: list[EvaluationRecord]) ->
 
 
 def _eval_point(record: EvaluationRecord) -> dict[str, Any]:
-    return {"version": record.version, "success_rate": record.success_rate, "proved": record.proved,
-            "total": record.total}
+    return {
+        "version": record.version,
+        "success_rate": record.success_rate,
+        "proved": record.proved,
+        "total": record.total,
+    }
 
 
 def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
     """Per-shard points [time, value] (binned to at most MAX_POINTS): rewards, proved rate, sizes, counts."""
     reward, proved, size, depth, length, generated, resulted = [], [], [], [], [], [], []
-    for name, scan in scans.items():
+    for scan in scans.values():
         for seq in sorted(scan.records):
             records, when = scan.records[seq], scan.created[seq]
             if not records:
@@ -436,9 +547,15 @@ def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
                     depth.append([when, _mean(s.depth for s in stats)])
                     length.append([when, _mean(s.statement_length for s in stats)])
                 generated.append([when, len(generations)])
-    return {"reward": _binned(reward), "proved_rate": _binned(proved), "theorem_size": _binned(size),
-            "theorem_depth": _binned(depth), "statement_length": _binned(length),
-            "generations_cumulative": _cumulative(generated), "results_cumulative": _cumulative(resulted)}
+    return {
+        "reward": _binned(reward),
+        "proved_rate": _binned(proved),
+        "theorem_size": _binned(size),
+        "theorem_depth": _binned(depth),
+        "statement_length": _binned(length),
+        "generations_cumulative": _cumulative(generated),
+        "results_cumulative": _cumulative(resulted),
+    }
 
 
 def _mean(values: Iterable[Any]) -> float:
@@ -451,8 +568,10 @@ def _binned(points: list[list[float]]) -> list[list[float]]:
     if len(points) <= MAX_POINTS:
         return points
     size = math.ceil(len(points) / MAX_POINTS)
-    return [[points[i + size // 2 if i + size // 2 < len(points) else i][0], _mean(p[1] for p in points[i:i + size])]
-            for i in range(0, len(points), size)]
+    return [
+        [points[i + size // 2 if i + size // 2 < len(points) else i][0], _mean(p[1] for p in points[i : i + size])]
+        for i in range(0, len(points), size)
+    ]
 
 
 def _cumulative(points: list[list[float]]) -> list[list[float]]:
@@ -484,8 +603,9 @@ class Follower:
                     results = valid_records(ResultRecord, batch.header, batch.records, stream=batch.stream)
                     self.proved += sum(r.proved for r in results)
                 else:
-                    self.evaluations += valid_records(EvaluationRecord, batch.header, batch.records,
-                                                      stream=batch.stream)
+                    self.evaluations += valid_records(
+                        EvaluationRecord, batch.header, batch.records, stream=batch.stream
+                    )
 
     def evaluated(self, version: Any) -> bool:
         return any(e.version == version for e in self.evaluations)
@@ -496,24 +616,39 @@ class Follower:
 
 def render(status: dict[str, Any]) -> str:
     """A human-readable report of :func:`collect`'s result."""
-    lines = [f"experiment {status['experiment']}  (preset {status['preset']}, setup {status['setup']}, "
-             f"database {os.path.basename(status['database']['path'])}"
-             f"{' up to ' + status['database']['stop_at'] if status['database']['stop_at'] else ''})"]
+    lines = [
+        f"experiment {status['experiment']}  (preset {status['preset']}, setup {status['setup']}, "
+        f"database {os.path.basename(status['database']['path'])}"
+        f"{' up to ' + status['database']['stop_at'] if status['database']['stop_at'] else ''})"
+    ]
     if status["stop_request"]:
         request = status["stop_request"]
         lines.append(f"stop requested: {request.get('reason')} (jobs: {request.get('jobs') or 'all'})")
     lines.append("jobs:")
     for job in status["jobs"]:
-        versions = " ".join(f"{k.split('_')[0]} v{job[k]}" for k in ("generator_version", "prover_version", "version")
-                            if job.get(k) is not None)
-        counters = " ".join(f"{k}={job[k]}" for k in ("records_out", "records_in", "step", "proved", "attempted",
-                                                      "evaluations", "last_success_rate") if job.get(k) is not None)
+        versions = " ".join(
+            f"{k.split('_')[0]} v{job[k]}"
+            for k in ("generator_version", "prover_version", "version")
+            if job.get(k) is not None
+        )
+        counters = " ".join(
+            f"{k}={job[k]}"
+            for k in ("records_out", "records_in", "step", "proved", "attempted", "evaluations", "last_success_rate")
+            if job.get(k) is not None
+        )
         age = f"{job['heartbeat_age_s']:.0f}s ago" if "heartbeat_age_s" in job else ""
-        lines.append(f"  {job['job']:<22} {'ALIVE' if job['alive'] else 'down ':<5} {str(job.get('state')):<28} "
-                     f"{age:>8}  {versions}  {counters}")
-    lines.append("checkpoints: " + ", ".join(f"{name} v{c['latest']} (step {c.get('step')}, "
-                                              f"{len(c['versions'])} kept)"
-                                              for name, c in status["checkpoints"].items() if c["latest"] is not None))
+        lines.append(
+            f"  {job['job']:<22} {'ALIVE' if job['alive'] else 'down ':<5} {job.get('state')!s:<28} "
+            f"{age:>8}  {versions}  {counters}"
+        )
+    lines.append(
+        "checkpoints: "
+        + ", ".join(
+            f"{name} v{c['latest']} (step {c.get('step')}, {len(c['versions'])} kept)"
+            for name, c in status["checkpoints"].items()
+            if c["latest"] is not None
+        )
+    )
     for name, checkpoint in status["checkpoints"].items():
         for version, reason in (checkpoint.get("damaged") or {}).items():
             lines.append(f"  DAMAGED checkpoint {name} v{version}: {reason} (jobs use the newest intact version)")
@@ -522,27 +657,46 @@ def render(status: dict[str, Any]) -> str:
         rate = status["streams"][name]["records_per_s"]
         consumers = "; ".join(f"{c['consumer']} {c['consumed']} / {c['pending']}" for c in flow["consumers"])
         stream = status["streams"][name]
-        pruned = (f"  (pruned below shard {stream['low_water']}: {stream['pruned_records']} records)"
-                  if stream.get("low_water") else "")
+        pruned = (
+            f"  (pruned below shard {stream['low_water']}: {stream['pruned_records']} records)"
+            if stream.get("low_water")
+            else ""
+        )
         lines.append(f"  {name:<28} {flow['produced']:>7} records  {rate['overall']:.2f}/s  {consumers}{pruned}")
     t = status["totals"]
-    lines.append(f"generated {t['generations']} ({', '.join(f'{v} {k}' for k, v in t['generations_by_source'].items())}); "
-                 f"results {t['results']}, proved {t['proved']}"
-                 + (f"; generated theorems proved {100 * t['generated_success_rate']:.1f}%"
-                    if t["generated_success_rate"] is not None else ""))
+    lines.append(
+        f"generated {t['generations']} ({', '.join(f'{v} {k}' for k, v in t['generations_by_source'].items())}); "
+        f"results {t['results']}, proved {t['proved']}"
+        + (
+            f"; generated theorems proved {100 * t['generated_success_rate']:.1f}%"
+            if t["generated_success_rate"] is not None
+            else ""
+        )
+    )
     if status["evaluations"]:
-        lines.append("benchmark: " + ", ".join(
-            f"{'baseline' if e['version'] == BASELINE else 'v' + str(e['version'])} "
-            f"{100 * float(e['success_rate'] or 0):.1f}%" for e in status["evaluations"]))
+        lines.append(
+            "benchmark: "
+            + ", ".join(
+                f"{'baseline' if e['version'] == BASELINE else 'v' + str(e['version'])} "
+                f"{100 * float(e['success_rate'] or 0):.1f}%"
+                for e in status["evaluations"]
+            )
+        )
     bad = [c for c in status["checks"] if not c["ok"]]
-    lines.append(f"checks: {len(status['checks']) - len(bad)} of {len(status['checks'])} reconcile"
-                 + "".join(f"\n  FAILED {c['check']}: {c['detail']}" for c in bad))
+    lines.append(
+        f"checks: {len(status['checks']) - len(bad)} of {len(status['checks'])} reconcile"
+        + "".join(f"\n  FAILED {c['check']}: {c['detail']}" for c in bad)
+    )
     if status["quarantined"]:
-        lines.append(f"quarantined shards: {len(status['quarantined'])}"
-                     + "".join(f"\n  {q.get('kept')}: {q.get('reason')}" for q in status["quarantined"]))
+        lines.append(
+            f"quarantined shards: {len(status['quarantined'])}"
+            + "".join(f"\n  {q.get('kept')}: {q.get('reason')}" for q in status["quarantined"])
+        )
     if status["damaged"]:
-        lines.append(f"damaged shards (left in place; the jobs' readers quarantine them): {len(status['damaged'])}"
-                     + "".join(f"\n  {d['stream']} shard {d['seq']}: {d['reason']}" for d in status["damaged"]))
+        lines.append(
+            f"damaged shards (left in place; the jobs' readers quarantine them): {len(status['damaged'])}"
+            + "".join(f"\n  {d['stream']} shard {d['seq']}: {d['reason']}" for d in status["damaged"])
+        )
     if status["disk_bytes"]:
         lines.append(f"disk: {status['disk_bytes']['total'] / 1e6:.1f} MB")
     lines.append(tensorboard_line(status["tensorboard"]))
@@ -604,8 +758,7 @@ def plot(status: dict[str, Any], path: str) -> None:
     plt.close(figure)
 
 
-def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: bool = False,
-         restore: str = "") -> int:
+def main(exp: str, json_output: bool = False, plot_path: str = "", tensorboard: bool = False, restore: str = "") -> int:
     """Show the status of the experiment at EXP (see the module docstring), or restore quarantined shards."""
     if plot_path:
         check_plot_path(plot_path)
@@ -646,12 +799,15 @@ def check_plot_path(path: str) -> None:
         raise UsageError(f"--plot {path} is a folder; give a file name such as {os.path.join(path, 'status.png')}")
     extension = os.path.splitext(path)[1].lstrip(".").lower()
     if extension not in PLOT_FORMATS:
-        raise UsageError(f"--plot {path}: unknown image format {extension or '(no extension)'!r}; end the name "
-                         f"with one of {', '.join('.' + f for f in PLOT_FORMATS)}")
+        raise UsageError(
+            f"--plot {path}: unknown image format {extension or '(no extension)'!r}; end the name "
+            f"with one of {', '.join('.' + f for f in PLOT_FORMATS)}"
+        )
 
 
-def cli(exp: str, *, json: bool = False, plot: str = "", tensorboard: bool = False,
-        restore_quarantined: str = "") -> int:
+def cli(
+    exp: str, *, json: bool = False, plot: str = "", tensorboard: bool = False, restore_quarantined: str = ""
+) -> int:
     """Show the status of the experiment at EXP (its jobs, streams, checkpoints and metrics).
 
     Args:

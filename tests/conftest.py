@@ -9,8 +9,8 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -50,8 +50,9 @@ def bootstrap(clone: Path, *args: str, **env: str) -> tuple[subprocess.Completed
     log = clone.parent / "venv-python.log"
     log.unlink(missing_ok=True)
     environment = {**os.environ, "PYTHON": str(clone.parent / "python3"), "FAKE_LOG": str(log), **env}
-    run = subprocess.run([str(clone / "scripts" / "bootstrap.sh"), *args], env=environment,
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [str(clone / "scripts" / "bootstrap.sh"), *args], env=environment, capture_output=True, text=True, timeout=60
+    )
     return run, log.read_text().splitlines() if log.exists() else []
 
 

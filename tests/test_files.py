@@ -62,8 +62,7 @@ def test_another_file_is_not_the_input(source: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["same name", "relative name", "symbolic link", "hard link"])
-def test_the_input_by_any_name_is_refused_unless_in_place(source: Path, tmp_path: Path, monkeypatch,
-                                                          how: str) -> None:
+def test_the_input_by_any_name_is_refused_unless_in_place(source: Path, tmp_path: Path, monkeypatch, how: str) -> None:
     if how == "same name":
         out = source
     elif how == "relative name":

@@ -17,16 +17,24 @@ from core.storage import CheckpointStore, ExperimentRoot
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HOLES = "mp2,syl,com12"
-FAST = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
-        "generator_trainer.checkpoint_every_steps=10", "prover_trainer.checkpoint_every_steps=10",
-        "generator_trainer.checkpoint_every_minutes=0.1", "prover_trainer.checkpoint_every_minutes=0.1",
-        "evaluator.count=0", "generator_actor.mix=1,generator;1,dataset", "database.path=embedded"]
+FAST = [
+    "generator_trainer.bootstrap_steps=10",
+    "prover_trainer.bootstrap_steps=10",
+    "generator_trainer.checkpoint_every_steps=10",
+    "prover_trainer.checkpoint_every_steps=10",
+    "generator_trainer.checkpoint_every_minutes=0.1",
+    "prover_trainer.checkpoint_every_minutes=0.1",
+    "evaluator.count=0",
+    "generator_actor.mix=1,generator;1,dataset",
+    "database.path=embedded",
+]
 
 
 def run(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ADVPROVER_THREADS="1")
-    return subprocess.run([sys.executable, *map(str, args)], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +69,19 @@ def test_a_short_run_then_prove_with_its_checkpoints(experiment: Path, tmp_path:
     assert made.returncode == 0, made.stderr
     for checkpoint in (experiment, Path(latest.path)):
         out = tmp_path / f"filled-{checkpoint.name}.mm"
-        proved = run("-m", "jobs.prove", holes, "--out", out, "--checkpoint", checkpoint, "--expansions", "32",
-                     "--timeout-s", "10")
+        proved = run(
+            "-m",
+            "jobs.prove",
+            holes,
+            "--out",
+            out,
+            "--checkpoint",
+            checkpoint,
+            "--expansions",
+            "32",
+            "--timeout-s",
+            "10",
+        )
         assert proved.returncode == 0, proved.stderr[-3000:]
         assert proved.stdout.splitlines()[-1].startswith("proved ") and " of 3 in " in proved.stdout
         assert out.is_file()

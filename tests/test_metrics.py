@@ -39,8 +39,10 @@ def test_a_reopened_run_appends_and_drops_steps_already_written(tmp_path: Path) 
     assert second.scalars({"b": 9.0}, 2) == 1  # each tag has its own last step
     assert second.dropped == 2
     second.close()
-    assert loaded(tmp_path / "job") == {"a": [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, -1.0)],
-                                        "b": [(1, 0.0), (2, 9.0)]}
+    assert loaded(tmp_path / "job") == {
+        "a": [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, -1.0)],
+        "b": [(1, 0.0), (2, 9.0)],
+    }
 
 
 def test_a_truncated_event_file_is_read_up_to_its_damage(tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ import logging
 import random
 import uuid
 from collections import Counter, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator, Sequence
 
 from core.adversarial.rewards import NodeFeatures, combined_score, parse_heuristic
 from core.adversarial.settings import GenerationSettings
@@ -85,8 +85,16 @@ class TheoremGenerator:
     is dropped; a duplicate is kept, flagged, when ``keep_duplicates`` (else dropped).
     """
 
-    def __init__(self, workspace: Workspace, policy: Policy, settings: GenerationSettings, seed: int = 0, *,
-                 max_statement_tokens: int = 256, keep_duplicates: bool = False) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        policy: Policy,
+        settings: GenerationSettings,
+        seed: int = 0,
+        *,
+        max_statement_tokens: int = 256,
+        keep_duplicates: bool = False,
+    ) -> None:
         self.ws = workspace
         self.policy = policy
         self.settings = settings
@@ -111,10 +119,15 @@ class TheoremGenerator:
         if not statement:
             statement = self._any_statement()
         labels = [f"{GENERATED_PREFIX}.h{i + 1}" for i in range(len(hypotheses))]
-        theorem = make_theorem(self.ws.db, f"{GENERATED_PREFIX}.goal", statement, hypotheses,
-                               hypothesis_labels=labels)
-        env = ForwardEnv(self.ws.db, theorem, grammar=self.ws.grammar, kernel=self.ws.kernel,
-                         forbidden=self.ws.generator_forbidden, collect_disjoint=True)
+        theorem = make_theorem(self.ws.db, f"{GENERATED_PREFIX}.goal", statement, hypotheses, hypothesis_labels=labels)
+        env = ForwardEnv(
+            self.ws.db,
+            theorem,
+            grammar=self.ws.grammar,
+            kernel=self.ws.kernel,
+            forbidden=self.ws.generator_forbidden,
+            collect_disjoint=True,
+        )
         return Rollout(env, source.label if source else None)
 
     def _any_statement(self) -> Statement:
@@ -181,8 +194,9 @@ class TheoremGenerator:
     def features(self, node: Node) -> NodeFeatures:
         """What the heuristics see of ``node`` (token frequencies over its statement, typecode excluded)."""
         frequencies = [self._token_frequency.get(token, 0.0) for token in node.statement[1:]] or [0.0]
-        return NodeFeatures(node.tree.size, node.tree.depth, len(node.statement),
-                            sum(frequencies) / len(frequencies), max(frequencies))
+        return NodeFeatures(
+            node.tree.size, node.tree.depth, len(node.statement), sum(frequencies) / len(frequencies), max(frequencies)
+        )
 
     def score(self, node: Node) -> float:
         """The node's heuristic score (``settings.heuristic``: one heuristic or a weighted combination)."""
@@ -232,8 +246,14 @@ class TheoremGenerator:
     def _checked(self, rollout: Rollout, node: Node, duplicate: bool) -> Generated | None:
         used = rollout.env.used_hypotheses(node)
         label = f"{GENERATED_PREFIX}.{uuid.uuid4().hex[:12]}"
-        theorem = make_theorem(self.ws.db, label, node.statement, [h.statement for h in used],
-                               sorted(node.disjoint), hypothesis_labels=[h.label for h in used])
+        theorem = make_theorem(
+            self.ws.db,
+            label,
+            node.statement,
+            [h.statement for h in used],
+            sorted(node.disjoint),
+            hypothesis_labels=[h.label for h in used],
+        )
         try:
             check_tree(self.ws.db, self.ws.grammar, theorem, node.tree, self.ws.kernel)
         except MetamathError as error:
@@ -287,13 +307,17 @@ def complete_tactic(env: ForwardEnv, tactic: Tactic, rng: random.Random) -> tupl
     return completed
 
 
-def _complete(env: ForwardEnv, assertion: Assertion, label: str, given: dict[str, tuple[str, ...]],
-              rng: random.Random) -> tuple[Tactic, Node] | None:
+def _complete(
+    env: ForwardEnv, assertion: Assertion, label: str, given: dict[str, tuple[str, ...]], rng: random.Random
+) -> tuple[Tactic, Node] | None:
     choices: list[list[dict[str, tuple[str, ...]]]] = []
     for hypothesis in assertion.essential:
-        matches = [m for node in env.nodes
-                   if (m := env.unify(assertion, hypothesis.statement, node.statement)) is not None
-                   and all(given.get(v, e) == e for v, e in m.items())]
+        matches = [
+            m
+            for node in env.nodes
+            if (m := env.unify(assertion, hypothesis.statement, node.statement)) is not None
+            and all(given.get(v, e) == e for v, e in m.items())
+        ]
         if not matches:
             return None
         rng.shuffle(matches)

@@ -109,8 +109,9 @@ def check_version(cls: type[StreamRecord], version: Any, where: str) -> None:
         )
 
 
-def decode_records(cls: type[Record], header: Mapping[str, Any], records: list[Any], *,
-                   stream: str) -> list[Record | RecordError]:
+def decode_records(
+    cls: type[Record], header: Mapping[str, Any], records: list[Any], *, stream: str
+) -> list[Record | RecordError]:
     """A shard's records as ``cls`` values, in order; a record that fails its checks is its RecordError.
 
     The header is checked first: a shard naming another record type raises :class:`RecordError`, a newer
@@ -120,8 +121,10 @@ def decode_records(cls: type[Record], header: Mapping[str, Any], records: list[A
     where = f"stream {stream}: shard {header.get('seq')}"
     named = header.get("record_type")
     if named is not None and named != cls.RECORD_TYPE:
-        raise RecordError(f"{where}: field 'record_type' is {named!r}, this reader reads {cls.RECORD_TYPE!r} "
-                          "records: is the stream wired to the right consumer?")
+        raise RecordError(
+            f"{where}: field 'record_type' is {named!r}, this reader reads {cls.RECORD_TYPE!r} "
+            "records: is the stream wired to the right consumer?"
+        )
     version = header.get("record_version", 1 if named is None else None)
     if named is not None and version is None:
         raise RecordError(f"{where}: field 'record_version' is missing beside 'record_type'")
@@ -156,9 +159,13 @@ class Goal(JsonPart):
     @classmethod
     def of(cls, theorem: Assertion, *, database: bool = False) -> Goal:
         """The goal of ``theorem`` (``database``: the goal is that database theorem itself)."""
-        return cls(theorem.label, " ".join(theorem.statement),
-                   tuple((h.label, " ".join(h.statement)) for h in theorem.essential),
-                   tuple(tuple(pair) for pair in sorted(theorem.disjoint)), database)
+        return cls(
+            theorem.label,
+            " ".join(theorem.statement),
+            tuple((h.label, " ".join(h.statement)) for h in theorem.essential),
+            tuple(tuple(pair) for pair in sorted(theorem.disjoint)),
+            database,
+        )
 
     def theorem(self, workspace: Workspace) -> Assertion:
         """The theorem this goal describes: the database's own, or a new one at the end of the database.
@@ -173,8 +180,14 @@ class Goal(JsonPart):
         clashing = [name for name in [self.label] + [h for h, _ in hypotheses] if name in workspace.db.labels]
         if clashing:
             raise MetamathError(f"goal record reuses database label(s) {', '.join(clashing)}")
-        return make_theorem(workspace.db, self.label, tuple(self.statement.split()), [s for _, s in hypotheses],
-                            [(x, y) for x, y in self.disjoint], hypothesis_labels=[h for h, _ in hypotheses])
+        return make_theorem(
+            workspace.db,
+            self.label,
+            tuple(self.statement.split()),
+            [s for _, s in hypotheses],
+            [(x, y) for x, y in self.disjoint],
+            hypothesis_labels=[h for h, _ in hypotheses],
+        )
 
     def check(self, where: str) -> None:
         for name, pairs in (("hypotheses", self.hypotheses), ("disjoint", self.disjoint)):
@@ -205,8 +218,12 @@ class RolloutStep(JsonPart):
 
     @classmethod
     def of(cls, step: Step) -> RolloutStep:
-        return cls(step.tactic.label, {v: " ".join(e) for v, e in step.tactic.substitution.items()},
-                   " ".join(step.added) if step.added is not None else None, step.logprob)
+        return cls(
+            step.tactic.label,
+            {v: " ".join(e) for v, e in step.tactic.substitution.items()},
+            " ".join(step.added) if step.added is not None else None,
+            step.logprob,
+        )
 
     def to_step(self) -> Step:
         """The rollout step this records (what the generator trainer replays)."""
@@ -244,23 +261,50 @@ class GenerationRecord(StreamRecord):
     def of_generated(cls, generated: Generated, *, generator_version: int, source_stream: str) -> GenerationRecord:
         """The record of a theorem the generator made (its rollout included), sent on ``source_stream``."""
         theorem, proof, rollout = generated.theorem, generated.proof, generated.rollout
-        stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
-                                hypotheses=len(theorem.essential), steps=len(rollout.steps), rollout_end=rollout.end,
-                                started_from=rollout.source_label)
-        return cls(id=f"{source_stream}/{uuid.uuid4().hex}", source="generator", generator_version=generator_version,
-                   goal=Goal.of(theorem), proof=proof.to_json(), stats=stats, heuristic=generated.heuristic,
-                   duplicate=generated.duplicate,
-                   rollout=RolloutRecord(tuple(" ".join(h) for h in rollout.hypotheses),
-                                         tuple(RolloutStep.of(step) for step in rollout.steps)))
+        stats = GenerationStats(
+            size=proof.size,
+            depth=proof.depth,
+            statement_length=len(theorem.statement),
+            hypotheses=len(theorem.essential),
+            steps=len(rollout.steps),
+            rollout_end=rollout.end,
+            started_from=rollout.source_label,
+        )
+        return cls(
+            id=f"{source_stream}/{uuid.uuid4().hex}",
+            source="generator",
+            generator_version=generator_version,
+            goal=Goal.of(theorem),
+            proof=proof.to_json(),
+            stats=stats,
+            heuristic=generated.heuristic,
+            duplicate=generated.duplicate,
+            rollout=RolloutRecord(
+                tuple(" ".join(h) for h in rollout.hypotheses), tuple(RolloutStep.of(step) for step in rollout.steps)
+            ),
+        )
 
     @classmethod
     def of_database(cls, theorem: Assertion, proof: ProofTree, *, source_stream: str) -> GenerationRecord:
         """The record of a train theorem of the database (the source mix), sent on ``source_stream``."""
-        stats = GenerationStats(size=proof.size, depth=proof.depth, statement_length=len(theorem.statement),
-                                hypotheses=len(theorem.essential), steps=0)
-        return cls(id=f"{source_stream}/{uuid.uuid4().hex}", source="dataset", generator_version=None,
-                   goal=Goal.of(theorem, database=True), proof=proof.to_json(), stats=stats, heuristic=0.0,
-                   duplicate=False, rollout=None)
+        stats = GenerationStats(
+            size=proof.size,
+            depth=proof.depth,
+            statement_length=len(theorem.statement),
+            hypotheses=len(theorem.essential),
+            steps=0,
+        )
+        return cls(
+            id=f"{source_stream}/{uuid.uuid4().hex}",
+            source="dataset",
+            generator_version=None,
+            goal=Goal.of(theorem, database=True),
+            proof=proof.to_json(),
+            stats=stats,
+            heuristic=0.0,
+            duplicate=False,
+            rollout=None,
+        )
 
 
 # --- result records -----------------------------------------------------------------------------------
@@ -285,20 +329,35 @@ class ResultRecord(StreamRecord):
     for_prover_trainer: bool
 
     @classmethod
-    def of_attempts(cls, generation: GenerationRecord, tries: Sequence[SearchResult], *, prover_version: int,
-                    reward: float, generator_send_only_failed: bool, prover_send_only_failed: bool) -> ResultRecord:
+    def of_attempts(
+        cls,
+        generation: GenerationRecord,
+        tries: Sequence[SearchResult],
+        *,
+        prover_version: int,
+        reward: float,
+        generator_send_only_failed: bool,
+        prover_send_only_failed: bool,
+    ) -> ResultRecord:
         """A prover actor's outcome on ``generation`` from its searches ``tries`` (at least one), and its routing:
         a failure goes to both trainers; a success to a trainer unless it is sent failures only; a database
         theorem never to the generator trainer."""
         successes = sum(r.proved for r in tries)
         proved = successes > 0
         best = next((r for r in tries if r.proved), tries[0])
-        return cls(id=generation.id, generation=generation, prover_version=prover_version, proved=proved,
-                   attempts=len(tries), successes=successes,
-                   proof=best.proof.to_json() if best.proof is not None else None,
-                   search=best.to_json(include_proof=False), reward=reward,
-                   for_generator_trainer=generation.generated and (not proved or not generator_send_only_failed),
-                   for_prover_trainer=not proved or not prover_send_only_failed)
+        return cls(
+            id=generation.id,
+            generation=generation,
+            prover_version=prover_version,
+            proved=proved,
+            attempts=len(tries),
+            successes=successes,
+            proof=best.proof.to_json() if best.proof is not None else None,
+            search=best.to_json(include_proof=False),
+            reward=reward,
+            for_generator_trainer=generation.generated and (not proved or not generator_send_only_failed),
+            for_prover_trainer=not proved or not prover_send_only_failed,
+        )
 
 
 # --- evaluation records -------------------------------------------------------------------------------
@@ -412,10 +471,28 @@ def _type_name(hint: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "an array", dict: "an object"}
+    names = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
     return f"{names.get(type(value), type(value).__name__)} ({str(value)[:40]!r})"
 
 
-__all__ = ["RECORD_TYPES", "EvaluationRecord", "GenerationRecord", "GenerationStats", "Goal", "ResultRecord",
-           "RolloutRecord", "RolloutStep", "StreamRecord", "decode_records", "valid_records"]
+__all__ = [
+    "RECORD_TYPES",
+    "EvaluationRecord",
+    "GenerationRecord",
+    "GenerationStats",
+    "Goal",
+    "ResultRecord",
+    "RolloutRecord",
+    "RolloutStep",
+    "StreamRecord",
+    "decode_records",
+    "valid_records",
+]

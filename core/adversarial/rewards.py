@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 
-HEURISTICS = ("size", "depth", "size_over_depth", "statement_length", "mean_token_frequency",
-              "max_token_frequency")
+HEURISTICS = ("size", "depth", "size_over_depth", "statement_length", "mean_token_frequency", "max_token_frequency")
 REWARD_KINDS = ("hard", "band", "heuristic")
 
 
@@ -68,8 +67,9 @@ def parse_heuristic(spec: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for weight, name in parts:
         if name not in HEURISTICS:
-            raise ConfigError(f"generator_actor.heuristic {spec!r}: unknown heuristic {name!r}; choose among "
-                              f"{', '.join(HEURISTICS)}")
+            raise ConfigError(
+                f"generator_actor.heuristic {spec!r}: unknown heuristic {name!r}; choose among {', '.join(HEURISTICS)}"
+            )
         weights[name] = weights.get(name, 0.0) + weight
     if not any(weights.values()):
         raise ConfigError(f"generator_actor.heuristic {spec!r}: some weight must be non-zero")

@@ -19,8 +19,9 @@ evaluator writes ``evaluator-00``, which no job consumes: it is the benchmark's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Protocol
 
 from core.errors import ConfigError
 
@@ -41,8 +42,10 @@ EVALUATION_STREAM = "evaluator-00"
 GENERATIONS, RESULTS, EVALUATIONS = "generations", "results", "evaluations"  # the kinds of stream
 IN_STREAM, IN_CHECKPOINT = "stream", "checkpoint"  # where a consumer commits its cursor
 
-EVALUATIONS_UNREAD = ("the benchmark's record: read by jobs.status and the launcher's progress report, "
-                      "consumed by no job, so it is never pruned")
+EVALUATIONS_UNREAD = (
+    "the benchmark's record: read by jobs.status and the launcher's progress report, "
+    "consumed by no job, so it is never pruned"
+)
 
 
 def job_name(role: str, rank: int) -> str:
@@ -73,16 +76,26 @@ def _setup(name: str, required: str, absent: str = "", generator_trainer_reads: 
     return Setup(name, frozenset(required.split()), frozenset(absent.split()), generator_trainer_reads)
 
 
-SETUP_TABLE: dict[str, Setup] = {setup.name: setup for setup in (
-    _setup("adversarial", "generator_actor prover_actor generator_trainer prover_trainer"),
-    _setup("fixed-prover", "generator_actor prover_actor generator_trainer", "prover_trainer"),
-    _setup("fixed-generator", "generator_actor prover_actor prover_trainer", "generator_trainer"),
-    _setup("generator-only", "generator_actor generator_trainer", "prover_actor prover_trainer evaluator",
-           generator_trainer_reads=GENERATIONS),
-    _setup("generator-reward", "generator_actor prover_actor generator_trainer prover_trainer",
-           generator_trainer_reads=GENERATIONS),
-    _setup("supervised-only", "prover_trainer", "generator_actor prover_actor"),
-)}
+SETUP_TABLE: dict[str, Setup] = {
+    setup.name: setup
+    for setup in (
+        _setup("adversarial", "generator_actor prover_actor generator_trainer prover_trainer"),
+        _setup("fixed-prover", "generator_actor prover_actor generator_trainer", "prover_trainer"),
+        _setup("fixed-generator", "generator_actor prover_actor prover_trainer", "generator_trainer"),
+        _setup(
+            "generator-only",
+            "generator_actor generator_trainer",
+            "prover_actor prover_trainer evaluator",
+            generator_trainer_reads=GENERATIONS,
+        ),
+        _setup(
+            "generator-reward",
+            "generator_actor prover_actor generator_trainer prover_trainer",
+            generator_trainer_reads=GENERATIONS,
+        ),
+        _setup("supervised-only", "prover_trainer", "generator_actor prover_actor"),
+    )
+}
 SETUPS = tuple(SETUP_TABLE)
 
 
@@ -194,8 +207,11 @@ class Wiring:
 
     def read_by(self, role: str, rank: int) -> list[str]:
         """The streams job ``rank`` of ``role`` reads (a trainer rank: all of its group's)."""
-        return [stream.name for stream in self.streams
-                if any(c.role == role and c.rank in (None, rank) for c in stream.consumers)]
+        return [
+            stream.name
+            for stream in self.streams
+            if any(c.role == role and c.rank in (None, rank) for c in stream.consumers)
+        ]
 
 
 class RoleCounts(Protocol):
@@ -217,8 +233,11 @@ def wiring(setup: str, counts: Mapping[str, int]) -> Wiring:
     chosen = setup_named(setup)
     runs = tuple(RoleRun(role, counts.get(role, 0)) for role in ROLES if counts.get(role, 0) > 0)
     by_role = {run.role: run.count for run in runs}
-    return Wiring(chosen, runs, tuple(_generation_streams(chosen, by_role) + _result_streams(chosen, by_role)
-                                      + _evaluation_streams(by_role)))
+    return Wiring(
+        chosen,
+        runs,
+        tuple(_generation_streams(chosen, by_role) + _result_streams(chosen, by_role) + _evaluation_streams(by_role)),
+    )
 
 
 def _trainer(role: str, checkpoint: str) -> Consumer:
@@ -227,15 +246,23 @@ def _trainer(role: str, checkpoint: str) -> Consumer:
 
 def _generation_streams(setup: Setup, counts: Mapping[str, int]) -> list[StreamWiring]:
     provers = counts.get("prover_actor", 0)
-    trainer = ([_trainer("generator_trainer", GENERATOR_CHECKPOINTS)]
-               if setup.generator_trainer_reads == GENERATIONS and counts.get("generator_trainer", 0) else [])
+    trainer = (
+        [_trainer("generator_trainer", GENERATOR_CHECKPOINTS)]
+        if setup.generator_trainer_reads == GENERATIONS and counts.get("generator_trainer", 0)
+        else []
+    )
     streams = []
     for generator in range(counts.get("generator_actor", 0)):
         for prover in range(max(provers, 1)):
-            actor = ([Consumer("prover_actor", prover, IN_STREAM, job_name("prover_actor", prover))]
-                     if provers else [])
-            streams.append(StreamWiring(generation_stream(generator, prover), GENERATIONS,
-                                        job_name("generator_actor", generator), tuple(actor + trainer)))
+            actor = [Consumer("prover_actor", prover, IN_STREAM, job_name("prover_actor", prover))] if provers else []
+            streams.append(
+                StreamWiring(
+                    generation_stream(generator, prover),
+                    GENERATIONS,
+                    job_name("generator_actor", generator),
+                    tuple(actor + trainer),
+                )
+            )
     return streams
 
 
@@ -245,8 +272,10 @@ def _result_streams(setup: Setup, counts: Mapping[str, int]) -> list[StreamWirin
         trainers.append(_trainer("prover_trainer", PROVER_CHECKPOINTS))
     if counts.get("generator_trainer", 0) and setup.generator_trainer_reads == RESULTS:
         trainers.append(_trainer("generator_trainer", GENERATOR_CHECKPOINTS))
-    return [StreamWiring(job_name("prover_actor", prover), RESULTS, job_name("prover_actor", prover), tuple(trainers))
-            for prover in range(counts.get("prover_actor", 0))]
+    return [
+        StreamWiring(job_name("prover_actor", prover), RESULTS, job_name("prover_actor", prover), tuple(trainers))
+        for prover in range(counts.get("prover_actor", 0))
+    ]
 
 
 def _evaluation_streams(counts: Mapping[str, int]) -> list[StreamWiring]:

@@ -32,8 +32,9 @@ class Workspace:
     forbidden: frozenset[str] = frozenset()
 
     @staticmethod
-    def load(path: str, *, stop_at: str = "", splits: str = "80/10/10", split_salt: str = "",
-             forbidden: tuple[str, ...] = ()) -> "Workspace":
+    def load(
+        path: str, *, stop_at: str = "", splits: str = "80/10/10", split_salt: str = "", forbidden: tuple[str, ...] = ()
+    ) -> Workspace:
         start = time.perf_counter()
         db = read_database(path, stop_at=stop_at or None)
         logger.info("read %s: %d assertions in %.1f s", path, len(db.assertions), time.perf_counter() - start)

@@ -37,7 +37,8 @@ import os
 import re
 import sys
 import time
-from typing import Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, MetamathError, UsageError, run_guarded
 from core.files import check_output_path, refuse_overwriting_input, write_text
@@ -52,7 +53,6 @@ from core.metamath.tautologies import PREFIX, TautologySettings, tautologies, th
 from core.metamath.tautologies import labels as tautology_labels
 from core.metamath.verifier import Kernel, verify_database
 from core.metamath.writer import rewrite_proofs
-
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -69,25 +69,36 @@ def command(name: str) -> Callable[[Command], Command]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.metamath", description="advprover's Metamath kernel",
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="python -m core.metamath", description="advprover's Metamath kernel", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", allow_abbrev=False, help="check a database and every complete proof in it")
     verify.add_argument("database", help="path of the .mm file")
     verify.add_argument("--stop-at", metavar="LABEL", help="read only the statements before LABEL")
     verify.add_argument("--max-errors", type=int, default=20, help="failures to print (default 20)")
-    verify.add_argument("--only", metavar="PATTERNS",
-                        help="check only the theorems matching these comma-separated labels (* and ? wildcards)")
-    verify.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
-                        help="seconds between progress lines on stderr (default 5; 0: none)")
-    reprove = sub.add_parser("reprove", allow_abbrev=False,
-                             help="re-export every proof through the project's proof trees")
+    verify.add_argument(
+        "--only",
+        metavar="PATTERNS",
+        help="check only the theorems matching these comma-separated labels (* and ? wildcards)",
+    )
+    verify.add_argument(
+        "--progress-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines on stderr (default 5; 0: none)",
+    )
+    reprove = sub.add_parser(
+        "reprove", allow_abbrev=False, help="re-export every proof through the project's proof trees"
+    )
     reprove.add_argument("database", help="path of the .mm file")
     reprove.add_argument("--out", required=True, help="where to write the re-exported database")
     reprove.add_argument("--compressed", action="store_true", help="write compressed proofs (default: normal)")
     _add_in_place(reprove)
-    holes = sub.add_parser("holes", allow_abbrev=False,
-                           help="replace the proofs of chosen theorems by `?` (a benchmark for jobs.prove)")
+    holes = sub.add_parser(
+        "holes", allow_abbrev=False, help="replace the proofs of chosen theorems by `?` (a benchmark for jobs.prove)"
+    )
     holes.add_argument("database", help="path of the .mm file")
     holes.add_argument("--out", required=True, help="where to write the database with `?` proofs")
     chosen = holes.add_mutually_exclusive_group(required=True)
@@ -100,27 +111,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_tautologies(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = sub.add_parser("tautologies", allow_abbrev=False,
-                            help="write a seeded set of random tautologies after a database")
+def _add_tautologies(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "tautologies", allow_abbrev=False, help="write a seeded set of random tautologies after a database"
+    )
     parser.add_argument("--database", required=True, help="the .mm file they are appended to (e.g. prop.mm)")
     parser.add_argument("--out", required=True, help="where to write the database with the tautologies")
-    parser.add_argument("--stop-at", metavar="LABEL", default="",
-                        help="use the database only up to LABEL (e.g. set.mm's propositional part: ax-gen)")
+    parser.add_argument(
+        "--stop-at",
+        metavar="LABEL",
+        default="",
+        help="use the database only up to LABEL (e.g. set.mm's propositional part: ax-gen)",
+    )
     parser.add_argument("--count", type=int, default=30, help="how many tautologies (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="the seed of the draw (default 0)")
     parser.add_argument("--min-depth", type=int, default=2, help="shallowest formula, in connectives (default 2)")
     parser.add_argument("--max-depth", type=int, default=4, help="deepest formula, in connectives (default 4)")
     parser.add_argument("--variables", type=int, default=3, help="wff variables used, from ph ps ch th ta (default 3)")
-    parser.add_argument("--connectives", default="",
-                        help="comma-separated, of imp,not,bi,and,or (default: all the database defines)")
-    parser.add_argument("--prefix", default=PREFIX,
-                        help=f"label prefix (default {PREFIX!r}: {PREFIX}1, {PREFIX}2, ...)")
+    parser.add_argument(
+        "--connectives", default="", help="comma-separated, of imp,not,bi,and,or (default: all the database defines)"
+    )
+    parser.add_argument(
+        "--prefix", default=PREFIX, help=f"label prefix (default {PREFIX!r}: {PREFIX}1, {PREFIX}2, ...)"
+    )
 
 
 def _add_in_place(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--in-place", action="store_true",
-                        help="allow --out to be the input file (it is replaced, keeping its mode and links)")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="allow --out to be the input file (it is replaced, keeping its mode and links)",
+    )
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -181,8 +202,10 @@ def matching_theorems(db: Database, patterns: str) -> list[str]:
     parts = [part.strip() for part in patterns.split(",") if part.strip()]
     if not parts:
         raise UsageError("--only: no label given")
-    expressions = {part: re.compile(".*".join(".".join(map(re.escape, piece.split("?"))) for piece in part.split("*")))
-                   for part in parts}
+    expressions = {
+        part: re.compile(".*".join(".".join(map(re.escape, piece.split("?"))) for piece in part.split("*")))
+        for part in parts
+    }
     labels = [t.label for t in db.theorems()]
     unmatched = [part for part, expression in expressions.items() if not any(map(expression.fullmatch, labels))]
     if unmatched:
@@ -196,8 +219,17 @@ class Progress:
     Work shorter than ``every_s`` prints nothing; ``every_s == 0`` turns the lines off.
     """
 
-    def __init__(self, what: str, total: float, unit: str, every_s: float, *, scale: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: float,
+        unit: str,
+        every_s: float,
+        *,
+        scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        stream: TextIO | None = None,
+    ) -> None:
         self.what, self.total, self.unit, self.every_s, self.scale = what, total, unit, every_s, scale
         self.clock, self.stream = clock, stream
         self.start = self.last = clock()
@@ -214,8 +246,12 @@ class Progress:
         share = 100.0 * done / self.total if self.total else 100.0
         number = "{:.0f}" if self.scale == 1.0 else "{:.1f}"
         amount = f"{number.format(done * self.scale)}/{number.format(self.total * self.scale)} {self.unit}"
-        print(f"{self.what}: {amount} ({share:.0f}%), {number.format(rate * self.scale)} {self.unit}/s, "
-              f"about {left:.0f} s left", file=self.stream or sys.stderr, flush=True)
+        print(
+            f"{self.what}: {amount} ({share:.0f}%), {number.format(rate * self.scale)} {self.unit}/s, "
+            f"about {left:.0f} s left",
+            file=self.stream or sys.stderr,
+            flush=True,
+        )
 
 
 def _reading_progress(every_s: float) -> Callable[[str, int], None]:
@@ -264,7 +300,9 @@ def holes(args: argparse.Namespace) -> int:
         theorems = {t.label for t in db.theorems()}
         not_theorems = [label for label in labels if label not in theorems]
         if not labels or not_theorems:
-            raise UsageError(f"--only: {', '.join(not_theorems) or 'no label given'}: not a $p theorem of {args.database}")
+            raise UsageError(
+                f"--only: {', '.join(not_theorems) or 'no label given'}: not a $p theorem of {args.database}"
+            )
     rewrite_proofs(args.database, {label: ["?"] for label in labels}, args.out, keep_links=args.in_place)
     print(f"wrote {args.out}: {len(labels)} proofs replaced by `?`")
     return EXIT_OK
@@ -275,9 +313,14 @@ def write_tautologies(args: argparse.Namespace) -> int:
     _require_file(args.database)
     check_output_path(args.out, "--out")
     refuse_overwriting_input(args.database, args.out, "--out", in_place=False)
-    settings = TautologySettings(count=args.count, seed=args.seed, min_depth=args.min_depth,
-                                 max_depth=args.max_depth, variables=args.variables,
-                                 connectives=tuple(c for c in args.connectives.split(",") if c))
+    settings = TautologySettings(
+        count=args.count,
+        seed=args.seed,
+        min_depth=args.min_depth,
+        max_depth=args.max_depth,
+        variables=args.variables,
+        connectives=tuple(c for c in args.connectives.split(",") if c),
+    )
     text = database_excerpt(args.database, args.stop_at or None)
     db = read_database(args.database, stop_at=args.stop_at or None)
     statements = tautologies(db, settings)

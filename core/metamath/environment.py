@@ -108,8 +108,11 @@ class Context:
 
     def allowed_labels(self) -> list[str]:
         """Every assertion a tactic may name here, in database order."""
-        return [a.label for a in self.db.assertions[: self.theorem.number]
-                if a.typecode == self.db.provable_typecode and a.label not in self.forbidden]
+        return [
+            a.label
+            for a in self.db.assertions[: self.theorem.number]
+            if a.typecode == self.db.provable_typecode and a.label not in self.forbidden
+        ]
 
     # --- syntax and unification ------------------------------------------------------------------
 
@@ -168,23 +171,28 @@ class Context:
         full = dict(fixed)
         for variable, expression in substitution.items():
             if variable not in types:
-                return EnvError(EnvErrorKind.INVALID_SUBSTITUTION,
-                                f"{variable!r} is not a variable of {assertion.label}")
+                return EnvError(
+                    EnvErrorKind.INVALID_SUBSTITUTION, f"{variable!r} is not a variable of {assertion.label}"
+                )
             expression = tuple(expression)
             if variable in fixed:
                 if fixed[variable] != expression:
-                    return EnvError(EnvErrorKind.INVALID_SUBSTITUTION,
-                                    f"{variable!r} is fixed to {show(fixed[variable])!r} by unification, "
-                                    f"not {show(expression)!r}")
+                    return EnvError(
+                        EnvErrorKind.INVALID_SUBSTITUTION,
+                        f"{variable!r} is fixed to {show(fixed[variable])!r} by unification, not {show(expression)!r}",
+                    )
                 continue
             if not self.well_formed(types[variable], expression):
-                return EnvError(EnvErrorKind.ILL_FORMED_SUBSTITUTION,
-                                f"{show((types[variable], *expression))!r} is not well formed here")
+                return EnvError(
+                    EnvErrorKind.ILL_FORMED_SUBSTITUTION,
+                    f"{show((types[variable], *expression))!r} is not well formed here",
+                )
             full[variable] = expression
         missing = [v for v in types if v not in full]
         if missing:
-            return EnvError(EnvErrorKind.MISSING_SUBSTITUTION,
-                            f"{assertion.label} needs a substitution for {', '.join(missing)}")
+            return EnvError(
+                EnvErrorKind.MISSING_SUBSTITUTION, f"{assertion.label} needs a substitution for {', '.join(missing)}"
+            )
         return full
 
     def disjoint_requirements(
@@ -199,8 +207,9 @@ class Context:
             for a in left:
                 for b in right:
                     if a == b:
-                        return EnvError(EnvErrorKind.DISJOINT_VIOLATION,
-                                        f"$d {x} {y} of {assertion.label}: both contain {a!r}")
+                        return EnvError(
+                            EnvErrorKind.DISJOINT_VIOLATION, f"$d {x} {y} of {assertion.label}: both contain {a!r}"
+                        )
                     required.add(disjoint_pair(a, b))
         return required
 
@@ -259,9 +268,10 @@ class BackwardEnv(Context):
             return assertion
         fixed = self.unify(assertion, assertion.statement, goal)
         if fixed is None:
-            return EnvError(EnvErrorKind.NO_UNIFICATION,
-                            f"{assertion.label} concludes {show(assertion.statement)!r}, which does not "
-                            f"unify with {show(goal)!r}")
+            return EnvError(
+                EnvErrorKind.NO_UNIFICATION,
+                f"{assertion.label} concludes {show(assertion.statement)!r}, which does not unify with {show(goal)!r}",
+            )
         full = self.check_substitution(assertion, tactic.substitution, fixed)
         if isinstance(full, EnvError):
             return full
@@ -327,8 +337,9 @@ class ForwardEnv(Context):
             if hypothesis.statement not in self.by_statement:
                 self._add(hypothesis.statement, hypothesis_leaf(hypothesis), (), frozenset())
 
-    def _add(self, statement: Statement, tree: ProofTree, children: tuple[int, ...],
-             disjoint: frozenset[DisjointPair]) -> Node:
+    def _add(
+        self, statement: Statement, tree: ProofTree, children: tuple[int, ...], disjoint: frozenset[DisjointPair]
+    ) -> Node:
         node = Node(len(self.nodes), statement, tree, children, disjoint)
         self.nodes.append(node)
         self.by_statement[statement] = node
@@ -352,13 +363,16 @@ class ForwardEnv(Context):
         for statement in self.hypotheses_under(assertion, full):
             node = self.by_statement.get(statement)
             if node is None:
-                return EnvError(EnvErrorKind.MISSING_HYPOTHESIS,
-                                f"{assertion.label} needs {show(statement)!r}, which is not a node")
+                return EnvError(
+                    EnvErrorKind.MISSING_HYPOTHESIS, f"{assertion.label} needs {show(statement)!r}, which is not a node"
+                )
             children.append(node)
         conclusion = self.conclusion_under(assertion, full)
         if conclusion in self.by_statement:
-            return EnvError(EnvErrorKind.DUPLICATE_NODE, f"{show(conclusion)!r} is already node "
-                                                         f"{self.by_statement[conclusion].index}")
+            return EnvError(
+                EnvErrorKind.DUPLICATE_NODE,
+                f"{show(conclusion)!r} is already node {self.by_statement[conclusion].index}",
+            )
         tree = ProofTree(assertion.label, full, tuple(c.tree for c in children), conclusion)
         disjoint = frozenset(required).union(*(c.disjoint for c in children))
         return self._add(conclusion, tree, tuple(c.index for c in children), disjoint)
@@ -370,4 +384,3 @@ class ForwardEnv(Context):
 
     def is_goal(self, node: Node) -> bool:
         return node.statement == self.theorem.statement
-

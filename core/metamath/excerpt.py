@@ -43,8 +43,11 @@ def database_excerpt(path: str | os.PathLike[str], stop_at: str | None = None) -
         if token == "$(":
             comment = []
         elif token == "$[":
-            raise MetamathError("the database includes other files ($[ ... $]): its excerpt would not be one "
-                                "file; give the experiment a database without includes", file=path)
+            raise MetamathError(
+                "the database includes other files ($[ ... $]): its excerpt would not be one "
+                "file; give the experiment a database without includes",
+                file=path,
+            )
         elif token == "${":
             depth += 1
         elif token == "$}":

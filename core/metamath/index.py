@@ -83,7 +83,9 @@ def consistent(pattern: ProofStep, target: ProofStep, variables: Mapping[str, st
     return match_tree(pattern, target, variables, {})
 
 
-def match_tree(pattern: ProofStep, target: ProofStep, variables: Mapping[str, str], bound: dict[str, ProofStep]) -> bool:
+def match_tree(
+    pattern: ProofStep, target: ProofStep, variables: Mapping[str, str], bound: dict[str, ProofStep]
+) -> bool:
     """One-way unification of syntax trees: ``pattern``'s variable leaves (labels in ``variables``) bind
     subtrees of ``target``, recorded in ``bound``; a variable bound twice must get equal subtrees."""
     stack = [(pattern, target)]

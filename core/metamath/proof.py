@@ -208,8 +208,11 @@ def _decode_letters(
         elif op == SAVE:
             previous = ops[-1]  # there is one: the letters do not start with `Z`
             if (previous < mandatory and previous != _UNKNOWN_OP) or previous in dummies or previous >= label_count:
-                raise _fail(assertion, f"compressed proof: `Z` at step {len(ops) + 1} follows a hypothesis or a "
-                                       "reused step; only assertion steps may be saved")
+                raise _fail(
+                    assertion,
+                    f"compressed proof: `Z` at step {len(ops) + 1} follows a hypothesis or a "
+                    "reused step; only assertion steps may be saved",
+                )
             saved += 1
         append(op)
     if _UNKNOWN_OP in ops:  # `?` is the label after the others: saved steps come one later
@@ -220,8 +223,10 @@ def _decode_letters(
 def _unsaved_step_reason(step: int, op: int, label_count: int, saved: int) -> str:
     """Why step ``step`` (operation ``op``, beyond the ``label_count`` labels) is not a saved step."""
     if op == TOO_LARGE:
-        return (f"compressed proof step {step} is a number of more than {MAX_STEP_LETTERS} letters, larger "
-                "than any step of a proof")
+        return (
+            f"compressed proof step {step} is a number of more than {MAX_STEP_LETTERS} letters, larger "
+            "than any step of a proof"
+        )
     return f"compressed proof step {step} refers to saved step {op - label_count + 1}, but only {saved} are saved"
 
 

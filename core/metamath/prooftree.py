@@ -112,14 +112,16 @@ def _tree_from_json(data: Mapping[str, Any]) -> ProofTree:
             stack.append((record, len(children)))
             stack.extend((child, -1) for child in reversed(children))
             continue
-        children_trees = tuple(built[len(built) - count:]) if count else ()
-        del built[len(built) - count:]
-        built.append(ProofTree(
-            label=str(record["label"]),
-            substitution={str(v): tuple(str(e).split()) for v, e in dict(record["substitution"]).items()},
-            children=children_trees,
-            statement=tuple(str(record["statement"]).split()),
-        ))
+        children_trees = tuple(built[len(built) - count :]) if count else ()
+        del built[len(built) - count :]
+        built.append(
+            ProofTree(
+                label=str(record["label"]),
+                substitution={str(v): tuple(str(e).split()) for v, e in dict(record["substitution"]).items()},
+                children=children_trees,
+                statement=tuple(str(record["statement"]).split()),
+            )
+        )
     return built[0]
 
 
@@ -187,12 +189,17 @@ def tree_from_proof(db: Database, theorem: Assertion, kernel: Kernel | None = No
     """The essential-step tree of a database theorem's (complete) proof, checked while replayed."""
     kernel = kernel or Kernel(db)
     if theorem.typecode != db.provable_typecode:
-        raise MetamathError(f"{theorem.label} proves a {theorem.typecode!r} expression: it is a syntax theorem, "
-                            "whose proof is its parse (see syntax_proof)", file=theorem.file, label=theorem.label)
+        raise MetamathError(
+            f"{theorem.label} proves a {theorem.typecode!r} expression: it is a syntax theorem, "
+            "whose proof is its parse (see syntax_proof)",
+            file=theorem.file,
+            label=theorem.label,
+        )
     program = decode_proof(db, theorem)
     if program.is_incomplete:
-        raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file, line=theorem.line,
-                                  label=theorem.label)
+        raise MMVerificationError(
+            "proof is incomplete (contains `?`)", file=theorem.file, line=theorem.line, label=theorem.label
+        )
     targets = [db.labels[label] for label in program.labels]
     stack: list[tuple[Statement, ProofTree | None]] = []
     saved: list[tuple[Statement, ProofTree | None]] = []
@@ -206,8 +213,9 @@ def tree_from_proof(db: Database, theorem: Assertion, kernel: Kernel | None = No
         else:
             stack.append(_replay(kernel, theorem, target, stack, step))
     if len(stack) != 1 or stack[0][0] != theorem.statement or stack[0][1] is None:
-        raise MMVerificationError("proof does not prove the statement", file=theorem.file, line=theorem.line,
-                                  label=theorem.label)
+        raise MMVerificationError(
+            "proof does not prove the statement", file=theorem.file, line=theorem.line, label=theorem.label
+        )
     return stack[0][1]
 
 
@@ -216,15 +224,20 @@ def _replay(
 ) -> tuple[Statement, ProofTree | None]:
     arity = len(target.hypotheses)
     if len(stack) < arity:
-        raise MMVerificationError(f"proof step {step}: stack underflow at {target.label}", file=theorem.file,
-                                  line=theorem.line, label=theorem.label)
+        raise MMVerificationError(
+            f"proof step {step}: stack underflow at {target.label}",
+            file=theorem.file,
+            line=theorem.line,
+            label=theorem.label,
+        )
     arguments = stack[len(stack) - arity :]
     del stack[len(stack) - arity :]
     try:
         conclusion, substitution = kernel.apply(target, [a[0] for a in arguments], theorem.context_disjoint)
     except RuleError as error:
-        raise MMVerificationError(f"proof step {step}: {error}", file=theorem.file, line=theorem.line,
-                                  label=theorem.label) from None
+        raise MMVerificationError(
+            f"proof step {step}: {error}", file=theorem.file, line=theorem.line, label=theorem.label
+        ) from None
     if target.typecode != kernel.db.provable_typecode:  # a syntax step (axiom or syntax theorem)
         return conclusion, None
     children: list[ProofTree] = []
@@ -232,8 +245,12 @@ def _replay(
         if hypothesis.kind != "e":
             continue
         if child is None:
-            raise MMVerificationError(f"proof step {step}: an essential hypothesis of {target.label} is proved by "
-                                      "syntax steps only", file=theorem.file, line=theorem.line, label=theorem.label)
+            raise MMVerificationError(
+                f"proof step {step}: an essential hypothesis of {target.label} is proved by syntax steps only",
+                file=theorem.file,
+                line=theorem.line,
+                label=theorem.label,
+            )
         children.append(child)
     return conclusion, ProofTree(target.label, substitution, tuple(children), conclusion)
 
@@ -262,22 +279,24 @@ def full_proof(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTr
             continue
         assertion = db.labels.get(node.label)
         if not isinstance(assertion, Assertion):
-            raise MMVerificationError(f"proof tree cites {node.label!r}, which is not an assertion here",
-                                      label=theorem.label)
+            raise MMVerificationError(
+                f"proof tree cites {node.label!r}, which is not an assertion here", label=theorem.label
+            )
         children = iter(node.children)
         steps = []
         for hypothesis in assertion.hypotheses:
             if hypothesis.kind == "f":
                 expression = node.substitution.get(hypothesis.variable)
                 if expression is None:
-                    raise MMVerificationError(f"proof tree step {node.label} lacks a substitution for "
-                                              f"{hypothesis.variable!r}", label=theorem.label)
+                    raise MMVerificationError(
+                        f"proof tree step {node.label} lacks a substitution for {hypothesis.variable!r}",
+                        label=theorem.label,
+                    )
                 steps.append(syntax(hypothesis.typecode, tuple(expression)))
             else:
                 child = next(children, None)
                 if child is None:
-                    raise MMVerificationError(f"proof tree step {node.label} has too few children",
-                                              label=theorem.label)
+                    raise MMVerificationError(f"proof tree step {node.label} has too few children", label=theorem.label)
                 steps.append(built[id(child)])
         if next(children, None) is not None:
             raise MMVerificationError(f"proof tree step {node.label} has too many children", label=theorem.label)
@@ -296,7 +315,9 @@ def proof_tokens(db: Database, grammar: Grammar, theorem: Assertion, tree: Proof
     return compressed_proof(theorem, root) if compressed else normal_proof(root)
 
 
-def check_tree(db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTree, kernel: Kernel | None = None) -> list[str]:
+def check_tree(
+    db: Database, grammar: Grammar, theorem: Assertion, tree: ProofTree, kernel: Kernel | None = None
+) -> list[str]:
     """Verify ``tree`` as a proof of ``theorem`` with the kernel; return the normal proof tokens.
 
     ``theorem`` may be a database theorem or one made by :func:`make_theorem`. Raises

@@ -173,8 +173,10 @@ class _FileTokens:
         if raw.isascii() and max(map(raw.find, _CONTROL_BYTES)) < 0:
             return raw
         offset = raw.index(raw.translate(None, _ALLOWED_BYTES)[:1])
-        reason = (f"character {chr(raw[offset])!r} (code {raw[offset]}) is not allowed in a .mm file "
-                  "(only printable ASCII, space, tab, CR, LF and FF)")
+        reason = (
+            f"character {chr(raw[offset])!r} (code {raw[offset]}) is not allowed in a .mm file "
+            "(only printable ASCII, space, tab, CR, LF and FF)"
+        )
         return self._cut_before(raw, offset, reason)
 
     def _cut_before(self, raw: bytes, offset: int, reason: str) -> bytes:
@@ -244,8 +246,15 @@ def _check_regular_file(path: str) -> None:
     or hang); ``OSError`` if it cannot be looked at."""
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a plain file")
+        kind = (
+            "a directory"
+            if stat.S_ISDIR(mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a plain file"
+        )
         raise MMSyntaxError(f"is {kind}, not a regular file: a database is read from regular files only", file=path)
 
 
@@ -266,8 +275,14 @@ def _blank_plain_comments(raw: bytes, position: int, pieces: list[bytes]) -> int
             end = find(b"$)", end)
             if end >= 0 and find(b"$(", start + 2, end) >= 0:
                 break
-        if (end < 0 or end > last or (start and raw[start - 1] not in whitespace) or raw[start + 2] not in whitespace
-                or raw[end - 1] not in whitespace or raw[end + 2] not in whitespace):
+        if (
+            end < 0
+            or end > last
+            or (start and raw[start - 1] not in whitespace)
+            or raw[start + 2] not in whitespace
+            or raw[end - 1] not in whitespace
+            or raw[end + 2] not in whitespace
+        ):
             break
         pieces.append(raw[position:start])
         pieces.append(b"\n" * count_in(b"\n", start, end))
@@ -282,7 +297,9 @@ def _newlines(raw: bytes, start: int, end: int) -> bytes:
 
 def _alone(raw: bytes, offset: int) -> bool:
     """Whether the two-byte keyword at ``offset`` is a token of its own (whitespace or an edge around it)."""
-    return (offset == 0 or raw[offset - 1] in _WHITESPACE) and raw[offset + 2 : offset + 3] in _WHITESPACE  # b"" at the end
+    return (offset == 0 or raw[offset - 1] in _WHITESPACE) and raw[
+        offset + 2 : offset + 3
+    ] in _WHITESPACE  # b"" at the end
 
 
 def _comment_end(raw: bytes, start: int) -> int | str:
@@ -410,8 +427,11 @@ class _Reader:
         if not os.path.exists(target):
             raise self.error(f"included file {body[0]!r} not found (looked in {here or '.'})", position=start)
         if not os.path.isfile(target):  # a FIFO would hang the reader, a device (/dev/zero) fill memory
-            raise self.error(f"included file {body[0]!r} is not a regular file (a directory, FIFO or device); "
-                             "include only regular .mm files", position=start)
+            raise self.error(
+                f"included file {body[0]!r} is not a regular file (a directory, FIFO or device); "
+                "include only regular .mm files",
+                position=start,
+            )
         self.read_file(target)
 
     # --- scopes ----------------------------------------------------------------------------------
@@ -620,7 +640,9 @@ class _Reader:
         variables = self._typed_variables(label, statement, start)
         proof = tuple(body[split + 1 :])
         if not proof:
-            raise self.error("`$p` statement has an empty proof (use `?` for an unknown proof)", label=label, position=start)
+            raise self.error(
+                "`$p` statement has an empty proof (use `?` for an unknown proof)", label=label, position=start
+            )
         self._add_assertion(label, "p", statement, variables, proof, start)
 
     def _add_assertion(
@@ -690,8 +712,9 @@ class _Reader:
         if stopped_at is None and len(self.scopes) > 1:
             file, line = self.scopes[-1].opened_at or (self.db.path, None)
             more = f" ({len(self.scopes) - 2} enclosing block(s) are unclosed too)" if len(self.scopes) > 2 else ""
-            raise MMSyntaxError(f"block `${{` is never closed by `$}}` before the end of the database{more}",
-                                file=file, line=line)
+            raise MMSyntaxError(
+                f"block `${{` is never closed by `$}}` before the end of the database{more}", file=file, line=line
+            )
         self.db.stopped_at = stopped_at
         outer_end = self.scopes[1].hypotheses_before if len(self.scopes) > 1 else len(self.active_hypotheses)
         outer = self.active_hypotheses[:outer_end]
@@ -700,8 +723,9 @@ class _Reader:
         return self.db
 
 
-def read_database(path: str | os.PathLike[str], stop_at: str | None = None,
-                  progress: ReadProgress | None = None) -> Database:
+def read_database(
+    path: str | os.PathLike[str], stop_at: str | None = None, progress: ReadProgress | None = None
+) -> Database:
     """Read the database at ``path`` (following ``$[ $]`` includes).
 
     With ``stop_at``, reading stops just before the statement labelled ``stop_at``, and the rest of

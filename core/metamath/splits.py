@@ -62,8 +62,7 @@ def split_of(label: str, ratios: SplitRatios = SplitRatios(), salt: str = "") ->
 
 def splittable(db: Database) -> list[Assertion]:
     """The theorems that belong to a split: complete ``$p`` proofs of the provable typecode."""
-    return [a for a in db.assertions
-            if a.kind == "p" and a.typecode == db.provable_typecode and not a.is_incomplete]
+    return [a for a in db.assertions if a.kind == "p" and a.typecode == db.provable_typecode and not a.is_incomplete]
 
 
 def split_theorems(db: Database, ratios: SplitRatios = SplitRatios(), salt: str = "") -> dict[str, list[Assertion]]:

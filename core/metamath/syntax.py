@@ -105,8 +105,9 @@ class _Parse:
             self._walk(root, start, (), results)
         return results
 
-    def _walk(self, node: _TrieNode, position: int, bound: tuple[ProofStep, ...],
-              results: list[tuple[int, ProofStep]]) -> None:
+    def _walk(
+        self, node: _TrieNode, position: int, bound: tuple[ProofStep, ...], results: list[tuple[int, ProofStep]]
+    ) -> None:
         """Match every rule body below trie ``node`` from ``position``; ``bound``: the variables' trees so far."""
         for label, order in node.complete:
             results.append((position, ProofStep(label, tuple([bound[i] for i in order]))))
@@ -172,8 +173,9 @@ class _Parse:
             node, position, bound = item
             for label, order in node.complete:
                 results.append((position, ProofStep(label, tuple([bound[i] for i in order]))))
-            work.extend([(variable_type, child, position, bound)
-                         for variable_type, child in reversed(node.variables.items())])
+            work.extend(
+                [(variable_type, child, position, bound) for variable_type, child in reversed(node.variables.items())]
+            )
             child = node.constants.get(symbols[position]) if position < len(symbols) else None
             if child is not None:
                 work.append((child, position + 1, bound))
@@ -294,8 +296,9 @@ class Grammar:
             raise GrammarError(f"{text!r} does not parse with the syntax axioms", file=self.db.path)
         raise GrammarError(f"{text!r} is ambiguous ({len(complete)} parses)", file=self.db.path)
 
-    def _all_parses(self, typecode: str, symbols: Sequence[str],
-                    floating: Mapping[str, Hypothesis] | None) -> list[tuple[int, ProofStep]]:
+    def _all_parses(
+        self, typecode: str, symbols: Sequence[str], floating: Mapping[str, Hypothesis] | None
+    ) -> list[tuple[int, ProofStep]]:
         """Every parse of a prefix of ``symbols``: by the recursive parser (the fast one), or, for an expression
         nested deeper than Python's recursion limit allows, by the same algorithm on an explicit stack."""
         context = self.global_floating if floating is None else floating
@@ -344,7 +347,9 @@ class Grammar:
         self._context_trees[key] = trees
         return trees
 
-    def is_well_formed(self, typecode: str, symbols: Sequence[str], floating: Mapping[str, Hypothesis] | None = None) -> bool:
+    def is_well_formed(
+        self, typecode: str, symbols: Sequence[str], floating: Mapping[str, Hypothesis] | None = None
+    ) -> bool:
         try:
             self.parse(typecode, symbols, floating)
         except GrammarError:

@@ -73,7 +73,8 @@ class Formula:
             return not values[0]
         left, right = values
         return {"imp": (not left) or right, "bi": left == right, "and": left and right, "or": left or right}[
-            self.operator]
+            self.operator
+        ]
 
 
 def is_tautology(formula: Formula) -> bool:
@@ -134,13 +135,17 @@ def check_context(db: Database, settings: TautologySettings) -> tuple[tuple[str,
     variables = WFF_VARIABLES[: settings.variables]
     missing = [v for v in variables if typecodes.get(v) != "wff"]
     if missing:
-        raise MetamathError(f"the database does not declare {', '.join(missing)} as wff variables at its "
-                            "outermost scope; use fewer --variables or another database", file=db.path)
+        raise MetamathError(
+            f"the database does not declare {', '.join(missing)} as wff variables at its "
+            "outermost scope; use fewer --variables or another database",
+            file=db.path,
+        )
     defined = available_connectives(db)
     absent = [c for c in REQUIRED if c not in defined]
     if absent:
-        raise MetamathError(f"the database has no syntax axiom for {', '.join(absent)} (-. and -> are needed)",
-                            file=db.path)
+        raise MetamathError(
+            f"the database has no syntax axiom for {', '.join(absent)} (-. and -> are needed)", file=db.path
+        )
     chosen = settings.connectives or defined
     undefined = [c for c in chosen if c not in defined]
     if undefined:
@@ -155,8 +160,10 @@ def random_formula(rng: random.Random, depth: int, variables: Sequence[str], con
     operator = rng.choices(connectives, [WEIGHTS[c] for c in connectives])[0]
     arity = CONNECTIVES[operator][0]
     deep = rng.randrange(arity)
-    arguments = tuple(random_formula(rng, depth - 1 if i == deep else rng.randrange(depth), variables, connectives)
-                      for i in range(arity))
+    arguments = tuple(
+        random_formula(rng, depth - 1 if i == deep else rng.randrange(depth), variables, connectives)
+        for i in range(arity)
+    )
     return Formula(operator, arguments=arguments)
 
 
@@ -180,9 +187,12 @@ def tautologies(db: Database, settings: TautologySettings) -> list[Statement]:
         else:
             misses += 1
             if misses >= settings.attempts_per_formula:
-                raise MetamathError(f"only {len(found)} of {settings.count} distinct tautologies found "
-                                    f"({misses} draws in a row brought no new one); allow deeper formulas, more "
-                                    "variables or fewer theorems", file=db.path)
+                raise MetamathError(
+                    f"only {len(found)} of {settings.count} distinct tautologies found "
+                    f"({misses} draws in a row brought no new one); allow deeper formulas, more "
+                    "variables or fewer theorems",
+                    file=db.path,
+                )
     return list(found)
 
 
@@ -197,9 +207,11 @@ def labels(db: Database, count: int, prefix: str = PREFIX) -> list[str]:
 
 def theorem_block(names: Sequence[str], statements: Sequence[Statement], settings: TautologySettings) -> str:
     """The text appended after the database: a comment, then one ``$p ... $= ? $.`` per statement."""
-    header = (f"$( {len(statements)} random tautologies (seed {settings.seed}, depth {settings.min_depth}.."
-              f"{settings.max_depth}, {settings.variables} variables), written by python -m core.metamath "
-              "tautologies. $)\n")
+    header = (
+        f"$( {len(statements)} random tautologies (seed {settings.seed}, depth {settings.min_depth}.."
+        f"{settings.max_depth}, {settings.variables} variables), written by python -m core.metamath "
+        "tautologies. $)\n"
+    )
     return "\n" + header + "".join(f"  {n} $p {' '.join(s)} $= ? $.\n" for n, s in zip(names, statements))
 
 

@@ -171,9 +171,7 @@ class Kernel:
                             f"expressions containing {a!r}"
                         )
                     if (a, b) not in context_disjoint and (b, a) not in context_disjoint:
-                        raise RuleError(
-                            f"$d {x} {y} of {assertion.label} needs $d {a} {b}, which is not in effect"
-                        )
+                        raise RuleError(f"$d {x} {y} of {assertion.label} needs $d {a} {b}, which is not in effect")
 
     def run(self, theorem: Assertion) -> Statement:
         """Execute the proof of ``theorem`` and return what it proves (raises on any error)."""
@@ -186,8 +184,9 @@ class Kernel:
         citations were checked (active hypotheses, earlier assertions).
         """
         if program.is_incomplete:
-            raise MMVerificationError("proof is incomplete (contains `?`)", file=theorem.file,
-                                      line=theorem.line, label=theorem.label)
+            raise MMVerificationError(
+                "proof is incomplete (contains `?`)", file=theorem.file, line=theorem.line, label=theorem.label
+            )
         # Each label as what the machine needs: a hypothesis's statement, or a compiled assertion. A theorem
         # that is not the database's own (a goal, a generated theorem) has hypotheses of its own, which the
         # database does not know and which take precedence over any database label they may shadow.
@@ -242,17 +241,23 @@ class Kernel:
                     for position, typecode, variable in floating:
                         argument = stack[base + position]
                         if argument[0] != typecode:
-                            raise _StepError(0, f"hypothesis {assertion.hypotheses[position].label} of "
-                                                f"{assertion.label} needs a {typecode!r} expression, "
-                                                f"got {show(argument)!r}")
+                            raise _StepError(
+                                0,
+                                f"hypothesis {assertion.hypotheses[position].label} of "
+                                f"{assertion.label} needs a {typecode!r} expression, "
+                                f"got {show(argument)!r}",
+                            )
                         substitution[variable] = argument[1:]
                     for position, (expected, expected_pairs), hypothesis in essential:
                         for variable, constants in expected_pairs:
                             expected += substitution[variable]
                             expected += constants
                         if expected != stack[base + position]:
-                            raise _StepError(0, f"hypothesis {hypothesis.label} of {assertion.label} needs "
-                                                f"{show(expected)!r}, got {show(stack[base + position])!r}")
+                            raise _StepError(
+                                0,
+                                f"hypothesis {hypothesis.label} of {assertion.label} needs "
+                                f"{show(expected)!r}, got {show(stack[base + position])!r}",
+                            )
                     if disjoint:
                         try:
                             self.check_disjoint(assertion, disjoint, substitution, context_disjoint)
@@ -307,14 +312,17 @@ class Kernel:
         """Raise :class:`MMVerificationError` unless ``proved`` is the statement of ``theorem``."""
         if proved != theorem.statement:
             raise MMVerificationError(
-                f"proof proves {show(proved)!r}, not the statement", file=theorem.file,
-                line=theorem.line, label=theorem.label,
+                f"proof proves {show(proved)!r}, not the statement",
+                file=theorem.file,
+                line=theorem.line,
+                label=theorem.label,
             )
 
     @staticmethod
     def _error(theorem: Assertion, step: int, reason: str) -> MMVerificationError:
-        return MMVerificationError(f"proof step {step}: {reason}", file=theorem.file, line=theorem.line,
-                                   label=theorem.label)
+        return MMVerificationError(
+            f"proof step {step}: {reason}", file=theorem.file, line=theorem.line, label=theorem.label
+        )
 
 
 class _Targets(dict[str, "Statement | CompiledAssertion"]):
@@ -373,9 +381,15 @@ def verify_database(
                 report.failures.append(error)
             except Exception as error:
                 logger.debug("checking %s failed unexpectedly", theorem.label, exc_info=True)
-                report.failures.append(MMVerificationError(
-                    f"the kernel failed on this proof ({type(error).__name__}: {str(error)[:200]}); "
-                    "please report it", file=theorem.file, line=theorem.line, label=theorem.label))
+                report.failures.append(
+                    MMVerificationError(
+                        f"the kernel failed on this proof ({type(error).__name__}: {str(error)[:200]}); "
+                        "please report it",
+                        file=theorem.file,
+                        line=theorem.line,
+                        label=theorem.label,
+                    )
+                )
             if progress is not None:
                 progress(done, len(theorems))
     report.seconds = time.perf_counter() - start

@@ -154,8 +154,11 @@ def rewritten_text(text: str, proofs: Mapping[str, Sequence[str]], path: str = "
     sites = proof_sites(text, path)
     missing = [label for label in proofs if label not in sites]
     if missing:
-        raise MetamathError(f"no `$p ... $=` proof text for {', '.join(missing[:5])} in this file "
-                            "(theorems from included files cannot be rewritten)", file=path)
+        raise MetamathError(
+            f"no `$p ... $=` proof text for {', '.join(missing[:5])} in this file "
+            "(theorems from included files cannot be rewritten)",
+            file=path,
+        )
     newline = newline_of(text)
     pieces: list[str] = []
     cursor = 0
@@ -167,8 +170,13 @@ def rewritten_text(text: str, proofs: Mapping[str, Sequence[str]], path: str = "
     return "".join(pieces)
 
 
-def rewrite_proofs(path: str | os.PathLike[str], proofs: Mapping[str, Sequence[str]], out: str | os.PathLike[str],
-                   *, keep_links: bool = False) -> int:
+def rewrite_proofs(
+    path: str | os.PathLike[str],
+    proofs: Mapping[str, Sequence[str]],
+    out: str | os.PathLike[str],
+    *,
+    keep_links: bool = False,
+) -> int:
     """Copy ``path`` to ``out`` with the proofs of ``proofs`` (label -> proof tokens) replaced.
 
     Returns the number of proofs replaced; raises :class:`MetamathError` naming any label whose proof

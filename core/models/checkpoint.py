@@ -74,8 +74,14 @@ def check_kind_formats(kind: str, formats: Sequence[str]) -> None:
         raise ConfigError(f"policy formats {list(formats)!r} must be a non-empty subset of {', '.join(FORMATS)}")
 
 
-def policy_meta(model: Seq2Seq, vocab: Vocabulary, kind: str, extra: dict[str, Any] | None = None, *,
-                formats: Sequence[str] | None = None) -> dict[str, Any]:
+def policy_meta(
+    model: Seq2Seq,
+    vocab: Vocabulary,
+    kind: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    formats: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """The metadata of a policy checkpoint: ``kind``, ``formats`` (default: ``backward`` for a prover,
     ``generator`` for a generator), ``model_config`` and ``vocabulary`` (JSON), plus the keys of ``extra``
     (which must not reuse those names)."""
@@ -95,15 +101,29 @@ def model_weights(model: Seq2Seq) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
 
 
-def save_policy_file(path: str, model: Seq2Seq, vocab: Vocabulary, kind: str, extra: dict[str, Any] | None = None,
-                     *, formats: Sequence[str] | None = None) -> None:
+def save_policy_file(
+    path: str,
+    model: Seq2Seq,
+    vocab: Vocabulary,
+    kind: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    formats: Sequence[str] | None = None,
+) -> None:
     """Write a self-contained ``.safetensors`` policy file (weights, metadata in its header)."""
     save_checkpoint_file(path, model_weights(model), policy_meta(model, vocab, kind, extra, formats=formats))
 
 
-def publish_version(store: CheckpointStore, model: Seq2Seq, vocab: Vocabulary, kind: str,
-                    extra: dict[str, Any] | None = None, *, formats: Sequence[str] | None = None,
-                    trainer_state: dict[str, Any] | None = None) -> CheckpointInfo:
+def publish_version(
+    store: CheckpointStore,
+    model: Seq2Seq,
+    vocab: Vocabulary,
+    kind: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    formats: Sequence[str] | None = None,
+    trainer_state: dict[str, Any] | None = None,
+) -> CheckpointInfo:
     """Publish the next version of ``store``: the weights with their metadata, and the trainer state (a
     :meth:`Seq2SeqTrainer.state_dict`; its copy of the weights is left out) in the extras file. Tensors are
     written from CPU copies, so that a version loads on any device."""
@@ -126,12 +146,19 @@ def on_cpu(value: Any) -> Any:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def model_from_weights(tensors: dict[str, Any], meta: dict[str, Any], *, where: str = "checkpoint",
-                       device: torch.device | str | None = None) -> tuple[Seq2Seq, Vocabulary]:
+def model_from_weights(
+    tensors: dict[str, Any],
+    meta: dict[str, Any],
+    *,
+    where: str = "checkpoint",
+    device: torch.device | str | None = None,
+) -> tuple[Seq2Seq, Vocabulary]:
     """The model (in eval mode, on ``device``, default CPU) and vocabulary of weights and policy metadata."""
     if meta.get("policy_format") != POLICY_FORMAT:
-        raise CheckpointError(f"{where}: not a policy checkpoint (its metadata has no policy_format "
-                              f"{POLICY_FORMAT!r}); write it with core.models.checkpoint")
+        raise CheckpointError(
+            f"{where}: not a policy checkpoint (its metadata has no policy_format "
+            f"{POLICY_FORMAT!r}); write it with core.models.checkpoint"
+        )
     try:
         config = ModelConfig.from_dict(meta["model_config"])
         vocab = Vocabulary.from_dict(meta["vocabulary"])
@@ -154,19 +181,29 @@ def check_finite(tensors: dict[str, Any], where: str) -> None:
     """CheckpointError naming the first tensor with a NaN or an infinity (a diverged model)."""
     for name, tensor in tensors.items():
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{where}: weights {name} are not finite (NaN or infinity: the model diverged); "
-                                  "use an earlier version")
+            raise CheckpointError(
+                f"{where}: weights {name} are not finite (NaN or infinity: the model diverged); use an earlier version"
+            )
 
 
 def check_kind(loaded: LoadedModel, kind: str | None) -> None:
     """CheckpointError if ``kind`` is given and the checkpoint holds another kind of model."""
     if kind is not None and loaded.kind != kind:
-        raise CheckpointError(f"{loaded.where}: a {loaded.kind} checkpoint, but a {kind} is needed here; "
-                              f"give a {kind} checkpoint (an experiment's checkpoints/{kind}/ versions)")
+        raise CheckpointError(
+            f"{loaded.where}: a {loaded.kind} checkpoint, but a {kind} is needed here; "
+            f"give a {kind} checkpoint (an experiment's checkpoints/{kind}/ versions)"
+        )
 
 
-def read_model(source: str, *, name: str = "prover", version: int | None = None, kind: str | None = None,
-               db: Database | None = None, device: torch.device | str | None = None) -> LoadedModel:
+def read_model(
+    source: str,
+    *,
+    name: str = "prover",
+    version: int | None = None,
+    kind: str | None = None,
+    db: Database | None = None,
+    device: torch.device | str | None = None,
+) -> LoadedModel:
     """The model in a checkpoint file (``.safetensors``, or a legacy ``.pt``), or the latest (or
     ``version``) of checkpoint ``name`` of an experiment root; checked to be of ``kind`` and, given
     ``db``, to know some of its labels (see :func:`check_database_coverage`)."""
@@ -179,8 +216,13 @@ def read_model(source: str, *, name: str = "prover", version: int | None = None,
     return loaded
 
 
-def load_version(store: CheckpointStore, version: int | None = None, *, fallback: bool | None = None,
-                 device: torch.device | str | None = None) -> tuple[LoadedModel, CheckpointInfo]:
+def load_version(
+    store: CheckpointStore,
+    version: int | None = None,
+    *,
+    fallback: bool | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[LoadedModel, CheckpointInfo]:
     """A published version's model (weights only: the trainer state is not read), as an actor needs it.
     ``fallback``: see :meth:`CheckpointStore.load` (a damaged version gives the newest older one)."""
     tensors, info = store.load(version, fallback=fallback)
@@ -191,8 +233,9 @@ def load_version(store: CheckpointStore, version: int | None = None, *, fallback
     return loaded, info
 
 
-def load_trainer_version(store: CheckpointStore, version: int | None = None
-                         ) -> tuple[LoadedModel, dict[str, Any] | None, CheckpointInfo]:
+def load_trainer_version(
+    store: CheckpointStore, version: int | None = None
+) -> tuple[LoadedModel, dict[str, Any] | None, CheckpointInfo]:
     """A published version's model and trainer state (for :meth:`Seq2SeqTrainer.load_state_dict`, weights
     included; None if the version has none), as a resumed trainer needs them; falls back like
     :func:`load_version` when ``version`` is None."""
@@ -221,8 +264,16 @@ def check_database_coverage(vocab: Vocabulary, db: Database, *, where: str) -> N
     could propose nothing); a warning if it knows only some (those are the only ones it proposes)."""
     known, total = database_coverage(vocab, db)
     if total and not known:
-        raise CheckpointError(f"{where}: the model knows none of the {total} labels of {db.path}: it was trained "
-                              "on another database; train one on this database (python -m core.models.supervised)")
+        raise CheckpointError(
+            f"{where}: the model knows none of the {total} labels of {db.path}: it was trained "
+            "on another database; train one on this database (python -m core.models.supervised)"
+        )
     if known < total:
-        logger.warning("%s: the model knows %d of the %d labels of %s (trained on another database?); the others "
-                       "are never proposed, unknown symbols read as <UNK>", where, known, total, db.path)
+        logger.warning(
+            "%s: the model knows %d of the %d labels of %s (trained on another database?); the others "
+            "are never proposed, unknown symbols read as <UNK>",
+            where,
+            known,
+            total,
+            db.path,
+        )

@@ -58,8 +58,9 @@ class GoalCritic(nn.Module):
             offsets.append(len(ids))
             ids.extend(self.features(goal))
         device = self.out.weight.device
-        pooled = self.embedding(torch.tensor(ids, dtype=torch.long, device=device),
-                                torch.tensor(offsets, dtype=torch.long, device=device))
+        pooled = self.embedding(
+            torch.tensor(ids, dtype=torch.long, device=device), torch.tensor(offsets, dtype=torch.long, device=device)
+        )
         return self.out(torch.relu(self.hidden(pooled))).squeeze(-1)
 
     def values(self, goals: Sequence[Sequence[str]]) -> list[float]:
@@ -70,12 +71,19 @@ class GoalCritic(nn.Module):
             return torch.sigmoid(self(goals)).tolist()
 
 
-def critic_step(critic: GoalCritic, optimizer: torch.optim.Optimizer, goals: Sequence[Sequence[str]],
-                targets: Sequence[float], weights: Sequence[float] | None = None) -> float:
+def critic_step(
+    critic: GoalCritic,
+    optimizer: torch.optim.Optimizer,
+    goals: Sequence[Sequence[str]],
+    targets: Sequence[float],
+    weights: Sequence[float] | None = None,
+) -> float:
     """One optimiser step of (weighted) binary cross-entropy towards ``targets``; returns the loss."""
     if len(goals) != len(targets) or (weights is not None and len(weights) != len(goals)):
-        raise ConfigError(f"critic step: {len(goals)} goals, {len(targets)} targets"
-                          f"{'' if weights is None else f', {len(weights)} weights'}; give one of each per goal")
+        raise ConfigError(
+            f"critic step: {len(goals)} goals, {len(targets)} targets"
+            f"{'' if weights is None else f', {len(weights)} weights'}; give one of each per goal"
+        )
     if not goals:
         raise ConfigError("critic step: no examples")
     if any(not 0.0 <= t <= 1.0 for t in targets):

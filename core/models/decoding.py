@@ -100,9 +100,7 @@ def first_token_mask(
         raise ModelError(f"allowed_first mask has shape {tuple(mask.shape)}, expected ({batch}, {vocab_size})")
     empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
     if empty:
-        raise ModelError(
-            f"the allowed first tokens of source {empty[0]} exclude every token; nothing can be decoded"
-        )
+        raise ModelError(f"the allowed first tokens of source {empty[0]} exclude every token; nothing can be decoded")
     return mask
 
 

@@ -35,11 +35,14 @@ def check_device(text: str | None, flag: str = "--device") -> str | None:
         raise UsageError(f"{flag} {text!r} is not a device torch knows (use cpu, cuda or cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"{flag} {text}: CUDA is not available on this machine (use --device cpu, or leave "
-                             f"{flag} out to use a GPU when there is one)")
+            raise UsageError(
+                f"{flag} {text}: CUDA is not available on this machine (use --device cpu, or leave "
+                f"{flag} out to use a GPU when there is one)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"{flag} {text}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                             f"numbered from 0")
+            raise UsageError(
+                f"{flag} {text}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+            )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise UsageError(f"{flag} {text}: MPS is not available on this machine (use --device cpu)")
     elif device.type not in ("cpu", "cuda", "mps"):

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence, Set as AbstractSet
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from core.errors import ConfigError, MetamathError
@@ -205,6 +206,7 @@ def rollout_examples(
 
 # --- a whole split -----------------------------------------------------------------------------------
 
+
 def _hypotheses_key(theorem: Assertion) -> tuple[Statement, ...]:
     return tuple(_hypotheses(theorem))
 
@@ -215,7 +217,6 @@ def _problems(theorems: Sequence[Assertion]) -> dict[tuple[Statement, ...], froz
     for theorem in theorems:
         grouped.setdefault(_hypotheses_key(theorem), set()).add(theorem.statement)
     return {key: frozenset(value) for key, value in grouped.items()}
-
 
 
 @dataclass

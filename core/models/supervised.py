@@ -207,18 +207,27 @@ def train_generator_on_database(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m core.models.supervised", allow_abbrev=False,
+        prog="python -m core.models.supervised",
+        allow_abbrev=False,
         description="train a prover or generator on the proofs of a database split",
     )
     parser.add_argument("database", help="the .mm file whose proofs to learn from")
     parser.add_argument("--out", required=True, help="the checkpoint file to write (for jobs.prove --checkpoint)")
     parser.add_argument("--kind", choices=sorted(DEFAULT_FORMATS), default="prover")
     parser.add_argument("--size", default="small", help="model size: tiny, small or base (default small)")
-    parser.add_argument("--formats", nargs="+", help="formats to learn (default: backward for a prover, generator "
-                        "for a generator); e.g. --formats backward forward")
+    parser.add_argument(
+        "--formats",
+        nargs="+",
+        help="formats to learn (default: backward for a prover, generator "
+        "for a generator); e.g. --formats backward forward",
+    )
     parser.add_argument("--minutes", type=float, help="wall-clock training budget (default: none)")
-    parser.add_argument("--cpu-minutes", type=float, help="training budget in CPU time of this process, all "
-                        "threads counted (fair on a shared machine; default: none)")
+    parser.add_argument(
+        "--cpu-minutes",
+        type=float,
+        help="training budget in CPU time of this process, all "
+        "threads counted (fair on a shared machine; default: none)",
+    )
     parser.add_argument("--steps", type=int, help="most optimiser steps (default 2000; unbounded with a time budget)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)

@@ -76,8 +76,11 @@ class Seq2SeqTrainer:
     ) -> None:
         _check_hyperparameters(lr, warmup_steps, weight_decay, grad_clip, schedule, total_steps, batch_tokens)
         self.model = model.to(device) if device is not None else model
-        self.precision = (default_precision(self.model.device) if precision is None
-                          else effective_precision(precision, self.model.device, "trainer precision"))
+        self.precision = (
+            default_precision(self.model.device)
+            if precision is None
+            else effective_precision(precision, self.model.device, "trainer precision")
+        )
         self.lr, self.warmup_steps, self.schedule = lr, warmup_steps, schedule
         self.total_steps, self.min_lr_ratio = total_steps, min_lr_ratio
         self.grad_clip, self.batch_tokens, self.weight_decay = grad_clip, batch_tokens, weight_decay
@@ -432,7 +435,10 @@ def train_loop(
         if after_step is not None:
             after_step(result)
         window.loss, window.steps = window.loss + result["loss"], window.steps + 1
-        window.examples, window.tokens = window.examples + int(result["examples"]), window.tokens + int(result["tokens"])
+        window.examples, window.tokens = (
+            window.examples + int(result["examples"]),
+            window.tokens + int(result["tokens"]),
+        )
         if window.steps == log_every:
             _log_window(stats, window, result["lr"], start, cpu_start)
             window = _Window()

@@ -73,9 +73,7 @@ class Vocabulary:
         self._tokens.append(token)
 
     @classmethod
-    def build(
-        cls, symbols: Iterable[str], labels: Iterable[str], extra_specials: Sequence[str] = ()
-    ) -> Vocabulary:
+    def build(cls, symbols: Iterable[str], labels: Iterable[str], extra_specials: Sequence[str] = ()) -> Vocabulary:
         """A vocabulary of the distinct ``symbols`` and ``labels`` (sorted), plus conditioning tokens.
 
         ``extra_specials`` (e.g. ``["<HARD>", "<EASY>"]``) keep their order, after the built-in specials.

@@ -51,7 +51,18 @@ from core.search.runner import Query, Search, SearchSettings
 class GoalNode:
     """An OR node: a statement to prove."""
 
-    __slots__ = ("bonus", "depth", "expanded", "failed", "index", "parents", "solved_by", "statement", "tactics", "value")
+    __slots__ = (
+        "bonus",
+        "depth",
+        "expanded",
+        "failed",
+        "index",
+        "parents",
+        "solved_by",
+        "statement",
+        "tactics",
+        "value",
+    )
 
     def __init__(self, statement: Statement, index: int, depth: int, value: float) -> None:
         self.statement = statement
@@ -157,8 +168,14 @@ class BackwardSearch(Search):
         if not goal.expanded and goal.depth < self.settings.max_depth:
             heapq.heappush(self._heap, (-(goal.value + goal.bonus), next(self._tie), goal))
 
-    def _link(self, goal: GoalNode, expansion: Expansion, logprob: float,
-              ancestors: set[int], seen: set[tuple[Statement, ...]]) -> None:
+    def _link(
+        self,
+        goal: GoalNode,
+        expansion: Expansion,
+        logprob: float,
+        ancestors: set[int],
+        seen: set[tuple[Statement, ...]],
+    ) -> None:
         key = tuple(sorted(expansion.open_subgoals))
         if key in seen:
             self.pruned["duplicate tactic"] += 1

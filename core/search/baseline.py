@@ -90,8 +90,16 @@ class _Option:
 class BaselinePolicy:
     """The model-free baseline (see the module docstring); a :class:`~core.search.policy.Policy`."""
 
-    def __init__(self, db: Database, *, grammar: Grammar | None = None, seed: int = 0, max_fillings: int = 64,
-                 max_pool: int = 32, max_assignments: int = 16) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        grammar: Grammar | None = None,
+        seed: int = 0,
+        max_fillings: int = 64,
+        max_pool: int = 32,
+        max_assignments: int = 16,
+    ) -> None:
         self.db = db
         self.grammar = grammar or Grammar(db)
         self.seed = seed
@@ -121,8 +129,14 @@ class BaselinePolicy:
         self._conclusions[assertion.label] = (tree, leaves)
         variables = self.db.variables
         essential = [
-            _Hypothesis(i, h, leaves, None if h.label in leaves else h.label,
-                        frozenset(s for s in e.statement if s in variables), compile_template(e.statement, variables))
+            _Hypothesis(
+                i,
+                h,
+                leaves,
+                None if h.label in leaves else h.label,
+                frozenset(s for s in e.statement if s in variables),
+                compile_template(e.statement, variables),
+            )
             for i, (h, e) in enumerate(zip(hypotheses, assertion.essential))
         ]
         # join order: the most structured hypothesis first (it has the fewest matches)
@@ -138,8 +152,9 @@ class BaselinePolicy:
     def propose_backward(self, queries: Sequence[BackwardQuery], k: int) -> list[list[Proposal]]:
         return [self._backward(query, k) for query in queries]
 
-    def propose_forward(self, queries: Sequence[ForwardQuery], k: int,
-                        temperature: float | None = None) -> list[list[Proposal]]:
+    def propose_forward(
+        self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
+    ) -> list[list[Proposal]]:
         return [self._forward(query, k, temperature) for query in queries]
 
     # --- backward --------------------------------------------------------------------------------
@@ -199,8 +214,7 @@ class BaselinePolicy:
             free = [tuple(v for v in assertion.variables if v not in bound) for bound in assignments]
             count = self._count(assertion, free, pool)
             if count:
-                options.append(_Option(assertion, tuple(assignments), tuple(free), count,
-                                       self._rank[assertion.label]))
+                options.append(_Option(assertion, tuple(assignments), tuple(free), count, self._rank[assertion.label]))
         return options, pool
 
     def _forward(self, query: ForwardQuery, k: int, temperature: float | None) -> list[Proposal]:
@@ -259,8 +273,11 @@ class BaselinePolicy:
                         extended.append(bound)
                 else:
                     if matches is None:
-                        matches = [m for a in nodes.with_root(hypothesis.root)
-                                   if (m := _match_hypothesis(assertion, hypothesis, a)) is not None]
+                        matches = [
+                            m
+                            for a in nodes.with_root(hypothesis.root)
+                            if (m := _match_hypothesis(assertion, hypothesis, a)) is not None
+                        ]
                     shared = [v for v in hypothesis.variables if v in bound]
                     for match in matches:
                         if all(bound[v] == match[v] for v in shared):
@@ -346,8 +363,9 @@ class BaselinePolicy:
         typecode = self._typecodes.get(node.label)
         return typecode if typecode is not None else self.db.labels[node.label].statement[0]
 
-    def _count(self, assertion: Assertion, free: Sequence[tuple[str, ...]],
-               pool: Mapping[str, list[Expression]]) -> int:
+    def _count(
+        self, assertion: Assertion, free: Sequence[tuple[str, ...]], pool: Mapping[str, list[Expression]]
+    ) -> int:
         types = {h.variable: h.typecode for h in assertion.floating}
         total = 0
         for variables in free:

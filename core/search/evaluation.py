@@ -29,9 +29,17 @@ from core.search.runner import Search, SearchResult, SearchSettings, run_searche
 logger = logging.getLogger(__name__)
 
 
-def make_search(db: Database, theorem: Assertion, settings: SearchSettings, *, grammar: Grammar, kernel: Kernel,
-                forbidden: Collection[str] = (), htps: HtpsSettings | None = None,
-                critic: Critic | None = None) -> Search:
+def make_search(
+    db: Database,
+    theorem: Assertion,
+    settings: SearchSettings,
+    *,
+    grammar: Grammar,
+    kernel: Kernel,
+    forbidden: Collection[str] = (),
+    htps: HtpsSettings | None = None,
+    critic: Critic | None = None,
+) -> Search:
     """The search ``settings.prover`` names, for ``theorem`` in its own context.
 
     ``htps``: the settings of ``htps`` (default: :meth:`HtpsSettings.from_search` of ``settings``).
@@ -82,8 +90,9 @@ def prove_theorems(
 
     def searches() -> Iterator[Search]:
         for theorem in theorems:
-            yield make_search(db, theorem, settings, grammar=grammar, kernel=kernel, forbidden=forbidden, htps=htps,
-                              critic=critic)
+            yield make_search(
+                db, theorem, settings, grammar=grammar, kernel=kernel, forbidden=forbidden, htps=htps, critic=critic
+            )
 
     results = run_searches(searches(), policy, batch=batch or settings.batch_goals, on_result=progress)
     progress.log(final=True)
@@ -93,8 +102,9 @@ def prove_theorems(
 class ProgressLog:
     """A result callback that logs theorems done, proved, rate and ETA at most every ``every_s`` seconds."""
 
-    def __init__(self, total: int, callback: Callable[[SearchResult], None] | None = None,
-                 every_s: float = 10.0) -> None:
+    def __init__(
+        self, total: int, callback: Callable[[SearchResult], None] | None = None, every_s: float = 10.0
+    ) -> None:
         self.total = total
         self.every_s = every_s
         self.callback = callback
@@ -115,12 +125,24 @@ class ProgressLog:
         elapsed = now - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        logger.info("%s %d/%d theorems, %d proved, %.2f theorems/s%s", "searched" if final else "searching",
-                    self.done, self.total, self.proved, rate, "" if final else f", ETA {eta:.0f} s")
+        logger.info(
+            "%s %d/%d theorems, %d proved, %.2f theorems/s%s",
+            "searched" if final else "searching",
+            self.done,
+            self.total,
+            self.proved,
+            rate,
+            "" if final else f", ETA {eta:.0f} s",
+        )
 
 
-def summarize(results: Sequence[SearchResult], *, settings: SearchSettings | None = None,
-              include_proofs: bool = False, elapsed_s: float | None = None) -> dict[str, Any]:
+def summarize(
+    results: Sequence[SearchResult],
+    *,
+    settings: SearchSettings | None = None,
+    include_proofs: bool = False,
+    elapsed_s: float | None = None,
+) -> dict[str, Any]:
     """The JSON summary of a set of search results.
 
     Keys: ``total``, ``proved``, ``success_rate``; ``expansions_per_solved`` / ``time_s_per_solved`` /
@@ -156,8 +178,11 @@ def summarize(results: Sequence[SearchResult], *, settings: SearchSettings | Non
 def _stats(values: Sequence[float]) -> dict[str, float] | None:
     if not values:
         return None
-    return {"mean": round(statistics.fmean(values), 6), "median": round(float(statistics.median(values)), 6),
-            "max": round(float(max(values)), 6)}
+    return {
+        "mean": round(statistics.fmean(values), 6),
+        "median": round(float(statistics.median(values)), 6),
+        "max": round(float(max(values)), 6),
+    }
 
 
 def evaluate(
@@ -175,7 +200,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """Search each theorem in its own context (itself and ``forbidden`` excluded); the :func:`summarize` JSON."""
     start = time.perf_counter()
-    results = prove_theorems(db, theorems, policy, settings, forbidden=forbidden, grammar=grammar, kernel=kernel,
-                             batch=batch, on_result=on_result)
-    return summarize(results, settings=settings, include_proofs=include_proofs,
-                     elapsed_s=time.perf_counter() - start)
+    results = prove_theorems(
+        db,
+        theorems,
+        policy,
+        settings,
+        forbidden=forbidden,
+        grammar=grammar,
+        kernel=kernel,
+        batch=batch,
+        on_result=on_result,
+    )
+    return summarize(results, settings=settings, include_proofs=include_proofs, elapsed_s=time.perf_counter() - start)

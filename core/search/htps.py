@@ -100,14 +100,23 @@ class HtpsSettings:
         unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown htps setting(s) {', '.join(unknown)}")
-        base = {"num_expansions": settings.expansions, "num_tactics": settings.candidates,
-                "depth_limit": settings.max_depth, "timeout_s": settings.timeout_s}
+        base = {
+            "num_expansions": settings.expansions,
+            "num_tactics": settings.candidates,
+            "depth_limit": settings.max_depth,
+            "timeout_s": settings.timeout_s,
+        }
         return cls(**{**base, **overrides})
 
     def search_settings(self) -> SearchSettings:
         """The runner's view of these settings (budget, proposals per query)."""
-        return SearchSettings(prover="htps", expansions=self.num_expansions, timeout_s=self.timeout_s,
-                              candidates=self.num_tactics, max_depth=self.depth_limit)
+        return SearchSettings(
+            prover="htps",
+            expansions=self.num_expansions,
+            timeout_s=self.timeout_s,
+            candidates=self.num_tactics,
+            max_depth=self.depth_limit,
+        )
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
@@ -158,8 +167,18 @@ class CriticExample(NamedTuple):
 class HGoal:
     """An OR node: a statement to prove, with its value estimate (see the module docstring)."""
 
-    __slots__ = ("statement", "index", "depth", "prior", "value", "parents", "tactics", "expanded",
-                 "failed", "solved_by")
+    __slots__ = (
+        "depth",
+        "expanded",
+        "failed",
+        "index",
+        "parents",
+        "prior",
+        "solved_by",
+        "statement",
+        "tactics",
+        "value",
+    )
 
     def __init__(self, statement: Statement, index: int, depth: int, prior: float) -> None:
         self.statement = statement
@@ -191,11 +210,22 @@ class HGoal:
 class HTactic:
     """An AND node: a tactic applied to ``goal``; ``subgoals[i]`` is ``None`` for closed subgoals."""
 
-    __slots__ = ("goal", "expansion", "logprob", "prior", "subgoals", "visits", "virtual", "total",
-                 "solved", "failed")
+    __slots__ = (
+        "expansion",
+        "failed",
+        "goal",
+        "logprob",
+        "prior",
+        "solved",
+        "subgoals",
+        "total",
+        "virtual",
+        "visits",
+    )
 
-    def __init__(self, goal: HGoal, expansion: Expansion | None, logprob: float,
-                 subgoals: Sequence[HGoal | None]) -> None:
+    def __init__(
+        self, goal: HGoal, expansion: Expansion | None, logprob: float, subgoals: Sequence[HGoal | None]
+    ) -> None:
         self.goal = goal
         self.expansion = expansion
         self.logprob = logprob
@@ -449,8 +479,9 @@ class HtpsSearch(Search):
                 break
         return created
 
-    def _link(self, goal: HGoal, expansion: Expansion, logprob: float, ancestors: set[int],
-              seen: set[tuple[Statement, ...]]) -> list[HGoal]:
+    def _link(
+        self, goal: HGoal, expansion: Expansion, logprob: float, ancestors: set[int], seen: set[tuple[Statement, ...]]
+    ) -> list[HGoal]:
         key = tuple(sorted(expansion.open_subgoals))
         if key in seen:
             self.pruned["duplicate tactic"] += 1
@@ -463,8 +494,11 @@ class HtpsSearch(Search):
             self.pruned["failed subgoal"] += 1
             return []
         seen.add(key)
-        missing = [(s.statement, goal.depth + 1) for s in expansion.subgoals
-                   if s.closed_by is None and s.statement not in self.goals]
+        missing = [
+            (s.statement, goal.depth + 1)
+            for s in expansion.subgoals
+            if s.closed_by is None and s.statement not in self.goals
+        ]
         created = self._new_goals(list(dict.fromkeys(missing)))
         subgoals: list[HGoal | None] = []
         for subgoal in expansion.subgoals:

@@ -56,8 +56,9 @@ class MergedPolicy:
         unifying = self.baseline.propose_backward(queries, k)
         return [self._merge(first, second) for first, second in zip(learned, unifying)]
 
-    def propose_forward(self, queries: Sequence[ForwardQuery], k: int,
-                        temperature: float | None = None) -> list[list[Proposal]]:
+    def propose_forward(
+        self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
+    ) -> list[list[Proposal]]:
         return self.model.propose_forward(queries, k, temperature)
 
     def _merge(self, learned: Sequence[Proposal], unifying: Sequence[Proposal]) -> list[Proposal]:
@@ -81,7 +82,12 @@ def tactic_key(tactic: Tactic) -> tuple[str, tuple[tuple[str, tuple[str, ...]], 
 def with_baseline(policy: Policy, db: Database, grammar: Grammar, *, prover: str, merge: bool) -> Policy:
     """``policy`` merged with the baseline when ``merge``, the prover searches backward (``backward``,
     ``htps``) and the policy is learned (not already merged); otherwise ``policy`` itself."""
-    if not merge or prover not in ("backward", "htps") or not getattr(policy, "learned", False) or isinstance(policy, MergedPolicy):
+    if (
+        not merge
+        or prover not in ("backward", "htps")
+        or not getattr(policy, "learned", False)
+        or isinstance(policy, MergedPolicy)
+    ):
         return policy
     return MergedPolicy(policy, baseline_for(db, grammar))
 

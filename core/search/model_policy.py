@@ -202,8 +202,11 @@ class ModelPolicy:
             sources = [item[0] for _, item in chunk]
             masks = torch.stack([item[1] for _, item in chunk])
             for (i, _), candidates in zip(chunk, self._decode(sources, masks, k, temperature)):
-                results[i] = self._proposals(queries[i], candidates, allow_stop and queries[i].goal is None
-                                              and getattr(queries[i], "may_stop", True))
+                results[i] = self._proposals(
+                    queries[i],
+                    candidates,
+                    allow_stop and queries[i].goal is None and getattr(queries[i], "may_stop", True),
+                )
         return results
 
     def _decode(

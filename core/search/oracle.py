@@ -26,8 +26,9 @@ _TRUE_LOGPROB = math.log(0.9)
 class OraclePolicy:
     """Proposes the true next step of known proofs, plus distractors; a :class:`~core.search.policy.Policy`."""
 
-    def __init__(self, db: Database, trees: Mapping[str, ProofTree], *, distractors: int = 2, true_rank: int = 0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, db: Database, trees: Mapping[str, ProofTree], *, distractors: int = 2, true_rank: int = 0, seed: int = 0
+    ) -> None:
         self.db = db
         self.trees = dict(trees)
         self.distractors = distractors
@@ -40,8 +41,11 @@ class OraclePolicy:
     def from_database(cls, db: Database, labels: Iterable[str] | None = None, **options: int) -> OraclePolicy:
         """An oracle knowing the database proofs of ``labels`` (default: every complete ``|-`` theorem)."""
         kernel = Kernel(db)
-        theorems = ([db.assertion(label) for label in labels] if labels is not None else
-                    [a for a in db.theorems() if a.typecode == db.provable_typecode and not a.is_incomplete])
+        theorems = (
+            [db.assertion(label) for label in labels]
+            if labels is not None
+            else [a for a in db.theorems() if a.typecode == db.provable_typecode and not a.is_incomplete]
+        )
         return cls(db, {t.label: tree_from_proof(db, t, kernel) for t in theorems}, **options)
 
     # --- the Policy interface --------------------------------------------------------------------
@@ -58,8 +62,9 @@ class OraclePolicy:
             answers.append(self._answer(query.env, true, k))
         return answers
 
-    def propose_forward(self, queries: Sequence[ForwardQuery], k: int,
-                        temperature: float | None = None) -> list[list[Proposal]]:
+    def propose_forward(
+        self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
+    ) -> list[list[Proposal]]:
         answers = []
         for query in queries:
             tree = self.trees.get(query.env.theorem.label)

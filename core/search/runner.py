@@ -20,10 +20,11 @@ import abc
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, cast
+from typing import Any, ClassVar, cast
 
-from core.errors import ConfigError, ModelError, MetamathError
+from core.errors import ConfigError, MetamathError, ModelError
 from core.metamath.database import Assertion, Database
 from core.metamath.prooftree import ProofTree, check_tree
 from core.metamath.syntax import Grammar
@@ -92,17 +93,23 @@ class SearchResult:
         return out
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "SearchResult":
+    def from_json(data: Mapping[str, Any]) -> SearchResult:
         """Rebuild from :meth:`to_json` (the proof tree must be re-checked before it is trusted)."""
         try:
             proof = data.get("proof")
             return SearchResult(
-                label=str(data["label"]), prover=str(data["prover"]), proved=bool(data["proved"]),
-                proof=ProofTree.from_json(proof) if proof else None, expansions=int(data["expansions"]),
-                time_s=float(data["time_s"]), wall_s=float(data["wall_s"]), stop_reason=str(data["stop_reason"]),
+                label=str(data["label"]),
+                prover=str(data["prover"]),
+                proved=bool(data["proved"]),
+                proof=ProofTree.from_json(proof) if proof else None,
+                expansions=int(data["expansions"]),
+                time_s=float(data["time_s"]),
+                wall_s=float(data["wall_s"]),
+                stop_reason=str(data["stop_reason"]),
                 invalid={str(k): int(v) for k, v in dict(data["invalid"]).items()},
                 pruned={str(k): int(v) for k, v in dict(data["pruned"]).items()},
-                kernel_rejections=int(data["kernel_rejections"]), nodes=int(data["nodes"]),
+                kernel_rejections=int(data["kernel_rejections"]),
+                nodes=int(data["nodes"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise MetamathError(f"malformed search result record: {error!r}") from None
@@ -122,8 +129,9 @@ class Search(abc.ABC):
     kind: ClassVar[str]  # "backward" or "forward": which policy method answers the queries
     prover: ClassVar[str]
 
-    def __init__(self, db: Database, theorem: Assertion, settings: SearchSettings, *,
-                 grammar: Grammar, kernel: Kernel) -> None:
+    def __init__(
+        self, db: Database, theorem: Assertion, settings: SearchSettings, *, grammar: Grammar, kernel: Kernel
+    ) -> None:
         self.db = db
         self.theorem = theorem
         self.settings = settings
@@ -179,8 +187,10 @@ class Search(abc.ABC):
     def feed(self, proposals: Sequence[Sequence[Proposal]], charged_s: float = 0.0) -> None:
         """The policy's proposals for the queries of the last :meth:`pending` call, in order."""
         if len(proposals) != self._asked:
-            raise ModelError(f"search of {self.label}: {self._asked} queries were pending, got "
-                             f"{len(proposals)} proposal lists (a policy must answer every query)")
+            raise ModelError(
+                f"search of {self.label}: {self._asked} queries were pending, got "
+                f"{len(proposals)} proposal lists (a policy must answer every query)"
+            )
         start = time.perf_counter()
         self.time_s += charged_s
         self.expansions += len(proposals)
@@ -191,12 +201,18 @@ class Search(abc.ABC):
     def result(self) -> SearchResult:
         end = self._ended if self._ended is not None else time.perf_counter()
         return SearchResult(
-            label=self.label, prover=self.prover, proved=self.proof is not None, proof=self.proof,
-            expansions=self.expansions, time_s=self.time_s,
+            label=self.label,
+            prover=self.prover,
+            proved=self.proof is not None,
+            proof=self.proof,
+            expansions=self.expansions,
+            time_s=self.time_s,
             wall_s=end - self._started if self._started is not None else 0.0,
             stop_reason=self.stop_reason or ("proved" if self.proof is not None else "unfinished"),
-            invalid=dict(sorted(self.invalid.items())), pruned=dict(sorted(self.pruned.items())),
-            kernel_rejections=self.kernel_rejections, nodes=self.node_count(),
+            invalid=dict(sorted(self.invalid.items())),
+            pruned=dict(sorted(self.pruned.items())),
+            kernel_rejections=self.kernel_rejections,
+            nodes=self.node_count(),
         )
 
     # --- for subclasses --------------------------------------------------------------------------
@@ -222,8 +238,12 @@ class Search(abc.ABC):
             check_tree(self.db, self.grammar, self.theorem, tree, self.kernel)
         except MetamathError as error:
             self.kernel_rejections += 1
-            logger.error("BUG: %s search of %s found a proof the kernel rejects (not counted as proved): %s",
-                         self.prover, self.label, error)
+            logger.error(
+                "BUG: %s search of %s found a proof the kernel rejects (not counted as proved): %s",
+                self.prover,
+                self.label,
+                error,
+            )
             self._stop("kernel_rejected")
             return False
         self.proof = tree
@@ -289,8 +309,9 @@ def run_searches(
     return [results[i] for i in range(started)]
 
 
-def _answer(policy: Policy, kind: str, k: int, temperature: float | None,
-            members: list[tuple[int, Search, list[Query]]]) -> None:
+def _answer(
+    policy: Policy, kind: str, k: int, temperature: float | None, members: list[tuple[int, Search, list[Query]]]
+) -> None:
     flat = [q for _, _, queries in members for q in queries]
     start = time.perf_counter()
     # A group holds the queries of one kind (its key says which), hence the casts.

@@ -31,5 +31,8 @@ class SearchSettings(Settings):
     temperature: float = option(1.0, min=0.0, help="sampling temperature (forward-sampling)")
     max_depth: int = option(24, min=1, help="longest forward rollout / deepest backward goal")
     batch_goals: int = option(16, min=1, help="goals searched at once, their model calls batched")
-    merge_baseline: bool = option(True, help="backward search: add the model-free baseline's unification "
-                                             "candidates after the model's proposals (false: the model's alone)")
+    merge_baseline: bool = option(
+        True,
+        help="backward search: add the model-free baseline's unification "
+        "candidates after the model's proposals (false: the model's alone)",
+    )

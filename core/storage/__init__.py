@@ -15,21 +15,64 @@ versioned checkpoints, and heartbeats.
 from __future__ import annotations
 
 from core.storage.backend import location_exists
-from core.storage.checkpoints import (CheckpointInfo, CheckpointStore, load_checkpoint, load_checkpoint_file,
-                                      save_checkpoint_file)
+from core.storage.checkpoints import (
+    CheckpointInfo,
+    CheckpointStore,
+    load_checkpoint,
+    load_checkpoint_file,
+    save_checkpoint_file,
+)
 from core.storage.heartbeats import Heartbeat, read_heartbeats
 from core.storage.root import ExperimentRoot, RootLocation, inspect_root
-from core.storage.streams import (GROUP_SHARES_BY_RECORD, Cursor, ShardBatch, ShardWriter, StreamReader,
-                                  clean_temporaries, close_gaps, committed_cursor, group_cursor, list_quarantined,
-                                  low_water, newest_commit, prune_stream,
-                                  pruned_prefix, read_shard,
-                                  restore_quarantined, stream_bounds, stream_gaps)
+from core.storage.streams import (
+    GROUP_SHARES_BY_RECORD,
+    Cursor,
+    ShardBatch,
+    ShardWriter,
+    StreamReader,
+    clean_temporaries,
+    close_gaps,
+    committed_cursor,
+    group_cursor,
+    list_quarantined,
+    low_water,
+    newest_commit,
+    prune_stream,
+    pruned_prefix,
+    read_shard,
+    restore_quarantined,
+    stream_bounds,
+    stream_gaps,
+)
 
 __all__ = [
-    "CheckpointInfo", "CheckpointStore", "Cursor", "ExperimentRoot", "Heartbeat", "RootLocation", "ShardBatch",
-    "ShardWriter", "StreamReader", "clean_temporaries", "inspect_root", "list_quarantined", "load_checkpoint",
-    "load_checkpoint_file", "location_exists", "low_water",
+    "GROUP_SHARES_BY_RECORD",
+    "CheckpointInfo",
+    "CheckpointStore",
+    "Cursor",
+    "ExperimentRoot",
+    "Heartbeat",
+    "RootLocation",
+    "ShardBatch",
+    "ShardWriter",
+    "StreamReader",
+    "clean_temporaries",
+    "close_gaps",
+    "committed_cursor",
+    "group_cursor",
+    "inspect_root",
+    "list_quarantined",
+    "load_checkpoint",
+    "load_checkpoint_file",
+    "location_exists",
+    "low_water",
+    "newest_commit",
     "prune_stream",
-    "read_heartbeats", "read_shard", "restore_quarantined", "save_checkpoint_file", "stream_bounds", "stream_gaps",
-    "close_gaps", "committed_cursor", "pruned_prefix", "GROUP_SHARES_BY_RECORD", "group_cursor", "newest_commit",
+    "pruned_prefix",
+    "read_heartbeats",
+    "read_shard",
+    "restore_quarantined",
+    "save_checkpoint_file",
+    "stream_bounds",
+    "stream_gaps",
 ]

@@ -191,7 +191,9 @@ class LocalBackend(Backend):
         if not self._warned_no_links:
             logger.warning(
                 "%s: this filesystem refuses hard links (%s); publishing falls back to check-then-rename, "
-                "which cannot detect two writers racing on the same name", self.base, why.strerror
+                "which cannot detect two writers racing on the same name",
+                self.base,
+                why.strerror,
             )
             self._warned_no_links = True
         if os.path.exists(target):
@@ -242,8 +244,10 @@ class LocalBackend(Backend):
             if stat.S_ISDIR(mode):
                 raise IsADirectoryError(errno.EISDIR, "is a folder", path)
             if not stat.S_ISREG(mode):
-                raise StorageError(f"{path} is not a regular file (a FIFO, device or socket stands in its place): "
-                                   "move it out of the experiment folder")
+                raise StorageError(
+                    f"{path} is not a regular file (a FIFO, device or socket stands in its place): "
+                    "move it out of the experiment folder"
+                )
             if hasattr(os, "O_NONBLOCK"):
                 os.set_blocking(fd, True)
             return os.fdopen(fd, "rb")
@@ -346,8 +350,12 @@ class FsspecBackend(Backend):
 
     def _warn_check_then_move(self, why: str) -> None:
         if not self._warned_check_then_move:
-            logger.warning("%s: %s; publishing falls back to check-then-move, which cannot detect two writers "
-                           "racing on the same name", self.url, why)
+            logger.warning(
+                "%s: %s; publishing falls back to check-then-move, which cannot detect two writers "
+                "racing on the same name",
+                self.url,
+                why,
+            )
             self._warned_check_then_move = True
 
     def _create_checked(self, rel: str, data: Payload) -> int:
@@ -479,7 +487,7 @@ class MemoryBackend(FsspecBackend):
 def backend_for(url: str) -> Backend:
     """The backend for an experiment root URL or path."""
     if "://" not in url or url.startswith("file://"):
-        path = url[len("file://"):] if url.startswith("file://") else url
+        path = url[len("file://") :] if url.startswith("file://") else url
         return LocalBackend(os.path.expanduser(path))
     fs, path = _filesystem_of(url)
     protocols = _protocols(fs)
@@ -504,9 +512,13 @@ def _filesystem_of(url: str) -> tuple[Any, str]:
         return fsspec.core.url_to_fs(url)
     except ImportError as e:
         extra = EXTRAS.get(protocol)
-        how = (f"pip install 'advprover[{extra}]'" if extra
-               else f"install the fsspec filesystem package for {protocol}:// ({e})")
+        how = (
+            f"pip install 'advprover[{extra}]'"
+            if extra
+            else f"install the fsspec filesystem package for {protocol}:// ({e})"
+        )
         raise StorageError(f"{url}: the {protocol}:// filesystem is not installed; {how}") from None
     except ValueError as e:
-        raise StorageError(f"{url}: {e} (use a local folder, file://, or an fsspec URL such as s3://bucket/exp)") \
-            from None
+        raise StorageError(
+            f"{url}: {e} (use a local folder, file://, or an fsspec URL such as s3://bucket/exp)"
+        ) from None

@@ -82,8 +82,7 @@ def check_file_name(name: Any, version: int, suffixes: tuple[str, ...]) -> str:
     """``name`` if it is a file name of version ``version`` with one of ``suffixes``; else ValueError."""
     match = _FILE_NAME.fullmatch(name) if isinstance(name, str) else None
     if match is None or int(match["version"]) != version or match["suffix"] not in suffixes:
-        raise ValueError(f"file name {name!r} is not <{version:08d}>-<8 hex digits> with "
-                         f"{' or '.join(suffixes)}")
+        raise ValueError(f"file name {name!r} is not <{version:08d}>-<8 hex digits> with {' or '.join(suffixes)}")
     return name
 
 
@@ -106,10 +105,14 @@ def _safetensors_bytes(tensors: dict[str, Any], meta: dict[str, Any], where: str
 
     bad = sorted(k for k, v in tensors.items() if not isinstance(v, torch.Tensor))
     if bad:
-        raise StorageError(f"{where}: weights must be tensors only; {', '.join(bad[:5])} are not "
-                           "(put other state in the extras)")
-    header = {"format": FILE_FORMAT, "format_version": str(FILE_FORMAT_VERSION),
-              "meta": json_bytes(meta, what=f"metadata of {where}").decode()}
+        raise StorageError(
+            f"{where}: weights must be tensors only; {', '.join(bad[:5])} are not (put other state in the extras)"
+        )
+    header = {
+        "format": FILE_FORMAT,
+        "format_version": str(FILE_FORMAT_VERSION),
+        "meta": json_bytes(meta, what=f"metadata of {where}").decode(),
+    }
     # clone: safetensors refuses tensors sharing storage (tied weights); loading fills both again
     return save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=header)
 
@@ -127,8 +130,10 @@ def _safetensors_header(data: bytes, where: str) -> dict[str, Any]:
     if length > _SAFETENSORS_HEADER_LIMIT:
         raise CheckpointError(f"{where}: not a checkpoint file (a safetensors header of {length} bytes)")
     if 8 + length > len(data):
-        raise CheckpointError(f"{where}: truncated safetensors file ({len(data)} bytes, its header alone "
-                              f"needs {8 + length}); publish or copy it again")
+        raise CheckpointError(
+            f"{where}: truncated safetensors file ({len(data)} bytes, its header alone "
+            f"needs {8 + length}); publish or copy it again"
+        )
     try:
         header = json.loads(data[8 : 8 + length])
     except ValueError as error:
@@ -141,17 +146,22 @@ def _decode_safetensors(data: bytes, where: str) -> tuple[dict[str, Any], dict[s
 
     marker = _safetensors_header(data, where).get("__metadata__") or {}
     if marker.get("format") != FILE_FORMAT:
-        raise CheckpointError(f"{where}: a safetensors file, but not an advprover checkpoint "
-                              f"(no '{FILE_FORMAT}' format marker in its metadata)")
+        raise CheckpointError(
+            f"{where}: a safetensors file, but not an advprover checkpoint "
+            f"(no '{FILE_FORMAT}' format marker in its metadata)"
+        )
     if marker.get("format_version") != str(FILE_FORMAT_VERSION):
-        raise CheckpointError(f"{where}: checkpoint format version {marker.get('format_version')!r}, this code "
-                              f"reads {FILE_FORMAT_VERSION} (and legacy {LEGACY_FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{where}: checkpoint format version {marker.get('format_version')!r}, this code "
+            f"reads {FILE_FORMAT_VERSION} (and legacy {LEGACY_FORMAT_VERSION})"
+        )
     try:
         meta = json.loads(marker.get("meta", "{}"))
         tensors = load(data)
     except Exception as error:  # noqa: BLE001 - safetensors reports damage with its own error types
-        raise CheckpointError(f"{where}: damaged or truncated safetensors file ({_first_line(error)}); "
-                              "publish or copy it again") from None
+        raise CheckpointError(
+            f"{where}: damaged or truncated safetensors file ({_first_line(error)}); publish or copy it again"
+        ) from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{where}: its metadata is not a JSON object")
     return tensors, meta
@@ -163,13 +173,16 @@ def _decode_legacy(data: bytes, where: str) -> tuple[dict[str, Any], dict[str, A
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - whatever a damaged or hostile file raises, report it as such
-        raise CheckpointError(f"{where}: not a loadable checkpoint (weights_only load failed: "
-                              f"{_first_line(error)})") from None
+        raise CheckpointError(
+            f"{where}: not a loadable checkpoint (weights_only load failed: {_first_line(error)})"
+        ) from None
     if not (isinstance(obj, dict) and obj.get("format") == FILE_FORMAT and isinstance(obj.get("state_dict"), dict)):
         raise CheckpointError(f"{where}: not an advprover checkpoint file (no '{FILE_FORMAT}' format marker)")
     if obj.get("format_version") != LEGACY_FORMAT_VERSION:
-        raise CheckpointError(f"{where}: checkpoint format version {obj.get('format_version')!r}, this code "
-                              f"reads {FILE_FORMAT_VERSION} (and legacy {LEGACY_FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{where}: checkpoint format version {obj.get('format_version')!r}, this code "
+            f"reads {FILE_FORMAT_VERSION} (and legacy {LEGACY_FORMAT_VERSION})"
+        )
     state = obj["state_dict"]
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     extras = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
@@ -227,8 +240,9 @@ def _read_file(path: str) -> bytes:
     except IsADirectoryError:
         data = None
     if data is None and backend.exists(name):
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file (nor an experiment root: "
-                              f"it has no {CONFIG_FILE})")
+        raise CheckpointError(
+            f"{path} is a folder, not a checkpoint file (nor an experiment root: it has no {CONFIG_FILE})"
+        )
     if data is None:
         raise CheckpointError(f"checkpoint file {path} does not exist")
     return data
@@ -241,15 +255,18 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu") -> tuple[dict[str
     return _to_device(tensors, map_location), meta
 
 
-def load_checkpoint(source: str, name: str, version: int | None = None,
-                    map_location: Any = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+def load_checkpoint(
+    source: str, name: str, version: int | None = None, map_location: Any = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(tensors, metadata) from a checkpoint file, or from checkpoint ``name`` of an experiment root."""
     if backend_for(source).exists(CONFIG_FILE):
         tensors, info = CheckpointStore(ExperimentRoot.open(source), name).load(version, map_location)
         return tensors, info.meta
     if version is not None:
-        raise CheckpointError(f"{source} is not an experiment root (no {CONFIG_FILE}): "
-                              f"version {version} cannot be chosen in a checkpoint file")
+        raise CheckpointError(
+            f"{source} is not an experiment root (no {CONFIG_FILE}): "
+            f"version {version} cannot be chosen in a checkpoint file"
+        )
     return load_checkpoint_file(source, map_location)
 
 
@@ -270,8 +287,9 @@ class CheckpointStore:
 
     # --- publishing ---------------------------------------------------------------------------------
 
-    def publish(self, tensors: dict[str, Any], meta: dict[str, Any] | None = None,
-                extras: dict[str, Any] | None = None) -> CheckpointInfo:
+    def publish(
+        self, tensors: dict[str, Any], meta: dict[str, Any] | None = None, extras: dict[str, Any] | None = None
+    ) -> CheckpointInfo:
         """Publish the next version: weights (and extras), then metadata (the commit point), then the hint.
 
         ``tensors``: the weights (tensors only). ``extras``: anything else to keep with the version (e.g. an
@@ -280,8 +298,9 @@ class CheckpointStore:
         newest = self._newest()
         return self._publish_as(0 if newest is None else newest[0] + 1, tensors, meta or {}, extras)
 
-    def _publish_as(self, version: int, tensors: dict[str, Any], meta: dict[str, Any],
-                    extras: dict[str, Any] | None = None) -> CheckpointInfo:
+    def _publish_as(
+        self, version: int, tensors: dict[str, Any], meta: dict[str, Any], extras: dict[str, Any] | None = None
+    ) -> CheckpointInfo:
         meta = json_copy(meta, what=f"metadata of checkpoint {self.name}")
         token = uuid.uuid4().hex[:8]
         weights = checkpoint_file_name(version, token, WEIGHTS_SUFFIX)
@@ -292,8 +311,16 @@ class CheckpointStore:
         if extras_name is not None:
             written.append(f"{self._folder}/{extras_name}")
             extras_size = self._backend.create(written[1], _torch_bytes(extras))
-        sidecar = {"version": version, "time": now(), "weights": weights, "size": size, "extras": extras_name,
-                   "extras_size": extras_size, "meta": meta, "producer": producer_info()}
+        sidecar = {
+            "version": version,
+            "time": now(),
+            "weights": weights,
+            "size": size,
+            "extras": extras_name,
+            "extras_size": extras_size,
+            "meta": meta,
+            "producer": producer_info(),
+        }
         try:
             self._backend.create(self._sidecar(version), json_bytes(sidecar, what="checkpoint metadata", indent=2))
         except FileExistsError:
@@ -312,11 +339,15 @@ class CheckpointStore:
 
     def _info_from(self, sidecar: dict[str, Any]) -> CheckpointInfo:
         extras = sidecar.get("extras")
-        return CheckpointInfo(version=sidecar["version"], meta=sidecar["meta"],
-                              path=self._backend.location(f"{self._folder}/{sidecar['weights']}"),
-                              time=sidecar["time"], size=sidecar["size"],
-                              extras_path=self._backend.location(f"{self._folder}/{extras}") if extras else None,
-                              extras_size=int(sidecar.get("extras_size") or 0))
+        return CheckpointInfo(
+            version=sidecar["version"],
+            meta=sidecar["meta"],
+            path=self._backend.location(f"{self._folder}/{sidecar['weights']}"),
+            time=sidecar["time"],
+            size=sidecar["size"],
+            extras_path=self._backend.location(f"{self._folder}/{extras}") if extras else None,
+            extras_size=int(sidecar.get("extras_size") or 0),
+        )
 
     def _read_sidecar(self, version: int) -> dict[str, Any] | None:
         """The sidecar of ``version`` (None if there is none); CheckpointError if it is damaged, including
@@ -418,8 +449,11 @@ class CheckpointStore:
             for name, expected in sizes:
                 found = self._backend.size(f"{self._folder}/{name}")
                 if found != expected:
-                    damaged[version] = (f"{name} is missing" if found is None else
-                                        f"{name} has {found} bytes, its metadata says {expected}: truncated")
+                    damaged[version] = (
+                        f"{name} is missing"
+                        if found is None
+                        else f"{name} has {found} bytes, its metadata says {expected}: truncated"
+                    )
                     break
         return damaged
 
@@ -433,8 +467,9 @@ class CheckpointStore:
 
     # --- loading ------------------------------------------------------------------------------------------
 
-    def load(self, version: int | None = None, map_location: Any = "cpu", *,
-             fallback: bool | None = None) -> tuple[dict[str, Any], CheckpointInfo]:
+    def load(
+        self, version: int | None = None, map_location: Any = "cpu", *, fallback: bool | None = None
+    ) -> tuple[dict[str, Any], CheckpointInfo]:
         """(tensors, info) of ``version`` (default: the latest); the extras file is not read.
 
         ``fallback`` (default: when ``version`` is None): if that version's files are missing, truncated or
@@ -444,13 +479,15 @@ class CheckpointStore:
         tensors, _, info = self._load(version, map_location, fallback, with_extras=False)
         return tensors, info
 
-    def load_with_extras(self, version: int | None = None, map_location: Any = "cpu", *,
-                         fallback: bool | None = None) -> tuple[dict[str, Any], dict[str, Any] | None, CheckpointInfo]:
+    def load_with_extras(
+        self, version: int | None = None, map_location: Any = "cpu", *, fallback: bool | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, CheckpointInfo]:
         """(tensors, extras or None, info), as :meth:`load`; both files must load for a version to do."""
         return self._load(version, map_location, fallback, with_extras=True)
 
-    def _load(self, version: int | None, map_location: Any, fallback: bool | None,
-              with_extras: bool) -> tuple[dict[str, Any], dict[str, Any] | None, CheckpointInfo]:
+    def _load(
+        self, version: int | None, map_location: Any, fallback: bool | None, with_extras: bool
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, CheckpointInfo]:
         fallback = version is None if fallback is None else fallback
         info = self.latest() if version is None else self.info(version)
         if info is None:
@@ -463,15 +500,19 @@ class CheckpointStore:
                 older = self._older_readable(info.version) if fallback else None
                 if older is None:
                     raise
-                self._report_damage(info.version, f"version {info.version} is damaged ({error}); falling back "
-                                                  f"to version {older.version}")
+                self._report_damage(
+                    info.version,
+                    f"version {info.version} is damaged ({error}); falling back to version {older.version}",
+                )
                 info = older
 
     def _read_checked(self, path: str, size: int, version: int, what: str) -> bytes:
         data = self._backend.read(f"{self._folder}/{path.rpartition('/')[2]}")
         if data is None:
-            raise CheckpointError(f"{path}: {what} of version {version} are gone (deleted by retention while "
-                                  "loading?); load the latest version again")
+            raise CheckpointError(
+                f"{path}: {what} of version {version} are gone (deleted by retention while "
+                "loading?); load the latest version again"
+            )
         if len(data) != size:
             raise CheckpointError(f"{path}: {len(data)} bytes, its metadata says {size}: truncated")
         return data
@@ -524,8 +565,9 @@ class CheckpointStore:
         for version in self.versions():
             sidecar = self._sidecar_or_damage(version)
             if isinstance(sidecar, CheckpointError):
-                logger.warning("checkpoint %s: version %d is damaged and kept as it is: %s", self.name, version,
-                               sidecar)
+                logger.warning(
+                    "checkpoint %s: version %d is damaged and kept as it is: %s", self.name, version, sidecar
+                )
                 damaged.add(version)
             elif sidecar is not None:
                 sidecars[version] = sidecar

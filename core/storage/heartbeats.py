@@ -32,8 +32,7 @@ class Heartbeat:
             raise StorageError(f"heartbeat of role {role}: rank must be an integer >= 0, got {rank!r}")
         self._backend = root.backend
         self.path = f"{HEARTBEATS_DIR}/{role}-{rank}.json"
-        self._identity = {"role": role, "rank": rank, "host": socket.gethostname(), "pid": os.getpid(),
-                          "start": now()}
+        self._identity = {"role": role, "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "start": now()}
         self._fields: dict[str, Any] = {}
 
     def beat(self, **fields: Any) -> dict[str, Any]:
@@ -64,8 +63,7 @@ def read_heartbeats(root: ExperimentRoot) -> list[dict[str, Any]]:
             beat = json.loads(data)
             _check_beat(beat)
         except ValueError as e:
-            logger.warning("skipping unreadable heartbeat %s: %s",
-                           root.backend.location(f"{HEARTBEATS_DIR}/{name}"), e)
+            logger.warning("skipping unreadable heartbeat %s: %s", root.backend.location(f"{HEARTBEATS_DIR}/{name}"), e)
             continue
         beat["file_age_s"] = root.backend.age_s(f"{HEARTBEATS_DIR}/{name}")
         beats.append(beat)

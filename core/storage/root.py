@@ -43,8 +43,7 @@ def check_name(name: str, what: str) -> str:
     """A stream, checkpoint or role name: letters, digits, ``.``, ``_``, ``-``; not starting with a dot."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise StorageError(
-            f"invalid {what} name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            f"invalid {what} name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
 
@@ -52,8 +51,7 @@ def check_name(name: str, what: str) -> str:
 def json_bytes(value: Any, *, what: str, indent: int | None = None) -> bytes:
     """Strict JSON (no NaN) as UTF-8; StorageError naming ``what`` if the value is not JSON."""
     try:
-        text = json.dumps(value, indent=indent, sort_keys=indent is not None, allow_nan=False,
-                          ensure_ascii=False)
+        text = json.dumps(value, indent=indent, sort_keys=indent is not None, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise StorageError(f"{what} is not JSON-serializable: {e}") from None
     return text.encode()
@@ -141,8 +139,9 @@ class ExperimentRoot:
             if jobs is not None and not (isinstance(jobs, list) and all(isinstance(j, str) for j in jobs)):
                 raise ValueError("jobs must be a list of names or null")
         except (ValueError, AttributeError) as e:  # unreadable: treat as a request to stop everything
-            logger.warning("%s is unreadable (%s): treated as a request to stop every job",
-                           self.backend.location(STOP_FILE), e)
+            logger.warning(
+                "%s is unreadable (%s): treated as a request to stop every job", self.backend.location(STOP_FILE), e
+            )
             return {"time": None, "reason": "unreadable stop request", "jobs": None}
         return request
 

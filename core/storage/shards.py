@@ -80,15 +80,30 @@ def _library_version() -> str:
         from importlib.metadata import version
 
         return f"advprover {version('advprover')}"
-    except Exception:  # not installed as a distribution: a checkout used in place
+    except Exception:  # noqa: BLE001 - any failure means the same: not installed as a distribution: a checkout used in place
         return "advprover (unknown version)"
 
 
-def make_header(stream: str, seq: int, count: int, producer: dict[str, Any], cursor: dict[str, int] | None,
-                extra: dict[str, Any] | None, record: tuple[str, int] | None = None) -> dict[str, Any]:
+def make_header(
+    stream: str,
+    seq: int,
+    count: int,
+    producer: dict[str, Any],
+    cursor: dict[str, int] | None,
+    extra: dict[str, Any] | None,
+    record: tuple[str, int] | None = None,
+) -> dict[str, Any]:
     """A shard's header; ``record`` is the (record type, version) the writer's caller declared, if any."""
-    header = {"schema": SCHEMA_VERSION, "stream": stream, "seq": seq, "count": count, "created": now(),
-              "producer": producer, "cursor": cursor, "extra": extra}
+    header = {
+        "schema": SCHEMA_VERSION,
+        "stream": stream,
+        "seq": seq,
+        "count": count,
+        "created": now(),
+        "producer": producer,
+        "cursor": cursor,
+        "extra": extra,
+    }
     if record is not None:
         header["record_type"], header["record_version"] = record
     return header
@@ -99,8 +114,10 @@ def check_record_kind(record_type: str | None, record_version: int | None, strea
     if record_type is None and record_version is None:
         return None
     if not isinstance(record_type, str) or not record_type or type(record_version) is not int or record_version < 1:
-        raise StorageError(f"stream {stream}: record_type must be a non-empty string and record_version an "
-                           f"integer >= 1, got {record_type!r} and {record_version!r}")
+        raise StorageError(
+            f"stream {stream}: record_type must be a non-empty string and record_version an "
+            f"integer >= 1, got {record_type!r} and {record_version!r}"
+        )
     return record_type, record_version
 
 
@@ -145,7 +162,7 @@ def decode_shard(data: bytes, *, stream: str, seq: int, where: str) -> tuple[dic
         raise _corrupt(where, "no header line")
     header = _parse_header(payload[:header_end], where)
     _check_header(header, stream=stream, seq=seq, where=where)
-    records = _parse_records(payload[header_end + 1:], where)
+    records = _parse_records(payload[header_end + 1 :], where)
     if len(records) != header["count"]:
         raise _corrupt(where, f"header says {header['count']} records, the shard holds {len(records)}")
     return header, records
@@ -169,9 +186,12 @@ def _decompress(data: bytes, where: str) -> bytes:
     if params.content_size in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
         raise _corrupt(where, "zstd frame does not record its content size")
     if params.content_size > payload_limit(len(data)):
-        raise _corrupt(where, f"zstd frame claims {params.content_size} bytes from {len(data)} (limit "
-                              f"{payload_limit(len(data))}: at most {MAX_EXPANSION} times the shard's size "
-                              f"above {SMALL_PAYLOAD_BYTES} bytes, and {MAX_SHARD_BYTES} in all)")
+        raise _corrupt(
+            where,
+            f"zstd frame claims {params.content_size} bytes from {len(data)} (limit "
+            f"{payload_limit(len(data))}: at most {MAX_EXPANSION} times the shard's size "
+            f"above {SMALL_PAYLOAD_BYTES} bytes, and {MAX_SHARD_BYTES} in all)",
+        )
     try:
         payload = _DECOMPRESSOR.decompress(data, allow_extra_data=False)
     except zstandard.ZstdError as e:
@@ -196,8 +216,10 @@ def _parse_header(line: bytes, where: str) -> dict[str, Any]:
     missing = [k for k in _HEADER_KEYS if k not in header]
     schema = header.get("schema")
     if type(schema) is int and schema > SCHEMA_VERSION:  # checked first: a newer format may differ in anything else
-        raise NewerFormatError(f"{where}: written by a newer advprover (shard schema {schema}, this advprover "
-                               f"reads schema {SCHEMA_VERSION}): upgrade advprover to read this experiment")
+        raise NewerFormatError(
+            f"{where}: written by a newer advprover (shard schema {schema}, this advprover "
+            f"reads schema {SCHEMA_VERSION}): upgrade advprover to read this experiment"
+        )
     if "schema" in header and schema != SCHEMA_VERSION:
         raise _corrupt(where, f"schema version {schema!r}, this reader knows {SCHEMA_VERSION}")
     if missing:
@@ -213,10 +235,14 @@ def _check_header(header: dict[str, Any], *, stream: str, seq: int, where: str) 
     count = header["count"]
     if type(count) is not int or count < 0:
         raise _corrupt(where, f"header count {count!r} is not a record count")
-    if "record_type" in header and not (isinstance(header["record_type"], str)
-                                        and type(header.get("record_version")) is int):
-        raise _corrupt(where, f"header record_type {header['record_type']!r} / record_version "
-                              f"{header.get('record_version')!r} are not a name and a version number")
+    if "record_type" in header and not (
+        isinstance(header["record_type"], str) and type(header.get("record_version")) is int
+    ):
+        raise _corrupt(
+            where,
+            f"header record_type {header['record_type']!r} / record_version "
+            f"{header.get('record_version')!r} are not a name and a version number",
+        )
     cursor = header["cursor"]
     if cursor is not None and not (
         isinstance(cursor, dict) and all(type(v) is int and v >= 0 for v in cursor.values())
@@ -256,14 +282,17 @@ def quarantine_shard(root: ExperimentRoot, stream: str, seq: int, data: bytes, r
     base = f"{QUARANTINE_DIR}/{stream}/{seq:012d}-{uuid.uuid4().hex[:8]}"
     dest = f"{base}.zst"
     backend.create(dest, data)
-    note = {"file": backend.location(shard_path(stream, seq)), "reason": reason, "time": now(),
-            "by": producer_info()}
+    note = {"file": backend.location(shard_path(stream, seq)), "reason": reason, "time": now(), "by": producer_info()}
     backend.create(f"{base}.reason.json", json_bytes(note, what="quarantine note", indent=2))
     header = make_header(stream, seq, 0, producer_info(), None, None)
     header["quarantined"] = {"file": backend.location(dest), "reason": reason}
     backend.replace(shard_path(stream, seq), ShardEncoder().encode(header, []))
-    logger.warning("quarantined shard %s: %s (damaged bytes kept in %s)",
-                   backend.location(shard_path(stream, seq)), reason, backend.location(dest))
+    logger.warning(
+        "quarantined shard %s: %s (damaged bytes kept in %s)",
+        backend.location(shard_path(stream, seq)),
+        reason,
+        backend.location(dest),
+    )
     return backend.location(dest)
 
 

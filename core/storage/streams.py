@@ -29,15 +29,33 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from core.errors import CorruptShardError, StorageError, StreamConflictError, StreamGapError, StreamPrunedError
 from core.storage.backend import is_temporary
-from core.storage.root import (CHECKPOINTS_DIR, HEARTBEATS_DIR, QUARANTINE_DIR, STREAMS_DIR, ExperimentRoot,
-                               check_name, json_bytes, json_copy)
-from core.storage.shards import (ShardEncoder, check_record_kind, decode_shard, is_tombstone, make_header,
-                                 parse_shard_name, producer_info, quarantine_shard, shard_path)
+from core.storage.root import (
+    CHECKPOINTS_DIR,
+    HEARTBEATS_DIR,
+    QUARANTINE_DIR,
+    STREAMS_DIR,
+    ExperimentRoot,
+    check_name,
+    json_bytes,
+    json_copy,
+)
+from core.storage.shards import (
+    ShardEncoder,
+    check_record_kind,
+    decode_shard,
+    is_tombstone,
+    make_header,
+    parse_shard_name,
+    producer_info,
+    quarantine_shard,
+    shard_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -276,12 +294,23 @@ def tombstone_lost_shard(root: ExperimentRoot, stream: str, seq: int, reason: st
         backend.create(shard_path(stream, seq), ShardEncoder().encode(header, []))
     except FileExistsError:
         return False
-    note = {"file": backend.location(shard_path(stream, seq)), "reason": reason, "time": header["created"],
-            "by": producer_info(), "lost": True}
-    backend.replace(f"{QUARANTINE_DIR}/{stream}/{seq:012d}-lost.reason.json",
-                    json_bytes(note, what="quarantine note", indent=2))
-    logger.warning("stream %s: shard %d is missing while later shards exist (%s): replaced by a lost-shard "
-                   "tombstone; its records, if it had any, are lost", stream, seq, reason)
+    note = {
+        "file": backend.location(shard_path(stream, seq)),
+        "reason": reason,
+        "time": header["created"],
+        "by": producer_info(),
+        "lost": True,
+    }
+    backend.replace(
+        f"{QUARANTINE_DIR}/{stream}/{seq:012d}-lost.reason.json", json_bytes(note, what="quarantine note", indent=2)
+    )
+    logger.warning(
+        "stream %s: shard %d is missing while later shards exist (%s): replaced by a lost-shard "
+        "tombstone; its records, if it had any, are lost",
+        stream,
+        seq,
+        reason,
+    )
     return True
 
 
@@ -305,13 +334,23 @@ class ShardWriter:
     record type the caller's records are, this layer does not know.
     """
 
-    def __init__(self, root: ExperimentRoot, stream: str, *, max_records: int, max_age_s: float,
-                 producer: dict[str, Any] | None = None, committing: bool = False,
-                 clean_after_s: float | None = 3600.0, record_type: str | None = None,
-                 record_version: int | None = None) -> None:
+    def __init__(
+        self,
+        root: ExperimentRoot,
+        stream: str,
+        *,
+        max_records: int,
+        max_age_s: float,
+        producer: dict[str, Any] | None = None,
+        committing: bool = False,
+        clean_after_s: float | None = 3600.0,
+        record_type: str | None = None,
+        record_version: int | None = None,
+    ) -> None:
         if max_records < 1 or max_age_s < 0:
-            raise StorageError(f"stream {stream}: need max_records >= 1 and max_age_s >= 0, "
-                               f"got {max_records} and {max_age_s}")
+            raise StorageError(
+                f"stream {stream}: need max_records >= 1 and max_age_s >= 0, got {max_records} and {max_age_s}"
+            )
         self._root = root
         self._backend = root.backend
         self.stream = check_name(stream, "stream")
@@ -404,8 +443,12 @@ class ShardWriter:
         if self._conflict is None:
             self.flush()
             if self._lines and self._committing:
-                logger.info("stream %s: %d records after the last commit point are not published; "
-                            "their inputs will be processed again", self.stream, len(self._lines))
+                logger.info(
+                    "stream %s: %d records after the last commit point are not published; "
+                    "their inputs will be processed again",
+                    self.stream,
+                    len(self._lines),
+                )
         self._lines = []
 
     def __enter__(self) -> ShardWriter:
@@ -424,8 +467,14 @@ class ShardWriter:
     def last_cursor(self) -> Cursor | None:
         """The cursor committed by the newest shard of this stream: where a restarted consumer resumes
         (:func:`newest_commit`: tombstones are passed over; None if there is no commit)."""
-        newest = next((header for header in _headers_newest_first(self._root, self.stream, self._low_water,
-                                                                  self._next_seq) if not is_tombstone(header)), None)
+        newest = next(
+            (
+                header
+                for header in _headers_newest_first(self._root, self.stream, self._low_water, self._next_seq)
+                if not is_tombstone(header)
+            ),
+            None,
+        )
         if newest is not None and newest["cursor"] is not None and newest["seq"] == self._next_seq - 1:
             self._last_published_commit = (newest["cursor"], newest["extra"])
         return newest_commit([newest] if newest is not None else [])
@@ -465,8 +514,9 @@ class ShardWriter:
         return seq
 
 
-def read_shard(root: ExperimentRoot, stream: str, seq: int, *,
-               quarantine: bool = True) -> tuple[dict[str, Any], list[dict]]:
+def read_shard(
+    root: ExperimentRoot, stream: str, seq: int, *, quarantine: bool = True
+) -> tuple[dict[str, Any], list[dict]]:
     """One shard's header and records; a damaged shard is quarantined and its tombstone returned instead.
 
     With ``quarantine=False`` (a read-only look, as ``jobs.status`` takes) a damaged shard raises
@@ -482,8 +532,9 @@ def read_shard(root: ExperimentRoot, stream: str, seq: int, *,
     return _decode_or_quarantine(root, stream, seq, data)[:2]
 
 
-def _decode_or_quarantine(root: ExperimentRoot, stream: str, seq: int,
-                          data: bytes) -> tuple[dict[str, Any], list[dict], bool]:
+def _decode_or_quarantine(
+    root: ExperimentRoot, stream: str, seq: int, data: bytes
+) -> tuple[dict[str, Any], list[dict], bool]:
     """(header, records, quarantined_now). A damaged shard is read again once before being quarantined."""
     where = root.backend.location(shard_path(stream, seq))
     try:
@@ -491,14 +542,15 @@ def _decode_or_quarantine(root: ExperimentRoot, stream: str, seq: int,
     except CorruptShardError as first:
         again = root.backend.read(shard_path(stream, seq))
         if again is None:
-            raise StorageError(f"{where} disappeared while being read: pruned below a reader's position? "
-                               "Prune only below the cursors every consumer has committed") from None
+            raise StorageError(
+                f"{where} disappeared while being read: pruned below a reader's position? "
+                "Prune only below the cursors every consumer has committed"
+            ) from None
         if again != data:  # changed under us (a tombstone, or a flaky read): decode what is there now
             return _decode_or_quarantine(root, stream, seq, again)
         reason = getattr(first, "reason", str(first))
         quarantine_shard(root, stream, seq, data, reason)
-        tombstone = decode_shard(root.backend.read(shard_path(stream, seq)) or b"", stream=stream, seq=seq,
-                                 where=where)
+        tombstone = decode_shard(root.backend.read(shard_path(stream, seq)) or b"", stream=stream, seq=seq, where=where)
         return (*tombstone, True)
 
 
@@ -515,8 +567,15 @@ class StreamReader:
     been seen missing for ``gap_grace_s`` (counted in :attr:`lost`).
     """
 
-    def __init__(self, root: ExperimentRoot, streams: Iterable[str], cursor: Cursor | None = None, *,
-                 prune_check_s: float = 30.0, gap_grace_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        root: ExperimentRoot,
+        streams: Iterable[str],
+        cursor: Cursor | None = None,
+        *,
+        prune_check_s: float = 30.0,
+        gap_grace_s: float = 60.0,
+    ) -> None:
         self._root = root
         self._positions: dict[str, int] = dict(cursor.items()) if cursor is not None else {}
         self._streams: list[str] = []
@@ -630,11 +689,13 @@ def prune_stream(root: ExperimentRoot, stream: str, below_seq: int) -> int:
     target = max(target, mark["below"])
     records = mark["records"] + sum(_record_count(root, stream, seq) for seq in range(mark["below"], target))
     backend = root.backend
-    backend.replace(_low_water_path(stream),
-                    json_bytes({"below": target, "from": mark["from"], "records": records}, what="mark"))
+    backend.replace(
+        _low_water_path(stream), json_bytes({"below": target, "from": mark["from"], "records": records}, what="mark")
+    )
     removed = sum(backend.remove(shard_path(stream, seq)) for seq in range(mark["from"], target))
-    backend.replace(_low_water_path(stream),
-                    json_bytes({"below": target, "from": target, "records": records}, what="mark"))
+    backend.replace(
+        _low_water_path(stream), json_bytes({"below": target, "from": target, "records": records}, what="mark")
+    )
     logger.info("stream %s: pruned %d shards below %d (%d records pruned in all)", stream, removed, target, records)
     return removed
 
@@ -679,17 +740,23 @@ def restore_quarantined(root: ExperimentRoot, name: str | None = None) -> list[s
     if name is not None:
         kept = [(stream, file) for stream, file in kept if name in (file, f"{stream}/{file}")]
         if not kept:
-            raise StorageError(f"no quarantined shard named {name!r} in {root.backend.location(QUARANTINE_DIR)} "
-                               "(jobs.status lists them)")
+            raise StorageError(
+                f"no quarantined shard named {name!r} in {root.backend.location(QUARANTINE_DIR)} "
+                "(jobs.status lists them)"
+            )
     return [_restore_one(root, stream, file) for stream, file in kept]
 
 
 def _quarantined_files(root: ExperimentRoot) -> list[tuple[str, str]]:
     """(stream, file name) of every quarantined shard's bytes, in order."""
     backend = root.backend
-    return [(stream, file) for stream in sorted(backend.listdir(QUARANTINE_DIR)) if not is_temporary(stream)
-            for file in sorted(backend.listdir(f"{QUARANTINE_DIR}/{stream}"))
-            if file.endswith(".zst") and not is_temporary(file)]
+    return [
+        (stream, file)
+        for stream in sorted(backend.listdir(QUARANTINE_DIR))
+        if not is_temporary(stream)
+        for file in sorted(backend.listdir(f"{QUARANTINE_DIR}/{stream}"))
+        if file.endswith(".zst") and not is_temporary(file)
+    ]
 
 
 def _restore_one(root: ExperimentRoot, stream: str, file: str) -> str:
@@ -705,8 +772,9 @@ def _restore_one(root: ExperimentRoot, stream: str, file: str) -> str:
     try:
         decode_shard(data, stream=stream, seq=seq, where=backend.location(kept))
     except CorruptShardError as error:
-        raise StorageError(f"{backend.location(kept)} is still damaged ({getattr(error, 'reason', error)}): "
-                           "not restored") from None
+        raise StorageError(
+            f"{backend.location(kept)} is still damaged ({getattr(error, 'reason', error)}): not restored"
+        ) from None
     current = backend.read(target)
     if current is None:
         if seq < low_water(root, stream):
@@ -727,8 +795,10 @@ def _check_tombstone_of(root: ExperimentRoot, stream: str, seq: int, current: by
     try:
         header, _ = decode_shard(current, stream=stream, seq=seq, where=where)
     except CorruptShardError as error:
-        raise StorageError(f"{where} is damaged ({getattr(error, 'reason', error)}); {kept} not restored over "
-                           "it: let a reader quarantine it first") from None
+        raise StorageError(
+            f"{where} is damaged ({getattr(error, 'reason', error)}); {kept} not restored over "
+            "it: let a reader quarantine it first"
+        ) from None
     if not is_tombstone(header):
         raise StorageError(f"{where} exists and holds records: {kept} not restored over it")
     named = header["quarantined"].get("file") if isinstance(header["quarantined"], dict) else None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.adversarial.generation import (
-    GenerationSettings, TheoremGenerator, complete_tactic,
+    GenerationSettings,
+    TheoremGenerator,
+    complete_tactic,
 )
 from core.adversarial.records import GenerationRecord, Goal
 from core.adversarial.workspace import Workspace
@@ -25,13 +27,15 @@ def workspace() -> Workspace:
 @pytest.fixture(scope="module")
 def generated(workspace: Workspace) -> tuple[TheoremGenerator, list]:
     policy = BaselinePolicy(workspace.db, grammar=workspace.grammar, seed=0)
-    generator = TheoremGenerator(workspace, policy, GenerationSettings(max_steps=4, min_steps=1, attempts_per_step=4), seed=3)
+    generator = TheoremGenerator(
+        workspace, policy, GenerationSettings(max_steps=4, min_steps=1, attempts_per_step=4), seed=3
+    )
     results = [generator.select(rollout) for rollout in generator.run(24)]
     return generator, [g for g in results if g is not None]
 
 
 def test_rollouts_give_checked_theorems(workspace: Workspace, generated) -> None:
-    generator, theorems = generated
+    _generator, theorems = generated
     assert len(theorems) >= 5
     for item in theorems:
         check_tree(workspace.db, workspace.grammar, item.theorem, item.proof, workspace.kernel)
@@ -82,8 +86,7 @@ class FixedPolicy:
 
 
 def test_recent_duplicates_are_filtered(workspace: Workspace) -> None:
-    settings = GenerationSettings(goal_source="none", max_steps=1, min_steps=1, attempts_per_step=1,
-                                  selection="last")
+    settings = GenerationSettings(goal_source="none", max_steps=1, min_steps=1, attempts_per_step=1, selection="last")
     generator = TheoremGenerator(workspace, FixedPolicy(), settings, seed=0)  # type: ignore[arg-type]
     kept = [generator.select(r) for r in generator.run(6)]
     assert sum(g is not None for g in kept) == 1
@@ -92,8 +95,13 @@ def test_recent_duplicates_are_filtered(workspace: Workspace) -> None:
 
 def test_duplicates_are_kept_and_flagged_when_penalized(workspace: Workspace) -> None:
     settings = GenerationSettings(goal_source="none", max_steps=1, min_steps=1, attempts_per_step=1)
-    generator = TheoremGenerator(workspace, FixedPolicy(), settings, seed=0,  # type: ignore[arg-type]
-                                 keep_duplicates=True)
+    generator = TheoremGenerator(
+        workspace,
+        FixedPolicy(),
+        settings,
+        seed=0,  # type: ignore[arg-type]
+        keep_duplicates=True,
+    )
     kept = [generator.select(r) for r in generator.run(3)]
     assert [g.duplicate for g in kept] == [False, True, True]
 
@@ -104,7 +112,8 @@ def test_completion_fills_variables_from_graph_nodes(workspace: Workspace) -> No
     while not rollout.env.theorem.essential:
         rollout = generator.new_rollout()
     done = complete_tactic(rollout.env, Tactic("ax-mp"), generator.rng) or complete_tactic(
-        rollout.env, Tactic("a1i"), generator.rng)
+        rollout.env, Tactic("a1i"), generator.rng
+    )
     if done is not None:
         tactic, node = done
         assert set(tactic.substitution) == set(workspace.db.assertion(tactic.label).variables)

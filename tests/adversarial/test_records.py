@@ -9,8 +9,18 @@ from typing import Any
 
 import pytest
 
-from core.adversarial.records import (EvaluationRecord, GenerationRecord, GenerationStats, Goal, ResultRecord,
-                                      RolloutRecord, RolloutStep, StreamRecord, decode_records, valid_records)
+from core.adversarial.records import (
+    EvaluationRecord,
+    GenerationRecord,
+    GenerationStats,
+    Goal,
+    ResultRecord,
+    RolloutRecord,
+    RolloutStep,
+    StreamRecord,
+    decode_records,
+    valid_records,
+)
 from core.errors import NewerFormatError, RecordError, StorageError
 from core.storage import ExperimentRoot, ShardWriter, StreamReader, read_shard
 
@@ -19,26 +29,51 @@ GEN = "generator-actor-00-to-00"
 
 def generation() -> GenerationRecord:
     return GenerationRecord(
-        id=f"{GEN}/1", source="generator", generator_version=3,
+        id=f"{GEN}/1",
+        source="generator",
+        generator_version=3,
         goal=Goal("advgen.1", "|- ( ph -> ph )", (("advgen.h1", "|- ph"),), (("ph", "ps"),)),
         proof={"label": "a1i", "children": []},
-        stats=GenerationStats(size=3, depth=2, statement_length=6, hypotheses=1, steps=1, rollout_end="stop",
-                              started_from="mp"),
-        heuristic=0.5, duplicate=False,
-        rollout=RolloutRecord(("|- ph",), (RolloutStep("a1i", {"ph": "ph"}, "|- ( ph -> ph )", -0.25),
-                                           RolloutStep("STOP", {}, None, -0.5))),
+        stats=GenerationStats(
+            size=3, depth=2, statement_length=6, hypotheses=1, steps=1, rollout_end="stop", started_from="mp"
+        ),
+        heuristic=0.5,
+        duplicate=False,
+        rollout=RolloutRecord(
+            ("|- ph",),
+            (RolloutStep("a1i", {"ph": "ph"}, "|- ( ph -> ph )", -0.25), RolloutStep("STOP", {}, None, -0.5)),
+        ),
     )
 
 
 def result() -> ResultRecord:
-    return ResultRecord(id=f"{GEN}/1", generation=generation(), prover_version=2, proved=False, attempts=1,
-                        successes=0, proof=None, search={"expansions": 4}, reward=1.0, for_generator_trainer=True,
-                        for_prover_trainer=True)
+    return ResultRecord(
+        id=f"{GEN}/1",
+        generation=generation(),
+        prover_version=2,
+        proved=False,
+        attempts=1,
+        successes=0,
+        proof=None,
+        search={"expansions": 4},
+        reward=1.0,
+        for_generator_trainer=True,
+        for_prover_trainer=True,
+    )
 
 
 def evaluation() -> EvaluationRecord:
-    return EvaluationRecord(version=4, step=100, benchmark="test split", time=1732.5, seconds=2.0, total=8, proved=2,
-                            success_rate=0.25, summary={"kernel_rejections": 0, "proof_size": None})
+    return EvaluationRecord(
+        version=4,
+        step=100,
+        benchmark="test split",
+        time=1732.5,
+        seconds=2.0,
+        total=8,
+        proved=2,
+        success_rate=0.25,
+        summary={"kernel_rejections": 0, "proof_size": None},
+    )
 
 
 RECORDS = [generation, result, evaluation]
@@ -76,27 +111,43 @@ def wire_with(make, path: list[Any], value: Any = None, *, delete: bool = False)
     return wire
 
 
-@pytest.mark.parametrize("make, path", [
-    (generation, ["goal"]), (generation, ["goal", "statement"]), (generation, ["stats", "size"]),
-    (generation, ["rollout", "steps", 0, "logprob"]), (result, ["proved"]), (result, ["generation", "id"]),
-    (evaluation, ["benchmark"]), (evaluation, ["success_rate"]),
-])
+@pytest.mark.parametrize(
+    "make, path",
+    [
+        (generation, ["goal"]),
+        (generation, ["goal", "statement"]),
+        (generation, ["stats", "size"]),
+        (generation, ["rollout", "steps", 0, "logprob"]),
+        (result, ["proved"]),
+        (result, ["generation", "id"]),
+        (evaluation, ["benchmark"]),
+        (evaluation, ["success_rate"]),
+    ],
+)
 def test_a_record_missing_a_field_is_refused_naming_the_stream_and_the_field(make, path: list[Any]) -> None:
     cls = type(make())
     with pytest.raises(RecordError, match=rf"stream {GEN}: {cls.RECORD_TYPE} record.*'{path[-1]}' is missing"):
         cls.parse(wire_with(make, path, delete=True), stream=GEN)
 
 
-@pytest.mark.parametrize("make, path, value, expected", [
-    (generation, ["id"], 7, "a string"), (generation, ["generator_version"], "3", "an integer or null"),
-    (generation, ["goal", "hypotheses"], "|- ph", "an array"), (generation, ["duplicate"], 0, "a boolean"),
-    (generation, ["rollout"], [], "an object"), (generation, ["rollout", "steps", 1, "substitution", "ph"], 1,
-                                                      "a string"),
-    (result, ["reward"], "1.0", "a number"), (result, ["generation", "heuristic"], None, "a number"),
-    (evaluation, ["version"], 1.5, "an integer or a string"), (evaluation, ["total"], None, "an integer"),
-])
-def test_a_record_with_a_field_of_the_wrong_type_is_refused_naming_the_field(make, path: list[Any], value: Any,
-                                                                            expected: str) -> None:
+@pytest.mark.parametrize(
+    "make, path, value, expected",
+    [
+        (generation, ["id"], 7, "a string"),
+        (generation, ["generator_version"], "3", "an integer or null"),
+        (generation, ["goal", "hypotheses"], "|- ph", "an array"),
+        (generation, ["duplicate"], 0, "a boolean"),
+        (generation, ["rollout"], [], "an object"),
+        (generation, ["rollout", "steps", 1, "substitution", "ph"], 1, "a string"),
+        (result, ["reward"], "1.0", "a number"),
+        (result, ["generation", "heuristic"], None, "a number"),
+        (evaluation, ["version"], 1.5, "an integer or a string"),
+        (evaluation, ["total"], None, "an integer"),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_type_is_refused_naming_the_field(
+    make, path: list[Any], value: Any, expected: str
+) -> None:
     cls = type(make())
     with pytest.raises(RecordError, match=rf"'{path[-1]}'.*: should be {expected}, got"):
         cls.parse(wire_with(make, path, value), stream=GEN)
@@ -143,8 +194,9 @@ def test_a_shard_of_the_declared_type_decodes_and_a_bad_record_is_its_error() ->
     decoded = decode_records(GenerationRecord, header(record_type="generation", record_version=1), wire, stream=GEN)
     assert decoded[0] == generation() and isinstance(decoded[1], RecordError)
     assert "'source' is missing" in str(decoded[1])
-    assert valid_records(GenerationRecord, header(record_type="generation", record_version=1), wire,
-                         stream=GEN) == [generation()]
+    assert valid_records(GenerationRecord, header(record_type="generation", record_version=1), wire, stream=GEN) == [
+        generation()
+    ]
 
 
 def test_a_shard_header_naming_another_type_or_a_newer_version_is_refused() -> None:

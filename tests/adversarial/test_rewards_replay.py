@@ -25,8 +25,9 @@ def test_zero_attempts_gives_zero_not_a_crash() -> None:
 
 
 def test_shaping_and_duplicate_penalty_can_make_rewards_negative() -> None:
-    value = reward("hard", successes=1, attempts=1, heuristic=3.0, heuristic_weight=0.4, duplicate=True,
-                   duplicate_penalty=1.0)
+    value = reward(
+        "hard", successes=1, attempts=1, heuristic=3.0, heuristic_weight=0.4, duplicate=True, duplicate_penalty=1.0
+    )
     assert value == pytest.approx(0.4 * 0.75 - 1.0)
 
 

@@ -9,7 +9,7 @@ C = ``|- ( th -> ( ch -> ch ) )`` (ax-mp on B and A; size 3, depth 2, 10 tokens)
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -30,8 +30,11 @@ def tactic(label: str, **substitution: str) -> Tactic:
     return Tactic(label, {v: tuple(e.split()) for v, e in substitution.items()})
 
 
-SCRIPT = [tactic("id", ph="ch"), tactic("ax-1", ph="( ch -> ch )", ps="th"),
-          tactic("ax-mp", ph="( ch -> ch )", ps="( th -> ( ch -> ch ) )")]
+SCRIPT = [
+    tactic("id", ph="ch"),
+    tactic("ax-1", ph="( ch -> ch )", ps="th"),
+    tactic("ax-mp", ph="( ch -> ch )", ps="( th -> ( ch -> ch ) )"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +66,19 @@ class ScriptedPolicy:
         return [[] for _ in queries]
 
 
-def run_script(workspace: Workspace, script: Sequence[Tactic] = SCRIPT, stop_first: bool = True,
-               **settings: object) -> tuple[TheoremGenerator, Rollout, ScriptedPolicy]:
+def run_script(
+    workspace: Workspace, script: Sequence[Tactic] = SCRIPT, stop_first: bool = True, **settings: object
+) -> tuple[TheoremGenerator, Rollout, ScriptedPolicy]:
     options = {"goal_source": "none", "max_steps": len(script) + 1, "min_steps": 1, "attempts_per_step": 2, **settings}
     limits = {name: options.pop(name) for name in ("max_statement_tokens", "keep_duplicates") if name in options}
     policy = ScriptedPolicy(script, stop_first)
-    generator = TheoremGenerator(workspace, policy, GenerationSettings(**options), seed=0,  # type: ignore[arg-type]
-                                 **limits)
+    generator = TheoremGenerator(
+        workspace,
+        policy,
+        GenerationSettings(**options),
+        seed=0,  # type: ignore[arg-type]
+        **limits,
+    )
     return generator, generator.run(1)[0], policy
 
 
@@ -91,7 +100,7 @@ def test_stop_is_masked_until_min_steps_then_allowed(workspace: Workspace) -> No
 
 
 def test_with_min_steps_one_the_rollout_may_stop_after_its_first_step(workspace: Workspace) -> None:
-    generator, rollout, policy = run_script(workspace, min_steps=1)
+    _generator, rollout, policy = run_script(workspace, min_steps=1)
     assert policy.may_stop == [False, True]
     assert len(rollout.steps) == 2 and rollout.steps[-1].added is None and rollout.end == "stop"
 
@@ -121,13 +130,23 @@ def test_last_selection_takes_the_last_node(workspace: Workspace) -> None:
     assert chosen is not None and " ".join(chosen.theorem.statement) == B
 
 
-@pytest.mark.parametrize("heuristic, expected", [
-    ("size", C), ("depth", C), ("size_over_depth", C), ("statement_length", B),
-    ("mean_token_frequency", B), ("-1,mean_token_frequency", A), ("-1,statement_length", A),
-    ("1,size;1,statement_length", B), ("10,size;1,statement_length", C),
-])
-def test_best_selection_takes_the_best_node_by_each_heuristic(workspace: Workspace, heuristic: str,
-                                                              expected: str) -> None:
+@pytest.mark.parametrize(
+    "heuristic, expected",
+    [
+        ("size", C),
+        ("depth", C),
+        ("size_over_depth", C),
+        ("statement_length", B),
+        ("mean_token_frequency", B),
+        ("-1,mean_token_frequency", A),
+        ("-1,statement_length", A),
+        ("1,size;1,statement_length", B),
+        ("10,size;1,statement_length", C),
+    ],
+)
+def test_best_selection_takes_the_best_node_by_each_heuristic(
+    workspace: Workspace, heuristic: str, expected: str
+) -> None:
     assert selected(workspace, selection="best", heuristic=heuristic, min_steps=3) == expected
 
 

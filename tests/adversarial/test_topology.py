@@ -6,8 +6,19 @@ import dataclasses
 
 import pytest
 
-from core.adversarial.topology import (EVALUATION_STREAM, GENERATIONS, IN_CHECKPOINT, IN_STREAM, RESULTS, ROLES,
-                                       SETUP_TABLE, SETUPS, Wiring, check_role_counts, wiring)
+from core.adversarial.topology import (
+    EVALUATION_STREAM,
+    GENERATIONS,
+    IN_CHECKPOINT,
+    IN_STREAM,
+    RESULTS,
+    ROLES,
+    SETUP_TABLE,
+    SETUPS,
+    Wiring,
+    check_role_counts,
+    wiring,
+)
 from core.errors import ConfigError
 
 
@@ -33,8 +44,9 @@ def wiring_problems(table: Wiring) -> list[str]:
             if table.count(consumer.role) == 0:
                 problems.append(f"{stream.name}: its consumer {consumer.name} does not run")
             if consumer.cursor_in == IN_STREAM and consumer.cursor_name not in names:
-                problems.append(f"{stream.name}: {consumer.name} commits in {consumer.cursor_name}, "
-                                "which no job writes")
+                problems.append(
+                    f"{stream.name}: {consumer.name} commits in {consumer.cursor_name}, which no job writes"
+                )
     return problems
 
 
@@ -57,20 +69,28 @@ def test_every_stream_of_every_setup_has_a_producer_and_a_consumer_or_a_reason(s
 def test_a_stream_nobody_reads_without_a_reason_is_found() -> None:
     """Twin: the check above fails on a table whose result streams lost their consumers."""
     table = wiring("adversarial", counts_for("adversarial", many=False))
-    broken = dataclasses.replace(table, streams=tuple(
-        dataclasses.replace(s, consumers=()) if s.kind == RESULTS else s for s in table.streams))
+    broken = dataclasses.replace(
+        table, streams=tuple(dataclasses.replace(s, consumers=()) if s.kind == RESULTS else s for s in table.streams)
+    )
     assert wiring_problems(broken) == ["prover-actor-00: written, read by nobody, and no reason given"]
 
 
 def test_the_adversarial_wiring() -> None:
-    table = wiring("adversarial", {"generator_actor": 2, "prover_actor": 2, "generator_trainer": 1,
-                                   "prover_trainer": 2, "evaluator": 1})
+    table = wiring(
+        "adversarial",
+        {"generator_actor": 2, "prover_actor": 2, "generator_trainer": 1, "prover_trainer": 2, "evaluator": 1},
+    )
     assert table.written_by("generator_actor", 1) == ["generator-actor-01-to-00", "generator-actor-01-to-01"]
     assert table.read_by("prover_actor", 1) == ["generator-actor-00-to-01", "generator-actor-01-to-01"]
-    assert table.read_by("prover_trainer", 1) == table.read_by("generator_trainer", 0) == \
-        ["prover-actor-00", "prover-actor-01"]
-    assert [(c.name, c.cursor_in, c.cursor_name) for c in table.consumers_of("prover-actor-01")] == \
-        [("prover-trainer", IN_CHECKPOINT, "prover"), ("generator-trainer", IN_CHECKPOINT, "generator")]
+    assert (
+        table.read_by("prover_trainer", 1)
+        == table.read_by("generator_trainer", 0)
+        == ["prover-actor-00", "prover-actor-01"]
+    )
+    assert [(c.name, c.cursor_in, c.cursor_name) for c in table.consumers_of("prover-actor-01")] == [
+        ("prover-trainer", IN_CHECKPOINT, "prover"),
+        ("generator-trainer", IN_CHECKPOINT, "generator"),
+    ]
     assert [c.name for c in table.consumers_of("generator-actor-00-to-01")] == ["prover-actor-01"]
     evaluations = table.stream(EVALUATION_STREAM)
     assert evaluations is not None and evaluations.unread and table.consumers_of(EVALUATION_STREAM) == ()

@@ -13,8 +13,10 @@ import torch
 from core.metamath.embedded import embedded_database_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "provers.py"
-ROW = re.compile(r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>[\w-]+)\s+"
-                 r"(?P<proved>\d+)/(?P<total>\d+)")
+ROW = re.compile(
+    r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>[\w-]+)\s+"
+    r"(?P<proved>\d+)/(?P<total>\d+)"
+)
 
 
 def load_script():
@@ -28,17 +30,44 @@ def load_script():
 def run_table(capsys, provers: str, *extra: str) -> list[str]:
     before = torch.get_num_threads()
     try:
-        assert load_script().main(["--database", str(embedded_database_path()), "--theorems", "5", "--tautologies", "3",
-                                   "--expansions", "8", "--seconds", "0.3", "--threads", "1",
-                                   "--provers", provers, *extra]) == 0
+        assert (
+            load_script().main(
+                [
+                    "--database",
+                    str(embedded_database_path()),
+                    "--theorems",
+                    "5",
+                    "--tautologies",
+                    "3",
+                    "--expansions",
+                    "8",
+                    "--seconds",
+                    "0.3",
+                    "--threads",
+                    "1",
+                    "--provers",
+                    provers,
+                    *extra,
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(before)
     return capsys.readouterr().out.splitlines()
 
 
 def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
-    provers = ["baseline", "baseline-critic", "merged", "model", "htps-baseline", "htps-baseline-critic", "htps",
-               "htps-critic"]
+    provers = [
+        "baseline",
+        "baseline-critic",
+        "merged",
+        "model",
+        "htps-baseline",
+        "htps-baseline-critic",
+        "htps",
+        "htps-critic",
+    ]
     lines = run_table(capsys, ",".join(provers), "--critic-theorems", "3", "--critic-steps", "5")
     rows = [m.groupdict() for line in lines if (m := ROW.match(line))]
     assert len(rows) == 2 * 2 * len(provers)  # two sets, two budgets, every prover

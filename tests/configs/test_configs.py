@@ -8,8 +8,14 @@ import pytest
 
 import core.settings
 from configs.databases import check_database, resolve_database
-from configs.experiment import (DatabaseConfig, ExperimentConfig, parse_mix, placement_changes,
-                                with_placement_of, without_new_defaults)
+from configs.experiment import (
+    DatabaseConfig,
+    ExperimentConfig,
+    parse_mix,
+    placement_changes,
+    with_placement_of,
+    without_new_defaults,
+)
 from configs.presets import PRESETS, preset
 from configs.schema import render_settings
 from core.adversarial.settings import GenerationSettings
@@ -38,26 +44,33 @@ def test_wrong_type_names_the_field() -> None:
 
 
 def test_overrides_are_parsed_by_field_type() -> None:
-    config = preset("tiny").with_overrides([
-        "prover_actor.search.expansions=7", "routing.prover_send_only_failed=false",
-        "database.forbidden=ax-1,ax-2", "rewards.tau=0.25",
-    ])
+    config = preset("tiny").with_overrides(
+        [
+            "prover_actor.search.expansions=7",
+            "routing.prover_send_only_failed=false",
+            "database.forbidden=ax-1,ax-2",
+            "rewards.tau=0.25",
+        ]
+    )
     assert config.prover_actor.search.expansions == 7
     assert config.routing.prover_send_only_failed is False
     assert config.database.forbidden == ("ax-1", "ax-2")
     assert config.rewards.tau == 0.25
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("prover_actor.search.expansions=1e3", "takes an integer"),
-    ("prover_actor.nope=1", "unknown setting 'prover_actor.nope'"),
-    ("prover_actor=1", "is a group"),
-    ("routing.prover_send_only_failed=maybe", "true or false"),
-    ("setup=sideways", "setup must be one of"),
-    ("no_equals_sign", "key=value"),
-    ("metrics.folder=s3://bucket/tb", "metrics.folder 's3://bucket/tb' must be a local folder"),
-    ("metrics.every_steps=0", "every_steps"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("prover_actor.search.expansions=1e3", "takes an integer"),
+        ("prover_actor.nope=1", "unknown setting 'prover_actor.nope'"),
+        ("prover_actor=1", "is a group"),
+        ("routing.prover_send_only_failed=maybe", "true or false"),
+        ("setup=sideways", "setup must be one of"),
+        ("no_equals_sign", "key=value"),
+        ("metrics.folder=s3://bucket/tb", "metrics.folder 's3://bucket/tb' must be a local folder"),
+        ("metrics.every_steps=0", "every_steps"),
+    ],
+)
 def test_bad_overrides_are_rejected(assignment: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         preset("tiny").with_overrides([assignment])
@@ -120,8 +133,10 @@ def test_database_resolution(tmp_path, monkeypatch) -> None:
 
 def test_overrides_are_applied_together_then_validated() -> None:
     sampling = "prover_actor.search.prover=forward-sampling"
-    for order in (["rewards.kind=band", "rewards.attempts=4", sampling],
-                  [sampling, "rewards.attempts=4", "rewards.kind=band"]):
+    for order in (
+        ["rewards.kind=band", "rewards.attempts=4", sampling],
+        [sampling, "rewards.attempts=4", "rewards.kind=band"],
+    ):
         rewards = preset("tiny").with_overrides(order).rewards
         assert (rewards.kind, rewards.attempts) == ("band", 4)
     with pytest.raises(ConfigError, match="rewards.attempts must be >= 2 when rewards.kind is 'band'"):
@@ -138,8 +153,13 @@ def test_band_reward_needs_a_sampling_prover() -> None:
 
 
 def test_generator_min_steps_and_heuristic_combinations_are_validated() -> None:
-    config = preset("tiny").with_overrides(["generator_actor.min_steps=4", "generator_actor.max_steps=4",
-                                            "generator_actor.heuristic=1,size;-2.5,mean_token_frequency"])
+    config = preset("tiny").with_overrides(
+        [
+            "generator_actor.min_steps=4",
+            "generator_actor.max_steps=4",
+            "generator_actor.heuristic=1,size;-2.5,mean_token_frequency",
+        ]
+    )
     section = config.generator_actor
     assert (section.min_steps, section.heuristic) == (4, "1,size;-2.5,mean_token_frequency")
     with pytest.raises(ConfigError, match=r"generator_actor.min_steps \(5\) must be <= generator_actor.max_steps"):
@@ -155,17 +175,22 @@ def test_override_errors_name_the_setting_by_its_path() -> None:
     assert preset("tiny").with_overrides(["prover_actor.search.timeout_s=0.1"]).prover_actor.search.timeout_s == 0.1
 
 
-@pytest.mark.parametrize(("key", "bad", "good", "message"), [
-    ("prover_actor.search.timeout_s", 0.01, 0.1, "must be >= 0.1, got 0.01"),
-    ("evaluator.search.prover", "sideways", "forward-greedy", "must be one of"),
-    ("generator_actor.min_steps", 0, 1, "must be >= 1, got 0"),
-])
-def test_a_bad_core_setting_is_reported_once_by_its_full_path(monkeypatch, key: str, bad: object, good: object,
-                                                            message: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "bad", "good", "message"),
+    [
+        ("prover_actor.search.timeout_s", 0.01, 0.1, "must be >= 0.1, got 0.01"),
+        ("evaluator.search.prover", "sideways", "forward-greedy", "must be one of"),
+        ("generator_actor.min_steps", 0, 1, "must be >= 1, got 0"),
+    ],
+)
+def test_a_bad_core_setting_is_reported_once_by_its_full_path(
+    monkeypatch, key: str, bad: object, good: object, message: str
+) -> None:
     checked: list[str] = []
     check_bounds = core.settings._check_bounds
-    monkeypatch.setattr(core.settings, "_check_bounds",
-                        lambda name, *args: (checked.append(name), check_bounds(name, *args))[1])
+    monkeypatch.setattr(
+        core.settings, "_check_bounds", lambda name, *args: (checked.append(name), check_bounds(name, *args))[1]
+    )
     section, field = key.rsplit(".", 1)
     data = preset("tiny").to_dict()
     leaf = data
@@ -196,11 +221,35 @@ def test_the_search_and_generation_sections_are_the_core_settings() -> None:
 
 def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() -> None:
     frozen = preset("tiny").to_dict()
-    assert set(frozen["prover_actor"]["search"]) == {"prover", "expansions", "timeout_s", "candidates", "temperature",
-                                                     "max_depth", "batch_goals", "merge_baseline"}
-    assert {"count", "goal_source", "max_steps", "min_steps", "rollouts_per_batch", "temperature",
-            "attempts_per_step", "selection", "heuristic", "dedup_window", "mix", "shard_records", "shard_seconds",
-            "reload_seconds", "max_lag_shards", "device", "precision"} == set(frozen["generator_actor"])
+    assert set(frozen["prover_actor"]["search"]) == {
+        "prover",
+        "expansions",
+        "timeout_s",
+        "candidates",
+        "temperature",
+        "max_depth",
+        "batch_goals",
+        "merge_baseline",
+    }
+    assert {
+        "count",
+        "goal_source",
+        "max_steps",
+        "min_steps",
+        "rollouts_per_batch",
+        "temperature",
+        "attempts_per_step",
+        "selection",
+        "heuristic",
+        "dedup_window",
+        "mix",
+        "shard_records",
+        "shard_seconds",
+        "reload_seconds",
+        "max_lag_shards",
+        "device",
+        "precision",
+    } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["generator_actor"]["max_lag_shards"]
     loaded = ExperimentConfig.from_dict(frozen)
@@ -208,9 +257,16 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     assert without_new_defaults(loaded.to_dict(), frozen) == frozen
 
 
-@pytest.mark.parametrize("assignment", ["prover_trainer.lr=nan", "prover_actor.search.timeout_s=inf",
-                                        "rewards.tau=-inf", "generator_trainer.entropy_weight=NaN",
-                                        "evaluator.search.temperature=Infinity"])
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "prover_trainer.lr=nan",
+        "prover_actor.search.timeout_s=inf",
+        "rewards.tau=-inf",
+        "generator_trainer.entropy_weight=NaN",
+        "evaluator.search.temperature=Infinity",
+    ],
+)
 def test_non_finite_floats_are_rejected_naming_the_field(assignment: str) -> None:
     key = assignment.split("=")[0]
     with pytest.raises(ConfigError, match=rf"^{key} must be a finite number, got "):
@@ -267,13 +323,16 @@ def test_check_database_accepts_a_database_with_theorems() -> None:
     assert check_database(DatabaseConfig(path=str(embedded_database_path()))) > 0
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("", "has no theorems"),
-    ("$c wff |- $.\n", "has no theorems"),
-    ("$c wff $.\n x $p wff $= ? \n", "does not read as a Metamath database"),
-    (b"\xff\xfe$c", "database.path"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("", "has no theorems"),
+        ("$c wff |- $.\n", "has no theorems"),
+        ("$c wff $.\n x $p wff $= ? \n", "does not read as a Metamath database"),
+        (b"\xff\xfe$c", "database.path"),
+    ],
+)
 def test_check_database_rejects_what_would_crash_every_job(tmp_path, content, message) -> None:
     path = tmp_path / "db.mm"
     if isinstance(content, bytes):
@@ -313,8 +372,9 @@ def test_values_written_into_slurm_scripts_cannot_smuggle_lines_or_shell(key: st
     assert getattr(holder, leaf) == "gpu-a100,debug_2"
 
 
-@pytest.mark.parametrize("role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer",
-                                  "evaluator"])
+@pytest.mark.parametrize(
+    "role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator"]
+)
 def test_every_role_has_a_device_and_a_precision(role: str) -> None:
     config = preset("tiny")
     assert (getattr(config, role).device, getattr(config, role).precision) == ("auto", "fp32")
@@ -323,13 +383,16 @@ def test_every_role_has_a_device_and_a_precision(role: str) -> None:
         assert (getattr(changed, role).device, getattr(changed, role).precision) == (device, "bf16")
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("prover_trainer.device=gpu", "device 'gpu': use auto"),
-    ("evaluator.device=cuda:", "evaluator.device 'cuda:': use auto"),
-    ("prover_actor.device=cuda:x", "prover_actor.device 'cuda:x'"),
-    ("generator_actor.device=cpu:0", "generator_actor.device 'cpu:0'"),
-    ("generator_trainer.precision=fp16", "precision"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("prover_trainer.device=gpu", "device 'gpu': use auto"),
+        ("evaluator.device=cuda:", "evaluator.device 'cuda:': use auto"),
+        ("prover_actor.device=cuda:x", "prover_actor.device 'cuda:x'"),
+        ("generator_actor.device=cpu:0", "generator_actor.device 'cpu:0'"),
+        ("generator_trainer.precision=fp16", "precision"),
+    ],
+)
 def test_bad_devices_and_precisions_are_rejected_naming_the_field(assignment: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         preset("tiny").with_overrides([assignment])

@@ -21,6 +21,7 @@ def code_outside_declarations() -> str:
 
 def unread(settings: list[str], code: str) -> list[str]:
     """The settings whose leaf name is neither read as an attribute nor named in a string in ``code``."""
+
     def read(leaf: str) -> bool:
         return re.search(rf"\.{re.escape(leaf)}\b|[\"']{re.escape(leaf)}[\"']", code) is not None
 
@@ -35,5 +36,6 @@ def test_every_setting_is_read_by_some_code() -> None:
 
 def test_a_setting_nobody_reads_is_found() -> None:
     code = "config.prover_actor.count\nx = 'expansions'\n"
-    assert unread(["prover_actor.count", "prover_actor.search.expansions", "generator_trainer.entropy_weight"],
-                  code) == ["generator_trainer.entropy_weight"]
+    assert unread(
+        ["prover_actor.count", "prover_actor.search.expansions", "generator_trainer.entropy_weight"], code
+    ) == ["generator_trainer.entropy_weight"]

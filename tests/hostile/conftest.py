@@ -18,10 +18,16 @@ from tests import roles
 GENERATIONS = "generator-actor-00-to-00"
 RESULTS = "prover-actor-00"
 RECORDS = 12
-OVERRIDES = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
-             "generator_actor.mix=3,generator;1,dataset", "generator_actor.shard_records=4",
-             "prover_actor.shard_records=4", "evaluator.max_theorems=3", "database.path=embedded",
-             "prover_actor.search.expansions=8"]
+OVERRIDES = [
+    "generator_trainer.bootstrap_steps=10",
+    "prover_trainer.bootstrap_steps=10",
+    "generator_actor.mix=3,generator;1,dataset",
+    "generator_actor.shard_records=4",
+    "prover_actor.shard_records=4",
+    "evaluator.max_theorems=3",
+    "database.path=embedded",
+    "prover_actor.search.expansions=8",
+]
 
 
 def run_role(role: str, exp: str | Path, **bounds: Any) -> str:

@@ -22,8 +22,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def command(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *argv], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout
+    )
 
 
 def status(run: Path) -> tuple[int, dict]:
@@ -65,9 +66,14 @@ def test_a_sidecar_naming_a_file_outside_the_experiment_never_deletes_it(run: Pa
     assert "0" in report["checkpoints"]["prover"]["damaged"]  # reported, not followed
 
 
-@pytest.mark.parametrize("argv", [["core.metamath", "holes", "{db}", "--out", "{db}", "--split", "test"],
-                                  ["core.metamath", "reprove", "{db}", "--out", "{db}"],
-                                  ["jobs.prove", "{db}", "--out", "{db}"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["core.metamath", "holes", "{db}", "--out", "{db}", "--split", "test"],
+        ["core.metamath", "reprove", "{db}", "--out", "{db}"],
+        ["jobs.prove", "{db}", "--out", "{db}"],
+    ],
+)
 def test_the_users_database_is_never_overwritten_without_in_place(run: Path, tmp_path: Path, argv: list[str]) -> None:
     db = tmp_path / "mine.mm"
     db.write_bytes(database_of(run).read_bytes())
@@ -185,14 +191,22 @@ def test_a_run_on_an_unusable_database_is_refused_before_anything_is_created(tmp
     bad = tmp_path / "bad.mm"
     bad.write_bytes(content)
     exp = tmp_path / "exp"
-    done = command("jobs.launch", "local", "--preset", "tiny", "--exp", str(exp), "--set", f"database.path={bad}",
-                   "--minutes", "1")
+    done = command(
+        "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp), "--set", f"database.path={bad}", "--minutes", "1"
+    )
     assert done.returncode == 2 and "database.path" in done.stderr and "Traceback" not in done.stderr
     assert not exp.exists()
 
 
-@pytest.mark.parametrize("override", ["prover_trainer.lr=nan", "prover_actor.search.timeout_s=inf",
-                                      "slurm.prover_trainer.partition=gpu;rm -rf ~", "prover_actor.count=-1"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "prover_trainer.lr=nan",
+        "prover_actor.search.timeout_s=inf",
+        "slurm.prover_trainer.partition=gpu;rm -rf ~",
+        "prover_actor.count=-1",
+    ],
+)
 def test_bad_settings_are_refused_before_anything_is_created(tmp_path: Path, override: str) -> None:
     exp = tmp_path / "exp"
     done = command("jobs.launch", "local", "--preset", "tiny", "--exp", str(exp), "--set", override)
@@ -245,16 +259,41 @@ def test_jobs_of_a_killed_launcher_stop_and_a_resume_starts_no_twin(tmp_path: Pa
     from core.storage import read_heartbeats
 
     exp = tmp_path / "exp"
-    settings = ["--set", "evaluator.max_theorems=3", "--set", "prover_trainer.bootstrap_steps=10",
-                "--set", "generator_trainer.bootstrap_steps=10", "--progress", "5"]
+    settings = [
+        "--set",
+        "evaluator.max_theorems=3",
+        "--set",
+        "prover_trainer.bootstrap_steps=10",
+        "--set",
+        "generator_trainer.bootstrap_steps=10",
+        "--progress",
+        "5",
+    ]
 
     def launch(minutes: float) -> list[str]:
-        return [sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
-                "--minutes", str(minutes), *settings]
+        return [
+            sys.executable,
+            "-m",
+            "jobs.launch",
+            "local",
+            "--preset",
+            "tiny",
+            "--exp",
+            str(exp),
+            "--minutes",
+            str(minutes),
+            *settings,
+        ]
 
     env = dict(os.environ, ADVPROVER_THREADS="1")
-    launcher = subprocess.Popen(launch(3), cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+    launcher = subprocess.Popen(
+        launch(3),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 150
     while time.time() < deadline and not (exp / "streams" / RESULTS).exists():
         time.sleep(1)

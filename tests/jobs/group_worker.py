@@ -37,8 +37,15 @@ def main(root: str, rank: int, steps: int) -> None:
     job = _trainer.new_job(rt, "prover", config.prover_trainer, config.prover_model, formats)
     original_absorb = _trainer.absorb
 
-    def recording_absorb(job: _trainer.TrainerJob, rules: _trainer.Rules, stream: str, position: tuple[int, int],
-                         record: dict, *, new: bool = True) -> int:
+    def recording_absorb(
+        job: _trainer.TrainerJob,
+        rules: _trainer.Rules,
+        stream: str,
+        position: tuple[int, int],
+        record: dict,
+        *,
+        new: bool = True,
+    ) -> int:
         if new and job.group.owns(stream, *position):
             taken.append([stream, *position])
         return original_absorb(job, rules, stream, position, record, new=new)
@@ -49,8 +56,18 @@ def main(root: str, rank: int, steps: int) -> None:
     batches = _trainer.stream_batches(job, prover_trainer.RULES, reader, steps)
     train_loop(_trainer.training(job), batches, after_step=lambda result: _trainer.record_step(job, result))
     status = _trainer.finish(job, reader)
-    print(json.dumps({"status": status, "digest": weights_digest(job), "records_in": job.records_in,
-                      "taken": taken, "step": _trainer.training(job).steps, "device": str(job.rt.device)}))
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "digest": weights_digest(job),
+                "records_in": job.records_in,
+                "taken": taken,
+                "step": _trainer.training(job).steps,
+                "device": str(job.rt.device),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

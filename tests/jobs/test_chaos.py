@@ -10,6 +10,7 @@ shards planted under temporary names beside the shard each reader looks for next
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,11 +28,19 @@ from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bou
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MINUTES = float(os.environ.get("ADVPROVER_CHAOS_MINUTES", "2"))
-SETTINGS = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
-            "generator_trainer.checkpoint_every_steps=10", "prover_trainer.checkpoint_every_steps=10",
-            "generator_trainer.checkpoint_every_minutes=0.1", "prover_trainer.checkpoint_every_minutes=0.1",
-            "evaluator.max_theorems=3", "generator_actor.mix=1,generator;1,dataset",
-            "generator_actor.shard_seconds=2", "prover_actor.shard_seconds=2", "prover_trainer.count=2"]
+SETTINGS = [
+    "generator_trainer.bootstrap_steps=10",
+    "prover_trainer.bootstrap_steps=10",
+    "generator_trainer.checkpoint_every_steps=10",
+    "prover_trainer.checkpoint_every_steps=10",
+    "generator_trainer.checkpoint_every_minutes=0.1",
+    "prover_trainer.checkpoint_every_minutes=0.1",
+    "evaluator.max_theorems=3",
+    "generator_actor.mix=1,generator;1,dataset",
+    "generator_actor.shard_seconds=2",
+    "prover_actor.shard_seconds=2",
+    "prover_trainer.count=2",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +83,22 @@ def temporaries(exp: Path) -> list[Path]:
 
 def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = tmp_path / "exp"
-    command = [sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
-               "--minutes", str(MINUTES), "--progress", "15", "--max-failures", "50"]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.launch",
+        "local",
+        "--preset",
+        "tiny",
+        "--exp",
+        str(exp),
+        "--minutes",
+        str(MINUTES),
+        "--progress",
+        "15",
+        "--max-failures",
+        "50",
+    ]
     for setting in SETTINGS:
         command += ["--set", setting]
     log_path = tmp_path / "launch.log"
@@ -84,17 +107,16 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
     kills: Counter[str] = Counter()
     temporaries_seen: dict[Path, int] = {}
     with open(log_path, "w") as log:
-        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                    env=dict(os.environ, ADVPROVER_THREADS="1"))
+        launcher = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=dict(os.environ, ADVPROVER_THREADS="1")
+        )
         try:
             next_kill = start + 20
             next_plant, plants, planted_paths = start + 15, 0, []
             while launcher.poll() is None and time.time() - start < 60 * MINUTES + 240:
                 for temporary in temporaries(exp):  # remember when each temporary was last written
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         temporaries_seen[temporary] = temporary.stat().st_mtime_ns
-                    except FileNotFoundError:
-                        pass
                 if time.time() >= next_plant:
                     planted = plant_temporary(exp, rng)
                     if planted is not None:
@@ -173,14 +195,17 @@ def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pyte
     probe.read_bytes()
     detectable = probe.stat().st_atime_ns > probe.stat().st_mtime_ns
 
-    status = subprocess.run([sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True, text=True,
-                            cwd=PROJECT_ROOT)
+    status = subprocess.run(
+        [sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
     report = json.loads(status.stdout)
     failed = [c for c in report["checks"] if not c["ok"]]
     assert status.returncode == 0 and not failed, failed
     with capsys.disabled():  # the figures show whatever pytest's output options
-        print(f"\nchaos test: {sum(kills.values())} SIGKILLs ({', '.join(f'{k} {v}' for k, v in sorted(kills.items()))}), "
-              f"{restarts} supervised restarts; {len(all_generations)} generations, {len(consumed)} consumed exactly "
-              f"once ({len(result_ids)} results); {loaded} checkpoints load; {checked} temporaries ({plants} planted beside the next shards) never read"
-                  f"{'' if detectable else ' (UNCHECKED: this filesystem does not update atime)'}; "
-              f"{len(report['checks'])} status checks reconcile; {time.time() - start:.0f} s")
+        print(
+            f"\nchaos test: {sum(kills.values())} SIGKILLs ({', '.join(f'{k} {v}' for k, v in sorted(kills.items()))}), "
+            f"{restarts} supervised restarts; {len(all_generations)} generations, {len(consumed)} consumed exactly "
+            f"once ({len(result_ids)} results); {loaded} checkpoints load; {checked} temporaries ({plants} planted beside the next shards) never read"
+            f"{'' if detectable else ' (UNCHECKED: this filesystem does not update atime)'}; "
+            f"{len(report['checks'])} status checks reconcile; {time.time() - start:.0f} s"
+        )

@@ -5,22 +5,43 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import pytest
 
-from core.errors import (EXIT_FAILURE, EXIT_KEYBOARD_INTERRUPT, EXIT_USAGE, CheckpointError, ConfigError,
-                         CorruptShardError, ExperimentConfigMismatch, MetamathError, ModelError, StorageError,
-                         UsageError, error_line, exit_status, run_guarded)
+from core.errors import (
+    EXIT_FAILURE,
+    EXIT_KEYBOARD_INTERRUPT,
+    EXIT_USAGE,
+    CheckpointError,
+    ConfigError,
+    CorruptShardError,
+    ExperimentConfigMismatch,
+    MetamathError,
+    ModelError,
+    StorageError,
+    UsageError,
+    error_line,
+    exit_status,
+    run_guarded,
+)
 from jobs import evaluator, export, generator_actor, generator_trainer, prove, prover_actor, prover_trainer, status
 from jobs._cli import build_parser, main, parse_command_line, split_docstring
 
 calls: list[dict] = []
 
 
-def job(database: str, *, only: list[str] | None = None, expansions: int = 64, timeout_s: float = 1.0,
-        prover: Literal["backward", "forward-greedy"] = "backward", dry_run: bool = False,
-        out: str | None = None) -> int:
+def job(
+    database: str,
+    *,
+    only: list[str] | None = None,
+    expansions: int = 64,
+    timeout_s: float = 1.0,
+    prover: Literal["backward", "forward-greedy"] = "backward",
+    dry_run: bool = False,
+    out: str | None = None,
+) -> int:
     """A job for the tests.
 
     Args:
@@ -29,20 +50,54 @@ def job(database: str, *, only: list[str] | None = None, expansions: int = 64, t
             comma-separated.
         expansions: the budget.
     """
-    calls.append(dict(database=database, only=only, expansions=expansions, timeout_s=timeout_s, prover=prover,
-                      dry_run=dry_run, out=out))
+    calls.append(
+        dict(
+            database=database,
+            only=only,
+            expansions=expansions,
+            timeout_s=timeout_s,
+            prover=prover,
+            dry_run=dry_run,
+            out=out,
+        )
+    )
     return 0
 
 
 def test_values_are_converted_by_annotation_not_by_look() -> None:
-    flags, level = parse_command_line(job, [
-        "12", "--only", "12", "--expansions=007", "--timeout-s", "2", "--prover", "forward-greedy", "--dry-run",
-        "--out", "it's", "--log-level", "debug"])
-    assert flags == {"database": "12", "only": ["12"], "expansions": 7, "timeout_s": 2.0, "prover": "forward-greedy",
-                     "dry_run": True, "out": "it's"}
+    flags, level = parse_command_line(
+        job,
+        [
+            "12",
+            "--only",
+            "12",
+            "--expansions=007",
+            "--timeout-s",
+            "2",
+            "--prover",
+            "forward-greedy",
+            "--dry-run",
+            "--out",
+            "it's",
+            "--log-level",
+            "debug",
+        ],
+    )
+    assert flags == {
+        "database": "12",
+        "only": ["12"],
+        "expansions": 7,
+        "timeout_s": 2.0,
+        "prover": "forward-greedy",
+        "dry_run": True,
+        "out": "it's",
+    }
     assert level == "DEBUG"
-    assert parse_command_line(job, ["x", "--only=a,b,", "--no-dry-run"])[0] == {"database": "x", "only": ["a", "b"],
-                                                                                "dry_run": False}
+    assert parse_command_line(job, ["x", "--only=a,b,", "--no-dry-run"])[0] == {
+        "database": "x",
+        "only": ["a", "b"],
+        "dry_run": False,
+    }
     assert parse_command_line(job, ["x", "--dry-run", "false"])[0]["dry_run"] is False
     assert parse_command_line(job, ["x", "--dry-run=yes"])[0]["dry_run"] is True
     assert parse_command_line(job, ["--database", "x"])[0] == {"database": "x"}
@@ -51,25 +106,28 @@ def test_values_are_converted_by_annotation_not_by_look() -> None:
     assert parse_command_line(job, ["-5"])[0]["database"] == "-5"  # a negative number is an argument
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["x", "--bogus", "1"], "unknown flag --bogus"),
-    (["x", "--expansion", "1"], "unknown flag --expansion"),  # no abbreviations
-    (["x", "--expansions", "1e3"], "--expansions takes an integer, not '1e3'"),
-    (["x", "--expansions", "2.0"], "takes an integer"),
-    (["x", "--timeout-s", "soon"], "--timeout-s takes a number"),
-    (["x", "--timeout-s", "nan"], "--timeout-s must be a finite number"),
-    (["x", "--prover", "sideways"], "--prover takes one of backward, forward-greedy, not 'sideways'"),
-    (["x", "--only", "a,b", "--only", "c"], "--only is given more than once"),
-    (["x", "--dry-run=maybe"], "--dry-run takes true or false"),
-    (["x", "--dry-run", "--no-dry-run"], "--dry-run is given more than once"),
-    (["x", "--expansions"], "--expansions: expected one argument"),
-    (["x", "--expansions", "1", "--expansions", "2"], "given more than once"),
-    (["x", "y"], "unexpected argument(s) 'y'"),
-    ([], "missing required argument(s): DATABASE"),
-    (["x", "-e", "3"], "unknown flag -e"),
-    (["x", "--log-level", "loud"], "--log-level must be one of"),
-    (["x", "--database", "y"], "given both"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["x", "--bogus", "1"], "unknown flag --bogus"),
+        (["x", "--expansion", "1"], "unknown flag --expansion"),  # no abbreviations
+        (["x", "--expansions", "1e3"], "--expansions takes an integer, not '1e3'"),
+        (["x", "--expansions", "2.0"], "takes an integer"),
+        (["x", "--timeout-s", "soon"], "--timeout-s takes a number"),
+        (["x", "--timeout-s", "nan"], "--timeout-s must be a finite number"),
+        (["x", "--prover", "sideways"], "--prover takes one of backward, forward-greedy, not 'sideways'"),
+        (["x", "--only", "a,b", "--only", "c"], "--only is given more than once"),
+        (["x", "--dry-run=maybe"], "--dry-run takes true or false"),
+        (["x", "--dry-run", "--no-dry-run"], "--dry-run is given more than once"),
+        (["x", "--expansions"], "--expansions: expected one argument"),
+        (["x", "--expansions", "1", "--expansions", "2"], "given more than once"),
+        (["x", "y"], "unexpected argument(s) 'y'"),
+        ([], "missing required argument(s): DATABASE"),
+        (["x", "-e", "3"], "unknown flag -e"),
+        (["x", "--log-level", "loud"], "--log-level must be one of"),
+        (["x", "--database", "y"], "given both"),
+    ],
+)
 def test_bad_command_lines_are_usage_errors(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError) as error:
         parse_command_line(job, argv)
@@ -79,8 +137,17 @@ def test_bad_command_lines_are_usage_errors(argv: list[str], message: str) -> No
 def test_main_runs_the_job_with_checked_values(capsys) -> None:
     calls.clear()
     assert main(job, ["db.mm", "--only", "12", "--out", "it's here.mm"]) == 0
-    assert calls == [dict(database="db.mm", only=["12"], expansions=64, timeout_s=1.0, prover="backward",
-                          dry_run=False, out="it's here.mm")]
+    assert calls == [
+        dict(
+            database="db.mm",
+            only=["12"],
+            expansions=64,
+            timeout_s=1.0,
+            prover="backward",
+            dry_run=False,
+            out="it's here.mm",
+        )
+    ]
     assert capsys.readouterr().out == ""  # the return value is the status, not printed
 
 
@@ -90,8 +157,12 @@ def test_main_exit_statuses(capsys) -> None:
     assert "error: --expansions takes an integer, not '1e3' (see python -m jobs.x --help)" in capsys.readouterr().err
 
     def failing(kind: str) -> int:
-        raise {"usage": UsageError("bad usage"), "config": ConfigError("bad field"),
-               "data": MetamathError("bad proof", label="x"), "bug": ZeroDivisionError("division by zero")}[kind]
+        raise {
+            "usage": UsageError("bad usage"),
+            "config": ConfigError("bad field"),
+            "data": MetamathError("bad proof", label="x"),
+            "bug": ZeroDivisionError("division by zero"),
+        }[kind]
 
     assert main(failing, ["usage"]) == 2
     assert main(failing, ["config"]) == 2
@@ -135,9 +206,13 @@ def test_log_level_configures_logging() -> None:
 # --- every job's command line -----------------------------------------------------------------------
 
 JOBS: dict[str, Callable[..., Any]] = {
-    "jobs.evaluator": evaluator.main, "jobs.generator_actor": generator_actor.main,
-    "jobs.generator_trainer": generator_trainer.main, "jobs.prover_actor": prover_actor.main,
-    "jobs.prover_trainer": prover_trainer.main, "jobs.prove": prove.prove, "jobs.export": export.export,
+    "jobs.evaluator": evaluator.main,
+    "jobs.generator_actor": generator_actor.main,
+    "jobs.generator_trainer": generator_trainer.main,
+    "jobs.prover_actor": prover_actor.main,
+    "jobs.prover_trainer": prover_trainer.main,
+    "jobs.prove": prove.prove,
+    "jobs.export": export.export,
     "jobs.status": status.cli,
 }
 
@@ -173,14 +248,23 @@ def test_every_job_refuses_an_unknown_flag_before_any_work(module: str, tmp_path
     assert sorted(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("module, flag", [
-    ("jobs.evaluator", "--rank"), ("jobs.generator_actor", "--max-records"), ("jobs.generator_trainer", "--max-steps"),
-    ("jobs.prover_actor", "--minutes"), ("jobs.prover_trainer", "--rank"), ("jobs.prove", "--expansions"),
-    ("jobs.export", "--min-size"), ("jobs.status", "--json"),
-])
+@pytest.mark.parametrize(
+    "module, flag",
+    [
+        ("jobs.evaluator", "--rank"),
+        ("jobs.generator_actor", "--max-records"),
+        ("jobs.generator_trainer", "--max-steps"),
+        ("jobs.prover_actor", "--minutes"),
+        ("jobs.prover_trainer", "--rank"),
+        ("jobs.prove", "--expansions"),
+        ("jobs.export", "--min-size"),
+        ("jobs.status", "--json"),
+    ],
+)
 def test_every_job_refuses_a_wrongly_typed_value_naming_the_flag(module: str, flag: str, tmp_path, capsys) -> None:
-    argv = [str(tmp_path / "absent"), f"{flag}=many"] + (["--out", str(tmp_path / "o.mm")] if module == "jobs.export"
-                                                        else [])
+    argv = [str(tmp_path / "absent"), f"{flag}=many"] + (
+        ["--out", str(tmp_path / "o.mm")] if module == "jobs.export" else []
+    )
     assert main(JOBS[module], argv) == EXIT_USAGE
     err = capsys.readouterr().err
     assert f"error: {flag} takes" in err and "'many'" in err and "Traceback" not in err
@@ -190,13 +274,24 @@ def test_every_job_refuses_a_wrongly_typed_value_naming_the_flag(module: str, fl
 # --- one mapping from errors to exit statuses -------------------------------------------------------
 
 
-@pytest.mark.parametrize("error, expected", [
-    (UsageError("u"), EXIT_USAGE), (ConfigError("c"), EXIT_USAGE), (ExperimentConfigMismatch("m"), EXIT_USAGE),
-    (FileNotFoundError(2, "No such file or directory", "x.mm"), EXIT_USAGE), (IsADirectoryError("d"), EXIT_USAGE),
-    (MetamathError("bad"), EXIT_FAILURE), (StorageError("s"), EXIT_FAILURE), (CorruptShardError("s"), EXIT_FAILURE),
-    (CheckpointError("k"), EXIT_FAILURE), (ModelError("m"), EXIT_FAILURE), (PermissionError("p"), EXIT_FAILURE),
-    (KeyboardInterrupt(), EXIT_KEYBOARD_INTERRUPT), (RuntimeError("bug"), EXIT_FAILURE),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (UsageError("u"), EXIT_USAGE),
+        (ConfigError("c"), EXIT_USAGE),
+        (ExperimentConfigMismatch("m"), EXIT_USAGE),
+        (FileNotFoundError(2, "No such file or directory", "x.mm"), EXIT_USAGE),
+        (IsADirectoryError("d"), EXIT_USAGE),
+        (MetamathError("bad"), EXIT_FAILURE),
+        (StorageError("s"), EXIT_FAILURE),
+        (CorruptShardError("s"), EXIT_FAILURE),
+        (CheckpointError("k"), EXIT_FAILURE),
+        (ModelError("m"), EXIT_FAILURE),
+        (PermissionError("p"), EXIT_FAILURE),
+        (KeyboardInterrupt(), EXIT_KEYBOARD_INTERRUPT),
+        (RuntimeError("bug"), EXIT_FAILURE),
+    ],
+)
 def test_each_error_class_has_one_exit_status(error: BaseException, expected: int) -> None:
     assert exit_status(error) == expected
 
@@ -225,7 +320,10 @@ def test_build_parser_names_the_program() -> None:
 # --- the other commands: argparse too, strict, the same statuses -------------------------------------
 
 PROJECT_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-REQUIRED = {"core.models.supervised": ["x.mm", "--out", "x.safetensors"], "learning": ["--out", "x.json"]}  # what a command needs besides flags
+REQUIRED = {
+    "core.models.supervised": ["x.mm", "--out", "x.safetensors"],
+    "learning": ["--out", "x.json"],
+}  # what a command needs besides flags
 BENCHMARKS = sorted(p.stem for p in (PROJECT_ROOT / "benchmarks").glob("*.py"))
 
 
@@ -233,12 +331,15 @@ def _other_command(name: str) -> Callable[[list[str]], int | None]:
     """The ``main(argv)`` of a non-job command; a benchmark reads ``sys.argv``, set here."""
     if name == "jobs.launch":
         from jobs.launch import main as launch_main
+
         return launch_main
     if name == "core.metamath":
         from core.metamath.__main__ import main as kernel_main
+
         return lambda argv: kernel_main(["verify", *argv])
     if name == "core.models.supervised":
         from core.models.supervised import main as supervised_main
+
         return supervised_main
     import importlib.util
     import sys

@@ -12,8 +12,9 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import fsspec
 import pytest
@@ -32,10 +33,16 @@ from jobs import status as status_job
 from tests import roles
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-OVERRIDES = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
-             "generator_actor.mix=6,generator;1,dataset", "generator_actor.shard_records=4",
-             "prover_actor.shard_records=4", "evaluator.max_theorems=3", "database.path=embedded",
-             "prover_actor.search.expansions=8"]
+OVERRIDES = [
+    "generator_trainer.bootstrap_steps=10",
+    "prover_trainer.bootstrap_steps=10",
+    "generator_actor.mix=6,generator;1,dataset",
+    "generator_actor.shard_records=4",
+    "prover_actor.shard_records=4",
+    "evaluator.max_theorems=3",
+    "database.path=embedded",
+    "prover_actor.search.expansions=8",
+]
 RECORDS = 8
 GENERATIONS = "generator-actor-00-to-00"
 NO_S3FS = pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")
@@ -88,8 +95,9 @@ def test_status_reads_a_memory_run_from_its_url(memory_experiment: str, capsys: 
     assert ExperimentRoot.open(memory_experiment).url in capsys.readouterr().out
 
 
-def test_export_reads_a_memory_run_from_its_url(memory_experiment: str, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_reads_a_memory_run_from_its_url(
+    memory_experiment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "generated.mm"
     assert export_job.export(memory_experiment, out=str(out)) == 0
     assert "written" in capsys.readouterr().out
@@ -103,8 +111,9 @@ def test_status_of_a_memory_url_without_an_experiment_says_so() -> None:
         status_job.main(f"memory://url-test-{uuid.uuid4().hex}/none")
 
 
-def test_the_launcher_creates_and_resumes_a_file_url_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_launcher_creates_and_resumes_a_file_url_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(launch.THREADS_VARIABLE, "1")
     url = f"file://{tmp_path}/exp"
     run = launch.prepare("local", "tiny", url, ["database.path=embedded"], 1.0)
@@ -114,14 +123,16 @@ def test_the_launcher_creates_and_resumes_a_file_url_experiment(tmp_path: Path, 
     assert launch.prepare("local", "tiny", url, ["database.path=embedded"], 1.0).resumed
     assert launch.main(["stop", "--exp", url, "--wait", "0"]) == 0
     assert ExperimentRoot.open(url).stop_request() is not None
-    shown = subprocess.run([sys.executable, "-m", "jobs.status", url], cwd=PROJECT_ROOT, capture_output=True,
-                           text=True, timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "-m", "jobs.status", url], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert shown.returncode == 0, shown.stderr
     assert str(tmp_path / "exp") in shown.stdout
 
 
-def test_a_url_experiment_keeps_its_runs_in_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_url_experiment_keeps_its_runs_in_a_local_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     fsspec.register_implementation("sharedmem", SharedMemory, clobber=True)
     monkeypatch.setenv(launch.RUNS_ENV, str(tmp_path / "runs"))
     monkeypatch.setenv(launch.THREADS_VARIABLE, "1")
@@ -139,16 +150,18 @@ def test_a_url_experiment_keeps_its_runs_in_a_local_folder(tmp_path: Path, monke
 
 
 @NO_S3FS
-@pytest.mark.parametrize("command", [
-    ["jobs.status", "s3://bucket/exp"],
-    ["jobs.export", "s3://bucket/exp", "--out", "{tmp}/generated.mm"],
-    ["jobs.prove", "{database}", "--out", "{tmp}/out.mm", "--checkpoint", "s3://bucket/exp"],
-    ["jobs.evaluator", "s3://bucket/exp"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["jobs.status", "s3://bucket/exp"],
+        ["jobs.export", "s3://bucket/exp", "--out", "{tmp}/generated.mm"],
+        ["jobs.prove", "{database}", "--out", "{tmp}/out.mm", "--checkpoint", "s3://bucket/exp"],
+        ["jobs.evaluator", "s3://bucket/exp"],
+    ],
+)
 def test_a_missing_s3fs_is_one_line_naming_the_extra(command: list[str], tmp_path: Path) -> None:
     words = [w.format(tmp=tmp_path, database=embedded_database_path()) for w in command]
-    run = subprocess.run([sys.executable, "-m", *words], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run([sys.executable, "-m", *words], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0, run.stdout
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: "), run.stderr
     assert S3_HINT in run.stderr and "Traceback" not in run.stderr
@@ -156,8 +169,9 @@ def test_a_missing_s3fs_is_one_line_naming_the_extra(command: list[str], tmp_pat
 
 
 @NO_S3FS
-def test_the_launcher_refuses_an_s3_experiment_without_s3fs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_launcher_refuses_an_s3_experiment_without_s3fs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(launch.RUNS_ENV, str(tmp_path / "runs"))
     assert launch.main(["local", "--preset", "tiny", "--exp", "s3://bucket/exp"]) == 1
     assert launch.main(["stop", "--exp", "s3://bucket/exp"]) == 1

@@ -32,8 +32,12 @@ WORKER = Path(__file__).with_name("group_worker.py")
 @pytest.mark.parametrize("size", [2, 3])
 def test_every_record_belongs_to_exactly_one_rank(size: int) -> None:
     ranks = [Group(rank, size) for rank in range(size)]
-    positions = [(stream, seq, index) for stream in ("prover-actor-00", "prover-actor-01")
-                 for seq in range(20) for index in range(8)]
+    positions = [
+        (stream, seq, index)
+        for stream in ("prover-actor-00", "prover-actor-01")
+        for seq in range(20)
+        for index in range(8)
+    ]
     owners = [[g.rank for g in ranks if g.owns(*p)] for p in positions]
     assert all(len(o) == 1 for o in owners)
     shares = [sum(o == [rank] for o in owners) for rank in range(size)]
@@ -90,11 +94,21 @@ def test_a_rank_resuming_a_divided_group_starts_streams_it_never_read_where_thei
 # --- two ranks as processes ----------------------------------------------------------------------------------
 
 
-FAST = ["generator_trainer.bootstrap_steps=5", "prover_trainer.bootstrap_steps=5", "prover_trainer.count=2",
-        "prover_trainer.replay_min=1", "prover_trainer.checkpoint_every_steps=100",
-        "prover_trainer.checkpoint_every_minutes=10", "generator_actor.mix=1,generator;1,dataset",
-        "generator_actor.shard_records=2", "prover_actor.shard_records=2", "generator_actor.shard_seconds=1",
-        "prover_actor.shard_seconds=1", "prover_trainer.device=cpu", "database.path=embedded"]
+FAST = [
+    "generator_trainer.bootstrap_steps=5",
+    "prover_trainer.bootstrap_steps=5",
+    "prover_trainer.count=2",
+    "prover_trainer.replay_min=1",
+    "prover_trainer.checkpoint_every_steps=100",
+    "prover_trainer.checkpoint_every_minutes=10",
+    "generator_actor.mix=1,generator;1,dataset",
+    "generator_actor.shard_records=2",
+    "prover_actor.shard_records=2",
+    "generator_actor.shard_seconds=1",
+    "prover_actor.shard_seconds=1",
+    "prover_trainer.device=cpu",
+    "database.path=embedded",
+]
 
 
 def free_port() -> int:
@@ -113,15 +127,22 @@ def produced_results(root: ExperimentRoot, records: int) -> list[tuple[str, int,
     config = status.ExperimentConfig.from_dict(root.config)
     rt = Runtime.start("prover_trainer", root.url, 0, 1.0)
     formats = prover_formats(config.prover_trainer.examples, config.prover_actor.search.prover)
-    ensure_version_zero(rt, "prover", dataclasses.replace(config.prover_trainer, count=1), config.prover_model,
-                        formats)  # the group's rank 0 would do this itself; here the actors need it first
+    ensure_version_zero(
+        rt, "prover", dataclasses.replace(config.prover_trainer, count=1), config.prover_model, formats
+    )  # the group's rank 0 would do this itself; here the actors need it first
     rt.finish()
-    for role, bounds in (("generator_trainer", {"max_steps": 0}), ("generator_actor", {"max_records": records}),
-                         ("prover_actor", {"max_records": records})):
+    for role, bounds in (
+        ("generator_trainer", {"max_steps": 0}),
+        ("generator_actor", {"max_records": records}),
+        ("prover_actor", {"max_records": records}),
+    ):
         assert importlib.import_module(f"jobs.{role}").main(root.url, rank=0, minutes=1.0, **bounds) == "finished"
     low, end = stream_bounds(root, "prover-actor-00")
-    return [("prover-actor-00", seq, index) for seq in range(low, end)
-            for index in range(len(read_shard(root, "prover-actor-00", seq)[1]))]
+    return [
+        ("prover-actor-00", seq, index)
+        for seq in range(low, end)
+        for index in range(len(read_shard(root, "prover-actor-00", seq)[1]))
+    ]
 
 
 @pytest.mark.slow
@@ -131,10 +152,24 @@ def test_two_gloo_ranks_share_one_producer_by_record_and_hold_equal_weights(tmp_
     root = ExperimentRoot.create_or_open(str(tmp_path / "exp"), config.to_dict())
     positions = produced_results(root, records=8)
     assert len(positions) >= 4
-    env = dict(os.environ, ADVPROVER_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
-               PYTHONPATH=str(PROJECT_ROOT))
-    ranks = [subprocess.Popen([sys.executable, str(WORKER), root.url, str(rank), "3"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    env = dict(
+        os.environ,
+        ADVPROVER_THREADS="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), root.url, str(rank), "3"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     outputs = []
     for process in ranks:
         out, err = process.communicate(timeout=300)

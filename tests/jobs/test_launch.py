@@ -19,9 +19,14 @@ from tests import sample_records
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Small enough to show progress within a minute on 2 shared cores.
-FAST = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
-        "generator_trainer.checkpoint_every_steps=10", "prover_trainer.checkpoint_every_steps=10",
-        "evaluator.max_theorems=3", "generator_actor.mix=1,generator;1,dataset"]
+FAST = [
+    "generator_trainer.bootstrap_steps=10",
+    "prover_trainer.bootstrap_steps=10",
+    "generator_trainer.checkpoint_every_steps=10",
+    "prover_trainer.checkpoint_every_steps=10",
+    "evaluator.max_theorems=3",
+    "generator_actor.mix=1,generator;1,dataset",
+]
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -42,51 +47,69 @@ def test_help_lists_presets_and_flags(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0 and "--preset" in text and "--set" in text and "--minutes" in text and "tiny" in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["local", "--preset", "nope", "--exp", "{dir}"], "unknown preset 'nope'; presets: default, tiny"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.count"], "must read key=value"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.cout=2"], "unknown setting"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.count=two"], "takes an integer"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "setup=supervised-only"], "runs no generator_actor"),
-    (["local", "--preset", "tiny"], "--exp"),
-    (["local", "--exp", "{dir}"], "--preset"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "0"], "--minutes must be > 0"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "soon"], "invalid float"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--bogus"], "unrecognized arguments"),
-    (["local", "--preset", "tiny", "--exp", "memory://x"], "a memory:// experiment lives in one process"),
-    (["local", "--preset", "tiny", "--exp", "file://{file}"], "is a file, not a folder"),
-    (["local", "--preset", "tiny", "--exp", "file://{other}"], "is not an experiment"),
-    (["stop", "--exp", "file://{dir}"], "no experiment there"),
-    (["local", "--preset", "tiny", "--exp", "{file}"], "is a file, not a folder"),
-    (["local", "--preset", "tiny", "--exp", "{other}"], "is not an experiment"),
-    (["stop", "--exp", "{dir}"], "no experiment there"),
-    (["--minutes", "-1"], "--minutes must be > 0"),
-    (["--minutes", "inf"], "--minutes must be > 0 (a finite number of minutes), got inf"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "nan"], "--minutes must be > 0"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes=-inf"], "--minutes must be > 0"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_trainer.lr=nan"],
-     "prover_trainer.lr must be a finite number, got nan"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.search.timeout_s=inf"],
-     "prover_actor.search.timeout_s must be a finite number, got inf"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "rewards.kind=band"], "rewards.attempts must be >= 2"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={empty}"], "has no theorems"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={other}"], "not a regular file"),
-    (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={file}"], "does not read as a Metamath database"),
-    (["config"], "--preset NAME (with any --set key=value) or --exp DIR"),
-    (["config", "--preset", "nope"], "unknown preset 'nope'"),
-    (["config", "--preset", "tiny", "--set", "prover_trainer.lr=inf"], "prover_trainer.lr must be a finite"),
-    (["config", "--preset", "tiny", "--set", "prover_trainer.lr"], "must read key=value"),
-    (["config", "--exp", "{dir}"], "no experiment there"),
-    (["config", "--exp", "{dir}", "--preset", "tiny"], "one of the two"),
-])
-def test_bad_input_exits_2_before_starting_anything(argv: list[str], message: str, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["local", "--preset", "nope", "--exp", "{dir}"], "unknown preset 'nope'; presets: default, tiny"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.count"], "must read key=value"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.cout=2"], "unknown setting"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.count=two"], "takes an integer"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "setup=supervised-only"], "runs no generator_actor"),
+        (["local", "--preset", "tiny"], "--exp"),
+        (["local", "--exp", "{dir}"], "--preset"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "0"], "--minutes must be > 0"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "soon"], "invalid float"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--bogus"], "unrecognized arguments"),
+        (["local", "--preset", "tiny", "--exp", "memory://x"], "a memory:// experiment lives in one process"),
+        (["local", "--preset", "tiny", "--exp", "file://{file}"], "is a file, not a folder"),
+        (["local", "--preset", "tiny", "--exp", "file://{other}"], "is not an experiment"),
+        (["stop", "--exp", "file://{dir}"], "no experiment there"),
+        (["local", "--preset", "tiny", "--exp", "{file}"], "is a file, not a folder"),
+        (["local", "--preset", "tiny", "--exp", "{other}"], "is not an experiment"),
+        (["stop", "--exp", "{dir}"], "no experiment there"),
+        (["--minutes", "-1"], "--minutes must be > 0"),
+        (["--minutes", "inf"], "--minutes must be > 0 (a finite number of minutes), got inf"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes", "nan"], "--minutes must be > 0"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--minutes=-inf"], "--minutes must be > 0"),
+        (
+            ["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_trainer.lr=nan"],
+            "prover_trainer.lr must be a finite number, got nan",
+        ),
+        (
+            ["local", "--preset", "tiny", "--exp", "{dir}", "--set", "prover_actor.search.timeout_s=inf"],
+            "prover_actor.search.timeout_s must be a finite number, got inf",
+        ),
+        (
+            ["local", "--preset", "tiny", "--exp", "{dir}", "--set", "rewards.kind=band"],
+            "rewards.attempts must be >= 2",
+        ),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={empty}"], "has no theorems"),
+        (["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={other}"], "not a regular file"),
+        (
+            ["local", "--preset", "tiny", "--exp", "{dir}", "--set", "database.path={file}"],
+            "does not read as a Metamath database",
+        ),
+        (["config"], "--preset NAME (with any --set key=value) or --exp DIR"),
+        (["config", "--preset", "nope"], "unknown preset 'nope'"),
+        (["config", "--preset", "tiny", "--set", "prover_trainer.lr=inf"], "prover_trainer.lr must be a finite"),
+        (["config", "--preset", "tiny", "--set", "prover_trainer.lr"], "must read key=value"),
+        (["config", "--exp", "{dir}"], "no experiment there"),
+        (["config", "--exp", "{dir}", "--preset", "tiny"], "one of the two"),
+    ],
+)
+def test_bad_input_exits_2_before_starting_anything(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "file").write_text("x")
     (tmp_path / "empty.mm").write_text("")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "data.txt").write_text("not an experiment")
-    places = {"dir": str(tmp_path / "exp"), "file": str(tmp_path / "file"), "other": str(tmp_path / "other"),
-              "empty": str(tmp_path / "empty.mm")}
+    places = {
+        "dir": str(tmp_path / "exp"),
+        "file": str(tmp_path / "file"),
+        "other": str(tmp_path / "other"),
+        "empty": str(tmp_path / "empty.mm"),
+    }
     code, text = run_main([a.format(**places) for a in argv], capsys)
     assert code == 2, text
     assert message in text
@@ -96,9 +119,9 @@ def test_bad_input_exits_2_before_starting_anything(argv: list[str], message: st
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "inf", "nan", "soon", "2 min"])
-def test_a_bad_advprover_minutes_exits_2_before_starting_anything(value: str, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_advprover_minutes_exits_2_before_starting_anything(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("ADVPROVER_EXPERIMENTS", str(tmp_path / "experiments"))
     monkeypatch.setenv(launch.MINUTES_ENV, value)
     code, text = run_main([], capsys)
@@ -108,17 +131,25 @@ def test_a_bad_advprover_minutes_exits_2_before_starting_anything(value: str, tm
     assert not (tmp_path / "experiments").exists()
 
 
-@pytest.mark.parametrize("environment, argv, minutes", [
-    ({}, [], launch.MAIN_MINUTES),
-    ({"ADVPROVER_MINUTES": ""}, [], launch.MAIN_MINUTES),
-    ({"ADVPROVER_MINUTES": "2"}, [], 2.0),
-    ({"ADVPROVER_MINUTES": " 0.5 "}, [], 0.5),
-    ({"ADVPROVER_MINUTES": "2"}, ["--minutes", "3"], 3.0),  # the flag wins
-    ({"ADVPROVER_MINUTES": "soon"}, ["--minutes", "3"], 3.0),  # and the variable is then not read
-])
-def test_the_main_job_runs_for_advprover_minutes(environment: dict[str, str], argv: list[str], minutes: float,
-                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "environment, argv, minutes",
+    [
+        ({}, [], launch.MAIN_MINUTES),
+        ({"ADVPROVER_MINUTES": ""}, [], launch.MAIN_MINUTES),
+        ({"ADVPROVER_MINUTES": "2"}, [], 2.0),
+        ({"ADVPROVER_MINUTES": " 0.5 "}, [], 0.5),
+        ({"ADVPROVER_MINUTES": "2"}, ["--minutes", "3"], 3.0),  # the flag wins
+        ({"ADVPROVER_MINUTES": "soon"}, ["--minutes", "3"], 3.0),  # and the variable is then not read
+    ],
+)
+def test_the_main_job_runs_for_advprover_minutes(
+    environment: dict[str, str],
+    argv: list[str],
+    minutes: float,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("ADVPROVER_EXPERIMENTS", str(tmp_path / "experiments"))
     monkeypatch.delenv(launch.MINUTES_ENV, raising=False)
     for name, value in environment.items():
@@ -132,8 +163,9 @@ def test_the_main_job_runs_for_advprover_minutes(environment: dict[str, str], ar
     assert Path(runs[0].exp).name.startswith(f"{launch.MAIN_PRESET}-")
 
 
-def test_advprover_minutes_does_not_change_explicit_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_advprover_minutes_does_not_change_explicit_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(launch.MINUTES_ENV, "2")
     runs: list[launch.Run] = []
     monkeypatch.setattr(launch, "launch", lambda run, **options: runs.append(run) or 0)
@@ -148,8 +180,9 @@ def test_infinite_minutes_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "exp").exists()
 
 
-def test_a_different_configuration_on_an_existing_experiment_names_the_keys(tmp_path: Path,
-                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_different_configuration_on_an_existing_experiment_names_the_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     exp = str(tmp_path / "exp")
     launch.prepare("local", "tiny", exp, ["prover_actor.shard_records=4"], 1.0)
     code, text = run_main(["local", "--preset", "tiny", "--exp", exp, "--set", "prover_actor.shard_records=5"], capsys)
@@ -165,10 +198,12 @@ def test_dependent_overrides_are_accepted_together(tmp_path: Path) -> None:
     assert (run.config.rewards.kind, run.config.rewards.attempts) == ("band", 4)  # the README's example
 
 
-@pytest.mark.parametrize("threads, accepted", [("abc", False), ("0", False), ("-2", False), ("1.5", False),
-                                               ("2", True), ("", True)])
-def test_the_local_thread_count_is_checked_before_anything_is_created(threads: str, accepted: bool, tmp_path: Path,
-                                                                      monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    "threads, accepted", [("abc", False), ("0", False), ("-2", False), ("1.5", False), ("2", True), ("", True)]
+)
+def test_the_local_thread_count_is_checked_before_anything_is_created(
+    threads: str, accepted: bool, tmp_path: Path, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("ADVPROVER_THREADS", threads)
     exp = tmp_path / "exp"
     if accepted:
@@ -176,7 +211,9 @@ def test_the_local_thread_count_is_checked_before_anything_is_created(threads: s
         assert launch.local_threads() == int(threads or 1)
         return
     code, text = run_main(["local", "--preset", "tiny", "--exp", str(exp)], capsys)
-    assert code == 2 and f"ADVPROVER_THREADS must be a positive integer (threads per local job), got {threads!r}" in text
+    assert (
+        code == 2 and f"ADVPROVER_THREADS must be a positive integer (threads per local job), got {threads!r}" in text
+    )
     assert "Traceback" not in text and not exp.exists()
 
 
@@ -184,8 +221,9 @@ def test_slurm_resources_may_change_on_resume_and_the_change_is_recorded(tmp_pat
     exp = tmp_path / "exp"
     launch.prepare("local", "tiny", str(exp), ["prover_actor.shard_records=4"], 1.0)
     frozen = (exp / "config.json").read_text()
-    run = launch.prepare("local", "tiny", str(exp), ["prover_actor.shard_records=4", "slurm.evaluator.cpus=4",
-                                                      "slurm.account=lab"], 1.0)
+    run = launch.prepare(
+        "local", "tiny", str(exp), ["prover_actor.shard_records=4", "slurm.evaluator.cpus=4", "slurm.account=lab"], 1.0
+    )
     assert run.resumed and run.config.slurm.evaluator.cpus == 4 and run.config.slurm.account == "lab"
     assert run.placement_changes == ["slurm.account: '' -> 'lab'", "slurm.evaluator.cpus: 2 -> 4"]
     assert (exp / "config.json").read_text() == frozen  # the frozen configuration is left as it was
@@ -202,15 +240,39 @@ def test_slurm_resources_may_change_on_resume_and_the_change_is_recorded(tmp_pat
 def test_other_settings_stay_frozen_when_slurm_ones_change(tmp_path: Path, capsys) -> None:
     exp = str(tmp_path / "exp")
     launch.prepare("local", "tiny", exp, [], 1.0)
-    code, text = run_main(["local", "--preset", "tiny", "--exp", exp, "--set", "slurm.evaluator.cpus=4",
-                           "--set", "prover_actor.shard_records=5"], capsys)
+    code, text = run_main(
+        [
+            "local",
+            "--preset",
+            "tiny",
+            "--exp",
+            exp,
+            "--set",
+            "slurm.evaluator.cpus=4",
+            "--set",
+            "prover_actor.shard_records=5",
+        ],
+        capsys,
+    )
     assert code == 2 and "differing keys: prover_actor.shard_records (existing 8, given 5)." in text
     assert "slurm" not in text.split("differing keys:")[1].split(".", 1)[0]
 
 
 def test_config_prints_every_setting_with_help_and_default(capsys) -> None:
-    code, text = run_main(["config", "--preset", "tiny", "--set", "rewards.kind=band", "--set", "rewards.attempts=4",
-                           "--set", "prover_actor.search.prover=forward-sampling"], capsys)
+    code, text = run_main(
+        [
+            "config",
+            "--preset",
+            "tiny",
+            "--set",
+            "rewards.kind=band",
+            "--set",
+            "rewards.attempts=4",
+            "--set",
+            "prover_actor.search.prover=forward-sampling",
+        ],
+        capsys,
+    )
     assert code == 0, text
     assert text.startswith("# preset tiny --set rewards.kind=band --set rewards.attempts=4")
     assert "[prover_actor.search]  the search each goal gets" in text
@@ -245,8 +307,9 @@ class FakeSupervisor:
     def start_due(self) -> None:
         from core.storage import ShardWriter
 
-        with ShardWriter(ExperimentRoot.open(self.exp), "generator-actor-00-to-00", max_records=1,
-                         max_age_s=60) as writer:
+        with ShardWriter(
+            ExperimentRoot.open(self.exp), "generator-actor-00-to-00", max_records=1, max_age_s=60
+        ) as writer:
             for i in range(self.shards):
                 writer.append(sample_records.generation(f"generator-actor-00-to-00/{i}").to_json())
 
@@ -258,8 +321,9 @@ class FakeSupervisor:
 
 
 @pytest.mark.parametrize("shards, code", [(0, 1), (2, 0)])
-def test_a_run_in_which_no_job_published_anything_fails(shards: int, code: int, tmp_path: Path, monkeypatch,
-                                                        capsys) -> None:
+def test_a_run_in_which_no_job_published_anything_fails(
+    shards: int, code: int, tmp_path: Path, monkeypatch, capsys
+) -> None:
     monkeypatch.setattr(FakeSupervisor, "shards", shards)
     monkeypatch.setattr(launch, "Supervisor", FakeSupervisor)
     monkeypatch.setattr(launch, "summary", lambda run, supervisor, start: ("summary", True))
@@ -269,14 +333,16 @@ def test_a_run_in_which_no_job_published_anything_fails(shards: int, code: int, 
     assert ("no job published anything in this run" in text) == (code == 1)
 
 
-def test_a_second_launcher_on_a_running_experiment_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_launcher_on_a_running_experiment_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     exp = tmp_path / "exp"
     launch.prepare("local", "tiny", str(exp), [], 1.0)
     (exp / "runs").mkdir(exist_ok=True)
     (exp / "runs" / "launcher.lock").write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
     code, text = run_main(["local", "--preset", "tiny", "--exp", str(exp)], capsys)
     assert code == 2 and "already running" in text
-    (exp / "runs" / "launcher.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": os.uname().nodename}))
+    (exp / "runs" / "launcher.lock").write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename}))
     assert launch.prepare("local", "tiny", str(exp), [], 1.0).resumed  # a dead launcher's lock is ignored
 
 
@@ -300,8 +366,21 @@ def test_jobs_are_killed_late_enough_for_one_more_long_evaluation() -> None:
 
 
 def launch_command(exp: Path, minutes: float, *extra: str) -> list[str]:
-    command = [sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
-               "--minutes", str(minutes), "--progress", "5", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.launch",
+        "local",
+        "--preset",
+        "tiny",
+        "--exp",
+        str(exp),
+        "--minutes",
+        str(minutes),
+        "--progress",
+        "5",
+        *extra,
+    ]
     for override in FAST:
         command += ["--set", override]
     return command
@@ -311,8 +390,9 @@ def launch_command(exp: Path, minutes: float, *extra: str) -> list[str]:
 def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     env = dict(os.environ, ADVPROVER_THREADS="1")
-    first = subprocess.Popen(launch_command(exp, 3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             cwd=PROJECT_ROOT, env=env)
+    first = subprocess.Popen(
+        launch_command(exp, 3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_ROOT, env=env
+    )
     start = time.time()
     root = None
     while time.time() - start < 150:
@@ -322,8 +402,13 @@ def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             if latest is not None and latest.version >= 1 and (exp / "streams" / "prover-actor-00").exists():
                 break
         time.sleep(1)
-    stop = subprocess.run([sys.executable, "-m", "jobs.launch", "stop", "--exp", str(exp), "--wait", "90"],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=env)
+    stop = subprocess.run(
+        [sys.executable, "-m", "jobs.launch", "stop", "--exp", str(exp), "--wait", "90"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
     output, _ = first.communicate(timeout=120)
     stopped_after = time.time() - start
     assert stop.returncode == 0, stop.stdout + stop.stderr
@@ -337,15 +422,17 @@ def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     before = CheckpointStore(ExperimentRoot.open(str(exp)), "prover").latest()
     assert before is not None
 
-    second = subprocess.run(launch_command(exp, 1.0), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env,
-                            timeout=240)
+    second = subprocess.run(
+        launch_command(exp, 1.0), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=240
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming" in second.stdout
     after = CheckpointStore(ExperimentRoot.open(str(exp)), "prover").latest()
     assert after is not None and after.version > before.version  # went on from where it was, not from 0
     assert "FAILED" not in second.stdout
-    status = subprocess.run([sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True,
-                            text=True, cwd=PROJECT_ROOT)
+    status = subprocess.run(
+        [sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
     assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
     report = json.loads(status.stdout)
     assert all(c["ok"] for c in report["checks"])

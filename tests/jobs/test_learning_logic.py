@@ -70,8 +70,9 @@ def runtime(tmp_path: Path) -> Iterator[Any]:
 def generated_records(rt: Runtime, count: int = 3) -> list[GenerationRecord]:
     """Real generation records (rollouts of the baseline policy on the embedded database)."""
     ws = rt.workspace
-    generator = TheoremGenerator(ws, BaselinePolicy(ws.db, grammar=ws.grammar, seed=0),
-                                 GenerationSettings(max_steps=3, min_steps=2), seed=1)
+    generator = TheoremGenerator(
+        ws, BaselinePolicy(ws.db, grammar=ws.grammar, seed=0), GenerationSettings(max_steps=3, min_steps=2), seed=1
+    )
     records: list[GenerationRecord] = []
     while len(records) < count:
         for rollout in generator.run(8):
@@ -116,7 +117,9 @@ def test_reinforce_raises_rewarded_and_lowers_unrewarded_rollouts(runtime) -> No
     rt = runtime("generator_trainer")
     trainer = generator_job(rt)
     trainer.extra_state["baseline"] = 0.5
-    examples, weights = generator_trainer.weigh(trainer, [{"examples": [GOOD], "reward": 1.0}, {"examples": [BAD], "reward": 0.0}])
+    examples, weights = generator_trainer.weigh(
+        trainer, [{"examples": [GOOD], "reward": 1.0}, {"examples": [BAD], "reward": 0.0}]
+    )
     assert weights == [0.5, -0.5]
     model = tiny_toy_model()
     before = (logprob(model, GOOD), logprob(model, BAD))
@@ -188,8 +191,18 @@ def test_the_entropy_bonus_spreads_the_policy(runtime) -> None:
 def result_of(generation: GenerationRecord, **flags: bool) -> ResultRecord:
     """A failed attempt's result on ``generation``, routed by ``flags`` (a flag not given is False)."""
     routing = {"for_generator_trainer": False, "for_prover_trainer": False, **flags}
-    return ResultRecord(id=generation.id, generation=generation, prover_version=0, proved=False, attempts=1,
-                        successes=0, proof=None, search={}, reward=1.0, **routing)
+    return ResultRecord(
+        id=generation.id,
+        generation=generation,
+        prover_version=0,
+        proved=False,
+        attempts=1,
+        successes=0,
+        proof=None,
+        search={},
+        reward=1.0,
+        **routing,
+    )
 
 
 def test_the_generator_trainer_keeps_exactly_the_records_flagged_for_it(runtime) -> None:
@@ -198,10 +211,14 @@ def test_the_generator_trainer_keeps_exactly_the_records_flagged_for_it(runtime)
     model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=256, max_target_tokens=64)
     _trainer.set_model(trainer, model, vocab)
     generation = generated_records(rt, 1)[0]
-    kept = generator_trainer.derive(trainer, result_of(generation, for_generator_trainer=True, for_prover_trainer=False))
+    kept = generator_trainer.derive(
+        trainer, result_of(generation, for_generator_trainer=True, for_prover_trainer=False)
+    )
     assert kept is not None and kept[0] and kept[1] == 1.0
-    assert generator_trainer.derive(trainer, result_of(generation, for_generator_trainer=False,
-                                                      for_prover_trainer=True)) is None
+    assert (
+        generator_trainer.derive(trainer, result_of(generation, for_generator_trainer=False, for_prover_trainer=True))
+        is None
+    )
     assert generator_trainer.derive(trainer, result_of(generation, for_prover_trainer=True)) is None  # no flag
 
 
@@ -213,8 +230,10 @@ def test_the_prover_trainer_keeps_exactly_the_records_flagged_for_it(runtime) ->
     generation = generated_records(rt, 1)[0]
     kept = prover_trainer.derive(trainer, result_of(generation, for_prover_trainer=True, for_generator_trainer=False))
     assert kept is not None and kept[0]
-    assert prover_trainer.derive(trainer, result_of(generation, for_prover_trainer=False,
-                                                   for_generator_trainer=True)) is None
+    assert (
+        prover_trainer.derive(trainer, result_of(generation, for_prover_trainer=False, for_generator_trainer=True))
+        is None
+    )
     assert prover_trainer.derive(trainer, result_of(generation, for_generator_trainer=True)) is None
 
 
@@ -228,10 +247,14 @@ def tries(generation: GenerationRecord, *proved: bool) -> list[SearchResult]:
 
 @pytest.mark.parametrize("generator_only_failed", [False, True])
 @pytest.mark.parametrize("prover_only_failed", [False, True])
-def test_result_records_carry_the_outcome_reward_and_routing(runtime, generator_only_failed: bool,
-                                                             prover_only_failed: bool) -> None:
-    rt = runtime("prover_actor", f"routing.generator_send_only_failed={generator_only_failed}",
-                 f"routing.prover_send_only_failed={prover_only_failed}")
+def test_result_records_carry_the_outcome_reward_and_routing(
+    runtime, generator_only_failed: bool, prover_only_failed: bool
+) -> None:
+    rt = runtime(
+        "prover_actor",
+        f"routing.generator_send_only_failed={generator_only_failed}",
+        f"routing.prover_send_only_failed={prover_only_failed}",
+    )
     generation = generated_records(rt, 1)[0]
     failed = prover_actor.result_record(rt, generation, tries(generation, False), 0)
     proved = prover_actor.result_record(rt, generation, tries(generation, True), 0)
@@ -251,9 +274,16 @@ BAND = ["rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.5", "prover_ac
 def test_band_rewards_pay_hard_but_provable_goals(runtime) -> None:
     rt = runtime("prover_actor", *BAND)
     generation = generated_records(rt, 1)[0]
-    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0).reward
-               for outcome in [(True, False, False, False), (True, True, False, False), (True, True, True, False),
-                               (False,) * 4, (True,) * 4]]
+    rewards = [
+        prover_actor.result_record(rt, generation, tries(generation, *outcome), 0).reward
+        for outcome in [
+            (True, False, False, False),
+            (True, True, False, False),
+            (True, True, True, False),
+            (False,) * 4,
+            (True,) * 4,
+        ]
+    ]
     assert rewards == [1.0, 1.0, 0.0, 0.0, 0.0]
 
 
@@ -317,7 +347,8 @@ class EchoRecord(StreamRecord):
 
 
 ECHO = _trainer.Rules(  # each record becomes one fixed example with the record's reward (no model needed)
-    derive=lambda job, record: ([GENERATED_EXAMPLE], record.reward), weigh=_trainer.one_example_each)
+    derive=lambda job, record: ([GENERATED_EXAMPLE], record.reward), weigh=_trainer.one_example_each
+)
 
 
 def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtime, monkeypatch) -> None:
@@ -328,8 +359,9 @@ def test_a_restarted_trainer_refills_its_buffer_from_the_committed_window(runtim
     writer.close()
     trainer = prover_job(rt)
     trainer.input_record = EchoRecord
-    committed = SimpleNamespace(version=3, meta={"cursors": {"0": {"prover-actor-00": 2}},
-                                                 "windows": {"0": {"prover-actor-00": [0, 1]}}})
+    committed = SimpleNamespace(
+        version=3, meta={"cursors": {"0": {"prover-actor-00": 2}}, "windows": {"0": {"prover-actor-00": [0, 1]}}}
+    )
     trainer.store = SimpleNamespace(latest=lambda: committed)  # type: ignore[assignment]
     monkeypatch.setattr(_trainer, "resume", lambda job: committed)
     cursor = _trainer.start(trainer, ECHO)
@@ -407,8 +439,9 @@ def test_a_restarted_generator_actor_seeds_from_the_shards_it_published(tmp_path
         return original(*args, seed=seed, **kwargs)
 
     monkeypatch.setattr(generator_actor, "TheoremGenerator", recording)
-    config = preset("fixed_generator").with_overrides(["database.path=embedded", "generator_trainer.bootstrap_steps=2",
-                                                       "generator_actor.shard_records=1"])
+    config = preset("fixed_generator").with_overrides(
+        ["database.path=embedded", "generator_trainer.bootstrap_steps=2", "generator_actor.shard_records=1"]
+    )
     config = dataclasses.replace(config, database=resolve_database(config.database))
     root = ExperimentRoot.create_or_open(str(tmp_path / "exp"), config.to_dict())
     shards = []

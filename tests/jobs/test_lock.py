@@ -132,8 +132,9 @@ class _FailingSupervisor:
         self.killed = True
 
 
-def test_a_failing_launcher_stops_its_jobs_and_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failing_launcher_stops_its_jobs_and_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from jobs import launch
 
     run = launch.prepare("local", "tiny", str(tmp_path / "exp"), [], 1.0)
@@ -158,26 +159,39 @@ def test_the_launch_folder_is_private_to_the_user(tmp_path: Path, monkeypatch: p
         assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)
 
 
-@pytest.mark.parametrize("role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer",
-                                  "evaluator"])
-@pytest.mark.parametrize("flags, message", [(["--rank", "-1"], "--rank must be a whole number >= 0"),
-                                            (["--minutes", "-1"], "--minutes must be a finite number > 0"),
-                                            (["--minutes", "0"], "--minutes must be a finite number > 0")])
-def test_every_role_refuses_negative_ranks_and_minutes_before_any_work(tmp_path: Path, role: str, flags: list[str],
-                                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    "role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator"]
+)
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--rank", "-1"], "--rank must be a whole number >= 0"),
+        (["--minutes", "-1"], "--minutes must be a finite number > 0"),
+        (["--minutes", "0"], "--minutes must be a finite number > 0"),
+    ],
+)
+def test_every_role_refuses_negative_ranks_and_minutes_before_any_work(
+    tmp_path: Path, role: str, flags: list[str], message: str
+) -> None:
     from jobs import launch
 
     exp = tmp_path / "exp"
     launch.prepare("local", "tiny", str(exp), [], 1.0)
     before = sorted(p.relative_to(exp) for p in exp.rglob("*"))
-    done = subprocess.run([sys.executable, "-m", f"jobs.{role}", str(exp), *flags], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", f"jobs.{role}", str(exp), *flags],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert sorted(p.relative_to(exp) for p in exp.rglob("*")) == before  # nothing written: no heartbeat
 
 
-def test_a_read_only_experiment_folder_is_a_message_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_read_only_experiment_folder_is_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Tests run as root, which ignores file modes: the storage refuses writes as a read-only mount would."""
     from core.storage.backend import LocalBackend
     from jobs import launch
@@ -191,8 +205,10 @@ def test_a_read_only_experiment_folder_is_a_message_not_a_traceback(tmp_path: Pa
     monkeypatch.setattr(LocalBackend, "replace", refuse)
     monkeypatch.setattr(LocalBackend, "create", refuse)
     fresh = str(tmp_path / "fresh")
-    for argv in (["stop", "--exp", str(exp), "--wait", "0"],
-                 ["local", "--preset", "tiny", "--exp", fresh, "--minutes", "0.05"]):
+    for argv in (
+        ["stop", "--exp", str(exp), "--wait", "0"],
+        ["local", "--preset", "tiny", "--exp", fresh, "--minutes", "0.05"],
+    ):
         code = launch.main(argv)
         err = capsys.readouterr().err
         assert code == 1 and "Permission denied" in err and "must be writable" in err and "Traceback" not in err
@@ -212,8 +228,9 @@ def test_a_bad_thread_count_in_the_environment_is_named(monkeypatch: pytest.Monk
     assert set_threads() == 1
 
 
-def test_an_experiment_frozen_before_settings_were_added_resumes(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_experiment_frozen_before_settings_were_added_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Settings added since an experiment was created are read at their defaults: it resumes; a new setting
     given another value is named as a difference (its twin)."""
     from jobs import launch

@@ -24,8 +24,13 @@ HOLES = EASY + HARD
 
 
 def prove(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobs.prove", *map(str, args)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.prove", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +68,17 @@ def test_fills_the_proofs_it_finds(holes: Path, filled) -> None:
 def test_metamath_accepts_the_output(filled, metamath_exe: str) -> None:
     out, run = filled
     assert run.returncode == 0, run.stderr
-    check = subprocess.run([metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run(
+        [metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=60
+    )
     assert "?Error" not in check.stdout and "?Error" not in check.stderr
     assert re.search(r"were not proved:\s+com12\s", check.stdout)
     # the twin: a corrupted proof in the same file is reported by metamath
     bad = out.with_name("bad.mm")
     bad.write_text(out.read_text().replace("mp2 $p |- ch $=", "mp2 $p |- ph $=", 1))
-    check = subprocess.run([metamath_exe, f'read "{bad}"', "verify proof *", "exit"], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run(
+        [metamath_exe, f'read "{bad}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=60
+    )
     assert "?Error" in check.stdout
 
 
@@ -125,17 +132,20 @@ def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> No
     assert parallel.read_bytes() == out.read_bytes()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--out", "{out}", "--bogus", "1"], "unknown flag --bogus"),
-    (["--out", "{out}", "--expansions", "1e3"], "--expansions takes an integer, not '1e3'"),
-    (["--out", "{out}", "--prover", "sideways"], "--prover takes one of"),
-    ([], "--out OUT.mm is required"),
-    (["--out", "{out}", "--only", "ax-mp"], "not among the theorems with an incomplete"),
-    (["--out", "{out}", "--checkpoint", "{tmp}/nowhere.pt"], "no such file, folder or URL"),
-    (["--out", "{out}", "--checkpoint", "file://{tmp}/nowhere.pt"], "no such file, folder or URL"),
-    (["--split", "test", "--out", "{out}"], "--out has no meaning with --split"),
-    (["--split", "nope"], "--split takes one of"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--out", "{out}", "--bogus", "1"], "unknown flag --bogus"),
+        (["--out", "{out}", "--expansions", "1e3"], "--expansions takes an integer, not '1e3'"),
+        (["--out", "{out}", "--prover", "sideways"], "--prover takes one of"),
+        ([], "--out OUT.mm is required"),
+        (["--out", "{out}", "--only", "ax-mp"], "not among the theorems with an incomplete"),
+        (["--out", "{out}", "--checkpoint", "{tmp}/nowhere.pt"], "no such file, folder or URL"),
+        (["--out", "{out}", "--checkpoint", "file://{tmp}/nowhere.pt"], "no such file, folder or URL"),
+        (["--split", "test", "--out", "{out}"], "--out has no meaning with --split"),
+        (["--split", "nope"], "--split takes one of"),
+    ],
+)
 def test_bad_command_lines_exit_2_before_any_work(holes: Path, tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "out.mm"
     run = prove(holes, *[a.format(out=out, tmp=tmp_path) for a in args])
@@ -156,8 +166,9 @@ def test_malformed_database_exits_1(tmp_path: Path) -> None:
     assert run.returncode == 1 and "error:" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_a_device_without_cuda_is_a_usage_error_before_any_work(holes: Path, tmp_path: Path, monkeypatch,
-                                                                capsys) -> None:
+def test_a_device_without_cuda_is_a_usage_error_before_any_work(
+    holes: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     import torch
 
     from jobs._cli import main
@@ -196,22 +207,25 @@ def test_discouraged_theorems_are_not_cited(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["--allow-discouraged", "no mark"])
-def test_discouraged_theorems_are_cited_with_the_flag_or_without_the_mark(tmp_path: Path, metamath_exe: str,
-                                                                          how: str) -> None:
+def test_discouraged_theorems_are_cited_with_the_flag_or_without_the_mark(
+    tmp_path: Path, metamath_exe: str, how: str
+) -> None:
     source, out = tmp_path / "old.mm", tmp_path / "out.mm"
     source.write_text(DISCOURAGED.replace("  (New usage is discouraged.)", "") if how == "no mark" else DISCOURAGED)
     run = prove(source, "--out", out, "--expansions", "16", *([how] if how.startswith("--") else []))
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1].startswith("proved 1 of 1 ")
     assert "ax-old" in read_database(out).assertion("th").proof
-    check = subprocess.run([metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run(
+        [metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=60
+    )
     assert "?Error" not in check.stdout and "were not proved" not in check.stdout
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["CRLF", "LF"])
-def test_the_output_keeps_the_input_line_endings_and_metamath_accepts_it(holes: Path, tmp_path: Path,
-                                                                          metamath_exe: str, newline: str) -> None:
+def test_the_output_keeps_the_input_line_endings_and_metamath_accepts_it(
+    holes: Path, tmp_path: Path, metamath_exe: str, newline: str
+) -> None:
     source, out = tmp_path / "holes.mm", tmp_path / "filled.mm"
     source.write_bytes(holes.read_bytes().replace(b"\n", newline.encode()))
     run = prove(source, "--out", out, "--only", "syl")
@@ -219,8 +233,13 @@ def test_the_output_keeps_the_input_line_endings_and_metamath_accepts_it(holes: 
     data = out.read_bytes()
     assert data.count(b"\n") == data.count(b"\r\n") if newline == "\r\n" else b"\r" not in data
     assert all(len(line) <= 79 for line in data.decode().splitlines())
-    check = subprocess.run([metamath_exe, f'read "{out.name}"', "verify proof *", "exit"], capture_output=True,
-                           text=True, timeout=60, cwd=tmp_path)
+    check = subprocess.run(
+        [metamath_exe, f'read "{out.name}"', "verify proof *", "exit"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert "?Error" not in check.stdout and re.search(r"were not proved:\s+mp2, imim2i, com12\s", check.stdout)
 
 
@@ -278,8 +297,7 @@ def test_in_place_without_out_is_refused(tmp_path: Path) -> None:
     assert run.returncode == 2 and "--in-place needs --out" in run.stderr
 
 
-def test_json_and_out_are_written_without_following_planted_symlinks(holes: Path, tmp_path: Path,
-                                                                       monkeypatch) -> None:
+def test_json_and_out_are_written_without_following_planted_symlinks(holes: Path, tmp_path: Path, monkeypatch) -> None:
     from jobs.prove import prove as prove_function
 
     out, summary, victim = tmp_path / "o.mm", tmp_path / "r.json", tmp_path / "victim.txt"

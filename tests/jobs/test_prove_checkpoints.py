@@ -28,8 +28,13 @@ q-th $p |- ( P -> ( Q -> P ) ) $= ? $.
 
 
 def prove(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobs.prove", *map(str, args)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.prove", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +48,15 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     good = folder / "good.safetensors"
     save_policy_file(str(good), model, vocab, "prover")
     legacy = io.BytesIO()
-    torch.save({"format": "advprover-checkpoint", "format_version": 1, "meta": policy_meta(model, vocab, "prover"),
-                "state_dict": {**model_weights(model), LEGACY_TRAINER_KEY: {"steps": 5, "optimizer": {}}}}, legacy)
+    torch.save(
+        {
+            "format": "advprover-checkpoint",
+            "format_version": 1,
+            "meta": policy_meta(model, vocab, "prover"),
+            "state_dict": {**model_weights(model), LEGACY_TRAINER_KEY: {"steps": 5, "optimizer": {}}},
+        },
+        legacy,
+    )
     (folder / "legacy.pt").write_bytes(legacy.getvalue())
     (folder / "garbage.safetensors").write_bytes(b"not a checkpoint at all\n" * 4)
     (folder / "truncated.safetensors").write_bytes(good.read_bytes()[:-64])
@@ -67,21 +79,26 @@ def test_a_legacy_trainer_checkpoint_runs(files, checkpoint: str) -> None:
 def test_a_checkpoint_given_as_a_file_url_runs(files) -> None:
     """Its twin, a file:// URL naming no file, exits 2: tests/jobs/test_prove.py."""
     out = files["folder"] / "out-url.mm"
-    run = prove(files["holes"], "--out", out, "--checkpoint", f"file://{files['folder']}/good.safetensors",
-                "--expansions", "4")
+    run = prove(
+        files["holes"], "--out", out, "--checkpoint", f"file://{files['folder']}/good.safetensors", "--expansions", "4"
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
 
 
-@pytest.mark.parametrize("checkpoint, database, workers, message", [
-    ("garbage.safetensors", "holes", 2, "not a checkpoint file"),  # read before any worker starts
-    ("truncated.safetensors", "holes", 1, "truncated"),
-    ("generator.safetensors", "holes", 1, "a generator checkpoint, but a prover is needed"),
-    ("diverged.safetensors", "holes", 1, "not finite"),
-    ("good.safetensors", "foreign", 1, "knows none of the"),
-])
-def test_a_bad_checkpoint_exits_1_with_one_line(files, checkpoint: str, database: str, workers: int,
-                                                message: str) -> None:
+@pytest.mark.parametrize(
+    "checkpoint, database, workers, message",
+    [
+        ("garbage.safetensors", "holes", 2, "not a checkpoint file"),  # read before any worker starts
+        ("truncated.safetensors", "holes", 1, "truncated"),
+        ("generator.safetensors", "holes", 1, "a generator checkpoint, but a prover is needed"),
+        ("diverged.safetensors", "holes", 1, "not finite"),
+        ("good.safetensors", "foreign", 1, "knows none of the"),
+    ],
+)
+def test_a_bad_checkpoint_exits_1_with_one_line(
+    files, checkpoint: str, database: str, workers: int, message: str
+) -> None:
     db = files["holes"] if database == "holes" else files["folder"] / "foreign.mm"
     out = files["folder"] / "bad-out.mm"
     run = prove(db, "--out", out, "--checkpoint", files["folder"] / checkpoint, "--workers", str(workers))

@@ -13,8 +13,8 @@ from configs.experiment import ExperimentConfig
 from configs.presets import preset
 from core.errors import ConfigError
 from core.storage import CheckpointStore, Cursor, ExperimentRoot, ShardWriter, pruned_prefix, stream_bounds
-from jobs._retention import Pruner, checkpoint_floor, consumers_floor, stream_consumers
 from jobs import status
+from jobs._retention import Pruner, checkpoint_floor, consumers_floor, stream_consumers
 from tests import sample_records
 from tests.roles import run_role
 
@@ -54,8 +54,10 @@ def populate(root: ExperimentRoot, *, consumed_generations: int, trainer_results
         results.flush(cursor=Cursor({GEN: shard + 1}))
     results.close()
     for name in ("prover", "generator"):
-        CheckpointStore(root, name).publish({"w": torch.zeros(1)}, {
-            "step": 5, "cursors": {"0": {RESULTS: trainer_results}}, "windows": {"0": {RESULTS: [window_from, 0]}}})
+        CheckpointStore(root, name).publish(
+            {"w": torch.zeros(1)},
+            {"step": 5, "cursors": {"0": {RESULTS: trainer_results}}, "windows": {"0": {RESULTS: [window_from, 0]}}},
+        )
 
 
 def test_consumers_follow_the_setup(tmp_path: Path) -> None:
@@ -82,11 +84,13 @@ def test_a_trainer_needs_its_replay_window_and_every_kept_version(tmp_path: Path
 
 
 def test_the_producer_prunes_below_every_consumer_after_the_grace_period(tmp_path: Path) -> None:
-    root = make_root(tmp_path / "exp", "retention.keep_shards=2", "retention.grace_s=60",
-                     "retention.prune_every_s=10")
+    root = make_root(tmp_path / "exp", "retention.keep_shards=2", "retention.grace_s=60", "retention.prune_every_s=10")
     populate(root, consumed_generations=6, trainer_results=4, window_from=3)
     clock = Clock()
-    generations, results = Pruner(root, config_of(root), [GEN], clock=clock), Pruner(root, config_of(root), [RESULTS], clock=clock)
+    generations, results = (
+        Pruner(root, config_of(root), [GEN], clock=clock),
+        Pruner(root, config_of(root), [RESULTS], clock=clock),
+    )
     assert consumers_floor(root, config_of(root), GEN) == 6 and consumers_floor(root, config_of(root), RESULTS) == 3
     assert generations.maybe_prune() == 0 and results.maybe_prune() == 0  # seen now: not for 60 s yet
     clock.now += 30
@@ -123,8 +127,9 @@ def test_a_floor_that_moved_within_the_grace_period_is_not_pruned_past(tmp_path:
     assert pruner.maybe_prune() == 6 and stream_bounds(root, GEN)[0] == 8
 
 
-def test_a_storage_error_while_pruning_is_logged_and_the_producer_goes_on(tmp_path: Path,
-                                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_a_storage_error_while_pruning_is_logged_and_the_producer_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = make_root(tmp_path / "exp", "retention.keep_shards=1", "retention.grace_s=0", "retention.prune_every_s=1")
     populate(root, consumed_generations=6, trainer_results=4, window_from=3)
     root.backend.replace(f"streams/{GEN}/low_water.json", b"not json")
@@ -145,9 +150,14 @@ def test_keep_all_or_a_large_keep_prunes_nothing(setting: str, tmp_path: Path) -
     assert stream_bounds(root, GEN) == (0, 10)
 
 
-@pytest.mark.parametrize("setting, field", [("retention.keep_shards=0", "keep_shards"),
-                                            ("retention.grace_s=-1", "grace_s"),
-                                            ("retention.prune_every_s=0", "prune_every_s")])
+@pytest.mark.parametrize(
+    "setting, field",
+    [
+        ("retention.keep_shards=0", "keep_shards"),
+        ("retention.grace_s=-1", "grace_s"),
+        ("retention.prune_every_s=0", "prune_every_s"),
+    ],
+)
 def test_bad_retention_settings_are_refused_naming_the_field(setting: str, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         preset("tiny").with_overrides([setting])
@@ -200,15 +210,25 @@ def reconciled(root: ExperimentRoot) -> dict:
 
 
 @pytest.mark.slow
-def test_roles_prune_on_a_tiny_run_and_a_resume_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roles_prune_on_a_tiny_run_and_a_resume_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.jobs.test_roles import FAST
 
     monkeypatch.setattr("signal.signal", lambda *args: None)  # in-process roles must leave pytest's handlers be
-    small_trainers = [f"{role}.{key}" for role in ("prover_trainer", "generator_trainer")
-                      for key in ("replay_min=1", "replay_max=2", "keep_checkpoints=1")]  # their floors move on too
-    root = make_root(tmp_path / "exp", *FAST, *small_trainers, "retention.keep_shards=1", "retention.grace_s=0",
-                     "retention.prune_every_s=1")
+    small_trainers = [
+        f"{role}.{key}"
+        for role in ("prover_trainer", "generator_trainer")
+        for key in ("replay_min=1", "replay_max=2", "keep_checkpoints=1")
+    ]  # their floors move on too
+    root = make_root(
+        tmp_path / "exp",
+        *FAST,
+        *small_trainers,
+        "retention.keep_shards=1",
+        "retention.grace_s=0",
+        "retention.prune_every_s=1",
+    )
     for role in ("prover_trainer", "generator_trainer"):
         assert run_role(role, root, max_steps=0) == "finished"
     assert run_role("generator_actor", root, max_records=8) == "finished"
@@ -225,8 +245,11 @@ def test_roles_prune_on_a_tiny_run_and_a_resume_loses_nothing(tmp_path: Path, ca
         assert run_role(role, root, max_steps=2) == "finished"
     assert run_role("generator_actor", root, max_records=2) == "finished"
     assert run_role("prover_actor", root, max_records=2) == "finished"
-    assert not [r for r in caplog.records if "cannot refill" in r.getMessage() or "pruned" in r.getMessage()
-                and r.levelname in ("WARNING", "ERROR")]
+    assert not [
+        r
+        for r in caplog.records
+        if "cannot refill" in r.getMessage() or ("pruned" in r.getMessage() and r.levelname in ("WARNING", "ERROR"))
+    ]
     report = reconciled(root)
     assert report["flows"][GEN]["produced"] == 12
     assert report["flows"][RESULTS]["produced"] == report["flows"][GEN]["consumers"][0]["consumed"]

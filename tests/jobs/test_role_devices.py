@@ -18,9 +18,15 @@ from core.storage import CheckpointStore, ExperimentRoot
 from tests.roles import experiment, run_role
 
 ROLES = ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator")
-FAST = ["generator_trainer.bootstrap_steps=2", "prover_trainer.bootstrap_steps=2",
-        "generator_actor.mix=1,generator;1,dataset", "generator_actor.shard_records=1", "prover_actor.shard_records=1",
-        "evaluator.max_theorems=1", "database.path=embedded"]
+FAST = [
+    "generator_trainer.bootstrap_steps=2",
+    "prover_trainer.bootstrap_steps=2",
+    "generator_actor.mix=1,generator;1,dataset",
+    "generator_actor.shard_records=1",
+    "prover_actor.shard_records=1",
+    "evaluator.max_theorems=1",
+    "database.path=embedded",
+]
 
 
 def prepared_root(path: Path, *extra: str) -> ExperimentRoot:
@@ -28,13 +34,17 @@ def prepared_root(path: Path, *extra: str) -> ExperimentRoot:
 
 
 @pytest.mark.slow
-def test_each_role_builds_its_models_on_the_device_its_section_names(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_role_builds_its_models_on_the_device_its_section_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Each section names a different (valid) device; the machine's resolution is stubbed to the CPU, recording
     # which setting each job resolved, and every model is checked to be built on what came back.
     settings = {role: f"cuda:{index}" for index, role in enumerate(ROLES)}
-    root = prepared_root(tmp_path / "exp", *(f"{role}.device={device}" for role, device in settings.items()),
-                         "prover_actor.precision=bf16")
+    root = prepared_root(
+        tmp_path / "exp",
+        *(f"{role}.device={device}" for role, device in settings.items()),
+        "prover_actor.precision=bf16",
+    )
     resolved: list[tuple[str, str]] = []
     placed = torch.device("cpu")
 
@@ -55,6 +65,7 @@ def test_each_role_builds_its_models_on_the_device_its_section_names(tmp_path: P
         def make(loaded: Any, **options: Any) -> Any:
             policies.append((role, options.get("device"), options.get("precision")))
             return original(loaded, **options)
+
         return make
 
     monkeypatch.setattr(core.models.devices, "resolve_device", resolve)
@@ -76,7 +87,10 @@ def test_each_role_builds_its_models_on_the_device_its_section_names(tmp_path: P
     assert {role for role, _, _ in policies} == {"generator_actor", "prover_actor", "evaluator"}
     assert all(device == placed for _, device, _ in policies)
     assert {(role, precision) for role, _, precision in policies} == {
-        ("generator_actor", "fp32"), ("prover_actor", "bf16"), ("evaluator", "fp32")}
+        ("generator_actor", "fp32"),
+        ("prover_actor", "bf16"),
+        ("evaluator", "fp32"),
+    }
     assert CheckpointStore(root, "prover").latest().meta["step"] == 1
 
 

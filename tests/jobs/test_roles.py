@@ -25,12 +25,21 @@ from jobs import status
 from tests.roles import experiment, run_role
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FAST = ["generator_trainer.bootstrap_steps=10", "prover_trainer.bootstrap_steps=10",
-        "generator_trainer.checkpoint_every_steps=5", "prover_trainer.checkpoint_every_steps=5",
-        "generator_trainer.checkpoint_every_minutes=0.1", "prover_trainer.checkpoint_every_minutes=0.1",
-        "generator_actor.mix=1,generator;1,dataset", "generator_actor.shard_records=2",
-        "prover_actor.shard_records=2", "generator_actor.shard_seconds=2", "prover_actor.shard_seconds=2",
-        "evaluator.max_theorems=3", "database.path=embedded"]
+FAST = [
+    "generator_trainer.bootstrap_steps=10",
+    "prover_trainer.bootstrap_steps=10",
+    "generator_trainer.checkpoint_every_steps=5",
+    "prover_trainer.checkpoint_every_steps=5",
+    "generator_trainer.checkpoint_every_minutes=0.1",
+    "prover_trainer.checkpoint_every_minutes=0.1",
+    "generator_actor.mix=1,generator;1,dataset",
+    "generator_actor.shard_records=2",
+    "prover_actor.shard_records=2",
+    "generator_actor.shard_seconds=2",
+    "prover_actor.shard_seconds=2",
+    "evaluator.max_theorems=3",
+    "database.path=embedded",
+]
 
 
 def prepared_root(path: Path, name: str, *extra: str) -> ExperimentRoot:
@@ -43,8 +52,14 @@ def records(root: ExperimentRoot, stream: str) -> list[dict[str, Any]]:
 
 
 def cli(role: str, root: ExperimentRoot, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", f"jobs.{role}", "--exp", root.url, *args], capture_output=True,
-                          text=True, cwd=PROJECT_ROOT, timeout=timeout, env=dict(os.environ, ADVPROVER_THREADS="1"))
+    return subprocess.run(
+        [sys.executable, "-m", f"jobs.{role}", "--exp", root.url, *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=timeout,
+        env=dict(os.environ, ADVPROVER_THREADS="1"),
+    )
 
 
 def assert_reconciled(root: ExperimentRoot) -> dict[str, Any]:
@@ -62,8 +77,9 @@ def assert_routed(root: ExperimentRoot) -> int:
         for record in records(root, stream):
             from_generator = record["generation"]["source"] == "generator"
             assert record["for_prover_trainer"] == (not record["proved"] or not routing.prover_send_only_failed)
-            assert record["for_generator_trainer"] == (from_generator and (not record["proved"]
-                                                                            or not routing.generator_send_only_failed))
+            assert record["for_generator_trainer"] == (
+                from_generator and (not record["proved"] or not routing.generator_send_only_failed)
+            )
             checked += 1
     return checked
 
@@ -73,8 +89,9 @@ def assert_hygienic(root: ExperimentRoot) -> int:
     from core.adversarial.workspace import Workspace
 
     database = status.ExperimentConfig.from_dict(root.config).database
-    held_out = Workspace.load(database.path, stop_at=database.stop_at, splits=database.splits,
-                              split_salt=database.split_salt).held_out_labels
+    held_out = Workspace.load(
+        database.path, stop_at=database.stop_at, splits=database.splits, split_salt=database.split_salt
+    ).held_out_labels
     checked = 0
     for stream in root.streams("generator-actor-"):
         for record in records(root, stream):
@@ -129,13 +146,19 @@ def test_adversarial_roles_as_processes_with_a_kill_and_restart(tmp_path: Path) 
     root = prepared_root(tmp_path / "exp", "adversarial")
     minutes = 1.0
     start = time.time()
-    logs = {role: open(tmp_path / f"{role}.log", "w") for role in
-            ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator")}
+    logs = {
+        role: open(tmp_path / f"{role}.log", "w")  # noqa: SIM115 - closed after the processes end
+        for role in ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator")
+    }
 
     def spawn(role: str, remaining: float) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", f"jobs.{role}", "--exp", root.url, "--minutes", f"{remaining:.3f}"],
-                                stdout=logs[role], stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                                env=dict(os.environ, ADVPROVER_THREADS="1"))
+        return subprocess.Popen(
+            [sys.executable, "-m", f"jobs.{role}", "--exp", root.url, "--minutes", f"{remaining:.3f}"],
+            stdout=logs[role],
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=dict(os.environ, ADVPROVER_THREADS="1"),
+        )
 
     processes = {role: spawn(role, minutes) for role in logs}
     killed = False
@@ -184,8 +207,15 @@ def produce(root: ExperimentRoot, actors: bool = True) -> None:
         assert run_role("prover_actor", root, max_records=2) == "finished"
 
 
-SETUPS = ["fixed_prover", "fixed_generator", "generator_only", "generator_reward", "supervised_only",
-          "mm_adv_fwd_debug_local", "mm_adv_bwd_debug_local"]
+SETUPS = [
+    "fixed_prover",
+    "fixed_generator",
+    "generator_only",
+    "generator_reward",
+    "supervised_only",
+    "mm_adv_fwd_debug_local",
+    "mm_adv_bwd_debug_local",
+]
 
 
 @pytest.mark.slow
@@ -236,8 +266,8 @@ def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> N
     from core.adversarial.generation import TheoremGenerator
     from core.adversarial.records import GenerationRecord, Goal, ResultRecord
     from core.metamath.prooftree import tree_from_proof
-    from jobs._role import Runtime
     from jobs import _trainer, prover_trainer
+    from jobs._role import Runtime
     from jobs._version_zero import publish_version_zero
 
     root = prepared_root(tmp_path / "exp", "tiny")
@@ -260,9 +290,19 @@ def test_no_test_theorem_enters_training_or_generator_goals(tmp_path: Path) -> N
     train_theorem = ws.train_theorems()[0]
     for theorem, accepted in ((test_theorem, False), (train_theorem, True)):
         record = GenerationRecord.of_database(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="x")
-        result = ResultRecord(id=record.id, generation=record, prover_version=0, proved=False, attempts=1,
-                              successes=0, proof=None, search={}, reward=1.0, for_generator_trainer=False,
-                              for_prover_trainer=True)
+        result = ResultRecord(
+            id=record.id,
+            generation=record,
+            prover_version=0,
+            proved=False,
+            attempts=1,
+            successes=0,
+            proof=None,
+            search={},
+            reward=1.0,
+            for_generator_trainer=False,
+            for_prover_trainer=True,
+        )
         assert (prover_trainer.derive(job, result) is not None) == accepted, theorem.label
     assert Goal.of(test_theorem).label in held_out
     runtime.finish()

@@ -45,8 +45,9 @@ def cluster_answers() -> str | None:
 
 
 def squeue_job(role: str) -> str | None:
-    out = subprocess.run(["squeue", "-h", "-n", f"advprover-{role}", "-t", "RUNNING", "-o", "%i"],
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["squeue", "-h", "-n", f"advprover-{role}", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True
+    ).stdout.split()
     return out[0] if out else None
 
 
@@ -76,8 +77,9 @@ def requeues(job_ids: set[str]) -> dict[str, int]:
 
 
 def _accounted_requeues(job_id: str) -> int:
-    rows = subprocess.run(["sacct", "-n", "-X", "-D", "-j", job_id, "-o", "JobID,State%20"],
-                          capture_output=True, text=True).stdout.splitlines()
+    rows = subprocess.run(
+        ["sacct", "-n", "-X", "-D", "-j", job_id, "-o", "JobID,State%20"], capture_output=True, text=True
+    ).stdout.splitlines()
     return sum("REQUEUED" in row or "PREEMPTED" in row for row in rows)
 
 
@@ -86,16 +88,29 @@ def test_slurm_run_survives_a_requeue_and_a_time_limit(tmp_path: Path, capsys: p
     if reason:
         pytest.skip(reason)
     exp = tmp_path / "exp"
-    overrides = ["generator_trainer.bootstrap_steps=20", "prover_trainer.bootstrap_steps=20",
-                 "evaluator.max_theorems=4"]
+    overrides = [
+        "generator_trainer.bootstrap_steps=20",
+        "prover_trainer.bootstrap_steps=20",
+        "evaluator.max_theorems=4",
+    ]
     for role in ("generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator"):
         minutes = TIMEOUT_MINUTES if role == TIMEOUT_ROLE else 30
         overrides += [f"slurm.{role}.cpus=1", f"slurm.{role}.mem_gb=1", f"slurm.{role}.time_minutes={minutes}"]
-    command = [str(PROJECT_ROOT / "launch.sh"), "slurm", "--preset", "tiny", "--exp", str(exp),
-               "--minutes", str(RUN_MINUTES), "--progress", "30"]
+    command = [
+        str(PROJECT_ROOT / "launch.sh"),
+        "slurm",
+        "--preset",
+        "tiny",
+        "--exp",
+        str(exp),
+        "--minutes",
+        str(RUN_MINUTES),
+        "--progress",
+        "30",
+    ]
     for override in overrides:
         command += ["--set", override]
-    log = open(tmp_path / "launch.log", "w")
+    log = open(tmp_path / "launch.log", "w")  # noqa: SIM115 - the launcher writes it until it ends
     start = time.time()
     launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     requeued_by_hand = None
@@ -119,10 +134,16 @@ def test_slurm_run_survives_a_requeue_and_a_time_limit(tmp_path: Path, capsys: p
     job_ids = set(re.findall(r"\(job (\d+)(?:_\d+)?\)", output))
     counts = requeues(job_ids | {requeued_by_hand})
     counts[requeued_by_hand] = max(counts[requeued_by_hand], restarts_seen)
-    timed_out = {p.name.split("_")[0] for p in exp.glob("runs/*/*_log.err")
-                 if "this job is timed-out" in p.read_text(errors="replace")}
-    status = json.loads(subprocess.run([sys.executable, "-m", "jobs.status", str(exp), "--json"],
-                                       capture_output=True, text=True, cwd=PROJECT_ROOT).stdout)
+    timed_out = {
+        p.name.split("_")[0]
+        for p in exp.glob("runs/*/*_log.err")
+        if "this job is timed-out" in p.read_text(errors="replace")
+    }
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "jobs.status", str(exp), "--json"], capture_output=True, text=True, cwd=PROJECT_ROOT
+        ).stdout
+    )
     failed = [c for c in status["checks"] if not c["ok"]]
     assert not failed, failed
     flows = status["flows"]["generator-actor-00-to-00"]
@@ -134,8 +155,10 @@ def test_slurm_run_survives_a_requeue_and_a_time_limit(tmp_path: Path, capsys: p
     assert timed_out, "no job reached its time limit and was requeued by submitit"
     assert status["checkpoints"]["prover"]["latest"] >= 1
     with capsys.disabled():  # the figures show whatever pytest's output options
-        print(f"\nSLURM test: {sum(counts.values())} requeues ({counts.get(requeued_by_hand, 0)} by scontrol requeue of "
-              f"{REQUEUED_ROLE} job {requeued_by_hand}, {sum(counts.get(j, 0) for j in timed_out)} at "
-              f"the time limit by submitit, of {TIMEOUT_ROLE} job {', '.join(sorted(timed_out))}); {flows['produced']} generations, {consumed} consumed exactly once with "
-              f"{results} results; prover v{status['checkpoints']['prover']['latest']}, "
-              f"{len(status['checks'])} checks reconcile; {time.time() - start:.0f} s")
+        print(
+            f"\nSLURM test: {sum(counts.values())} requeues ({counts.get(requeued_by_hand, 0)} by scontrol requeue of "
+            f"{REQUEUED_ROLE} job {requeued_by_hand}, {sum(counts.get(j, 0) for j in timed_out)} at "
+            f"the time limit by submitit, of {TIMEOUT_ROLE} job {', '.join(sorted(timed_out))}); {flows['produced']} generations, {consumed} consumed exactly once with "
+            f"{results} results; prover v{status['checkpoints']['prover']['latest']}, "
+            f"{len(status['checks'])} checks reconcile; {time.time() - start:.0f} s"
+        )

@@ -14,8 +14,8 @@ import torch
 
 from configs.databases import resolve_database
 from configs.presets import preset
-from core.storage import CheckpointStore, Cursor, ExperimentRoot, Heartbeat, ShardWriter
 from core.adversarial.records import GenerationRecord
+from core.storage import CheckpointStore, Cursor, ExperimentRoot, Heartbeat, ShardWriter
 from jobs import status
 from tests import sample_records
 
@@ -30,13 +30,15 @@ def make_root(path: Path) -> ExperimentRoot:
 
 
 def generation(i: int) -> dict:
-    return sample_records.generation(f"{GEN}/{i}", source="generator" if i % 3 else "dataset", heuristic=0.5,
-                                     size=3 + i % 4).to_json()
+    return sample_records.generation(
+        f"{GEN}/{i}", source="generator" if i % 3 else "dataset", heuristic=0.5, size=3 + i % 4
+    ).to_json()
 
 
 def result(record: dict, proved: bool) -> dict:
-    return sample_records.result(GenerationRecord.from_json(record), proved=proved, reward=0.0 if proved else 1.0,
-                                 for_prover_trainer=not proved).to_json()
+    return sample_records.result(
+        GenerationRecord.from_json(record), proved=proved, reward=0.0 if proved else 1.0, for_prover_trainer=not proved
+    ).to_json()
 
 
 def populate(root: ExperimentRoot, *, duplicate: bool = False, missing: bool = False, foreign: bool = False) -> None:
@@ -48,7 +50,7 @@ def populate(root: ExperimentRoot, *, duplicate: bool = False, missing: bool = F
             writer.append(record)
     results = ShardWriter(root, "prover-actor-00", max_records=100, max_age_s=60, committing=True)
     for shard in range(3):
-        chunk = records[3 * shard: 3 * shard + 3]
+        chunk = records[3 * shard : 3 * shard + 3]
         if missing and shard == 1:
             chunk = chunk[:2]
         for i, record in enumerate(chunk):
@@ -60,7 +62,9 @@ def populate(root: ExperimentRoot, *, duplicate: bool = False, missing: bool = F
         results.set_commit(Cursor({GEN: shard + 1}))
         results.flush()
     for name, position in (("prover", 1), ("generator", 2)):
-        CheckpointStore(root, name).publish({"w": torch.zeros(1)}, {"step": 10, "cursors": {"0": {"prover-actor-00": position}}})
+        CheckpointStore(root, name).publish(
+            {"w": torch.zeros(1)}, {"step": 10, "cursors": {"0": {"prover-actor-00": position}}}
+        )
     evaluations = ShardWriter(root, "evaluator-00", max_records=1, max_age_s=0)
     for version, rate in (("baseline", 0.25), (0, 0.0), (1, 0.5)):
         evaluations.append(sample_records.evaluation(version, rate, time=time.time()).to_json())
@@ -96,11 +100,14 @@ def test_counts_reconcile_on_a_consistent_root(tmp_path: Path) -> None:
     assert "checks: " in status.render(report) and "FAILED" not in status.render(report)
 
 
-@pytest.mark.parametrize("fault, words", [
-    ("duplicate", "1 repeated"),
-    ("missing", "1 without a result"),
-    ("foreign", "1 not from a consumed generation"),
-])
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ("duplicate", "1 repeated"),
+        ("missing", "1 without a result"),
+        ("foreign", "1 not from a consumed generation"),
+    ],
+)
 def test_lost_or_duplicated_results_fail_the_checks(tmp_path: Path, fault: str, words: str) -> None:
     root = make_root(tmp_path / "exp")
     populate(root, **{fault: True})
@@ -124,17 +131,27 @@ def test_cli_json_plot_and_exit_status(tmp_path: Path) -> None:
     root = make_root(tmp_path / "exp")
     populate(root)
     png = tmp_path / "status.png"
-    done = subprocess.run([sys.executable, "-m", "jobs.status", root.url, "--json", "--plot", str(png)],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.status", root.url, "--json", "--plot", str(png)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["flows"][GEN]["produced"] == 12
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     bad = make_root(tmp_path / "bad")
     populate(bad, duplicate=True)
-    assert subprocess.run([sys.executable, "-m", "jobs.status", bad.url], capture_output=True,
-                          cwd=PROJECT_ROOT).returncode == 1
-    missing = subprocess.run([sys.executable, "-m", "jobs.status", str(tmp_path / "nothing")], capture_output=True,
-                             text=True, cwd=PROJECT_ROOT)
+    assert (
+        subprocess.run([sys.executable, "-m", "jobs.status", bad.url], capture_output=True, cwd=PROJECT_ROOT).returncode
+        == 1
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "jobs.status", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     assert missing.returncode == 1 and "no experiment at" in missing.stderr and "Traceback" not in missing.stderr
 
 
@@ -159,14 +176,18 @@ def test_follower_counts_new_records_once(tmp_path: Path) -> None:
     assert follower.evaluated(1) and not follower.evaluated(2)
 
 
-@pytest.mark.parametrize("plot_name, message", [
-    ("missing/status.png", "the folder"),
-    ("status.gif", "unknown image format 'gif'"),
-    ("status", "unknown image format '(no extension)'"),
-    (".", "is a folder"),
-])
-def test_a_bad_plot_path_is_a_usage_error_before_anything_is_read(plot_name: str, message: str, tmp_path: Path,
-                                                                   capsys) -> None:
+@pytest.mark.parametrize(
+    "plot_name, message",
+    [
+        ("missing/status.png", "the folder"),
+        ("status.gif", "unknown image format 'gif'"),
+        ("status", "unknown image format '(no extension)'"),
+        (".", "is a folder"),
+    ],
+)
+def test_a_bad_plot_path_is_a_usage_error_before_anything_is_read(
+    plot_name: str, message: str, tmp_path: Path, capsys
+) -> None:
     from jobs._cli import main
 
     missing_experiment = str(tmp_path / "nothing")  # the plot path is checked first
@@ -249,6 +270,7 @@ class ReadOnly:
 
     def __getattr__(self, name: str) -> object:
         if name in ("create", "replace", "remove"):
+
             def refuse(rel: str, *args: object) -> None:
                 self.attempts.append(f"{name} {rel}")
                 raise PermissionError(f"read-only experiment: {name} {rel}")
@@ -284,8 +306,9 @@ def test_status_cli_reports_a_damaged_shard_without_quarantining_it(tmp_path: Pa
     root = make_root(tmp_path / "exp")
     populate(root)
     damaged = damage_shard(root, b"not a shard")
-    done = subprocess.run([sys.executable, "-m", "jobs.status", root.url], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.status", root.url], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"{GEN} shard 2: not a zstd frame" in done.stdout
     assert damaged.read_bytes() == b"not a shard" and not (tmp_path / "exp" / "quarantine").exists()
@@ -298,8 +321,9 @@ def test_status_cli_refuses_a_shard_of_a_newer_schema_and_moves_nothing(tmp_path
     populate(root)
     newer = ShardEncoder().encode({**make_header(GEN, 2, 0, {}, None, None), "schema": SCHEMA_VERSION + 1}, [])
     path = damage_shard(root, newer)
-    done = subprocess.run([sys.executable, "-m", "jobs.status", root.url], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.status", root.url], capture_output=True, text=True, cwd=PROJECT_ROOT
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()[-1:]
     assert line.startswith("error: ") and "written by a newer advprover" in line and "upgrade advprover" in line
@@ -317,8 +341,9 @@ def test_status_cli_restores_a_wrongly_quarantined_shard(tmp_path: Path) -> None
     name = kept.rsplit("/", 1)[1]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jobs.status", root.url, *args], capture_output=True,
-                              text=True, cwd=PROJECT_ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "jobs.status", root.url, *args], capture_output=True, text=True, cwd=PROJECT_ROOT
+        )
 
     unknown = run("--restore-quarantined", "000000000099-0000.zst")
     assert unknown.returncode == 1 and "no quarantined shard named" in unknown.stderr

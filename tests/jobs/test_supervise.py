@@ -12,8 +12,14 @@ import psutil
 import pytest
 import submitit
 
-from jobs._supervise import (SUBMITIT_CHECKED, children_of, kill_local_job, local_controller_pid, local_task_pids,
-                             outcome_of)
+from jobs._supervise import (
+    SUBMITIT_CHECKED,
+    children_of,
+    kill_local_job,
+    local_controller_pid,
+    local_task_pids,
+    outcome_of,
+)
 
 
 class FakeJob:
@@ -30,8 +36,13 @@ def wait_for(condition, limit_s: float = 60.0) -> None:
 
 
 def test_children_of_finds_a_process_children_and_nothing_for_a_gone_one() -> None:
-    parent = subprocess.Popen([sys.executable, "-c",
-                               "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import time; time.sleep(60)'])"])
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import time; time.sleep(60)'])",
+        ]
+    )
     try:
         wait_for(lambda: len(children_of(parent.pid)) == 1)
         child = children_of(parent.pid)[0]

@@ -18,8 +18,12 @@ from core.models.checkpoint import LEGACY_TRAINER_KEY
 from core.search.model_policy import load_policy
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 
-FAST = ["prover_trainer.bootstrap_steps=5", "prover_trainer.checkpoint_every_steps=50", "database.path=embedded",
-        "evaluator.max_theorems=2"]
+FAST = [
+    "prover_trainer.bootstrap_steps=5",
+    "prover_trainer.checkpoint_every_steps=50",
+    "database.path=embedded",
+    "evaluator.max_theorems=2",
+]
 
 
 @pytest.fixture
@@ -43,8 +47,15 @@ def make_legacy(root: ExperimentRoot, version: int) -> None:
     store = CheckpointStore(root, "prover")
     tensors, extras, info = store.load_with_extras(version)
     buffer = io.BytesIO()
-    torch.save({"format": "advprover-checkpoint", "format_version": 1, "meta": info.meta,
-                "state_dict": {**tensors, LEGACY_TRAINER_KEY: extras}}, buffer)
+    torch.save(
+        {
+            "format": "advprover-checkpoint",
+            "format_version": 1,
+            "meta": info.meta,
+            "state_dict": {**tensors, LEGACY_TRAINER_KEY: extras},
+        },
+        buffer,
+    )
     folder = Path(root.url) / "checkpoints" / "prover"
     for path in (info.path, info.extras_path):
         Path(path).unlink()

@@ -16,7 +16,8 @@ from jobs import status
 from jobs.launch import slots_of
 
 CASES: list[tuple[str, list[str]]] = [(setup.replace("-", "_"), []) for setup in SETUPS] + [
-    ("adversarial", ["generator_actor.count=2", "prover_actor.count=3", "prover_trainer.count=2"])]
+    ("adversarial", ["generator_actor.count=2", "prover_actor.count=3", "prover_trainer.count=2"])
+]
 
 
 def make_root(path: Path, name: str, overrides: list[str]) -> ExperimentRoot:
@@ -33,8 +34,9 @@ def test_status_reconciles_the_flows_of_the_table(name: str, overrides: list[str
         with ShardWriter(root, stream, max_records=1, max_age_s=60) as writer:
             writer.append({"id": f"{stream}/0"})
     flows = status.collect(root)["flows"]
-    assert {stream: (flow.get("kind"), [c["consumer"] for c in flow["consumers"]]) for stream, flow in flows.items()} \
-        == {s.name: (s.kind, [c.name for c in s.consumers]) for s in table.streams}
+    assert {
+        stream: (flow.get("kind"), [c["consumer"] for c in flow["consumers"]]) for stream, flow in flows.items()
+    } == {s.name: (s.kind, [c.name for c in s.consumers]) for s in table.streams}
 
 
 def test_a_stream_the_table_does_not_know_has_no_consumer(tmp_path: Path) -> None:

@@ -21,8 +21,13 @@ LAST_LINE = re.compile(r"verified (\d+) proofs, (\d+) incomplete, in \d+\.\d\d s
 
 
 def verify(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core.metamath", "verify", *args], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "core.metamath", "verify", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def last_line(done: subprocess.CompletedProcess[str]) -> tuple[int, int]:
@@ -80,9 +85,17 @@ def test_incomplete_proofs_are_counted_named_and_exit_0(tmp_path: Path) -> None:
 # --- --only: labels and patterns, as metamath's `verify proof` ---------------------------------------
 
 
-@pytest.mark.parametrize("patterns, verified", [
-    ("a1i", 1), ("id*", 2), ("th-dummy?c", 1), ("*", 5), ("a1i,th-*", 3), ("id-c, a1i", 2),
-])
+@pytest.mark.parametrize(
+    "patterns, verified",
+    [
+        ("a1i", 1),
+        ("id*", 2),
+        ("th-dummy?c", 1),
+        ("*", 5),
+        ("a1i,th-*", 3),
+        ("id-c, a1i", 2),
+    ],
+)
 def test_only_verifies_the_matching_theorems(tmp_path: Path, patterns: str, verified: int) -> None:
     done = verify(str(write(tmp_path, MINI)), "--only", patterns)
     assert done.returncode == 0, done.stderr
@@ -116,10 +129,14 @@ def test_progress_lines_name_the_phase_share_and_rate(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     verifying = [line for line in lines if line.startswith("verifying: ")]
-    assert verifying and all(re.fullmatch(r"verifying: \d/5 proofs \(\d+%\), \d+ proofs/s, about \d+ s left", line)
-                             for line in verifying)
-    assert all(re.fullmatch(r"reading .*db\.mm: \d+\.\d/0\.0 MB \(\d+%\), \d+\.\d MB/s, about \d+ s left", line)
-               for line in lines if not line.startswith("verifying: "))
+    assert verifying and all(
+        re.fullmatch(r"verifying: \d/5 proofs \(\d+%\), \d+ proofs/s, about \d+ s left", line) for line in verifying
+    )
+    assert all(
+        re.fullmatch(r"reading .*db\.mm: \d+\.\d/0\.0 MB \(\d+%\), \d+\.\d MB/s, about \d+ s left", line)
+        for line in lines
+        if not line.startswith("verifying: ")
+    )
     off = verify(str(write(tmp_path, MINI)), "--progress-every", "0")
     assert off.returncode == 0 and off.stderr == ""
 
@@ -188,9 +205,14 @@ def test_stop_at_verifies_the_prefix(tmp_path: Path) -> None:
 )
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
     write(tmp_path, MINI, "x.mm")
-    done = subprocess.run([sys.executable, "-m", "core.metamath", "verify", *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60,
-                          env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "verify", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert words in done.stderr
     assert "Traceback" not in done.stderr
@@ -208,8 +230,9 @@ def test_directory_exits_2(tmp_path: Path) -> None:
 
 
 def test_no_command_exits_2() -> None:
-    done = subprocess.run([sys.executable, "-m", "core.metamath"], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "core.metamath"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2 and "usage" in done.stderr
 
 

@@ -47,8 +47,10 @@ def test_a_mark_outside_a_comment_does_not_count() -> None:
 def test_database_discouraged_labels_reads_every_included_file(tmp_path: Path) -> None:
     (tmp_path / "part.mm").write_text(MARKED)
     main = tmp_path / "main.mm"
-    main.write_text("$[ part.mm $]\n$( Also old.  (New usage is discouraged.) $)\nth3 $p |- ( ph -> ( ps -> ph ) ) $=\n"
-                    "  wph wps ax-1 $.\n")
+    main.write_text(
+        "$[ part.mm $]\n$( Also old.  (New usage is discouraged.) $)\nth3 $p |- ( ph -> ( ps -> ph ) ) $=\n"
+        "  wph wps ax-1 $.\n"
+    )
     assert database_discouraged_labels(read_database(main)) == {"ax-old", "th-old", "th3"}
 
 

@@ -34,8 +34,13 @@ def expected_cases() -> list[tuple[str, str]]:
 
 
 def run_verify(path: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], int, int]:
-    done = subprocess.run([sys.executable, "-m", "core.metamath", "verify", str(path)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "verify", str(path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     lines = done.stdout.strip().splitlines()
     assert lines, (done.stdout, done.stderr)
     match = LAST_LINE.fullmatch(lines[-1])

@@ -28,13 +28,42 @@ AXIOMS = {
     "ax-3": "|- ( ( -. ph -> -. ps ) -> ( ps -> ph ) )",
     "wb": "wff ( ph <-> ps )",
     "df-bi": "|- -. ( ( ( ph <-> ps ) -> -. ( ( ph -> ps ) -> -. ( ps -> ph ) ) ) -> "
-             "-. ( -. ( ( ph -> ps ) -> -. ( ps -> ph ) ) -> ( ph <-> ps ) ) )",
+    "-. ( -. ( ( ph -> ps ) -> -. ( ps -> ph ) ) -> ( ph <-> ps ) ) )",
     "wo": "wff ( ph \\/ ps )",
     "wa": "wff ( ph /\\ ps )",
     "df-or": "|- ( ( ph \\/ ps ) <-> ( -. ph -> ps ) )",
     "df-an": "|- ( ( ph /\\ ps ) <-> -. ( ph -> -. ps ) )",
 }
-CLASSICS = ["mp2", "a1i", "a2i", "mpd", "syl", "id", "a1d", "com12", "con4i", "pm2.21", "pm2.43", "syl5", "syl6", "imim1i", "impbii", "biimpi", "bicomi", "pm3.2i", "orc", "olc", "notnot2", "notnot1", "peirce", "jaoi", "ex", "imp", "simpl", "jca"]
+CLASSICS = [
+    "mp2",
+    "a1i",
+    "a2i",
+    "mpd",
+    "syl",
+    "id",
+    "a1d",
+    "com12",
+    "con4i",
+    "pm2.21",
+    "pm2.43",
+    "syl5",
+    "syl6",
+    "imim1i",
+    "impbii",
+    "biimpi",
+    "bicomi",
+    "pm3.2i",
+    "orc",
+    "olc",
+    "notnot2",
+    "notnot1",
+    "peirce",
+    "jaoi",
+    "ex",
+    "imp",
+    "simpl",
+    "jca",
+]
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +96,26 @@ def test_every_proof_verifies_with_our_kernel(db) -> None:
 
 
 def test_the_verify_command_accepts_it() -> None:
-    run = subprocess.run([sys.executable, "-m", "core.metamath", "verify", str(embedded_database_path())],
-                         capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "verify", str(embedded_database_path())],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert re.fullmatch(r"verified 98 proofs, 0 incomplete, in \d+\.\d+ s", run.stdout.splitlines()[-1])
 
 
 def test_every_proof_verifies_with_metamath(metamath_exe: str) -> None:
     path = embedded_database_path()
-    run = subprocess.run([metamath_exe, f'read "{path.name}"', "verify proof *", "exit"], capture_output=True,
-                         text=True, cwd=path.parent, timeout=120)
+    run = subprocess.run(
+        [metamath_exe, f'read "{path.name}"', "verify proof *", "exit"],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        timeout=120,
+    )
     output = run.stdout + run.stderr
     assert "All proofs in the database were verified" in output
     assert not [line for line in output.splitlines() if line.startswith(("?Error", "?Warning"))]
@@ -86,10 +125,17 @@ def test_a_corrupted_copy_is_rejected_by_both_verifiers(tmp_path: Path, metamath
     """The rejection twin: swap two hypotheses of a real proof."""
     text = embedded_database_path().read_text()
     copy = tmp_path / "hilbert.mm"
-    copy.write_text(text.replace("mp2.1 $e |- ph $.\n    mp2.2 $e |- ps $.", "mp2.1 $e |- ps $.\n    mp2.2 $e |- ph $."))
+    copy.write_text(
+        text.replace("mp2.1 $e |- ph $.\n    mp2.2 $e |- ps $.", "mp2.1 $e |- ps $.\n    mp2.2 $e |- ph $.")
+    )
     assert not verify_database(read_database(copy)).ok
-    run = subprocess.run([metamath_exe, f'read "{copy.name}"', "verify proof *", "exit"], capture_output=True,
-                         text=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [metamath_exe, f'read "{copy.name}"', "verify proof *", "exit"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert "?Error" in run.stdout + run.stderr
 
 

@@ -80,8 +80,15 @@ PM243 = s("|- ( ( ph -> ( ph -> ps ) ) -> ( ph -> ps ) )")
 # --- labels ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("label, fragment", [("no-such-label", "not in the database"), ("wph", "a hypothesis"),
-                                             ("pm2.43i.1", "a hypothesis"), ("min", "a hypothesis")])
+@pytest.mark.parametrize(
+    "label, fragment",
+    [
+        ("no-such-label", "not in the database"),
+        ("wph", "a hypothesis"),
+        ("pm2.43i.1", "a hypothesis"),
+        ("min", "a hypothesis"),
+    ],
+)
 def test_unknown_labels(prop: Tools, label: str, fragment: str) -> None:
     backward, forward = prop.backward("pm2.43i"), prop.forward("pm2.43i")
     error(backward.apply(GOAL, Tactic(label)), K.UNKNOWN_LABEL, fragment)
@@ -90,14 +97,18 @@ def test_unknown_labels(prop: Tools, label: str, fragment: str) -> None:
     node(forward.apply(Tactic("pm2.43", {"ph": ("ph",), "ps": ("ps",)})))
 
 
-@pytest.mark.parametrize("label, forbidden, fragment, twin", [
-    ("con4i", (), "comes after pm2.43i", ("con4d", "|- ( ps -> ph )")),
-    ("pm2.43i", (), "forbidden for pm2.43i", ("pm2.43d", "|- ( ph -> ps )")),
-    ("pm2.43", ("pm2.43",), "forbidden for pm2.43i", ("pm2.43i", "|- ( ( ph -> ( ph -> ps ) ) -> ( ph -> ps ) )")),
-    ("wi", (), "syntax assertion", None),
-])
-def test_forbidden_labels(prop: Tools, label: str, forbidden: tuple[str, ...], fragment: str,
-                          twin: tuple[str, str] | None) -> None:
+@pytest.mark.parametrize(
+    "label, forbidden, fragment, twin",
+    [
+        ("con4i", (), "comes after pm2.43i", ("con4d", "|- ( ps -> ph )")),
+        ("pm2.43i", (), "forbidden for pm2.43i", ("pm2.43d", "|- ( ph -> ps )")),
+        ("pm2.43", ("pm2.43",), "forbidden for pm2.43i", ("pm2.43i", "|- ( ( ph -> ( ph -> ps ) ) -> ( ph -> ps ) )")),
+        ("wi", (), "syntax assertion", None),
+    ],
+)
+def test_forbidden_labels(
+    prop: Tools, label: str, forbidden: tuple[str, ...], fragment: str, twin: tuple[str, str] | None
+) -> None:
     backward = prop.backward("pm2.43i", forbidden=forbidden)
     forward = prop.forward("pm2.43i", forbidden=forbidden)
     error(backward.apply(GOAL, Tactic(label, {"ps": ("ps",)})), K.FORBIDDEN_LABEL, fragment)
@@ -131,10 +142,16 @@ def test_missing_substitution(prop: Tools) -> None:
 
 def test_invalid_substitution(prop: Tools) -> None:
     env = prop.backward("pm2.43i")
-    error(env.apply(GOAL, Tactic("ax-mp", {"ph": ("ph",), "ch": ("ph",)})), K.INVALID_SUBSTITUTION,
-          "'ch' is not a variable of ax-mp")
-    error(env.apply(GOAL, Tactic("ax-mp", {"ph": ("ph",), "ps": ("ps",)})), K.INVALID_SUBSTITUTION,
-          "fixed to '( ph -> ps )' by unification")
+    error(
+        env.apply(GOAL, Tactic("ax-mp", {"ph": ("ph",), "ch": ("ph",)})),
+        K.INVALID_SUBSTITUTION,
+        "'ch' is not a variable of ax-mp",
+    )
+    error(
+        env.apply(GOAL, Tactic("ax-mp", {"ph": ("ph",), "ps": ("ps",)})),
+        K.INVALID_SUBSTITUTION,
+        "fixed to '( ph -> ps )' by unification",
+    )
     result = expansion(env.apply(GOAL, Tactic("ax-mp", {"ph": ("ph",), "ps": s("( ph -> ps )")})))
     assert result.substitution == {"ph": ("ph",), "ps": s("( ph -> ps )")}
 
@@ -181,8 +198,7 @@ def test_disjoint_violation_pair_not_in_context(pred: Tools) -> None:
     goal = s("|- ( ph -> A. x ph )")
     without = make_theorem(pred.db, "goal", goal)
     error(pred.backward(without).apply(goal, Tactic("ax-5")), K.DISJOINT_VIOLATION, "$d ph x", "not in effect")
-    error(pred.forward(without).apply(Tactic("ax-5", {"ph": ("ph",), "x": ("x",)})), K.DISJOINT_VIOLATION,
-          "$d ph x")
+    error(pred.forward(without).apply(Tactic("ax-5", {"ph": ("ph",), "x": ("x",)})), K.DISJOINT_VIOLATION, "$d ph x")
     with_pair = make_theorem(pred.db, "goal", goal, disjoint=[("x", "ph")])
     done = expansion(pred.backward(with_pair).apply(goal, Tactic("ax-5")))
     forward = pred.forward(with_pair)
@@ -245,8 +261,10 @@ def test_forward_missing_hypothesis_and_duplicate_node(prop: Tools) -> None:
     error(env.apply(Tactic("ax-mp", full)), K.MISSING_HYPOTHESIS, " ".join(PM243), "which is not a node")
     lemma = node(env.apply(Tactic("pm2.43", {"ph": ("ph",), "ps": ("ps",)})))
     error(env.apply(Tactic("pm2.43", {"ph": ("ph",), "ps": ("ps",)})), K.DUPLICATE_NODE, f"node {lemma.index}")
-    error(env.apply(Tactic("ax-mp", {"ph": s("( ph -> ( ph -> ps ) )"), "ps": s("( ph -> ( ph -> ps ) )")})),
-          K.MISSING_HYPOTHESIS)
+    error(
+        env.apply(Tactic("ax-mp", {"ph": s("( ph -> ( ph -> ps ) )"), "ps": s("( ph -> ( ph -> ps ) )")})),
+        K.MISSING_HYPOTHESIS,
+    )
     goal = node(env.apply(Tactic("ax-mp", full)))
     assert goal.children == (0, lemma.index) and env.is_goal(goal)
     assert [h.label for h in env.used_hypotheses(goal)] == ["pm2.43i.1"]
@@ -275,8 +293,9 @@ def replay_backward(tools: Tools, theorem: Assertion, tree: ProofTree) -> ProofT
     def solve(goal: Sequence[str], step: ProofTree) -> ProofTree:
         free = env.free_variables(tools.db.assertion(step.label))
         result = expansion(env.apply(tuple(goal), Tactic(step.label, {v: step.substitution[v] for v in free})))
-        children = [None if sub.closed_by else solve(sub.statement, child)
-                    for sub, child in zip(result.subgoals, step.children)]
+        children = [
+            None if sub.closed_by else solve(sub.statement, child) for sub, child in zip(result.subgoals, step.children)
+        ]
         return env.build_tree(result, children)
 
     return tree if tree.label in own else solve(theorem.statement, tree)

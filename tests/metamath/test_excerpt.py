@@ -77,12 +77,14 @@ def test_a_database_with_includes_is_refused(tmp_path: Path) -> None:
         database_excerpt(write(tmp_path, "$[ part.mm $]\n" + NESTED), "mid")
 
 
-def test_set_mm_before_ax_gen_reads_and_verifies_as_the_reader_stopped_there(set_mm: Path, tmp_path: Path,
-                                                                             metamath_exe: str) -> None:
+def test_set_mm_before_ax_gen_reads_and_verifies_as_the_reader_stopped_there(
+    set_mm: Path, tmp_path: Path, metamath_exe: str
+) -> None:
     cut = write(tmp_path, database_excerpt(set_mm, "ax-gen"), "prop.mm")
     db = read_database(cut)
     assert [a.label for a in db.assertions] == [a.label for a in read_database(set_mm, stop_at="ax-gen").assertions]
     assert verify_database(db).ok
-    run = subprocess.run([metamath_exe, f'read "{cut}"', "verify proof *", "exit"], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [metamath_exe, f'read "{cut}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=300
+    )
     assert "All proofs in the database were verified" in run.stdout and "?Error" not in run.stdout, run.stdout

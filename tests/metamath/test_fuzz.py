@@ -30,12 +30,59 @@ from .test_verifier import GOOD, MINI
 
 T = TypeVar("T")
 PEAK_BYTES = 64 << 20  # far above what any example needs; a memory blow-up (a /dev/zero include) exceeds it
-FUZZ = settings(max_examples=300, deadline=5000, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=300,
+    deadline=5000,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-TOKENS = ["$c", "$v", "$f", "$e", "$a", "$p", "$=", "$.", "${", "$}", "$(", "$)", "$[", "$]", "$d", "?",
-          "wff", "|-", "(", ")", "->", "ph", "ps", "x", "wph", "wps", "wi", "ax-1", "ax-mp", "id", "a1i.1",
-          "mini.mm", "absent.mm", "folder", "AB", "UUUUUUA", "Z", "\t", "\f", "\x00", "\xe9", "$", "$$"]
+TOKENS = [
+    "$c",
+    "$v",
+    "$f",
+    "$e",
+    "$a",
+    "$p",
+    "$=",
+    "$.",
+    "${",
+    "$}",
+    "$(",
+    "$)",
+    "$[",
+    "$]",
+    "$d",
+    "?",
+    "wff",
+    "|-",
+    "(",
+    ")",
+    "->",
+    "ph",
+    "ps",
+    "x",
+    "wph",
+    "wps",
+    "wi",
+    "ax-1",
+    "ax-mp",
+    "id",
+    "a1i.1",
+    "mini.mm",
+    "absent.mm",
+    "folder",
+    "AB",
+    "UUUUUUA",
+    "Z",
+    "\t",
+    "\f",
+    "\x00",
+    "\xe9",
+    "$",
+    "$$",
+]
 
 
 def bounded(function: Callable[[], T]) -> T | AdvproverError:
@@ -90,8 +137,7 @@ def test_the_unmutated_database_reads_and_verifies(folder: Path) -> None:
 
 @FUZZ
 @given(st.lists(st.sampled_from(TOKENS) | st.text(max_size=6), max_size=60), st.sampled_from([" ", "\n", "  \n"]))
-def test_random_token_soup_reads_or_fails_with_a_project_error(folder: Path, tokens: list[str],
-                                                               separator: str) -> None:
+def test_random_token_soup_reads_or_fails_with_a_project_error(folder: Path, tokens: list[str], separator: str) -> None:
     outcome = check_database_text(folder, separator.join(tokens))
     event("read" if isinstance(outcome, Database) else type(outcome).__name__)
 
@@ -135,14 +181,21 @@ def mutated_letters(draw: st.DrawFn) -> str:
         at = draw(st.integers(0, len(letters)))
         new = draw(st.sampled_from("ABCDEFGHUZ?"))
         kind = draw(st.sampled_from(["replace", "insert", "delete"]))
-        letters = letters[:at] + ("" if kind == "delete" else new) + letters[at + (kind != "insert"):]
+        letters = letters[:at] + ("" if kind == "delete" else new) + letters[at + (kind != "insert") :]
     return letters
 
 
 LONG_RUNS = ["U" * 13, "U" * 14, "Y" * 40, "U" * 7000, "U" * 30000]  # quadratic decoding of these misses the deadline
-LETTERS = mutated_letters() | st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ?", max_size=80) | st.builds(
-    lambda run, letter, tail: run + letter + tail,
-    st.sampled_from(LONG_RUNS), st.sampled_from(["", "A", "T", "Z", "?"]), st.text(alphabet="ABCUZ?", max_size=10))
+LETTERS = (
+    mutated_letters()
+    | st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ?", max_size=80)
+    | st.builds(
+        lambda run, letter, tail: run + letter + tail,
+        st.sampled_from(LONG_RUNS),
+        st.sampled_from(["", "A", "T", "Z", "?"]),
+        st.text(alphabet="ABCUZ?", max_size=10),
+    )
+)
 
 
 def test_the_real_letters_decode_and_verify(mini: tuple[Database, Kernel]) -> None:
@@ -155,8 +208,9 @@ def test_the_real_letters_decode_and_verify(mini: tuple[Database, Kernel]) -> No
 
 @settings(FUZZ, max_examples=600)
 @given(st.sampled_from(["( wi ax-1 ax-2 ax-mp )"] * 4 + ["( )", "( wi )", "( wi wph )", "( ? )"]), LETTERS)
-def test_random_letters_decode_or_fail_with_a_project_error(mini: tuple[Database, Kernel], listed: str,
-                                                           letters: str) -> None:
+def test_random_letters_decode_or_fail_with_a_project_error(
+    mini: tuple[Database, Kernel], listed: str, letters: str
+) -> None:
     db, kernel = mini
     theorem = db.assertion("id-c").with_proof(tuple(listed.split()) + ((letters,) if letters else ()))
     decoded = bounded(lambda: decode_proof(db, theorem))
@@ -167,5 +221,10 @@ def test_random_letters_decode_or_fail_with_a_project_error(mini: tuple[Database
     if quick is True:  # the fast path accepts only what the decoding path accepts
         assert checked is None and not isinstance(decoded, AdvproverError)
     bounded(lambda: _verify_into(report, kernel, theorem))
-    event("verified" if checked is None else "decoded, then failed" if not isinstance(decoded, AdvproverError)
-          else "not decoded")
+    event(
+        "verified"
+        if checked is None
+        else "decoded, then failed"
+        if not isinstance(decoded, AdvproverError)
+        else "not decoded"
+    )

@@ -19,8 +19,9 @@ def test_index_agrees_with_trying_every_pattern(prop_mm) -> None:
         variables = {h.label: h.variable for h in assertion.floating}
         index.add(assertion.label, tree, variables)
         patterns.append((assertion.label, tree, variables))
-    goals = [grammar.parse(t.typecode, t.statement[1:], floating_context(t.context_floating))
-             for t in db.theorems()[::7]]
+    goals = [
+        grammar.parse(t.typecode, t.statement[1:], floating_context(t.context_floating)) for t in db.theorems()[::7]
+    ]
     total = 0
     for goal in goals:
         expected = sorted(label for label, tree, variables in patterns if consistent(tree, goal, variables))

@@ -274,7 +274,7 @@ def normal_mutators(db: Database, theorem: Assertion, tokens: list[str]) -> dict
         others = [label for label in earlier_by_arity.get(arity(db, tokens[i]), []) if label != tokens[i]]
         if not others:
             return None
-        return [*tokens[:i], rng.choice(others), *tokens[i + 1:]]
+        return [*tokens[:i], rng.choice(others), *tokens[i + 1 :]]
 
     return {
         "swap two labels": swap_labels,
@@ -311,7 +311,7 @@ def compressed_mutators(theorem: Assertion) -> dict[str, Mutator]:
 
     def change_step(rng: random.Random) -> list[str] | None:
         i = rng.choice([k for k, s in enumerate(steps) if s != "Z"])
-        return rebuilt([*steps[:i], encode(rng.randint(1, highest)), *steps[i + 1:]])
+        return rebuilt([*steps[:i], encode(rng.randint(1, highest)), *steps[i + 1 :]])
 
     def swap_steps(rng: random.Random) -> list[str] | None:
         if len(steps) < 2:
@@ -333,7 +333,7 @@ def compressed_mutators(theorem: Assertion) -> dict[str, Mutator]:
         i = rng.randrange(len(steps))
         if steps[i] == "Z":
             return rebuilt(steps[:i] + steps[i + 1 :])
-        return rebuilt([*steps[:i + 1], "Z", *steps[i + 1:]])
+        return rebuilt([*steps[: i + 1], "Z", *steps[i + 1 :]])
 
     def swap_listed(rng: random.Random) -> list[str] | None:
         if len(listed) < 2:
@@ -368,8 +368,11 @@ def mutants(db: Database, theorem: Assertion, rng: random.Random) -> Iterator[tu
     original_normal = tuple(tokens)
     families = [(normal_mutators(db, theorem, tokens), original_normal)]
     if original_compressed[:1] == ("(",):
-        original_compressed = ("(", *original_compressed[1 : original_compressed.index(")") + 1],
-                               "".join(original_compressed[original_compressed.index(")") + 1 :]))
+        original_compressed = (
+            "(",
+            *original_compressed[1 : original_compressed.index(")") + 1],
+            "".join(original_compressed[original_compressed.index(")") + 1 :]),
+        )
         families.append((compressed_mutators(theorem), original_compressed))
     for mutators, original in families:
         for kind, mutate in mutators.items():
@@ -423,8 +426,9 @@ def test_every_mutant_is_rejected_unless_it_is_a_valid_proof(
             except Invalid:
                 valid = False
             if accepted != valid:
-                disagreements.append(f"{theorem.label} [{kind}] kernel {'accepts' if accepted else 'rejects'}: "
-                                     f"{' '.join(proof)}")
+                disagreements.append(
+                    f"{theorem.label} [{kind}] kernel {'accepts' if accepted else 'rejects'}: {' '.join(proof)}"
+                )
             equivalent = expanded(prop_db, theorem, proof) == original
             outcomes.append(Outcome(kind, theorem, proof, accepted, equivalent))
     assert not disagreements, disagreements[:5]
@@ -434,16 +438,19 @@ def test_every_mutant_is_rejected_unless_it_is_a_valid_proof(
     _confirm_with_metamath(request, tmp_path, survivors)
     by_kind = Counter(o.kind for o in real)
     survived = Counter(o.kind for o in survivors)
-    lines = [f"mutation test: {len(sample)} prop.mm proofs, {len(real)} mutants that differ as proofs "
-             f"({len(outcomes) - len(real)} more were the same proof rewritten, e.g. an unused Z added): "
-             f"{len(real) - len(survivors)} rejected, {len(survivors)} still valid proofs of the same statement "
-             f"(each confirmed by the reference checker{' and metamath' if shutil.which('metamath') else ''})"]
+    lines = [
+        f"mutation test: {len(sample)} prop.mm proofs, {len(real)} mutants that differ as proofs "
+        f"({len(outcomes) - len(real)} more were the same proof rewritten, e.g. an unused Z added): "
+        f"{len(real) - len(survivors)} rejected, {len(survivors)} still valid proofs of the same statement "
+        f"(each confirmed by the reference checker{' and metamath' if shutil.which('metamath') else ''})"
+    ]
     lines += [f"  {kind}: {count} mutants, {survived[kind]} still valid" for kind, count in sorted(by_kind.items())]
     print("\n" + "\n".join(lines))
     assert len(sample) >= 300 and len(real) >= 5000
     assert len(survivors) <= len(real) // 200, "far more valid mutants than expected: check the mutators"
     assert set(by_kind) == set(normal_mutators(prop_db, sample[0], normal_form(prop_db, sample[0]))) | set(
-        compressed_mutators(sample[0]))
+        compressed_mutators(sample[0])
+    )
 
 
 def _confirm_with_metamath(request: pytest.FixtureRequest, tmp_path: Path, survivors: list[Outcome]) -> None:
@@ -469,8 +476,9 @@ def _confirm_with_metamath(request: pytest.FixtureRequest, tmp_path: Path, survi
             text = _with_proof(text, label, outcome.proof)
         path = tmp_path / f"survivors{number}.mm"
         path.write_text(text)
-        done = subprocess.run([exe, f'read "{path}"', "verify proof *", "exit"], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [exe, f'read "{path}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=120
+        )
         assert "All proofs in the database were verified" in done.stdout, done.stdout[-3000:]
 
 
@@ -500,13 +508,17 @@ def test_removing_a_needed_disjoint_condition_fails_verification(predicate_db: D
             removed += 1
             if pair in needed:
                 needed_total += 1
-                with pytest.raises(MetamathError, match=rf"needs \$d ({pair[0]} {pair[1]}|{pair[1]} {pair[0]}), which is not in effect"):
+                with pytest.raises(
+                    MetamathError, match=rf"needs \$d ({pair[0]} {pair[1]}|{pair[1]} {pair[0]}), which is not in effect"
+                ):
                     kernel.verify(mutated)
             else:
                 kernel.verify(mutated)  # a pair the proof does not rely on may go
-    print(f"\n$d mutations: {len(theorems)} set.mm theorems before {PREDICATE_STOP} with $d conditions, "
-          f"{removed} pairs removed one at a time, {needed_total} needed (each rejected), "
-          f"{removed - needed_total} unneeded (each still verifies)")
+    print(
+        f"\n$d mutations: {len(theorems)} set.mm theorems before {PREDICATE_STOP} with $d conditions, "
+        f"{removed} pairs removed one at a time, {needed_total} needed (each rejected), "
+        f"{removed - needed_total} unneeded (each still verifies)"
+    )
     assert len(theorems) >= 200 and needed_total >= 200
 
 

@@ -49,8 +49,9 @@ def statement(text: str) -> tuple[str, ...]:
 
 def metamath_verify(exe: str, path: Path) -> str:
     """The output of ``metamath``'s ``verify proof *`` on ``path``."""
-    run = subprocess.run([exe, f'read "{path}"', "verify proof *", "exit"], capture_output=True, text=True,
-                         timeout=120, cwd=path.parent)
+    run = subprocess.run(
+        [exe, f'read "{path}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=120, cwd=path.parent
+    )
     return run.stdout + run.stderr
 
 
@@ -105,8 +106,14 @@ def test_json_round_trip_gives_a_tree_that_still_checks(prop) -> None:
         check_tree(db, grammar, theorem, ProofTree.from_json(record))
 
 
-@pytest.mark.parametrize("record", [{}, {"label": "x", "substitution": {}, "statement": "|- ph"},
-                                    {"label": "x", "substitution": 3, "statement": "|- ph", "children": []}])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {},
+        {"label": "x", "substitution": {}, "statement": "|- ph"},
+        {"label": "x", "substitution": 3, "statement": "|- ph", "children": []},
+    ],
+)
 def test_malformed_json_records_are_rejected(record: dict) -> None:
     with pytest.raises(MetamathError, match="malformed proof tree record"):
         ProofTree.from_json(record)
@@ -221,8 +228,9 @@ def test_a_later_theorem_is_rejected(hilbert) -> None:
     tree = ProofTree("ax-mp", {"ph": implication, "ps": conclusion}, (leaf, lemma), theorem.statement)
     with pytest.raises(MMVerificationError, match="declared later"):
         check_tree(db, grammar, theorem, tree, kernel)
-    at_the_end = make_theorem(db, "t", theorem.statement, [h.statement for h in theorem.essential],
-                              hypothesis_labels=["imim2i.1"])
+    at_the_end = make_theorem(
+        db, "t", theorem.statement, [h.statement for h in theorem.essential], hypothesis_labels=["imim2i.1"]
+    )
     assert check_tree(db, grammar, at_the_end, tree, kernel)
 
 
@@ -259,8 +267,7 @@ def test_make_theorem_types_a_variable_typed_only_in_a_block(set_mm: Path) -> No
 
 def test_make_theorem_rejects_an_untyped_variable(tmp_path: Path) -> None:
     source = tmp_path / "untyped.mm"
-    source.write_text("$c |- wff ( ) -> $. $v ph ps $. wph $f wff ph $.\n"
-                      "wi $a wff ( ph -> ph ) $.\n")
+    source.write_text("$c |- wff ( ) -> $. $v ph ps $. wph $f wff ph $.\nwi $a wff ( ph -> ph ) $.\n")
     db = read_database(source)
     with pytest.raises(MetamathError, match="'ps' has no floating hypothesis"):
         make_theorem(db, "t", ("|-", "(", "ph", "->", "ps", ")"))
@@ -286,8 +293,7 @@ def test_make_theorem_disjoint_pairs(tmp_path: Path) -> None:
     path = tmp_path / "pred.mm"
     path.write_text(PREDICATE)
     db = read_database(path)
-    made = make_theorem(db, "t", statement("|- ( y = y -> A. x y = y )"),
-                        disjoint=[("y", "x"), ("x", "z"), ("x", "x")])
+    made = make_theorem(db, "t", statement("|- ( y = y -> A. x y = y )"), disjoint=[("y", "x"), ("x", "z"), ("x", "x")])
     assert made.disjoint == frozenset({("x", "y")})  # canonical order, mandatory variables only
     assert made.context_disjoint == frozenset({("x", "y"), ("x", "z")})
     assert [h.label for h in made.hypotheses] == ["vx", "vy"]
@@ -299,10 +305,18 @@ def test_theorem_text_verifies_with_metamath(tmp_path: Path, hilbert, metamath_e
     hypotheses = [statement("|- ( ph -> ps )"), statement("|- ( ps -> ch )"), statement("|- ( ch -> th )")]
     made = make_theorem(db, "my3syl", statement("|- ( ph -> th )"), hypotheses)
     substitution = {"ph": ("ph",), "ps": ("ps",), "ch": ("ch",)}
-    inner = ProofTree("syl", substitution, (ProofTree("my3syl.1", {}, (), hypotheses[0]),
-                                            ProofTree("my3syl.2", {}, (), hypotheses[1])), statement("|- ( ph -> ch )"))
-    tree = ProofTree("syl", {"ph": ("ph",), "ps": ("ch",), "ch": ("th",)},
-                     (inner, ProofTree("my3syl.3", {}, (), hypotheses[2])), made.statement)
+    inner = ProofTree(
+        "syl",
+        substitution,
+        (ProofTree("my3syl.1", {}, (), hypotheses[0]), ProofTree("my3syl.2", {}, (), hypotheses[1])),
+        statement("|- ( ph -> ch )"),
+    )
+    tree = ProofTree(
+        "syl",
+        {"ph": ("ph",), "ps": ("ch",), "ch": ("th",)},
+        (inner, ProofTree("my3syl.3", {}, (), hypotheses[2])),
+        made.statement,
+    )
     assert syl.label == "syl"
     good_tokens = proof_tokens(db, grammar, made, tree, compressed=True)
     check_tree(db, grammar, made, tree, kernel)

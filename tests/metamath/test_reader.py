@@ -100,7 +100,9 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("body, needle, reason", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
-def test_malformed_input_is_rejected_with_file_line_and_reason(tmp_path: Path, body: str, needle: str, reason: str) -> None:
+def test_malformed_input_is_rejected_with_file_line_and_reason(
+    tmp_path: Path, body: str, needle: str, reason: str
+) -> None:
     text = HEADER + body
     path = write(tmp_path, text)
     with pytest.raises(MMSyntaxError) as caught:
@@ -143,7 +145,9 @@ def test_missing_file_is_a_syntax_error_naming_it(tmp_path: Path) -> None:
 def test_label_may_reuse_no_symbol_but_symbols_may_be_redeclared_as_variables(tmp_path: Path) -> None:
     # An inactive variable may be declared again as a variable (not as a constant): the rejection twin is
     # "constant declared as an old variable" above.
-    text = HEADER + "${ $v ch $. wch $f wff ch $. ax1 $a wff ch $. $}\n${ $v ch $. wch2 $f wff ch $. ax2 $a wff ch $. $}\n"
+    text = (
+        HEADER + "${ $v ch $. wch $f wff ch $. ax1 $a wff ch $. $}\n${ $v ch $. wch2 $f wff ch $. ax2 $a wff ch $. $}\n"
+    )
     db = read_database(write(tmp_path, text))
     assert [h.label for h in db.assertion("ax2").hypotheses] == ["wch2"]
 
@@ -203,7 +207,9 @@ def test_comment_tokens_may_hold_dollars_and_keywords(tmp_path: Path) -> None:
 
 # --- incomplete proofs ------------------------------------------------------------------------------
 
-PROP = HEADER + """\
+PROP = (
+    HEADER
+    + """\
 wi $a wff ( ph -> ps ) $.
 ${
   min $e |- ph $.
@@ -212,10 +218,13 @@ ${
 $}
 ax-1 $a |- ( ph -> ( ps -> ph ) ) $.
 """
+)
 
 
 def test_incomplete_proofs_are_counted_not_errors(tmp_path: Path) -> None:
-    text = PROP + """\
+    text = (
+        PROP
+        + """\
 ${
   a1i.1 $e |- ph $.
   a1i $p |- ( ps -> ph ) $= wph wps wph wi a1i.1 wph wps ? ax-mp $.
@@ -227,6 +236,7 @@ ${
 $}
 done $p |- ( ph -> ( ps -> ph ) ) $= wph wps ax-1 $.
 """
+    )
     db = read_database(write(tmp_path, text))
     assert [a.label for a in db.incomplete_theorems()] == ["a1i", "unknown", "compressed"]
     report = verify_database(db)
@@ -423,7 +433,10 @@ def test_line_numbers_across_includes(tmp_path: Path) -> None:
     write(tmp_path, HEADER + "$[ inc.mm $]\n\nax $a wff ph $.\n$[ inc.mm $]\nax2 $a wff ph $.\n", "main.mm")
     db = read_database(tmp_path / "main.mm")
     assert [(a.label, Path(a.file).name, a.line) for a in db.assertions] == [
-        ("wi", "inc.mm", 3), ("ax", "main.mm", 7), ("ax2", "main.mm", 9)]  # inc.mm read once
+        ("wi", "inc.mm", 3),
+        ("ax", "main.mm", 7),
+        ("ax2", "main.mm", 9),
+    ]  # inc.mm read once
     assert [Path(f).name for f in db.files] == ["main.mm", "inc.mm"]
 
 

@@ -90,13 +90,23 @@ def test_long_letter_runs_decode_in_linear_time_and_bounded_memory(tmp_path: Pat
 
 def test_verify_cli_reports_the_huge_number_and_verifies_the_rest(tmp_path: Path) -> None:
     path = write(tmp_path, with_id_c_letters("U" * 6000 + "A" + ID_C_LETTERS))
-    done = subprocess.run([sys.executable, "-m", "core.metamath", "verify", str(path)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "verify", str(path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     assert "label id-c" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith(f"verified {len(GOOD) - 1} proofs, 0 incomplete")
-    fine = subprocess.run([sys.executable, "-m", "core.metamath", "verify", str(write(tmp_path, MINI, "ok.mm"))],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    fine = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "verify", str(write(tmp_path, MINI, "ok.mm"))],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert fine.returncode == 0 and fine.stdout.strip().splitlines()[-1].startswith(f"verified {len(GOOD)} proofs")
 
 
@@ -127,9 +137,19 @@ def test_a_made_theorem_citing_its_own_floating_hypothesis_verifies_and_a_wrong_
 
     db = read_database(write(tmp_path, MINI))
     own_f = Hypothesis("own.f", "f", ("wff", "ph"), None, None)  # type: ignore[arg-type]
-    made = Assertion(label="made", kind="p", statement=("wff", "ph"), hypotheses=(own_f,), disjoint=frozenset(),
-                     number=len(db.assertions), file=None, line=None, proof=("own.f",),  # type: ignore[arg-type]
-                     context_floating=(own_f,), context_disjoint=frozenset())
+    made = Assertion(
+        label="made",
+        kind="p",
+        statement=("wff", "ph"),
+        hypotheses=(own_f,),
+        disjoint=frozenset(),
+        number=len(db.assertions),
+        file=None,
+        line=None,
+        proof=("own.f",),  # type: ignore[arg-type]
+        context_floating=(own_f,),
+        context_disjoint=frozenset(),
+    )
     Kernel(db).verify(made)
     with pytest.raises(MetamathError):
         Kernel(db).verify(made.with_proof(("own.f", "own.f")))
@@ -176,8 +196,9 @@ def test_deeply_nested_malformed_formulas_fail_with_a_grammar_error(implications
     assert len(str(caught.value)) < 400  # the expression is shortened in the message
 
 
-def test_the_explicit_stack_parser_agrees_with_the_recursive_one(prop_mm: Path, set_mm: Path,
-                                                                 debian_databases: Path) -> None:
+def test_the_explicit_stack_parser_agrees_with_the_recursive_one(
+    prop_mm: Path, set_mm: Path, debian_databases: Path
+) -> None:
     ql = debian_databases / "ql.mm"  # a left-recursive grammar (`term -> term '`): seeds grown on both paths
     for db in (read_database(prop_mm), read_database(set_mm, stop_at="df-un"), read_database(ql)):
         grammar = Grammar(db)
@@ -187,8 +208,9 @@ def test_the_explicit_stack_parser_agrees_with_the_recursive_one(prop_mm: Path, 
             typecode = grammar.syntax_typecode(assertion.statement[0])
             recursive = _Parse(grammar, symbols, floating).parses(typecode, 0)
             explicit = _run_calls(_Parse(grammar, symbols, floating).deep_parses(typecode, 0))
-            assert [(end, normal_proof(tree)) for end, tree in recursive] == \
-                [(end, normal_proof(tree)) for end, tree in explicit], assertion.label
+            assert [(end, normal_proof(tree)) for end, tree in recursive] == [
+                (end, normal_proof(tree)) for end, tree in explicit
+            ], assertion.label
 
 
 def test_a_deep_expression_of_a_left_recursive_grammar_parses(tmp_path: Path) -> None:
@@ -207,13 +229,23 @@ def test_reprove_handles_a_deep_syntax_theorem(tmp_path: Path) -> None:
     deep = IMPLICATIONS + f"wdeep $p wff {' '.join(nested(depth))} $= wph{' wph wi' * depth} $.\n"
     source = write(tmp_path, deep, "deep.mm")
     out = tmp_path / "out.mm"
-    done = subprocess.run([sys.executable, "-m", "core.metamath", "reprove", str(source), "--out", str(out),
-                           "--compressed"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "reprove", str(source), "--out", str(out), "--compressed"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert verify_database(read_database(out)).verified == 1
     broken = write(tmp_path, deep.replace("-> ph ) $=", "-> ph $=", 1), "broken.mm")  # a `)` missing: no parse
-    failed = subprocess.run([sys.executable, "-m", "core.metamath", "reprove", str(broken), "--out", str(out)],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    failed = subprocess.run(
+        [sys.executable, "-m", "core.metamath", "reprove", str(broken), "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert failed.returncode == 1 and "does not parse" in failed.stderr and "Traceback" not in failed.stderr
 
 
@@ -232,14 +264,17 @@ def test_an_included_regular_file_is_read(tmp_path: Path) -> None:
 def read_elsewhere(path: Path) -> subprocess.CompletedProcess[str]:
     """Read the database at ``path`` in a child process with 1 GiB of address space and a minute: a reader that
     fills memory or hangs fails this test instead of the machine."""
-    code = ("import resource, sys\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
-            "from core.errors import MetamathError\n"
-            "from core.metamath import read_database\n"
-            "try:\n    read_database(sys.argv[1])\nexcept MetamathError as error:\n"
-            "    sys.exit(f'MetamathError: {error}')\n")
-    return subprocess.run([sys.executable, "-c", code, str(path)], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from core.errors import MetamathError\n"
+        "from core.metamath import read_database\n"
+        "try:\n    read_database(sys.argv[1])\nexcept MetamathError as error:\n"
+        "    sys.exit(f'MetamathError: {error}')\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
@@ -247,8 +282,10 @@ def test_including_dev_zero_is_an_error_naming_the_include(tmp_path: Path) -> No
     main = write(tmp_path, HEADER + "\n$[ /dev/zero $]\n")
     done = read_elsewhere(main)
     assert done.returncode == 1, done.stderr
-    assert done.stderr.strip() == (f"MetamathError: {main}:5: included file '/dev/zero' is not a regular file (a "
-                                   "directory, FIFO or device); include only regular .mm files")
+    assert done.stderr.strip() == (
+        f"MetamathError: {main}:5: included file '/dev/zero' is not a regular file (a "
+        "directory, FIFO or device); include only regular .mm files"
+    )
 
 
 def test_including_a_fifo_or_a_folder_is_an_error_not_a_hang(tmp_path: Path) -> None:

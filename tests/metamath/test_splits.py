@@ -45,12 +45,20 @@ def test_the_split_of_a_label_never_changes() -> None:
 
 
 def test_same_split_in_another_process(prop_mm: Path, prop: Database) -> None:
-    code = ("import json, sys; from core.metamath.reader import read_database; "
-            "from core.metamath.splits import split_theorems; "
-            "db = read_database(sys.argv[1]); "
-            "print(json.dumps({k: [t.label for t in v] for k, v in split_theorems(db).items()}))")
-    run = subprocess.run([sys.executable, "-c", code, str(prop_mm)], capture_output=True, text=True, check=True,
-                         cwd=PROJECT_ROOT, env={"PYTHONHASHSEED": "12345", "PATH": ""})
+    code = (
+        "import json, sys; from core.metamath.reader import read_database; "
+        "from core.metamath.splits import split_theorems; "
+        "db = read_database(sys.argv[1]); "
+        "print(json.dumps({k: [t.label for t in v] for k, v in split_theorems(db).items()}))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(prop_mm)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+    )
     assert json.loads(run.stdout) == labels_by_split(prop)
 
 
@@ -64,7 +72,8 @@ def test_the_split_does_not_depend_on_database_order_or_content(prop: Database) 
         for name, labels in labels_by_split(other).items():
             assert all(expected[label] == name for label in labels)
         assert sorted(itertools.chain.from_iterable(labels_by_split(other).values())) == sorted(
-            a.label for a in assertions if a.label in expected)
+            a.label for a in assertions if a.label in expected
+        )
 
 
 def test_salt_changes_the_split(prop: Database) -> None:
@@ -85,8 +94,15 @@ def test_default_ratios_on_prop_mm(prop: Database) -> None:
     assert not set(splits["train"]) & set(splits["test"])
 
 
-@pytest.mark.parametrize("ratios", [SplitRatios(0.5, 0.25, 0.25), SplitRatios(0.6, 0.0, 0.4),
-                                    SplitRatios.parse("70/20/10"), SplitRatios.parse("0.34,0.33,0.33")])
+@pytest.mark.parametrize(
+    "ratios",
+    [
+        SplitRatios(0.5, 0.25, 0.25),
+        SplitRatios(0.6, 0.0, 0.4),
+        SplitRatios.parse("70/20/10"),
+        SplitRatios.parse("0.34,0.33,0.33"),
+    ],
+)
 def test_custom_ratios(prop: Database, ratios: SplitRatios) -> None:
     sizes = {name: len(labels) for name, labels in labels_by_split(prop, ratios).items()}
     for name in SPLITS:
@@ -103,17 +119,20 @@ def test_ratios_parse() -> None:
     assert SplitRatios.parse("8,1,1") == SplitRatios(0.8, 0.1, 0.1)
 
 
-@pytest.mark.parametrize("make, field", [
-    (lambda: SplitRatios(train=1.5, valid=0.0, test=-0.5), "'train'"),
-    (lambda: SplitRatios(train=0.9, valid=-0.1, test=0.2), "'valid'"),
-    (lambda: SplitRatios(train=0.8, valid=0.1, test="0.1"), "'test'"),  # type: ignore[arg-type]
-    (lambda: SplitRatios(train=True, valid=0.0, test=0.0), "'train'"),  # type: ignore[arg-type]
-    (lambda: SplitRatios(0.8, 0.1, 0.2), "sum to 1"),
-    (lambda: SplitRatios.parse("80/20"), "three numbers"),
-    (lambda: SplitRatios.parse("a/b/c"), "three numbers"),
-    (lambda: SplitRatios.parse("0/0/0"), "all be zero"),
-    (lambda: SplitRatios.parse("90/-10/20"), "'valid'"),
-])
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: SplitRatios(train=1.5, valid=0.0, test=-0.5), "'train'"),
+        (lambda: SplitRatios(train=0.9, valid=-0.1, test=0.2), "'valid'"),
+        (lambda: SplitRatios(train=0.8, valid=0.1, test="0.1"), "'test'"),  # type: ignore[arg-type]
+        (lambda: SplitRatios(train=True, valid=0.0, test=0.0), "'train'"),  # type: ignore[arg-type]
+        (lambda: SplitRatios(0.8, 0.1, 0.2), "sum to 1"),
+        (lambda: SplitRatios.parse("80/20"), "three numbers"),
+        (lambda: SplitRatios.parse("a/b/c"), "three numbers"),
+        (lambda: SplitRatios.parse("0/0/0"), "all be zero"),
+        (lambda: SplitRatios.parse("90/-10/20"), "'valid'"),
+    ],
+)
 def test_bad_ratios_raise_a_config_error_naming_the_field(make, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         make()

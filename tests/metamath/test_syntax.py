@@ -42,12 +42,22 @@ def write(tmp_path: Path, text: str, name: str = "t.mm") -> Path:
     return path
 
 
-def syntax_theorem(db: Database, statement: tuple[str, ...], floating: tuple[Hypothesis, ...],
-                   proof: list[str]) -> Assertion:
+def syntax_theorem(
+    db: Database, statement: tuple[str, ...], floating: tuple[Hypothesis, ...], proof: list[str]
+) -> Assertion:
     """A ``$p`` stating that ``statement`` is well formed, proved by ``proof``, placed at the end of ``db``."""
-    return Assertion(label="syntax-check", kind="p", statement=statement, hypotheses=(), disjoint=frozenset(),
-                     number=len(db.assertions), file=db.path, line=0, proof=tuple(proof),
-                     context_floating=floating)
+    return Assertion(
+        label="syntax-check",
+        kind="p",
+        statement=statement,
+        hypotheses=(),
+        disjoint=frozenset(),
+        number=len(db.assertions),
+        file=db.path,
+        line=0,
+        proof=tuple(proof),
+        context_floating=floating,
+    )
 
 
 def check_every_statement(db: Database, grammar: Grammar) -> int:
@@ -103,15 +113,18 @@ def test_set_mm_class_and_setvar_expressions(set_classes) -> None:
         assert grammar.expression(tree) == tuple(text.split())
 
 
-@pytest.mark.parametrize("typecode, text", [
-    ("class", "ph"),  # a wff variable is not a class
-    ("wff", "A"),  # a class variable is not a wff
-    ("setvar", "A"),  # nor a setvar
-    ("setvar", "( x = y )"),
-    ("class", "{ x | }"),
-    ("class", "{ A | ph }"),  # the bound variable of an abstraction must be a setvar
-    ("wff", "x = ( y"),
-])
+@pytest.mark.parametrize(
+    "typecode, text",
+    [
+        ("class", "ph"),  # a wff variable is not a class
+        ("wff", "A"),  # a class variable is not a wff
+        ("setvar", "A"),  # nor a setvar
+        ("setvar", "( x = y )"),
+        ("class", "{ x | }"),
+        ("class", "{ A | ph }"),  # the bound variable of an abstraction must be a setvar
+        ("wff", "x = ( y"),
+    ],
+)
 def test_set_mm_rejects_wrongly_typed_expressions(set_classes, typecode: str, text: str) -> None:
     _db, grammar = set_classes
     assert not grammar.is_well_formed(typecode, text.split())
@@ -122,16 +135,19 @@ def test_set_mm_rejects_wrongly_typed_expressions(set_classes, typecode: str, te
 # --- rejections and their accepted twins ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("good, bad", [
-    ("( ph -> ps )", "( ph -> )"),
-    ("( ph -> ps )", "( ph -> ps"),  # unbalanced
-    ("( ph -> ps )", "ph -> ps )"),
-    ("( ph -> ps )", "( ph -> ps ) )"),
-    ("-. ( ph -> ps )", "-. ( ph -> foo )"),  # unknown symbol
-    ("( -. ph -> ps )", "( -. -> ps )"),
-    ("( ph <-> ps )", "( ph <-> ps <-> ch )"),
-    ("ph", ""),
-])
+@pytest.mark.parametrize(
+    "good, bad",
+    [
+        ("( ph -> ps )", "( ph -> )"),
+        ("( ph -> ps )", "( ph -> ps"),  # unbalanced
+        ("( ph -> ps )", "ph -> ps )"),
+        ("( ph -> ps )", "( ph -> ps ) )"),
+        ("-. ( ph -> ps )", "-. ( ph -> foo )"),  # unknown symbol
+        ("( -. ph -> ps )", "( -. -> ps )"),
+        ("( ph <-> ps )", "( ph <-> ps <-> ch )"),
+        ("ph", ""),
+    ],
+)
 def test_ill_formed_expressions_are_rejected_and_well_formed_twins_accepted(prop, good: str, bad: str) -> None:
     _db, grammar = prop
     assert grammar.is_well_formed("wff", good.split())
@@ -224,12 +240,15 @@ ax-r1 $a |- a = a ' ' $.
 """
 
 
-@pytest.mark.parametrize("text, proof", [
-    ("a '", ["wva", "wn"]),
-    ("a ' ' '", ["wva", "wn", "wn", "wn"]),
-    ("( a ' v 1 ) '", ["wva", "wn", "wt", "wo", "wn"]),
-    ("( a v b ' ' ) ' '", ["wva", "wvb", "wn", "wn", "wo", "wn", "wn"]),
-])
+@pytest.mark.parametrize(
+    "text, proof",
+    [
+        ("a '", ["wva", "wn"]),
+        ("a ' ' '", ["wva", "wn", "wn", "wn"]),
+        ("( a ' v 1 ) '", ["wva", "wn", "wt", "wo", "wn"]),
+        ("( a v b ' ' ) ' '", ["wva", "wvb", "wn", "wn", "wo", "wn", "wn"]),
+    ],
+)
 def test_left_recursive_rules_parse(tmp_path: Path, text: str, proof: list[str]) -> None:
     db = read_database(write(tmp_path, LEFT_RECURSIVE))
     grammar = Grammar(db)
@@ -254,18 +273,25 @@ def test_ql_mm_left_recursive_grammar(debian_databases: Path) -> None:
     tree = grammar.parse("wff", ["(", "a", "'", "v", "b", ")", "'", "=", "(", "a", "^", "b", "'", ")"])
     assert tree.label == "wb"
     assert grammar.expression(tree) == tuple(["(", "a", "'", "v", "b", ")", "'", "=", "(", "a", "^", "b", "'", ")"])
-    assert not grammar.is_well_formed("wff", ["(", "a", "'", "v", "b", ")", "'", "=", "'", "(", "a", "^", "b", "'", ")"])
+    assert not grammar.is_well_formed(
+        "wff", ["(", "a", "'", "v", "b", ")", "'", "=", "'", "(", "a", "^", "b", "'", ")"]
+    )
 
 
 def test_a_rule_with_logical_hypotheses_is_not_a_grammar_rule(tmp_path: Path) -> None:
-    db = read_database(write(tmp_path, """
+    db = read_database(
+        write(
+            tmp_path,
+            """
 $c wff |- ( ) -> $.
 $v ph ps $.
 wph $f wff ph $.
 wps $f wff ps $.
 wi $a wff ( ph -> ps ) $.
 ${ wx.1 $e |- ph $. wx $a wff ( ph ) $. $}
-"""))
+""",
+        )
+    )
     grammar = Grammar(db)
     assert "wx" not in grammar.rules and "wi" in grammar.rules
     assert not grammar.is_well_formed("wff", ["(", "ph", ")"])

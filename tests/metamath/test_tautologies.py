@@ -15,8 +15,12 @@ from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
 from core.metamath.tautologies import TautologySettings, iter_statements, tautologies
 
-BINARY = {"->": lambda a, b: (not a) or b, "<->": lambda a, b: a == b, "/\\": lambda a, b: a and b,
-          "\\/": lambda a, b: a or b}
+BINARY = {
+    "->": lambda a, b: (not a) or b,
+    "<->": lambda a, b: a == b,
+    "/\\": lambda a, b: a and b,
+    "\\/": lambda a, b: a or b,
+}
 
 
 def parse(symbols: list[str]) -> tuple[object, list[str]]:
@@ -69,8 +73,20 @@ def test_the_independent_truth_table_tells_tautologies_from_their_mutated_twins(
 
 
 def test_every_statement_is_a_new_tautology_of_the_asked_depth_and_the_file_reads(tmp_path, prop_mm, metamath_exe):
-    out = write_set(tmp_path, "t.mm", "--database", str(prop_mm), "--count", "40", "--seed", "3",
-                    "--min-depth", "2", "--max-depth", "5")
+    out = write_set(
+        tmp_path,
+        "t.mm",
+        "--database",
+        str(prop_mm),
+        "--count",
+        "40",
+        "--seed",
+        "3",
+        "--min-depth",
+        "2",
+        "--max-depth",
+        "5",
+    )
     text = out.read_text(encoding="latin-1")
     assert text.startswith(prop_mm.read_text(encoding="latin-1"))
     found = list(iter_statements(text))
@@ -84,8 +100,9 @@ def test_every_statement_is_a_new_tautology_of_the_asked_depth_and_the_file_read
     assert [t.label for t in db.incomplete_theorems()] == [label for label, _ in found]
     known = {a.statement for a in read_database(prop_mm).assertions}
     assert not known & set(statements)
-    done = subprocess.run([metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [metamath_exe, f'read "{out}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=120
+    )
     assert "?Error" not in done.stdout and "taut.40" in done.stdout, done.stdout[-2000:]
 
 
@@ -117,8 +134,7 @@ def test_bad_settings_and_databases_are_refused_with_a_message(tmp_path, capsys)
     assert main(["tautologies", "--database", database, "--out", database]) == 2
     assert "input file" in capsys.readouterr().err
     bare = tmp_path / "bare.mm"
-    bare.write_text("$c ( ) -> wff |- $. $v ph ps $. wph $f wff ph $. wps $f wff ps $.\n"
-                    "wi $a wff ( ph -> ps ) $.\n")
+    bare.write_text("$c ( ) -> wff |- $. $v ph ps $. wph $f wff ph $. wps $f wff ps $.\nwi $a wff ( ph -> ps ) $.\n")
     assert main(["tautologies", "--database", str(bare), "--out", out, "--variables", "2"]) == 1
     assert "-. and -> are needed" in capsys.readouterr().err
     assert main(["tautologies", "--database", str(bare), "--out", out]) == 1
@@ -129,8 +145,21 @@ def test_bad_settings_and_databases_are_refused_with_a_message(tmp_path, capsys)
 def test_asking_for_more_tautologies_than_exist_fails_instead_of_looping(tmp_path, capsys):
     database = str(embedded_database_path())
     out = tmp_path / "t.mm"
-    args = ["tautologies", "--database", database, "--out", str(out), "--count", "1000", "--variables", "1",
-            "--max-depth", "2", "--connectives", "imp,not"]
+    args = [
+        "tautologies",
+        "--database",
+        database,
+        "--out",
+        str(out),
+        "--count",
+        "1000",
+        "--variables",
+        "1",
+        "--max-depth",
+        "2",
+        "--connectives",
+        "imp,not",
+    ]
     assert main(args) == 1
     assert "distinct tautologies found" in capsys.readouterr().err
     assert not out.exists()

@@ -108,8 +108,9 @@ def test_good_proofs_verify(tmp_path: Path) -> None:
 
 def test_mini_database_is_accepted_by_the_reference_verifier(tmp_path: Path, metamath_exe: str) -> None:
     path = write(tmp_path, MINI)
-    done = subprocess.run([metamath_exe, f'read "{path}"', "verify proof *", "exit"], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [metamath_exe, f'read "{path}"', "verify proof *", "exit"], capture_output=True, text=True, timeout=60
+    )
     assert "All proofs in the database were verified" in done.stdout, done.stdout
 
 
@@ -156,45 +157,112 @@ DUMMY = "wph vx vz vx vz ax-dist ax-drop"
 
 BROKEN = [
     # (id, theorem, new proof, new statement or None, expected words)
-    ("wrong essential hypothesis", "a1i", "wps wps wph wi a1i.1 wph wps ax-1 ax-mp", None,
-     "proof step 9: hypothesis min of ax-mp needs '|- ps', got '|- ph'"),
+    (
+        "wrong essential hypothesis",
+        "a1i",
+        "wps wps wph wi a1i.1 wph wps ax-1 ax-mp",
+        None,
+        "proof step 9: hypothesis min of ax-mp needs '|- ps', got '|- ph'",
+    ),
     ("stack underflow", "a1i", "wph ax-mp", None, "proof step 2: ax-mp needs 4 hypotheses, the stack holds 1"),
-    ("stack left with two entries", "a1i", A1I + " wph", None, "proof step 10: proof ends with 2 statements on the stack"),
+    (
+        "stack left with two entries",
+        "a1i",
+        A1I + " wph",
+        None,
+        "proof step 10: proof ends with 2 statements on the stack",
+    ),
     ("empty stack at the end", "a1i", "( ) ", None, "proof ends with 0 statements on the stack"),
-    ("typecode mismatch on a floating hypothesis", "a1i", "wph wps wph wi a1i.1 wph a1i.1 ax-1 ax-mp", None,
-     "proof step 8: hypothesis wps of ax-1 needs a 'wff' expression, got '|- ph'"),
-    ("$d violated: the same variable on both sides", "th-dummy", "wph vx vx vx vx ax-dist ax-drop", None,
-     "proof step 6: $d x y of ax-dist is violated: both are substituted with expressions containing 'x'"),
-    ("proof of another statement", "a1i", A1I, "|- ( ph -> ps )",
-     "proof proves '|- ( ps -> ph )', not the statement"),
-    ("compressed: last step replaced by a reuse", "id-c", "( wi ax-1 ax-2 ax-mp ) AAABZBZFAACAFABBGFBAFCAFADEF",
-     None, "proof step 28: proof ends with 5 statements on the stack, not 1"),
-    ("compressed: ax-2 replaced by ax-1", "id-c", "( wi ax-1 ax-2 ax-mp ) AAABZBZFAACAFABBGFBAFCAFACEE", None,
-     "proof step 27: hypothesis wps of ax-mp needs a 'wff' expression, got '|- ( ph -> ( ( ph -> ph ) -> ph ) )'"),
+    (
+        "typecode mismatch on a floating hypothesis",
+        "a1i",
+        "wph wps wph wi a1i.1 wph a1i.1 ax-1 ax-mp",
+        None,
+        "proof step 8: hypothesis wps of ax-1 needs a 'wff' expression, got '|- ph'",
+    ),
+    (
+        "$d violated: the same variable on both sides",
+        "th-dummy",
+        "wph vx vx vx vx ax-dist ax-drop",
+        None,
+        "proof step 6: $d x y of ax-dist is violated: both are substituted with expressions containing 'x'",
+    ),
+    ("proof of another statement", "a1i", A1I, "|- ( ph -> ps )", "proof proves '|- ( ps -> ph )', not the statement"),
+    (
+        "compressed: last step replaced by a reuse",
+        "id-c",
+        "( wi ax-1 ax-2 ax-mp ) AAABZBZFAACAFABBGFBAFCAFADEF",
+        None,
+        "proof step 28: proof ends with 5 statements on the stack, not 1",
+    ),
+    (
+        "compressed: ax-2 replaced by ax-1",
+        "id-c",
+        "( wi ax-1 ax-2 ax-mp ) AAABZBZFAACAFABBGFBAFCAFACEE",
+        None,
+        "proof step 27: hypothesis wps of ax-mp needs a 'wff' expression, got '|- ( ph -> ( ( ph -> ph ) -> ph ) )'",
+    ),
     ("compressed: invalid letter", "id-c", "( wi ax-1 ax-2 ax-mp ) AAAB!", None, "invalid character '!' at letter 5"),
     ("compressed: lower-case letter", "id-c", "( wi ax-1 ax-2 ax-mp ) AAaB", None, "invalid character 'a' at letter 3"),
     ("compressed: Z first", "id-c", "( wi ax-1 ax-2 ax-mp ) ZAAB", None, "misplaced `Z` at letter 1"),
     ("compressed: Z twice", "id-c", "( wi ax-1 ax-2 ax-mp ) AAABZZ", None, "misplaced `Z` at letter 6"),
     ("compressed: Z inside a number", "id-c", "( wi ax-1 ax-2 ax-mp ) AAUZA", None, "misplaced `Z` at letter 4"),
     ("compressed: number not finished", "id-c", "( wi ax-1 ax-2 ax-mp ) AAABU", None, "ends in the middle of a number"),
-    ("compressed: reuse before save", "id-c", "( wi ax-1 ax-2 ax-mp ) AAFBZ", None, "refers to saved step 1, but only 0"),
-    ("compressed: reuse of a step saved later", "id-c", "( wi ax-1 ax-2 ax-mp ) AAABZGAABZ", None,
-     "step 6 refers to saved step 2, but only 1 are saved"),
-    ("compressed: Z after a hypothesis", "id-c", "( wi ax-1 ax-2 ax-mp ) AZAB", None, "`Z` at step 2 follows a hypothesis"),
-    ("compressed: Z after a reused step", "id-c", "( wi ax-1 ax-2 ax-mp ) AAABZFZ", None,
-     "`Z` at step 7 follows a hypothesis or a reused step"),
+    (
+        "compressed: reuse before save",
+        "id-c",
+        "( wi ax-1 ax-2 ax-mp ) AAFBZ",
+        None,
+        "refers to saved step 1, but only 0",
+    ),
+    (
+        "compressed: reuse of a step saved later",
+        "id-c",
+        "( wi ax-1 ax-2 ax-mp ) AAABZGAABZ",
+        None,
+        "step 6 refers to saved step 2, but only 1 are saved",
+    ),
+    (
+        "compressed: Z after a hypothesis",
+        "id-c",
+        "( wi ax-1 ax-2 ax-mp ) AZAB",
+        None,
+        "`Z` at step 2 follows a hypothesis",
+    ),
+    (
+        "compressed: Z after a reused step",
+        "id-c",
+        "( wi ax-1 ax-2 ax-mp ) AAABZFZ",
+        None,
+        "`Z` at step 7 follows a hypothesis or a reused step",
+    ),
     ("compressed: label list not closed", "id-c", "( wi ax-1 ax-2 ax-mp AAAB", None, "never closed by `)`"),
-    ("compressed: lists a mandatory hypothesis", "id-c", "( wph wi ax-1 ax-2 ax-mp ) AAABZ", None,
-     "lists mandatory hypothesis 'wph'"),
+    (
+        "compressed: lists a mandatory hypothesis",
+        "id-c",
+        "( wph wi ax-1 ax-2 ax-mp ) AAABZ",
+        None,
+        "lists mandatory hypothesis 'wph'",
+    ),
     ("compressed: lists a label twice", "id-c", "( wi wi ax-1 ax-2 ax-mp ) AAB", None, "lists a label twice"),
     ("compressed: lists `?`", "id-c", "( wi ? ax-2 ax-mp ) AAB", None, "lists `?` among its labels"),
-    ("cites a later assertion", "a1i", "wph wps wph wi a1i.1 wph wps id ax-mp", None,
-     "proof cites 'id', an assertion declared later"),
+    (
+        "cites a later assertion",
+        "a1i",
+        "wph wps wph wi a1i.1 wph wps id ax-mp",
+        None,
+        "proof cites 'id', an assertion declared later",
+    ),
     ("cites itself", "id", "wph wph wi id", None, "proof cites 'id', the theorem itself"),
     ("cites an inactive hypothesis", "id", "wph maj", None, "proof cites hypothesis 'maj', which is not active"),
     ("cites an unknown label", "id", "wph nosuch", None, "proof cites 'nosuch', which is not a label"),
-    ("compressed: lists an inactive hypothesis", "id-c", "( wi min ) AAB", None,
-     "proof cites hypothesis 'min', which is not active"),
+    (
+        "compressed: lists an inactive hypothesis",
+        "id-c",
+        "( wi min ) AAB",
+        None,
+        "proof cites hypothesis 'min', which is not active",
+    ),
     ("compressed: lists a later assertion", "a1i", "( wi id ) AB", None, "'id', an assertion declared later"),
     ("compressed: lists an unknown label", "id-c", "( wi nosuch ) AAB", None, "'nosuch', which is not a label"),
 ]
@@ -246,7 +314,8 @@ def test_apply_returns_conclusion_and_substitution(tmp_path: Path) -> None:
     kernel = Kernel(db)
     ph_to_ph = ("wff", "(", "ph", "->", "ph", ")")
     conclusion, substitution = kernel.apply(
-        db.assertion("ax-mp"), [("wff", "ph"), ph_to_ph, ("|-", "ph"), ("|-", "(", "ph", "->", "(", "ph", "->", "ph", ")", ")")],
+        db.assertion("ax-mp"),
+        [("wff", "ph"), ph_to_ph, ("|-", "ph"), ("|-", "(", "ph", "->", "(", "ph", "->", "ph", ")", ")")],
         frozenset(),
     )
     assert conclusion == ("|-", "(", "ph", "->", "ph", ")")
@@ -305,7 +374,9 @@ def test_a_made_theorem_uses_its_own_hypotheses_even_when_their_labels_shadow_th
     db = read_database(embedded_database_path())
     kernel = Kernel(db)
     # `a1i.1` is `|- ph` in the database; here it names the made theorem's own hypothesis `|- ch`.
-    shadowing = make_theorem(db, "made", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ch")], hypothesis_labels=["a1i.1"])
+    shadowing = make_theorem(
+        db, "made", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ch")], hypothesis_labels=["a1i.1"]
+    )
     with pytest.raises(MMVerificationError, match="needs '|- ph', got '|- ch'"):
         kernel.verify(shadowing.with_proof(("wph", "wps", "a1i.1", "a1i")))
     own = make_theorem(db, "made2", ("|-", "(", "ps", "->", "ph", ")"), [("|-", "ph")], hypothesis_labels=["made2.1"])

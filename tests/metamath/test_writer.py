@@ -26,13 +26,23 @@ _PROOF_RE = re.compile(r"\$=.*?\$\.", re.S)
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core.metamath", *map(str, args)], capture_output=True,
-                          text=True, cwd=PROJECT_ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "core.metamath", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
 
 
 def metamath_output(exe: str, path: Path) -> str:
-    run = subprocess.run([exe, f'read "{path.name}"', "verify proof *", "exit"], capture_output=True, text=True,
-                         cwd=path.parent, timeout=300)
+    run = subprocess.run(
+        [exe, f'read "{path.name}"', "verify proof *", "exit"],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        timeout=300,
+    )
     return run.stdout + run.stderr
 
 
@@ -165,17 +175,20 @@ def test_reprove_rejects_a_database_with_a_wrong_proof(tmp_path: Path) -> None:
     assert not (tmp_path / "out.mm").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "the following arguments are required"),
-    (("reprove",), "the following arguments are required"),
-    (("reprove", "{db}"), "--out"),
-    (("reprove", "{dir}/missing.mm", "--out", "{dir}/o.mm"), "no such file"),
-    (("reprove", "{dir}", "--out", "{dir}/o.mm"), "not a regular file"),
-    (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "does not exist"),
-    (("reprove", "{db}", "--out", "{dir}/o.mm", "--bogus"), "unrecognized arguments"),
-    (("reprove", "{include}", "--out", "{dir}/o.mm"), "includes other files"),
-    (("frobnicate", "{db}"), "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "the following arguments are required"),
+        (("reprove",), "the following arguments are required"),
+        (("reprove", "{db}"), "--out"),
+        (("reprove", "{dir}/missing.mm", "--out", "{dir}/o.mm"), "no such file"),
+        (("reprove", "{dir}", "--out", "{dir}/o.mm"), "not a regular file"),
+        (("reprove", "{db}", "--out", "{dir}/no/such/dir/o.mm"), "does not exist"),
+        (("reprove", "{db}", "--out", "{dir}/o.mm", "--bogus"), "unrecognized arguments"),
+        (("reprove", "{include}", "--out", "{dir}/o.mm"), "includes other files"),
+        (("frobnicate", "{db}"), "invalid choice"),
+    ],
+)
 def test_reprove_usage_errors_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     db = tmp_path / "tiny.mm"
     db.write_text(TINY)
@@ -269,8 +282,23 @@ def test_the_layout_reproduces_set_mm_proofs_exactly(set_mm: Path) -> None:
 
 
 def test_the_layout_wraps_labels_at_spaces_and_letters_at_the_width() -> None:
-    labels = ["wex", "weu", "wmo", "wal", "wi", "eumo", "2moex", "2eu1", "simpl", "syl6bi", "3syl", "2exeu", "expcom",
-              "impbid", "wa"]
+    labels = [
+        "wex",
+        "weu",
+        "wmo",
+        "wal",
+        "wi",
+        "eumo",
+        "2moex",
+        "2eu1",
+        "simpl",
+        "syl6bi",
+        "3syl",
+        "2exeu",
+        "expcom",
+        "impbid",
+        "wa",
+    ]
     letters = "ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCOPQ"
     expected = [
         "    ( wex weu wmo wal wi eumo 2moex 2eu1 simpl syl6bi 3syl 2exeu expcom impbid",
@@ -279,8 +307,10 @@ def test_the_layout_wraps_labels_at_spaces_and_letters_at_the_width() -> None:
     ]
     assert proof_lines(["(", *labels, ")", letters[:30], letters[30:]], indent=4) == expected  # from set.mm (2eu2)
     lines = proof_lines(["(", *labels, ")", letters + "ABCDE"], indent=4)
-    assert lines[-2:] == ["    wa ) ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCO",
-                          "    PQABCDE $."]
+    assert lines[-2:] == [
+        "    wa ) ABDZCEZACEBEZACDBEZTSCFACFBGZUAUBHSCIACBJUCUAUBTRUBABCKUBTLMNUBTUAABCO",
+        "    PQABCDE $.",
+    ]
     full = proof_lines(["(", "wi", ")", "A" * (79 - 6 - len("( wi ) "))], indent=6)
     assert full == ["      ( wi ) " + "A" * 66, "      $."]  # `$.` goes to its own line when the line is full
     assert all(len(line) <= 79 for line in lines + full)
@@ -297,12 +327,32 @@ def test_the_layout_of_normal_and_empty_proofs() -> None:
 TINY_INDENTED = TINY.replace("  a1ii $p", "    a1ii $p")
 
 
-A1II_PROOF = ["wps", "wph", "wi", "wch", "wps", "wph", "wi", "wi", "wph", "wps", "a1ii.1", "a1i", "wps", "wph", "wi", "wch", "ax-1", "ax-mp"]
+A1II_PROOF = [
+    "wps",
+    "wph",
+    "wi",
+    "wch",
+    "wps",
+    "wph",
+    "wi",
+    "wi",
+    "wph",
+    "wps",
+    "a1ii.1",
+    "a1i",
+    "wps",
+    "wph",
+    "wi",
+    "wch",
+    "ax-1",
+    "ax-mp",
+]
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\n"], ids=["CRLF", "LF"])
-def test_rewriting_keeps_the_line_endings_and_indents_under_the_label(tmp_path: Path, metamath_exe: str,
-                                                                       newline: str) -> None:
+def test_rewriting_keeps_the_line_endings_and_indents_under_the_label(
+    tmp_path: Path, metamath_exe: str, newline: str
+) -> None:
     source = tmp_path / "tiny.mm"
     source.write_bytes(TINY_INDENTED.replace("\n", newline).encode())
     out = tmp_path / "out.mm"

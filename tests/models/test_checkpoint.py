@@ -15,8 +15,17 @@ from core.errors import CheckpointError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.reader import read_database
-from core.models.checkpoint import (LEGACY_TRAINER_KEY, database_coverage, load_trainer_version, load_version,
-                                    model_weights, policy_meta, publish_version, read_model, save_policy_file)
+from core.models.checkpoint import (
+    LEGACY_TRAINER_KEY,
+    database_coverage,
+    load_trainer_version,
+    load_version,
+    model_weights,
+    policy_meta,
+    publish_version,
+    read_model,
+    save_policy_file,
+)
 from core.models.formats import build_vocabulary
 from core.models.supervised import train_prover_on_database
 from core.models.training import Seq2SeqTrainer, new_model
@@ -48,8 +57,9 @@ def vocab(db):
 def trained(db, vocab):
     """A tiny prover trained briefly on the embedded database, and a trainer whose optimizer state is not empty."""
     torch.set_num_threads(1)
-    model, trained_vocab, _ = train_prover_on_database(db, size="tiny", steps=150, batch_size=32, lr=1e-2,
-                                                       log_every=1000, device="cpu", validate=False)
+    model, trained_vocab, _ = train_prover_on_database(
+        db, size="tiny", steps=150, batch_size=32, lr=1e-2, log_every=1000, device="cpu", validate=False
+    )
     assert trained_vocab == vocab
     trainer = Seq2SeqTrainer(model, lr=1e-4, warmup_steps=1)
     example = ([5, 6, 7], [8, 9])
@@ -60,10 +70,20 @@ def trained(db, vocab):
 
 def write_legacy_file(path: Path, model, vocab, trainer: Seq2SeqTrainer, kind: str = "prover") -> bytes:
     """A checkpoint as the format-1 trainers wrote it: the trainer state inside the weights' dict."""
-    state = {**model_weights(model), LEGACY_TRAINER_KEY: {k: v for k, v in trainer.state_dict().items() if k != "model"}}
+    state = {
+        **model_weights(model),
+        LEGACY_TRAINER_KEY: {k: v for k, v in trainer.state_dict().items() if k != "model"},
+    }
     buffer = io.BytesIO()
-    torch.save({"format": "advprover-checkpoint", "format_version": 1, "state_dict": state,
-                "meta": policy_meta(model, vocab, kind, {"step": trainer.steps})}, buffer)
+    torch.save(
+        {
+            "format": "advprover-checkpoint",
+            "format_version": 1,
+            "state_dict": state,
+            "meta": policy_meta(model, vocab, kind, {"step": trainer.steps}),
+        },
+        buffer,
+    )
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
 
@@ -198,8 +218,14 @@ def test_a_model_that_knows_none_of_the_database_is_refused(tmp_path, vocab, tra
 def test_on_cpu_copies_every_tensor_and_keeps_the_structure() -> None:
     from core.models.checkpoint import on_cpu
 
-    state = {"optimizer": {"state": {0: {"exp_avg": torch.ones(2), "step": torch.tensor(3.0)}},
-                           "param_groups": [{"lr": 0.1, "params": [0]}]}, "steps": 4, "pair": (torch.zeros(1), "x")}
+    state = {
+        "optimizer": {
+            "state": {0: {"exp_avg": torch.ones(2), "step": torch.tensor(3.0)}},
+            "param_groups": [{"lr": 0.1, "params": [0]}],
+        },
+        "steps": 4,
+        "pair": (torch.zeros(1), "x"),
+    }
     moved = on_cpu(state)
     assert moved["steps"] == 4 and moved["optimizer"]["param_groups"] == [{"lr": 0.1, "params": [0]}]
     assert torch.equal(moved["optimizer"]["state"][0]["exp_avg"], torch.ones(2))

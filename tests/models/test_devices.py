@@ -17,13 +17,16 @@ def test_cpu_and_no_device_pass() -> None:
     assert check_device(None) is None
 
 
-@pytest.mark.parametrize("text, message", [
-    ("cuda", "CUDA is not available on this machine"),
-    ("cuda:1", "CUDA is not available on this machine"),
-    ("gpu", "is not a device torch knows"),
-    ("cuda:x", "is not a device torch knows"),
-    ("meta", "unsupported device type 'meta'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("cuda", "CUDA is not available on this machine"),
+        ("cuda:1", "CUDA is not available on this machine"),
+        ("gpu", "is not a device torch knows"),
+        ("cuda:x", "is not a device torch knows"),
+        ("meta", "unsupported device type 'meta'"),
+    ],
+)
 def test_devices_this_machine_cannot_use_are_usage_errors(text: str, message: str, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UsageError, match=message):

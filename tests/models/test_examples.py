@@ -11,7 +11,12 @@ from core.metamath.environment import Tactic
 from core.metamath.prooftree import tree_from_proof
 from core.metamath.splits import split_of, split_theorems
 from core.models.examples import (
-    backward_examples, build_examples, forward_examples, generator_examples, rollout_examples, tree_examples,
+    backward_examples,
+    build_examples,
+    forward_examples,
+    generator_examples,
+    rollout_examples,
+    tree_examples,
 )  # fmt: skip
 from core.models.formats import FORMATS, STOP_TACTIC, Codec, build_vocabulary, tokens_text
 
@@ -43,8 +48,10 @@ def test_the_examples_of_mp2_are_exactly_the_documented_sequences(db, codec):
     ]
     assert texts(codec, forward_examples(codec, db, theorem, tree)) == [
         (f"<FORWARD> <GOAL> |- ch {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),
-        (f"<FORWARD> <GOAL> |- ch {HYPS} <NODE> |- ( ps -> ch )",
-         "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>"),
+        (
+            f"<FORWARD> <GOAL> |- ch {HYPS} <NODE> |- ( ps -> ch )",
+            "ax-mp <SUBST> ph ps </SUBST> <SUBST> ps ch </SUBST>",
+        ),
     ]
     assert texts(codec, generator_examples(codec, db, theorem, tree, conditioning=["<EASY>"])) == [
         (f"<GENERATOR> <EASY> {HYPS}", "ax-mp <SUBST> ph ph </SUBST> <SUBST> ps ( ps -> ch ) </SUBST>"),

@@ -9,8 +9,17 @@ from core.metamath import read_database
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import Tactic
 from core.models.formats import (
-    CONDITIONING, STOP_TACTIC, Codec, Outcome, backward_source_tokens, build_vocabulary, free_variables,
-    graph_source_tokens, parse_tactic_tokens, tactic_tokens, tokens_text,
+    CONDITIONING,
+    STOP_TACTIC,
+    Codec,
+    Outcome,
+    backward_source_tokens,
+    build_vocabulary,
+    free_variables,
+    graph_source_tokens,
+    parse_tactic_tokens,
+    tactic_tokens,
+    tokens_text,
 )  # fmt: skip
 from core.models.vocab import Token
 

@@ -15,7 +15,11 @@ from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.splits import split_theorems
 from core.models.supervised import (
-    database_examples, main, mean_nll, train_generator_on_database, train_prover_on_database,
+    database_examples,
+    main,
+    mean_nll,
+    train_generator_on_database,
+    train_prover_on_database,
 )  # fmt: skip
 from core.models.training import new_model, new_trainer
 from core.search.model_policy import load_policy
@@ -53,14 +57,14 @@ def test_a_prover_trained_on_the_database_lowers_its_loss_and_logs_progress(db, 
 
 
 def test_a_generator_learns_the_generator_format(db):
-    model, vocab, stats = train_generator_on_database(db, size="tiny", steps=5, batch_size=16, device="cpu",
+    _model, _vocab, stats = train_generator_on_database(db, size="tiny", steps=5, batch_size=16, device="cpu",
                                                       validate=False)  # fmt: skip
     assert stats.kind == "generator" and stats.formats == ("generator",) and stats.by_format["generator"] > 0
     assert stats.examples > stats.theorems  # one STOP example per theorem at least, plus the steps
 
 
 def test_the_time_budget_stops_training_and_decays_the_learning_rate(db):
-    model, vocab, stats = train_prover_on_database(db, size="tiny", steps=10**6, batch_size=8, time_limit_s=1.5,
+    model, _vocab, stats = train_prover_on_database(db, size="tiny", steps=10**6, batch_size=8, time_limit_s=1.5,
                                                    device="cpu", validate=False)  # fmt: skip
     assert stats.train.stopped_by == "time" and 0 < stats.train.steps < 10**6
     _, _, by_cpu = train_prover_on_database(db, size="tiny", steps=10**6, batch_size=8, cpu_limit_s=1.0,
@@ -110,9 +114,14 @@ def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_pat
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([str(embedded_database_path()), "--out", "x.safetensors", "--device", "cuda"],
-         "--device cuda: CUDA is not available"),
-        ([str(embedded_database_path()), "--out", "x.safetensors", "--device", "gpu"], "--device 'gpu' is not a device"),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--device", "cuda"],
+            "--device cuda: CUDA is not available",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--device", "gpu"],
+            "--device 'gpu' is not a device",
+        ),
         (["missing.mm", "--out", "x.safetensors"], "missing.mm"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--minutes", "0"], "--minutes"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--cpu-minutes", "-1"], "--cpu-minutes"),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import pytest
 
@@ -63,8 +63,11 @@ class ScriptedPolicy:
     Records every query it is asked (``asked``) and every batch size (``calls``).
     """
 
-    def __init__(self, backward: Mapping[str, Sequence[Tactic]] | Callable[[BackwardQuery], Sequence[Tactic]] | None = None,
-                 forward: Callable[[ForwardQuery], Sequence[Tactic]] | None = None) -> None:
+    def __init__(
+        self,
+        backward: Mapping[str, Sequence[Tactic]] | Callable[[BackwardQuery], Sequence[Tactic]] | None = None,
+        forward: Callable[[ForwardQuery], Sequence[Tactic]] | None = None,
+    ) -> None:
         self.backward = backward or {}
         self.forward = forward
         self.asked: list[BackwardQuery | ForwardQuery] = []
@@ -80,8 +83,9 @@ class ScriptedPolicy:
             out.append([Proposal(t, -1.0) for t in tactics][:k])
         return out
 
-    def propose_forward(self, queries: Sequence[ForwardQuery], k: int,
-                        temperature: float | None = None) -> list[list[Proposal]]:
+    def propose_forward(
+        self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
+    ) -> list[list[Proposal]]:
         self.calls.append(("forward", len(queries)))
         self.asked.extend(queries)
         return [[Proposal(t, -1.0) for t in (self.forward(q) if self.forward else ())][:k] for q in queries]

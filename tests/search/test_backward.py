@@ -110,8 +110,14 @@ def test_duplicate_goals_share_one_node(hilbert: Loaded) -> None:
 
 def _nested_implication(statement: tuple[str, ...]) -> bool:
     """``|- ( A -> ( B -> C ) )`` with single-symbol A, B, C, A != B."""
-    return (len(statement) == 10 and statement[:2] == ("|-", "(") and statement[3:5] == ("->", "(")
-            and statement[6] == "->" and statement[8:] == (")", ")") and statement[2] != statement[5])
+    return (
+        len(statement) == 10
+        and statement[:2] == ("|-", "(")
+        and statement[3:5] == ("->", "(")
+        and statement[6] == "->"
+        and statement[8:] == (")", ")")
+        and statement[2] != statement[5]
+    )
 
 
 def test_cycles_are_avoided(hilbert: Loaded) -> None:

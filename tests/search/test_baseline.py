@@ -26,8 +26,12 @@ def test_backward_proposals_unify_and_have_uniform_factorised_logprobs(hilbert: 
     allowed = set(env.allowed_labels())
     assert labels <= allowed and "syl" not in labels
     kinds = {r.kind for p in proposals if isinstance(r := env.apply(theorem.statement, p.tactic), EnvError)}
-    assert not kinds & {EnvErrorKind.NO_UNIFICATION, EnvErrorKind.MISSING_SUBSTITUTION,
-                        EnvErrorKind.FORBIDDEN_LABEL, EnvErrorKind.UNKNOWN_LABEL}
+    assert not kinds & {
+        EnvErrorKind.NO_UNIFICATION,
+        EnvErrorKind.MISSING_SUBSTITUTION,
+        EnvErrorKind.FORBIDDEN_LABEL,
+        EnvErrorKind.UNKNOWN_LABEL,
+    }
     # the backward format carries only the variables unification leaves free
     ax_mp = [p.tactic for p in proposals if p.tactic.label == "ax-mp"]
     assert ax_mp and all(set(t.substitution) == {"ph"} for t in ax_mp)
@@ -71,8 +75,14 @@ def test_forward_sampling_is_reproducible_given_the_seed(hilbert: Loaded) -> Non
 
 def run(loaded: Loaded, labels: list[str], expansions: int) -> dict[str, bool]:
     policy = BaselinePolicy(loaded.db, grammar=loaded.grammar)
-    summary = evaluate(loaded.db, [loaded.theorem(label) for label in labels], policy,
-                       SearchSettings(expansions=expansions), grammar=loaded.grammar, kernel=loaded.kernel)
+    summary = evaluate(
+        loaded.db,
+        [loaded.theorem(label) for label in labels],
+        policy,
+        SearchSettings(expansions=expansions),
+        grammar=loaded.grammar,
+        kernel=loaded.kernel,
+    )
     return {t["label"]: t["proved"] for t in summary["theorems"]}
 
 

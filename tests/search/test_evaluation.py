@@ -13,11 +13,37 @@ from core.search.runner import SearchSettings
 
 from .conftest import Loaded
 
-FIELDS = {"total", "proved", "success_rate", "expansions_per_solved", "time_s_per_solved", "proof_size",
-          "proof_depth", "invalid_proposals", "pruned", "kernel_rejections", "stop_reasons", "settings",
-          "elapsed_s", "theorems"}
-THEOREM_FIELDS = {"label", "prover", "proved", "expansions", "time_s", "wall_s", "stop_reason", "proof_size",
-                  "proof_depth", "invalid", "pruned", "kernel_rejections", "nodes"}
+FIELDS = {
+    "total",
+    "proved",
+    "success_rate",
+    "expansions_per_solved",
+    "time_s_per_solved",
+    "proof_size",
+    "proof_depth",
+    "invalid_proposals",
+    "pruned",
+    "kernel_rejections",
+    "stop_reasons",
+    "settings",
+    "elapsed_s",
+    "theorems",
+}
+THEOREM_FIELDS = {
+    "label",
+    "prover",
+    "proved",
+    "expansions",
+    "time_s",
+    "wall_s",
+    "stop_reason",
+    "proof_size",
+    "proof_depth",
+    "invalid",
+    "pruned",
+    "kernel_rejections",
+    "nodes",
+}
 
 
 def test_summary_fields_and_proofs(hilbert: Loaded) -> None:
@@ -55,8 +81,10 @@ class Cheater:
         self.also = also
 
     def propose_backward(self, queries, k):
-        return [[Proposal(Tactic(q.env.theorem.label), 0.0)] + ([Proposal(Tactic(self.also), 0.0)] if self.also else [])
-                for q in queries]
+        return [
+            [Proposal(Tactic(q.env.theorem.label), 0.0)] + ([Proposal(Tactic(self.also), 0.0)] if self.also else [])
+            for q in queries
+        ]
 
 
 def test_each_theorem_is_forbidden_in_its_own_context(hilbert: Loaded) -> None:

@@ -24,8 +24,10 @@ def forward(loaded: Loaded, label, policy, prover: str = "forward-greedy", **set
 def test_oracle_proves_every_embedded_theorem(hilbert: Loaded, prover: str) -> None:
     theorems = hilbert.provable()
     oracle = OraclePolicy.from_database(hilbert.db, distractors=2, true_rank=2)
-    searches = [SEARCHES[prover](hilbert.forward_factory(t), SearchSettings(prover=prover, expansions=500,
-                                                                             max_depth=500)) for t in theorems]
+    searches = [
+        SEARCHES[prover](hilbert.forward_factory(t), SearchSettings(prover=prover, expansions=500, max_depth=500))
+        for t in theorems
+    ]
     results = run_searches(searches, oracle, batch=16)
     assert all(r.proved for r in results), [r.label for r in results if not r.proved]
     for theorem, result in zip(theorems, results):
@@ -41,15 +43,20 @@ def test_oracle_proves_every_embedded_theorem(hilbert: Loaded, prover: str) -> N
 def test_oracle_proves_prop_theorems(prop: Loaded, prover: str) -> None:
     theorems = prop.provable()[::40]
     oracle = OraclePolicy.from_database(prop.db, [t.label for t in theorems])
-    searches = [SEARCHES[prover](prop.forward_factory(t), SearchSettings(prover=prover, expansions=2000,
-                                                                          max_depth=2000)) for t in theorems]
+    searches = [
+        SEARCHES[prover](prop.forward_factory(t), SearchSettings(prover=prover, expansions=2000, max_depth=2000))
+        for t in theorems
+    ]
     assert all(r.proved for r in run_searches(searches, oracle, batch=8))
 
 
 def long_theorem(loaded: Loaded) -> str:
     """A theorem whose proof has at least 4 steps."""
-    return next(t.label for t in loaded.provable()
-                if forward(loaded, t, OraclePolicy.from_database(loaded.db, [t.label]), expansions=100).expansions >= 4)
+    return next(
+        t.label
+        for t in loaded.provable()
+        if forward(loaded, t, OraclePolicy.from_database(loaded.db, [t.label]), expansions=100).expansions >= 4
+    )
 
 
 @pytest.mark.parametrize("prover", sorted(SEARCHES))
@@ -72,8 +79,9 @@ def test_greedy_stops_at_max_depth(hilbert: Loaded) -> None:
 def test_sampling_restarts_rollouts_until_the_budget(hilbert: Loaded) -> None:
     label = long_theorem(hilbert)
     oracle = OraclePolicy.from_database(hilbert.db, [label], distractors=0)
-    s = ForwardSamplingSearch(hilbert.forward_factory(label), SearchSettings(prover="forward-sampling",
-                                                                              expansions=7, max_depth=2))
+    s = ForwardSamplingSearch(
+        hilbert.forward_factory(label), SearchSettings(prover="forward-sampling", expansions=7, max_depth=2)
+    )
     result = run_search(s, oracle)
     assert not result.proved and result.stop_reason == "expansions" and result.expansions == 7
     assert s.rollouts == 4  # rollouts of 2 steps each: 2 + 2 + 2 + 1

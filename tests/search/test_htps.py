@@ -68,8 +68,7 @@ def test_a_non_theorem_gets_no_proof(prop: Loaded, baseline: BaselinePolicy) -> 
 
 def test_a_missing_hypothesis_gets_no_proof(prop: Loaded, baseline: BaselinePolicy) -> None:
     original = prop.theorem("syl5com")
-    twin = make_theorem(prop.db, "syl5com.twin", original.statement, [original.essential[0].statement],
-                        before=original)
+    twin = make_theorem(prop.db, "syl5com.twin", original.statement, [original.essential[0].statement], before=original)
     assert htps(prop, original, baseline, num_expansions=64).result().proved
     result = htps(prop, twin, baseline, num_expansions=64).result()
     assert not result.proved and result.proof is None and result.kernel_rejections == 0
@@ -103,8 +102,14 @@ def test_limits_stop_the_search(prop: Loaded, baseline: BaselinePolicy) -> None:
 
 def test_prover_htps_through_prove_theorems(prop: Loaded, baseline: BaselinePolicy) -> None:
     theorems = [prop.theorem(label) for label in EASY[:2]]
-    results = prove_theorems(prop.db, theorems, baseline, SearchSettings(prover="htps", expansions=32),
-                             grammar=prop.grammar, kernel=prop.kernel)
+    results = prove_theorems(
+        prop.db,
+        theorems,
+        baseline,
+        SearchSettings(prover="htps", expansions=32),
+        grammar=prop.grammar,
+        kernel=prop.kernel,
+    )
     assert all(r.proved and r.prover == "htps" for r in results)
 
 
@@ -214,19 +219,33 @@ def test_virtual_loss_spreads_the_leaves_of_one_step(prop: Loaded, baseline: Bas
 # --- settings -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value", [
-    ("exploration", -1.0), ("exploration", float("nan")), ("num_expansions", 0), ("succ_expansions", 0),
-    ("virtual_loss", -1), ("num_tactics", 0), ("depth_limit", 0), ("size_limit", 0), ("critic_value", 1.5),
-    ("count_threshold", -1), ("timeout_s", 0), ("num_expansions", True), ("num_tactics", 2.5),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("exploration", -1.0),
+        ("exploration", float("nan")),
+        ("num_expansions", 0),
+        ("succ_expansions", 0),
+        ("virtual_loss", -1),
+        ("num_tactics", 0),
+        ("depth_limit", 0),
+        ("size_limit", 0),
+        ("critic_value", 1.5),
+        ("count_threshold", -1),
+        ("timeout_s", 0),
+        ("num_expansions", True),
+        ("num_tactics", 2.5),
+    ],
+)
 def test_settings_reject_bad_values_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         HtpsSettings(**{field: value})
 
 
 def test_settings_from_search_settings() -> None:
-    settings = HtpsSettings.from_search(SearchSettings(expansions=7, candidates=3, max_depth=5, timeout_s=2.0),
-                                        exploration=2.0)
+    settings = HtpsSettings.from_search(
+        SearchSettings(expansions=7, candidates=3, max_depth=5, timeout_s=2.0), exploration=2.0
+    )
     assert (settings.num_expansions, settings.num_tactics, settings.depth_limit, settings.timeout_s) == (7, 3, 5, 2.0)
     assert settings.exploration == 2.0 and settings.virtual_loss == HtpsSettings().virtual_loss
     assert settings.search_settings().prover == "htps"

@@ -92,8 +92,14 @@ def test_an_untrained_merged_search_proves_what_the_baseline_proves_and_alone_it
     settings = SearchSettings(expansions=16, timeout_s=60.0)
 
     def proved(policy, **change) -> set[str]:
-        results = prove_theorems(hilbert.db, theorems, policy, SearchSettings(**{**settings.to_dict(), **change}),
-                                 grammar=hilbert.grammar, kernel=hilbert.kernel)
+        results = prove_theorems(
+            hilbert.db,
+            theorems,
+            policy,
+            SearchSettings(**{**settings.to_dict(), **change}),
+            grammar=hilbert.grammar,
+            kernel=hilbert.kernel,
+        )
         return {r.label for r in results if r.proved}
 
     baseline = proved(BaselinePolicy(hilbert.db, grammar=hilbert.grammar))

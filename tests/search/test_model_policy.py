@@ -14,10 +14,10 @@ from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv, EnvError, ForwardEnv
 from core.metamath.prooftree import tree_from_proof
 from core.metamath.splits import split_theorems
+from core.models.checkpoint import model_from_weights, model_weights, policy_meta, publish_version, save_policy_file
 from core.models.examples import replay, tree_examples
 from core.models.formats import Codec, build_vocabulary, free_variables
 from core.models.training import new_model, train_examples
-from core.models.checkpoint import model_from_weights, model_weights, policy_meta, publish_version, save_policy_file
 from core.search.model_policy import ModelPolicy, load_policy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.storage import CheckpointStore, ExperimentRoot, save_checkpoint_file

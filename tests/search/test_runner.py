@@ -16,9 +16,21 @@ from .conftest import CountingPolicy, Loaded
 
 
 def outcomes(loaded: Loaded, results) -> list[tuple]:
-    return [(r.label, r.proved, r.expansions, r.stop_reason, r.invalid, r.pruned, r.nodes,
-             proof_tokens(loaded.db, loaded.grammar, loaded.theorem(r.label), r.proof, compressed=False)
-             if r.proof else None) for r in results]
+    return [
+        (
+            r.label,
+            r.proved,
+            r.expansions,
+            r.stop_reason,
+            r.invalid,
+            r.pruned,
+            r.nodes,
+            proof_tokens(loaded.db, loaded.grammar, loaded.theorem(r.label), r.proof, compressed=False)
+            if r.proof
+            else None,
+        )
+        for r in results
+    ]
 
 
 @pytest.mark.parametrize("prover", ["backward", "forward-greedy"])
@@ -46,8 +58,15 @@ def test_one_policy_call_per_kind_per_round(hilbert: Loaded) -> None:
     mixed = []
     for i, theorem in enumerate(theorems):
         prover = ("backward", "forward-greedy", "forward-sampling")[i % 3]
-        mixed.append(make_search(hilbert.db, theorem, SearchSettings(prover=prover, expansions=50),
-                                 grammar=hilbert.grammar, kernel=hilbert.kernel))
+        mixed.append(
+            make_search(
+                hilbert.db,
+                theorem,
+                SearchSettings(prover=prover, expansions=50),
+                grammar=hilbert.grammar,
+                kernel=hilbert.kernel,
+            )
+        )
     seen = []
     results = run_searches(mixed, policy, batch=12, on_result=seen.append)
     assert all(r.proved for r in results)
@@ -65,8 +84,10 @@ class ShortPolicy:
 
 
 def test_a_policy_that_skips_queries_is_an_error(hilbert: Loaded) -> None:
-    searches = [make_search(hilbert.db, t, SearchSettings(), grammar=hilbert.grammar, kernel=hilbert.kernel)
-                for t in hilbert.provable()[:2]]
+    searches = [
+        make_search(hilbert.db, t, SearchSettings(), grammar=hilbert.grammar, kernel=hilbert.kernel)
+        for t in hilbert.provable()[:2]
+    ]
     with pytest.raises(ModelError, match="answered 1 of 2"):
         run_searches(searches, ShortPolicy(), batch=2)
 

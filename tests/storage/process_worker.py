@@ -93,8 +93,7 @@ def consumer(root_url: str, done_file: str, violations: str, seed: str) -> int:
     _watch_reads(violations)
     root = ExperimentRoot.open(root_url)
     rng = random.Random(seed)
-    out = ShardWriter(root, "out", max_records=rng.randint(1, 12), max_age_s=0.01, committing=True,
-                      clean_after_s=None)
+    out = ShardWriter(root, "out", max_records=rng.randint(1, 12), max_age_s=0.01, committing=True, clean_after_s=None)
     reader = StreamReader(root, ["src"], out.last_cursor())
     _ready()
     while True:

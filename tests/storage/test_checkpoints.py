@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from core.errors import CheckpointConflictError, CheckpointError, StorageError
-from core.storage import (CheckpointStore, ExperimentRoot, load_checkpoint, load_checkpoint_file,
-                          save_checkpoint_file)
+from core.storage import CheckpointStore, ExperimentRoot, load_checkpoint, load_checkpoint_file, save_checkpoint_file
 
 from .helpers import CountingBackend
 
@@ -39,8 +38,9 @@ def test_publish_and_load_round_trip(root: ExperimentRoot) -> None:
     assert torch.equal(store.load(0)[0]["layer.weight"], torch.full((2, 3), 1.5))
 
 
-def test_weights_come_first_and_metadata_makes_a_version_visible(root: ExperimentRoot,
-                                                                 counted: CountingBackend) -> None:
+def test_weights_come_first_and_metadata_makes_a_version_visible(
+    root: ExperimentRoot, counted: CountingBackend
+) -> None:
     store = CheckpointStore(root, "prover")
     store.publish(_state(0), {"step": 0})
     created = [path for method, path in counted.log if method == "create"]
@@ -111,8 +111,10 @@ def test_loading_refuses_to_unpickle_code(root: ExperimentRoot, where: str) -> N
     store = CheckpointStore(root, "prover")
     info = store.publish(_state(0), {"step": 0}, extras={"steps": 0})
     hostile = io.BytesIO()
-    torch.save({"format": "advprover-checkpoint", "format_version": 1, "meta": {}, "state_dict": {},
-                "payload": _Hostile()}, hostile)
+    torch.save(
+        {"format": "advprover-checkpoint", "format_version": 1, "meta": {}, "state_dict": {}, "payload": _Hostile()},
+        hostile,
+    )
     sidecar = json.loads(root.backend.read("checkpoints/prover/00000000.json"))
     name = sidecar["weights"] if where == "weights" else sidecar["extras"]
     if where == "weights":  # a legacy .pt in place of the weights: the only kind of weights torch reads
@@ -189,8 +191,11 @@ def test_retain_spares_versions_superseded_within_the_grace_period(root: Experim
 def test_retain_removes_old_leftover_weights_only(root: ExperimentRoot) -> None:
     store = CheckpointStore(root, "prover")
     _publish(store, 1)
-    leftovers = ["checkpoints/prover/00000001-deadbeef.safetensors", "checkpoints/prover/00000001-deadbeef.extras.pt",
-                 "checkpoints/prover/00000001-cafecafe.pt"]
+    leftovers = [
+        "checkpoints/prover/00000001-deadbeef.safetensors",
+        "checkpoints/prover/00000001-deadbeef.extras.pt",
+        "checkpoints/prover/00000001-cafecafe.pt",
+    ]
     for name in leftovers:
         root.backend.create(name, b"left by a killed publisher")
     root.backend.create("checkpoints/prover/notes.txt", b"not a checkpoint file: never touched")
@@ -238,8 +243,9 @@ def test_load_checkpoint_takes_a_file_or_an_experiment_root(root: ExperimentRoot
 def test_weights_are_a_self_contained_safetensors_file(root: ExperimentRoot) -> None:
     from safetensors.torch import load as safetensors_load
 
-    info = CheckpointStore(root, "prover").publish(_state(2.0), {"step": 2, "cursor": {"in": 1}},
-                                                   extras={"optimizer": {"state": {}}, "steps": 2})
+    info = CheckpointStore(root, "prover").publish(
+        _state(2.0), {"step": 2, "cursor": {"in": 1}}, extras={"optimizer": {"state": {}}, "steps": 2}
+    )
     data = root.backend.read("checkpoints/prover/" + info.path.rpartition("/")[2])
     header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
     assert json.loads(header["__metadata__"]["meta"]) == {"step": 2, "cursor": {"in": 1}}
@@ -252,8 +258,9 @@ def test_extras_are_read_only_when_asked_for(root: ExperimentRoot, counted: Coun
     store.publish(_state(1.0), {"step": 1}, extras={"optimizer": {"lr": 0.5}, "steps": 7})
     counted.reset()
     tensors, info = store.load()
-    assert set(tensors) == {"layer.weight", "layer.bias"} and info.extras_path.endswith("00000000-" +
-                                                                                       info.path[-20:-12] + ".extras.pt")
+    assert set(tensors) == {"layer.weight", "layer.bias"} and info.extras_path.endswith(
+        "00000000-" + info.path[-20:-12] + ".extras.pt"
+    )
     assert not [p for p in counted.read_paths() if p.endswith(".extras.pt")]  # an actor never reads them
     tensors, extras, _ = store.load_with_extras()
     assert extras == {"optimizer": {"lr": 0.5}, "steps": 7}
@@ -269,14 +276,23 @@ def test_weights_must_be_tensors_only(root: ExperimentRoot) -> None:
 # --- P20: names read from a sidecar are checked before any file operation ----------------------------
 
 
-@pytest.mark.parametrize("field,name", [
-    ("weights", "../../../../victim.txt"), ("weights", "../../victim.txt"), ("weights", "/etc/victim.txt"),
-    ("weights", "00000001-deadbeef.safetensors"), ("weights", "00000000-deadbeef.safetensors/../x"),
-    ("weights", "00000000-DEADBEEF.safetensors"), ("weights", None), ("extras", "../../victim.txt"),
-    ("extras", "00000000-deadbeef.safetensors"),
-])
-def test_retention_never_follows_a_name_outside_the_version(root: ExperimentRoot, field: str, name: str | None,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "field,name",
+    [
+        ("weights", "../../../../victim.txt"),
+        ("weights", "../../victim.txt"),
+        ("weights", "/etc/victim.txt"),
+        ("weights", "00000001-deadbeef.safetensors"),
+        ("weights", "00000000-deadbeef.safetensors/../x"),
+        ("weights", "00000000-DEADBEEF.safetensors"),
+        ("weights", None),
+        ("extras", "../../victim.txt"),
+        ("extras", "00000000-deadbeef.safetensors"),
+    ],
+)
+def test_retention_never_follows_a_name_outside_the_version(
+    root: ExperimentRoot, field: str, name: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
     store = CheckpointStore(root, "prover")
     for step in range(3):
         store.publish(_state(step), {"step": step}, extras={"steps": step})
@@ -315,8 +331,14 @@ def write_legacy_version(root: ExperimentRoot, version: int, state: dict, meta: 
     torch.save({"format": "advprover-checkpoint", "format_version": 1, "meta": meta, "state_dict": state}, buffer)
     weights = f"{version:08d}-0123abcd.pt"
     root.backend.create(f"checkpoints/prover/{weights}", buffer.getvalue())
-    sidecar = {"version": version, "time": time.time(), "weights": weights, "size": len(buffer.getvalue()),
-               "meta": meta, "producer": {}}
+    sidecar = {
+        "version": version,
+        "time": time.time(),
+        "weights": weights,
+        "size": len(buffer.getvalue()),
+        "meta": meta,
+        "producer": {},
+    }
     root.backend.create(f"checkpoints/prover/{version:08d}.json", json.dumps(sidecar).encode())
     root.backend.replace("checkpoints/prover/latest.json", json.dumps({"version": version}).encode())
     return weights
@@ -331,8 +353,9 @@ def test_a_legacy_version_loads_weights_apart_from_its_trainer_state(root: Exper
     assert store.load_with_extras()[1] == {"__trainer__": trainer}
     tensors, meta = load_checkpoint_file(info.path)  # the legacy file alone, as jobs.prove --checkpoint reads it
     assert set(tensors) == {"layer.weight", "layer.bias"} and meta == {"step": 12}
-    assert store.publish(_state(5.0), {"step": 13}).path.endswith("00000001-" + store.latest().path[-20:-12] +
-                                                                  ".safetensors")
+    assert store.publish(_state(5.0), {"step": 13}).path.endswith(
+        "00000001-" + store.latest().path[-20:-12] + ".safetensors"
+    )
     assert store.retain(keep_last=1, grace_s=0) == [0] and not root.backend.exists(f"checkpoints/prover/{weights}")
 
 
@@ -344,8 +367,18 @@ def test_a_legacy_file_of_another_format_version_is_refused(root: ExperimentRoot
         load_checkpoint_file(root.backend.location("old.pt"))
 
 
-@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated safetensors", "truncated header",
-                                    "truncated legacy", "other safetensors", "folder"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "garbage",
+        "empty",
+        "truncated safetensors",
+        "truncated header",
+        "truncated legacy",
+        "other safetensors",
+        "folder",
+    ],
+)
 def test_damaged_checkpoint_files_fail_with_one_line(tmp_path, damage: str) -> None:
     from safetensors.torch import save as safetensors_save
 
@@ -355,9 +388,15 @@ def test_damaged_checkpoint_files_fail_with_one_line(tmp_path, damage: str) -> N
     legacy = io.BytesIO()
     torch.save({"format": "advprover-checkpoint", "format_version": 1, "meta": {}, "state_dict": _state(1.0)}, legacy)
     assert load_checkpoint_file(str(path))[1] == {"step": 1}  # the good twin
-    bad = {"garbage": b"this is not a checkpoint\n", "empty": b"", "truncated safetensors": good[:-7],
-           "truncated header": good[:40], "truncated legacy": legacy.getvalue()[:-100],
-           "other safetensors": safetensors_save(_state(1.0)), "folder": None}[damage]
+    bad = {
+        "garbage": b"this is not a checkpoint\n",
+        "empty": b"",
+        "truncated safetensors": good[:-7],
+        "truncated header": good[:40],
+        "truncated legacy": legacy.getvalue()[:-100],
+        "other safetensors": safetensors_save(_state(1.0)),
+        "folder": None,
+    }[damage]
     target = tmp_path / "bad"
     if bad is None:
         target.mkdir()
@@ -372,8 +411,9 @@ def test_damaged_checkpoint_files_fail_with_one_line(tmp_path, damage: str) -> N
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing", "garbage", "bad sidecar"])
-def test_loading_the_latest_falls_back_past_a_damaged_newest(root: ExperimentRoot, damage: str,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_loading_the_latest_falls_back_past_a_damaged_newest(
+    root: ExperimentRoot, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     store = CheckpointStore(root, "prover")
     for step in range(3):
         store.publish(_state(step), {"step": step}, extras={"steps": step})

@@ -96,8 +96,7 @@ def test_consumer_killed_anywhere_processes_every_record_once(root: ExperimentRo
     rng = random.Random(3)
     crashes = 0
     while True:
-        out = ShardWriter(root, "out", max_records=rng.randint(1, 20), max_age_s=rng.choice([0, 60]),
-                          committing=True)
+        out = ShardWriter(root, "out", max_records=rng.randint(1, 20), max_age_s=rng.choice([0, 60]), committing=True)
         reader = StreamReader(root, ["in"], out.last_cursor())
         crashed = False
         while not crashed and (batches := reader.poll(max_shards=rng.randint(1, 4))):

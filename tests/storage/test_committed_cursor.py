@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from core.errors import StorageError
-from core.storage import (GROUP_SHARES_BY_RECORD, Cursor, ExperimentRoot, ShardWriter, committed_cursor,
-                          group_cursor, newest_commit, read_shard)
+from core.storage import (
+    GROUP_SHARES_BY_RECORD,
+    Cursor,
+    ExperimentRoot,
+    ShardWriter,
+    committed_cursor,
+    group_cursor,
+    newest_commit,
+    read_shard,
+)
 from core.storage.shards import shard_path
 
 

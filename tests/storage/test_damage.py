@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import zstandard
 
-from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, list_quarantined, read_shard
 from core.errors import CorruptShardError
+from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, list_quarantined, read_shard
 from core.storage.shards import ShardEncoder, decode_shard, make_header, shard_path
 
 RECORDS = [{"id": i, "goal": "|- ( ph -> ph )", "proof": ["a", "b"] * i} for i in range(6)]
@@ -33,7 +33,7 @@ def _payload_with_header(**changes: object) -> bytes:
 
 def _flip_bit(data: bytes) -> bytes:
     middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:]
+    return data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1 :]
 
 
 DAMAGES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
@@ -49,15 +49,18 @@ DAMAGES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "stream mismatch": (lambda d: _compress(_payload_with_header(stream="other")), "header names stream 'other'"),
     "not zstd": (lambda d: b"plain text, not a zstd frame", "not a zstd frame"),
     "no checksum": (lambda d: _compress(_payload_with_header(), write_checksum=False), "no content checksum"),
-    "no content size": (lambda d: _compress(_payload_with_header(), write_content_size=False),
-                        "does not record its content size"),
+    "no content size": (
+        lambda d: _compress(_payload_with_header(), write_content_size=False),
+        "does not record its content size",
+    ),
     "two frames": (lambda d: d + d, "bytes after the end of the zstd frame"),
 }
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_damaged_shard_is_quarantined_and_skipped(root: ExperimentRoot, damage: str,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_shard_is_quarantined_and_skipped(
+    root: ExperimentRoot, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     _three_shards(root)
     corrupt, reason = DAMAGES[damage]
     original = root.backend.read(shard_path("gen-0", 1))
@@ -115,7 +118,7 @@ def test_every_single_bit_flip_is_caught_or_harmless() -> None:
     undetected = 0
     for position in range(len(good)):
         for bit in range(8):
-            damaged = good[:position] + bytes([good[position] ^ (1 << bit)]) + good[position + 1:]
+            damaged = good[:position] + bytes([good[position] ^ (1 << bit)]) + good[position + 1 :]
             try:
                 header, records = decode_shard(damaged, stream="gen-0", seq=0, where="shard")
             except CorruptShardError:

@@ -21,8 +21,13 @@ from core.errors import AdvproverError
 from core.storage.shards import MAX_EXPANSION, ShardEncoder, decode_shard, make_header
 
 PEAK_BYTES = 64 << 20
-FUZZ = settings(max_examples=300, deadline=5000, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=300,
+    deadline=5000,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 RECORDS = [{"id": i, "goal": "|- ( ph -> ph )", "proof": ["wph", "ax-1"] * i} for i in range(4)]
 HEADER = make_header("gen-0", 0, len(RECORDS), {"host": "h"}, {"gen-1": 3}, None)
 SOUND = ShardEncoder().encode(HEADER, [json.dumps(r) for r in RECORDS])
@@ -66,8 +71,15 @@ def test_random_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(["flip", "cut", "splice", "insert"]), st.integers(0, len(SOUND) - 1),
-                          st.integers(0, 255)), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "cut", "splice", "insert"]), st.integers(0, len(SOUND) - 1), st.integers(0, 255)
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_mutated_shards(mutations: list[tuple[str, int, int]]) -> None:
     data = bytearray(SOUND)
     for kind, at, value in mutations:
@@ -77,7 +89,7 @@ def test_mutated_shards(mutations: list[tuple[str, int, int]]) -> None:
         elif kind == "cut":
             del data[at:]
         elif kind == "splice":
-            data[at:at] = SOUND[value % len(SOUND):]
+            data[at:at] = SOUND[value % len(SOUND) :]
         else:
             data[at:at] = bytes([value])
     result = outcome(bytes(data))
@@ -86,13 +98,36 @@ def test_mutated_shards(mutations: list[tuple[str, int, int]]) -> None:
     note(result)
 
 
-JSON_PIECES = ["{", "}", "[", "]", '"', ",", ":", "\n", "null", "1", "-0", "1e999", "NaN", '"schema"', '"count"',
-               '"seq"', '"stream"', '"gen-0"', '"cursor"', "{}", "[" * 3000, "\\u0000", "\xff", " "]
+JSON_PIECES = [
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    ",",
+    ":",
+    "\n",
+    "null",
+    "1",
+    "-0",
+    "1e999",
+    "NaN",
+    '"schema"',
+    '"count"',
+    '"seq"',
+    '"stream"',
+    '"gen-0"',
+    '"cursor"',
+    "{}",
+    "[" * 3000,
+    "\\u0000",
+    "\xff",
+    " ",
+]
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(JSON_PIECES) | st.text(max_size=5), max_size=40),
-       st.integers(0, 2), st.integers(0, 40))
+@given(st.lists(st.sampled_from(JSON_PIECES) | st.text(max_size=5), max_size=40), st.integers(0, 2), st.integers(0, 40))
 def test_sound_frames_around_mutated_payloads(pieces: list[str], where: int, position: int) -> None:
     """The checksum passes, so the header and record checks meet the mutated JSON."""
     payload = (json.dumps(HEADER) + "\n" + "\n".join(json.dumps(r) for r in RECORDS) + "\n").encode()
@@ -117,7 +152,7 @@ def test_frames_whose_header_lies_about_their_size(claimed: int, payload: bytes)
     if size_bytes:
         value = claimed % (1 << (8 * size_bytes))
         stored = value - 256 if size_bytes == 2 and value >= 256 else value
-        lied[start:start + size_bytes] = stored.to_bytes(size_bytes, "little")
+        lied[start : start + size_bytes] = stored.to_bytes(size_bytes, "little")
     result = outcome(bytes(lied))
     if zstandard.get_frame_parameters(bytes(lied)).content_size != params.content_size:
         assert isinstance(result, AdvproverError)

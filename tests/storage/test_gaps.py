@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.errors import StreamGapError
-from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, list_quarantined, read_shard,
-                          stream_gaps)
+from core.storage import Cursor, ExperimentRoot, ShardWriter, StreamReader, list_quarantined, read_shard, stream_gaps
 from core.storage.shards import is_tombstone, shard_path
 from core.storage.streams import MAX_GAP, tombstone_lost_shard
-
 
 
 def _fill(root: ExperimentRoot, stream: str, shards: int) -> None:

@@ -46,10 +46,12 @@ def test_unreadable_heartbeats_are_skipped(root: ExperimentRoot, caplog: pytest.
     assert "broken-0.json" in caplog.text
 
 
-@pytest.mark.parametrize("field, value", [("updated", "soon"), ("updated", None), ("start", [1]),
-                                          ("rank", "0"), ("pid", 1.5), ("role", 3)])
-def test_heartbeats_with_mistyped_identity_or_times_are_skipped(root: ExperimentRoot, caplog: pytest.LogCaptureFixture,
-                                                                field: str, value: object) -> None:
+@pytest.mark.parametrize(
+    "field, value", [("updated", "soon"), ("updated", None), ("start", [1]), ("rank", "0"), ("pid", 1.5), ("role", 3)]
+)
+def test_heartbeats_with_mistyped_identity_or_times_are_skipped(
+    root: ExperimentRoot, caplog: pytest.LogCaptureFixture, field: str, value: object
+) -> None:
     import json
 
     good = Heartbeat(root, "ok", 0).beat()

@@ -7,8 +7,18 @@ import time
 import pytest
 
 from core.errors import StreamPrunedError
-from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, clean_temporaries, committed_cursor,
-                          low_water, prune_stream, pruned_prefix, stream_bounds)
+from core.storage import (
+    Cursor,
+    ExperimentRoot,
+    ShardWriter,
+    StreamReader,
+    clean_temporaries,
+    committed_cursor,
+    low_water,
+    prune_stream,
+    pruned_prefix,
+    stream_bounds,
+)
 from core.storage.shards import shard_path
 
 from .helpers import CountingBackend
@@ -22,8 +32,12 @@ def _fill(root: ExperimentRoot, stream: str, shards: int) -> ShardWriter:
 
 
 def _leave_temporaries(root: ExperimentRoot) -> list[str]:
-    names = ["streams/a/.tmp-000000000001-000000000005.zst", "checkpoints/prover/.tmp-000000000002-00000003.json",
-             "heartbeats/.tmp-000000000003-gen-0.json", ".tmp-000000000004-config.json"]
+    names = [
+        "streams/a/.tmp-000000000001-000000000005.zst",
+        "checkpoints/prover/.tmp-000000000002-00000003.json",
+        "heartbeats/.tmp-000000000003-gen-0.json",
+        ".tmp-000000000004-config.json",
+    ]
     for name in names:
         root.backend.replace(name, b"left by a killed writer")
     return names

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -27,8 +27,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spawn(ready: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER), *args], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "READY_FILE": str(ready)})
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "READY_FILE": str(ready)},
+    )
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> None:
@@ -51,8 +57,9 @@ def test_two_writer_processes_on_one_stream(tmp_path: Path, start: str) -> None:
     procs, acks_at = {}, {}
     for tag in ("A", "B"):
         acks_at[tag] = tmp_path / f"acks-{tag}.jsonl"
-        procs[tag] = _spawn(tmp_path / f"ready-{tag}", "writer", root.url, "shared", tag, str(go), str(stop),
-                            str(acks_at[tag]))
+        procs[tag] = _spawn(
+            tmp_path / f"ready-{tag}", "writer", root.url, "shared", tag, str(go), str(stop), str(acks_at[tag])
+        )
         if start == "staggered":  # B starts while A publishes: both find the stream's end, one then loses
             go.touch()
             _wait_for(lambda: len(_acks(acks_at["A"])) >= 5 or procs["A"].poll() is not None)
@@ -125,10 +132,14 @@ def test_crash_test_exactly_once_under_sigkill(tmp_path: Path) -> None:
     stop, done, violations = tmp_path / "stop", tmp_path / "done", tmp_path / "violations"
     for role in ("producer", "consumer"):
         (tmp_path / role).mkdir()
-    producer = _Supervised(lambda ready: _spawn(ready, "producer", root.url, str(stop), str(rng.random())),
-                           tmp_path / "producer", rng)
-    consumer = _Supervised(lambda ready: _spawn(ready, "consumer", root.url, str(done), str(violations),
-                                                str(rng.random())), tmp_path / "consumer", rng)
+    producer = _Supervised(
+        lambda ready: _spawn(ready, "producer", root.url, str(stop), str(rng.random())), tmp_path / "producer", rng
+    )
+    consumer = _Supervised(
+        lambda ready: _spawn(ready, "consumer", root.url, str(done), str(violations), str(rng.random())),
+        tmp_path / "consumer",
+        rng,
+    )
     started = time.monotonic()
     while sum(producer.kills.values()) + sum(consumer.kills.values()) < KILLS:
         for job in (producer, consumer):
@@ -160,9 +171,11 @@ def test_crash_test_exactly_once_under_sigkill(tmp_path: Path) -> None:
     assert commits == sorted(commits) and commits[-1] == stream_bounds(root, "src")[1]
     leftovers = clean_temporaries(root, grace_s=0)
     kills = producer.kills + consumer.kills
-    print(f"\ncrash test: {sum(kills.values())} SIGKILLs ({sum(producer.kills.values())} producer, "
-          f"{sum(consumer.kills.values())} consumer; {kills['while working']} while working, "
-          f"{kills['during start-up']} during start-up); {len(produced)} records in "
-          f"{stream_bounds(root, 'src')[1]} shards, each consumed exactly once, via {len(outputs)} committed "
-          f"output shards; {leftovers} temporaries left by killed writers, never read, removed; "
-          f"{elapsed:.1f} s ({chaos_s:.1f} s with both killed, {producer.lives + consumer.lives} process starts)")
+    print(
+        f"\ncrash test: {sum(kills.values())} SIGKILLs ({sum(producer.kills.values())} producer, "
+        f"{sum(consumer.kills.values())} consumer; {kills['while working']} while working, "
+        f"{kills['during start-up']} during start-up); {len(produced)} records in "
+        f"{stream_bounds(root, 'src')[1]} shards, each consumed exactly once, via {len(outputs)} committed "
+        f"output shards; {leftovers} temporaries left by killed writers, never read, removed; "
+        f"{elapsed:.1f} s ({chaos_s:.1f} s with both killed, {producer.lives + consumer.lives} process starts)"
+    )

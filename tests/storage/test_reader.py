@@ -40,8 +40,9 @@ def test_poll_never_lists(root: ExperimentRoot, counted: CountingBackend) -> Non
 def test_temporaries_are_never_read(root: ExperimentRoot, counted: CountingBackend) -> None:
     # A complete-looking shard under a temporary name, as left by a writer killed before its move.
     header = make_header("a", 0, 1, {}, None, None)
-    root.backend.backend.replace("streams/a/.tmp-0123456789ab-000000000000.zst",
-                                 ShardEncoder().encode(header, ['{"ghost":1}']))
+    root.backend.backend.replace(
+        "streams/a/.tmp-0123456789ab-000000000000.zst", ShardEncoder().encode(header, ['{"ghost":1}'])
+    )
     reader = StreamReader(root, ["a"])
     assert reader.poll() == []
     _fill(root, "a", 1)
@@ -106,7 +107,7 @@ def test_cursor_is_a_small_json_value() -> None:
     assert cursor.merged(Cursor({"a": 3, "c": 1})) == Cursor({"a": 5, "b": 2, "c": 1})
 
 
-@pytest.mark.parametrize("bad", ['{"a": -1}', '{"a": "3"}', '[1, 2]', "{not json", '{"a": 1.5}'])
+@pytest.mark.parametrize("bad", ['{"a": -1}', '{"a": "3"}', "[1, 2]", "{not json", '{"a": 1.5}'])
 def test_malformed_cursors_are_rejected(bad: str) -> None:
     with pytest.raises(StorageError, match="cursor"):
         Cursor.from_json(bad)

@@ -10,10 +10,26 @@ import pytest
 import zstandard
 
 from core.errors import CorruptShardError, NewerFormatError, StorageError
-from core.storage import (Cursor, ExperimentRoot, ShardWriter, StreamReader, list_quarantined, prune_stream,
-                          read_shard, restore_quarantined)
-from core.storage.shards import (MAX_EXPANSION, SCHEMA_VERSION, SMALL_PAYLOAD_BYTES, ShardEncoder, decode_shard,
-                                 make_header, quarantine_shard, shard_path)
+from core.storage import (
+    Cursor,
+    ExperimentRoot,
+    ShardWriter,
+    StreamReader,
+    list_quarantined,
+    prune_stream,
+    read_shard,
+    restore_quarantined,
+)
+from core.storage.shards import (
+    MAX_EXPANSION,
+    SCHEMA_VERSION,
+    SMALL_PAYLOAD_BYTES,
+    ShardEncoder,
+    decode_shard,
+    make_header,
+    quarantine_shard,
+    shard_path,
+)
 
 RECORDS = [{"id": i, "goal": "|- ( ph -> ph )"} for i in range(6)]
 

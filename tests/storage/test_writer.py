@@ -76,7 +76,13 @@ def test_shard_is_one_checked_zstd_frame_of_json_lines(root: ExperimentRoot) -> 
     lines = payload.decode().splitlines()
     header = json.loads(lines[0])
     assert {k: header[k] for k in ("schema", "stream", "seq", "count", "cursor", "extra")} == {
-        "schema": SCHEMA_VERSION, "stream": "gen-0", "seq": 0, "count": 3, "cursor": None, "extra": {"note": "x"}}
+        "schema": SCHEMA_VERSION,
+        "stream": "gen-0",
+        "seq": 0,
+        "count": 3,
+        "cursor": None,
+        "extra": {"note": "x"},
+    }
     assert header["producer"]["model_version"] == 3 and {"host", "pid", "library"} <= set(header["producer"])
     assert abs(header["created"] - time.time()) < 60
     assert [json.loads(line) for line in lines[1:]] == _records(3)
