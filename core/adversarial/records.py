@@ -53,7 +53,7 @@ class JsonPart:
     """
 
     def to_json(self) -> JSON_OBJECT:
-        return {f.name: _to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {f.name: _to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]  # subclasses are dataclasses
 
     @classmethod
     def from_json(cls: type[Part], data: Any, *, where: str = "record") -> Part:
@@ -61,7 +61,7 @@ class JsonPart:
         if not isinstance(data, Mapping):
             raise RecordError(f"{where}: should be an object, got {_json_type(data)}")
         values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]  # subclasses are dataclasses
             if field.name not in data:
                 if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                     raise RecordError(f"{where}: field {field.name!r} is missing")

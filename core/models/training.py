@@ -104,7 +104,7 @@ class Seq2SeqTrainer:
         if self.schedule == "inverse_sqrt":
             return self.lr * math.sqrt(max(self.warmup_steps, 1) / (step + 1))
         if self.schedule == "cosine":
-            span = max(self.total_steps - self.warmup_steps, 1)  # type: ignore[operator]
+            span = max(self.total_steps - self.warmup_steps, 1)  # type: ignore[operator]  # cosine requires total_steps
             progress = min((step - self.warmup_steps) / span, 1.0)
             cosine = 0.5 * (1 + math.cos(math.pi * progress))
             return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)

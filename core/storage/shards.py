@@ -170,7 +170,7 @@ def decode_shard(data: bytes, *, stream: str, seq: int, where: str) -> tuple[dic
 
 def _corrupt(where: str, reason: str) -> CorruptShardError:
     err = CorruptShardError(f"{where}: {reason}")
-    err.reason = reason  # type: ignore[attr-defined]
+    err.reason = reason  # type: ignore[attr-defined]  # read by quarantine reports
     return err
 
 
