@@ -41,89 +41,49 @@ import math
 from collections.abc import Sequence
 
 from core.metamath.database import Statement
-from core.metamath.environment import BackwardEnv, EnvError, Expansion
-from core.metamath.prooftree import ProofTree, hypothesis_leaf
+from core.metamath.environment import BackwardEnv, Expansion
+from core.search import hypergraph
 from core.search.htps import Critic
+from core.search.hypergraph import Goal, HypergraphSearch, Tactic
 from core.search.policy import BackwardQuery, Proposal
-from core.search.runner import Query, Search, SearchSettings
+from core.search.runner import Query, SearchSettings
 
 
-class GoalNode:
-    """An OR node: a statement to prove."""
+class GoalNode(Goal["TacticNode"]):
+    """An OR node: a statement to prove, with its best path value and the critic's bonus."""
 
-    __slots__ = (
-        "bonus",
-        "depth",
-        "expanded",
-        "failed",
-        "index",
-        "parents",
-        "solved_by",
-        "statement",
-        "tactics",
-        "value",
-    )
+    __slots__ = ("bonus", "value")
 
     def __init__(self, statement: Statement, index: int, depth: int, value: float) -> None:
-        self.statement = statement
-        self.index = index
-        self.depth = depth
+        super().__init__(statement, index, depth)
         self.value = value
         self.bonus = 0.0  # log of the critic's value (0 without a critic)
-        self.parents: list[TacticNode] = []
-        self.tactics: list[TacticNode] = []
-        self.expanded = False
-        self.failed = False
-        self.solved_by: TacticNode | None = None
-
-    @property
-    def solved(self) -> bool:
-        return self.solved_by is not None
 
 
-class TacticNode:
+class TacticNode(Tactic[GoalNode]):
     """An AND node: a valid tactic applied to ``goal``; ``subgoals[i]`` is ``None`` for closed subgoals."""
 
-    __slots__ = ("expansion", "failed", "goal", "logprob", "solved", "subgoals")
-
-    def __init__(self, goal: GoalNode, expansion: Expansion, logprob: float, subgoals: list[GoalNode | None]) -> None:
-        self.goal = goal
-        self.expansion = expansion
-        self.logprob = logprob
-        self.subgoals = subgoals
-        self.solved = False
-        self.failed = False
-
-    def open(self) -> list[GoalNode]:
-        return [s for s in self.subgoals if s is not None]
+    __slots__ = ()
+    expansion: Expansion
 
 
-class BackwardSearch(Search):
+class BackwardSearch(HypergraphSearch[GoalNode]):
     """Best-first search of one theorem in a :class:`BackwardEnv` (see the module docstring)."""
 
-    kind = "backward"
     prover = "backward"
 
     def __init__(self, env: BackwardEnv, settings: SearchSettings, critic: Critic | None = None) -> None:
-        super().__init__(env.db, env.theorem, settings, grammar=env.grammar, kernel=env.kernel)
-        self.env = env
+        super().__init__(env, settings)
         self.critic = critic
-        self.goals: dict[Statement, GoalNode] = {}
         self._heap: list[tuple[float, int, GoalNode]] = []
         self._tie = itertools.count()
         self._expanding: GoalNode | None = None
         self.root = self._goal(env.theorem.statement, 0, 0.0)
-        self.tactic_count = 0
-
-    def node_count(self) -> int:
-        return len(self.goals)
 
     # --- the protocol ----------------------------------------------------------------------------
 
     def _queries(self) -> list[Query]:
-        hypothesis = self.env.hypotheses.get(self.root.statement)
-        if hypothesis is not None:  # the root is one of the theorem's hypotheses: solved at once
-            self._accept(hypothesis_leaf(hypothesis))
+        if self._root_is_hypothesis():
             return []
         while self._heap:
             _, _, goal = heapq.heappop(self._heap)
@@ -137,22 +97,13 @@ class BackwardSearch(Search):
         if goal is None:
             return
         goal.expanded = True
-        ancestors = self._ancestors(goal)
-        seen: set[tuple[Statement, ...]] = {tuple(sorted(t.expansion.open_subgoals)) for t in goal.tactics}
-        for proposal in proposals[0]:
-            result = self.env.apply(goal.statement, proposal.tactic)
-            if isinstance(result, EnvError):
-                self.invalid[result.kind.value] += 1
-                continue
-            self._link(goal, result, proposal.logprob, ancestors, seen)
-            if goal.solved:
-                break
+        above = hypergraph.ancestors(goal)
+        seen = {hypergraph.subgoal_key(t.expansion) for t in goal.tactics}
+        for expansion, logprob in hypergraph.applied(self.env, goal, proposals[0], self.invalid):
+            self._link(goal, expansion, logprob, above, seen)
         if not goal.solved and all(t.failed for t in goal.tactics):
-            self._fail(goal)
-        if self.root.solved:
-            self._accept(self._tree(self.root, {}))
-        elif self.root.failed:
-            self._stop("exhausted")
+            hypergraph.mark_failed(goal)
+        self._end_round()
 
     # --- growing the graph -----------------------------------------------------------------------
 
@@ -173,21 +124,13 @@ class BackwardSearch(Search):
         goal: GoalNode,
         expansion: Expansion,
         logprob: float,
-        ancestors: set[int],
+        above: set[int],
         seen: set[tuple[Statement, ...]],
     ) -> None:
-        key = tuple(sorted(expansion.open_subgoals))
-        if key in seen:
-            self.pruned["duplicate tactic"] += 1
+        reason = hypergraph.rejection(goal, expansion, self.goals, above, seen)
+        if reason is not None:
+            self.pruned[reason] += 1
             return
-        existing = [self.goals.get(s) for s in key]
-        if any(node is not None and (node is goal or node.index in ancestors) for node in existing):
-            self.pruned["cycle"] += 1
-            return
-        if any(node is not None and node.failed for node in existing):
-            self.pruned["failed subgoal"] += 1
-            return
-        seen.add(key)
         depth, value = goal.depth + 1, goal.value + logprob
         subgoals: list[GoalNode | None] = []
         for subgoal in expansion.subgoals:
@@ -202,10 +145,8 @@ class BackwardSearch(Search):
             subgoals.append(node)
         tactic = TacticNode(goal, expansion, logprob, subgoals)
         self.tactic_count += 1
-        goal.tactics.append(tactic)
-        for node in tactic.open():
-            node.parents.append(tactic)
-        self._try_solve(tactic)
+        goal.add_tactic(tactic)
+        hypergraph.mark_solved(tactic)
 
     def _raise(self, node: GoalNode, depth: int, value: float) -> None:
         """Lower ``node``'s depth / raise its value if a new path is better, and its descendants'."""
@@ -224,33 +165,6 @@ class BackwardSearch(Search):
 
     # --- propagation -----------------------------------------------------------------------------
 
-    def _try_solve(self, tactic: TacticNode) -> None:
-        stack = [tactic]
-        while stack:
-            tactic = stack.pop()
-            if tactic.solved or not all(s.solved for s in tactic.open()):
-                continue
-            tactic.solved = True
-            goal = tactic.goal
-            if goal.solved_by is None:
-                goal.solved_by = tactic
-                stack.extend(goal.parents)
-
-    def _fail(self, goal: GoalNode) -> None:
-        stack = [goal]
-        while stack:
-            goal = stack.pop()
-            if goal.failed or goal.solved:
-                continue
-            goal.failed = True
-            for tactic in goal.parents:
-                if tactic.failed:
-                    continue
-                tactic.failed = True
-                parent = tactic.goal
-                if parent.expanded and not parent.solved and all(t.failed for t in parent.tactics):
-                    stack.append(parent)
-
     def _useful(self, goal: GoalNode) -> bool:
         """Whether some path of unfailed tactics through unsolved goals leads from ``goal`` to the root."""
         if goal.solved or goal.failed:
@@ -266,26 +180,3 @@ class BackwardSearch(Search):
                     seen.add(parent.index)
                     stack.append(parent)
         return False
-
-    def _ancestors(self, goal: GoalNode) -> set[int]:
-        """Indices of every goal from which ``goal`` can be reached."""
-        seen: set[int] = set()
-        stack = [goal]
-        while stack:
-            for tactic in stack.pop().parents:
-                parent = tactic.goal
-                if parent.index not in seen:
-                    seen.add(parent.index)
-                    stack.append(parent)
-        return seen
-
-    def _tree(self, goal: GoalNode, built: dict[int, ProofTree]) -> ProofTree:
-        """The proof tree of a solved goal (shared goals give shared subtrees)."""
-        tree = built.get(goal.index)
-        if tree is None:
-            tactic = goal.solved_by
-            if tactic is None:
-                raise ValueError(f"goal {' '.join(goal.statement)!r} is not solved")
-            children = [None if s is None else self._tree(s, built) for s in tactic.subgoals]
-            tree = built[goal.index] = self.env.build_tree(tactic.expansion, children)
-        return tree

@@ -1,10 +1,11 @@
 """HyperTree Proof Search (HTPS, Lample et al. 2022) over an AND/OR hypergraph of Metamath goals.
 
-The graph is the one of :mod:`core.search.backward`: *goal* nodes (OR: solved by any one of their
-tactics) and *tactic* nodes (AND: solved when all their open subgoals are); subgoals equal to a hypothesis
-of the theorem are closed by the environment and never become nodes; equal goals share one node; a tactic
-that would close a cycle, repeat an earlier tactic's subgoals or lead to a failed goal is dropped (counted in
-``pruned``), so the graph stays acyclic. What differs is the order in which goals are expanded.
+The graph is the one of :mod:`core.search.backward`, built with the same :mod:`core.search.hypergraph`:
+*goal* nodes (OR: solved by any one of their tactics) and *tactic* nodes (AND: solved when all their open
+subgoals are); subgoals equal to a hypothesis of the theorem are closed by the environment and never become
+nodes; equal goals share one node; a tactic that would close a cycle, repeat an earlier tactic's subgoals or
+lead to a failed goal is dropped (counted in ``pruned``), so the graph stays acyclic. What differs is the
+order in which goals are expanded.
 
 **Values.** Every goal has ``value``, an estimate of the probability that it is provable within the
 budget: 1 when solved, 0 when failed, the critic's value when not yet expanded (:class:`ConstantCritic`
@@ -47,10 +48,19 @@ from typing import Any, NamedTuple, Protocol
 
 from core.errors import ConfigError
 from core.metamath.database import Statement
-from core.metamath.environment import BackwardEnv, EnvError, Expansion
-from core.metamath.prooftree import ProofTree, hypothesis_leaf
+from core.metamath.environment import BackwardEnv, Expansion
+from core.search.hypergraph import (
+    Goal,
+    HypergraphSearch,
+    Tactic,
+    ancestors,
+    applied,
+    mark_failed,
+    mark_solved,
+    rejection,
+)
 from core.search.policy import BackwardQuery, Proposal
-from core.search.runner import Query, Search, SearchSettings
+from core.search.runner import Query, SearchSettings
 
 # --- Settings -------------------------------------------------------------------------------------
 
@@ -164,81 +174,34 @@ class CriticExample(NamedTuple):
 # --- The hypergraph -------------------------------------------------------------------------------
 
 
-class HGoal:
+class HGoal(Goal["HTactic"]):
     """An OR node: a statement to prove, with its value estimate (see the module docstring)."""
 
-    __slots__ = (
-        "depth",
-        "expanded",
-        "failed",
-        "index",
-        "parents",
-        "prior",
-        "solved_by",
-        "statement",
-        "tactics",
-        "value",
-    )
+    __slots__ = ("prior", "value")
 
     def __init__(self, statement: Statement, index: int, depth: int, prior: float) -> None:
-        self.statement = statement
-        self.index = index
-        self.depth = depth
+        super().__init__(statement, index, depth)
         self.prior = prior  # the critic's value (used while unexpanded)
         self.value = prior
-        self.parents: list[HTactic] = []
-        self.tactics: list[HTactic] = []
-        self.expanded = False
-        self.failed = False
-        self.solved_by: HTactic | None = None
-
-    @property
-    def solved(self) -> bool:
-        return self.solved_by is not None
 
     @property
     def visits(self) -> int:
         return sum(t.visits for t in self.tactics)
 
-    def add_tactic(self, tactic: HTactic) -> None:
-        """Link ``tactic`` (whose ``goal`` is this goal) below it and above its open subgoals."""
-        self.tactics.append(tactic)
-        for subgoal in tactic.open():
-            subgoal.parents.append(tactic)
 
-
-class HTactic:
+class HTactic(Tactic[HGoal]):
     """An AND node: a tactic applied to ``goal``; ``subgoals[i]`` is ``None`` for closed subgoals."""
 
-    __slots__ = (
-        "expansion",
-        "failed",
-        "goal",
-        "logprob",
-        "prior",
-        "solved",
-        "subgoals",
-        "total",
-        "virtual",
-        "visits",
-    )
+    __slots__ = ("prior", "total", "virtual", "visits")
 
     def __init__(
         self, goal: HGoal, expansion: Expansion | None, logprob: float, subgoals: Sequence[HGoal | None]
     ) -> None:
-        self.goal = goal
-        self.expansion = expansion
-        self.logprob = logprob
+        super().__init__(goal, expansion, logprob, subgoals)
         self.prior = 1.0  # the policy's probability, renormalised over the goal's tactics
-        self.subgoals = list(subgoals)
         self.visits = 0
         self.virtual = 0
         self.total = 0.0  # W: summed backed-up values
-        self.solved = False
-        self.failed = False
-
-    def open(self) -> list[HGoal]:
-        return [s for s in self.subgoals if s is not None]
 
 
 def tactic_value(tactic: HTactic) -> float:
@@ -303,40 +266,6 @@ def puct_choice(goal: HGoal, exploration: float) -> HTactic | None:
     return best
 
 
-def mark_solved(tactic: HTactic) -> None:
-    """Solve ``tactic`` if all its open subgoals are solved, and propagate solutions upwards."""
-    stack = [tactic]
-    while stack:
-        tactic = stack.pop()
-        if tactic.solved or not all(s.solved for s in tactic.open()):
-            continue
-        tactic.solved = True
-        goal = tactic.goal
-        if goal.solved_by is None:
-            goal.solved_by = tactic
-            stack.extend(goal.parents)
-
-
-def mark_failed(goal: HGoal) -> list[HGoal]:
-    """Fail ``goal`` and propagate: a tactic fails with any subgoal, an expanded goal with all its tactics.
-    Returns the goals that failed."""
-    failed, stack = [], [goal]
-    while stack:
-        goal = stack.pop()
-        if goal.failed or goal.solved:
-            continue
-        goal.failed = True
-        failed.append(goal)
-        for tactic in goal.parents:
-            if tactic.failed:
-                continue
-            tactic.failed = True
-            parent = tactic.goal
-            if parent.expanded and not parent.solved and all(t.failed for t in parent.tactics):
-                stack.append(parent)
-    return failed
-
-
 class Selection(NamedTuple):
     """One selected hypertree: the (goal, tactic) edges it went through and its unexpanded leaves."""
 
@@ -347,33 +276,24 @@ class Selection(NamedTuple):
 # --- The search -----------------------------------------------------------------------------------
 
 
-class HtpsSearch(Search):
+class HtpsSearch(HypergraphSearch[HGoal]):
     """HyperTree Proof Search of one theorem in a :class:`BackwardEnv` (see the module docstring)."""
 
-    kind = "backward"
     prover = "htps"
 
     def __init__(self, env: BackwardEnv, settings: HtpsSettings, critic: Critic | None = None) -> None:
-        super().__init__(env.db, env.theorem, settings.search_settings(), grammar=env.grammar, kernel=env.kernel)
-        self.env = env
+        super().__init__(env, settings.search_settings())
         self.htps = settings
         self.critic: Critic = critic if critic is not None else ConstantCritic(settings.critic_value)
-        self.goals: dict[Statement, HGoal] = {}
-        self.tactic_count = 0
         self.root = self._new_goals([(env.theorem.statement, 0)])[0]
         self._evaluate([self.root])
         self._selections: list[Selection] = []
         self._leaves: list[HGoal] = []
 
-    def node_count(self) -> int:
-        return len(self.goals)
-
     # --- the protocol ----------------------------------------------------------------------------
 
     def _queries(self) -> list[Query]:
-        hypothesis = self.env.hypotheses.get(self.root.statement)
-        if hypothesis is not None:  # the root is one of the theorem's hypotheses: solved at once
-            self._accept(hypothesis_leaf(hypothesis))
+        if self._root_is_hypothesis():
             return []
         if len(self.goals) >= self.htps.size_limit:
             self._stop("size_limit")
@@ -397,10 +317,7 @@ class HtpsSearch(Search):
                 mark_failed(leaf)
         refresh_values([leaf for leaf, _ in expanded])
         self._back_up()
-        if self.root.solved:
-            self._accept(self._tree(self.root, {}))
-        elif self.root.failed:
-            self._stop("exhausted")
+        self._end_round()
 
     # --- selection -------------------------------------------------------------------------------
 
@@ -467,33 +384,19 @@ class HtpsSearch(Search):
         created: list[HGoal] = []
         if leaf.solved or leaf.failed:
             return created
-        ancestors = self._ancestors(leaf)
+        above = ancestors(leaf)
         seen: set[tuple[Statement, ...]] = set()
-        for proposal in proposals:
-            result = self.env.apply(leaf.statement, proposal.tactic)
-            if isinstance(result, EnvError):
-                self.invalid[result.kind.value] += 1
-                continue
-            created.extend(self._link(leaf, result, proposal.logprob, ancestors, seen))
-            if leaf.solved:
-                break
+        for expansion, logprob in applied(self.env, leaf, proposals, self.invalid):
+            created.extend(self._link(leaf, expansion, logprob, above, seen))
         return created
 
     def _link(
-        self, goal: HGoal, expansion: Expansion, logprob: float, ancestors: set[int], seen: set[tuple[Statement, ...]]
+        self, goal: HGoal, expansion: Expansion, logprob: float, above: set[int], seen: set[tuple[Statement, ...]]
     ) -> list[HGoal]:
-        key = tuple(sorted(expansion.open_subgoals))
-        if key in seen:
-            self.pruned["duplicate tactic"] += 1
+        reason = rejection(goal, expansion, self.goals, above, seen)
+        if reason is not None:
+            self.pruned[reason] += 1
             return []
-        existing = [self.goals.get(s) for s in key]
-        if any(node is not None and (node is goal or node.index in ancestors) for node in existing):
-            self.pruned["cycle"] += 1
-            return []
-        if any(node is not None and node.failed for node in existing):
-            self.pruned["failed subgoal"] += 1
-            return []
-        seen.add(key)
         missing = [
             (s.statement, goal.depth + 1)
             for s in expansion.subgoals
@@ -527,29 +430,6 @@ class HtpsSearch(Search):
             return
         for goal, value in zip(fresh, self.critic.values([g.statement for g in fresh])):
             goal.prior = goal.value = min(1.0, max(0.0, float(value)))
-
-    def _ancestors(self, goal: HGoal) -> set[int]:
-        """Indices of every goal from which ``goal`` can be reached."""
-        seen: set[int] = set()
-        stack = [goal]
-        while stack:
-            for tactic in stack.pop().parents:
-                parent = tactic.goal
-                if parent.index not in seen:
-                    seen.add(parent.index)
-                    stack.append(parent)
-        return seen
-
-    def _tree(self, goal: HGoal, built: dict[int, ProofTree]) -> ProofTree:
-        """The proof tree of a solved goal (shared goals give shared subtrees)."""
-        tree = built.get(goal.index)
-        if tree is None:
-            tactic = goal.solved_by
-            if tactic is None or tactic.expansion is None:
-                raise ValueError(f"goal {' '.join(goal.statement)!r} is not solved")
-            children = [None if s is None else self._tree(s, built) for s in tactic.subgoals]
-            tree = built[goal.index] = self.env.build_tree(tactic.expansion, children)
-        return tree
 
 
 # --- Critic training targets ----------------------------------------------------------------------

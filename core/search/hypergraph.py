@@ -1,0 +1,207 @@
+"""The AND/OR hypergraph of goals that both backward searches build.
+
+Used by the best-first search (:mod:`core.search.backward`) and HTPS (:mod:`core.search.htps`).
+
+*Goal* nodes are OR nodes (a goal is solved by any one of its tactics); *tactic* nodes are AND nodes (a
+tactic solves its goal when all its open subgoals are solved; ``subgoals[i]`` is ``None`` for a subgoal the
+environment closed). :class:`Goal` and :class:`Tactic` hold what both searches keep on a node; each search
+subclasses them with its own scores. The functions here are the graph logic both searches share: linking a
+tactic, solution and failure propagation, the ancestors of a goal, the checks that keep the graph acyclic,
+and rebuilding the proof tree of a solved goal. :class:`HypergraphSearch` is the part of a search that is
+the same in both: the goal table, the root closed by a hypothesis, and the end of a round.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from core.metamath.database import Statement
+from core.metamath.environment import BackwardEnv, EnvError, Expansion
+from core.metamath.prooftree import ProofTree, hypothesis_leaf
+from core.search.policy import Proposal
+from core.search.runner import Search, SearchSettings
+
+GoalT = TypeVar("GoalT", bound="Goal[Any]")
+TacticT = TypeVar("TacticT", bound="Tactic[Any]")
+
+
+class Goal(Generic[TacticT]):
+    """An OR node: a statement to prove, ``depth`` steps below the root (the shortest path known)."""
+
+    __slots__ = ("depth", "expanded", "failed", "index", "parents", "solved_by", "statement", "tactics")
+
+    def __init__(self, statement: Statement, index: int, depth: int) -> None:
+        self.statement = statement
+        self.index = index
+        self.depth = depth
+        self.parents: list[TacticT] = []
+        self.tactics: list[TacticT] = []
+        self.expanded = False
+        self.failed = False
+        self.solved_by: TacticT | None = None
+
+    @property
+    def solved(self) -> bool:
+        return self.solved_by is not None
+
+    def add_tactic(self, tactic: TacticT) -> None:
+        """Link ``tactic`` (whose ``goal`` is this goal) below it and above its open subgoals."""
+        self.tactics.append(tactic)
+        for subgoal in tactic.open():
+            subgoal.parents.append(tactic)
+
+
+class Tactic(Generic[GoalT]):
+    """An AND node: ``expansion`` applied to ``goal``; ``subgoals[i]`` is ``None`` for closed subgoals."""
+
+    __slots__ = ("expansion", "failed", "goal", "logprob", "solved", "subgoals")
+
+    def __init__(
+        self, goal: GoalT, expansion: Expansion | None, logprob: float, subgoals: Sequence[GoalT | None]
+    ) -> None:
+        self.goal = goal
+        self.expansion = expansion
+        self.logprob = logprob
+        self.subgoals = list(subgoals)
+        self.solved = False
+        self.failed = False
+
+    def open(self) -> list[GoalT]:
+        return [s for s in self.subgoals if s is not None]
+
+
+def mark_solved(tactic: Tactic[Any]) -> None:
+    """Solve ``tactic`` if all its open subgoals are solved, and propagate solutions upwards."""
+    stack = [tactic]
+    while stack:
+        tactic = stack.pop()
+        if tactic.solved or not all(s.solved for s in tactic.open()):
+            continue
+        tactic.solved = True
+        goal = tactic.goal
+        if goal.solved_by is None:
+            goal.solved_by = tactic
+            stack.extend(goal.parents)
+
+
+def mark_failed(goal: GoalT) -> list[GoalT]:
+    """Fail ``goal`` and propagate: a tactic fails with any subgoal, an expanded goal with all its tactics.
+    Returns the goals that failed."""
+    failed, stack = [], [goal]
+    while stack:
+        goal = stack.pop()
+        if goal.failed or goal.solved:
+            continue
+        goal.failed = True
+        failed.append(goal)
+        for tactic in goal.parents:
+            if tactic.failed:
+                continue
+            tactic.failed = True
+            parent = tactic.goal
+            if parent.expanded and not parent.solved and all(t.failed for t in parent.tactics):
+                stack.append(parent)
+    return failed
+
+
+def ancestors(goal: Goal[Any]) -> set[int]:
+    """Indices of every goal from which ``goal`` can be reached."""
+    seen: set[int] = set()
+    stack = [goal]
+    while stack:
+        for tactic in stack.pop().parents:
+            parent = tactic.goal
+            if parent.index not in seen:
+                seen.add(parent.index)
+                stack.append(parent)
+    return seen
+
+
+def subgoal_key(expansion: Expansion) -> tuple[Statement, ...]:
+    """The open subgoals of ``expansion`` in a canonical order: two tactics with one key are duplicates."""
+    return tuple(sorted(expansion.open_subgoals))
+
+
+def rejection(
+    goal: Goal[Any],
+    expansion: Expansion,
+    goals: Mapping[Statement, Goal[Any]],
+    above: set[int],
+    seen: set[tuple[Statement, ...]],
+) -> str | None:
+    """Why the tactic ``expansion`` of ``goal`` must not be linked (a ``pruned`` key), or ``None`` if it may.
+
+    ``above``: the :func:`ancestors` of ``goal``; ``seen``: the :func:`subgoal_key` of the tactics already
+    linked, to which an admitted tactic's key is added. Rejected: a repeat of an earlier tactic's subgoals
+    (``duplicate tactic``), a subgoal that is ``goal`` or one of its ancestors (``cycle``), or a subgoal
+    already known to fail (``failed subgoal``).
+    """
+    key = subgoal_key(expansion)
+    if key in seen:
+        return "duplicate tactic"
+    existing = [goals.get(s) for s in key]
+    if any(node is not None and (node is goal or node.index in above) for node in existing):
+        return "cycle"
+    if any(node is not None and node.failed for node in existing):
+        return "failed subgoal"
+    seen.add(key)
+    return None
+
+
+def proof_tree(env: BackwardEnv, goal: Goal[Any], built: dict[int, ProofTree]) -> ProofTree:
+    """The proof tree of a solved goal (shared goals give shared subtrees); ``built`` caches by goal index."""
+    tree = built.get(goal.index)
+    if tree is None:
+        tactic = goal.solved_by
+        if tactic is None or tactic.expansion is None:
+            raise ValueError(f"goal {' '.join(goal.statement)!r} is not solved")
+        children = [None if s is None else proof_tree(env, s, built) for s in tactic.subgoals]
+        tree = built[goal.index] = env.build_tree(tactic.expansion, children)
+    return tree
+
+
+def applied(
+    env: BackwardEnv, goal: Goal[Any], proposals: Sequence[Proposal], invalid: Counter[str]
+) -> Iterator[tuple[Expansion, float]]:
+    """Each valid proposal applied to ``goal``, with its log-probability; refused ones are counted in
+    ``invalid`` by kind. Stops once ``goal`` is solved (checked after the caller took each expansion)."""
+    for proposal in proposals:
+        result = env.apply(goal.statement, proposal.tactic)
+        if isinstance(result, EnvError):
+            invalid[result.kind.value] += 1
+            continue
+        yield result, proposal.logprob
+        if goal.solved:
+            return
+
+
+class HypergraphSearch(Search, Generic[GoalT]):
+    """A backward search of one theorem over a hypergraph of goals; subclasses create :attr:`root`."""
+
+    kind = "backward"
+    root: GoalT
+
+    def __init__(self, env: BackwardEnv, settings: SearchSettings) -> None:
+        super().__init__(env.db, env.theorem, settings, grammar=env.grammar, kernel=env.kernel)
+        self.env = env
+        self.goals: dict[Statement, GoalT] = {}
+        self.tactic_count = 0
+
+    def node_count(self) -> int:
+        return len(self.goals)
+
+    def _root_is_hypothesis(self) -> bool:
+        """Whether the root is one of the theorem's hypotheses, in which case it is solved at once."""
+        hypothesis = self.env.hypotheses.get(self.root.statement)
+        if hypothesis is not None:
+            self._accept(hypothesis_leaf(hypothesis))
+        return hypothesis is not None
+
+    def _end_round(self) -> None:
+        """Accept the proof once the root is solved; stop (``exhausted``) once it failed."""
+        if self.root.solved:
+            self._accept(proof_tree(self.env, self.root, {}))
+        elif self.root.failed:
+            self._stop("exhausted")
