@@ -192,6 +192,12 @@ class ProverTrainerConfig(TrainerConfig):
         choices=("auto", "backward", "forward", "both"),
         help="which prover formats to train; auto follows prover_actor.search.prover",
     )
+    hindsight_max_nodes: int = option(
+        4,
+        min=0,
+        help="hindsight relabelling: up to N intermediate statements of each routed generated rollout become "
+        "theorems of their own, kernel-checked, their examples in the record's replay item (0 = off)",
+    )
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,19 @@
 It reads the result streams of the prover actors (in a group of several trainers, every rank reads them
 all and keeps the records it owns), keeps the records routed to it (by default the theorems the prover
 failed), re-checks each generated proof with the kernel, and turns it into prover examples (backward
-and/or forward format). Batches mix them with the database's train-split examples (``supervised_weight``).
+and/or forward format), with those of the rollout's other intermediate theorems (hindsight relabelling,
+``hindsight_max_nodes``, :mod:`core.adversarial.hindsight`) in the same replay item. Batches mix them with
+the database's train-split examples (``supervised_weight``).
 See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
+from configs.experiment import ProverTrainerConfig
+from core.adversarial.hindsight import hindsight_theorems
 from core.adversarial.records import ResultRecord
 from core.adversarial.topology import wiring_of
 from core.errors import MetamathError
@@ -48,7 +53,31 @@ def derive(job: TrainerJob, record: ResultRecord) -> tuple[list[Example], float]
     examples: list[Example] = []
     for fmt in job.formats:
         examples += tree_examples(job.codec, ws.db, theorem, tree, fmt)  # type: ignore[arg-type]  # set by resume
-    return examples, record.reward
+    return examples + hindsight_examples(job, record, examples), record.reward
+
+
+def hindsight_examples(job: TrainerJob, record: ResultRecord, seen: list[Example]) -> list[Example]:
+    """The examples of the rollout's intermediate theorems (:mod:`core.adversarial.hindsight`) not in ``seen``;
+    steps proving a held-out statement give none."""
+    ws, counters = job.rt.workspace, Counter[str]()
+    relabelled = hindsight_theorems(
+        ws,
+        record.generation,
+        max_nodes=job.section.hindsight_max_nodes if isinstance(job.section, ProverTrainerConfig) else 0,
+        max_statement_tokens=job.spec.max_source_tokens // 2,
+        counters=counters,
+    )
+    for name, count in counters.items():
+        job.rt.add(name, count)
+    known = {(tuple(source), tuple(target)) for source, target in seen}
+    examples: list[Example] = []
+    for item, fmt in ((item, fmt) for item in relabelled for fmt in job.formats):
+        found = tree_examples(job.codec, ws.db, item.theorem, item.tree, fmt, exclude=ws.held_out_statements)  # type: ignore[arg-type]  # set by resume
+        for source, target in found:
+            if (tuple(source), tuple(target)) not in known:
+                known.add((tuple(source), tuple(target)))
+                examples.append((source, target))
+    return examples
 
 
 RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each)

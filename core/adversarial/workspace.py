@@ -64,6 +64,11 @@ class Workspace:
         return frozenset(a.label for name in ("valid", "test") for a in self.splits[name])
 
     @cached_property
+    def held_out_statements(self) -> frozenset[Statement]:
+        """The statements of the valid and test theorems (never a training target, under any hypotheses)."""
+        return frozenset(a.statement for name in ("valid", "test") for a in self.splits[name])
+
+    @cached_property
     def generator_forbidden(self) -> frozenset[str]:
         """Labels the generator may not apply: held-out theorems and the configured forbidden labels."""
         return self.held_out_labels | self.forbidden

@@ -2,7 +2,8 @@
 
 - the generator trainer's REINFORCE moves log-probabilities up for rewards above the baseline and down
   below it; the baseline follows the rewards; the entropy bonus spreads the policy;
-- routing: each trainer keeps exactly the records flagged for it; the prover actor's flags and rewards
+- routing: each trainer keeps exactly the records flagged for it; hindsight relabelling adds the rollout's
+  intermediate theorems to the same replay item (nothing with ``hindsight_max_nodes=0``, no held-out statement); the prover actor's flags and rewards
   follow its outcome and the routing settings; the band reward searches each goal ``attempts`` times;
 - the trainers' batches honour ``replay_min`` and ``supervised_weight``; a restarted trainer refills its
   buffer from the committed window; old checkpoint versions are pruned; the evaluator honours ``every``;
@@ -23,9 +24,11 @@ import torch
 from configs.databases import resolve_database
 from configs.presets import preset
 from core.adversarial.generation import GenerationSettings, TheoremGenerator
+from core.adversarial.hindsight import hindsight_theorems
 from core.adversarial.records import GenerationRecord, ResultRecord, StreamRecord
 from core.metamath.prooftree import ProofTree
 from core.models.decoding import target_logprobs, target_logprobs_and_entropy
+from core.models.examples import tree_examples
 from core.models.formats import build_vocabulary
 from core.models.training import Seq2SeqTrainer, new_model
 from core.models.transformer import ModelConfig, Seq2Seq
@@ -42,6 +45,7 @@ from core.storage import (
 from jobs import _trainer, evaluator, generator_trainer, prover_actor, prover_trainer
 from jobs._role import Runtime, job_seed
 from jobs._trainer import TrainerJob
+from tests.scripted_rollouts import INTERMEDIATE, A, scripted_record
 
 FAST = ["generator_trainer.bootstrap_steps=0", "prover_trainer.bootstrap_steps=0", "database.path=embedded"]
 
@@ -235,6 +239,61 @@ def test_the_prover_trainer_keeps_exactly_the_records_flagged_for_it(runtime) ->
         is None
     )
     assert prover_trainer.derive(trainer, result_of(generation, for_generator_trainer=True)) is None
+
+
+def trained_prover_job(rt: Runtime, hindsight_max_nodes: int) -> TrainerJob:
+    section = dataclasses.replace(rt.config.prover_trainer, hindsight_max_nodes=hindsight_max_nodes)
+    job = prover_job(rt, section)
+    model, vocab = new_database_model(rt.workspace.db, "tiny", max_source_tokens=256, max_target_tokens=64)
+    _trainer.set_model(job, model, vocab)
+    return job
+
+
+def published_examples(job: TrainerJob, generation: GenerationRecord) -> list[tuple[list[int], list[int]]]:
+    """What the prover learnt from a generated record before hindsight: its published theorem's examples."""
+    ws = job.rt.workspace
+    theorem, tree = generation.goal.theorem(ws), ProofTree.from_json(generation.proof)
+    return tree_examples(job.codec, ws.db, theorem, tree, "backward")  # type: ignore[arg-type]
+
+
+def test_without_hindsight_the_prover_learns_the_published_theorem_only(runtime) -> None:
+    rt = runtime("prover_trainer")
+    job = trained_prover_job(rt, 0)
+    generation = scripted_record(rt.workspace)
+    kept = prover_trainer.derive(job, result_of(generation, for_prover_trainer=True))
+    assert kept is not None and kept[0] == published_examples(job, generation)
+
+
+def test_hindsight_adds_the_intermediate_theorems_to_the_same_replay_item(runtime) -> None:
+    rt = runtime("prover_trainer")
+    job = trained_prover_job(rt, 4)
+    generation = scripted_record(rt.workspace)
+    kept = prover_trainer.derive(job, result_of(generation, for_prover_trainer=True))
+    assert kept is not None
+    published = published_examples(job, generation)
+    beside = next(t for t in hindsight_theorems(rt.workspace, generation, max_nodes=4, max_statement_tokens=128)
+                  if " ".join(t.theorem.statement) == INTERMEDIATE[1])  # fmt: skip
+    new = [e for e in tree_examples(job.codec, rt.workspace.db, beside.theorem, beside.tree, "backward")  # type: ignore[arg-type]
+           if e not in published]  # fmt: skip
+    # the theorem inside the published proof has the same (hypothesis-free) examples: deduplicated away
+    assert len(new) == 2 and kept[0] == published + new
+    assert rt.counters["hindsight_theorems"] == 2
+    assert prover_trainer.derive(job, result_of(generation, for_generator_trainer=True)) is None  # same routing
+
+
+def test_hindsight_never_trains_on_a_held_out_statement(runtime, monkeypatch) -> None:
+    rt = runtime("prover_trainer")
+    job = trained_prover_job(rt, 4)
+    generation = scripted_record(rt.workspace)
+    published = published_examples(job, generation)
+    held_out = {tuple(text.split()) for text in INTERMEDIATE}
+    monkeypatch.setitem(vars(rt.workspace), "held_out_statements", frozenset(held_out))
+    kept = prover_trainer.derive(job, result_of(generation, for_prover_trainer=True))
+    assert kept is not None and kept[0] == published
+    inner = f"|- ( {A} -> ( ch -> {A} ) )"  # a step inside the theorem beside the published proof
+    monkeypatch.setitem(vars(rt.workspace), "held_out_statements", frozenset({tuple(inner.split())}))
+    kept = prover_trainer.derive(job, result_of(generation, for_prover_trainer=True))
+    assert kept is not None and len(kept[0]) == len(published) + 1  # the relabelled theorem's own step only
 
 
 # --- the prover actor: outcomes, rewards, flags, attempts -------------------------------------------------------
