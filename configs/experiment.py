@@ -192,6 +192,10 @@ class ProverTrainerConfig(TrainerConfig):
         choices=("auto", "backward", "forward", "both"),
         help="which prover formats to train; auto follows prover_actor.search.prover",
     )
+    learn_from_own_proofs: bool = option(
+        False,
+        help="also learn from the proofs the prover actors found (expert iteration; setup prover-only always does)",
+    )
 
 
 @dataclass(frozen=True)
