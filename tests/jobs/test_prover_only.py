@@ -155,3 +155,21 @@ def test_prover_only_runs_and_its_trainer_holds_exactly_the_proved_train_theorem
     assert latest.meta["cursors"]["0"] == {"prover-actor-00": stream_bounds(root, "prover-actor-00")[1]}
     assert assert_routed(root) == 16
     assert_reconciled(root)
+
+
+@pytest.mark.slow
+def test_adversarial_prover_trainer_learns_its_own_proofs_when_told(tmp_path: Path) -> None:
+    root = prepared_root(tmp_path / "exp", "adversarial", "prover_trainer.learn_from_own_proofs=true")
+    for role in ("prover_trainer", "generator_trainer"):
+        assert run_role(role, root, max_steps=0) == "finished"
+    assert run_role("generator_actor", root, max_records=6) == "finished"
+    assert run_role("prover_actor", root, max_records=6) == "finished"
+    assert run_role("prover_trainer", root, max_steps=2) == "finished"
+    results = records(root, "prover-actor-00")
+    assert assert_routed(root) == len(results) == 6 and all(r["for_prover_trainer"] for r in results)
+    own = {
+        (r["generation"]["goal"]["statement"], json.dumps(r["proof"], sort_keys=True)) for r in results if r["proved"]
+    }
+    failed = [r for r in results if not r["proved"]]
+    assert own and failed, "the tiny prover should prove some and fail some of 6 goals"
+    assert CheckpointStore(root, "prover").latest().meta["counters"]["buffer"] == len(own) + len(failed)
