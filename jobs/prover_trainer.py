@@ -20,7 +20,7 @@ from typing import Any
 
 from configs.experiment import ExperimentConfig
 from core.adversarial.records import ResultRecord
-from core.adversarial.topology import GIVEN_PROOFS, OWN_PROOFS, prover_learns_from, wiring_of
+from core.adversarial.topology import BOTH_PROOFS, GIVEN_PROOFS, prover_learns_from, wiring_of
 from core.errors import MetamathError
 from core.metamath.database import Assertion
 from core.metamath.prooftree import ProofTree, check_tree
@@ -68,8 +68,11 @@ def proofs_to_learn(config: ExperimentConfig, record: ResultRecord) -> list[tupl
     today's rule), and the prover's own proof of a proved goal when it learns from those (prover-only: only
     those; the given proof is then the database's)."""
     learns = prover_learns_from(config.setup, config.prover_trainer.learn_from_own_proofs)
+    given = learns == GIVEN_PROOFS or (  # given only: the routing flag alone decides, as it always did
+        learns == BOTH_PROOFS and (not record.proved or not config.routing.prover_send_only_failed)
+    )
     proofs = []
-    if learns != OWN_PROOFS and (not record.proved or not config.routing.prover_send_only_failed):
+    if given:
         proofs.append((record.generation.proof, False))
     if learns != GIVEN_PROOFS and record.proved and record.proof is not None:
         proofs.append((record.proof, True))

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from core.adversarial.records import GenerationRecord, ResultRecord
+from core.adversarial.topology import prover_learns_from, routed_to_prover_trainer
 from core.adversarial.workspace import Workspace
 from core.metamath.database import Assertion
 from core.metamath.prooftree import tree_from_proof
@@ -123,11 +124,17 @@ def test_prover_only_refuses_a_held_out_theorem_and_a_proof_of_another_theorem(t
 def test_learn_from_own_proofs_adds_the_provers_proofs_of_generated_theorems(own: bool, tmp_path: Path) -> None:
     with trainer_job(tmp_path, "adversarial", f"prover_trainer.learn_from_own_proofs={str(own).lower()}") as job:
         theorem = job.rt.workspace.train_theorems()[0]
-        proved = result_of(job, theorem, theorem, generated=True)
-        given = prover_trainer.proofs_to_learn(job.rt.config, proved)  # sent only failures: no given proof
-        assert given == ([(proved.proof, True)] if own else [])
+        config = job.rt.config
+        learns = prover_learns_from(config.setup, own)
+        routed = routed_to_prover_trainer(learns, proved=True, send_only_failed=config.routing.prover_send_only_failed)
+        proved = dataclasses.replace(result_of(job, theorem, theorem, generated=True), for_prover_trainer=routed)
+        assert routed == own  # sent failures only: a proved theorem goes to the trainer for its own proof alone
+        assert absorbed(job, proved, 0) == int(own)
+        if own:
+            assert prover_trainer.proofs_to_learn(config, proved) == [(proved.proof, True)]
         failed = result_of(job, theorem, None, generated=True)
-        assert prover_trainer.proofs_to_learn(job.rt.config, failed) == [(failed.generation.proof, False)]
+        assert prover_trainer.proofs_to_learn(config, failed) == [(failed.generation.proof, False)]
+        assert absorbed(job, failed, 1) == 1
 
 
 # --- the roles, in-process ------------------------------------------------------------------------------------
