@@ -198,6 +198,10 @@ class ProverTrainerConfig(TrainerConfig):
         help="hindsight relabelling: up to N intermediate statements of each routed generated rollout become "
         "theorems of their own, kernel-checked, their examples in the record's replay item (0 = off)",
     )
+    learn_from_own_proofs: bool = option(
+        False,
+        help="also learn from the proofs the prover actors found (expert iteration; setup prover-only always does)",
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Every preset is runnable as is (``./launch.sh local --preset NAME --exp DIR``) a
 - ``mm_adv_bwd_debug_local`` / ``mm_adv_fwd_debug_local``: Evariste's debug setups on Metamath, with the
   backward (best-first) or the forward (greedy) prover.
 - one preset per setup: ``adversarial``, ``fixed_prover``, ``fixed_generator``, ``generator_only``,
-  ``generator_reward``, ``supervised_only`` (tiny-scale, so each runs in minutes on a laptop).
+  ``generator_reward``, ``supervised_only``, ``prover_only`` (tiny-scale, so each runs in minutes on a laptop).
 - ``prop_adversarial`` / ``prop_supervised``: the learning experiment on prop.mm (see the README).
 """
 
@@ -141,6 +141,12 @@ def supervised_only() -> ExperimentConfig:
     return _setup(config, "supervised-only", generator_actor=0, prover_actor=0, generator_trainer=0)
 
 
+def prover_only() -> ExperimentConfig:
+    """No generator (Evariste's PROVER_ONLY, expert iteration): the prover actors search the train split's
+    theorems and the prover trainer learns from the proofs they found, beside the database's examples."""
+    return _setup(_tiny("prover_only"), "prover-only", generator_actor=0, generator_trainer=0)
+
+
 def _prop(name: str) -> ExperimentConfig:
     """The learning experiment's scale: a small prover (start it from a supervised checkpoint with
     ``--set prover_trainer.init_checkpoint=...``), a tiny generator bootstrapped on the database, the
@@ -186,6 +192,7 @@ PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
     "generator_only": generator_only,
     "generator_reward": generator_reward,
     "supervised_only": supervised_only,
+    "prover_only": prover_only,
     "prop_adversarial": prop_adversarial,
     "prop_supervised": prop_supervised,
 }

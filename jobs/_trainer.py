@@ -89,6 +89,7 @@ class TrainerJob:
     new_rewards: list[float] = field(default_factory=list)  # rewards of the records read since the last metrics point
     metrics_mark: tuple[float, int, int] | None = None  # (time, step, records in) at the last metrics point
     database: list[Example] | None = None  # the train split's examples, built once
+    seen: set[str] = field(default_factory=set)  # keys of what the buffer was given once (a role's dedup), per buffer
 
 
 class Rules(NamedTuple):
@@ -157,6 +158,7 @@ def reseed(job: TrainerJob, restart: int) -> None:
     job.rt.restart = restart
     job.rng = random.Random(job.rt.seed)
     job.buffer = ReplayBuffer(job.section.replay_max, job.section.replay_sampling, seed=job.rt.seed)
+    job.seen = set()
 
 
 def set_model(job: TrainerJob, model: Seq2Seq, vocab: Vocabulary) -> None:

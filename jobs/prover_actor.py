@@ -7,20 +7,35 @@ with the configured prover and budget (many goals at once, their model calls bat
 proof with the kernel, computes the generator's reward, and publishes one result record per goal on its
 stream ``prover-actor-RR``. Each shard's header commits the input cursor: after a crash it resumes exactly
 after the last committed input. It hot-reloads the newest prover checkpoint between batches.
+
+In setup ``prover-only`` it reads no stream: it takes its goals from the database's train split (its share
+of it, in an order seeded by the experiment's seed, its rank and restart counter; never a valid or test
+theorem), and routes the theorems it proved, with their proofs, to the prover trainer (expert iteration).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from configs.experiment import ExperimentConfig
 from core.adversarial.records import GenerationRecord, ResultRecord, decode_records
 from core.adversarial.rewards import reward
-from core.adversarial.topology import PROVER_CHECKPOINTS, job_name, wiring_of
-from core.errors import MetamathError, RecordError
+from core.adversarial.topology import (
+    PROVER_CHECKPOINTS,
+    TRAIN_SPLIT,
+    job_name,
+    prover_actor_reads_train_split,
+    prover_learns_from,
+    wiring_of,
+)
+from core.adversarial.workspace import Workspace
+from core.errors import ConfigError, MetamathError, RecordError
 from core.metamath.database import Assertion
+from core.metamath.prooftree import tree_from_proof
 from core.metrics import mean
 from core.models.checkpoint import load_version
 from core.search.evaluation import prove_theorems
@@ -71,15 +86,20 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         return rt.finish()
     reloader.use(info)
 
+    own_goals = prover_actor_reads_train_split(config.setup)
     writer = ShardWriter(
         rt.root,
         job_name("prover_actor", rank),
         max_records=config.prover_actor.shard_records,
         max_age_s=config.prover_actor.shard_seconds,
-        committing=True,
+        committing=not own_goals,  # train-split goals: no input cursor to commit
         producer={"role": "prover_actor", "rank": rank},
         **ResultRecord.header_fields(),
     )
+    if own_goals:
+        produced, pruned = prove_train_split(rt, writer, policy_box, reloader, max_records)
+        writer.close()
+        return rt.finish(records_out=produced, **pruned)
     cursor = writer.last_cursor()
     reader = StreamReader(rt.root, wiring_of(config).read_by("prover_actor", rank), cursor)
     logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
@@ -115,12 +135,69 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     return rt.finish(records_out=produced, **pruner.summary())
 
 
+def prove_train_split(
+    rt: Runtime, writer: ShardWriter, policy_box: dict[str, Any], reloader: Reloader, max_records: int | None
+) -> tuple[int, dict[str, Any]]:
+    """Prover-only: search the train split's theorems (``batch_goals`` at a time), one result record each,
+    until the job must stop or has produced ``max_records``; returns how many it produced, and the pruning
+    summary."""
+    config = rt.config
+    settings = config.prover_actor.search
+    pruner = Pruner(rt.root, config, [writer.stream])
+    goals = train_split_goals(rt.workspace, rt.rank, config.prover_actor.count, rt.seed)
+    stream = f"{TRAIN_SPLIT}-{rt.rank:02d}"
+    produced = 0
+    window: list[ResultRecord] = []
+    window_start = time.time()
+    rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
+    while rt.running() and (max_records is None or produced < max_records):
+        reloader.maybe_reload()
+        pruner.maybe_prune()
+        size = settings.batch_goals if max_records is None else min(settings.batch_goals, max_records - produced)
+        theorems = [next(goals) for _ in range(size)]
+        rt.add("records_in", len(theorems))
+        rt.update(state="proving")
+        batch = [(database_goal(rt.workspace, theorem, stream), theorem) for theorem in theorems]
+        results = prove_goals(rt, batch, policy_box, settings)
+        for record in results:
+            writer.append(record.to_json())
+        produced += len(results)
+        window += results
+        writer.maybe_flush()
+        rt.update(records_out=produced)
+        if window and rt.timed_scalars(result_scalars(window, time.time() - window_start)):
+            window, window_start = [], time.time()
+    if window:
+        rt.timed_scalars(result_scalars(window, time.time() - window_start), force=True)
+    return produced, pruner.summary()
+
+
+def train_split_goals(ws: Workspace, rank: int, count: int, seed: int) -> Iterator[Assertion]:
+    """Rank ``rank``'s share of the train split (every ``count``-th theorem), endlessly, each pass in a new
+    order drawn from ``seed``. Only train theorems: the valid and test ones are never goals."""
+    share = [t for i, t in enumerate(ws.train_theorems()) if i % max(count, 1) == rank]
+    share = [t for t in share if t.label not in ws.held_out_labels]
+    if not share:
+        raise ConfigError(
+            f"prover actor {rank}: the train split gives it no theorem (database.splits, prover_actor.count)"
+        )
+    rng = random.Random(seed)
+    while True:
+        order = list(share)
+        rng.shuffle(order)
+        yield from order
+
+
+def database_goal(ws: Workspace, theorem: Assertion, stream: str) -> GenerationRecord:
+    """The generation record of a train theorem searched in prover-only (its database proof included)."""
+    return GenerationRecord.of_database(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream=stream)
+
+
 def prove_batch(
     rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], settings: SearchSettings
 ) -> list[ResultRecord]:
     """Search every goal of one input shard; one result record per generation record."""
     ws = rt.workspace
-    config = rt.config
     goals: list[tuple[GenerationRecord, Assertion]] = []
     for record in decode_records(GenerationRecord, batch.header, batch.records, stream=batch.stream):
         rt.add("records_in")
@@ -131,6 +208,14 @@ def prove_batch(
         except (MetamathError, RecordError) as error:
             rt.add("malformed_goals")
             logger.warning("%s: skipping malformed generation record: %s", rt.name, error)
+    return prove_goals(rt, goals, policy_box, settings)
+
+
+def prove_goals(
+    rt: Runtime, goals: list[tuple[GenerationRecord, Assertion]], policy_box: dict[str, Any], settings: SearchSettings
+) -> list[ResultRecord]:
+    """Search every goal (its model calls batched); one result record per goal, in order."""
+    ws, config = rt.workspace, rt.config
     if not goals:
         return []
     attempts = attempts_per_goal(config)
@@ -191,6 +276,7 @@ def result_record(rt: Runtime, generation: GenerationRecord, tries: list[SearchR
         reward=value,
         generator_send_only_failed=config.routing.generator_send_only_failed,
         prover_send_only_failed=config.routing.prover_send_only_failed,
+        prover_learns=prover_learns_from(config.setup, config.prover_trainer.learn_from_own_proofs),
     )
 
 

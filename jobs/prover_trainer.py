@@ -1,4 +1,4 @@
-"""The prover trainer: learns from the proofs of the generated theorems the prover failed on.
+"""The prover trainer: learns from the proofs of the generated theorems the prover failed on (and its own).
 
     python -m jobs.prover_trainer --exp ROOT [--rank R] [--minutes M] [--max-steps N]
 
@@ -8,19 +8,25 @@ failed), re-checks each generated proof with the kernel, and turns it into prove
 and/or forward format), with those of the rollout's other intermediate theorems (hindsight relabelling,
 ``hindsight_max_nodes``, :mod:`core.adversarial.hindsight`) in the same replay item. Batches mix them with
 the database's train-split examples (``supervised_weight``).
-See :mod:`jobs._trainer`.
+In setup ``prover-only`` (and with ``prover_trainer.learn_from_own_proofs``) it learns from the proofs the
+prover actors found too (expert iteration): re-checked by the kernel like any proof, and deduplicated (one
+example set per distinct theorem and proof in the replay buffer's life). See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
+from typing import Any
 
-from configs.experiment import ProverTrainerConfig
+from configs.experiment import ExperimentConfig, ProverTrainerConfig
 from core.adversarial.hindsight import hindsight_theorems
 from core.adversarial.records import ResultRecord
-from core.adversarial.topology import wiring_of
+from core.adversarial.topology import BOTH_PROOFS, GIVEN_PROOFS, prover_learns_from, wiring_of
 from core.errors import MetamathError
+from core.metamath.database import Assertion
 from core.metamath.prooftree import ProofTree, check_tree
 from core.models.examples import tree_examples
 from core.models.training import Example, train_loop
@@ -44,15 +50,26 @@ def derive(job: TrainerJob, record: ResultRecord) -> tuple[list[Example], float]
         if theorem.label in ws.held_out_labels:
             rt.add("held_out_skipped")
             return None
-        tree = ProofTree.from_json(record.generation.proof)
-        check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
+        trees = []
+        for proof, own in proofs_to_learn(rt.config, record):
+            tree = ProofTree.from_json(proof)
+            check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
+            trees.append((tree, own))
     except MetamathError as error:
         rt.add("rejected_records")
         logger.warning("%s: skipping record %s: %s", rt.name, record.id, error)
         return None
     examples: list[Example] = []
-    for fmt in job.formats:
-        examples += tree_examples(job.codec, ws.db, theorem, tree, fmt)  # type: ignore[arg-type]  # set by resume
+    for tree in [tree for tree, own in trees if not own or first_time(job, theorem, tree)]:
+        for fmt in job.formats:
+            examples += tree_examples(  # no step that proves a valid or test statement is learned
+                job.codec,  # type: ignore[arg-type]  # set by resume
+                ws.db,
+                theorem,
+                tree,
+                fmt,
+                exclude=ws.held_out_statements,
+            )
     return examples + hindsight_examples(job, record, examples), record.reward
 
 
@@ -78,6 +95,37 @@ def hindsight_examples(job: TrainerJob, record: ResultRecord, seen: list[Example
                 known.add((tuple(source), tuple(target)))
                 examples.append((source, target))
     return examples
+
+
+def proofs_to_learn(config: ExperimentConfig, record: ResultRecord) -> list[tuple[dict[str, Any], bool]]:
+    """The proofs a routed record teaches, each with whether it is the prover's own
+    (:func:`core.adversarial.topology.prover_learns_from`): the one that came with the goal (routed by
+    today's rule), and the prover's own proof of a proved goal when it learns from those (prover-only: only
+    those; the given proof is then the database's)."""
+    learns = prover_learns_from(config.setup, config.prover_trainer.learn_from_own_proofs)
+    given = learns == GIVEN_PROOFS or (  # given only: the routing flag alone decides, as it always did
+        learns == BOTH_PROOFS and (not record.proved or not config.routing.prover_send_only_failed)
+    )
+    proofs = []
+    if given:
+        proofs.append((record.generation.proof, False))
+    if learns != GIVEN_PROOFS and record.proved and record.proof is not None:
+        proofs.append((record.proof, True))
+    return proofs
+
+
+def first_time(job: TrainerJob, theorem: Assertion, tree: ProofTree) -> bool:
+    """True the first time this theorem (statement, hypotheses, ``$d``) and proof reach the job's buffer."""
+    key = json.dumps(
+        [theorem.statement, [h.statement for h in theorem.essential], sorted(theorem.disjoint), tree.to_json()],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    if digest in job.seen:
+        job.rt.add("duplicate_proofs_skipped")
+        return False
+    job.seen.add(digest)
+    return True
 
 
 RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, Union
 
 from core.adversarial.generation import Generated, Step
+from core.adversarial.topology import GIVEN_PROOFS, routed_to_prover_trainer
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError, NewerFormatError, RecordError
 from core.metamath.database import Assertion
@@ -338,10 +339,13 @@ class ResultRecord(StreamRecord):
         reward: float,
         generator_send_only_failed: bool,
         prover_send_only_failed: bool,
+        prover_learns: str = GIVEN_PROOFS,
     ) -> ResultRecord:
         """A prover actor's outcome on ``generation`` from its searches ``tries`` (at least one), and its routing:
         a failure goes to both trainers; a success to a trainer unless it is sent failures only; a database
-        theorem never to the generator trainer."""
+        theorem never to the generator trainer. ``prover_learns`` (:func:`core.adversarial.topology.prover_learns_from`)
+        ``own`` routes only the proved ones to the prover trainer (their ``proof`` is what it learns), ``both``
+        the proved ones too."""
         successes = sum(r.proved for r in tries)
         proved = successes > 0
         best = next((r for r in tries if r.proved), tries[0])
@@ -356,7 +360,9 @@ class ResultRecord(StreamRecord):
             search=best.to_json(include_proof=False),
             reward=reward,
             for_generator_trainer=generation.generated and (not proved or not generator_send_only_failed),
-            for_prover_trainer=not proved or not prover_send_only_failed,
+            for_prover_trainer=routed_to_prover_trainer(
+                prover_learns, proved=proved, send_only_failed=prover_send_only_failed
+            ),
         )
 
 

@@ -15,6 +15,10 @@ its checkpoints (:func:`core.storage.group_cursor` is what the group has committ
 reads the generation streams in the heuristic-reward setups, the prover actors' results otherwise. The
 evaluator writes ``evaluator-00``, which no job consumes: it is the benchmark's record, read by
 ``jobs.status`` and the launcher's progress report, and kept whole.
+
+In ``prover-only`` (Evariste's PROVER_ONLY: expert iteration) no generator runs: each prover actor takes its
+goals from the database's train split itself (:data:`TRAIN_SPLIT`; it reads no stream), and the prover
+trainer learns from the proofs the prover found (:func:`prover_learns_from`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ GENERATOR_CHECKPOINTS = "generator"
 EVALUATION_STREAM = "evaluator-00"
 
 GENERATIONS, RESULTS, EVALUATIONS = "generations", "results", "evaluations"  # the kinds of stream
+TRAIN_SPLIT = "train-split"  # where the prover actors of prover-only take their goals (no stream)
+GIVEN_PROOFS, OWN_PROOFS, BOTH_PROOFS = "given", "own", "both"  # what the prover trainer learns from
 IN_STREAM, IN_CHECKPOINT = "stream", "checkpoint"  # where a consumer commits its cursor
 
 EVALUATIONS_UNREAD = (
@@ -63,17 +69,21 @@ def generation_stream(generator_rank: int, prover_rank: int) -> str:
 @dataclass(frozen=True)
 class Setup:
     """One setup: the roles it needs (count >= 1), those it must not run (count == 0; the others are
-    optional), and what the generator trainer learns from (``generations``: their heuristic score is the
-    reward; ``results``: the prover's reward)."""
+    optional), what the generator trainer learns from (``generations``: their heuristic score is the
+    reward; ``results``: the prover's reward), and where the prover actors take their goals
+    (``generations``: the generation streams; ``train-split``: the database's train split)."""
 
     name: str
     required: frozenset[str]
     absent: frozenset[str]
     generator_trainer_reads: str
+    prover_goals: str = GENERATIONS
 
 
-def _setup(name: str, required: str, absent: str = "", generator_trainer_reads: str = RESULTS) -> Setup:
-    return Setup(name, frozenset(required.split()), frozenset(absent.split()), generator_trainer_reads)
+def _setup(
+    name: str, required: str, absent: str = "", generator_trainer_reads: str = RESULTS, prover_goals: str = GENERATIONS
+) -> Setup:
+    return Setup(name, frozenset(required.split()), frozenset(absent.split()), generator_trainer_reads, prover_goals)
 
 
 SETUP_TABLE: dict[str, Setup] = {
@@ -94,6 +104,12 @@ SETUP_TABLE: dict[str, Setup] = {
             generator_trainer_reads=GENERATIONS,
         ),
         _setup("supervised-only", "prover_trainer", "generator_actor prover_actor"),
+        _setup(
+            "prover-only",
+            "prover_actor prover_trainer",
+            "generator_actor generator_trainer",
+            prover_goals=TRAIN_SPLIT,
+        ),
     )
 }
 SETUPS = tuple(SETUP_TABLE)
@@ -120,6 +136,29 @@ def check_role_counts(setup: str, counts: Mapping[str, int]) -> None:
 def generator_trainer_reads_generations(setup: str) -> bool:
     """In the heuristic-reward setups the generator trainer reads the generation streams (else the results)."""
     return setup_named(setup).generator_trainer_reads == GENERATIONS
+
+
+def prover_actor_reads_train_split(setup: str) -> bool:
+    """In ``prover-only`` the prover actors take their goals from the train split (they read no stream)."""
+    return setup_named(setup).prover_goals == TRAIN_SPLIT
+
+
+def prover_learns_from(setup: str, own_proofs: bool = False) -> str:
+    """What the prover trainer learns from: the proofs that came with the goals (``given``: the generator's
+    proofs of the theorems routed to it), the proofs the prover found itself (``own``: prover-only, where the
+    given proofs are the database's), or ``both`` (``prover_trainer.learn_from_own_proofs`` elsewhere)."""
+    if prover_actor_reads_train_split(setup):
+        return OWN_PROOFS
+    return BOTH_PROOFS if own_proofs else GIVEN_PROOFS
+
+
+def routed_to_prover_trainer(learns: str, *, proved: bool, send_only_failed: bool) -> bool:
+    """Whether a result goes to the prover trainer: a found proof when it learns from its own proofs, and
+    (unless it learns from its own proofs only) a failure, or a success unless it is sent failures only."""
+    given = not proved or not send_only_failed
+    if learns == OWN_PROOFS:
+        return proved
+    return given or (proved and learns == BOTH_PROOFS)
 
 
 # --- the table ----------------------------------------------------------------------------------------------

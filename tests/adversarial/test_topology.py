@@ -7,16 +7,22 @@ import dataclasses
 import pytest
 
 from core.adversarial.topology import (
+    BOTH_PROOFS,
     EVALUATION_STREAM,
     GENERATIONS,
+    GIVEN_PROOFS,
     IN_CHECKPOINT,
     IN_STREAM,
+    OWN_PROOFS,
     RESULTS,
     ROLES,
     SETUP_TABLE,
     SETUPS,
     Wiring,
     check_role_counts,
+    prover_actor_reads_train_split,
+    prover_learns_from,
+    routed_to_prover_trainer,
     wiring,
 )
 from core.errors import ConfigError
@@ -119,3 +125,35 @@ def test_counts_a_setup_does_not_accept_are_refused() -> None:
         check_role_counts("fixed-prover", counts_for("adversarial", many=False))
     with pytest.raises(ConfigError, match="setup 'supervised-only' needs prover_trainer.count >= 1"):
         check_role_counts("supervised-only", {})
+
+
+def test_prover_only_runs_no_generator_and_feeds_the_provers_results_to_its_trainer() -> None:
+    table = wiring("prover-only", counts_for("prover-only", many=True))
+    assert table.stream_names() == ["prover-actor-00", "prover-actor-01", "prover-actor-02", EVALUATION_STREAM]
+    assert all(table.read_by("prover_actor", rank) == [] for rank in range(3))  # goals from the train split
+    assert [c.name for c in table.consumers_of("prover-actor-02")] == ["prover-trainer"]
+    assert prover_actor_reads_train_split("prover-only")
+    assert not any(prover_actor_reads_train_split(setup) for setup in SETUPS if setup != "prover-only")
+    with pytest.raises(ConfigError, match="setup 'prover-only' runs no generator_actor"):
+        check_role_counts("prover-only", counts_for("adversarial", many=False))
+
+
+@pytest.mark.parametrize(
+    "setup, own_proofs, send_only_failed, routed",
+    [  # routed: (failed, proved) -> whether the prover trainer gets the result
+        ("adversarial", False, True, (True, False)),  # today's default: failures only
+        ("adversarial", False, False, (True, True)),
+        ("adversarial", True, True, (True, True)),  # learn_from_own_proofs: the proved ones too
+        ("prover-only", False, True, (False, True)),  # expert iteration: the proved ones only
+        ("prover-only", False, False, (False, True)),
+    ],
+)
+def test_what_the_prover_trainer_is_sent(
+    setup: str, own_proofs: bool, send_only_failed: bool, routed: tuple[bool, bool]
+) -> None:
+    learns = prover_learns_from(setup, own_proofs)
+    assert learns == (OWN_PROOFS if setup == "prover-only" else BOTH_PROOFS if own_proofs else GIVEN_PROOFS)
+    assert (
+        tuple(routed_to_prover_trainer(learns, proved=p, send_only_failed=send_only_failed) for p in (False, True))
+        == routed
+    )

@@ -98,6 +98,15 @@ def test_setup_requires_and_forbids_roles() -> None:
         preset("tiny").with_overrides(["prover_trainer.count=0"])
 
 
+def test_prover_only_runs_no_generator() -> None:
+    config = preset("tiny").with_overrides(
+        ["setup=prover-only", "generator_actor.count=0", "generator_trainer.count=0"]
+    )
+    assert config == dataclasses.replace(preset("prover_only"), preset="tiny")
+    with pytest.raises(ConfigError, match="setup 'prover-only' runs no generator_actor"):  # the twin: a generator
+        preset("tiny").with_overrides(["setup=prover-only", "generator_trainer.count=0"])
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_builds_and_names_itself(name: str) -> None:
     assert preset(name).preset == name

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from core.adversarial.topology import prover_learns_from, routed_to_prover_trainer
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 from jobs import status
 from tests.roles import experiment, run_role
@@ -71,12 +72,16 @@ def assert_reconciled(root: ExperimentRoot) -> dict[str, Any]:
 
 def assert_routed(root: ExperimentRoot) -> int:
     """Every result carries the routing flags its outcome and the configuration call for."""
-    routing = status.ExperimentConfig.from_dict(root.config).routing
+    config = status.ExperimentConfig.from_dict(root.config)
+    routing = config.routing
+    learns = prover_learns_from(config.setup, config.prover_trainer.learn_from_own_proofs)
     checked = 0
     for stream in root.streams("prover-actor-"):
         for record in records(root, stream):
             from_generator = record["generation"]["source"] == "generator"
-            assert record["for_prover_trainer"] == (not record["proved"] or not routing.prover_send_only_failed)
+            assert record["for_prover_trainer"] == routed_to_prover_trainer(
+                learns, proved=record["proved"], send_only_failed=routing.prover_send_only_failed
+            )
             assert record["for_generator_trainer"] == (
                 from_generator and (not record["proved"] or not routing.generator_send_only_failed)
             )
@@ -85,7 +90,8 @@ def assert_routed(root: ExperimentRoot) -> int:
 
 
 def assert_hygienic(root: ExperimentRoot) -> int:
-    """No generation record is a held-out theorem or starts from one (their proofs would reach training)."""
+    """No generation record is a held-out theorem or starts from one (their proofs would reach training), nor
+    any goal a prover actor took from the train split itself (prover-only)."""
     from core.adversarial.workspace import Workspace
 
     database = status.ExperimentConfig.from_dict(root.config).database
@@ -100,6 +106,9 @@ def assert_hygienic(root: ExperimentRoot) -> int:
             else:
                 assert (record.get("stats") or {}).get("started_from") not in held_out, record["stats"]
             checked += 1
+    for stream in root.streams("prover-actor-"):
+        for record in records(root, stream):
+            assert record["generation"]["goal"]["label"] not in held_out, record["generation"]["goal"]
     return checked
 
 
@@ -203,7 +212,9 @@ def produce(root: ExperimentRoot, actors: bool = True) -> None:
     if actors:
         assert run_role("generator_actor", root, max_records=2) == "finished"
     config = status.ExperimentConfig.from_dict(root.config)
-    if actors and config.prover_actor.count:
+    if config.setup == "prover-only" or (
+        actors and config.prover_actor.count
+    ):  # the prover actor takes its goals from the train split
         assert run_role("prover_actor", root, max_records=2) == "finished"
 
 
@@ -213,6 +224,7 @@ SETUPS = [
     "generator_only",
     "generator_reward",
     "supervised_only",
+    "prover_only",
     "mm_adv_fwd_debug_local",
     "mm_adv_bwd_debug_local",
 ]
@@ -246,6 +258,11 @@ def test_each_setup_runs_and_routes_as_documented(name: str, tmp_path: Path) -> 
         assert root.streams() == [] and generator.latest() is None and prover.latest().version >= 1
         assert run_role("evaluator", root, max_records=3) == "finished"
         assert [r["version"] for r in records(root, "evaluator-00")] == ["baseline", 0, prover.latest().version]
+    elif name == "prover_only":  # no generator: the prover searches the train split, learns its own proofs
+        assert root.streams() == ["prover-actor-00"] and generator.latest() is None
+        assert prover.latest().meta["cursors"]["0"] == {"prover-actor-00": 1}
+        proved = {r["generation"]["goal"]["label"] for r in records(root, "prover-actor-00") if r["proved"]}
+        assert prover.latest().meta["counters"]["buffer"] == len(proved)
     elif name == "mm_adv_fwd_debug_local":  # the forward prover, trained on forward examples
         assert prover.latest().meta.get("formats") == ["forward"]
         results = records(root, "prover-actor-00")
