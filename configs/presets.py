@@ -5,8 +5,10 @@ Every preset is runnable as is (``./launch.sh local --preset NAME --exp DIR``) a
 
 - ``default``: the README's main job, an adversarial run sized for a workstation's CPUs.
 - ``tiny``: the smallest adversarial run (tests, CI, and a two-minute look at the system).
-- ``mm_adv_bwd_debug_local`` / ``mm_adv_fwd_debug_local``: Evariste's debug setups on Metamath, with the
-  backward (best-first) or the forward (greedy) prover.
+- ``mm_adv_bwd_debug_local``: an adversarial debug run on Metamath with the backward (best-first) prover.
+- ``mm_adv_fwd_debug_local``, ``mm_gen_only_debug_local``, ``mm_adv_fwd_no_prover_reward_debug_local``: the
+  Metamath debug setups of Evariste (``formal/configs/adv_configs.py``), with their semantics as far as these
+  settings express them (:func:`_evariste_mm`; the README lists where they differ and why).
 - one preset per setup: ``adversarial``, ``fixed_prover``, ``fixed_generator``, ``generator_only``,
   ``generator_reward``, ``supervised_only``, ``prover_only`` (tiny-scale, so each runs in minutes on a laptop).
 - ``prop_adversarial`` / ``prop_supervised``: the learning experiment on prop.mm (see the README).
@@ -28,6 +30,7 @@ from configs.experiment import (
     ProverActorConfig,
     ProverTrainerConfig,
     RewardConfig,
+    RoutingConfig,
 )
 from core.errors import ConfigError
 from core.search.settings import SearchSettings
@@ -97,11 +100,54 @@ def mm_adv_bwd_debug_local() -> ExperimentConfig:
     return dataclasses.replace(_tiny("mm_adv_bwd_debug_local", prover="backward"), database=DatabaseConfig())
 
 
-def mm_adv_fwd_debug_local() -> ExperimentConfig:
-    config = _tiny("mm_adv_fwd_debug_local", prover="forward-greedy")
-    return dataclasses.replace(
-        config, database=DatabaseConfig(), prover_trainer=dataclasses.replace(config.prover_trainer, examples="forward")
+# Evariste's NodeSelectionConfig scores nodes by size_by_depth; in its heuristic-reward setups that score is the
+# generator's reward.
+EVARISTE_HEURISTIC = "size_over_depth"
+EVARISTE_REPLAY_MIN = 10  # its debug configs' replay_buffer.min_len, for both trainers
+
+
+def _evariste_mm(name: str, setup: str, rewards: str, **counts: int) -> ExperimentConfig:
+    """One of Evariste's Metamath debug setups: a forward greedy prover trained on forward examples; each
+    rollout's theorem is its last node (the rollout ends with STOP, or is cut at ``max_steps``); both
+    ``send_only_failed`` routings on (its AdversarialConfig defaults); goals from the generator alone
+    (``1,generator``); trainers start on generated data after 10 records. ``rewards`` is ``hard`` (the
+    generator is rewarded when the prover fails) or ``heuristic`` (the setups where the generator learns from
+    its own size/depth score, with no prover reward)."""
+    config = _tiny(name, prover="forward-greedy")
+    config = dataclasses.replace(
+        config,
+        database=DatabaseConfig(),
+        generator_actor=dataclasses.replace(
+            config.generator_actor, selection="last", heuristic=EVARISTE_HEURISTIC, mix="1,generator"
+        ),
+        generator_trainer=dataclasses.replace(config.generator_trainer, replay_min=EVARISTE_REPLAY_MIN),
+        prover_trainer=dataclasses.replace(config.prover_trainer, examples="forward", replay_min=EVARISTE_REPLAY_MIN),
+        rewards=RewardConfig(kind=rewards),
+        routing=RoutingConfig(generator_send_only_failed=True, prover_send_only_failed=True),
     )
+    return _setup(config, setup, **counts)
+
+
+def mm_adv_fwd_debug_local() -> ExperimentConfig:
+    """Evariste's ``mm_adv_fwd_debug_local`` (ADVERSARIAL): the generator is rewarded for the theorems the
+    forward prover fails, and learns from those only; the prover learns from the theorems it fails."""
+    return _evariste_mm("mm_adv_fwd_debug_local", "adversarial", "hard")
+
+
+def mm_gen_only_debug_local() -> ExperimentConfig:
+    """Evariste's ``mm_gen_only_debug_local`` (GENERATOR_ONLY): no prover; the generator learns from its
+    heuristic score. The prover settings are kept (forward greedy) but unused, as in Evariste."""
+    return _evariste_mm(
+        "mm_gen_only_debug_local", "generator-only", "heuristic", prover_actor=0, prover_trainer=0, evaluator=0
+    )
+
+
+def mm_adv_fwd_no_prover_reward_debug_local() -> ExperimentConfig:
+    """Evariste's ``mm_adv_fwd_no_prover_reward_debug_local`` (ADV_GENERATOR_REWARD): the generator learns from
+    its heuristic score, not from the prover's outcome (so it reads every generation, and
+    ``generator_send_only_failed`` has nothing to filter); the forward prover still learns from the generated
+    theorems it fails."""
+    return _evariste_mm("mm_adv_fwd_no_prover_reward_debug_local", "generator-reward", "heuristic")
 
 
 def adversarial() -> ExperimentConfig:
@@ -186,6 +232,8 @@ PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
     "tiny": tiny,
     "mm_adv_bwd_debug_local": mm_adv_bwd_debug_local,
     "mm_adv_fwd_debug_local": mm_adv_fwd_debug_local,
+    "mm_gen_only_debug_local": mm_gen_only_debug_local,
+    "mm_adv_fwd_no_prover_reward_debug_local": mm_adv_fwd_no_prover_reward_debug_local,
     "adversarial": adversarial,
     "fixed_prover": fixed_prover,
     "fixed_generator": fixed_generator,

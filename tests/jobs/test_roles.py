@@ -227,6 +227,8 @@ SETUPS = [
     "prover_only",
     "mm_adv_fwd_debug_local",
     "mm_adv_bwd_debug_local",
+    "mm_gen_only_debug_local",
+    "mm_adv_fwd_no_prover_reward_debug_local",
 ]
 
 
@@ -248,10 +250,12 @@ def test_each_setup_runs_and_routes_as_documented(name: str, tmp_path: Path) -> 
     elif name == "fixed_generator":  # the generator never learns: generator actor 0 published version 0
         assert generator.versions() == [0] and generator.latest().meta["trainer"] == "generator-actor-00"
         assert prover.latest().meta["cursors"]["0"] == {"prover-actor-00": 1}
-    elif name == "generator_only":  # no prover: the generator trainer reads the generation stream
+    elif name in ("generator_only", "mm_gen_only_debug_local"):
+        # no prover: the generator trainer reads the generation stream
         assert root.streams() == ["generator-actor-00-to-00"] and prover.latest() is None
         assert generator.latest().meta["cursors"]["0"] == {"generator-actor-00-to-00": 1}
-    elif name == "generator_reward":  # generator on heuristic reward (generations), prover on the results
+    elif name in ("generator_reward", "mm_adv_fwd_no_prover_reward_debug_local"):
+        # generator on heuristic reward (generations), prover on the results
         assert generator.latest().meta["cursors"]["0"] == {"generator-actor-00-to-00": 1}
         assert prover.latest().meta["cursors"]["0"] == {"prover-actor-00": 1}
     elif name == "supervised_only":  # no generation at all
