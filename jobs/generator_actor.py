@@ -27,8 +27,10 @@ from core.adversarial.generation import TheoremGenerator
 from core.adversarial.records import GenerationRecord
 from core.adversarial.rewards import difficulty_token
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, wiring_of
+from core.errors import ConfigError
 from core.metrics import mean
 from core.models.checkpoint import LoadedModel, load_version
+from core.models.vocab import Token
 from core.search.model_policy import ModelPolicy, policy_from_model
 from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
 from jobs._cli import run_cli
@@ -139,6 +141,12 @@ def generator_policy(
     """The policy of a loaded generator checkpoint, conditioned on the requested difficulty's token if any."""
     level = requested_difficulty(section)
     conditioning = (difficulty_token(level),) if level is not None else ()
+    missing = [token for token in conditioning if Token("special", token) not in loaded.vocab]
+    if missing:
+        raise ConfigError(
+            f"generator_actor.difficulty_conditioning: the generator checkpoint ({loaded.where}) has no "
+            f"{' '.join(missing)} token in its vocabulary: use a checkpoint built with the difficulty tokens"
+        )
     return policy_from_model(loaded, seed=seed, device=device, precision=section.precision, conditioning=conditioning)
 
 

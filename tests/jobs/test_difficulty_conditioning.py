@@ -20,14 +20,16 @@ from configs.databases import resolve_database
 from configs.presets import preset
 from core.adversarial.generation import GenerationSettings, TheoremGenerator
 from core.adversarial.records import GenerationRecord, ResultRecord
+from core.errors import ConfigError
 from core.models.checkpoint import LoadedModel
 from core.models.formats import GENERATOR, build_vocabulary
 from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
-from core.storage import ExperimentRoot
+from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 from jobs import _trainer, generator_actor, generator_trainer
 from jobs._role import Runtime
 from jobs._trainer import TrainerJob
+from tests.roles import experiment, run_role
 from tests.scripted_rollouts import scripted_record
 
 FAST = ["generator_trainer.bootstrap_steps=0", "prover_trainer.bootstrap_steps=0", "database.path=embedded"]
@@ -119,6 +121,13 @@ def test_conditioned_rollouts_are_weighted_by_likelihood_and_plain_ones_by_advan
     assert generator_trainer.weigh(off, items)[1] == [0.5, -0.5]
 
 
+def loaded_generator(rt: Runtime, *, with_levels: bool = True, where: str = "test") -> LoadedModel:
+    """A new tiny generator as a checkpoint reads back (its vocabulary without the level tokens if asked)."""
+    vocab = build_vocabulary(rt.workspace.db) if with_levels else build_vocabulary(rt.workspace.db, conditioning=())
+    model = new_model(vocab, "tiny", max_source_len=128, max_target_len=32)
+    return LoadedModel(model, vocab, {"kind": "generator", "formats": ["generator"]}, where)
+
+
 class RecordingPolicy:
     """The baseline policy, remembering the conditioning it was built with."""
 
@@ -127,7 +136,7 @@ class RecordingPolicy:
         self.conditioning = conditioning
         self.inner = BaselinePolicy(ws.db, grammar=ws.grammar, seed=0)
 
-    def propose_forward(self, queries, k, temperature=None):  # type: ignore[no-untyped-def]
+    def propose_forward(self, queries, k, temperature=None):  # type: ignore[no-untyped-def]  # the Policy protocol's signature
         return self.inner.propose_forward(queries, k, temperature)
 
 
@@ -141,7 +150,7 @@ def test_the_generator_actor_asks_for_the_target_level(runtime, monkeypatch, ove
         return RecordingPolicy(rt, options["conditioning"])
 
     monkeypatch.setattr(generator_actor, "policy_from_model", recording)
-    policy = generator_actor.generator_policy(None, rt.config.generator_actor, seed=0, device="cpu")  # type: ignore[arg-type]  # the stub reads no model
+    policy = generator_actor.generator_policy(loaded_generator(rt), rt.config.generator_actor, seed=0, device="cpu")
     assert built[0]["conditioning"] == conditioning
     generator = TheoremGenerator(rt.workspace, policy, GenerationSettings(max_steps=3, min_steps=2), seed=1)  # type: ignore[arg-type]  # a duck-typed policy
     records: list[GenerationRecord] = []
@@ -155,14 +164,15 @@ def test_the_generator_actor_asks_for_the_target_level(runtime, monkeypatch, ove
 def test_the_generator_actor_asks_for_a_configured_level(runtime, monkeypatch) -> None:
     rt = runtime("generator_actor", ON, "generator_actor.target_difficulty=MEDIUM")
     monkeypatch.setattr(generator_actor, "policy_from_model", lambda loaded, **options: options["conditioning"])
-    assert generator_actor.generator_policy(None, rt.config.generator_actor, seed=0, device="cpu") == ("<MEDIUM>",)  # type: ignore[arg-type]  # the stub reads no model
+    assert generator_actor.generator_policy(loaded_generator(rt), rt.config.generator_actor, seed=0, device="cpu") == (
+        "<MEDIUM>",
+    )
 
 
 def test_the_real_policy_writes_the_level_after_the_generator_token(runtime) -> None:
     rt = runtime("generator_actor", ON)
-    vocab = build_vocabulary(rt.workspace.db)
-    model = new_model(vocab, "tiny", max_source_len=128, max_target_len=32)
-    loaded = LoadedModel(model, vocab, {"kind": "generator", "formats": ["generator"]}, "test")
+    loaded = loaded_generator(rt)
+    vocab = loaded.vocab
     policy = generator_actor.generator_policy(loaded, rt.config.generator_actor, seed=0, device="cpu")
     sources: list[list[int] | None] = []
     encode = policy.codec.graph_source
@@ -172,3 +182,39 @@ def test_the_real_policy_writes_the_level_after_the_generator_token(runtime) -> 
     assert sources and all(
         s is not None and s[:2] == [vocab.special_id(GENERATOR), vocab.special_id("<HARD>")] for s in sources
     )
+
+
+def test_a_checkpoint_without_the_level_tokens_is_refused_naming_the_setting(runtime) -> None:
+    rt = runtime("generator_actor", ON)
+    loaded = loaded_generator(rt, with_levels=False, where="old.pt")
+    with pytest.raises(
+        ConfigError, match=r"difficulty_conditioning: the generator checkpoint \(old.pt\) has no <HARD>"
+    ):
+        generator_actor.generator_policy(loaded, rt.config.generator_actor, seed=0, device="cpu")
+    section = dataclasses.replace(rt.config.generator_actor, difficulty_conditioning=False)
+    assert generator_actor.generator_policy(loaded, section, seed=0, device="cpu").conditioning == ()
+
+
+@pytest.mark.slow
+def test_an_adversarial_run_with_conditioning_asks_for_hard_and_trains_on_every_outcome(tmp_path: Path) -> None:
+    root = experiment(
+        tmp_path / "exp",
+        "tiny",
+        ON,
+        "database.path=embedded",
+        "generator_trainer.bootstrap_steps=10",
+        "prover_trainer.bootstrap_steps=10",
+        "generator_actor.shard_records=2",
+        "prover_actor.shard_records=2",
+    )
+    assert run_role("generator_trainer", root, max_steps=0) == "finished"  # version 0
+    assert run_role("prover_trainer", root, max_steps=0) == "finished"
+    assert run_role("generator_actor", root, max_records=2) == "finished"
+    assert run_role("prover_actor", root, max_records=2) == "finished"
+    assert run_role("generator_trainer", root, max_steps=2) == "finished"
+    generations = [r for seq in range(*stream_bounds(root, "generator-actor-00-to-00"))
+                   for r in read_shard(root, "generator-actor-00-to-00", seq)[1]]  # fmt: skip
+    assert len(generations) == 2 and {r["requested_difficulty"] for r in generations} == {"HARD"}
+    latest = CheckpointStore(root, "generator").latest()
+    assert latest is not None and latest.meta["cursors"]["0"] == {"prover-actor-00": 1}
+    assert latest.meta["counters"]["buffer"] == 2  # proved or not, every rollout is learned under its label
