@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs.schema import Config, option
+from core.adversarial.rewards import DIFFICULTIES
 from core.adversarial.settings import GenerationSettings
-from core.adversarial.topology import ROLES, SETUPS, check_role_counts
+from core.adversarial.topology import ROLES, SETUPS, check_role_counts, generator_learns_from_results
 from core.errors import ConfigError
 from core.search.settings import SearchSettings
 
@@ -93,6 +94,16 @@ class GeneratorActorConfig(GenerationSettings, Config):
     max_lag_shards: int = option(16, min=1, help="pause while a consumer is this many shards behind a stream")
     device: str = device_option()
     precision: str = precision_option("decoding")
+    difficulty_conditioning: bool = option(
+        False,
+        help="Minimo's difficulty conditioning: the generator trainer relabels each rollout with the difficulty "
+        "the prover measured (<EASY>/<MEDIUM>/<HARD>) and the actors ask for target_difficulty",
+    )
+    target_difficulty: str = option(
+        "HARD",
+        choices=DIFFICULTIES,
+        help="the level the actors ask for when difficulty_conditioning is on (HARD: where the prover fails)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -321,6 +332,23 @@ class ExperimentConfig(Config):
                 f"rewards.kind='band' needs a sampling prover (its reward varies only if the prover's "
                 f"attempts can differ): set prover_actor.search.prover=forward-sampling, not "
                 f"{self.prover_actor.search.prover!r}"
+            )
+        self._check_difficulty_conditioning()
+
+    def _check_difficulty_conditioning(self) -> None:
+        """Difficulty labels come from the prover's outcomes, routed to a generator trainer, successes included."""
+        if not self.generator_actor.difficulty_conditioning:
+            return
+        if not generator_learns_from_results(self.setup):
+            learners = ", ".join(s for s in SETUPS if generator_learns_from_results(s))
+            raise ConfigError(
+                f"generator_actor.difficulty_conditioning needs a generator trainer that learns from the prover's "
+                f"results (setup {learners}), not setup {self.setup!r}"
+            )
+        if self.routing.generator_send_only_failed:
+            raise ConfigError(
+                "generator_actor.difficulty_conditioning with routing.generator_send_only_failed=true would label "
+                "every trained rollout HARD: set routing.generator_send_only_failed=false"
             )
 
     def role_count(self, role: str) -> int:

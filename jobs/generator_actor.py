@@ -7,6 +7,11 @@ their model calls batched, selects and filters one theorem per rollout, checks i
 publishes it round-robin on its streams (one per prover actor: ``generator-actor-GG-to-PP``). With a
 source mix (``generator_actor.mix``, e.g. ``3,generator;1,dataset``) some records are train-split
 theorems of the database instead. It pauses while its readers lag more than ``max_lag_shards`` behind.
+
+With ``generator_actor.difficulty_conditioning`` every rollout is asked for ``target_difficulty`` (default
+``HARD``: the level at which the prover fails): its token follows ``<GENERATOR>`` in every generator source,
+and each record names the level it was asked for (``requested_difficulty``). The actor does not read the
+prover's results, so the level is the configured one, not an estimate.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ import logging
 import random
 import time
 
-from configs.experiment import parse_mix
+import torch
+
+from configs.experiment import GeneratorActorConfig, parse_mix
 from core.adversarial.generation import TheoremGenerator
 from core.adversarial.records import GenerationRecord
+from core.adversarial.rewards import difficulty_token
 from core.adversarial.topology import GENERATOR_CHECKPOINTS, wiring_of
+from core.errors import ConfigError
 from core.metrics import mean
-from core.models.checkpoint import load_version
-from core.search.model_policy import policy_from_model
+from core.models.checkpoint import LoadedModel, load_version
+from core.models.vocab import Token
+from core.search.model_policy import ModelPolicy, policy_from_model
 from core.storage import CheckpointInfo, CheckpointStore, ShardWriter
 from jobs._cli import run_cli
 from jobs._retention import Pruner, consumer_cursor
@@ -74,7 +84,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
 
     def load(info: CheckpointInfo) -> None:
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
-        generator.policy = policy_from_model(loaded, seed=rt.seed, device=device, precision=section.precision)
+        generator.policy = generator_policy(loaded, section, seed=rt.seed, device=device)
         rt.update(generator_version=info.version)
 
     reloader = Reloader(store, section.reload_seconds, load)
@@ -120,6 +130,26 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     return rt.finish(records_out=produced, **pruner.summary())
 
 
+def requested_difficulty(section: GeneratorActorConfig) -> str | None:
+    """The level every rollout is asked for (``target_difficulty``), or None without difficulty conditioning."""
+    return section.target_difficulty if section.difficulty_conditioning else None
+
+
+def generator_policy(
+    loaded: LoadedModel, section: GeneratorActorConfig, *, seed: int, device: torch.device | str | None
+) -> ModelPolicy:
+    """The policy of a loaded generator checkpoint, conditioned on the requested difficulty's token if any."""
+    level = requested_difficulty(section)
+    conditioning = (difficulty_token(level),) if level is not None else ()
+    missing = [token for token in conditioning if Token("special", token) not in loaded.vocab]
+    if missing:
+        raise ConfigError(
+            f"generator_actor.difficulty_conditioning: the generator checkpoint ({loaded.where}) has no "
+            f"{' '.join(missing)} token in its vocabulary: use a checkpoint built with the difficulty tokens"
+        )
+    return policy_from_model(loaded, seed=seed, device=device, precision=section.precision, conditioning=conditioning)
+
+
 def make_records(
     rt: Runtime,
     generator: TheoremGenerator,
@@ -137,11 +167,16 @@ def make_records(
         return [GenerationRecord.of_database(theorem, tree, source_stream=stream)]
     start = time.perf_counter()
     rollouts = generator.run(rt.config.generator_actor.rollouts_per_batch)
+    level = requested_difficulty(rt.config.generator_actor)
     records = []
     for rollout in rollouts:
         generated = generator.select(rollout)
         if generated is not None:
-            records.append(GenerationRecord.of_generated(generated, generator_version=version, source_stream=stream))
+            records.append(
+                GenerationRecord.of_generated(
+                    generated, generator_version=version, source_stream=stream, requested_difficulty=level
+                )
+            )
     rt.add("rollouts", len(rollouts))
     rt.add("generation_seconds", round(time.perf_counter() - start, 3))
     return records

@@ -9,6 +9,13 @@ its heuristic score. Each rollout step's log-probability is weighted by ``reward
 baseline a moving average of rewards, ``baseline_decay``); the loss adds an entropy bonus
 (``entropy_weight``). Batches mix these with supervised generator examples from the database's train
 split (``supervised_weight``). See :mod:`jobs._trainer`.
+
+With ``generator_actor.difficulty_conditioning`` (Minimo's hindsight relabelling) each rollout is trained
+under the conditioning token of the difficulty the prover measured (:func:`core.adversarial.rewards.difficulty_label`:
+``<EASY>``, ``<MEDIUM>`` or ``<HARD>``), whatever level it was asked for, by maximum likelihood (every step
+weight 1): the generator learns p(steps | level), and the actors ask for the level where the prover fails.
+The reward still moves the baseline (a metric), but not the weights: a REINFORCE advantage would push
+down exactly the rollouts that define ``<EASY>``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 from typing import Any
 
 from core.adversarial.records import GenerationRecord, ResultRecord
-from core.adversarial.rewards import reward
+from core.adversarial.rewards import difficulty_token, reward
 from core.adversarial.topology import generator_trainer_reads_generations, wiring_of
 from core.models.examples import rollout_examples
 from core.models.training import Example, train_loop
@@ -66,6 +73,9 @@ def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[li
     rollout = generation.rollout
     if not generation.generated or rollout is None or not rollout.steps:
         return None
+    conditioning = hindsight_conditioning(job, record)
+    if conditioning is None:
+        return None
     hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
     steps = [step.to_step() for step in rollout.steps]
     pairs = rollout_examples(
@@ -73,16 +83,32 @@ def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[li
         job.rt.workspace.db,
         hypotheses,
         [(s.tactic, s.added) for s in steps],
+        conditioning=conditioning,
     )
     return [pair for pair in pairs if pair is not None], value
 
 
+def hindsight_conditioning(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[str, ...] | None:
+    """The conditioning a rollout is trained under: none, or (difficulty conditioning) the token of the
+    difficulty the prover measured; None when there is no outcome to label (the record is skipped)."""
+    if not job.rt.config.generator_actor.difficulty_conditioning:
+        return ()
+    level = record.difficulty if isinstance(record, ResultRecord) else None
+    if level is None:
+        job.rt.add("unlabelled_rollouts")
+        return None
+    job.rt.add(f"rollouts_{level.lower()}")
+    return (difficulty_token(level),)
+
+
 def weigh(job: TrainerJob, sampled: list[dict[str, Any]]) -> tuple[list[Example], list[float]]:
-    """Every step of each sampled rollout, weighted by its advantage ``reward - baseline``."""
+    """Every step of each sampled rollout, weighted by its advantage ``reward - baseline`` (by 1 under
+    difficulty conditioning: the likelihood of the relabelled rollout)."""
+    conditioned = job.rt.config.generator_actor.difficulty_conditioning
     examples: list[Example] = []
     weights: list[float] = []
     for item in sampled:
-        advantage = item["reward"] - baseline(job)
+        advantage = 1.0 if conditioned else item["reward"] - baseline(job)
         examples += item["examples"]
         weights += [advantage] * len(item["examples"])
     return examples, weights

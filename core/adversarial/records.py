@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, Union
 
 from core.adversarial.generation import Generated, Step
+from core.adversarial.rewards import DIFFICULTIES, difficulty_label
 from core.adversarial.topology import GIVEN_PROOFS, routed_to_prover_trainer
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError, NewerFormatError, RecordError
@@ -240,7 +241,8 @@ class RolloutRecord(JsonPart):
 
 @dataclass(frozen=True)
 class GenerationRecord(StreamRecord):
-    """A theorem sent to the prover actors (``source``: ``generator`` or ``dataset``)."""
+    """A theorem sent to the prover actors (``source``: ``generator`` or ``dataset``); ``requested_difficulty``:
+    the level the generator was asked for (``generator_actor.difficulty_conditioning``), else None."""
 
     RECORD_TYPE: ClassVar[str] = "generation"
 
@@ -253,14 +255,30 @@ class GenerationRecord(StreamRecord):
     heuristic: float
     duplicate: bool
     rollout: RolloutRecord | None
+    requested_difficulty: str | None = None  # optional since version 1: older records lack it
 
     @property
     def generated(self) -> bool:
         return self.source == "generator"
 
+    def check(self, where: str) -> None:
+        if self.requested_difficulty is not None and self.requested_difficulty not in DIFFICULTIES:
+            raise RecordError(
+                f"{where}, field 'requested_difficulty': should be one of {', '.join(DIFFICULTIES)} or null, "
+                f"got {self.requested_difficulty!r}"
+            )
+
     @classmethod
-    def of_generated(cls, generated: Generated, *, generator_version: int, source_stream: str) -> GenerationRecord:
-        """The record of a theorem the generator made (its rollout included), sent on ``source_stream``."""
+    def of_generated(
+        cls,
+        generated: Generated,
+        *,
+        generator_version: int,
+        source_stream: str,
+        requested_difficulty: str | None = None,
+    ) -> GenerationRecord:
+        """The record of a theorem the generator made (its rollout included), sent on ``source_stream``, asked
+        for at ``requested_difficulty`` (None: unconditioned)."""
         theorem, proof, rollout = generated.theorem, generated.proof, generated.rollout
         stats = GenerationStats(
             size=proof.size,
@@ -283,6 +301,7 @@ class GenerationRecord(StreamRecord):
             rollout=RolloutRecord(
                 tuple(" ".join(h) for h in rollout.hypotheses), tuple(RolloutStep.of(step) for step in rollout.steps)
             ),
+            requested_difficulty=requested_difficulty,
         )
 
     @classmethod
@@ -328,6 +347,11 @@ class ResultRecord(StreamRecord):
     reward: float
     for_generator_trainer: bool
     for_prover_trainer: bool
+
+    @property
+    def difficulty(self) -> str | None:
+        """The difficulty the prover measured (:func:`core.adversarial.rewards.difficulty_label`)."""
+        return difficulty_label(successes=self.successes, attempts=self.attempts)
 
     @classmethod
     def of_attempts(

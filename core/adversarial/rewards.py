@@ -11,6 +11,11 @@ A heuristic spec is one name (``size``) or a weighted combination (``1,size;0.5,
 
 Any of them can be shaped: ``+ heuristic_weight * squash(heuristic)``, and ``- duplicate_penalty`` for a
 theorem generated before. Rewards may be zero or negative; nothing downstream divides by them.
+
+Difficulty labels (Minimo's conditioning, :func:`difficulty_label`): a generated theorem is ``EASY`` when the
+prover proved it on every attempt, ``HARD`` when it never did, ``MEDIUM`` otherwise (with one attempt:
+proved is EASY, failed is HARD). Its conditioning token (:func:`difficulty_token`) is ``<EASY>``,
+``<MEDIUM>`` or ``<HARD>``, one of the specials of every vocabulary.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from core.errors import ConfigError
 
 HEURISTICS = ("size", "depth", "size_over_depth", "statement_length", "mean_token_frequency", "max_token_frequency")
 REWARD_KINDS = ("hard", "band", "heuristic")
+DIFFICULTIES = ("EASY", "MEDIUM", "HARD")
 
 
 @dataclass(frozen=True)
@@ -142,3 +148,20 @@ def reward(
     if duplicate:
         value -= duplicate_penalty
     return value
+
+
+def difficulty_label(*, successes: int, attempts: int) -> str | None:
+    """``EASY`` if every attempt proved the theorem, ``HARD`` if none did, ``MEDIUM`` otherwise; None if it was
+    not attempted (no outcome to label)."""
+    if attempts <= 0:
+        return None
+    if successes >= attempts:
+        return "EASY"
+    return "HARD" if successes <= 0 else "MEDIUM"
+
+
+def difficulty_token(level: str) -> str:
+    """The conditioning special of a difficulty level (``HARD`` -> ``<HARD>``)."""
+    if level not in DIFFICULTIES:
+        raise ConfigError(f"unknown difficulty {level!r}; choose one of {', '.join(DIFFICULTIES)}")
+    return f"<{level}>"

@@ -138,6 +138,12 @@ def generator_trainer_reads_generations(setup: str) -> bool:
     return setup_named(setup).generator_trainer_reads == GENERATIONS
 
 
+def generator_learns_from_results(setup: str) -> bool:
+    """Whether a generator trainer runs and learns from the prover actors' results (their outcomes)."""
+    wants = setup_named(setup)
+    return "generator_trainer" in wants.required and wants.generator_trainer_reads == RESULTS
+
+
 def prover_actor_reads_train_split(setup: str) -> bool:
     """In ``prover-only`` the prover actors take their goals from the train split (they read no stream)."""
     return setup_named(setup).prover_goals == TRAIN_SPLIT

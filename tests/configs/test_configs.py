@@ -258,11 +258,15 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "max_lag_shards",
         "device",
         "precision",
+        "difficulty_conditioning",
+        "target_difficulty",
     } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["generator_actor"]["max_lag_shards"]
+    del frozen["generator_actor"]["difficulty_conditioning"], frozen["generator_actor"]["target_difficulty"]
     loaded = ExperimentConfig.from_dict(frozen)
     assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
+    assert not loaded.generator_actor.difficulty_conditioning
     assert without_new_defaults(loaded.to_dict(), frozen) == frozen
 
 
