@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 NAME_AND_STATUS = re.compile(r"\s*(\S+)__mutmut_\d+: (.+)$")
 FUNCTION_MARK = re.compile(r"\.x_|\.x\u01c1")  # mutmut names a function x_NAME, a method x\u01c1CLASS\u01c1NAME
@@ -36,14 +36,18 @@ def row(label: str, counts: Counter[str]) -> str:
     caught = counts["killed"] + counts["timeout"]
     other = checked - caught - counts["survived"] - counts["no tests"]
     rate = f"{100 * caught / checked:5.1f}%" if checked else "    -"
-    return (f"{label:34} {checked:7} {counts['killed']:6} {counts['timeout']:7} {counts['survived']:8} "
-            f"{counts['no tests']:8} {other:5} {counts['not checked']:11}  {rate}")
+    return (
+        f"{label:34} {checked:7} {counts['killed']:6} {counts['timeout']:7} {counts['survived']:8} "
+        f"{counts['no tests']:8} {other:5} {counts['not checked']:11}  {rate}"
+    )
 
 
 def main(modules: list[str]) -> None:
     counts = tally(sys.stdin, modules)
-    print(f"{'module':34} {'checked':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
-          f"{'other':>5} {'not checked':>11}  kill rate")
+    print(
+        f"{'module':34} {'checked':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
+        f"{'other':>5} {'not checked':>11}  kill rate"
+    )
     total: Counter[str] = Counter()
     for module in modules:
         print(row(module, counts[module]))

@@ -58,7 +58,9 @@ def test_a_heuristic_named_twice_adds_its_weights() -> None:
 
 
 def test_a_combination_without_weights_is_rejected_with_its_syntax() -> None:
-    with pytest.raises(ConfigError, match=r"^generator_actor\.heuristic 'size;depth': each part must read weight,name$"):
+    with pytest.raises(
+        ConfigError, match=r"^generator_actor\.heuristic 'size;depth': each part must read weight,name$"
+    ):
         parse_heuristic("size;depth")
 
 
