@@ -1,0 +1,190 @@
+"""How a trainer turns input records into replay items: the generator's rewards in the heuristic setups, the
+REINFORCE baseline's first steps and published metrics, and what :func:`jobs._trainer.absorb` counts, keeps and
+skips (written against the mutants scripts/mutation.sh found surviving; tiny models, the embedded database)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from configs.databases import resolve_database
+from configs.presets import preset
+from core.adversarial.generation import GenerationSettings, TheoremGenerator, generation_record
+from core.models.formats import build_vocabulary
+from core.models.training import new_model
+from core.search.baseline import BaselinePolicy
+from core.storage import ExperimentRoot
+from jobs import _trainer, generator_trainer
+from jobs._group import Group
+from jobs._role import Runtime
+from jobs._trainer import TrainerJob
+
+FAST = ["generator_trainer.bootstrap_steps=0", "prover_trainer.bootstrap_steps=0", "database.path=embedded"]
+EXAMPLE = ((3,), (4,))
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Any]:
+    """``runtime(role, *overrides)``: a started job of a fresh tiny experiment (heartbeat stopped after)."""
+    started: list[Runtime] = []
+
+    def start(role: str, *overrides: str, name: str = "exp") -> Runtime:
+        config = preset("tiny").with_overrides([*FAST, *overrides])
+        config = dataclasses.replace(config, database=resolve_database(config.database))
+        root = ExperimentRoot.create_or_open(str(tmp_path / name), config.to_dict())
+        rt = Runtime.start(role, str(root.url), 0, None)
+        started.append(rt)
+        return rt
+
+    yield start
+    for rt in started:
+        rt._closed.set()
+
+
+def generator_job(rt: Runtime, with_model: bool = False) -> TrainerJob:
+    job = _trainer.new_job(rt, "generator", rt.config.generator_trainer, rt.config.generator_model, ("generator",))
+    if with_model:
+        vocab = build_vocabulary(rt.workspace.db)
+        _trainer.set_model(job, new_model(vocab, "tiny", max_source_len=256, max_target_len=64), vocab)
+    return job
+
+
+def one_generation(rt: Runtime) -> dict[str, Any]:
+    """A real generation record (a rollout of the baseline policy on the embedded database)."""
+    ws = rt.workspace
+    generator = TheoremGenerator(ws, BaselinePolicy(ws.db, grammar=ws.grammar, seed=0),
+                                 GenerationSettings(max_steps=3, min_steps=2), seed=1)  # fmt: skip
+    while True:
+        for rollout in generator.run(8):
+            chosen = generator.select(rollout)
+            if chosen is not None:
+                return generation_record(chosen, generator_version=0, source_stream="g")
+
+
+# --- the generator trainer's reward in the heuristic setups -------------------------------------------------------
+
+
+HEURISTIC_SETUPS = [
+    ["setup=generator-only", "prover_actor.count=0", "prover_trainer.count=0", "evaluator.count=0"],
+    ["setup=generator-reward"],
+]
+
+
+@pytest.mark.parametrize("setup", HEURISTIC_SETUPS, ids=["generator-only", "generator-reward"])
+def test_heuristic_setups_reward_the_squashed_heuristic_less_the_duplicate_penalty(runtime, setup: list[str]) -> None:
+    rt = runtime("generator_trainer", *setup, "rewards.duplicate_penalty=0.25")
+    job = generator_job(rt, with_model=True)
+    generation = one_generation(rt)
+    fresh = generator_trainer.derive(job, dict(generation, heuristic=3.0, duplicate=False))
+    assert fresh is not None and fresh[0] and fresh[1] == pytest.approx(0.75)  # 3 / (1 + 3)
+    again = generator_trainer.derive(job, dict(generation, heuristic=3.0, duplicate=True))
+    assert again is not None and again[1] == pytest.approx(0.5)
+    unscored = generator_trainer.derive(job, dict(generation, heuristic=None, duplicate=False))
+    assert unscored is not None and unscored[1] == 0.0
+    assert generator_trainer.derive(job, dict(generation, source="dataset")) is None  # never the generator's own
+    assert generator_trainer.derive(job, dict(generation, rollout=None)) is None
+
+
+def test_an_adversarial_record_is_rewarded_by_the_prover_not_by_its_heuristic(runtime) -> None:
+    rt = runtime("generator_trainer", "rewards.duplicate_penalty=0.25")
+    job = generator_job(rt, with_model=True)
+    generation = dict(one_generation(rt), heuristic=3.0, duplicate=True)
+    kept = generator_trainer.derive(job, {"id": "r", "generation": generation, "reward": 0.0,
+                                          "for_generator_trainer": True})  # fmt: skip
+    assert kept is not None and kept[0] and kept[1] == 0.0
+    no_rollout = dict(generation, rollout=None)
+    assert (
+        generator_trainer.derive(job, {"generation": no_rollout, "reward": 1.0, "for_generator_trainer": True}) is None
+    )
+
+
+def test_a_broken_rollout_is_skipped_counted_and_logged(runtime, caplog) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt, with_model=True)
+    generation = one_generation(rt)
+    broken = dict(generation, rollout={"hypotheses": [], "steps": [{"nonsense": 1}]})
+    with caplog.at_level(logging.WARNING, logger="jobs.generator_trainer"):
+        assert generator_trainer.derive(job, {"id": "r-17", "generation": broken, "reward": 1.0,
+                                              "for_generator_trainer": True}) is None  # fmt: skip
+    assert rt.counters["rejected_records"] == 1
+    assert f"{rt.name}: skipping record r-17:" in caplog.text
+
+
+# --- the REINFORCE baseline ---------------------------------------------------------------------------------------
+
+
+def test_the_baseline_starts_at_the_first_reward_and_is_published(runtime) -> None:
+    rt = runtime("generator_trainer", "generator_trainer.baseline_decay=0.5")
+    job = generator_job(rt)
+    generator_trainer.observe(job, 0.8)
+    assert generator_trainer.baseline(job) == pytest.approx(0.8)  # no average of nothing with the first reward
+    generator_trainer.observe(job, 0.4)
+    assert generator_trainer.baseline(job) == pytest.approx(0.6)
+    generator_trainer.observe(job, 0.123456)
+    assert rt.counters["reward_baseline"] == round(0.5 * 0.6 + 0.5 * 0.123456, 4)  # the gauge, rounded
+    assert rt.counters["reward_sum"] == pytest.approx(0.8 + 0.4 + 0.123456)
+
+
+# --- absorb: what enters the replay buffer ----------------------------------------------------------------------
+
+
+def echo(value: float | None, observed: list[float] | None = None) -> _trainer.Rules:
+    """Rules deriving one fixed example of reward ``value`` from every record (None: derive nothing); the rewards
+    it is told to observe are appended to ``observed``."""
+    observed = [] if observed is None else observed
+
+    def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Any], float] | None:
+        return None if value is None else ([EXAMPLE] if record.get("useful", True) else [], value)
+
+    return _trainer.Rules(derive=derive, weigh=_trainer.one_example_each, observe=lambda job, v: observed.append(v))
+
+
+def test_absorb_keeps_a_useful_record_with_its_reward_as_weight(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt)
+    observed: list[float] = []
+    rules = echo(0.7, observed)
+    assert _trainer.absorb(job, rules, "s", (2, 5), {}) == 1
+    assert _trainer.absorb(job, rules, "s", (2, 6), {}) == 1
+    assert [(i.stream, i.position, i.record, i.weight) for i in job.buffer] == [
+        ("s", (2, 5), {"examples": [EXAMPLE], "reward": 0.7}, 0.7),
+        ("s", (2, 6), {"examples": [EXAMPLE], "reward": 0.7}, 0.7),
+    ]
+    assert (job.records_in, job.skipped, job.new_rewards) == (2, 0, [0.7, 0.7])
+    assert observed == [0.7, 0.7]
+
+
+def test_absorb_counts_but_skips_records_that_yield_nothing(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt)
+    assert _trainer.absorb(job, echo(None), "s", (0, 0), {}) == 0
+    assert _trainer.absorb(job, echo(1.0), "s", (0, 1), {"useful": False}) == 0
+    assert (job.records_in, job.skipped, len(job.buffer), job.new_rewards) == (2, 2, 0, [])
+
+
+def test_refilled_records_are_not_counted_or_observed_again(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt)
+    observed: list[float] = []
+    rules = echo(0.5, observed)
+    assert _trainer.absorb(job, rules, "s", (0, 0), {}, new=False) == 1
+    assert _trainer.absorb(job, echo(None), "s", (0, 1), {}, new=False) == 0
+    assert (job.records_in, job.skipped, job.new_rewards, len(job.buffer)) == (0, 0, [], 1)
+    assert observed == []
+
+
+def test_each_record_goes_to_exactly_one_rank_of_a_group(runtime) -> None:
+    rt = runtime("generator_trainer")
+    ranks = [generator_job(rt), generator_job(rt)]
+    for rank, job in enumerate(ranks):
+        job.group = Group(rank, 2)
+    kept = [[_trainer.absorb(job, echo(1.0), "s", (seq, index), {}) for seq in range(3) for index in range(4)]
+            for job in ranks]  # fmt: skip
+    assert [a + b for a, b in zip(*kept)] == [1] * 12
+    assert 0 < sum(kept[0]) < 12
+    assert ranks[0].records_in + ranks[1].records_in == 12  # a record another rank owns is not read in
