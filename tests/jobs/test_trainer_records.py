@@ -15,6 +15,7 @@ import pytest
 from configs.databases import resolve_database
 from configs.presets import preset
 from core.adversarial.generation import GenerationSettings, TheoremGenerator, generation_record
+from core.errors import StorageError
 from core.models.formats import build_vocabulary
 from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
@@ -188,3 +189,53 @@ def test_each_record_goes_to_exactly_one_rank_of_a_group(runtime) -> None:
     assert [a + b for a, b in zip(*kept)] == [1] * 12
     assert 0 < sum(kept[0]) < 12
     assert ranks[0].records_in + ranks[1].records_in == 12  # a record another rank owns is not read in
+
+
+# --- batches: database examples and replayed items ---------------------------------------------------------------
+
+DATABASE_EXAMPLE = ((1,), (2,))
+HALF = _trainer.Rules(
+    derive=lambda job, record: None, weigh=lambda job, items: ([EXAMPLE] * len(items), [0.5] * len(items))
+)
+
+
+def batch_job(rt: Runtime, database: list[Any], **section: Any) -> TrainerJob:
+    job = generator_job(rt)
+    job.section = dataclasses.replace(job.section, batch_size=8, **section)
+    job.database = database
+    return job
+
+
+def test_a_batch_weighs_database_examples_one_and_replayed_items_as_the_role_says(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = batch_job(rt, [DATABASE_EXAMPLE], replay_min=1, supervised_weight=0.25)
+    job.buffer.add("s", (0, 0), {"examples": [EXAMPLE], "reward": 1.0})
+    examples, weights = _trainer.mixed_batch(job, HALF)
+    assert examples == [DATABASE_EXAMPLE] * 2 + [EXAMPLE] * 6
+    assert weights == [1.0] * 2 + [0.5] * 6
+
+
+def test_one_replayed_item_is_enough_when_replay_min_is_zero(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = batch_job(rt, [DATABASE_EXAMPLE], replay_min=0, supervised_weight=0.0)
+    assert _trainer.mixed_batch(job, HALF) == ([], [])  # empty buffer, no database share: nothing to train on
+    job.buffer.add("s", (0, 0), {"examples": [EXAMPLE], "reward": 1.0})
+    assert _trainer.mixed_batch(job, HALF) == ([EXAMPLE] * 8, [0.5] * 8)
+
+
+def test_without_a_train_split_a_batch_holds_only_replayed_items(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = batch_job(rt, [], replay_min=1, supervised_weight=0.25)
+    job.buffer.add("s", (0, 0), {"examples": [EXAMPLE], "reward": 1.0})
+    assert _trainer.mixed_batch(job, HALF) == ([EXAMPLE] * 6, [0.5] * 6)
+
+
+def test_the_train_split_examples_need_a_model_and_are_built_once(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt)
+    with pytest.raises(StorageError, match=r"generator-trainer-00: no model yet \(resume first\)"):
+        _trainer.train_split_examples(job)
+    job = generator_job(rt, with_model=True)
+    examples = _trainer.train_split_examples(job)
+    assert examples and all(source and target for source, target in examples)
+    assert _trainer.train_split_examples(job) is examples
