@@ -1,6 +1,6 @@
-"""How a trainer turns input records into replay items: the generator's rewards in the heuristic setups, the
-REINFORCE baseline's first steps and published metrics, and what :func:`jobs._trainer.absorb` counts, keeps and
-skips (written against the mutants scripts/mutation.sh found surviving; tiny models, the embedded database)."""
+"""How records become training items: the generator's rewards in the heuristic setups, the REINFORCE baseline's
+first steps and published metrics, what :func:`jobs._trainer.absorb` counts, keeps and skips, how batches mix,
+the prover actor's result records and the prover trainer's examples (written against the mutants scripts/mutation.sh found surviving; tiny models, the embedded database)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,20 @@ import pytest
 
 from configs.databases import resolve_database
 from configs.presets import preset
-from core.adversarial.generation import GenerationSettings, TheoremGenerator, generation_record
+from core.adversarial.generation import (
+    GenerationSettings,
+    TheoremGenerator,
+    dataset_record,
+    generation_record,
+)
 from core.errors import StorageError
+from core.metamath.prooftree import ProofTree, tree_from_proof
 from core.models.formats import build_vocabulary
 from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
+from core.search.runner import SearchResult
 from core.storage import ExperimentRoot
-from jobs import _trainer, generator_trainer
+from jobs import _trainer, generator_trainer, prover_actor, prover_trainer
 from jobs._group import Group
 from jobs._role import Runtime
 from jobs._trainer import TrainerJob
@@ -239,3 +246,95 @@ def test_the_train_split_examples_need_a_model_and_are_built_once(runtime) -> No
     examples = _trainer.train_split_examples(job)
     assert examples and all(source and target for source, target in examples)
     assert _trainer.train_split_examples(job) is examples
+
+
+# --- the prover actor's result record and the prover trainer's examples -----------------------------------------
+
+
+def tries(generation: dict[str, Any], *proved: bool) -> list[SearchResult]:
+    proof = ProofTree.from_json(generation["proof"])
+    return [SearchResult(label="g", prover="forward-sampling", proved=p, proof=proof if p else None) for p in proved]
+
+
+def test_a_result_record_names_its_goal_and_prover_and_counts_the_outcome(runtime) -> None:
+    rt = runtime("prover_actor")
+    generation = one_generation(rt)
+    failed = prover_actor.result_record(rt, generation, tries(generation, False), 7)
+    proved = prover_actor.result_record(rt, generation, tries(generation, True), 7)
+    for record in (failed, proved):
+        assert (record["id"], record["generation"], record["prover_version"]) == (generation["id"], generation, 7)
+        assert record["search"]["prover"] == "forward-sampling" and "proof" not in record["search"]  # proof once
+    assert (rt.counters["attempted"], rt.counters["proved"]) == (2, 1)
+
+
+def test_a_result_reward_is_shaped_by_the_heuristic_and_penalised_for_a_duplicate(runtime) -> None:
+    rt = runtime("prover_actor", "rewards.heuristic_weight=0.5", "rewards.duplicate_penalty=0.25")
+    generation = one_generation(rt)
+    rewarded = [
+        prover_actor.result_record(rt, dict(generation, heuristic=h, duplicate=d), tries(generation, False), 0)[
+            "reward"
+        ]
+        for h, d in ((3.0, False), (3.0, True), (None, False))
+    ]
+    assert rewarded == [pytest.approx(1.375), pytest.approx(1.125), 1.0]  # 1 + 0.5 * 3/4 (- 0.25); unscored: 1
+
+
+def test_band_rewards_use_the_configured_tau(runtime) -> None:
+    rt = runtime("prover_actor", "rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.25",
+                 "prover_actor.search.prover=forward-sampling")  # fmt: skip
+    generation = one_generation(rt)
+    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0)["reward"]
+               for outcome in ((True, False, False, False), (True, True, False, False))]  # fmt: skip
+    assert rewards == [1.0, 0.0]  # 2 of 4 is above tau = 1/4
+
+
+def test_the_hard_reward_searches_each_goal_once_whatever_attempts_says(runtime) -> None:
+    rt = runtime("prover_actor", "rewards.kind=hard", "rewards.attempts=4")
+    assert prover_actor.attempts_per_goal(rt.config) == 1
+
+
+def prover_job(rt: Runtime, formats: tuple[str, ...] = ("backward",)) -> TrainerJob:
+    job = _trainer.new_job(rt, "prover", rt.config.prover_trainer, rt.config.prover_model, formats)
+    vocab = build_vocabulary(rt.workspace.db)
+    _trainer.set_model(job, new_model(vocab, "tiny", max_source_len=256, max_target_len=64), vocab)
+    return job
+
+
+def routed(generation: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"id": "r-9", "generation": generation, "reward": 0.5, "for_prover_trainer": True, **fields}
+
+
+def test_the_prover_trainer_learns_every_format_and_keeps_the_reward(runtime) -> None:
+    rt = runtime("prover_trainer")
+    generation = one_generation(rt)
+    both = prover_trainer.derive(prover_job(rt, ("backward", "forward")), routed(generation))
+    backward = prover_trainer.derive(prover_job(rt, ("backward",)), routed(generation))
+    forward = prover_trainer.derive(prover_job(rt, ("forward",)), routed(generation))
+    assert both is not None and backward is not None and forward is not None
+    assert both == (backward[0] + forward[0], 0.5)
+    unrewarded = prover_trainer.derive(prover_job(rt), {k: v for k, v in routed(generation).items() if k != "reward"})
+    assert unrewarded is not None and unrewarded[1] == 0.0
+
+
+def test_the_prover_trainer_never_learns_a_held_out_theorem(runtime) -> None:
+    rt = runtime("prover_trainer")
+    ws = rt.workspace
+    theorem = next(a for name in ("test", "valid") for a in ws.splits[name])
+    held_out = dataset_record(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="g")
+    assert prover_trainer.derive(prover_job(rt), routed(held_out)) is None
+    assert rt.counters["held_out_skipped"] == 1
+    train = ws.train_theorems()[0]
+    assert prover_trainer.derive(prover_job(rt), routed(dataset_record(train, tree_from_proof(ws.db, train, ws.kernel),
+                                                                       source_stream="g"))) is not None  # fmt: skip
+
+
+def test_the_prover_trainer_rejects_a_proof_of_another_statement(runtime, caplog) -> None:
+    rt = runtime("prover_trainer")
+    generation = one_generation(rt)
+    ws = rt.workspace
+    train = ws.train_theorems()[0]
+    wrong = dict(generation, proof=tree_from_proof(ws.db, train, ws.kernel).to_json())
+    with caplog.at_level(logging.WARNING, logger="jobs.prover_trainer"):
+        assert prover_trainer.derive(prover_job(rt), routed(wrong)) is None
+    assert rt.counters["rejected_records"] == 1
+    assert f"{rt.name}: skipping record r-9:" in caplog.text
