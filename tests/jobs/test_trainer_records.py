@@ -1,6 +1,7 @@
 """How records become training items: the generator's rewards in the heuristic setups, the REINFORCE baseline's
 first steps and published metrics, what :func:`jobs._trainer.absorb` counts, keeps and skips, how batches mix,
-the prover actor's result records and the prover trainer's examples (written against the mutants scripts/mutation.sh found surviving; tiny models, the embedded database)."""
+the prover actor's result records and the prover trainer's examples (written against the mutants
+scripts/mutation.sh found surviving; tiny models, the embedded database)."""
 
 from __future__ import annotations
 
