@@ -27,7 +27,7 @@ from core.models.formats import build_vocabulary
 from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
 from core.search.runner import SearchResult
-from core.storage import ExperimentRoot
+from core.storage import ExperimentRoot, ShardBatch
 from jobs import _trainer, generator_trainer, prover_actor, prover_trainer
 from jobs._group import Group
 from jobs._role import Runtime
@@ -339,3 +339,41 @@ def test_the_prover_trainer_rejects_a_proof_of_another_statement(runtime, caplog
         assert prover_trainer.derive(prover_job(rt), routed(wrong)) is None
     assert rt.counters["rejected_records"] == 1
     assert f"{rt.name}: skipping record r-9:" in caplog.text
+
+
+def test_an_unrewarded_result_teaches_the_generator_nothing(runtime) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt, with_model=True)
+    kept = generator_trainer.derive(job, {"id": "r", "generation": one_generation(rt), "for_generator_trainer": True})
+    assert kept is not None and kept[1] == 0.0
+
+
+def test_the_prover_actor_searches_without_held_out_lemmas_checks_by_kernel_and_skips_malformed_goals(
+    runtime, monkeypatch, caplog
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_prove(db, theorems, policy, settings, **kwargs):
+        calls.append(dict(kwargs, db=db, policy=policy, settings=settings))
+        return [SearchResult(label=t.label, prover="forward-sampling", proved=False) for t in theorems]
+
+    monkeypatch.setattr(prover_actor, "prove_theorems", fake_prove)
+    rt = runtime("prover_actor")
+    ws = rt.workspace
+    good = one_generation(rt)
+    malformed = {"id": "bad-1", "goal": {"nonsense": True}}
+    policy, settings = object(), object()
+    with caplog.at_level(logging.WARNING, logger="jobs.prover_actor"):
+        results = prover_actor.prove_batch(rt, ShardBatch("g", 0, {}, [malformed, good]), {"policy": policy, "version": 3},
+                                           settings)  # type: ignore[arg-type]  # fmt: skip
+    assert [r["id"] for r in results] == [good["id"]]
+    assert (rt.counters["records_in"], rt.counters["malformed_goals"]) == (2, 1)
+    assert f"{rt.name}: skipping malformed generation record bad-1:" in caplog.text
+    assert "search_seconds" in rt.counters
+    [call] = calls
+    assert call["forbidden"] == ws.generator_forbidden and ws.held_out_labels <= call["forbidden"]
+    assert (call["db"], call["grammar"], call["kernel"]) == (ws.db, ws.grammar, ws.kernel)
+    assert (call["policy"], call["settings"]) == (policy, settings)
+    assert prover_actor.prove_batch(rt, ShardBatch("g", 1, {}, [malformed]), {"policy": policy, "version": 3},
+                                    settings) == []  # type: ignore[arg-type]  # fmt: skip
+    assert len(calls) == 1  # nothing to search: no search at all
