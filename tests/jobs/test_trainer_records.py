@@ -121,7 +121,7 @@ def test_a_broken_rollout_is_skipped_counted_and_logged(runtime, caplog) -> None
         assert generator_trainer.derive(job, {"id": "r-17", "generation": broken, "reward": 1.0,
                                               "for_generator_trainer": True}) is None  # fmt: skip
     assert rt.counters["rejected_records"] == 1
-    assert f"{rt.name}: skipping record r-17:" in caplog.text
+    assert caplog.records[-1].getMessage().startswith(f"{rt.name}: skipping record r-17: malformed rollout step")
 
 
 # --- the REINFORCE baseline ---------------------------------------------------------------------------------------
@@ -148,9 +148,15 @@ def echo(value: float | None, observed: list[float] | None = None) -> _trainer.R
     observed = [] if observed is None else observed
 
     def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Any], float] | None:
+        if not isinstance(job, TrainerJob):
+            raise TypeError("derive is given the trainer job")
         return None if value is None else ([EXAMPLE] if record.get("useful", True) else [], value)
 
-    return _trainer.Rules(derive=derive, weigh=_trainer.one_example_each, observe=lambda job, v: observed.append(v))
+    return _trainer.Rules(
+        derive=derive,
+        weigh=_trainer.one_example_each,
+        observe=lambda job, v: observed.append(v if isinstance(job, TrainerJob) else float("nan")),
+    )
 
 
 def test_absorb_keeps_a_useful_record_with_its_reward_as_weight(runtime) -> None:
@@ -338,7 +344,8 @@ def test_the_prover_trainer_rejects_a_proof_of_another_statement(runtime, caplog
     with caplog.at_level(logging.WARNING, logger="jobs.prover_trainer"):
         assert prover_trainer.derive(prover_job(rt), routed(wrong)) is None
     assert rt.counters["rejected_records"] == 1
-    assert f"{rt.name}: skipping record r-9:" in caplog.text
+    message = caplog.records[-1].getMessage()
+    assert message.startswith(f"{rt.name}: skipping record r-9: ") and not message.endswith(": None")
 
 
 def test_an_unrewarded_result_teaches_the_generator_nothing(runtime) -> None:
@@ -368,7 +375,10 @@ def test_the_prover_actor_searches_without_held_out_lemmas_checks_by_kernel_and_
                                            settings)  # type: ignore[arg-type]  # fmt: skip
     assert [r["id"] for r in results] == [good["id"]]
     assert (rt.counters["records_in"], rt.counters["malformed_goals"]) == (2, 1)
-    assert f"{rt.name}: skipping malformed generation record bad-1:" in caplog.text
+    message = caplog.records[-1].getMessage()
+    assert message.startswith(f"{rt.name}: skipping malformed generation record bad-1: ")
+    assert not message.endswith(": None")  # the reason is given
+    assert results[0]["prover_version"] == 3  # the version of the policy that searched
     assert "search_seconds" in rt.counters
     [call] = calls
     assert call["forbidden"] == ws.generator_forbidden and ws.held_out_labels <= call["forbidden"]
