@@ -15,13 +15,9 @@ import pytest
 
 from configs.databases import resolve_database
 from configs.presets import preset
-from core.adversarial.generation import (
-    GenerationSettings,
-    TheoremGenerator,
-    dataset_record,
-    generation_record,
-)
-from core.errors import StorageError
+from core.adversarial.generation import GenerationSettings, TheoremGenerator
+from core.adversarial.records import GenerationRecord, ResultRecord, decode_records
+from core.errors import RecordError, StorageError
 from core.metamath.prooftree import ProofTree, tree_from_proof
 from core.models.formats import build_vocabulary
 from core.models.training import new_model
@@ -32,6 +28,8 @@ from jobs import _trainer, generator_trainer, prover_actor, prover_trainer
 from jobs._group import Group
 from jobs._role import Runtime
 from jobs._trainer import TrainerJob
+from tests.sample_records import generation as sample_generation
+from tests.sample_records import result as sample_result
 
 FAST = ["generator_trainer.bootstrap_steps=0", "prover_trainer.bootstrap_steps=0", "database.path=embedded"]
 EXAMPLE = ((3,), (4,))
@@ -63,7 +61,7 @@ def generator_job(rt: Runtime, with_model: bool = False) -> TrainerJob:
     return job
 
 
-def one_generation(rt: Runtime) -> dict[str, Any]:
+def one_generation(rt: Runtime) -> GenerationRecord:
     """A real generation record (a rollout of the baseline policy on the embedded database)."""
     ws = rt.workspace
     generator = TheoremGenerator(ws, BaselinePolicy(ws.db, grammar=ws.grammar, seed=0),
@@ -72,7 +70,22 @@ def one_generation(rt: Runtime) -> dict[str, Any]:
         for rollout in generator.run(8):
             chosen = generator.select(rollout)
             if chosen is not None:
-                return generation_record(chosen, generator_version=0, source_stream="g")
+                return GenerationRecord.of_generated(chosen, generator_version=0, source_stream="g")
+
+
+def result_of(generation: GenerationRecord, record_id: str = "r", **fields: Any) -> ResultRecord:
+    """A result record on ``generation`` named ``record_id`` (routed to both trainers, reward 0 unless told)."""
+    return dataclasses.replace(sample_result(generation), id=record_id, **fields)
+
+
+def without(record: GenerationRecord | ResultRecord, *path: str) -> dict[str, Any]:
+    """``record``'s JSON without the field at ``path`` (a record written before the field was required)."""
+    data = record.to_json()
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    return data
 
 
 # --- the generator trainer's reward in the heuristic setups -------------------------------------------------------
@@ -89,39 +102,46 @@ def test_heuristic_setups_reward_the_squashed_heuristic_less_the_duplicate_penal
     rt = runtime("generator_trainer", *setup, "rewards.duplicate_penalty=0.25")
     job = generator_job(rt, with_model=True)
     generation = one_generation(rt)
-    fresh = generator_trainer.derive(job, dict(generation, heuristic=3.0, duplicate=False))
+    fresh = generator_trainer.derive(job, dataclasses.replace(generation, heuristic=3.0, duplicate=False))
     assert fresh is not None and fresh[0] and fresh[1] == pytest.approx(0.75)  # 3 / (1 + 3)
-    again = generator_trainer.derive(job, dict(generation, heuristic=3.0, duplicate=True))
+    again = generator_trainer.derive(job, dataclasses.replace(generation, heuristic=3.0, duplicate=True))
     assert again is not None and again[1] == pytest.approx(0.5)
-    unscored = generator_trainer.derive(job, dict(generation, heuristic=None, duplicate=False))
+    unscored = generator_trainer.derive(job, dataclasses.replace(generation, heuristic=0.0, duplicate=False))
     assert unscored is not None and unscored[1] == 0.0
-    assert generator_trainer.derive(job, dict(generation, source="dataset")) is None  # never the generator's own
-    assert generator_trainer.derive(job, dict(generation, rollout=None)) is None
+    with pytest.raises(RecordError, match=r"generation record g/\w+, field 'heuristic': should be a number, got null"):
+        GenerationRecord.parse(dict(generation.to_json(), heuristic=None), stream="g")  # unscored is not a record
+    assert generator_trainer.derive(job, dataclasses.replace(generation, source="dataset")) is None  # never its own
+    assert generator_trainer.derive(job, dataclasses.replace(generation, rollout=None)) is None
 
 
 def test_an_adversarial_record_is_rewarded_by_the_prover_not_by_its_heuristic(runtime) -> None:
     rt = runtime("generator_trainer", "rewards.duplicate_penalty=0.25")
     job = generator_job(rt, with_model=True)
-    generation = dict(one_generation(rt), heuristic=3.0, duplicate=True)
-    kept = generator_trainer.derive(job, {"id": "r", "generation": generation, "reward": 0.0,
-                                          "for_generator_trainer": True})  # fmt: skip
+    generation = dataclasses.replace(one_generation(rt), heuristic=3.0, duplicate=True)
+    kept = generator_trainer.derive(job, result_of(generation, reward=0.0, for_generator_trainer=True))
     assert kept is not None and kept[0] and kept[1] == 0.0
-    no_rollout = dict(generation, rollout=None)
-    assert (
-        generator_trainer.derive(job, {"generation": no_rollout, "reward": 1.0, "for_generator_trainer": True}) is None
-    )
+    no_rollout = dataclasses.replace(generation, rollout=None)
+    assert generator_trainer.derive(job, result_of(no_rollout, reward=1.0, for_generator_trainer=True)) is None
 
 
 def test_a_broken_rollout_is_skipped_counted_and_logged(runtime, caplog) -> None:
     rt = runtime("generator_trainer")
     job = generator_job(rt, with_model=True)
-    generation = one_generation(rt)
-    broken = dict(generation, rollout={"hypotheses": [], "steps": [{"nonsense": 1}]})
-    with caplog.at_level(logging.WARNING, logger="jobs.generator_trainer"):
-        assert generator_trainer.derive(job, {"id": "r-17", "generation": broken, "reward": 1.0,
-                                              "for_generator_trainer": True}) is None  # fmt: skip
+    data = result_of(one_generation(rt), "r-17", reward=1.0, for_generator_trainer=True).to_json()
+    data["generation"]["rollout"] = {"hypotheses": [], "steps": [{"nonsense": 1}]}
+    [broken] = decode_records(ResultRecord, {}, [data], stream="s")  # the trainer's reader decodes it so
+    with caplog.at_level(logging.WARNING, logger="jobs._trainer"):
+        assert _trainer.absorb(job, generator_trainer.RULES, "s", (0, 0), broken) == 0
     assert rt.counters["rejected_records"] == 1
-    assert caplog.records[-1].getMessage().startswith(f"{rt.name}: skipping record r-17: malformed rollout step")
+    assert (job.records_in, job.skipped, len(job.buffer)) == (1, 1, 0)
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .startswith(
+            f"{rt.name}: skipping a malformed record: stream s: result record r-17, field 'generation', "
+            "field 'rollout', field 'steps'[0]: field 'label' is missing"
+        )
+    )
 
 
 # --- the REINFORCE baseline ---------------------------------------------------------------------------------------
@@ -142,15 +162,19 @@ def test_the_baseline_starts_at_the_first_reward_and_is_published(runtime) -> No
 # --- absorb: what enters the replay buffer ----------------------------------------------------------------------
 
 
+RECORD = sample_result(sample_generation("g/1"))
+USELESS = sample_result(sample_generation("g/useless"))  # echo derives no example from it
+
+
 def echo(value: float | None, observed: list[float] | None = None) -> _trainer.Rules:
     """Rules deriving one fixed example of reward ``value`` from every record (None: derive nothing); the rewards
     it is told to observe are appended to ``observed``."""
     observed = [] if observed is None else observed
 
-    def derive(job: TrainerJob, record: dict[str, Any]) -> tuple[list[Any], float] | None:
-        if not isinstance(job, TrainerJob):
-            raise TypeError("derive is given the trainer job")
-        return None if value is None else ([EXAMPLE] if record.get("useful", True) else [], value)
+    def derive(job: TrainerJob, record: ResultRecord) -> tuple[list[Any], float] | None:
+        if not isinstance(job, TrainerJob) or not isinstance(record, ResultRecord):
+            raise TypeError("derive is given the trainer job and the typed record")
+        return None if value is None else ([EXAMPLE] if record.id != USELESS.id else [], value)
 
     return _trainer.Rules(
         derive=derive,
@@ -164,8 +188,8 @@ def test_absorb_keeps_a_useful_record_with_its_reward_as_weight(runtime) -> None
     job = generator_job(rt)
     observed: list[float] = []
     rules = echo(0.7, observed)
-    assert _trainer.absorb(job, rules, "s", (2, 5), {}) == 1
-    assert _trainer.absorb(job, rules, "s", (2, 6), {}) == 1
+    assert _trainer.absorb(job, rules, "s", (2, 5), RECORD) == 1
+    assert _trainer.absorb(job, rules, "s", (2, 6), RECORD) == 1
     assert [(i.stream, i.position, i.record, i.weight) for i in job.buffer] == [
         ("s", (2, 5), {"examples": [EXAMPLE], "reward": 0.7}, 0.7),
         ("s", (2, 6), {"examples": [EXAMPLE], "reward": 0.7}, 0.7),
@@ -177,8 +201,8 @@ def test_absorb_keeps_a_useful_record_with_its_reward_as_weight(runtime) -> None
 def test_absorb_counts_but_skips_records_that_yield_nothing(runtime) -> None:
     rt = runtime("generator_trainer")
     job = generator_job(rt)
-    assert _trainer.absorb(job, echo(None), "s", (0, 0), {}) == 0
-    assert _trainer.absorb(job, echo(1.0), "s", (0, 1), {"useful": False}) == 0
+    assert _trainer.absorb(job, echo(None), "s", (0, 0), RECORD) == 0
+    assert _trainer.absorb(job, echo(1.0), "s", (0, 1), USELESS) == 0
     assert (job.records_in, job.skipped, len(job.buffer), job.new_rewards) == (2, 2, 0, [])
 
 
@@ -187,8 +211,8 @@ def test_refilled_records_are_not_counted_or_observed_again(runtime) -> None:
     job = generator_job(rt)
     observed: list[float] = []
     rules = echo(0.5, observed)
-    assert _trainer.absorb(job, rules, "s", (0, 0), {}, new=False) == 1
-    assert _trainer.absorb(job, echo(None), "s", (0, 1), {}, new=False) == 0
+    assert _trainer.absorb(job, rules, "s", (0, 0), RECORD, new=False) == 1
+    assert _trainer.absorb(job, echo(None), "s", (0, 1), RECORD, new=False) == 0
     assert (job.records_in, job.skipped, job.new_rewards, len(job.buffer)) == (0, 0, [], 1)
     assert observed == []
 
@@ -198,7 +222,7 @@ def test_each_record_goes_to_exactly_one_rank_of_a_group(runtime) -> None:
     ranks = [generator_job(rt), generator_job(rt)]
     for rank, job in enumerate(ranks):
         job.group = Group(rank, 2)
-    kept = [[_trainer.absorb(job, echo(1.0), "s", (seq, index), {}) for seq in range(3) for index in range(4)]
+    kept = [[_trainer.absorb(job, echo(1.0), "s", (seq, index), RECORD) for seq in range(3) for index in range(4)]
             for job in ranks]  # fmt: skip
     assert [a + b for a, b in zip(*kept)] == [1] * 12
     assert 0 < sum(kept[0]) < 12
@@ -258,8 +282,8 @@ def test_the_train_split_examples_need_a_model_and_are_built_once(runtime) -> No
 # --- the prover actor's result record and the prover trainer's examples -----------------------------------------
 
 
-def tries(generation: dict[str, Any], *proved: bool) -> list[SearchResult]:
-    proof = ProofTree.from_json(generation["proof"])
+def tries(generation: GenerationRecord, *proved: bool) -> list[SearchResult]:
+    proof = ProofTree.from_json(generation.proof)
     return [SearchResult(label="g", prover="forward-sampling", proved=p, proof=proof if p else None) for p in proved]
 
 
@@ -269,8 +293,8 @@ def test_a_result_record_names_its_goal_and_prover_and_counts_the_outcome(runtim
     failed = prover_actor.result_record(rt, generation, tries(generation, False), 7)
     proved = prover_actor.result_record(rt, generation, tries(generation, True), 7)
     for record in (failed, proved):
-        assert (record["id"], record["generation"], record["prover_version"]) == (generation["id"], generation, 7)
-        assert record["search"]["prover"] == "forward-sampling" and "proof" not in record["search"]  # proof once
+        assert (record.id, record.generation, record.prover_version) == (generation.id, generation, 7)
+        assert record.search["prover"] == "forward-sampling" and "proof" not in record.search  # proof once
     assert (rt.counters["attempted"], rt.counters["proved"]) == (2, 1)
 
 
@@ -278,10 +302,10 @@ def test_a_result_reward_is_shaped_by_the_heuristic_and_penalised_for_a_duplicat
     rt = runtime("prover_actor", "rewards.heuristic_weight=0.5", "rewards.duplicate_penalty=0.25")
     generation = one_generation(rt)
     rewarded = [
-        prover_actor.result_record(rt, dict(generation, heuristic=h, duplicate=d), tries(generation, False), 0)[
-            "reward"
-        ]
-        for h, d in ((3.0, False), (3.0, True), (None, False))
+        prover_actor.result_record(
+            rt, dataclasses.replace(generation, heuristic=h, duplicate=d), tries(generation, False), 0
+        ).reward
+        for h, d in ((3.0, False), (3.0, True), (0.0, False))
     ]
     assert rewarded == [pytest.approx(1.375), pytest.approx(1.125), 1.0]  # 1 + 0.5 * 3/4 (- 0.25); unscored: 1
 
@@ -290,7 +314,7 @@ def test_band_rewards_use_the_configured_tau(runtime) -> None:
     rt = runtime("prover_actor", "rewards.kind=band", "rewards.attempts=4", "rewards.tau=0.25",
                  "prover_actor.search.prover=forward-sampling")  # fmt: skip
     generation = one_generation(rt)
-    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0)["reward"]
+    rewards = [prover_actor.result_record(rt, generation, tries(generation, *outcome), 0).reward
                for outcome in ((True, False, False, False), (True, True, False, False))]  # fmt: skip
     assert rewards == [1.0, 0.0]  # 2 of 4 is above tau = 1/4
 
@@ -307,8 +331,8 @@ def prover_job(rt: Runtime, formats: tuple[str, ...] = ("backward",)) -> Trainer
     return job
 
 
-def routed(generation: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"id": "r-9", "generation": generation, "reward": 0.5, "for_prover_trainer": True, **fields}
+def routed(generation: GenerationRecord, **fields: Any) -> ResultRecord:
+    return result_of(generation, "r-9", **{"reward": 0.5, "for_prover_trainer": True, **fields})
 
 
 def test_the_prover_trainer_learns_every_format_and_keeps_the_reward(runtime) -> None:
@@ -319,7 +343,7 @@ def test_the_prover_trainer_learns_every_format_and_keeps_the_reward(runtime) ->
     forward = prover_trainer.derive(prover_job(rt, ("forward",)), routed(generation))
     assert both is not None and backward is not None and forward is not None
     assert both == (backward[0] + forward[0], 0.5)
-    unrewarded = prover_trainer.derive(prover_job(rt), {k: v for k, v in routed(generation).items() if k != "reward"})
+    unrewarded = prover_trainer.derive(prover_job(rt), routed(generation, reward=0.0))
     assert unrewarded is not None and unrewarded[1] == 0.0
 
 
@@ -327,12 +351,12 @@ def test_the_prover_trainer_never_learns_a_held_out_theorem(runtime) -> None:
     rt = runtime("prover_trainer")
     ws = rt.workspace
     theorem = next(a for name in ("test", "valid") for a in ws.splits[name])
-    held_out = dataset_record(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="g")
+    held_out = GenerationRecord.of_database(theorem, tree_from_proof(ws.db, theorem, ws.kernel), source_stream="g")
     assert prover_trainer.derive(prover_job(rt), routed(held_out)) is None
     assert rt.counters["held_out_skipped"] == 1
     train = ws.train_theorems()[0]
-    assert prover_trainer.derive(prover_job(rt), routed(dataset_record(train, tree_from_proof(ws.db, train, ws.kernel),
-                                                                       source_stream="g"))) is not None  # fmt: skip
+    learned = GenerationRecord.of_database(train, tree_from_proof(ws.db, train, ws.kernel), source_stream="g")
+    assert prover_trainer.derive(prover_job(rt), routed(learned)) is not None
 
 
 def test_the_prover_trainer_rejects_a_proof_of_another_statement(runtime, caplog) -> None:
@@ -340,7 +364,7 @@ def test_the_prover_trainer_rejects_a_proof_of_another_statement(runtime, caplog
     generation = one_generation(rt)
     ws = rt.workspace
     train = ws.train_theorems()[0]
-    wrong = dict(generation, proof=tree_from_proof(ws.db, train, ws.kernel).to_json())
+    wrong = dataclasses.replace(generation, proof=tree_from_proof(ws.db, train, ws.kernel).to_json())
     with caplog.at_level(logging.WARNING, logger="jobs.prover_trainer"):
         assert prover_trainer.derive(prover_job(rt), routed(wrong)) is None
     assert rt.counters["rejected_records"] == 1
@@ -348,11 +372,17 @@ def test_the_prover_trainer_rejects_a_proof_of_another_statement(runtime, caplog
     assert message.startswith(f"{rt.name}: skipping record r-9: ") and not message.endswith(": None")
 
 
-def test_an_unrewarded_result_teaches_the_generator_nothing(runtime) -> None:
+def test_a_result_without_a_reward_teaches_neither_trainer(runtime, caplog) -> None:
     rt = runtime("generator_trainer")
     job = generator_job(rt, with_model=True)
-    kept = generator_trainer.derive(job, {"id": "r", "generation": one_generation(rt), "for_generator_trainer": True})
-    assert kept is not None and kept[1] == 0.0
+    data = without(result_of(one_generation(rt), "r-5", for_generator_trainer=True, for_prover_trainer=True), "reward")
+    [unrewarded] = decode_records(ResultRecord, {}, [data], stream="s")  # both trainers read result records so
+    assert isinstance(unrewarded, RecordError) and "result record r-5: field 'reward' is missing" in str(unrewarded)
+    with caplog.at_level(logging.WARNING, logger="jobs._trainer"):
+        assert _trainer.absorb(job, generator_trainer.RULES, "s", (0, 0), unrewarded) == 0
+    assert (rt.counters["rejected_records"], job.records_in, job.skipped, len(job.buffer)) == (1, 1, 1, 0)
+    assert job.new_rewards == [] and generator_trainer.baseline(job) == 0.0  # no reward observed
+    assert "field 'reward' is missing" in caplog.records[-1].getMessage()
 
 
 def test_the_prover_actor_searches_without_held_out_lemmas_checks_by_kernel_and_skips_malformed_goals(
@@ -369,16 +399,22 @@ def test_the_prover_actor_searches_without_held_out_lemmas_checks_by_kernel_and_
     ws = rt.workspace
     good = one_generation(rt)
     malformed = {"id": "bad-1", "goal": {"nonsense": True}}
+    clashing = dataclasses.replace(
+        good, id="bad-2", goal=dataclasses.replace(good.goal, label=ws.train_theorems()[0].label)
+    )
     policy, settings = object(), object()
+    records = [malformed, good.to_json(), clashing.to_json()]
     with caplog.at_level(logging.WARNING, logger="jobs.prover_actor"):
-        results = prover_actor.prove_batch(rt, ShardBatch("g", 0, {}, [malformed, good]), {"policy": policy, "version": 3},
+        results = prover_actor.prove_batch(rt, ShardBatch("g", 0, {}, records), {"policy": policy, "version": 3},
                                            settings)  # type: ignore[arg-type]  # fmt: skip
-    assert [r["id"] for r in results] == [good["id"]]
-    assert (rt.counters["records_in"], rt.counters["malformed_goals"]) == (2, 1)
-    message = caplog.records[-1].getMessage()
-    assert message.startswith(f"{rt.name}: skipping malformed generation record bad-1: ")
-    assert not message.endswith(": None")  # the reason is given
-    assert results[0]["prover_version"] == 3  # the version of the policy that searched
+    assert [r.id for r in results] == [good.id]
+    assert (rt.counters["records_in"], rt.counters["malformed_goals"]) == (3, 2)
+    untyped, unbuildable = (record.getMessage() for record in caplog.records[-2:])
+    assert untyped.startswith(f"{rt.name}: skipping malformed generation record: stream g: generation record bad-1")
+    assert unbuildable.startswith(f"{rt.name}: skipping malformed generation record: ")
+    assert "reuses database label" in unbuildable
+    assert not untyped.endswith(": None") and not unbuildable.endswith(": None")  # the reason is given
+    assert results[0].prover_version == 3  # the version of the policy that searched
     assert "search_seconds" in rt.counters
     [call] = calls
     assert call["forbidden"] == ws.generator_forbidden and ws.held_out_labels <= call["forbidden"]
