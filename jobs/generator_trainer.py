@@ -28,6 +28,7 @@ from core.adversarial.rewards import difficulty_token, reward
 from core.adversarial.topology import generator_trainer_reads_generations, wiring_of
 from core.models.examples import rollout_examples
 from core.models.training import Example, train_loop
+from core.models.vocab import STOP
 from core.storage import Cursor, StreamReader
 from jobs import _trainer
 from jobs._cli import run_cli
@@ -78,6 +79,16 @@ def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[li
         return None
     hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
     steps = [step.to_step() for step in rollout.steps]
+    unknown = sorted({s.tactic.label for s in steps if s.tactic.label != STOP} - set(job.rt.workspace.db.labels))
+    if unknown:  # a well-formed record that does not fit this database: never trained on silently
+        job.rt.add("rejected_records")
+        logger.warning(
+            "%s: skipping record %s: its rollout cites %s, unknown to the database",
+            job.rt.name,
+            getattr(record, "id", "?"),
+            ", ".join(unknown[:5]),
+        )
+        return None
     pairs = rollout_examples(
         job.codec,  # type: ignore[arg-type]  # set by resume, before any record is read
         job.rt.workspace.db,

@@ -144,6 +144,22 @@ def test_a_broken_rollout_is_skipped_counted_and_logged(runtime, caplog) -> None
     )
 
 
+def test_a_rollout_citing_an_unknown_label_is_rejected_and_logged(runtime, caplog) -> None:
+    rt = runtime("generator_trainer")
+    job = generator_job(rt, with_model=True)
+    good = result_of(one_generation(rt), "r-18", reward=1.0, for_generator_trainer=True)
+    assert generator_trainer.derive(job, good) is not None  # its twin, as generated, is trained on
+    rollout = good.generation.rollout
+    assert rollout is not None
+    bad_step = dataclasses.replace(rollout.steps[0], label="no-such-label")
+    bad_rollout = dataclasses.replace(rollout, steps=(bad_step, *rollout.steps[1:]))
+    bad = dataclasses.replace(good, generation=dataclasses.replace(good.generation, rollout=bad_rollout))
+    with caplog.at_level(logging.WARNING, logger="jobs.generator_trainer"):
+        assert generator_trainer.derive(job, bad) is None
+    assert rt.counters["rejected_records"] == 1
+    assert "r-18" in caplog.text and "no-such-label" in caplog.text
+
+
 # --- the REINFORCE baseline ---------------------------------------------------------------------------------------
 
 
