@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ROLLOUT = "tests/adversarial/test_rollout_logic.py"
 LEARNING = "tests/jobs/test_learning_logic.py"
+HINDSIGHT = "tests/adversarial/test_hindsight.py"
 
 
 def learning(test: str) -> tuple[str, ...]:
@@ -48,36 +49,36 @@ BREAKAGES = [
     Breakage(
         "baseline-never-updated",
         "jobs/generator_trainer.py",
-        'self.extra_state["baseline"] = value if seen == 0 else decay * self.baseline + (1 - decay) * value',
-        'self.extra_state["baseline"] = self.baseline',
+        'job.extra_state["baseline"] = value if seen == 0 else decay * baseline(job) + (1 - decay) * value',
+        'job.extra_state["baseline"] = baseline(job)',
         learning("test_the_baseline_follows_the_rewards"),
     ),
     Breakage(
         "prover-trainer-ignores-its-flag",
         "jobs/prover_trainer.py",
-        'if not record.get("for_prover_trainer"):',
+        "if not record.for_prover_trainer:",
         "if False:",
         learning("test_the_prover_trainer_keeps_exactly_the_records_flagged_for_it"),
     ),
     Breakage(
         "generator-trainer-ignores-its-flag",
         "jobs/generator_trainer.py",
-        'if not record.get("for_generator_trainer"):',
+        "if not record.for_generator_trainer:",
         "if False:",
         learning("test_the_generator_trainer_keeps_exactly_the_records_flagged_for_it"),
     ),
     Breakage(
         "generator-send-only-failed-ignored",
-        "jobs/prover_actor.py",
-        "from_generator and (not proved or not routing.generator_send_only_failed)",
-        "from_generator",
+        "core/adversarial/records.py",
+        "for_generator_trainer=generation.generated and (not proved or not generator_send_only_failed),",
+        "for_generator_trainer=generation.generated,",
         learning("test_result_records_carry_the_outcome_reward_and_routing"),
     ),
     Breakage(
         "prover-send-only-failed-ignored",
-        "jobs/prover_actor.py",
-        '"for_prover_trainer": not proved or not routing.prover_send_only_failed',
-        '"for_prover_trainer": True',
+        "core/adversarial/topology.py",
+        "given = not proved or not send_only_failed",
+        "given = True",
         learning("test_result_records_carry_the_outcome_reward_and_routing"),
     ),
     Breakage(
@@ -132,7 +133,7 @@ BREAKAGES = [
     Breakage(
         "too-long-filter-removed",
         "core/adversarial/generation.py",
-        "if len(node.statement) + sum(len(h) for h in hypotheses) > self.settings.max_statement_tokens:",
+        "if len(node.statement) + sum(len(h) for h in hypotheses) > self.max_statement_tokens:",
         "if False:",
         rollout("test_too_long_rejects_exactly_the_nodes_over_the_limit"),
     ),
@@ -146,7 +147,7 @@ BREAKAGES = [
     Breakage(
         "replay-min-ignored",
         "jobs/_trainer.py",
-        "ready = len(self.buffer) >= max(section.replay_min, 1)",
+        "ready = len(job.buffer) >= max(section.replay_min, 1)",
         "ready = len(self.buffer) >= 1",
         learning("test_batches_wait_for_replay_min_then_mix_by_supervised_weight"),
     ),
@@ -160,7 +161,7 @@ BREAKAGES = [
     Breakage(
         "refill-disabled",
         "jobs/_trainer.py",
-        'self.refill(latest.meta.get("windows", {}).get(str(self.rt.rank), {}), cursor)',
+        'refill(job, rules, latest.meta.get("windows", {}).get(str(job.rt.rank), {}), cursor)',
         "pass",
         learning("test_a_restarted_trainer_refills_its_buffer_from_the_committed_window"),
     ),
@@ -202,7 +203,7 @@ BREAKAGES = [
     Breakage(
         "retention-removed",
         "jobs/_trainer.py",
-        "self.store.retain(self.section.keep_checkpoints, RETENTION_GRACE_S)",
+        "job.store.retain(job.section.keep_checkpoints, RETENTION_GRACE_S)",
         "pass",
         learning("test_old_checkpoint_versions_are_pruned"),
     ),
@@ -216,7 +217,7 @@ BREAKAGES = [
     Breakage(
         "entropy-weight-unread",
         "jobs/generator_trainer.py",
-        "self.trainer.entropy_weight = self.rt.config.generator_trainer.entropy_weight",
+        "_trainer.training(job).entropy_weight = job.rt.config.generator_trainer.entropy_weight",
         "pass",
         learning("test_the_entropy_bonus_spreads_the_policy"),
     ),
@@ -230,7 +231,7 @@ BREAKAGES = [
     Breakage(
         "trainer-not-reseeded-on-resume",
         "jobs/_trainer.py",
-        "self._reseed(self.trainer.steps)",
+        "reseed(job, trainer.steps)",
         "pass",
         learning("test_a_resumed_trainer_reseeds_from_its_step"),
     ),
@@ -247,6 +248,41 @@ BREAKAGES = [
         "return job_seed(self.config.seed, self.name, self.restart)",
         "return job_seed(self.config.seed, self.name, int(self.started))",
         learning("test_job_seeds_are_reproducible_and_never_read_the_clock"),
+    ),
+    Breakage(
+        "hindsight-keeps-held-out-statements",
+        "core/adversarial/hindsight.py",
+        "if node.statement in workspace.held_out_statements:",
+        "if False:",
+        learning("test_hindsight_never_trains_on_a_held_out_statement"),
+    ),
+    Breakage(
+        "hindsight-kernel-check-skipped",
+        "core/adversarial/hindsight.py",
+        "check_tree(workspace.db, workspace.grammar, theorem, node.tree, workspace.kernel)",
+        "pass",
+        (f"{HINDSIGHT}::test_an_intermediate_theorem_the_kernel_refuses_is_skipped_and_counted",),
+    ),
+    Breakage(
+        "prover-trainer-kernel-check-skipped",
+        "jobs/prover_trainer.py",
+        "check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)",
+        "pass",
+        ("tests/jobs/test_prover_only.py::test_prover_only_refuses_a_held_out_theorem_and_a_proof_of_another_theorem",),
+    ),
+    Breakage(
+        "prover-only-routes-failures",
+        "core/adversarial/topology.py",
+        "if learns == OWN_PROOFS:",
+        "if False:",
+        ("tests/adversarial/test_topology.py::test_what_the_prover_trainer_is_sent",),
+    ),
+    Breakage(
+        "difficulty-medium-labelled-hard",
+        "core/adversarial/rewards.py",
+        'return "HARD" if successes <= 0 else "MEDIUM"',
+        'return "HARD"',
+        ("tests/adversarial/test_difficulty.py::test_the_label_is_the_measured_outcome",),
     ),
 ]
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from core.adversarial import hindsight
 from core.adversarial.generation import GenerationSettings, TheoremGenerator
 from core.adversarial.hindsight import hindsight_theorems
 from core.adversarial.records import GenerationRecord
@@ -133,3 +134,19 @@ def test_generated_rollouts_relabel_distinct_checked_theorems_on_their_hypothese
             assert item.theorem.statement not in workspace.held_out_statements
         total += len(found)
     assert records and total >= len(records)
+
+
+def test_an_intermediate_theorem_the_kernel_refuses_is_skipped_and_counted(workspace, record, monkeypatch) -> None:
+    """Each relabelled theorem is re-checked by the kernel: one stated as something its proof does not prove
+    (here: the first intermediate stated as the second) is dropped, and the other kept (the accepted twin)."""
+    real = hindsight.make_theorem
+    first, second = (tuple(text.split()) for text in INTERMEDIATE)
+
+    def misstated(db, label, statement, *args, **kwargs):
+        return real(db, label, second if tuple(statement) == first else statement, *args, **kwargs)
+
+    monkeypatch.setattr(hindsight, "make_theorem", misstated)
+    counters: Counter[str] = Counter()
+    found = hindsight_theorems(workspace, record, max_nodes=10, max_statement_tokens=LONG, counters=counters)
+    assert statements(found) == INTERMEDIATE[1:]
+    assert counters["hindsight_kernel_rejected"] == 1 and counters["hindsight_theorems"] == 1

@@ -111,6 +111,9 @@ def test_a_stop_before_anything_was_made_is_never_taken(workspace: Workspace) ->
     assert rollout.steps[0].added is not None and generator.counters["early_stop_skipped"] == 1
     with pytest.raises(ConfigError, match=r"GenerationSettings\.min_steps must be >= 1, got 0"):
         GenerationSettings(min_steps=0)  # a setting that asks for no minimum is refused
+    object.__setattr__(generator.settings, "min_steps", 0)  # past that check, an empty rollout still may not stop
+    assert not generator.may_stop(Rollout(rollout.env, None))
+    assert generator.may_stop(rollout)  # the twin: one that made something may
 
 
 def test_a_policy_that_never_stops_runs_to_max_steps(workspace: Workspace) -> None:
