@@ -43,6 +43,7 @@ from core.adversarial.records import (
     ResultRecord,
     StreamRecord,
     decode_records,
+    record_type_of,
     valid_records,
 )
 from core.adversarial.topology import (
@@ -88,20 +89,11 @@ PLOT_FORMATS = ("png", "pdf", "svg", "eps", "ps")  # what matplotlib's Agg backe
 # --- reading the root -------------------------------------------------------------------------------
 
 
-def record_class(stream: str) -> type[StreamRecord] | None:
-    """The record type of a stream of this experiment (None for a stream no role writes)."""
-    if stream.startswith("generator-actor-"):
-        return GenerationRecord
-    if stream.startswith("prover-actor-"):
-        return ResultRecord
-    return EvaluationRecord if stream == EVALUATION_STREAM else None
-
-
 class StreamScan:
     """Every shard of one stream: record counts, header times and cursors, and the records themselves (typed;
     a record that fails its type's checks is counted and described in ``malformed``)."""
 
-    def __init__(self, root: ExperimentRoot, name: str) -> None:
+    def __init__(self, root: ExperimentRoot, name: str, kind: type[StreamRecord] | None) -> None:
         self.name = name
         self.low, self.end, self.pruned = _bounds(root, name)
         self.gaps, self.gap_error = _gaps(root, name)
@@ -111,7 +103,6 @@ class StreamScan:
         headers: list[dict[str, Any]] = []
         self.records: dict[int, list[StreamRecord]] = {}
         self.malformed: list[str] = []
-        kind = record_class(name)
         self.damaged: dict[int, str] = {}  # seq -> why the shard cannot be read (left in place)
         self.bytes = 0
         for seq in range(self.low, self.end):
@@ -246,8 +237,10 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
     # Consumers before what they consume: a cursor read first never points past what is scanned after it.
     checkpoints = {name: checkpoint_summary(root, name) for name in root.checkpoint_names()}
     names = root.streams()
-    order = sorted(names, key=lambda n: (not n.startswith("prover-actor-"), n))
-    scans = {name: StreamScan(root, name) for name in order}
+    wiring = wiring_of(config)
+    kinds = {name: wired.kind if (wired := wiring.stream(name)) is not None else None for name in names}
+    order = sorted(names, key=lambda n: (kinds[n] != RESULTS, n))
+    scans = {name: StreamScan(root, name, record_type_of(kind) if (kind := kinds[name]) else None) for name in order}
     flows, checks = stream_flows(config, scans, checkpoints)
     evaluations = (
         [record for _, record in scans[EVALUATION_STREAM].all_records() if isinstance(record, EvaluationRecord)]

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, TypeVar, Union
 
 from core.adversarial.generation import Generated, Step
 from core.adversarial.rewards import DIFFICULTIES, difficulty_label
-from core.adversarial.topology import GIVEN_PROOFS, routed_to_prover_trainer
+from core.adversarial.topology import EVALUATIONS, GENERATIONS, GIVEN_PROOFS, RESULTS, routed_to_prover_trainer
 from core.adversarial.workspace import Workspace
 from core.errors import MetamathError, NewerFormatError, RecordError
 from core.metamath.database import Assertion
@@ -430,6 +430,12 @@ RECORD_TYPES: dict[str, type[StreamRecord]] = {
 
 
 @functools.cache
+def record_type_of(kind: str) -> type[StreamRecord]:
+    """The record type a stream of this kind (:mod:`core.adversarial.topology`'s ``GENERATIONS``, ``RESULTS``,
+    ``EVALUATIONS``) carries."""
+    return {GENERATIONS: GenerationRecord, RESULTS: ResultRecord, EVALUATIONS: EvaluationRecord}[kind]
+
+
 def _cached_hints(cls: Hashable) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

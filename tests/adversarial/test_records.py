@@ -242,3 +242,14 @@ def test_every_stream_record_type_is_registered_once() -> None:
 
     assert set(RECORD_TYPES) == {"generation", "result", "evaluation"}
     assert all(issubclass(cls, StreamRecord) and cls.VERSION == 1 for cls in RECORD_TYPES.values())
+
+
+def test_each_kind_of_stream_in_the_wiring_table_names_its_record_type() -> None:
+    from core.adversarial.records import record_type_of
+    from core.adversarial.topology import EVALUATIONS, GENERATIONS, RESULTS
+
+    assert record_type_of(GENERATIONS) is GenerationRecord
+    assert record_type_of(RESULTS) is ResultRecord
+    assert record_type_of(EVALUATIONS) is EvaluationRecord
+    with pytest.raises(KeyError):
+        record_type_of("checkpoints")
