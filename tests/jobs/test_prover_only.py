@@ -145,7 +145,9 @@ def test_learn_from_own_proofs_adds_the_provers_proofs_of_generated_theorems(own
 
 @pytest.mark.slow
 def test_prover_only_runs_and_its_trainer_holds_exactly_the_proved_train_theorems(tmp_path: Path) -> None:
-    root = prepared_root(tmp_path / "exp", "prover_only", "prover_actor.search.batch_goals=4")
+    root = prepared_root(  # no solved subgoals: the buffer then holds the proved theorems alone
+        tmp_path / "exp", "prover_only", "prover_actor.search.batch_goals=4", "prover_actor.max_solved_subgoals=0"
+    )
     assert run_role("prover_trainer", root, max_steps=0) == "finished"  # version 0
     for _ in range(2):  # each job twice: the second actor run is a restart (a new order), the trainer resumes
         assert run_role("prover_actor", root, max_records=8) == "finished"
@@ -156,6 +158,7 @@ def test_prover_only_runs_and_its_trainer_holds_exactly_the_proved_train_theorem
     train = {t.label for t in Workspace.load(database["path"], splits=database["splits"]).train_theorems()}
     assert len(results) == 16 and {r["generation"]["goal"]["label"] for r in results} <= train
     assert all(r["generation"]["source"] == "dataset" for r in results)
+    assert not any(r.get("solved_subgoals") for r in results)
     proved = {
         (r["generation"]["goal"]["label"], json.dumps(r["proof"], sort_keys=True)) for r in results if r["proved"]
     }
