@@ -136,6 +136,12 @@ class ProverActorConfig(Config):
     shard_records: int = option(32, min=1, help="records per published shard")
     shard_seconds: float = option(20.0, min=0.1, help="publish a shard at least this often")
     reload_seconds: float = option(10.0, min=0.0, help="how often to look for a newer prover checkpoint")
+    max_solved_subgoals: int = option(
+        4,
+        min=0,
+        help="a failed backward/HTPS search reports up to N goals it proved on the way, for the prover trainer "
+        "when it learns from its own proofs (prover-only, learn_from_own_proofs; 0 = off)",
+    )
     device: str = device_option()
     precision: str = precision_option("decoding")
 

@@ -11,6 +11,9 @@ after the last committed input. It hot-reloads the newest prover checkpoint betw
 In setup ``prover-only`` it reads no stream: it takes its goals from the database's train split (its share
 of it, in an order seeded by the experiment's seed, its rank and restart counter; never a valid or test
 theorem), and routes the theorems it proved, with their proofs, to the prover trainer (expert iteration).
+When the prover trainer learns from the prover's own proofs, a failed search's record carries up to
+``prover_actor.max_solved_subgoals`` goals it proved on the way (``solved_subgoals``), and in prover-only
+such a failure is routed to the prover trainer too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from configs.experiment import ExperimentConfig
 from core.adversarial.records import GenerationRecord, ResultRecord, decode_records
 from core.adversarial.rewards import reward
 from core.adversarial.topology import (
+    GIVEN_PROOFS,
     PROVER_CHECKPOINTS,
     TRAIN_SPLIT,
     job_name,
@@ -220,6 +224,8 @@ def prove_goals(
         return []
     attempts = attempts_per_goal(config)
     policy: ModelPolicy = policy_box["policy"]
+    learns = prover_learns_from(config.setup, config.prover_trainer.learn_from_own_proofs)
+    subgoals = config.prover_actor.max_solved_subgoals if learns != GIVEN_PROOFS else 0
     outcomes: list[list[SearchResult]] = [[] for _ in goals]
     start = time.perf_counter()
     for _ in range(attempts):
@@ -231,6 +237,7 @@ def prove_goals(
             forbidden=ws.generator_forbidden,
             grammar=ws.grammar,
             kernel=ws.kernel,
+            max_solved_subgoals=subgoals,
         )
         for slot, result in zip(outcomes, results):
             slot.append(result)

@@ -10,7 +10,10 @@ and/or forward format), with those of the rollout's other intermediate theorems 
 the database's train-split examples (``supervised_weight``).
 In setup ``prover-only`` (and with ``prover_trainer.learn_from_own_proofs``) it learns from the proofs the
 prover actors found too (expert iteration): re-checked by the kernel like any proof, and deduplicated (one
-example set per distinct theorem and proof in the replay buffer's life). See :mod:`jobs._trainer`.
+example set per distinct theorem and proof in the replay buffer's life), and from the goals its failed
+searches proved on the way (``solved_subgoals``, :func:`subgoal_examples`): each a theorem with the
+hypotheses its proof uses, re-checked by the kernel, never a held-out statement, deduplicated the same way,
+its examples in the record's replay item. See :mod:`jobs._trainer`.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from core.adversarial.hindsight import hindsight_theorems
 from core.adversarial.records import ResultRecord
 from core.adversarial.topology import BOTH_PROOFS, GIVEN_PROOFS, prover_learns_from, wiring_of
 from core.errors import MetamathError
-from core.metamath.database import Assertion
-from core.metamath.prooftree import ProofTree, check_tree
+from core.metamath.database import Assertion, Database, Statement
+from core.metamath.prooftree import ProofTree, check_tree, make_theorem
 from core.models.examples import tree_examples
 from core.models.training import Example, train_loop
 from core.storage import StreamReader
@@ -70,7 +73,55 @@ def derive(job: TrainerJob, record: ResultRecord) -> tuple[list[Example], float]
                 fmt,
                 exclude=ws.held_out_statements,
             )
-    return examples + hindsight_examples(job, record, examples), record.reward
+    examples += hindsight_examples(job, record, examples)
+    return examples + subgoal_examples(job, record, theorem), record.reward
+
+
+def subgoal_examples(job: TrainerJob, record: ResultRecord, root: Assertion) -> list[Example]:
+    """The examples of the goals a failed search proved on the way (``record.solved_subgoals``), when the
+    trainer learns from the prover's own proofs: each a theorem with the hypotheses of ``root`` its proof
+    uses, re-checked by the kernel (else skipped, counted ``subgoals_rejected``), never a held-out statement
+    (``subgoals_held_out``), each theorem and proof once (:func:`first_time`)."""
+    rt, ws = job.rt, job.rt.workspace
+    if prover_learns_from(rt.config.setup, rt.config.prover_trainer.learn_from_own_proofs) == GIVEN_PROOFS:
+        return []
+    examples: list[Example] = []
+    for index, subgoal in enumerate(record.solved_subgoals):
+        statement = tuple(subgoal.statement.split())
+        if statement in ws.held_out_statements:
+            rt.add("subgoals_held_out")
+            continue
+        try:
+            tree = ProofTree.from_json(subgoal.proof)
+            theorem = subgoal_theorem(ws.db, root, statement, tree, f"{root.label}.s{index + 1}")
+            check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)
+        except MetamathError as error:
+            rt.add("subgoals_rejected")
+            logger.warning("%s: record %s: solved subgoal %d rejected: %s", rt.name, record.id, index + 1, error)
+            continue
+        if not first_time(job, theorem, tree):
+            continue
+        rt.add("subgoal_theorems")
+        for fmt in job.formats:
+            examples += tree_examples(job.codec, ws.db, theorem, tree, fmt, exclude=ws.held_out_statements)  # type: ignore[arg-type]  # set by resume
+    return examples
+
+
+def subgoal_theorem(db: Database, root: Assertion, statement: Statement, tree: ProofTree, label: str) -> Assertion:
+    """``statement`` as a theorem with the essential hypotheses of ``root`` that ``tree`` cites and ``root``'s
+    ``$d`` conditions on its variables, in ``root``'s context when ``root`` is the database's own."""
+    cited = {node.label for node in tree.nodes() if not node.children}
+    used = [h for h in root.essential if h.label in cited]
+    own = db.labels.get(root.label) is root
+    return make_theorem(
+        db,
+        label,
+        statement,
+        [h.statement for h in used],
+        sorted(root.disjoint),
+        hypothesis_labels=[h.label for h in used],
+        before=root if own else None,
+    )
 
 
 def hindsight_examples(job: TrainerJob, record: ResultRecord, seen: list[Example]) -> list[Example]:

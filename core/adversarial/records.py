@@ -331,6 +331,15 @@ class GenerationRecord(StreamRecord):
 
 
 @dataclass(frozen=True)
+class SolvedSubgoal(JsonPart):
+    """A goal a failed search proved on the way: its statement and its proof tree (which may use the
+    searched theorem's hypotheses), for the prover trainer to re-check and learn."""
+
+    statement: str
+    proof: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ResultRecord(StreamRecord):
     """A prover actor's outcome on one generation record, its reward, and the trainers it is routed to."""
 
@@ -347,6 +356,7 @@ class ResultRecord(StreamRecord):
     reward: float
     for_generator_trainer: bool
     for_prover_trainer: bool
+    solved_subgoals: tuple[SolvedSubgoal, ...] = ()
 
     @property
     def difficulty(self) -> str | None:
@@ -369,10 +379,12 @@ class ResultRecord(StreamRecord):
         a failure goes to both trainers; a success to a trainer unless it is sent failures only; a database
         theorem never to the generator trainer. ``prover_learns`` (:func:`core.adversarial.topology.prover_learns_from`)
         ``own`` routes only the proved ones to the prover trainer (their ``proof`` is what it learns), ``both``
-        the proved ones too."""
+        the proved ones too. A failure's ``solved_subgoals`` are those its searches reported (distinct statements);
+        in ``own`` they route it to the prover trainer too."""
         successes = sum(r.proved for r in tries)
         proved = successes > 0
         best = next((r for r in tries if r.proved), tries[0])
+        subgoals = () if proved else distinct_subgoals(tries)
         return cls(
             id=generation.id,
             generation=generation,
@@ -385,9 +397,20 @@ class ResultRecord(StreamRecord):
             reward=reward,
             for_generator_trainer=generation.generated and (not proved or not generator_send_only_failed),
             for_prover_trainer=routed_to_prover_trainer(
-                prover_learns, proved=proved, send_only_failed=prover_send_only_failed
+                prover_learns, proved=proved, send_only_failed=prover_send_only_failed, solved_subgoals=bool(subgoals)
             ),
+            solved_subgoals=subgoals,
         )
+
+
+def distinct_subgoals(tries: Sequence[SearchResult]) -> tuple[SolvedSubgoal, ...]:
+    """The solved subgoals the searches ``tries`` reported, each statement once (the first proof found)."""
+    found: dict[str, SolvedSubgoal] = {}
+    for result in tries:
+        for statement, tree in result.solved_subgoals:
+            text = " ".join(statement)
+            found.setdefault(text, SolvedSubgoal(text, tree.to_json()))
+    return tuple(found.values())
 
 
 # --- evaluation records -------------------------------------------------------------------------------

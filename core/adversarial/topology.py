@@ -158,12 +158,15 @@ def prover_learns_from(setup: str, own_proofs: bool = False) -> str:
     return BOTH_PROOFS if own_proofs else GIVEN_PROOFS
 
 
-def routed_to_prover_trainer(learns: str, *, proved: bool, send_only_failed: bool) -> bool:
-    """Whether a result goes to the prover trainer: a found proof when it learns from its own proofs, and
-    (unless it learns from its own proofs only) a failure, or a success unless it is sent failures only."""
+def routed_to_prover_trainer(
+    learns: str, *, proved: bool, send_only_failed: bool, solved_subgoals: bool = False
+) -> bool:
+    """Whether a result goes to the prover trainer: a found proof when it learns from its own proofs (or a
+    failure whose search solved subgoals), and (unless it learns from its own proofs only) a failure, or a
+    success unless it is sent failures only."""
     given = not proved or not send_only_failed
     if learns == OWN_PROOFS:
-        return proved
+        return proved or solved_subgoals
     return given or (proved and learns == BOTH_PROOFS)
 
 

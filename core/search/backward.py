@@ -72,8 +72,10 @@ class BackwardSearch(HypergraphSearch[GoalNode]):
 
     prover = "backward"
 
-    def __init__(self, env: BackwardEnv, settings: SearchSettings, critic: Critic | None = None) -> None:
-        super().__init__(env, settings)
+    def __init__(
+        self, env: BackwardEnv, settings: SearchSettings, critic: Critic | None = None, max_solved_subgoals: int = 0
+    ) -> None:
+        super().__init__(env, settings, max_solved_subgoals)
         self.critic = critic
         self._heap: list[tuple[float, int, GoalNode]] = []
         self._tie = itertools.count()

@@ -39,18 +39,20 @@ def make_search(
     forbidden: Collection[str] = (),
     htps: HtpsSettings | None = None,
     critic: Critic | None = None,
+    max_solved_subgoals: int = 0,
 ) -> Search:
     """The search ``settings.prover`` names, for ``theorem`` in its own context.
 
     ``htps``: the settings of ``htps`` (default: :meth:`HtpsSettings.from_search` of ``settings``).
     ``critic``: the goal critic of ``htps`` (default: the constant ``critic_value``) and of ``backward``
-    (which then orders goals by it too; default: none).
+    (which then orders goals by it too; default: none). ``max_solved_subgoals``: how many of the goals it
+    solved a failed backward or HTPS search reports (:attr:`SearchResult.solved_subgoals`; 0: none).
     """
     if settings.prover in ("backward", "htps"):
         env = BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
         if settings.prover == "htps":
-            return HtpsSearch(env, htps or HtpsSettings.from_search(settings), critic)
-        return BackwardSearch(env, settings, critic)
+            return HtpsSearch(env, htps or HtpsSettings.from_search(settings), critic, max_solved_subgoals)
+        return BackwardSearch(env, settings, critic, max_solved_subgoals)
 
     def make_env() -> ForwardEnv:
         return ForwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
@@ -73,11 +75,12 @@ def prove_theorems(
     on_result: Callable[[SearchResult], None] | None = None,
     htps: HtpsSettings | None = None,
     critic: Critic | None = None,
+    max_solved_subgoals: int = 0,
 ) -> list[SearchResult]:
     """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
 
-    ``htps`` / ``critic``: the HTPS settings, and the critic of HTPS or best-first search (see
-    :func:`make_search`).
+    ``htps`` / ``critic`` / ``max_solved_subgoals``: the HTPS settings, the critic of HTPS or best-first
+    search, and the solved subgoals a failed backward search reports (see :func:`make_search`).
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless
     ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress
@@ -91,7 +94,15 @@ def prove_theorems(
     def searches() -> Iterator[Search]:
         for theorem in theorems:
             yield make_search(
-                db, theorem, settings, grammar=grammar, kernel=kernel, forbidden=forbidden, htps=htps, critic=critic
+                db,
+                theorem,
+                settings,
+                grammar=grammar,
+                kernel=kernel,
+                forbidden=forbidden,
+                htps=htps,
+                critic=critic,
+                max_solved_subgoals=max_solved_subgoals,
             )
 
     results = run_searches(searches(), policy, batch=batch or settings.batch_goals, on_result=progress)

@@ -281,8 +281,10 @@ class HtpsSearch(HypergraphSearch[HGoal]):
 
     prover = "htps"
 
-    def __init__(self, env: BackwardEnv, settings: HtpsSettings, critic: Critic | None = None) -> None:
-        super().__init__(env, settings.search_settings())
+    def __init__(
+        self, env: BackwardEnv, settings: HtpsSettings, critic: Critic | None = None, max_solved_subgoals: int = 0
+    ) -> None:
+        super().__init__(env, settings.search_settings(), max_solved_subgoals)
         self.htps = settings
         self.critic: Critic = critic if critic is not None else ConstantCritic(settings.critic_value)
         self.root = self._new_goals([(env.theorem.statement, 0)])[0]

@@ -8,7 +8,8 @@ environment closed). :class:`Goal` and :class:`Tactic` hold what both searches k
 subclasses them with its own scores. The functions here are the graph logic both searches share: linking a
 tactic, solution and failure propagation, the ancestors of a goal, the checks that keep the graph acyclic,
 and rebuilding the proof tree of a solved goal. :class:`HypergraphSearch` is the part of a search that is
-the same in both: the goal table, the root closed by a hypothesis, and the end of a round.
+the same in both: the goal table, the root closed by a hypothesis, the end of a round, and the goals a
+failed search solved on the way (:func:`solved_subgoals`, reported when ``max_solved_subgoals`` > 0).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from core.errors import ConfigError
 from core.metamath.database import Statement
 from core.metamath.environment import BackwardEnv, EnvError, Expansion
 from core.metamath.prooftree import ProofTree, hypothesis_leaf
 from core.search.policy import Proposal
-from core.search.runner import Search, SearchSettings
+from core.search.runner import Search, SearchResult, SearchSettings
 
 GoalT = TypeVar("GoalT", bound="Goal[Any]")
 TacticT = TypeVar("TacticT", bound="Tactic[Any]")
@@ -162,6 +164,23 @@ def proof_tree(env: BackwardEnv, goal: Goal[Any], built: dict[int, ProofTree]) -
     return tree
 
 
+def solved_subgoals(
+    env: BackwardEnv, root: Goal[Any], goals: Mapping[Statement, Goal[Any]], limit: int
+) -> list[tuple[Statement, ProofTree]]:
+    """Up to ``limit`` goals other than ``root`` that are solved, are no hypothesis of the theorem and have
+    proofs of at least 2 steps, with their proof trees: the largest proofs first (ties: created first)."""
+    if limit <= 0:
+        return []
+    built: dict[int, ProofTree] = {}
+    found = [
+        (goal, proof_tree(env, goal, built))
+        for goal in goals.values()
+        if goal.solved and goal is not root and goal.statement not in env.hypotheses
+    ]
+    found = sorted((item for item in found if item[1].size >= 2), key=lambda item: (-item[1].size, item[0].index))
+    return [(goal.statement, tree) for goal, tree in found[:limit]]
+
+
 def applied(
     env: BackwardEnv, goal: Goal[Any], proposals: Sequence[Proposal], invalid: Counter[str]
 ) -> Iterator[tuple[Expansion, float]]:
@@ -183,11 +202,21 @@ class HypergraphSearch(Search, Generic[GoalT]):
     kind = "backward"
     root: GoalT
 
-    def __init__(self, env: BackwardEnv, settings: SearchSettings) -> None:
+    def __init__(self, env: BackwardEnv, settings: SearchSettings, max_solved_subgoals: int = 0) -> None:
         super().__init__(env.db, env.theorem, settings, grammar=env.grammar, kernel=env.kernel)
+        if max_solved_subgoals < 0:
+            raise ConfigError(f"max_solved_subgoals must be >= 0, got {max_solved_subgoals}")
         self.env = env
         self.goals: dict[Statement, GoalT] = {}
         self.tactic_count = 0
+        self.max_solved_subgoals = max_solved_subgoals
+
+    def result(self) -> SearchResult:
+        """The search's result; a failed search adds up to ``max_solved_subgoals`` goals it solved."""
+        result = super().result()
+        if not result.proved:
+            result.solved_subgoals = solved_subgoals(self.env, self.root, self.goals, self.max_solved_subgoals)
+        return result
 
     def node_count(self) -> int:
         return len(self.goals)

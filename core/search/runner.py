@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 from core.errors import ConfigError, MetamathError, ModelError
-from core.metamath.database import Assertion, Database
+from core.metamath.database import Assertion, Database, Statement
 from core.metamath.prooftree import ProofTree, check_tree
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
@@ -49,6 +49,9 @@ class SearchResult:
     proof failed the kernel check: a bug, logged loudly, never counted as proved).
     ``invalid`` counts proposals the environment refused, by :class:`EnvErrorKind` value; ``pruned``
     counts valid proposals the search dropped (``cycle``, ``duplicate tactic``, ``failed subgoal``).
+    ``solved_subgoals``: goals a failed backward search proved on the way (statement, proof tree using the
+    theorem's hypotheses), when it was asked for them (:class:`core.search.hypergraph.HypergraphSearch`);
+    not yet checked by the kernel as theorems of their own.
     """
 
     label: str
@@ -63,6 +66,7 @@ class SearchResult:
     pruned: dict[str, int] = field(default_factory=dict)
     kernel_rejections: int = 0
     nodes: int = 0
+    solved_subgoals: list[tuple[Statement, ProofTree]] = field(default_factory=list)
 
     @property
     def proof_size(self) -> int | None:
@@ -90,6 +94,11 @@ class SearchResult:
         }
         if include_proof:
             out["proof"] = self.proof.to_json() if self.proof is not None else None
+            if self.solved_subgoals:
+                out["solved_subgoals"] = [
+                    {"statement": " ".join(statement), "proof": tree.to_json()}
+                    for statement, tree in self.solved_subgoals
+                ]
         return out
 
     @staticmethod
@@ -110,6 +119,10 @@ class SearchResult:
                 pruned={str(k): int(v) for k, v in dict(data["pruned"]).items()},
                 kernel_rejections=int(data["kernel_rejections"]),
                 nodes=int(data["nodes"]),
+                solved_subgoals=[
+                    (tuple(str(item["statement"]).split()), ProofTree.from_json(item["proof"]))
+                    for item in data.get("solved_subgoals", [])
+                ],
             )
         except (KeyError, TypeError, ValueError) as error:
             raise MetamathError(f"malformed search result record: {error!r}") from None

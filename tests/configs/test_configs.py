@@ -58,6 +58,10 @@ def test_overrides_are_parsed_by_field_type() -> None:
     assert config.rewards.tau == 0.25
 
 
+def test_max_solved_subgoals_override_are_accepted() -> None:
+    assert preset("tiny").with_overrides(["prover_actor.max_solved_subgoals=0"]).prover_actor.max_solved_subgoals == 0
+
+
 @pytest.mark.parametrize(
     "assignment, message",
     [
@@ -69,6 +73,7 @@ def test_overrides_are_parsed_by_field_type() -> None:
         ("no_equals_sign", "key=value"),
         ("metrics.folder=s3://bucket/tb", "metrics.folder 's3://bucket/tb' must be a local folder"),
         ("metrics.every_steps=0", "every_steps"),
+        ("prover_actor.max_solved_subgoals=-1", "max_solved_subgoals"),
     ],
 )
 def test_bad_overrides_are_rejected(assignment: str, message: str) -> None:

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from core.adversarial.records import GenerationRecord, ResultRecord
-from core.adversarial.topology import prover_learns_from, routed_to_prover_trainer
+from core.adversarial.records import GenerationRecord, ResultRecord, SolvedSubgoal
+from core.adversarial.topology import OWN_PROOFS, prover_learns_from, routed_to_prover_trainer
 from core.adversarial.workspace import Workspace
 from core.metamath.database import Assertion
-from core.metamath.prooftree import tree_from_proof
+from core.metamath.prooftree import ProofTree, tree_from_proof
+from core.models.examples import tree_examples
+from core.search.runner import SearchResult
 from core.storage import CheckpointStore, stream_bounds
 from jobs import _trainer, prover_trainer
 from jobs._role import Runtime
@@ -32,6 +34,7 @@ from jobs._version_zero import publish_version_zero
 from jobs.prover_actor import train_split_goals
 from tests.jobs.test_roles import assert_reconciled, assert_routed, prepared_root, records
 from tests.roles import run_role
+from tests.search.test_backward import corrupt
 
 
 @contextmanager
@@ -142,7 +145,9 @@ def test_learn_from_own_proofs_adds_the_provers_proofs_of_generated_theorems(own
 
 @pytest.mark.slow
 def test_prover_only_runs_and_its_trainer_holds_exactly_the_proved_train_theorems(tmp_path: Path) -> None:
-    root = prepared_root(tmp_path / "exp", "prover_only", "prover_actor.search.batch_goals=4")
+    root = prepared_root(  # no solved subgoals: the buffer then holds the proved theorems alone
+        tmp_path / "exp", "prover_only", "prover_actor.search.batch_goals=4", "prover_actor.max_solved_subgoals=0"
+    )
     assert run_role("prover_trainer", root, max_steps=0) == "finished"  # version 0
     for _ in range(2):  # each job twice: the second actor run is a restart (a new order), the trainer resumes
         assert run_role("prover_actor", root, max_records=8) == "finished"
@@ -153,6 +158,7 @@ def test_prover_only_runs_and_its_trainer_holds_exactly_the_proved_train_theorem
     train = {t.label for t in Workspace.load(database["path"], splits=database["splits"]).train_theorems()}
     assert len(results) == 16 and {r["generation"]["goal"]["label"] for r in results} <= train
     assert all(r["generation"]["source"] == "dataset" for r in results)
+    assert not any(r.get("solved_subgoals") for r in results)
     proved = {
         (r["generation"]["goal"]["label"], json.dumps(r["proof"], sort_keys=True)) for r in results if r["proved"]
     }
@@ -180,3 +186,95 @@ def test_adversarial_prover_trainer_learns_its_own_proofs_when_told(tmp_path: Pa
     failed = [r for r in results if not r["proved"]]
     assert own and failed, "the tiny prover should prove some and fail some of 6 goals"
     assert CheckpointStore(root, "prover").latest().meta["counters"]["buffer"] == len(own) + len(failed)
+
+
+# --- the subgoals proved inside failed searches ---------------------------------------------------------------
+
+
+def inner_step(tree: ProofTree) -> ProofTree:
+    """The largest proper subtree of ``tree`` with at least 2 steps (a subgoal a search could have proved)."""
+    inner = [node for node in tree.nodes() if node is not tree and node.size >= 2]
+    return max(inner, key=lambda node: node.size)
+
+
+def with_subgoals(record: ResultRecord, *trees: ProofTree) -> ResultRecord:
+    subgoals = tuple(SolvedSubgoal(" ".join(t.statement), t.to_json()) for t in trees)
+    return dataclasses.replace(record, solved_subgoals=subgoals, for_prover_trainer=True)
+
+
+def test_prover_only_learns_exactly_the_subgoals_a_failed_search_proved(tmp_path: Path) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        ws = job.rt.workspace
+        theorem = next(t for t in ws.train_theorems() if tree_from_proof(ws.db, t, ws.kernel).size >= 4)
+        sub = inner_step(tree_from_proof(ws.db, theorem, ws.kernel))
+        failed = with_subgoals(result_of(job, theorem, None), sub)
+        made = prover_trainer.subgoal_theorem(ws.db, theorem, sub.statement, sub, "expected")
+        expected = tree_examples(job.codec, ws.db, made, sub, "backward", exclude=ws.held_out_statements)  # type: ignore[arg-type]  # set by resume
+        assert expected and prover_trainer.subgoal_examples(job, failed, theorem) == expected
+        assert absorbed(job, failed, 0) == 0  # the same subgoal and proof again: a duplicate
+        _trainer.reseed(job, 0)
+        assert absorbed(job, failed, 1) == 1 and job.rt.counters["subgoal_theorems"] == 2
+        assert job.rt.counters["duplicate_proofs_skipped"] == 1
+
+
+def test_a_corrupted_or_held_out_subgoal_is_never_learned(tmp_path: Path) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        ws = job.rt.workspace
+        theorem = next(t for t in ws.train_theorems() if tree_from_proof(ws.db, t, ws.kernel).size >= 4)
+        sub = inner_step(tree_from_proof(ws.db, theorem, ws.kernel))
+        assert absorbed(job, with_subgoals(result_of(job, theorem, None), corrupt(sub)), 0) == 0
+        assert job.rt.counters["subgoals_rejected"] == 1
+        test = next(t for t in ws.split("test") if tree_from_proof(ws.db, t, ws.kernel).size >= 2)
+        held_out = tree_from_proof(ws.db, test, ws.kernel)  # a test statement, proved: still never learned
+        assert absorbed(job, with_subgoals(result_of(job, theorem, None), held_out), 1) == 0
+        assert job.rt.counters["subgoals_held_out"] == 1 and len(job.buffer) == 0
+        assert absorbed(job, with_subgoals(result_of(job, theorem, None), sub), 2) == 1  # the twin: learned
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_subgoals_are_learned_only_with_own_proof_learning(own: bool, tmp_path: Path) -> None:
+    with trainer_job(tmp_path, "adversarial", f"prover_trainer.learn_from_own_proofs={str(own).lower()}") as job:
+        ws = job.rt.workspace
+        theorem = next(t for t in ws.train_theorems() if tree_from_proof(ws.db, t, ws.kernel).size >= 4)
+        failed = with_subgoals(
+            result_of(job, theorem, None, generated=True), inner_step(tree_from_proof(ws.db, theorem, ws.kernel))
+        )
+        assert bool(prover_trainer.subgoal_examples(job, failed, theorem)) == own
+        assert job.rt.counters.get("subgoal_theorems", 0) == int(own)
+
+
+def test_prover_only_routes_a_failure_only_when_it_solved_subgoals() -> None:
+    assert not routed_to_prover_trainer(OWN_PROOFS, proved=False, send_only_failed=True)
+    assert routed_to_prover_trainer(OWN_PROOFS, proved=False, send_only_failed=True, solved_subgoals=True)
+
+
+def test_a_failed_result_record_carries_its_searches_distinct_subgoals(tmp_path: Path) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        ws = job.rt.workspace
+        theorem = next(t for t in ws.train_theorems() if tree_from_proof(ws.db, t, ws.kernel).size >= 4)
+        sub = inner_step(tree_from_proof(ws.db, theorem, ws.kernel))
+        tries = [SearchResult(theorem.label, "backward", solved_subgoals=[(sub.statement, sub)]) for _ in range(2)]
+        generation = result_of(job, theorem, None).generation
+        record = ResultRecord.of_attempts(
+            generation,
+            tries,
+            prover_version=0,
+            reward=0.0,
+            generator_send_only_failed=False,
+            prover_send_only_failed=True,
+            prover_learns=OWN_PROOFS,
+        )
+        assert record.for_prover_trainer and len(record.solved_subgoals) == 1  # two tries, one statement
+        assert ResultRecord.parse(record.to_json(), stream="s") == record  # version 1 still
+        old = {k: v for k, v in record.to_json().items() if k != "solved_subgoals"}
+        assert ResultRecord.parse(old, stream="s", version=1).solved_subgoals == ()  # an older writer's record
+        bare = ResultRecord.of_attempts(
+            generation,
+            [SearchResult(theorem.label, "backward")],
+            prover_version=0,
+            reward=0.0,
+            generator_send_only_failed=False,
+            prover_send_only_failed=True,
+            prover_learns=OWN_PROOFS,
+        )
+        assert not bare.for_prover_trainer and bare.solved_subgoals == ()

@@ -80,7 +80,10 @@ def assert_routed(root: ExperimentRoot) -> int:
         for record in records(root, stream):
             from_generator = record["generation"]["source"] == "generator"
             assert record["for_prover_trainer"] == routed_to_prover_trainer(
-                learns, proved=record["proved"], send_only_failed=routing.prover_send_only_failed
+                learns,
+                proved=record["proved"],
+                send_only_failed=routing.prover_send_only_failed,
+                solved_subgoals=bool(record.get("solved_subgoals")),
             )
             assert record["for_generator_trainer"] == (
                 from_generator and (not record["proved"] or not routing.generator_send_only_failed)

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from core.errors import MetamathError
+from core.errors import ConfigError, MetamathError
 from core.metamath.environment import EnvErrorKind, Tactic
 from core.metamath.prooftree import ProofTree, check_tree, make_theorem
 from core.search.backward import BackwardSearch
 from core.search.baseline import BaselinePolicy
 from core.search.oracle import OraclePolicy
-from core.search.runner import SearchSettings, run_search, run_searches
+from core.search.runner import SearchResult, SearchSettings, run_search, run_searches
 
 from .conftest import CountingPolicy, Loaded, ScriptedPolicy
 
@@ -199,3 +199,59 @@ def test_result_json_round_trip(hilbert: Loaded) -> None:
     check_tree(hilbert.db, hilbert.grammar, hilbert.theorem(result.label), again.proof)
     with pytest.raises(MetamathError):
         SearchResult.from_json({"label": "x"})
+
+
+def _subgoal_theorem(loaded: Loaded, root, statement, tree: ProofTree):
+    """``statement`` as a theorem with the root's hypotheses that ``tree`` cites, in the root's context."""
+    cited = {node.label for node in tree.nodes() if not node.children}
+    used = [h for h in root.essential if h.label in cited]
+    return make_theorem(
+        loaded.db,
+        f"{root.label}.sub",
+        statement,
+        [h.statement for h in used],
+        sorted(root.disjoint),
+        hypothesis_labels=[h.label for h in used],
+        before=root,
+    )
+
+
+def _failed_with_subgoals(loaded: Loaded, oracle: OraclePolicy, limit: int):
+    """The first (theorem, failed search) where a budget too small for the root leaves solved subgoals."""
+    for theorem in loaded.provable():
+        enough = search(loaded, theorem.label, oracle, expansions=200)
+        for budget in range(enough.expansions - 1, 0, -1):
+            s = BackwardSearch(loaded.backward(theorem), SearchSettings(expansions=budget), max_solved_subgoals=limit)
+            result = run_search(s, oracle)
+            if not result.proved and result.solved_subgoals:
+                return theorem, s, result
+    raise AssertionError("no failed search solved a subgoal")
+
+
+def test_a_failed_search_reports_the_subgoals_it_proved_and_the_kernel_accepts_them(hilbert: Loaded) -> None:
+    oracle = OraclePolicy.from_database(hilbert.db, distractors=0)
+    theorem, s, result = _failed_with_subgoals(hilbert, oracle, limit=2)
+    assert 1 <= len(result.solved_subgoals) <= 2
+    sizes = [tree.size for _, tree in result.solved_subgoals]
+    assert sizes == sorted(sizes, reverse=True) and min(sizes) >= 2
+    for statement, tree in result.solved_subgoals:
+        assert statement != theorem.statement and tree.statement == statement
+        check_tree(hilbert.db, hilbert.grammar, _subgoal_theorem(hilbert, theorem, statement, tree), tree)
+    twin = corrupt(result.solved_subgoals[0][1])  # one corrupted step: the kernel refuses it
+    with pytest.raises(MetamathError):
+        check_tree(hilbert.db, hilbert.grammar, _subgoal_theorem(hilbert, theorem, twin.statement, twin), twin)
+    off = BackwardSearch(hilbert.backward(theorem), SearchSettings(expansions=s.expansions), max_solved_subgoals=0)
+    assert run_search(off, oracle).solved_subgoals == []  # 0: none reported
+    again = SearchResult.from_json(result.to_json())  # the JSON form keeps them
+    assert [(st, tr.to_json()) for st, tr in again.solved_subgoals] == [
+        (st, tr.to_json()) for st, tr in result.solved_subgoals
+    ]
+
+
+def test_a_proved_search_and_a_negative_limit_report_no_subgoals(hilbert: Loaded) -> None:
+    oracle = OraclePolicy.from_database(hilbert.db, distractors=0)
+    theorem = hilbert.provable()[0]
+    s = BackwardSearch(hilbert.backward(theorem), SearchSettings(expansions=200), max_solved_subgoals=4)
+    assert run_search(s, oracle).proved and s.result().solved_subgoals == []
+    with pytest.raises(ConfigError, match="max_solved_subgoals"):
+        BackwardSearch(hilbert.backward(theorem), SearchSettings(), max_solved_subgoals=-1)

@@ -23,6 +23,7 @@ from core.search.htps import (
     refresh_values,
     set_priors,
 )
+from core.search.oracle import OraclePolicy
 from core.search.runner import SearchSettings, run_search, run_searches
 
 from .conftest import CountingPolicy, Loaded
@@ -292,3 +293,33 @@ def test_a_critic_orders_best_first_search(prop: Loaded, baseline: BaselinePolic
 
     assert asked(Favouring(), 2)[1] == [order[0], favourite]  # the critic's favourite is expanded next
     assert asked(ConstantCritic(0.5), 8)[1] == asked(None, 8)[1]  # a constant critic changes nothing
+
+
+def test_a_failed_htps_search_reports_solved_subgoals_the_kernel_accepts(hilbert: Loaded) -> None:
+    oracle = OraclePolicy.from_database(hilbert.db, distractors=0)
+    for theorem in hilbert.provable():
+        for budget in range(1, 6):
+            s = HtpsSearch(hilbert.backward(theorem), HtpsSettings(num_expansions=budget), max_solved_subgoals=3)
+            result = run_search(s, oracle)
+            if not result.proved and result.solved_subgoals:
+                break
+        else:
+            continue
+        break
+    else:
+        raise AssertionError("no failed HTPS search solved a subgoal")
+    assert len(result.solved_subgoals) <= 3
+    for statement, tree in result.solved_subgoals:
+        cited = {node.label for node in tree.nodes() if not node.children}
+        used = [h for h in theorem.essential if h.label in cited]
+        sub = make_theorem(
+            hilbert.db,
+            "sub",
+            statement,
+            [h.statement for h in used],
+            hypothesis_labels=[h.label for h in used],
+            before=theorem,
+        )
+        check_tree(hilbert.db, hilbert.grammar, sub, tree)
+    off = HtpsSearch(hilbert.backward(theorem), HtpsSettings(num_expansions=budget), max_solved_subgoals=0)
+    assert run_search(off, oracle).solved_subgoals == []
