@@ -266,9 +266,16 @@ BREAKAGES = [
     Breakage(
         "prover-trainer-kernel-check-skipped",
         "jobs/prover_trainer.py",
-        "check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)",
-        "pass",
+        "check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)\n            trees.append((tree, own))",
+        "trees.append((tree, own))",
         ("tests/jobs/test_prover_only.py::test_prover_only_refuses_a_held_out_theorem_and_a_proof_of_another_theorem",),
+    ),
+    Breakage(
+        "subgoal-kernel-check-skipped",
+        "jobs/prover_trainer.py",
+        'f"{root.label}.s{index + 1}")\n            check_tree(ws.db, ws.grammar, theorem, tree, ws.kernel)',
+        'f"{root.label}.s{index + 1}")',
+        ("tests/jobs/test_prover_only.py::test_a_corrupted_or_held_out_subgoal_is_never_learned",),
     ),
     Breakage(
         "prover-only-routes-failures",
