@@ -79,7 +79,8 @@ def derive(job: TrainerJob, record: GenerationRecord | ResultRecord) -> tuple[li
         return None
     hypotheses = [tuple(h.split()) for h in rollout.hypotheses]
     steps = [step.to_step() for step in rollout.steps]
-    unknown = sorted({s.tactic.label for s in steps if s.tactic.label != STOP} - set(job.rt.workspace.db.labels))
+    labels = job.rt.workspace.db.labels
+    unknown = sorted({s.tactic.label for s in steps if s.tactic.label != STOP and s.tactic.label not in labels})
     if unknown:  # a well-formed record that does not fit this database: never trained on silently
         job.rt.add("rejected_records")
         logger.warning(

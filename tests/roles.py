@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,11 @@ def run_role(role: str, exp: ExperimentRoot | Path | str, *, minutes: float = 1.
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)
+
+
+def launch_command(exp: Path, minutes: float, *extra: str, progress: int = 5) -> list[str]:
+    """``python -m jobs.launch local --preset tiny --exp EXP --minutes M --progress P EXTRA...``."""
+    return [
+        sys.executable, "-m", "jobs.launch", "local", "--preset", "tiny", "--exp", str(exp),
+        "--minutes", str(minutes), "--progress", str(progress), *extra,
+    ]  # fmt: skip

@@ -15,6 +15,7 @@ import torch
 
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
 from core.storage.shards import ShardEncoder
+from tests.roles import launch_command
 
 from .conftest import GENERATIONS, RESULTS, run_role
 
@@ -266,24 +267,10 @@ def test_jobs_of_a_killed_launcher_stop_and_a_resume_starts_no_twin(tmp_path: Pa
         "prover_trainer.bootstrap_steps=10",
         "--set",
         "generator_trainer.bootstrap_steps=10",
-        "--progress",
-        "5",
     ]
 
     def launch(minutes: float) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "jobs.launch",
-            "local",
-            "--preset",
-            "tiny",
-            "--exp",
-            str(exp),
-            "--minutes",
-            str(minutes),
-            *settings,
-        ]
+        return launch_command(exp, minutes, *settings)
 
     env = dict(os.environ, ADVPROVER_THREADS="1")
     launcher = subprocess.Popen(

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from core.storage import CheckpointStore, ExperimentRoot, read_shard, stream_bounds
+from tests.roles import launch_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MINUTES = float(os.environ.get("ADVPROVER_CHAOS_MINUTES", "2"))
@@ -83,22 +84,7 @@ def temporaries(exp: Path) -> list[Path]:
 
 def test_random_sigkills_lose_and_duplicate_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = tmp_path / "exp"
-    command = [
-        sys.executable,
-        "-m",
-        "jobs.launch",
-        "local",
-        "--preset",
-        "tiny",
-        "--exp",
-        str(exp),
-        "--minutes",
-        str(MINUTES),
-        "--progress",
-        "15",
-        "--max-failures",
-        "50",
-    ]
+    command = launch_command(exp, MINUTES, "--max-failures", "50", progress=15)
     for setting in SETTINGS:
         command += ["--set", setting]
     log_path = tmp_path / "launch.log"

@@ -14,7 +14,7 @@ import pytest
 
 from core.storage import CheckpointStore, ExperimentRoot
 from jobs import launch
-from tests import sample_records
+from tests import roles, sample_records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -366,21 +366,7 @@ def test_jobs_are_killed_late_enough_for_one_more_long_evaluation() -> None:
 
 
 def launch_command(exp: Path, minutes: float, *extra: str) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "jobs.launch",
-        "local",
-        "--preset",
-        "tiny",
-        "--exp",
-        str(exp),
-        "--minutes",
-        str(minutes),
-        "--progress",
-        "5",
-        *extra,
-    ]
+    command = roles.launch_command(exp, minutes, *extra)
     for override in FAST:
         command += ["--set", override]
     return command
