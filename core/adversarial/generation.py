@@ -11,6 +11,12 @@ hypothesis or a database statement, that were generated recently, or that are to
 Every theorem is checked by the kernel before it becomes a record (built by
 :meth:`core.adversarial.records.GenerationRecord.of_generated`).
 
+With ``compose`` (our addition; Evariste has none), every step after a rollout's first must use a node the
+rollout made as a hypothesis: the policy is asked only for assertions with essential hypotheses
+(``ForwardQuery.inference_only``), a valid step that builds on nothing new is taken back and completed so
+that it does, largest proofs first. Steps then chain into deeper proofs instead of adding independent
+one-step lemma instances, which is what an undertrained generator does otherwise.
+
 A proposal whose substitution is incomplete (or whose hypotheses are not nodes as given) is completed
 by unifying the assertion's hypotheses with graph nodes (:func:`complete_tactic`): the model chooses
 the assertion, the graph supplies what it determines. The completed tactic is what the rollout records,
@@ -57,6 +63,10 @@ class Rollout:
     steps: list[Step] = field(default_factory=list)
     done: bool = False
     end: str = ""  # why it ended: stop, max_steps, no_valid_proposal
+    first_made: int = 0  # index of the first node the rollout made (the nodes before are its hypotheses)
+
+    def __post_init__(self) -> None:
+        self.first_made = len(self.env.nodes)
 
     @property
     def hypotheses(self) -> list[Statement]:
@@ -144,7 +154,10 @@ class TheoremGenerator:
             active = [r for r in rollouts if not r.done]
             if not active:
                 break
-            queries = [ForwardQuery(r.env, None, may_stop=self.may_stop(r)) for r in active]
+            queries = [
+                ForwardQuery(r.env, None, may_stop=self.may_stop(r), inference_only=bool(self.must_use(r)))
+                for r in active
+            ]
             answers = self.policy.propose_forward(queries, self.settings.attempts_per_step, self.settings.temperature)
             for rollout, proposals in zip(active, answers):
                 self._advance(rollout, proposals)
@@ -168,9 +181,14 @@ class TheoremGenerator:
                 rollout.done, rollout.end = True, "stop"
                 return
             tactic = proposal.tactic
+            must_use = self.must_use(rollout)
             outcome = rollout.env.apply(tactic)
+            if isinstance(outcome, Node) and must_use and not must_use.intersection(outcome.children):
+                rollout.env.retract(outcome)  # valid, but it does not build on the rollout: complete it so it does
+                outcome = EnvError(EnvErrorKind.MISSING_HYPOTHESIS, "the step uses no node the rollout made")
+                self.counters["not_composed"] += 1
             if isinstance(outcome, EnvError) and outcome.kind not in _NOT_COMPLETABLE:
-                completed = complete_tactic(rollout.env, tactic, self.rng)
+                completed = complete_tactic(rollout.env, tactic, self.rng, must_use=must_use)
                 if completed is not None:
                     self.counters["completed_substitution"] += 1
                     tactic, outcome = completed
@@ -180,6 +198,12 @@ class TheoremGenerator:
             rollout.steps.append(Step(tactic, outcome.statement, proposal.logprob))
             return
         rollout.done, rollout.end = True, "no_valid_proposal"
+
+    def must_use(self, rollout: Rollout) -> frozenset[int]:
+        """The nodes one of which the next step must use as a hypothesis (none unless ``compose``)."""
+        if not self.settings.compose or not rollout.steps:
+            return frozenset()
+        return frozenset(range(rollout.first_made, len(rollout.env.nodes)))
 
     # --- selection --------------------------------------------------------------------------------
 
@@ -284,10 +308,13 @@ def token_frequencies(workspace: Workspace) -> dict[str, float]:
 # --- substitution completion ---------------------------------------------------------------------
 
 _NOT_COMPLETABLE = (EnvErrorKind.UNKNOWN_LABEL, EnvErrorKind.FORBIDDEN_LABEL)
+_Match = tuple[Node, dict[str, tuple[str, ...]]]  # a graph node and how a hypothesis unifies with it
 MAX_COMPLETIONS = 64
 
 
-def complete_tactic(env: ForwardEnv, tactic: Tactic, rng: random.Random) -> tuple[Tactic, Node] | None:
+def complete_tactic(
+    env: ForwardEnv, tactic: Tactic, rng: random.Random, *, must_use: frozenset[int] = frozenset()
+) -> tuple[Tactic, Node] | None:
     """Complete a proposed tactic's substitution by unifying its hypotheses with graph nodes.
 
     The model names an assertion and some of its variables; the variables its essential hypotheses
@@ -296,24 +323,34 @@ def complete_tactic(env: ForwardEnv, tactic: Tactic, rng: random.Random) -> tupl
     the model did not give are drawn from the graph's subexpressions of their type (or the context's
     variables). The first completion (in a random order, at most ``MAX_COMPLETIONS`` tried) that adds a
     new node is applied. Returns the tactic and the new node.
+
+    ``must_use`` (node indexes, for :attr:`GenerationSettings.compose`): when given, only completions
+    that use one of these nodes as a hypothesis count, and the largest proofs are tried first.
     """
     assertion = env.check_label(tactic.label)
     if isinstance(assertion, EnvError):
         return None
     given = {v: tuple(e) for v, e in tactic.substitution.items()}
-    completed = _complete(env, assertion, tactic.label, given, rng)
+    completed = _complete(env, assertion, tactic.label, given, rng, must_use)
     if completed is None and given:  # the model's values do not fit: keep only its choice of assertion
-        completed = _complete(env, assertion, tactic.label, {}, rng)
+        completed = _complete(env, assertion, tactic.label, {}, rng, must_use)
     return completed
 
 
 def _complete(
-    env: ForwardEnv, assertion: Assertion, label: str, given: dict[str, tuple[str, ...]], rng: random.Random
+    env: ForwardEnv,
+    assertion: Assertion,
+    label: str,
+    given: dict[str, tuple[str, ...]],
+    rng: random.Random,
+    must_use: frozenset[int],
 ) -> tuple[Tactic, Node] | None:
-    choices: list[list[dict[str, tuple[str, ...]]]] = []
+    if must_use and not assertion.essential:
+        return None
+    choices: list[list[_Match]] = []
     for hypothesis in assertion.essential:
         matches = [
-            m
+            (node, m)
             for node in env.nodes
             if (m := env.unify(assertion, hypothesis.statement, node.statement)) is not None
             and all(given.get(v, e) == e for v, e in m.items())
@@ -321,12 +358,16 @@ def _complete(
         if not matches:
             return None
         rng.shuffle(matches)
+        if must_use:  # build on the largest proofs first
+            matches.sort(key=lambda match: -match[0].tree.size)
         choices.append(matches)
     pool: dict[str, list[tuple[str, ...]]] | None = None
     tried = 0
     for combination in _combinations(choices):
+        if must_use and not any(node.index in must_use for node, _ in combination):
+            continue
         merged = dict(given)
-        if any(merged.setdefault(v, e) != e for part in combination for v, e in part.items()):
+        if any(merged.setdefault(v, e) != e for _, part in combination for v, e in part.items()):
             continue
         free = [h for h in assertion.floating if h.variable not in merged]
         if free:  # variables no hypothesis fixes: subexpressions of the graph (or variables) of their type
@@ -362,7 +403,7 @@ def subexpressions(env: ForwardEnv) -> dict[str, list[tuple[str, ...]]]:
     return {typecode: list(expressions) for typecode, expressions in pool.items()}
 
 
-def _combinations(choices: list[list[dict[str, tuple[str, ...]]]]) -> Iterator[tuple[dict[str, tuple[str, ...]], ...]]:
+def _combinations(choices: list[list[_Match]]) -> Iterator[tuple[_Match, ...]]:
     if not choices:
         yield ()
         return

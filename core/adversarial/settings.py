@@ -26,6 +26,11 @@ class GenerationSettings(Settings):
     )
     max_steps: int = option(8, min=1, help="longest rollout (tactics before STOP is forced)")
     min_steps: int = option(3, min=1, help="shortest rollout: STOP is masked until this many tactics were applied")
+    compose: bool = option(
+        False,
+        help="every step after the first must use a node this rollout made as a hypothesis, so that steps "
+        "build on each other (deeper proofs) instead of adding independent lemma instances",
+    )
     temperature: float = option(1.0, min=0.0, help="sampling temperature of the rollouts")
     attempts_per_step: int = option(4, min=1, help="samples tried per step until one applies")
     selection: str = option(

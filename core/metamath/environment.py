@@ -377,6 +377,13 @@ class ForwardEnv(Context):
         disjoint = frozenset(required).union(*(c.disjoint for c in children))
         return self._add(conclusion, tree, tuple(c.index for c in children), disjoint)
 
+    def retract(self, node: Node) -> None:
+        """Remove ``node``, which must be the newest node and used by none (a step taken back)."""
+        if not self.nodes or self.nodes[-1] is not node:
+            raise ValueError(f"only the newest node can be retracted, not node {node.index}")
+        self.nodes.pop()
+        del self.by_statement[node.statement]
+
     def used_hypotheses(self, node: Node) -> list[Hypothesis]:
         """The theorem's hypotheses that ``node``'s proof uses, in frame order."""
         used = {n.label for n in node.tree.nodes() if not n.children}

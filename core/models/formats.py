@@ -63,6 +63,7 @@ class Outcome(str, enum.Enum):
     UNKNOWN_VARIABLE = "unknown_variable"
     DUPLICATE_VARIABLE = "duplicate_variable"
     UNEXPECTED_STOP = "unexpected_stop"
+    PARTIAL = "partial_substitution"  # not a failure: a label and the well-formed start of its substitution
 
 
 class Decoded(NamedTuple):
@@ -170,16 +171,23 @@ def tactic_tokens(tactic: Tactic, variables: Sequence[str]) -> list[Token]:
 
 
 def parse_tactic_tokens(
-    tokens: Sequence[Token], *, db: Database | None = None, allow_stop: bool = False
+    tokens: Sequence[Token], *, db: Database | None = None, allow_stop: bool = False, partial: bool = False
 ) -> tuple[Tactic | None, Outcome]:
     """The inverse of :func:`tactic_tokens` (any variable order), or ``None`` and why.
 
     With ``db``, the label must name an assertion of ``db`` and each variable be one of its variables.
+    With ``partial``, an output whose label is good but whose substitution goes wrong keeps the label
+    and the substitution's well-formed start (``Outcome.PARTIAL``): the generator completes it from its
+    graph (:func:`core.adversarial.generation.complete_tactic`), so that the model's choice of assertion is used.
     """
     if not tokens:
         return None, Outcome.EMPTY
     if any(t.kind == "special" and t.text == UNK for t in tokens):
-        return None, Outcome.UNK_TOKEN
+        if not (partial and tokens[0].kind == "label"):
+            return None, Outcome.UNK_TOKEN
+        tokens = tokens[: next(i for i, t in enumerate(tokens) if t.kind == "special" and t.text == UNK)]
+        tactic, outcome = parse_tactic_tokens(tokens, db=db, allow_stop=allow_stop, partial=True)
+        return tactic, Outcome.PARTIAL if tactic is not None else outcome
     first = tokens[0]
     if first == Token("special", STOP):
         if not allow_stop:
@@ -196,21 +204,32 @@ def parse_tactic_tokens(
     substitution: dict[str, tuple[str, ...]] = {}
     i = 1
     while i < len(tokens):
-        if tokens[i] != Token("special", SUBST) or i + 1 >= len(tokens) or tokens[i + 1].kind != "symbol":
-            return None, Outcome.BAD_SUBST
-        variable = tokens[i + 1].text
-        end = i + 2
-        while end < len(tokens) and tokens[end].kind == "symbol":
-            end += 1
-        if end == len(tokens) or tokens[end] != Token("special", END_SUBST):
-            return None, Outcome.BAD_SUBST
-        if variables is not None and variable not in variables:
-            return None, Outcome.UNKNOWN_VARIABLE
-        if variable in substitution:
-            return None, Outcome.DUPLICATE_VARIABLE
-        substitution[variable] = tuple(t.text for t in tokens[i + 2 : end])
+        problem = _substitution_problem(tokens, i, variables, substitution)
+        if problem is not None:
+            return (Tactic(first.text, substitution), Outcome.PARTIAL) if partial else (None, problem)
+        end = tokens.index(Token("special", END_SUBST), i + 2)
+        substitution[tokens[i + 1].text] = tuple(t.text for t in tokens[i + 2 : end])
         i = end + 1
     return Tactic(first.text, substitution), Outcome.OK
+
+
+def _substitution_problem(
+    tokens: Sequence[Token], i: int, variables: set[str] | None, substitution: dict[str, tuple[str, ...]]
+) -> Outcome | None:
+    """What is wrong with the substitution entry starting at ``tokens[i]`` (``<SUBST> var symbols <END>``)."""
+    if tokens[i] != Token("special", SUBST) or i + 1 >= len(tokens) or tokens[i + 1].kind != "symbol":
+        return Outcome.BAD_SUBST
+    variable = tokens[i + 1].text
+    end = i + 2
+    while end < len(tokens) and tokens[end].kind == "symbol":
+        end += 1
+    if end == len(tokens) or tokens[end] != Token("special", END_SUBST):
+        return Outcome.BAD_SUBST
+    if variables is not None and variable not in variables:
+        return Outcome.UNKNOWN_VARIABLE
+    if variable in substitution:
+        return Outcome.DUPLICATE_VARIABLE
+    return None
 
 
 def tokens_text(tokens: Sequence[Token]) -> str:
@@ -313,14 +332,17 @@ class Codec:
 
     # --- outputs ---
 
-    def decode(self, ids: Sequence[int], *, db: Database | None = None, allow_stop: bool = False) -> Decoded:
-        """A model output (ids without ``<BOS>``/``<EOS>``) as a tactic; failures counted by outcome."""
+    def decode(
+        self, ids: Sequence[int], *, db: Database | None = None, allow_stop: bool = False, partial: bool = False
+    ) -> Decoded:
+        """A model output (ids without ``<BOS>``/``<EOS>``) as a tactic; failures (and partial tactics, see
+        :func:`parse_tactic_tokens`) counted by outcome."""
         try:
             tokens = self.vocab.decode(ids)
         except ModelError:
             self.count(Outcome.BAD_SUBST)
             return Decoded(None, Outcome.BAD_SUBST, " ".join(map(str, ids)))
-        tactic, outcome = parse_tactic_tokens(tokens, db=db, allow_stop=allow_stop)
-        if tactic is None:
+        tactic, outcome = parse_tactic_tokens(tokens, db=db, allow_stop=allow_stop, partial=partial)
+        if tactic is None or outcome is Outcome.PARTIAL:
             self.count(outcome)
         return Decoded(tactic, outcome, tokens_text(tokens))

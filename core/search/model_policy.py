@@ -133,7 +133,9 @@ class ModelPolicy:
     ) -> list[list[Proposal]]:
         """Up to ``k`` distinct proposals per graph: the beam's best, or ``k`` samples at ``temperature``.
 
-        A query without a goal is a generator query: its proposals may include ``STOP``.
+        A query without a goal is a generator query: its proposals may include ``STOP``, and an output
+        with a good label but a malformed substitution is kept as a partial tactic (counted
+        ``partial_substitution``) for the generator to complete from its graph.
         """
         prepared = []
         for query in queries:
@@ -142,7 +144,7 @@ class ModelPolicy:
                 query.goal, [h.statement for h in query.env.theorem.essential], graph_nodes(query.env),
                 conditioning=self.conditioning if generator else (), allow_unknown=True,
             )  # fmt: skip
-            mask = self._first_tokens(query.env, stop=generator and query.may_stop)
+            mask = self._first_tokens(query.env, stop=generator and query.may_stop, inference_only=query.inference_only)
             if mask is None:
                 self.counters["no_allowed_label"] += 1
             prepared.append(self._usable(source, mask))
@@ -163,16 +165,20 @@ class ModelPolicy:
             self._indexes[id(env.db)] = cached
         return cached[1]
 
-    def _first_tokens(self, env: Context, *, stop: bool) -> torch.Tensor | None:
+    def _first_tokens(self, env: Context, *, stop: bool, inference_only: bool = False) -> torch.Tensor | None:
         """The allowed first tokens of ``env``'s context (cached); ``None`` if the model knows none
-        (counted as ``no_allowed_label`` by the callers)."""
-        key = (id(env.db), env.theorem.number, env.forbidden, stop)
+        (counted as ``no_allowed_label`` by the callers). ``inference_only``: only the labels of assertions
+        with essential hypotheses (and ``STOP`` if ``stop``)."""
+        key = (id(env.db), env.theorem.number, env.forbidden, stop, inference_only)
         cached = self._masks.get(key)
         if cached is not None:
             self._masks.move_to_end(key)
         else:
             before = sum(self.vocab.unknown.values())
-            mask = self.vocab.label_mask(env.allowed_labels())
+            labels = env.allowed_labels()
+            if inference_only:
+                labels = [label for label in labels if env.db.assertion(label).essential]
+            mask = self.vocab.label_mask(labels)
             unknown = sum(self.vocab.unknown.values()) - before
             if unknown:
                 logger.debug("context of %s: %d allowed labels unknown to the model", env.theorem.label, unknown)
@@ -227,7 +233,8 @@ class ModelPolicy:
         seen: set[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = set()
         backward = isinstance(query, BackwardQuery)
         for candidate in candidates:
-            decoded = self.codec.decode(candidate.tokens, db=query.env.db, allow_stop=allow_stop)
+            generator = isinstance(query, ForwardQuery) and query.goal is None
+            decoded = self.codec.decode(candidate.tokens, db=query.env.db, allow_stop=allow_stop, partial=generator)
             if decoded.tactic is None:
                 continue
             tactic = STOP_TACTIC if decoded.tactic.label == STOP else decoded.tactic

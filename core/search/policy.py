@@ -49,6 +49,7 @@ class ForwardQuery:
     env: ForwardEnv
     goal: Statement | None  # None: the generator, which has no target and may STOP
     may_stop: bool = True  # False: the generator may not STOP yet (the STOP token is masked)
+    inference_only: bool = False  # True: only assertions with essential hypotheses (steps that build on nodes)
 
 
 class Policy(Protocol):

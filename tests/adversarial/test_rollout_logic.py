@@ -224,3 +224,55 @@ def test_completion_fails_when_no_node_unifies(workspace: Workspace) -> None:
     assert complete_tactic(rollout.env, Tactic("ax-mp", {}), generator.rng) is None
     done = complete_tactic(rollout.env, Tactic("a1i", {"ps": ("th",)}), generator.rng)
     assert done is not None and " ".join(done[1].statement) == "|- ( th -> ( ch -> ch ) )"
+
+
+# --- composition (compose=True) -------------------------------------------------------------------------------
+
+
+def made(rollout: Rollout) -> list[str]:
+    """The statements the rollout's steps added (STOP adds none)."""
+    return [" ".join(step.added) for step in rollout.steps if step.added is not None]
+
+
+def test_without_compose_independent_steps_are_taken(workspace: Workspace) -> None:
+    generator, rollout, _ = run_script(workspace, SCRIPT[:2], stop_first=False)
+    assert made(rollout) == [A, B] and generator.counters["not_composed"] == 0
+
+
+def test_with_compose_a_step_that_uses_no_made_node_is_refused(workspace: Workspace) -> None:
+    # B (ax-1) has no hypothesis, so it cannot build on A: refused, and nothing else is proposed
+    generator, rollout, _ = run_script(workspace, SCRIPT[:2], stop_first=False, compose=True)
+    assert made(rollout) == [A]
+    assert generator.counters["not_composed"] == 1 and rollout.end == "no_valid_proposal"
+    assert [n.statement for n in rollout.env.nodes] == [tuple(A.split())]  # the refused node was taken back
+
+
+def test_with_compose_a_step_on_a_made_node_is_taken(workspace: Workspace) -> None:
+    script = [SCRIPT[0], tactic("a1i", ph="( ch -> ch )", ps="th")]
+    generator, rollout, _ = run_script(workspace, script, stop_first=False, compose=True)
+    assert made(rollout) == [A, C] and generator.counters["not_composed"] == 0
+    assert rollout.env.nodes[1].children == (0,) and rollout.env.nodes[1].tree.size == 2
+
+
+def test_the_first_step_needs_no_made_node(workspace: Workspace) -> None:
+    _, rollout, _ = run_script(workspace, SCRIPT[1:2], stop_first=False, compose=True)
+    assert made(rollout) == [B]
+
+
+def test_completion_with_must_use_builds_on_those_nodes_largest_first(workspace: Workspace) -> None:
+    script = [SCRIPT[0], tactic("a1i", ph="( ch -> ch )", ps="th")]  # A (size 1), then C = a1i(A) (size 2)
+    generator, rollout, _ = run_script(workspace, script, stop_first=False)
+    env = rollout.env
+    for must_use, expected in (({0}, (0,)), ({1}, (1,)), ({0, 1}, (1,))):
+        done = complete_tactic(env, Tactic("a1i", {}), generator.rng, must_use=frozenset(must_use))
+        assert done is not None and done[1].children == expected, must_use
+        env.retract(done[1])
+    assert complete_tactic(env, Tactic("ax-1", {}), generator.rng, must_use=frozenset({0})) is None
+
+
+def test_only_the_newest_node_can_be_retracted(workspace: Workspace) -> None:
+    _, rollout, _ = run_script(workspace, SCRIPT[:2], stop_first=False)
+    with pytest.raises(ValueError, match="newest"):
+        rollout.env.retract(rollout.env.nodes[0])
+    rollout.env.retract(rollout.env.nodes[1])
+    assert tuple(B.split()) not in rollout.env.by_statement and len(rollout.env.nodes) == 1

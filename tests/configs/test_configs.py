@@ -250,6 +250,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "goal_source",
         "max_steps",
         "min_steps",
+        "compose",
         "rollouts_per_batch",
         "temperature",
         "attempts_per_step",
@@ -269,9 +270,10 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["generator_actor"]["max_lag_shards"]
     del frozen["generator_actor"]["difficulty_conditioning"], frozen["generator_actor"]["target_difficulty"]
+    del frozen["generator_actor"]["compose"]
     loaded = ExperimentConfig.from_dict(frozen)
     assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
-    assert not loaded.generator_actor.difficulty_conditioning
+    assert not loaded.generator_actor.difficulty_conditioning and not loaded.generator_actor.compose
     assert without_new_defaults(loaded.to_dict(), frozen) == frozen
 
 

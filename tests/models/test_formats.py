@@ -133,6 +133,43 @@ def test_malformed_outputs_are_counted_never_raised(db, vocab, text, outcome):
     assert c.counters == {outcome.value: 1}
 
 
+@pytest.mark.parametrize(
+    "text, substitution",
+    [
+        ("@ax-mp <SUBST> ph <UNK> </SUBST>", {}),
+        ("@ax-mp <SUBST> ph ps", {}),
+        ("@ax-mp <SUBST> ph ps </SUBST> <SUBST> ps", {"ph": ("ps",)}),
+        ("@ax-mp <SUBST> ph ps </SUBST> <SUBST> th ch </SUBST>", {"ph": ("ps",)}),
+        ("@ax-mp <SUBST> ph ps </SUBST> <SUBST> ph ch </SUBST>", {"ph": ("ps",)}),
+        ("@ax-mp <SUBST> ph ps </SUBST> <SUBST> ps <UNK> </SUBST>", {"ph": ("ps",)}),
+    ],
+)
+def test_partial_decoding_keeps_the_label_and_the_well_formed_start(db, vocab, text, substitution):
+    c = codec(vocab)
+    decoded = c.decode(_ids(vocab, text), db=db, partial=True)
+    assert decoded.tactic == Tactic("ax-mp", substitution) and decoded.outcome is Outcome.PARTIAL
+    assert c.counters == {Outcome.PARTIAL.value: 1}
+    strict = codec(vocab).decode(_ids(vocab, text), db=db)  # the twin: without partial, nothing is kept
+    assert strict.tactic is None and strict.outcome is not Outcome.PARTIAL
+
+
+@pytest.mark.parametrize("text", ["", "<UNK>", "<UNK> @ax-mp", "ph <SUBST> ph ps </SUBST>", "<SUBST> ph ps"])
+def test_partial_decoding_still_needs_a_label_first(db, vocab, text):
+    decoded = codec(vocab).decode(_ids(vocab, text), db=db, partial=True)
+    assert decoded.tactic is None and decoded.outcome is not Outcome.PARTIAL
+
+
+def test_partial_decoding_still_needs_a_known_label(db, vocab):
+    other = read_database(embedded_database_path(), stop_at="syl")
+    decoded = codec(vocab).decode(_ids(vocab, "@syl <SUBST> ps"), db=other, partial=True)
+    assert decoded.tactic is None and decoded.outcome is Outcome.UNKNOWN_LABEL
+
+
+def test_a_well_formed_tactic_decodes_ok_with_partial_too(db, vocab):
+    decoded = codec(vocab).decode(_ids(vocab, "@ax-mp <SUBST> ph ps </SUBST>"), db=db, partial=True)
+    assert decoded.tactic == Tactic("ax-mp", {"ph": ("ps",)}) and decoded.outcome is Outcome.OK
+
+
 def test_an_unknown_label_is_only_detected_against_a_database(db, vocab):
     other = read_database(embedded_database_path(), stop_at="syl")  # a1i exists, syl does not
     ids = _ids(vocab, "@syl <SUBST> ps ph </SUBST>")

@@ -11,13 +11,15 @@ import torch
 from core.errors import CheckpointError
 from core.metamath import read_database
 from core.metamath.embedded import embedded_database_path
-from core.metamath.environment import BackwardEnv, EnvError, ForwardEnv
+from core.metamath.environment import BackwardEnv, EnvError, ForwardEnv, Tactic
 from core.metamath.prooftree import tree_from_proof
 from core.metamath.splits import split_theorems
 from core.models.checkpoint import model_from_weights, model_weights, policy_meta, publish_version, save_policy_file
+from core.models.decoding import Candidate
 from core.models.examples import replay, tree_examples
 from core.models.formats import Codec, build_vocabulary, free_variables
 from core.models.training import new_model, train_examples
+from core.models.vocab import Token
 from core.search.model_policy import ModelPolicy, load_policy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.storage import CheckpointStore, ExperimentRoot, save_checkpoint_file
@@ -238,3 +240,17 @@ def test_a_checkpoint_that_is_not_a_policy_is_refused(tmp_path, vocab, trained):
         model_from_weights(model_weights(trained), bad, device="cpu")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_policy(str(tmp_path / "missing.safetensors"))
+
+
+def test_generator_queries_keep_a_malformed_substitution_as_a_partial_tactic(db, vocab, theorems, monkeypatch):
+    """A generator output with a good label and a broken substitution is kept (label only) for completion;
+    the same output for a forward prover query (a goal given) is dropped."""
+    p = policy(new_model(vocab, "tiny", seed=0), vocab)
+    broken = vocab.encode([Token("label", "ax-mp"), Token("special", "<SUBST>"), Token("symbol", "ph")])
+    monkeypatch.setattr(p, "_decode", lambda sources, masks, k, temperature: [[Candidate(broken, -1.0)]] * len(sources))
+    theorem = theorems[0]
+    generator_query = ForwardQuery(ForwardEnv(db, theorem, collect_disjoint=True), None)
+    prover_query = ForwardQuery(ForwardEnv(db, theorem), theorem.statement)
+    generated, proved = p.propose_forward([generator_query, prover_query], k=1)
+    assert [q.tactic for q in generated] == [Tactic("ax-mp", {})] and proved == []
+    assert p.counters["partial_substitution"] == 1 and p.counters["bad_subst_structure"] == 1
