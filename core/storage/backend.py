@@ -16,6 +16,9 @@ Every path given to a backend is relative to the experiment root and uses ``/``.
   copy), but the check and the move are two calls, so two writers racing on one name within that window
   are not detected (a warning says so once).
 
+On object stores the filesystem keeps no listings (``use_listings_cache=False``): every listing and existence
+check asks the store, so a job sees what other jobs published since it last looked.
+
 fsspec is imported only for non-local URLs, so that jobs on local or NFS storage start quickly. A URL whose
 filesystem package is not installed (``s3fs`` for ``s3://``) raises StorageError naming the extra to install.
 """
@@ -508,8 +511,11 @@ def _filesystem_of(url: str) -> tuple[Any, str]:
     import fsspec  # only here: importing fsspec costs ~0.15 s of start-up that local jobs do not need
 
     protocol = url.partition("://")[0]
+    # s3fs, gcsfs and adlfs keep folder listings, and answer existence from them, until this process writes
+    # there: another job's new shards and checkpoints would stay invisible. Always ask the store.
+    options = {"use_listings_cache": False} if protocol in EXCLUSIVE_CREATE_PROTOCOLS else {}
     try:
-        return fsspec.core.url_to_fs(url)
+        return fsspec.core.url_to_fs(url, **options)
     except ImportError as e:
         extra = EXTRAS.get(protocol)
         how = (
