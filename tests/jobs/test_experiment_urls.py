@@ -28,6 +28,7 @@ from core.errors import StorageError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
 from core.metamath.verifier import verify_database
+from core.metamath.writer import rewrite_proofs
 from core.storage import ExperimentRoot, inspect_root, read_shard, stream_bounds
 from jobs import export as export_job
 from jobs import launch
@@ -122,6 +123,18 @@ def test_status_reads_an_s3_run_from_another_process(s3_experiment: str) -> None
     )
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["totals"] == status["totals"]
+
+
+def test_prove_takes_its_checkpoint_from_an_s3_experiment(s3_experiment: str, tmp_path: Path) -> None:
+    """``jobs.prove --checkpoint s3://...``, in another process: the prover trainer's version there proves."""
+    holes, out = tmp_path / "holes.mm", tmp_path / "proved.mm"
+    rewrite_proofs(embedded_database_path(), {"mp2": ["?"]}, holes)
+    command = ["jobs.prove", holes, "--out", out, "--checkpoint", s3_experiment, "--expansions", "4"]
+    run = subprocess.run(
+        [sys.executable, "-m", *map(str, command)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
 
 
 def test_export_reads_a_memory_run_from_its_url(
