@@ -85,7 +85,11 @@ def s3_bucket() -> Iterator[str]:
     import fsspec.config
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.s3_server"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.s3_server"],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,  # it stops when this closes: when this process ends, however it ends
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         options = {"endpoint_url": f"http://127.0.0.1:{_port_of(server)}", "key": "test", "secret": "test"}

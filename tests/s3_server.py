@@ -1,6 +1,7 @@
 """A local S3-compatible server for the tests (moto's server mode), run as ``python -m tests.s3_server``.
 
-It binds a free port on 127.0.0.1, prints ``port <N>`` on one line, and serves until it is terminated. moto
+It binds a free port on 127.0.0.1, prints ``port <N>`` on one line, and serves until it is terminated or its
+standard input closes (so it never outlives a test session killed without cleaning up). moto
 checks a conditional write (``If-None-Match: *``) and stores the object in two steps, without a lock, while
 S3 itself decides them as one: requests are served one at a time here, so that the server arbitrates two
 writers racing on one name as S3 does, and the tests see our code's behaviour rather than moto's threading.
@@ -42,6 +43,7 @@ def main() -> int:
         request_handler=MotoRequestHandler,
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    threading.Thread(target=lambda: (sys.stdin.read(), server.shutdown()), daemon=True).start()
     sys.stdout.write(f"port {server.server_address[1]}\n")
     sys.stdout.flush()
     server.serve_forever()
