@@ -337,6 +337,8 @@ class FsspecBackend(Backend):
         target = self._path(rel)
         self._make_folder_of(target)
         with _spooled(data) as (source, size):
+            if size == 0:
+                return self._create_empty(rel, target)
             try:
                 f = self.fs.open(target, "xb")
             except FileExistsError:
@@ -346,6 +348,16 @@ class FsspecBackend(Backend):
                 return None
             _upload(source, f, self.location(rel))
         return size
+
+    def _create_empty(self, rel: str, target: str) -> int:
+        """An empty object, by a conditional write too: s3fs commits an empty ``"xb"`` file as a plain touch,
+        which would overwrite; ``pipe_file(mode="create")`` is its conditional PUT (a check-then-write
+        elsewhere, fsspec's default)."""
+        try:
+            self.fs.pipe_file(target, b"", mode="create")
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "file exists", self.location(rel)) from None
+        return 0
 
     def _fall_back_to_check_then_move(self, why: Exception) -> None:
         self.exclusive_create = False

@@ -112,3 +112,15 @@ def test_a_job_sees_what_another_job_published_after_it_looked(s3_url: str) -> N
     assert reader.versions() == [0, 1] and len(new) == 2, new  # the weights and the sidecar of version 1
     assert all(root.backend.exists(f"checkpoints/prover/{name}") for name in new)
     assert reader.latest().meta == {"by": "other"}
+
+
+def test_an_empty_payload_never_overwrites_either(s3_url: str) -> None:
+    """s3fs commits an empty ``"xb"`` file without its condition: the backend publishes it conditionally."""
+    backend = ExperimentRoot.create_or_open(s3_url, CONFIG).backend
+    backend.create("quarantine/full", b"precious")
+    with pytest.raises(FileExistsError):
+        backend.create("quarantine/full", b"")
+    assert backend.read("quarantine/full") == b"precious"
+    assert backend.create("quarantine/empty", b"") == 0 and backend.read("quarantine/empty") == b""  # its twin
+    with pytest.raises(FileExistsError):
+        backend.create("quarantine/empty", b"")
