@@ -5,10 +5,14 @@ Tests that need data outside the project skip with a message saying what is miss
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import select
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +21,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ADVPROVER_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 DEBIAN_DATABASES = Path("/usr/share/metamath/databases")
+S3_BUCKET = "advprover-test"
+S3_SERVER_START_S = 60.0
 
 
 def _need(path: Path, what: str) -> Path:
@@ -63,6 +69,48 @@ def metamath_exe() -> str:
     if exe is None:
         pytest.skip("the reference verifier `metamath` is not installed: `apt-get install metamath` (CI does)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> Iterator[str]:
+    """``s3://advprover-test`` on a local S3-compatible server (tests/s3_server.py, moto) started for the session
+    and stopped after it. s3fs finds the server through fsspec's configuration: in this process, and, by the
+    ``FSSPEC_S3_*`` variables, in the jobs the tests start. Skips only where moto or s3fs is not installed."""
+    for package in ("moto", "s3fs"):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(
+                f"{package} is not installed: the S3 tests need the test extra's moto[server] and s3fs "
+                "(`scripts/bootstrap.sh test` installs them)"
+            )
+    import fsspec.config
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.s3_server"],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,  # it stops when this closes: when this process ends, however it ends
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        options = {"endpoint_url": f"http://127.0.0.1:{_port_of(server)}", "key": "test", "secret": "test"}
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in options.items():
+                patch.setenv(f"FSSPEC_S3_{name.upper()}", value)
+            patch.setitem(fsspec.config.conf, "s3", options)
+            fsspec.filesystem("s3").mkdir(S3_BUCKET)
+            yield f"s3://{S3_BUCKET}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _port_of(server: subprocess.Popen[str]) -> int:
+    """The port the S3 server announces on its first line; RuntimeError if it does not within a minute."""
+    ready, _, _ = select.select([server.stdout], [], [], S3_SERVER_START_S)
+    line = server.stdout.readline() if ready and server.stdout is not None else ""
+    if not line.startswith("port "):
+        raise RuntimeError(f"the local S3 server (python -m tests.s3_server) did not start: {line!r}")
+    return int(line.split()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,9 @@ Every path given to a backend is relative to the experiment root and uses ``/``.
   copy), but the check and the move are two calls, so two writers racing on one name within that window
   are not detected (a warning says so once).
 
+On object stores the filesystem keeps no listings (``use_listings_cache=False``): every listing and existence
+check asks the store, so a job sees what other jobs published since it last looked.
+
 fsspec is imported only for non-local URLs, so that jobs on local or NFS storage start quickly. A URL whose
 filesystem package is not installed (``s3fs`` for ``s3://``) raises StorageError naming the extra to install.
 """
@@ -334,6 +337,8 @@ class FsspecBackend(Backend):
         target = self._path(rel)
         self._make_folder_of(target)
         with _spooled(data) as (source, size):
+            if size == 0:
+                return self._create_empty(rel, target)
             try:
                 f = self.fs.open(target, "xb")
             except FileExistsError:
@@ -343,6 +348,16 @@ class FsspecBackend(Backend):
                 return None
             _upload(source, f, self.location(rel))
         return size
+
+    def _create_empty(self, rel: str, target: str) -> int:
+        """An empty object, by a conditional write too: s3fs commits an empty ``"xb"`` file as a plain touch,
+        which would overwrite; ``pipe_file(mode="create")`` is its conditional PUT (a check-then-write
+        elsewhere, fsspec's default)."""
+        try:
+            self.fs.pipe_file(target, b"", mode="create")
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "file exists", self.location(rel)) from None
+        return 0
 
     def _fall_back_to_check_then_move(self, why: Exception) -> None:
         self.exclusive_create = False
@@ -508,8 +523,11 @@ def _filesystem_of(url: str) -> tuple[Any, str]:
     import fsspec  # only here: importing fsspec costs ~0.15 s of start-up that local jobs do not need
 
     protocol = url.partition("://")[0]
+    # s3fs, gcsfs and adlfs keep folder listings, and answer existence from them, until this process writes
+    # there: another job's new shards and checkpoints would stay invisible. Always ask the store.
+    options = {"use_listings_cache": False} if protocol in EXCLUSIVE_CREATE_PROTOCOLS else {}
     try:
-        return fsspec.core.url_to_fs(url)
+        return fsspec.core.url_to_fs(url, **options)
     except ImportError as e:
         extra = EXTRAS.get(protocol)
         how = (

@@ -1,13 +1,15 @@
-"""Experiment roots as URLs: a short tiny run's roles on ``memory://`` (in one process) read back by status and
+"""Experiment roots as URLs: a short tiny run's roles on ``memory://`` (in one process) and on ``s3://`` (the
+local S3 server of the ``s3_bucket`` fixture) read back by status (on s3, as a command in another process) and
 export from the same URL; the launcher on ``file://`` and on an object-store-like URL (its runs in a local
 folder); ``memory://`` refused by the launcher (its jobs are other processes); and a URL whose filesystem
-package is not installed (``s3://`` without s3fs) refused by every command in one line naming the extra."""
+package is not installed (``s3://`` with s3fs hidden) refused by every command in one line naming the extra."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from core.errors import StorageError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
 from core.metamath.verifier import verify_database
+from core.metamath.writer import rewrite_proofs
 from core.storage import ExperimentRoot, inspect_root, read_shard, stream_bounds
 from jobs import export as export_job
 from jobs import launch
@@ -45,7 +48,6 @@ OVERRIDES = [
 ]
 RECORDS = 8
 GENERATIONS = "generator-actor-00-to-00"
-NO_S3FS = pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")
 S3_HINT = "pip install 'advprover[s3]'"
 
 
@@ -59,10 +61,8 @@ def run_role(role: str, exp: str, **bounds: Any) -> str:
     return roles.run_role(role, exp, minutes=2.0, **bounds)
 
 
-@pytest.fixture(scope="module")
-def memory_experiment() -> Iterator[str]:
-    """A tiny run on ``memory://``: both trainers' version 0, RECORDS generations, the prover actor's results."""
-    url = f"memory://url-test-{uuid.uuid4().hex}/exp"
+def tiny_run(url: str) -> None:
+    """A tiny run at ``url``: both trainers' version 0, RECORDS generations, the prover actor's results."""
     config = preset("tiny").with_overrides(OVERRIDES)
     config = dataclasses.replace(config, database=resolve_database(config.database))
     ExperimentRoot.create_or_open(url, config.to_dict())
@@ -75,8 +75,21 @@ def memory_experiment() -> Iterator[str]:
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler)
+
+
+@pytest.fixture(scope="module")
+def memory_experiment() -> Iterator[str]:
+    url = f"memory://url-test-{uuid.uuid4().hex}/exp"
+    tiny_run(url)
     yield url
     fsspec.filesystem("memory").rm(url.removeprefix("memory://").rsplit("/", 1)[0], recursive=True)
+
+
+@pytest.fixture(scope="module")
+def s3_experiment(s3_bucket: str) -> str:
+    url = f"{s3_bucket}/url-test-{uuid.uuid4().hex}/exp"
+    tiny_run(url)
+    return url
 
 
 def generation_records(url: str) -> list[dict[str, Any]]:
@@ -93,6 +106,35 @@ def test_status_reads_a_memory_run_from_its_url(memory_experiment: str, capsys: 
     assert all(c["ok"] for c in status["checks"]), status["checks"]
     assert status_job.main(memory_experiment) == 0
     assert ExperimentRoot.open(memory_experiment).url in capsys.readouterr().out
+
+
+def test_status_reads_an_s3_run_from_another_process(s3_experiment: str) -> None:
+    """The jobs wrote through s3fs to the local S3 server; ``jobs.status`` in a new process reads it back."""
+    status = status_job.collect(ExperimentRoot.open(s3_experiment))
+    assert status["totals"]["generations"] == len(generation_records(s3_experiment)) >= RECORDS
+    assert status["totals"]["results"] >= RECORDS and all(c["ok"] for c in status["checks"]), status["checks"]
+    assert [p["versions"] for p in status["checkpoints"].values()] == [[0], [0]], status["checkpoints"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "jobs.status", s3_experiment, "--json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["totals"] == status["totals"]
+
+
+def test_prove_takes_its_checkpoint_from_an_s3_experiment(s3_experiment: str, tmp_path: Path) -> None:
+    """``jobs.prove --checkpoint s3://...``, in another process: the prover trainer's version there proves."""
+    holes, out = tmp_path / "holes.mm", tmp_path / "proved.mm"
+    rewrite_proofs(embedded_database_path(), {"mp2": ["?"]}, holes)
+    command = ["jobs.prove", holes, "--out", out, "--checkpoint", s3_experiment, "--expansions", "4"]
+    run = subprocess.run(
+        [sys.executable, "-m", *map(str, command)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
 
 
 def test_export_reads_a_memory_run_from_its_url(
@@ -149,7 +191,17 @@ def test_a_url_experiment_keeps_its_runs_in_a_local_folder(
     assert "a memory:// experiment lives in one process" in capsys.readouterr().err
 
 
-@NO_S3FS
+@pytest.fixture
+def no_s3fs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """s3fs hidden, as on a machine without it (the test extra installs it): in this process, and in the
+    commands run with the returned environment (a module of that name that fails to import comes first)."""
+    shadow = tmp_path_factory.mktemp("no-s3fs")
+    (shadow / "s3fs.py").write_text("raise ImportError(\"No module named 's3fs' (hidden by the test)\")\n")
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # type: ignore[arg-type] # None makes `import s3fs` fail
+    monkeypatch.delitem(importlib.import_module("fsspec.registry")._registry, "s3", raising=False)  # its class
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), str(PROJECT_ROOT)])}
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -159,18 +211,21 @@ def test_a_url_experiment_keeps_its_runs_in_a_local_folder(
         ["jobs.evaluator", "s3://bucket/exp"],
     ],
 )
-def test_a_missing_s3fs_is_one_line_naming_the_extra(command: list[str], tmp_path: Path) -> None:
+def test_a_missing_s3fs_is_one_line_naming_the_extra(
+    command: list[str], tmp_path: Path, no_s3fs: dict[str, str]
+) -> None:
     words = [w.format(tmp=tmp_path, database=embedded_database_path()) for w in command]
-    run = subprocess.run([sys.executable, "-m", *words], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", *words], cwd=PROJECT_ROOT, env=no_s3fs, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode != 0, run.stdout
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: "), run.stderr
     assert S3_HINT in run.stderr and "Traceback" not in run.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-@NO_S3FS
 def test_the_launcher_refuses_an_s3_experiment_without_s3fs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_s3fs: dict[str, str]
 ) -> None:
     monkeypatch.setenv(launch.RUNS_ENV, str(tmp_path / "runs"))
     assert launch.main(["local", "--preset", "tiny", "--exp", "s3://bucket/exp"]) == 1

@@ -1,4 +1,5 @@
-"""Fixtures of the storage tests: every protocol test runs on a local folder and on ``memory://``."""
+"""Fixtures of the storage tests: every protocol test runs on a local folder, on ``memory://``, and on ``s3://``
+(a local S3-compatible server, the session's ``s3_bucket``)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from core.storage import ExperimentRoot
 from .helpers import CONFIG, CountingBackend
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def root_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """An experiment root URL that does not exist yet: a local folder, or a fresh ``memory://`` path."""
+    """An experiment root URL that does not exist yet: a local folder, a fresh ``memory://`` path, or a fresh
+    path in the local S3 server's bucket (its objects go with the server at the end of the session)."""
     if request.param == "local":
         yield str(tmp_path / "exp")
+        return
+    if request.param == "s3":
+        yield f"{request.getfixturevalue('s3_bucket')}/{uuid.uuid4().hex}/exp"
         return
     import fsspec
 

@@ -4,8 +4,9 @@ warning) where it refuses ``"xb"``, and a one-line error naming the extra when a
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import logging
+import sys
 import uuid
 from typing import IO, Any
 
@@ -127,12 +128,21 @@ def test_memory_urls_keep_the_locked_check_then_move(caplog: pytest.LogCaptureFi
     assert caplog.text == ""  # the process-wide lock makes it race-free: nothing to warn about
 
 
-@pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")
-def test_a_missing_filesystem_package_names_the_extra_to_install() -> None:
+def test_a_missing_filesystem_package_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # type: ignore[arg-type] # hidden: `import s3fs` fails
+    monkeypatch.delitem(importlib.import_module("fsspec.registry")._registry, "s3", raising=False)  # its class
     with pytest.raises(StorageError) as caught:
         backend_for("s3://bucket/experiment")
     message = str(caught.value)
     assert message == "s3://bucket/experiment: the s3:// filesystem is not installed; pip install 'advprover[s3]'"
+
+
+def test_an_s3_url_publishes_exclusively_and_keeps_no_listings() -> None:
+    """Its twin with s3fs installed: exclusive create, and every listing asks the store (other jobs write)."""
+    pytest.importorskip("s3fs", reason="s3fs is not installed (the test extra installs it)")
+    backend = backend_for(f"s3://bucket{fresh_base()}")
+    assert isinstance(backend, FsspecBackend) and backend.exclusive_create
+    assert backend.fs.dircache.use_listings_cache is False
 
 
 def test_an_unknown_protocol_is_a_storage_error() -> None:
