@@ -141,7 +141,7 @@ def resume_critic(job: TrainerJob, loaded: LoadedModel, trainer_state: dict[str,
     """Continue the resumed version's critic (and its optimiser state) when the job trains one."""
     if job.critic is None or loaded.critic is None:
         return
-    job.critic = CriticTrainer(loaded.critic, lr=job.critic.optimizer.param_groups[0]["lr"])
+    job.critic = CriticTrainer(loaded.critic, lr=job.critic.lr)
     state = (trainer_state or {}).get("critic")
     if state is not None:
         job.critic.load_state_dict(state)

@@ -85,12 +85,13 @@ class GoalCritic(nn.Module):
 
 def critic_step(
     critic: GoalCritic,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
     goals: Sequence[Sequence[str]],
     targets: Sequence[float],
     weights: Sequence[float] | None = None,
 ) -> float:
-    """One optimiser step of (weighted) binary cross-entropy towards ``targets``; returns the loss."""
+    """One optimiser step of (weighted) binary cross-entropy towards ``targets``; returns the loss.
+    ``optimizer``: one, or several that share the parameters (e.g. :class:`CriticTrainer`'s)."""
     if len(goals) != len(targets) or (weights is not None and len(weights) != len(goals)):
         raise ConfigError(
             f"critic step: {len(goals)} goals, {len(targets)} targets"
@@ -105,9 +106,12 @@ def critic_step(
     target = torch.tensor(list(targets), dtype=torch.float32, device=device)
     weight = None if weights is None else torch.tensor(list(weights), dtype=torch.float32, device=device)
     loss = nn.functional.binary_cross_entropy_with_logits(critic(goals), target, weight=weight)
-    optimizer.zero_grad()
+    optimizers = [optimizer] if isinstance(optimizer, torch.optim.Optimizer) else list(optimizer)
+    for each in optimizers:
+        each.zero_grad()
     loss.backward()
-    optimizer.step()
+    for each in optimizers:
+        each.step()
     critic.eval()
     return float(loss.item())
 
@@ -127,28 +131,47 @@ def critic_from_state(config: Any, tensors: dict[str, torch.Tensor]) -> GoalCrit
 
 
 class CriticTrainer:
-    """A critic, its Adam optimiser (learning rate ``lr``) and its step count."""
+    """A critic, its optimisers (learning rate ``lr``) and its step count.
+
+    The embedding table is most of the critic's weights and a batch touches few of its rows, so its gradient
+    is sparse and a lazy Adam (:class:`torch.optim.SparseAdam`) updates only those rows; Adam updates the
+    MLP. (A dense Adam over the whole table made a step cost about as much as a small prover model's.)
+    """
 
     def __init__(self, critic: GoalCritic, lr: float = 1e-3) -> None:
         self.critic = critic
-        self.optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+        critic.embedding.sparse = True
+        dense = [p for name, p in critic.named_parameters() if not name.startswith("embedding.")]
+        self.optimizers = (
+            torch.optim.SparseAdam(list(critic.embedding.parameters()), lr=lr),
+            torch.optim.Adam(dense, lr=lr),
+        )
         self.steps = 0
         self.loss = float("nan")
 
+    @property
+    def lr(self) -> float:
+        return float(self.optimizers[1].param_groups[0]["lr"])
+
     def step(self, goals: Sequence[Sequence[str]], targets: Sequence[float]) -> float:
         """One :func:`critic_step`; returns its loss."""
-        self.loss = critic_step(self.critic, self.optimizer, goals, targets)
+        self.loss = critic_step(self.critic, self.optimizers, goals, targets)
         self.steps += 1
         return self.loss
 
     def state_dict(self) -> dict[str, Any]:
-        """The optimiser's state and the step count (the weights travel in the checkpoint's weights)."""
-        return {"optimizer": self.optimizer.state_dict(), "steps": self.steps}
+        """The optimisers' states and the step count (the weights travel in the checkpoint's weights)."""
+        return {
+            "sparse": self.optimizers[0].state_dict(),
+            "dense": self.optimizers[1].state_dict(),
+            "steps": self.steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; ConfigError if it is not one."""
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizers[0].load_state_dict(state["sparse"])
+            self.optimizers[1].load_state_dict(state["dense"])
             self.steps = int(state["steps"])
         except (KeyError, TypeError, ValueError) as error:
             raise ConfigError(f"critic trainer state is unusable ({error!r})") from None
