@@ -355,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(
             f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device}; "
-            f"backward best-first or HTPS (default settings), k={args.candidates}"
+            f"backward best-first or HTPS (exploration {htps.exploration:g}, virtual loss {htps.virtual_loss}, "
+            f"{htps.succ_expansions} leaves per step, critic value {htps.critic_value:g}), k={args.candidates}"
         )
         print(HEADER, flush=True)
         for benchmark in benchmarks:
