@@ -15,9 +15,18 @@ time each, expansions unlimited). Provers (``--provers``, comma-separated):
   proposals and the constant prior value (no critic);
 * ``htps``: HyperTree proof search with the learned policy (baseline candidates merged in), no critic;
 * ``htps-baseline-critic`` / ``htps-critic``: as ``htps-baseline`` / ``htps``, with a goal critic
-  (:mod:`core.models.critic`) trained here first from HTPS searches of the model-free baseline on
-  ``--critic-theorems`` theorems of the train split (:func:`core.search.htps.critic_examples`,
-  ``--critic-steps`` optimiser steps); with ``--critic-theorems 0`` the critic rows say there is none.
+  (:mod:`core.models.critic`): the one ``--checkpoint`` holds (the prover trainer publishes it with the
+  policy, ``prover_trainer.critic``), else one trained here first, the way the prover trainer trains it,
+  from the critic targets (:attr:`SearchResult.critic_examples`: solved goals 1, failed 0, HTPS's soft
+  values) of HTPS searches of the model-free baseline on ``--critic-theorems`` theorems of the train split,
+  ``--critic-steps`` steps of ``--critic-batch`` targets; with ``--critic-theorems 0`` (and no critic in the
+  checkpoint) the critic rows say there is none. The line ``critic: ...`` says which it is.
+
+The table names them: baseline, baseline + critic, best-first learned, best-first model only, HTPS
+baseline, HTPS baseline + critic, HTPS, HTPS with critic. Every HTPS row searches with the same
+:class:`core.search.htps.HtpsSettings` (``--exploration``, ``--virtual-loss``, ``--succ-expansions``,
+``--critic-value``; the tactic count is ``--candidates``, the depth limit 24), given to the searches
+explicitly.
 
 The learned policy is ``--checkpoint`` (a prover checkpoint file or an experiment root) or, without one,
 an untrained ``tiny`` model: its proposals are noise, which shows the table's logic (``merged`` must prove
@@ -52,7 +61,6 @@ sys.path.insert(0, str(ROOT))
 from core.errors import run_guarded
 from core.metamath.database import Assertion, Database
 from core.metamath.embedded import embedded_database_path
-from core.metamath.environment import BackwardEnv
 from core.metamath.excerpt import database_excerpt
 from core.metamath.reader import read_database
 from core.metamath.splits import split_theorems
@@ -61,9 +69,9 @@ from core.metamath.tautologies import TautologySettings, labels, tautologies, th
 from core.metamath.verifier import Kernel
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
-from core.search.htps import Critic, HtpsSearch, HtpsSettings, critic_examples
+from core.search.htps import Critic, HtpsSettings
 from core.search.policy import Policy
-from core.search.runner import SearchResult, SearchSettings, run_searches
+from core.search.runner import SearchResult, SearchSettings
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
@@ -78,6 +86,36 @@ PROVERS = (
     "htps-critic",
 )
 NO_LIMIT = 10**9
+LABELS = {
+    "baseline": "baseline",
+    "baseline-critic": "baseline + critic",
+    "merged": "best-first learned",
+    "model": "best-first model only",
+    "htps-baseline": "HTPS baseline",
+    "htps-baseline-critic": "HTPS baseline + critic",
+    "htps": "HTPS",
+    "htps-critic": "HTPS with critic",
+}
+
+
+@dataclass(frozen=True)
+class ProverSpec:
+    """How a row searches: ``search`` (backward best-first or htps), the model-free baseline's policy or the
+    learned one, merged with the baseline's candidates or not, with the critic or not."""
+
+    search: str
+    model_free: bool
+    merge: bool
+    critic: bool
+
+    @classmethod
+    def of(cls, name: str) -> ProverSpec:
+        return cls(
+            search="htps" if name.startswith("htps") else "backward",
+            model_free=name in ("baseline", "baseline-critic", "htps-baseline", "htps-baseline-critic"),
+            merge=name != "model",
+            critic=name.endswith("-critic"),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,7 +140,7 @@ class Row:
     missing: str = "(no results)"
 
     def text(self) -> str:
-        head = f"{self.benchmark:<22} {self.budget:<14} {self.prover:<20}"
+        head = f"{self.benchmark:<22} {self.budget:<14} {LABELS[self.prover]:<22}"
         if not self.results:
             return f"{head} {self.missing:>50}"
         proved = [r for r in self.results if r.proved]
@@ -117,7 +155,7 @@ class Row:
 
 
 HEADER = (
-    f"{'benchmark':<22} {'budget':<14} {'prover':<20} {'proved':>9} {'rate':>7} {'s/theorem':>9} "
+    f"{'benchmark':<22} {'budget':<14} {'prover':<22} {'proved':>9} {'rate':>7} {'s/theorem':>9} "
     f"{'size':>7} {'expans/s':>11}"
 )
 
@@ -141,54 +179,57 @@ def tautology_benchmark(db: Database, folder: str, settings: TautologySettings) 
     return Benchmark(name, extended, Grammar(extended), Kernel(extended), theorems, forbidden)
 
 
-def learned_policy(args: argparse.Namespace, db: Database) -> Callable[[], Policy]:
-    """A factory of the learned policy: ``--checkpoint``, else an untrained tiny model (fixed seed)."""
+def learned_policy(args: argparse.Namespace, db: Database) -> tuple[Callable[[], Policy], Critic | None]:
+    """A factory of the learned policy: ``--checkpoint``, else an untrained tiny model (fixed seed); and the
+    goal critic the checkpoint holds, if any."""
     from core.models.checkpoint import read_model
     from core.models.formats import build_vocabulary
     from core.models.training import new_model
     from core.search.model_policy import ModelPolicy
 
+    critic = None
     if args.checkpoint:
         loaded = read_model(args.checkpoint, kind="prover", db=db, device=args.device)
-        model, vocab = loaded.model, loaded.vocab
+        model, vocab, critic = loaded.model, loaded.vocab, loaded.critic
     else:
         vocab = build_vocabulary(db)
         model = new_model(vocab, "tiny", seed=args.seed)
-    return lambda: ModelPolicy(model, vocab, device=args.device, seed=args.seed)
+    return lambda: ModelPolicy(model, vocab, device=args.device, seed=args.seed), critic
 
 
-def train_critic(benchmark: Benchmark, settings: SearchSettings, steps: int, seed: int) -> Critic:
-    """A goal critic trained from HTPS searches of the baseline on ``benchmark``'s theorems."""
-    import torch
+def train_critic(
+    benchmark: Benchmark, settings: SearchSettings, htps: HtpsSettings, args: argparse.Namespace
+) -> Critic:
+    """A goal critic trained as the prover trainer trains it, from the critic targets HTPS searches of the
+    baseline on ``benchmark``'s theorems report (each search's ``critic_max_examples``, root first)."""
+    from core.models.critic import CriticTrainer, GoalCritic
 
-    from core.models.critic import GoalCritic, critic_step
-
-    policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar)
-    htps = HtpsSettings.from_search(settings)
-    searches = [
-        HtpsSearch(
-            BackwardEnv(
-                benchmark.db, t, grammar=benchmark.grammar, kernel=benchmark.kernel, forbidden=benchmark.forbidden
-            ),
-            htps,
-        )
-        for t in benchmark.theorems
-    ]
-    run_searches(searches, policy, batch=16)
-    examples = [e for s in searches for e in critic_examples(s)]
-    critic = GoalCritic(seed=seed)
-    optimizer = torch.optim.Adam(critic.parameters(), lr=3e-3)
-    rng = random.Random(seed)
-    for _ in range(steps if examples else 0):
-        batch = rng.sample(examples, min(256, len(examples)))
-        critic_step(critic, optimizer, [e.goal for e in batch], [e.target for e in batch])
-    proved = sum(s.proof is not None for s in searches)
+    results = prove_theorems(
+        benchmark.db,
+        benchmark.theorems,
+        BaselinePolicy(benchmark.db, grammar=benchmark.grammar),
+        replace(settings, prover="htps"),
+        forbidden=benchmark.forbidden,
+        grammar=benchmark.grammar,
+        kernel=benchmark.kernel,
+        htps=htps,
+        max_critic_examples=args.critic_max_examples,
+    )
+    examples = [(goal, target) for r in results for goal, target, _ in r.critic_examples]
+    trainer = CriticTrainer(GoalCritic(seed=args.seed), lr=args.critic_lr)
+    rng = random.Random(args.seed)
+    for _ in range(args.critic_steps if examples else 0):
+        batch = rng.choices(examples, k=args.critic_batch)
+        trainer.step([goal for goal, _ in batch], [target for _, target in batch])
+    proved = sum(r.proved for r in results)
+    positive = sum(target > 0.5 for _, target in examples)
     print(
-        f"critic: {len(examples)} examples from HTPS on {len(searches)} train theorems ({proved} proved), "
-        f"{steps} steps",
+        f"critic: trained here, {len(examples)} targets ({positive} above 0.5) from HTPS searches of the baseline "
+        f"on {len(results)} train theorems ({proved} proved), {args.critic_steps} steps of {args.critic_batch}, "
+        f"last loss {trainer.loss:.3f}",
         flush=True,
     )
-    return critic
+    return trainer.critic
 
 
 def run(
@@ -199,15 +240,13 @@ def run(
     learned: Callable[[], Policy],
     batch: int,
     critic: Critic | None = None,
+    htps: HtpsSettings | None = None,
 ) -> Row:
-    uses_critic = prover.endswith("-critic")
-    if uses_critic and critic is None:
+    spec = ProverSpec.of(prover)
+    if spec.critic and critic is None:
         return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
-    model_free = prover.startswith(("baseline", "htps-baseline"))
-    policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if model_free else learned()
-    settings = replace(
-        settings, merge_baseline=prover != "model", prover="htps" if prover.startswith("htps") else settings.prover
-    )
+    policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if spec.model_free else learned()
+    settings = replace(settings, merge_baseline=spec.merge, prover=spec.search, critic=spec.critic)
     start = time.perf_counter()
     results = prove_theorems(
         benchmark.db,
@@ -218,7 +257,8 @@ def run(
         grammar=benchmark.grammar,
         kernel=benchmark.kernel,
         batch=batch,
-        critic=critic if uses_critic else None,
+        critic=critic if spec.critic else None,
+        htps=replace(htps, num_expansions=settings.expansions, timeout_s=settings.timeout_s) if htps else None,
     )
     return Row(benchmark.name, budget, prover, tuple(results), time.perf_counter() - start)
 
@@ -246,6 +286,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="htps-critic: train-split theorems whose HTPS searches train the critic (0: none)",
     )
     parser.add_argument("--critic-steps", type=int, default=200, help="htps-critic: optimiser steps of the critic")
+    parser.add_argument("--critic-batch", type=int, default=32, help="htps-critic: targets per critic step")
+    parser.add_argument("--critic-lr", type=float, default=1e-3, help="htps-critic: the critic's learning rate")
+    parser.add_argument(
+        "--critic-max-examples", type=int, default=64, help="htps-critic: critic targets per training search"
+    )
+    parser.add_argument("--exploration", type=float, default=1.0, help="HTPS: the PUCT exploration constant")
+    parser.add_argument("--virtual-loss", type=int, default=1, help="HTPS: virtual visits of a pending selection")
+    parser.add_argument("--succ-expansions", type=int, default=8, help="HTPS: leaves expanded per step")
+    parser.add_argument("--critic-value", type=float, default=0.5, help="HTPS: a new goal's value without a critic")
     parser.add_argument(
         "--provers",
         default=",".join(p for p in PROVERS if p != "model"),
@@ -270,17 +319,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     db = read_database(args.database)
-    learned = learned_policy(args, db)
+    learned, critic = learned_policy(args, db)
     budgets = {
         f"{args.expansions} expans": SearchSettings(
             expansions=args.expansions, timeout_s=NO_LIMIT, candidates=args.candidates
         ),
         f"{args.seconds:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=args.seconds, candidates=args.candidates),
     }
-    critic = None
-    if any(p.endswith("-critic") for p in args.provers.split(",")) and args.critic_theorems:
-        train = split_benchmark(db, "train", args.critic_theorems)
-        critic = train_critic(train, next(iter(budgets.values())), args.critic_steps, args.seed)
+    first = next(iter(budgets.values()))
+    htps = HtpsSettings.from_search(
+        replace(first, prover="htps"),
+        exploration=args.exploration,
+        virtual_loss=args.virtual_loss,
+        succ_expansions=args.succ_expansions,
+        critic_value=args.critic_value,
+    )
+    if critic is not None:
+        print(f"critic: the one {args.checkpoint} holds (published by the prover trainer)", flush=True)
+    elif any(p.endswith("-critic") for p in args.provers.split(",")) and args.critic_theorems:
+        critic = train_critic(split_benchmark(db, "train", args.critic_theorems), first, htps, args)
     with tempfile.TemporaryDirectory() as folder:
         benchmarks = [split_benchmark(db, args.split, args.theorems)]
         if args.tautologies:
@@ -298,13 +355,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(
             f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device}; "
-            f"backward best-first or HTPS (default settings), k={args.candidates}"
+            f"backward best-first or HTPS (exploration {htps.exploration:g}, virtual loss {htps.virtual_loss}, "
+            f"{htps.succ_expansions} leaves per step, critic value {htps.critic_value:g}), k={args.candidates}"
         )
         print(HEADER, flush=True)
         for benchmark in benchmarks:
             for budget, settings in budgets.items():
                 for prover in args.provers.split(","):
-                    row = run(benchmark, prover, settings, budget, learned, args.batch, critic)
+                    row = run(benchmark, prover, settings, budget, learned, args.batch, critic, htps)
                     print(row.text(), flush=True)
     return 0
 

@@ -219,6 +219,15 @@ class ProverTrainerConfig(TrainerConfig):
         False,
         help="also learn from the proofs the prover actors found (expert iteration; setup prover-only always does)",
     )
+    critic: bool = option(
+        True,
+        help="train a goal critic from the search outcomes in the result records (the prover actors then "
+        "report up to critic_max_examples targets per search) and publish it with the prover checkpoints",
+    )
+    critic_max_examples: int = option(
+        64, min=1, help="critic targets per search a prover actor reports in its result record (root first)"
+    )
+    critic_lr: float = option(1e-3, min=0.0, help="the critic's Adam learning rate")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@ refills its buffer from (:func:`refill`). The role's loop is :func:`core.models.
 the buffer, and :func:`commit` a version every N steps or minutes. A version's metadata commits the
 cursor: records read after it are read again by a restarted trainer, and none is lost or counted twice.
 
+A role may train a goal critic beside its model (the prover trainer, ``prover_trainer.critic``:
+:func:`enable_critic` before :func:`start`): its :class:`Rules` ``critic`` turns each record into critic
+targets, kept in a second replay buffer fed, windowed and refilled like the first; the role takes a critic
+step after each optimiser step; the critic is resumed from a version that holds one (its optimiser state in
+the extras) and published inside every version once it has taken a step.
+
 The model, its optimizer state and the forward passes live on the section's ``device`` (``auto``: CUDA
 when available), under its ``precision``; checkpoints are written from CPU copies and load on any device.
 
@@ -34,7 +40,8 @@ from core.adversarial.records import ResultRecord, StreamRecord, decode_records
 from core.adversarial.replay import ReplayBuffer
 from core.errors import RecordError, StorageError
 from core.metrics import device_scalars
-from core.models.checkpoint import load_trainer_version, publish_version
+from core.models.checkpoint import LoadedModel, load_trainer_version, publish_version
+from core.models.critic import CriticTrainer, GoalCritic
 from core.models.formats import Codec
 from core.models.training import Example, Seq2SeqTrainer, WeightedBatch
 from core.models.transformer import Seq2Seq
@@ -90,6 +97,8 @@ class TrainerJob:
     metrics_mark: tuple[float, int, int] | None = None  # (time, step, records in) at the last metrics point
     database: list[Example] | None = None  # the train split's examples, built once
     seen: set[str] = field(default_factory=set)  # keys of what the buffer was given once (a role's dedup), per buffer
+    critic: CriticTrainer | None = None  # the goal critic, when the role trains one (:func:`enable_critic`)
+    critic_buffer: ReplayBuffer | None = None  # its targets, one item per record
 
 
 class Rules(NamedTuple):
@@ -99,6 +108,7 @@ class Rules(NamedTuple):
     derive: Callable[[TrainerJob, Any], tuple[list[Example], float] | None]  # given a typed input record
     weigh: Callable[[TrainerJob, list[dict[str, Any]]], tuple[list[Example], list[float]]]
     observe: Callable[[TrainerJob, float], None] = lambda job, value: None
+    critic: Callable[[TrainerJob, Any], list[tuple[tuple[str, ...], float]]] | None = None  # (goal, target) pairs
 
 
 def one_example_each(job: TrainerJob, sampled: list[dict[str, Any]]) -> tuple[list[Example], list[float]]:
@@ -119,6 +129,22 @@ def new_job(
                       group=Group.from_environment(rt.rank, section.count, rt.device),
                       store=CheckpointStore(rt.root, kind), rng=random.Random(rt.seed),
                       buffer=ReplayBuffer(section.replay_max, section.replay_sampling, seed=rt.seed))  # fmt: skip
+
+
+def enable_critic(job: TrainerJob, lr: float) -> None:
+    """Train a goal critic beside the model (a fresh one, replaced by the resumed version's if it has one)."""
+    job.critic = CriticTrainer(GoalCritic(seed=job.rt.seed), lr=lr)
+    job.critic_buffer = ReplayBuffer(job.section.replay_max, "uniform", seed=job.rt.seed)
+
+
+def resume_critic(job: TrainerJob, loaded: LoadedModel, trainer_state: dict[str, Any] | None) -> None:
+    """Continue the resumed version's critic (and its optimiser state) when the job trains one."""
+    if job.critic is None or loaded.critic is None:
+        return
+    job.critic = CriticTrainer(loaded.critic, lr=job.critic.lr)
+    state = (trainer_state or {}).get("critic")
+    if state is not None:
+        job.critic.load_state_dict(state)
 
 
 # --- start: bootstrap or resume, cursor, refill ---------------------------------------------------------------
@@ -144,6 +170,7 @@ def resume(job: TrainerJob) -> CheckpointInfo:
     trainer = training(job)
     if trainer_state is not None:  # read on the CPU; the optimizer moves its state to the model's device
         trainer.load_state_dict(trainer_state)
+    resume_critic(job, loaded, trainer_state)
     job.version = info.version
     job.published_step = trainer.steps
     job.extra_state = dict(info.meta.get("state", {}))
@@ -158,6 +185,8 @@ def reseed(job: TrainerJob, restart: int) -> None:
     job.rt.restart = restart
     job.rng = random.Random(job.rt.seed)
     job.buffer = ReplayBuffer(job.section.replay_max, job.section.replay_sampling, seed=job.rt.seed)
+    if job.critic_buffer is not None:
+        job.critic_buffer = ReplayBuffer(job.section.replay_max, "uniform", seed=job.rt.seed)
     job.seen = set()
 
 
@@ -225,6 +254,10 @@ def absorb(
     if isinstance(record, RecordError):
         job.rt.add("rejected_records")
         logger.warning("%s: skipping a malformed record: %s", job.rt.name, record)
+    elif rules.critic is not None and job.critic_buffer is not None:
+        targets = rules.critic(job, record)
+        if targets:
+            job.critic_buffer.add(stream, position, {"critic": targets})
     derived = None if isinstance(record, RecordError) else rules.derive(job, record)
     if new:
         job.records_in += 1
@@ -305,7 +338,7 @@ def commit(job: TrainerJob, reader: StreamReader | None) -> None:
     trainer = training(job)
     cursor = reader.cursor.to_json() if reader is not None else {}
     cursors = job.group.gather_json(cursor)
-    windows = job.group.gather_json(job.buffer.window())
+    windows = job.group.gather_json(replay_window(job))
     job.published_step, job.last_publish = trainer.steps, time.time()
     if not job.group.is_leader:
         job.version += 1
@@ -317,14 +350,26 @@ def commit(job: TrainerJob, reader: StreamReader | None) -> None:
     vocab = job.vocab
     if vocab is None:  # set with the model by resume: unreachable after it
         raise StorageError(f"{job.rt.name}: no vocabulary to publish (resume first)")
-    info = publish_version(
-        job.store, trainer.model, vocab, job.kind, meta, formats=job.formats, trainer_state=trainer.state_dict()
-    )
+    state = trainer.state_dict()
+    critic = job.critic if job.critic is not None and job.critic.steps > 0 else None
+    if critic is not None:
+        state["critic"] = critic.state_dict()
+    info = publish_version(job.store, trainer.model, vocab, job.kind, meta, formats=job.formats, trainer_state=state,
+                           critic=critic.critic if critic is not None else None)  # fmt: skip
     job.version = info.version
     job.rt.metrics.scalars({"checkpoint/version": info.version}, trainer.steps)
     job.store.retain(job.section.keep_checkpoints, RETENTION_GRACE_S)
     logger.info("%s: published %s version %d at step %d (loss %.4f, buffer %d, records in %d)", job.rt.name,
                 job.kind, info.version, trainer.steps, job.loss, len(job.buffer), job.records_in)  # fmt: skip
+
+
+def replay_window(job: TrainerJob) -> dict[str, list[int]]:
+    """Per stream, the oldest position either replay buffer (the model's, the critic's) still holds."""
+    window = job.buffer.window()
+    for stream, position in (job.critic_buffer.window() if job.critic_buffer is not None else {}).items():
+        if stream not in window or position < window[stream]:
+            window[stream] = position
+    return window
 
 
 def finish(job: TrainerJob, reader: StreamReader | None) -> str:

@@ -5,7 +5,8 @@
 The benchmark is the database's test (or valid) split, each theorem in its own context with itself
 forbidden, or the ``?`` theorems of a given ``.mm`` file. First the model-free baseline is measured once
 (the bar every prover must clear), then each prover version as it appears (the newest first when it
-lags behind; version 0 always, as the "before" point). Each evaluation is one record of the stream
+lags behind; version 0 always, as the "before" point), with the goal critic the version holds, if any
+(unless ``evaluator.search.critic`` is false). Each evaluation is one record of the stream
 ``evaluator-00``; the stream is also the evaluator's memory of what it has done.
 """
 
@@ -24,6 +25,7 @@ from core.metrics import device_scalars
 from core.models.checkpoint import load_version
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import evaluate
+from core.search.htps import Critic
 from core.search.model_policy import policy_from_model
 from core.search.policy import Policy
 from core.storage import CheckpointStore, ShardWriter, StreamReader
@@ -93,16 +95,16 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     )
     rt.update(benchmark=name, theorems=len(theorems), evaluations=len(done))
 
-    def publish(version: Any, policy: Policy, meta: dict[str, Any]) -> None:
+    def publish(version: Any, policy: Policy, meta: dict[str, Any], critic: Critic | None = None) -> None:
         nonlocal published
         rt.update(state=f"evaluating {version}")
         start = time.perf_counter()
-        summary = evaluate(
-            ws.db, theorems, policy, section.search, forbidden=ws.forbidden, grammar=ws.grammar, kernel=ws.kernel
-        )
+        summary = evaluate(ws.db, theorems, policy, section.search, forbidden=ws.forbidden, grammar=ws.grammar,
+                           kernel=ws.kernel, critic=critic)  # fmt: skip
         record = EvaluationRecord.from_json(
             {
                 **summary,
+                "critic": critic is not None and section.search.critic,  # the search used a goal critic
                 "version": version,
                 "step": meta.get("step"),
                 "benchmark": name,
@@ -143,7 +145,8 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
             logger.warning("%s: prover v%d is skipped: %s", rt.name, version, error)
             done.add(version)
             continue
-        publish(version, policy_from_model(loaded, device=device, precision=section.precision), info.meta)
+        policy = policy_from_model(loaded, device=device, precision=section.precision)
+        publish(version, policy, info.meta, loaded.critic)
     writer.close()
     return rt.finish(evaluations=len(done))
 

@@ -11,7 +11,14 @@ which replaces it keeping its mode and links (:mod:`core.files`). One line per t
 search ends, then ``proved K of N in T s``. Without ``--checkpoint`` the model-free baseline
 (:mod:`core.search.baseline`) proposes the tactics; with one, the backward prover adds the baseline's
 candidates after the model's proposals (:mod:`core.search.merged`) unless ``--merge_baseline=false``.
-``--prover htps`` searches with HyperTree proof search (:mod:`core.search.htps`) instead of best-first.
+``--prover htps`` searches with HyperTree proof search (:mod:`core.search.htps`) instead of best-first; its
+parameters have flags of their names in :class:`core.search.htps.HtpsSettings` (``--exploration``,
+``--virtual-loss``, ``--num-tactics``, ``--depth-limit``, ``--size-limit``, ``--succ-expansions``,
+``--critic-value``; ``--num-tactics`` and ``--depth-limit`` default to ``--candidates`` and ``--max-depth``),
+refused with any other prover. A checkpoint that holds a goal critic (:mod:`core.models.critic`, trained by
+the prover trainer) is used by the backward and htps provers (HTPS: the values of new goals; best-first:
+the goal order): by default whenever it has one, with ``--critic`` always (a checkpoint without one is then
+an error), with ``--no-critic`` never.
 
 ``--split test|valid|train`` evaluates the database's split instead (each theorem in its own context,
 itself forbidden; nothing is written but the ``--json`` summary of :func:`core.search.evaluation.summarize`).
@@ -35,7 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from core.errors import MetamathError, UsageError
+from core.errors import ConfigError, MetamathError, UsageError
 from core.files import check_output_path, refuse_overwriting_input, same_file, write_text
 from core.metamath.comments import database_discouraged_labels
 from core.metamath.database import Assertion, Database
@@ -47,6 +54,7 @@ from core.metamath.verifier import Kernel
 from core.metamath.writer import rewrite_proofs
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import ProgressLog, prove_theorems, summarize
+from core.search.htps import Critic, HtpsSettings
 from core.search.policy import Policy
 from core.search.runner import SearchResult, SearchSettings
 from core.storage import location_exists
@@ -81,6 +89,14 @@ def prove(
     allow_discouraged: bool = False,
     in_place: bool = False,
     merge_baseline: bool = True,
+    critic: bool | None = None,
+    exploration: float | None = None,
+    virtual_loss: int | None = None,
+    num_tactics: int | None = None,
+    depth_limit: int | None = None,
+    size_limit: int | None = None,
+    succ_expansions: int | None = None,
+    critic_value: float | None = None,
 ) -> int:
     """Fill the ? proofs of DATABASE into --out OUT.mm (or evaluate a --split); see the module docstring.
 
@@ -89,8 +105,8 @@ def prove(
         out: where to write the database with the found proofs (required unless --split).
         checkpoint: a prover checkpoint file or experiment root, a path or URL (default: the model-free baseline).
         device: where the checkpoint's model runs (cpu, cuda, ...; default: cuda when available).
-        prover: backward | forward-greedy | forward-sampling | htps (HyperTree proof search with its default
-            settings, core.search.htps; expansions, candidates and max_depth apply to it too).
+        prover: backward | forward-greedy | forward-sampling | htps (HyperTree proof search, core.search.htps;
+            expansions and timeout_s apply to it too; its own parameters are the htps flags below).
         expansions: budget per theorem, in policy queries.
         timeout_s: budget per theorem, in charged seconds.
         candidates: proposals per query.
@@ -108,9 +124,19 @@ def prove(
         in_place: allow --out to be DATABASE itself (replaced, keeping its mode and links).
         merge_baseline: with --checkpoint and the backward or htps prover, add the model-free baseline's
             candidates after the model's proposals (false: the model's alone).
+        critic: use the checkpoint's goal critic (backward and htps provers; default: when it has one;
+            true: it must have one; false: never).
+        exploration: htps: the PUCT exploration constant (default 1.0).
+        virtual_loss: htps: virtual visits of a pending selection (default 1).
+        num_tactics: htps: proposals per expansion (default: --candidates).
+        depth_limit: htps: goals this deep are never expanded (default: --max-depth).
+        size_limit: htps: the search stops when its graph holds this many goals (default 10000).
+        succ_expansions: htps: leaves expanded per step, in one policy call (default 8).
+        critic_value: htps: the value of a new goal without a critic (default 0.5).
     """
     start = time.perf_counter()
     _check_arguments(database, out, checkpoint, workers, batch, split)
+    _check_critic(critic, checkpoint, prover)
     if device is not None:
         from core.models.devices import check_device
 
@@ -125,6 +151,17 @@ def prove(
         max_depth=max_depth,
         batch_goals=batch,
         merge_baseline=merge_baseline,
+        critic=critic is not False,
+    )
+    htps = _htps_settings(
+        settings,
+        exploration=exploration,
+        virtual_loss=virtual_loss,
+        num_tactics=num_tactics,
+        depth_limit=depth_limit,
+        size_limit=size_limit,
+        succ_expansions=succ_expansions,
+        critic_value=critic_value,
     )
     db = read_database(database)
     _check_outputs_not_included(db, out, json)
@@ -141,8 +178,8 @@ def prove(
         expansions,
         timeout_s,
     )
-    spec = _PolicySpec(database, checkpoint, device, seed)
-    results = _search(db, theorems, spec, settings, forbidden, workers, batch)
+    spec = _PolicySpec(database, checkpoint, device, seed, critic)
+    results = _search(db, theorems, spec, settings, forbidden, workers, batch, htps)
     grammar, kernel = Grammar(db), Kernel(db)
     by_label = {t.label: t for t in theorems}
     proofs = {
@@ -162,7 +199,8 @@ def prove(
     elapsed = time.perf_counter() - start
     if json is not None:
         summary = summarize(results, settings=settings, include_proofs=True, elapsed_s=elapsed)
-        summary.update(database=database, split=split, policy=checkpoint or "baseline", seed=seed)
+        summary.update(database=database, split=split, policy=checkpoint or "baseline", seed=seed,
+                       htps=dataclasses.asdict(htps) if htps is not None else None)  # fmt: skip
         _write_json(json, summary)
     proved = sum(r.proved for r in results)
     print(f"proved {proved} of {len(results)} in {elapsed:.1f} s", flush=True)
@@ -188,6 +226,34 @@ def _check_arguments(
         raise UsageError(f"--checkpoint {checkpoint}: no such file, folder or URL")
     if workers < 1 or batch < 1:
         raise UsageError(f"--workers and --batch must be >= 1, got {workers} and {batch}")
+
+
+def _check_critic(critic: bool | None, checkpoint: str | None, prover: str) -> None:
+    if critic and checkpoint is None:
+        raise UsageError("--critic needs --checkpoint (a prover checkpoint that holds a goal critic)")
+    if critic and prover not in ("backward", "htps"):
+        raise UsageError(f"--critic applies to --prover backward or htps, not {prover}")
+
+
+def _htps_settings(settings: SearchSettings, **given: float | None) -> HtpsSettings | None:
+    """The HTPS settings of ``--prover htps`` (None for another prover); UsageError naming the flag of a bad
+    value, or of an htps flag given to another prover."""
+    overrides = {name: value for name, value in given.items() if value is not None}
+    if settings.prover != "htps":
+        if overrides:
+            flags = ", ".join(_flag_name(name) for name in overrides)
+            raise UsageError(f"{flags} appl{'ies' if len(overrides) == 1 else 'y'} to --prover htps only")
+        return None
+    for name, value in overrides.items():
+        try:
+            HtpsSettings.from_search(settings, **{name: value})
+        except ConfigError as error:
+            raise UsageError(f"{_flag_name(name)}: {error}") from None
+    return HtpsSettings.from_search(settings, **overrides)
+
+
+def _flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _check_outputs(database: str, out: str | None, json: str | None, in_place: bool) -> None:
@@ -273,20 +339,36 @@ class _PolicySpec:
     checkpoint: str | None
     device: str | None
     seed: int
+    critic: bool | None = None  # --critic: None (when the checkpoint has one), True (required) or False
 
-    def build(self, db: Database, grammar: Grammar) -> Policy:
+    def build(self, db: Database, grammar: Grammar) -> tuple[Policy, Critic | None]:
+        """The policy, and the checkpoint's critic when it is used (UsageError if --critic finds none)."""
         if self.checkpoint is None:
-            return BaselinePolicy(db, grammar=grammar, seed=self.seed)
-        from core.search.model_policy import load_policy  # only here: it imports torch
+            return BaselinePolicy(db, grammar=grammar, seed=self.seed), None
+        from core.models.checkpoint import read_model  # only here: it imports torch
+        from core.search.model_policy import policy_from_model
 
-        return load_policy(self.checkpoint, device=self.device, db=db)
+        loaded = read_model(self.checkpoint, kind="prover", db=db, device=self.device)
+        if self.critic and loaded.critic is None:
+            raise UsageError(
+                f"--critic: the checkpoint {self.checkpoint} holds no goal critic (the prover trainer publishes "
+                "one with prover_trainer.critic=true once it has trained it); leave --critic out"
+            )
+        policy = policy_from_model(loaded, device=self.device)
+        critic = loaded.critic if self.critic is not False else None
+        logger.info("loaded prover policy from %s (%d parameters, formats %s, on %s, %s)", self.checkpoint,
+                    policy.model.num_parameters(), ",".join(policy.formats), policy.device,
+                    "with its goal critic" if critic is not None else "no goal critic")  # fmt: skip
+        return policy, critic
 
     def check(self, db: Database) -> None:
         """Read the checkpoint here: a bad one fails with its message (not in a worker, nor unnoticed)."""
         if self.checkpoint is not None:
             from core.models.checkpoint import read_model  # only here: it imports torch
 
-            read_model(self.checkpoint, kind="prover", db=db)
+            loaded = read_model(self.checkpoint, kind="prover", db=db)
+            if self.critic and loaded.critic is None:
+                raise UsageError(f"--critic: the checkpoint {self.checkpoint} holds no goal critic; leave --critic out")
 
 
 # --- searching ------------------------------------------------------------------------------------
@@ -300,6 +382,7 @@ def _search(
     forbidden: set[str],
     workers: int,
     batch: int,
+    htps: HtpsSettings | None = None,
 ) -> list[SearchResult]:
     if workers > 1 or not theorems:
         spec.check(db)
@@ -309,11 +392,10 @@ def _search(
     progress = ProgressLog(len(theorems), lambda result: _print_line(result, width))
     if workers == 1:
         grammar = Grammar(db)
-        policy = spec.build(db, grammar)
-        return prove_theorems(
-            db, theorems, policy, settings, forbidden=forbidden, grammar=grammar, batch=batch, on_result=progress
-        )
-    return _search_in_processes(theorems, spec, settings, forbidden, workers, batch, progress)
+        policy, critic = spec.build(db, grammar)
+        return prove_theorems(db, theorems, policy, settings, forbidden=forbidden, grammar=grammar, batch=batch,
+                              on_result=progress, htps=htps, critic=critic)  # fmt: skip
+    return _search_in_processes(theorems, spec, settings, forbidden, workers, batch, progress, htps)
 
 
 def _print_line(result: SearchResult, width: int) -> None:
@@ -333,6 +415,7 @@ def _search_in_processes(
     workers: int,
     batch: int,
     on_result: Callable[[SearchResult], None],
+    htps: HtpsSettings | None = None,
 ) -> list[SearchResult]:
     labels = [t.label for t in theorems]
     size = max(1, min(batch, math.ceil(len(labels) / (2 * workers))))
@@ -342,7 +425,11 @@ def _search_in_processes(
     with concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_start, initargs=(spec, logging.getLogger().level)
     ) as pool:
-        futures = [pool.submit(_worker_prove, chunk, settings.to_dict(), sorted(forbidden), batch) for chunk in chunks]
+        htps_dict = dataclasses.asdict(htps) if htps is not None else None
+        futures = [
+            pool.submit(_worker_prove, chunk, settings.to_dict(), sorted(forbidden), batch, htps_dict)
+            for chunk in chunks
+        ]
         for future in concurrent.futures.as_completed(futures):
             for record in future.result():
                 result = SearchResult.from_json(record)
@@ -358,11 +445,12 @@ def _worker_start(spec: _PolicySpec, level: int) -> None:
     logging.basicConfig(level=max(level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     db = read_database(spec.database)
     grammar = Grammar(db)
-    _WORKER.update(db=db, grammar=grammar, kernel=Kernel(db), policy=spec.build(db, grammar))
+    policy, critic = spec.build(db, grammar)
+    _WORKER.update(db=db, grammar=grammar, kernel=Kernel(db), policy=policy, critic=critic)
 
 
 def _worker_prove(
-    labels: list[str], settings: dict[str, Any], forbidden: list[str], batch: int
+    labels: list[str], settings: dict[str, Any], forbidden: list[str], batch: int, htps: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     db: Database = _WORKER["db"]
     theorems = [db.assertion(label) for label in labels]
@@ -375,6 +463,8 @@ def _worker_prove(
         grammar=_WORKER["grammar"],
         kernel=_WORKER["kernel"],
         batch=batch,
+        htps=HtpsSettings(**htps) if htps is not None else None,
+        critic=_WORKER["critic"],
     )
     return [r.to_json() for r in results]
 

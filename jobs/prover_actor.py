@@ -14,6 +14,12 @@ theorem), and routes the theorems it proved, with their proofs, to the prover tr
 When the prover trainer learns from the prover's own proofs, a failed search's record carries up to
 ``prover_actor.max_solved_subgoals`` goals it proved on the way (``solved_subgoals``), and in prover-only
 such a failure is routed to the prover trainer too.
+
+When the prover trainer trains a goal critic (``prover_trainer.critic``), every backward or HTPS search
+reports up to ``prover_trainer.critic_max_examples`` critic targets, carried in its result record
+(``critic_examples``); and when the prover checkpoint holds a critic, the searches use it (HTPS: the values
+of new goals; best-first: the goal order) unless ``prover_actor.search.critic`` is false. The critic is
+hot-reloaded with the policy.
 """
 
 from __future__ import annotations
@@ -81,8 +87,9 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         policy_box["policy"] = policy_from_model(
             loaded, seed=rt.seed, device=device, precision=config.prover_actor.precision
         )
+        policy_box["critic"] = loaded.critic  # None when the version holds none
         policy_box["version"] = info.version
-        rt.update(prover_version=info.version)
+        rt.update(prover_version=info.version, critic=loaded.critic is not None)
 
     reloader = Reloader(store, config.prover_actor.reload_seconds, load)
     info = rt.wait_for_checkpoint(store, "the prover trainer")
@@ -226,6 +233,7 @@ def prove_goals(
     policy: ModelPolicy = policy_box["policy"]
     learns = prover_learns_from(config.setup, config.prover_trainer.learn_from_own_proofs)
     subgoals = config.prover_actor.max_solved_subgoals if learns != GIVEN_PROOFS else 0
+    targets = critic_examples_per_search(config, settings)
     outcomes: list[list[SearchResult]] = [[] for _ in goals]
     start = time.perf_counter()
     for _ in range(attempts):
@@ -238,11 +246,20 @@ def prove_goals(
             grammar=ws.grammar,
             kernel=ws.kernel,
             max_solved_subgoals=subgoals,
+            critic=policy_box.get("critic"),
+            max_critic_examples=targets,
         )
         for slot, result in zip(outcomes, results):
             slot.append(result)
     rt.add("search_seconds", round(time.perf_counter() - start, 3))
     return [result_record(rt, record, tries, policy_box["version"]) for (record, _), tries in zip(goals, outcomes)]
+
+
+def critic_examples_per_search(config: ExperimentConfig, search: SearchSettings) -> int:
+    """How many critic targets each search reports: ``prover_trainer.critic_max_examples`` when the prover
+    trainer trains a critic and the search is backward or HTPS (a forward search has no goal graph), else 0."""
+    section = config.prover_trainer
+    return section.critic_max_examples if section.critic and search.prover in ("backward", "htps") else 0
 
 
 def result_scalars(results: list[ResultRecord], seconds: float) -> dict[str, float | None]:

@@ -14,6 +14,14 @@ example set per distinct theorem and proof in the replay buffer's life), and fro
 searches proved on the way (``solved_subgoals``, :func:`subgoal_examples`): each a theorem with the
 hypotheses its proof uses, re-checked by the kernel, never a held-out statement, deduplicated the same way,
 its examples in the record's replay item. See :mod:`jobs._trainer`.
+
+With ``prover_trainer.critic`` (on by default) it also trains a goal critic (:mod:`core.models.critic`) from
+the search outcomes every result record it reads carries (``critic_examples``: goals proved 1, failed 0,
+HTPS's soft targets; whatever the record's routing, since the critic must see proved goals as well as
+failed ones; never a held-out statement, :func:`critic_targets`): one critic step of ``batch_size`` targets
+(one from each of as many records drawn from the critic's replay buffer) after each optimiser step. The
+critic is published inside each prover version once it has taken a step, and the prover actors, the
+evaluator and ``jobs.prove`` load it with the policy.
 """
 
 from __future__ import annotations
@@ -179,7 +187,44 @@ def first_time(job: TrainerJob, theorem: Assertion, tree: ProofTree) -> bool:
     return True
 
 
-RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each)
+def critic_targets(job: TrainerJob, record: ResultRecord) -> list[tuple[tuple[str, ...], float]]:
+    """The (goal, target) pairs of a record's ``critic_examples``, never a held-out statement, nor any of a
+    held-out theorem's search (counted ``critic_held_out``)."""
+    ws = job.rt.workspace
+    if record.generation.goal.database and record.generation.goal.label in ws.held_out_labels:
+        job.rt.add("critic_held_out", len(record.critic_examples))
+        return []
+    targets = []
+    for example in record.critic_examples:
+        statement = tuple(example.statement.split())
+        if statement in ws.held_out_statements:
+            job.rt.add("critic_held_out")
+            continue
+        targets.append((statement, example.target))
+    return targets
+
+
+def critic_train(job: TrainerJob) -> None:
+    """One critic step (when the job trains one and its buffer holds targets), its loss in the metrics."""
+    if job.critic is None or job.critic_buffer is None or not len(job.critic_buffer):
+        return
+    items = job.critic_buffer.sample(job.section.batch_size)
+    chosen = [job.rng.choice(item["critic"]) for item in items]
+    loss = job.critic.step([goal for goal, _ in chosen], [target for _, target in chosen])
+    step = _trainer.training(job).steps
+    if step % job.rt.config.metrics.every_steps == 0:
+        job.rt.metrics.scalars(
+            {"critic/loss": loss, "critic/steps": job.critic.steps, "critic/replay_size": len(job.critic_buffer)}, step
+        )
+
+
+def after_step(job: TrainerJob, result: dict[str, float]) -> None:
+    """After each optimiser step: a critic step, then what every trainer records."""
+    critic_train(job)
+    _trainer.record_step(job, result)
+
+
+RULES = _trainer.Rules(derive=derive, weigh=_trainer.one_example_each, critic=critic_targets)
 
 
 def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int | None = None) -> str:
@@ -199,10 +244,12 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_steps: int |
     steps = max_steps if max_steps is not None else (section.max_steps or None)
 
     job = _trainer.new_job(rt, "prover", section, config.prover_model, formats)
+    if section.critic:
+        _trainer.enable_critic(job, section.critic_lr)
     cursor = _trainer.start(job, RULES)  # version 0 if none, resume, refill the replay buffer
     reader = StreamReader(rt.root, streams, cursor) if streams else None
     batches = _trainer.stream_batches(job, RULES, reader, steps)
-    train_loop(_trainer.training(job), batches, after_step=lambda result: _trainer.record_step(job, result))
+    train_loop(_trainer.training(job), batches, after_step=lambda result: after_step(job, result))
     return _trainer.finish(job, reader)
 
 

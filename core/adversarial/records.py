@@ -340,6 +340,22 @@ class SolvedSubgoal(JsonPart):
 
 
 @dataclass(frozen=True)
+class CriticTarget(JsonPart):
+    """A training target of the goal critic from the prover actor's searches: ``statement`` was provable with
+    probability ``target`` (1: solved, 0: failed, else HTPS's soft value) after ``visits`` visits."""
+
+    statement: str
+    target: float
+    visits: int
+
+    def check(self, where: str) -> None:
+        if not 0.0 <= self.target <= 1.0:
+            raise RecordError(f"{where}, field 'target': should be in [0, 1], got {self.target!r}")
+        if self.visits < 0:
+            raise RecordError(f"{where}, field 'visits': should be >= 0, got {self.visits!r}")
+
+
+@dataclass(frozen=True)
 class ResultRecord(StreamRecord):
     """A prover actor's outcome on one generation record, its reward, and the trainers it is routed to."""
 
@@ -357,6 +373,7 @@ class ResultRecord(StreamRecord):
     for_generator_trainer: bool
     for_prover_trainer: bool
     solved_subgoals: tuple[SolvedSubgoal, ...] = ()
+    critic_examples: tuple[CriticTarget, ...] = ()  # optional since version 1: older records lack it
 
     @property
     def difficulty(self) -> str | None:
@@ -380,7 +397,8 @@ class ResultRecord(StreamRecord):
         theorem never to the generator trainer. ``prover_learns`` (:func:`core.adversarial.topology.prover_learns_from`)
         ``own`` routes only the proved ones to the prover trainer (their ``proof`` is what it learns), ``both``
         the proved ones too. A failure's ``solved_subgoals`` are those its searches reported (distinct statements);
-        in ``own`` they route it to the prover trainer too."""
+        in ``own`` they route it to the prover trainer too. ``critic_examples`` are the critic targets its
+        searches reported (:func:`merged_critic_targets`); they never change the routing."""
         successes = sum(r.proved for r in tries)
         proved = successes > 0
         best = next((r for r in tries if r.proved), tries[0])
@@ -400,6 +418,7 @@ class ResultRecord(StreamRecord):
                 prover_learns, proved=proved, send_only_failed=prover_send_only_failed, solved_subgoals=bool(subgoals)
             ),
             solved_subgoals=subgoals,
+            critic_examples=merged_critic_targets(tries),
         )
 
 
@@ -411,6 +430,23 @@ def distinct_subgoals(tries: Sequence[SearchResult]) -> tuple[SolvedSubgoal, ...
             text = " ".join(statement)
             found.setdefault(text, SolvedSubgoal(text, tree.to_json()))
     return tuple(found.values())
+
+
+def merged_critic_targets(tries: Sequence[SearchResult]) -> tuple[CriticTarget, ...]:
+    """The critic targets the searches ``tries`` reported, each statement once: the mean of its targets
+    weighted by visits (each counted at least once), its visits summed; in the order first reported."""
+    sums: dict[str, list[float]] = {}
+    for result in tries:
+        for statement, target, visits in result.critic_examples:
+            entry = sums.setdefault(" ".join(statement), [0.0, 0.0, 0])
+            weight = max(visits, 1)
+            entry[0] += target * weight
+            entry[1] += weight
+            entry[2] += visits
+    return tuple(
+        CriticTarget(text, min(1.0, max(0.0, total / weight)), int(visits))
+        for text, (total, weight, visits) in sums.items()
+    )
 
 
 # --- evaluation records -------------------------------------------------------------------------------
@@ -544,6 +580,7 @@ def _json_type(value: Any) -> str:
 
 __all__ = [
     "RECORD_TYPES",
+    "CriticTarget",
     "EvaluationRecord",
     "GenerationRecord",
     "GenerationStats",

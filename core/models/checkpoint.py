@@ -10,6 +10,13 @@ every file (it never opens one itself). A checkpoint is
   :meth:`core.models.training.Seq2SeqTrainer.state_dict` gives, minus the weights) in a separate extras
   file that actors never read (:func:`load_version` vs :func:`load_trainer_version`).
 
+A prover checkpoint may hold a **goal critic** (:class:`core.models.critic.GoalCritic`) beside the policy:
+its tensors among the weights, named with the prefix ``critic.``, and its configuration in the metadata key
+``critic``. It is read with the policy (:attr:`LoadedModel.critic`; None when the checkpoint has none). A
+checkpoint whose metadata names a critic whose tensors are missing, do not fit or are not finite, or
+whose weights hold ``critic.`` tensors without that metadata, is refused with a CheckpointError naming the
+critic: it is never silently read as a policy without one.
+
 Legacy checkpoints (``.pt``, format 1, with the trainer state under :data:`LEGACY_TRAINER_KEY` among the
 weights) load the same way: weights only for actors and ``jobs.prove``, the trainer state for a resumed
 trainer.
@@ -31,6 +38,7 @@ import torch
 
 from core.errors import CheckpointError, ConfigError, ModelError
 from core.metamath.database import Database
+from core.models.critic import CRITIC_PREFIX, GoalCritic, critic_from_state
 from core.models.formats import FORMATS
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.models.vocab import Token, Vocabulary
@@ -40,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("prover", "generator")
 POLICY_FORMAT = "advprover-policy/1"
-RESERVED_META = ("policy_format", "kind", "formats", "model_config", "vocabulary")
+RESERVED_META = ("policy_format", "kind", "formats", "model_config", "vocabulary", "critic")
+CRITIC_META = "critic"  # the metadata key of a prover checkpoint's critic configuration
 LEGACY_TRAINER_KEY = "__trainer__"  # where format-1 checkpoints kept the trainer state, among the weights
 
 
@@ -52,6 +61,7 @@ class LoadedModel:
     vocab: Vocabulary
     meta: dict[str, Any]
     where: str
+    critic: GoalCritic | None = None  # the goal critic published with the policy, if any
 
     @property
     def kind(self) -> str:
@@ -96,9 +106,17 @@ def policy_meta(
             "model_config": model.config.to_dict(), "vocabulary": vocab.to_dict(), **(extra or {})}  # fmt: skip
 
 
-def model_weights(model: Seq2Seq) -> dict[str, torch.Tensor]:
-    """The model's weights, detached, on the CPU."""
-    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+def model_weights(model: Seq2Seq, critic: GoalCritic | None = None) -> dict[str, torch.Tensor]:
+    """The model's weights, detached, on the CPU; with ``critic``, its weights too (prefixed ``critic.``)."""
+    weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    if critic is not None:
+        weights.update({CRITIC_PREFIX + name: t.detach().cpu() for name, t in critic.state_dict().items()})
+    return weights
+
+
+def with_critic(meta: dict[str, Any], critic: GoalCritic | None) -> dict[str, Any]:
+    """``meta`` with the critic's configuration under ``critic`` (unchanged without a critic)."""
+    return meta if critic is None else {**meta, CRITIC_META: critic.config()}
 
 
 def save_policy_file(
@@ -109,9 +127,12 @@ def save_policy_file(
     extra: dict[str, Any] | None = None,
     *,
     formats: Sequence[str] | None = None,
+    critic: GoalCritic | None = None,
 ) -> None:
-    """Write a self-contained ``.safetensors`` policy file (weights, metadata in its header)."""
-    save_checkpoint_file(path, model_weights(model), policy_meta(model, vocab, kind, extra, formats=formats))
+    """Write a self-contained ``.safetensors`` policy file (weights, metadata in its header; the goal
+    ``critic`` too, if given)."""
+    meta = with_critic(policy_meta(model, vocab, kind, extra, formats=formats), critic)
+    save_checkpoint_file(path, model_weights(model, critic), meta)
 
 
 def publish_version(
@@ -123,13 +144,14 @@ def publish_version(
     *,
     formats: Sequence[str] | None = None,
     trainer_state: dict[str, Any] | None = None,
+    critic: GoalCritic | None = None,
 ) -> CheckpointInfo:
-    """Publish the next version of ``store``: the weights with their metadata, and the trainer state (a
-    :meth:`Seq2SeqTrainer.state_dict`; its copy of the weights is left out) in the extras file. Tensors are
-    written from CPU copies, so that a version loads on any device."""
-    meta = policy_meta(model, vocab, kind, extra, formats=formats)
+    """Publish the next version of ``store``: the weights with their metadata (the goal ``critic``'s too, if
+    given), and the trainer state (a :meth:`Seq2SeqTrainer.state_dict`; its copy of the weights is left out)
+    in the extras file. Tensors are written from CPU copies, so that a version loads on any device."""
+    meta = with_critic(policy_meta(model, vocab, kind, extra, formats=formats), critic)
     extras = {k: on_cpu(v) for k, v in trainer_state.items() if k != "model"} if trainer_state is not None else None
-    return store.publish(model_weights(model), meta, extras)
+    return store.publish(model_weights(model, critic), meta, extras)
 
 
 def on_cpu(value: Any) -> Any:
@@ -170,11 +192,42 @@ def model_from_weights(
     check_finite(tensors, where)
     model = Seq2Seq(config)
     try:
-        model.load_state_dict(tensors)
+        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(CRITIC_PREFIX)})
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise CheckpointError(f"{where}: weights do not fit the stored model configuration ({detail})") from None
     return model.to(device or "cpu").eval(), vocab
+
+
+def critic_from_weights(
+    tensors: dict[str, Any],
+    meta: dict[str, Any],
+    *,
+    where: str = "checkpoint",
+    device: torch.device | str | None = None,
+) -> GoalCritic | None:
+    """The goal critic (in eval mode, on ``device``) a checkpoint holds beside its policy, None if it holds
+    none; CheckpointError naming the critic if its metadata and tensors do not make one (see the module
+    docstring). The tensors must have passed :func:`check_finite`."""
+    own = {k[len(CRITIC_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CRITIC_PREFIX)}
+    config = meta.get(CRITIC_META)
+    if config is None and not own:
+        return None
+    if config is None:
+        raise CheckpointError(
+            f"{where}: the weights hold critic tensors but the metadata no critic configuration; "
+            "the checkpoint is damaged: use another version"
+        )
+    if not own:
+        raise CheckpointError(
+            f"{where}: the metadata names a critic but the weights hold no critic tensors; "
+            "the checkpoint is damaged: use another version"
+        )
+    try:
+        critic = critic_from_state(config, own)
+    except ConfigError as error:
+        raise CheckpointError(f"{where}: unusable critic ({error})") from None
+    return critic.to(device or "cpu").eval()
 
 
 def check_finite(tensors: dict[str, Any], where: str) -> None:
@@ -209,7 +262,8 @@ def read_model(
     ``db``, to know some of its labels (see :func:`check_database_coverage`)."""
     tensors, meta = load_checkpoint(source, name, version, map_location="cpu")
     model, vocab = model_from_weights(tensors, meta, where=source, device=device)
-    loaded = LoadedModel(model, vocab, meta, source)
+    critic = critic_from_weights(tensors, meta, where=source, device=device)
+    loaded = LoadedModel(model, vocab, meta, source, critic)
     check_kind(loaded, kind)
     if db is not None:
         check_database_coverage(vocab, db, where=source)
@@ -223,12 +277,15 @@ def load_version(
     fallback: bool | None = None,
     device: torch.device | str | None = None,
 ) -> tuple[LoadedModel, CheckpointInfo]:
-    """A published version's model (weights only: the trainer state is not read), as an actor needs it.
+    """A published version's model (weights only: the trainer state is not read) and its critic, if it has
+    one, as an actor needs them.
     ``fallback``: see :meth:`CheckpointStore.load` (a damaged version gives the newest older one)."""
     tensors, info = store.load(version, fallback=fallback)
     where = f"{store.name} v{info.version} ({info.path})"
     model, vocab = model_from_weights(tensors, info.meta, where=where, device=device)
-    loaded = LoadedModel(model, vocab, info.meta, where)
+    loaded = LoadedModel(
+        model, vocab, info.meta, where, critic_from_weights(tensors, info.meta, where=where, device=device)
+    )
     check_kind(loaded, store.name if store.name in KINDS else None)
     return loaded, info
 
@@ -242,7 +299,7 @@ def load_trainer_version(
     tensors, extras, info = store.load_with_extras(version)
     where = f"{store.name} v{info.version} ({info.path})"
     model, vocab = model_from_weights(tensors, info.meta, where=where)
-    loaded = LoadedModel(model, vocab, info.meta, where)
+    loaded = LoadedModel(model, vocab, info.meta, where, critic_from_weights(tensors, info.meta, where=where))
     check_kind(loaded, store.name if store.name in KINDS else None)
     trainer = (extras or {}).get(LEGACY_TRAINER_KEY, extras)
     if not trainer:

@@ -73,9 +73,14 @@ class BackwardSearch(HypergraphSearch[GoalNode]):
     prover = "backward"
 
     def __init__(
-        self, env: BackwardEnv, settings: SearchSettings, critic: Critic | None = None, max_solved_subgoals: int = 0
+        self,
+        env: BackwardEnv,
+        settings: SearchSettings,
+        critic: Critic | None = None,
+        max_solved_subgoals: int = 0,
+        max_critic_examples: int = 0,
     ) -> None:
-        super().__init__(env, settings, max_solved_subgoals)
+        super().__init__(env, settings, max_solved_subgoals, max_critic_examples)
         self.critic = critic
         self._heap: list[tuple[float, int, GoalNode]] = []
         self._tie = itertools.count()

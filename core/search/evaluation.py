@@ -40,19 +40,23 @@ def make_search(
     htps: HtpsSettings | None = None,
     critic: Critic | None = None,
     max_solved_subgoals: int = 0,
+    max_critic_examples: int = 0,
 ) -> Search:
     """The search ``settings.prover`` names, for ``theorem`` in its own context.
 
     ``htps``: the settings of ``htps`` (default: :meth:`HtpsSettings.from_search` of ``settings``).
     ``critic``: the goal critic of ``htps`` (default: the constant ``critic_value``) and of ``backward``
     (which then orders goals by it too; default: none). ``max_solved_subgoals``: how many of the goals it
-    solved a failed backward or HTPS search reports (:attr:`SearchResult.solved_subgoals`; 0: none).
+    solved a failed backward or HTPS search reports (:attr:`SearchResult.solved_subgoals`; 0: none);
+    ``max_critic_examples``: how many critic targets a backward or HTPS search reports
+    (:attr:`SearchResult.critic_examples`; 0: none).
     """
     if settings.prover in ("backward", "htps"):
         env = BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
         if settings.prover == "htps":
-            return HtpsSearch(env, htps or HtpsSettings.from_search(settings), critic, max_solved_subgoals)
-        return BackwardSearch(env, settings, critic, max_solved_subgoals)
+            htps = htps or HtpsSettings.from_search(settings)
+            return HtpsSearch(env, htps, critic, max_solved_subgoals, max_critic_examples)
+        return BackwardSearch(env, settings, critic, max_solved_subgoals, max_critic_examples)
 
     def make_env() -> ForwardEnv:
         return ForwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
@@ -76,20 +80,24 @@ def prove_theorems(
     htps: HtpsSettings | None = None,
     critic: Critic | None = None,
     max_solved_subgoals: int = 0,
+    max_critic_examples: int = 0,
 ) -> list[SearchResult]:
     """Search every theorem (``batch`` at a time, default ``settings.batch_goals``); results in order.
 
-    ``htps`` / ``critic`` / ``max_solved_subgoals``: the HTPS settings, the critic of HTPS or best-first
-    search, and the solved subgoals a failed backward search reports (see :func:`make_search`).
+    ``htps`` / ``critic`` / ``max_solved_subgoals`` / ``max_critic_examples``: the HTPS settings, the critic
+    of HTPS or best-first search, the solved subgoals a failed backward search reports and the critic
+    targets a search reports (see :func:`make_search`).
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless
-    ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`). Logs progress
+    ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`); ``critic`` is used only
+    while ``settings.critic`` is true. Logs progress
     (theorems done, proved, rate, ETA) at most every 10 seconds.
     """
     grammar = grammar or Grammar(db)
     kernel = kernel or Kernel(db)
     progress = ProgressLog(len(theorems), on_result)
     policy = with_baseline(policy, db, grammar, prover=settings.prover, merge=settings.merge_baseline)
+    critic = critic if settings.critic else None
 
     def searches() -> Iterator[Search]:
         for theorem in theorems:
@@ -103,6 +111,7 @@ def prove_theorems(
                 htps=htps,
                 critic=critic,
                 max_solved_subgoals=max_solved_subgoals,
+                max_critic_examples=max_critic_examples,
             )
 
     results = run_searches(searches(), policy, batch=batch or settings.batch_goals, on_result=progress)
@@ -208,8 +217,10 @@ def evaluate(
     batch: int | None = None,
     on_result: Callable[[SearchResult], None] | None = None,
     include_proofs: bool = False,
+    critic: Critic | None = None,
 ) -> dict[str, Any]:
-    """Search each theorem in its own context (itself and ``forbidden`` excluded); the :func:`summarize` JSON."""
+    """Search each theorem in its own context (itself and ``forbidden`` excluded); the :func:`summarize` JSON.
+    ``critic``: the goal critic of a backward or HTPS search (see :func:`prove_theorems`)."""
     start = time.perf_counter()
     results = prove_theorems(
         db,
@@ -221,5 +232,6 @@ def evaluate(
         kernel=kernel,
         batch=batch,
         on_result=on_result,
+        critic=critic,
     )
     return summarize(results, settings=settings, include_proofs=include_proofs, elapsed_s=time.perf_counter() - start)

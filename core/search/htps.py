@@ -282,9 +282,14 @@ class HtpsSearch(HypergraphSearch[HGoal]):
     prover = "htps"
 
     def __init__(
-        self, env: BackwardEnv, settings: HtpsSettings, critic: Critic | None = None, max_solved_subgoals: int = 0
+        self,
+        env: BackwardEnv,
+        settings: HtpsSettings,
+        critic: Critic | None = None,
+        max_solved_subgoals: int = 0,
+        max_critic_examples: int = 0,
     ) -> None:
-        super().__init__(env, settings.search_settings(), max_solved_subgoals)
+        super().__init__(env, settings.search_settings(), max_solved_subgoals, max_critic_examples)
         self.htps = settings
         self.critic: Critic = critic if critic is not None else ConstantCritic(settings.critic_value)
         self.root = self._new_goals([(env.theorem.statement, 0)])[0]
@@ -320,6 +325,10 @@ class HtpsSearch(HypergraphSearch[HGoal]):
         refresh_values([leaf for leaf, _ in expanded])
         self._back_up()
         self._end_round()
+
+    def critic_targets(self) -> list[tuple[Statement, float, int]]:
+        """The soft critic targets of :func:`critic_examples` (reported when ``max_critic_examples`` > 0)."""
+        return [tuple(example) for example in critic_examples(self)]  # type: ignore[misc]  # a CriticExample is one
 
     # --- selection -------------------------------------------------------------------------------
 

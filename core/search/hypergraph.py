@@ -9,7 +9,9 @@ subclasses them with its own scores. The functions here are the graph logic both
 tactic, solution and failure propagation, the ancestors of a goal, the checks that keep the graph acyclic,
 and rebuilding the proof tree of a solved goal. :class:`HypergraphSearch` is the part of a search that is
 the same in both: the goal table, the root closed by a hypothesis, the end of a round, and the goals a
-failed search solved on the way (:func:`solved_subgoals`, reported when ``max_solved_subgoals`` > 0).
+failed search solved on the way (:func:`solved_subgoals`, reported when ``max_solved_subgoals`` > 0), and the
+training targets of a goal critic (:meth:`HypergraphSearch.critic_targets`, reported when
+``max_critic_examples`` > 0).
 """
 
 from __future__ import annotations
@@ -181,6 +183,14 @@ def solved_subgoals(
     return [(goal.statement, tree) for goal, tree in found[:limit]]
 
 
+def pick_critic_targets(
+    targets: Sequence[tuple[Statement, float, int]], root: Statement, limit: int
+) -> list[tuple[Statement, float, int]]:
+    """Up to ``limit`` of ``targets``: the root's first, then the most visited (ties: in order)."""
+    order = sorted(range(len(targets)), key=lambda i: (targets[i][0] != root, -targets[i][2], i))
+    return [targets[i] for i in order[:limit]]
+
+
 def applied(
     env: BackwardEnv, goal: Goal[Any], proposals: Sequence[Proposal], invalid: Counter[str]
 ) -> Iterator[tuple[Expansion, float]]:
@@ -202,21 +212,43 @@ class HypergraphSearch(Search, Generic[GoalT]):
     kind = "backward"
     root: GoalT
 
-    def __init__(self, env: BackwardEnv, settings: SearchSettings, max_solved_subgoals: int = 0) -> None:
+    def __init__(
+        self, env: BackwardEnv, settings: SearchSettings, max_solved_subgoals: int = 0, max_critic_examples: int = 0
+    ) -> None:
         super().__init__(env.db, env.theorem, settings, grammar=env.grammar, kernel=env.kernel)
-        if max_solved_subgoals < 0:
-            raise ConfigError(f"max_solved_subgoals must be >= 0, got {max_solved_subgoals}")
+        for name, value in (("max_solved_subgoals", max_solved_subgoals), ("max_critic_examples", max_critic_examples)):
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
         self.env = env
         self.goals: dict[Statement, GoalT] = {}
         self.tactic_count = 0
         self.max_solved_subgoals = max_solved_subgoals
+        self.max_critic_examples = max_critic_examples
 
     def result(self) -> SearchResult:
-        """The search's result; a failed search adds up to ``max_solved_subgoals`` goals it solved."""
+        """The search's result; a failed search adds up to ``max_solved_subgoals`` goals it solved; every
+        search up to ``max_critic_examples`` critic targets (:meth:`critic_targets`)."""
         result = super().result()
         if not result.proved:
             result.solved_subgoals = solved_subgoals(self.env, self.root, self.goals, self.max_solved_subgoals)
+        if self.max_critic_examples:
+            result.critic_examples = pick_critic_targets(
+                self.critic_targets(), self.root.statement, self.max_critic_examples
+            )
         return result
+
+    def critic_targets(self) -> list[tuple[Statement, float, int]]:
+        """(goal, target, visits) for a goal critic, from the finished search: solved goals 1, failed goals 0
+        (visits 1: best-first search visits a goal once, when it expands it), and the root of a search that
+        ended unproved 0 with its expansions as visits (the critic estimates provability *within the budget*).
+        HTPS overrides this with its soft targets (:func:`core.search.htps.critic_examples`)."""
+        targets: list[tuple[Statement, float, int]] = []
+        for goal in self.goals.values():
+            if goal.solved or goal.failed:
+                targets.append((goal.statement, 1.0 if goal.solved else 0.0, 1))
+            elif goal is self.root and self.done and self.proof is None:
+                targets.append((goal.statement, 0.0, self.expansions))
+        return targets
 
     def node_count(self) -> int:
         return len(self.goals)

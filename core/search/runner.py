@@ -52,6 +52,8 @@ class SearchResult:
     ``solved_subgoals``: goals a failed backward search proved on the way (statement, proof tree using the
     theorem's hypotheses), when it was asked for them (:class:`core.search.hypergraph.HypergraphSearch`);
     not yet checked by the kernel as theorems of their own.
+    ``critic_examples``: (goal, target in [0, 1], visits) training targets of a goal critic, when the search
+    was asked for them (:meth:`core.search.hypergraph.HypergraphSearch.critic_targets`).
     """
 
     label: str
@@ -67,6 +69,7 @@ class SearchResult:
     kernel_rejections: int = 0
     nodes: int = 0
     solved_subgoals: list[tuple[Statement, ProofTree]] = field(default_factory=list)
+    critic_examples: list[tuple[Statement, float, int]] = field(default_factory=list)
 
     @property
     def proof_size(self) -> int | None:

@@ -21,7 +21,8 @@ class SearchSettings(Settings):
     Budgets are per theorem: ``expansions`` (policy queries: a backward goal expansion, a forward step) and
     ``timeout_s`` (charged seconds, see :mod:`core.search.runner`). ``merge_baseline``: a learned policy's
     backward proposals are merged with the model-free baseline's candidates (:mod:`core.search.merged`;
-    applied by :func:`core.search.evaluation.prove_theorems`).
+    applied by :func:`core.search.evaluation.prove_theorems`). ``critic``: a goal critic given to the search
+    is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one).
     """
 
     prover: str = option("backward", choices=PROVERS, help="search algorithm")
@@ -35,4 +36,9 @@ class SearchSettings(Settings):
         True,
         help="backward search: add the model-free baseline's unification "
         "candidates after the model's proposals (false: the model's alone)",
+    )
+    critic: bool = option(
+        True,
+        help="use the prover checkpoint's goal critic when it has one (HTPS: the values of new goals; "
+        "backward: goals ordered by it too); false: HTPS values every new goal at its critic_value",
     )

@@ -14,9 +14,15 @@ from core.metamath.embedded import embedded_database_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "provers.py"
 ROW = re.compile(
-    r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<prover>[\w-]+)\s+"
+    r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<label>\S.*?)\s+"
     r"(?P<proved>\d+)/(?P<total>\d+)"
 )
+
+
+def rows_of(lines: list[str]) -> list[dict[str, str]]:
+    """The table's rows, each with ``prover``: the ``--provers`` name of its label."""
+    names = {label: name for name, label in load_script().LABELS.items()}
+    return [{**m.groupdict(), "prover": names[m["label"]]} for line in lines if (m := ROW.match(line))]
 
 
 def load_script():
@@ -69,7 +75,7 @@ def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
         "htps-critic",
     ]
     lines = run_table(capsys, ",".join(provers), "--critic-theorems", "3", "--critic-steps", "5")
-    rows = [m.groupdict() for line in lines if (m := ROW.match(line))]
+    rows = rows_of(lines)
     assert len(rows) == 2 * 2 * len(provers)  # two sets, two budgets, every prover
     assert {r["prover"] for r in rows} == set(provers)
     assert any(line.startswith("critic: ") for line in lines)
@@ -82,8 +88,14 @@ def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
 
 def test_without_a_critic_its_rows_say_so(capsys):
     lines = run_table(capsys, "htps-baseline,htps-baseline-critic", "--critic-theorems", "0", "--tautologies", "0")
-    assert [m["prover"] for line in lines if (m := ROW.match(line))] == ["htps-baseline"] * 2
+    assert [row["prover"] for row in rows_of(lines)] == ["htps-baseline"] * 2
     assert sum("(no critic" in line for line in lines) == 2  # one set, two budgets
+
+
+def test_the_critic_rows_are_named_as_in_the_issue_and_say_where_their_critic_comes_from(capsys):
+    lines = run_table(capsys, "htps,htps-critic", "--critic-theorems", "3", "--critic-steps", "3", "--tautologies", "0")
+    assert [row["label"] for row in rows_of(lines)] == ["HTPS", "HTPS with critic"] * 2
+    assert any(line.startswith("critic: trained here") for line in lines)
 
 
 def test_an_unknown_prover_is_refused():

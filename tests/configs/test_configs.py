@@ -244,6 +244,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "max_depth",
         "batch_goals",
         "merge_baseline",
+        "critic",
     }
     assert {
         "count",
@@ -268,12 +269,16 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "target_difficulty",
     } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
+    del frozen["prover_actor"]["search"]["critic"]
+    for key in ("critic", "critic_max_examples", "critic_lr"):
+        del frozen["prover_trainer"][key]
     del frozen["generator_actor"]["max_lag_shards"]
     del frozen["generator_actor"]["difficulty_conditioning"], frozen["generator_actor"]["target_difficulty"]
     del frozen["generator_actor"]["compose"]
     loaded = ExperimentConfig.from_dict(frozen)
     assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
     assert not loaded.generator_actor.difficulty_conditioning and not loaded.generator_actor.compose
+    assert loaded.prover_actor.search.critic and loaded.prover_trainer.critic
     assert without_new_defaults(loaded.to_dict(), frozen) == frozen
 
 

@@ -23,6 +23,7 @@ from core.models.formats import build_vocabulary
 from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
 from core.search.runner import SearchResult
+from core.search.settings import SearchSettings
 from core.storage import ExperimentRoot, ShardBatch
 from jobs import _trainer, generator_trainer, prover_actor, prover_trainer
 from jobs._group import Group
@@ -418,7 +419,7 @@ def test_the_prover_actor_searches_without_held_out_lemmas_checks_by_kernel_and_
     clashing = dataclasses.replace(
         good, id="bad-2", goal=dataclasses.replace(good.goal, label=ws.train_theorems()[0].label)
     )
-    policy, settings = object(), object()
+    policy, settings = object(), SearchSettings(prover="forward-sampling")
     records = [malformed, good.to_json(), clashing.to_json()]
     with caplog.at_level(logging.WARNING, logger="jobs.prover_actor"):
         results = prover_actor.prove_batch(rt, ShardBatch("g", 0, {}, records), {"policy": policy, "version": 3},
