@@ -36,6 +36,11 @@ from core.errors import ConfigError
 from core.search.settings import SearchSettings
 
 
+# Rollouts whose steps build on each other (benchmarks/generation.py, default database, 150-step generator: median
+# generated proof size 5 against 2 without, 38% proved by the baseline at 24 expansions against 48%).
+COMPOSED: dict[str, Any] = dict(compose=True, attempts_per_step=16, temperature=1.5)
+
+
 def _tiny(name: str, prover: str = "backward") -> ExperimentConfig:
     search = SearchSettings(prover=prover, expansions=12, timeout_s=3.0, candidates=4, max_depth=8, batch_goals=8)
     trainer: dict[str, Any] = dict(
@@ -88,7 +93,7 @@ def default() -> ExperimentConfig:
         database=DatabaseConfig(path="default"),
         prover_model=ModelSpec(size="tiny"),
         generator_model=ModelSpec(size="tiny"),
-        generator_actor=GeneratorActorConfig(max_steps=6, shard_records=16, shard_seconds=10.0),
+        generator_actor=GeneratorActorConfig(**COMPOSED, max_steps=6, shard_records=16, shard_seconds=10.0),
         prover_actor=ProverActorConfig(search=search, shard_records=16, shard_seconds=10.0),
         generator_trainer=GeneratorTrainerConfig(**trainer),
         prover_trainer=ProverTrainerConfig(**trainer),
@@ -207,7 +212,7 @@ def _prop(name: str) -> ExperimentConfig:
         database=DatabaseConfig(path="default"),
         prover_model=ModelSpec(size="small"),
         generator_model=ModelSpec(size="tiny"),
-        generator_actor=GeneratorActorConfig(max_steps=6, rollouts_per_batch=16),
+        generator_actor=GeneratorActorConfig(**COMPOSED, max_steps=6, rollouts_per_batch=16),
         prover_actor=ProverActorConfig(search=actor_search),
         generator_trainer=GeneratorTrainerConfig(**trainer, lr=1e-3, bootstrap_steps=1500),
         prover_trainer=ProverTrainerConfig(**trainer, lr=3e-4, bootstrap_steps=600),

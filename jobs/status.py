@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import sys
 import time
 from collections import Counter
@@ -58,7 +59,8 @@ from core.adversarial.topology import (
     prover_actor_reads_train_split,
     wiring_of,
 )
-from core.errors import CorruptShardError, NewerFormatError, RecordError, StorageError, UsageError
+from core.adversarial.workspace import Workspace
+from core.errors import AdvproverError, CorruptShardError, NewerFormatError, RecordError, StorageError, UsageError
 from core.metrics import metrics_root, runs_in
 from core.storage import (
     CheckpointStore,
@@ -288,6 +290,7 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
             for e in evaluations
         ],
         "curves": curves(scans),
+        "proof_sizes": proof_sizes(config, scans),
         "quarantined": list_quarantined(root),
         "damaged": [
             {"stream": name, "seq": seq, "reason": reason}
@@ -514,6 +517,39 @@ def totals(scans: dict[str, StreamScan], evaluations: list[EvaluationRecord]) ->
     }
 
 
+def size_summary(sizes: list[int]) -> dict[str, Any]:
+    """Count, quartiles and histogram (size -> theorems) of essential proof sizes."""
+    if not sizes:
+        return {"count": 0}
+    ordered = sorted(sizes)
+    quartile = [ordered[min(len(ordered) - 1, (len(ordered) - 1) * k // 4)] for k in (1, 2, 3)]
+    return {
+        "count": len(ordered),
+        "q1": quartile[0],
+        "median": statistics.median(ordered),
+        "q3": quartile[2],
+        "histogram": {str(size): n for size, n in sorted(Counter(ordered).items())},
+    }
+
+
+def proof_sizes(config: ExperimentConfig, scans: dict[str, StreamScan]) -> dict[str, Any]:
+    """The generated theorems' essential proof sizes beside those of the database's human proofs (train split)."""
+    generated = [
+        record.stats.size
+        for scan in scans.values()
+        for _, record in scan.all_records()
+        if isinstance(record, GenerationRecord) and record.generated
+    ]
+    database = config.database
+    try:
+        workspace = Workspace.load(database.path, stop_at=database.stop_at, splits=database.splits,
+                                   split_salt=database.split_salt)  # fmt: skip
+        human: dict[str, Any] = size_summary(workspace.proof_sizes("train"))
+    except (OSError, AdvproverError) as error:  # status still reports the rest when the database is gone
+        human = {"count": 0, "unavailable": f"{database.path}: {error}"}
+    return {"generated": size_summary(generated), "human": human}
+
+
 def _eval_point(record: EvaluationRecord) -> dict[str, Any]:
     return {
         "version": record.version,
@@ -526,6 +562,7 @@ def _eval_point(record: EvaluationRecord) -> dict[str, Any]:
 def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
     """Per-shard points [time, value] (binned to at most MAX_POINTS): rewards, proved rate, sizes, counts."""
     reward, proved, size, depth, length, generated, resulted = [], [], [], [], [], [], []
+    proved_generated: list[list[float]] = []
     for scan in scans.values():
         for seq in sorted(scan.records):
             records, when = scan.records[seq], scan.created[seq]
@@ -537,6 +574,9 @@ def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
                 reward.append([when, _mean(r.reward for r in results)])
                 proved.append([when, _mean(float(r.proved) for r in results)])
                 resulted.append([when, len(results)])
+                tried = [r for r in results if r.generation.generated]
+                if tried:
+                    proved_generated.append([when, _mean(float(r.proved) for r in tried)])
             if generations:
                 stats = [r.stats for r in generations if r.generated]
                 if stats:
@@ -547,6 +587,7 @@ def curves(scans: dict[str, StreamScan]) -> dict[str, list[list[float]]]:
     return {
         "reward": _binned(reward),
         "proved_rate": _binned(proved),
+        "generated_proved_rate": _binned(proved_generated),
         "theorem_size": _binned(size),
         "theorem_depth": _binned(depth),
         "statement_length": _binned(length),
@@ -670,6 +711,7 @@ def render(status: dict[str, Any]) -> str:
             else ""
         )
     )
+    lines.extend(proof_size_lines(status))
     if status["evaluations"]:
         lines.append(
             "benchmark: "
@@ -698,6 +740,29 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"disk: {status['disk_bytes']['total'] / 1e6:.1f} MB")
     lines.append(tensorboard_line(status["tensorboard"]))
     return "\n".join(lines)
+
+
+def proof_size_lines(status: dict[str, Any]) -> list[str]:
+    """The proof-size comparison and the generated theorems' proved fraction over time (five periods)."""
+    sizes = status["proof_sizes"]
+
+    def described(summary: dict[str, Any]) -> str:
+        if not summary["count"]:
+            return summary.get("unavailable", "none yet")
+        return f"median {summary['median']:g} (quartiles {summary['q1']}-{summary['q3']}, {summary['count']} theorems)"
+
+    lines = [f"proof sizes (essential steps): generated {described(sizes['generated'])}; "
+             f"human proofs (train split) {described(sizes['human'])}"]  # fmt: skip
+    points = status["curves"].get("generated_proved_rate") or []
+    if points:
+        start, end = points[0][0], points[-1][0]
+        width = max((end - start) / 5, 1e-9)
+        periods: dict[int, list[float]] = {}
+        for when, rate in points:
+            periods.setdefault(min(4, int((when - start) / width)), []).append(rate)
+        lines.append("generated theorems proved over time: " + ", ".join(
+            f"{100 * sum(r) / len(r):.0f}%" for _, r in sorted(periods.items())))  # fmt: skip
+    return lines
 
 
 def tensorboard_line(board: dict[str, Any]) -> str:

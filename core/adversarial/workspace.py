@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from core.metamath.database import Assertion, Database, Statement
+from core.metamath.prooftree import tree_from_proof
 from core.metamath.reader import read_database
 from core.metamath.splits import SplitRatios, split_theorems
 from core.metamath.syntax import Grammar
@@ -81,3 +82,8 @@ class Workspace:
 
     def is_known_statement(self, statement: Statement) -> bool:
         return statement in self.known_statements
+
+    def proof_sizes(self, split: str = "train") -> list[int]:
+        """The essential proof size of each theorem of ``split`` (its proof replayed by the kernel), the human
+        proofs that generated theorems are compared with (``jobs.status``, ``benchmarks/generation.py``)."""
+        return [tree_from_proof(self.db, theorem, self.kernel).size for theorem in self.split(split)]

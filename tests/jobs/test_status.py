@@ -365,3 +365,30 @@ def test_a_malformed_record_fails_the_well_formed_check_naming_its_field(tmp_pat
     failed = {c["check"]: c["detail"] for c in status.collect(root)["checks"] if not c["ok"]}
     assert f"{GEN}: every record well-formed" in failed
     assert "field 'heuristic': should be a number" in failed[f"{GEN}: every record well-formed"]
+
+
+def test_generated_proof_sizes_are_shown_beside_the_human_proofs(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "exp")
+    populate(root)
+    report = status.collect(root)
+    generated, human = report["proof_sizes"]["generated"], report["proof_sizes"]["human"]
+    # the generator's records (i % 3 != 0) have sizes 4 5 3 4 6 3 5 6; the dataset's are left out
+    assert generated == {"count": 8, "q1": 3, "median": 4.5, "q3": 5, "histogram": {"3": 2, "4": 2, "5": 2, "6": 2}}
+    workspace = status.Workspace.load(report["database"]["path"])
+    assert human["count"] == len(workspace.split("train")) > 0 and human["median"] >= 1
+    text = status.render(report)
+    assert "generated median 4.5 (quartiles 3-5, 8 theorems)" in text
+    assert f"human proofs (train split) median {human['median']:g}" in text
+    # every result of a generated theorem in populate() failed: the proved-over-time line says 0%
+    assert "generated theorems proved over time: 0%" in text
+
+
+def test_proof_sizes_without_the_database_say_so_and_the_rest_is_reported(tmp_path: Path) -> None:
+    config = preset("tiny").to_dict()
+    config["database"]["path"] = str(tmp_path / "moved-away.mm")
+    root = ExperimentRoot.create_or_open(str(tmp_path / "exp"), config)
+    populate(root)
+    report = status.collect(root)
+    assert report["proof_sizes"]["generated"]["count"] == 8
+    assert "moved-away.mm" in report["proof_sizes"]["human"]["unavailable"]
+    assert "human proofs (train split) " + report["proof_sizes"]["human"]["unavailable"] in status.render(report)
