@@ -309,7 +309,8 @@ def token_frequencies(workspace: Workspace) -> dict[str, float]:
 
 _NOT_COMPLETABLE = (EnvErrorKind.UNKNOWN_LABEL, EnvErrorKind.FORBIDDEN_LABEL)
 _Match = tuple[Node, dict[str, tuple[str, ...]]]  # a graph node and how a hypothesis unifies with it
-MAX_COMPLETIONS = 64
+MAX_COMPLETIONS = 64  # completions applied (each a full check by the environment)
+MAX_EXAMINED = 4096  # combinations of hypothesis matches looked at
 
 
 def complete_tactic(
@@ -363,9 +364,9 @@ def _complete(
         choices.append(matches)
     pool: dict[str, list[tuple[str, ...]]] | None = None
     tried = 0
-    for combination in _combinations(choices):
-        if must_use and not any(node.index in must_use for node, _ in combination):
-            continue
+    for examined, combination in enumerate(_building_on(choices, must_use) if must_use else _combinations(choices)):
+        if examined >= MAX_EXAMINED:  # the product of the matches can be huge: give up, another proposal may do
+            break
         merged = dict(given)
         if any(merged.setdefault(v, e) != e for _, part in combination for v, e in part.items()):
             continue
@@ -401,6 +402,14 @@ def subexpressions(env: ForwardEnv) -> dict[str, list[tuple[str, ...]]]:
             if rule is not None:
                 pool.setdefault(rule.typecode, {})[env.grammar.expression(subtree)] = None
     return {typecode: list(expressions) for typecode, expressions in pool.items()}
+
+
+def _building_on(choices: list[list[_Match]], must_use: frozenset[int]) -> Iterator[tuple[_Match, ...]]:
+    """The combinations of ``choices`` that use a node of ``must_use``: each such match of each hypothesis in
+    turn, the other hypotheses free (a combination with several may come more than once)."""
+    for position, matches in enumerate(choices):
+        for anchor in (match for match in matches if match[0].index in must_use):
+            yield from _combinations([[anchor] if i == position else c for i, c in enumerate(choices)])
 
 
 def _combinations(choices: list[list[_Match]]) -> Iterator[tuple[_Match, ...]]:
