@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ROLLOUT = "tests/adversarial/test_rollout_logic.py"
 LEARNING = "tests/jobs/test_learning_logic.py"
 HINDSIGHT = "tests/adversarial/test_hindsight.py"
+POLICY = "tests/search/test_model_policy.py"
 
 
 def learning(test: str) -> tuple[str, ...]:
@@ -290,6 +291,41 @@ BREAKAGES = [
         'return "HARD" if successes <= 0 else "MEDIUM"',
         'return "HARD"',
         ("tests/adversarial/test_difficulty.py::test_the_label_is_the_measured_outcome",),
+    ),
+    Breakage(
+        "compose-ignored",
+        "core/adversarial/generation.py",
+        "if not self.settings.compose or not rollout.steps:",
+        "if True:",
+        rollout("test_with_compose_a_step_that_uses_no_made_node_is_refused"),
+    ),
+    Breakage(
+        "compose-asks-for-any-label",
+        "core/adversarial/generation.py",
+        "inference_only=bool(self.must_use(r))",
+        "inference_only=False",
+        rollout("test_with_compose_a_step_on_a_made_node_is_taken"),
+    ),
+    Breakage(
+        "completion-ignores-required-nodes",
+        "core/adversarial/generation.py",
+        "enumerate(_building_on(choices, must_use) if must_use else _combinations(choices))",
+        "enumerate(_combinations(choices))",
+        rollout("test_completion_with_must_use_builds_on_those_nodes_largest_first"),
+    ),
+    Breakage(
+        "inference-only-mask-ignored",
+        "core/search/model_policy.py",
+        "            if inference_only:",
+        "            if False:",
+        (f"{POLICY}::test_inference_only_queries_allow_only_assertions_with_essential_hypotheses",),
+    ),
+    Breakage(
+        "generator-drops-partial-tactics",
+        "core/search/model_policy.py",
+        "partial=generator)",
+        "partial=False)",
+        (f"{POLICY}::test_generator_queries_keep_a_malformed_substitution_as_a_partial_tactic",),
     ),
 ]
 

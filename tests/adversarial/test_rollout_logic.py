@@ -51,11 +51,13 @@ class ScriptedPolicy:
         self.stop_first = stop_first
         self.calls = 0
         self.may_stop: list[bool] = []
+        self.inference_only: list[bool] = []
 
     def propose_forward(self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None):
         answers = []
         for query in queries:
             self.may_stop.append(query.may_stop)
+            self.inference_only.append(query.inference_only)
             step = self.script[self.calls] if self.calls < len(self.script) else None
             self.calls += 1
             proposals = [Proposal(STOP, -0.5)] if self.stop_first or step is None else []
@@ -249,8 +251,10 @@ def test_with_compose_a_step_that_uses_no_made_node_is_refused(workspace: Worksp
 
 def test_with_compose_a_step_on_a_made_node_is_taken(workspace: Workspace) -> None:
     script = [SCRIPT[0], tactic("a1i", ph="( ch -> ch )", ps="th")]
-    generator, rollout, _ = run_script(workspace, script, stop_first=False, compose=True)
+    generator, rollout, policy = run_script(workspace, script, stop_first=False, compose=True)
     assert made(rollout) == [A, C] and generator.counters["not_composed"] == 0
+    assert policy.inference_only == [False, True, True]  # after the first step: only inference rules asked for
+    assert run_script(workspace, script, stop_first=False)[2].inference_only == [False, False, False]
     assert rollout.env.nodes[1].children == (0,) and rollout.env.nodes[1].tree.size == 2
 
 

@@ -254,3 +254,18 @@ def test_generator_queries_keep_a_malformed_substitution_as_a_partial_tactic(db,
     generated, proved = p.propose_forward([generator_query, prover_query], k=1)
     assert [q.tactic for q in generated] == [Tactic("ax-mp", {})] and proved == []
     assert p.counters["partial_substitution"] == 1 and p.counters["bad_subst_structure"] == 1
+
+
+def test_inference_only_queries_allow_only_assertions_with_essential_hypotheses(db, vocab, theorems):
+    p = policy(new_model(vocab, "tiny", seed=0), vocab)
+    env = ForwardEnv(db, theorems[-1], collect_disjoint=True)
+
+    def allowed(inference_only: bool) -> set[str]:
+        mask = p._first_tokens(env, stop=False, inference_only=inference_only)
+        assert mask is not None
+        return {vocab.token(i).text for i in torch.nonzero(mask).flatten().tolist()}
+
+    everything, inference = allowed(False), allowed(True)
+    assert inference and inference < everything
+    assert all(db.assertion(label).essential for label in inference)
+    assert {label for label in everything if db.assertion(label).essential} == inference
