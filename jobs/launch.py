@@ -66,7 +66,7 @@ from jobs._lock import (
     wait_for_earlier_jobs,
 )
 from jobs._supervise import Slot, Supervisor
-from jobs.status import Follower, collect
+from jobs.status import Follower, collect, proof_size_lines
 
 logger = logging.getLogger("jobs.launch")
 
@@ -743,6 +743,10 @@ def summary(run: Run, supervisor: Supervisor, start: float) -> tuple[str, bool]:
         lines.append(
             f"proved      {t['proved']} of the {t['results']} the prover tried (generated theorems proved: {rate})"
         )
+    if t["generations"]:
+        for line in proof_size_lines(status):  # aligned with the summary's other lines
+            line = line.replace("proof sizes (essential steps): ", "sizes       ", 1)
+            lines.append(line.replace("generated theorems proved over time: ", "over time   proved ", 1))
     trained = [
         f"{name} v{c['latest']} (step {c.get('step')})"
         for name, c in status["checkpoints"].items()
