@@ -190,15 +190,15 @@ BREAKAGES = [
     Breakage(
         "min-steps-not-masked",
         "core/adversarial/generation.py",
-        "queries = [ForwardQuery(r.env, None, may_stop=self.may_stop(r)) for r in active]",
-        "queries = [ForwardQuery(r.env, None) for r in active]",
+        "ForwardQuery(r.env, None, may_stop=self.may_stop(r), inference_only=",
+        "ForwardQuery(r.env, None, inference_only=",
         rollout("test_stop_is_masked_until_min_steps_then_allowed"),
     ),
     Breakage(
         "stop-token-never-masked",
         "core/search/model_policy.py",
-        "mask = self._first_tokens(query.env, stop=generator and query.may_stop)",
-        "mask = self._first_tokens(query.env, stop=generator)",
+        "mask = self._first_tokens(query.env, stop=generator and query.may_stop, inference_only=",
+        "mask = self._first_tokens(query.env, stop=generator, inference_only=",
         ("tests/search/test_model_policy.py::test_forward_and_generator_proposals_follow_the_replay",),
     ),
     Breakage(
