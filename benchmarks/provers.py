@@ -25,8 +25,8 @@ time each, expansions unlimited). Provers (``--provers``, comma-separated):
 The table names them: baseline, baseline + critic, best-first learned, best-first model only, HTPS
 baseline, HTPS baseline + critic, HTPS, HTPS with critic. Every HTPS row searches with the same
 :class:`core.search.htps.HtpsSettings` (``--exploration``, ``--virtual-loss``, ``--succ-expansions``,
-``--critic-value``; the tactic count is ``--candidates``, the depth limit 24), given to the searches
-explicitly.
+``--critic-value``, defaulting to the experiment configuration's ``search.htps``; the tactic count is
+``--candidates``, the depth limit 24), given to the searches explicitly.
 
 The learned policy is ``--checkpoint`` (a prover checkpoint file or an experiment root) or, without one,
 an untrained ``tiny`` model: its proposals are noise, which shows the table's logic (``merged`` must prove
@@ -72,6 +72,7 @@ from core.search.evaluation import prove_theorems
 from core.search.htps import Critic, HtpsSettings
 from core.search.policy import Policy
 from core.search.runner import SearchResult, SearchSettings
+from core.search.settings import HtpsParameters
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
@@ -291,10 +292,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--critic-max-examples", type=int, default=64, help="htps-critic: critic targets per training search"
     )
-    parser.add_argument("--exploration", type=float, default=1.0, help="HTPS: the PUCT exploration constant")
-    parser.add_argument("--virtual-loss", type=int, default=1, help="HTPS: virtual visits of a pending selection")
-    parser.add_argument("--succ-expansions", type=int, default=8, help="HTPS: leaves expanded per step")
-    parser.add_argument("--critic-value", type=float, default=0.5, help="HTPS: a new goal's value without a critic")
+    configured = HtpsParameters()  # the experiment configuration's defaults (search.htps)
+    parser.add_argument(
+        "--exploration", type=float, default=configured.exploration, help="HTPS: the PUCT exploration constant"
+    )
+    parser.add_argument(
+        "--virtual-loss", type=int, default=configured.virtual_loss, help="HTPS: virtual visits of a pending selection"
+    )
+    parser.add_argument(
+        "--succ-expansions", type=int, default=configured.succ_expansions, help="HTPS: leaves expanded per step"
+    )
+    parser.add_argument(
+        "--critic-value", type=float, default=configured.critic_value, help="HTPS: a new goal's value without a critic"
+    )
     parser.add_argument(
         "--provers",
         default=",".join(p for p in PROVERS if p != "model"),

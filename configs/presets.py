@@ -11,7 +11,8 @@ Every preset is runnable as is (``./launch.sh local --preset NAME --exp DIR``) a
   settings express them (:func:`_evariste_mm`; the README lists where they differ and why).
 - one preset per setup: ``adversarial``, ``fixed_prover``, ``fixed_generator``, ``generator_only``,
   ``generator_reward``, ``supervised_only``, ``prover_only`` (tiny-scale, so each runs in minutes on a laptop).
-- ``prop_adversarial`` / ``prop_supervised``: the learning experiment on prop.mm (see the README).
+- ``prop_adversarial`` / ``prop_supervised`` / ``prop_prover_only``: the learning experiment's arms on prop.mm
+  (``benchmarks/learning.py``, see the README).
 """
 
 from __future__ import annotations
@@ -232,6 +233,12 @@ def prop_supervised() -> ExperimentConfig:
     return _setup(config, "supervised-only", generator_actor=0, prover_actor=0, generator_trainer=0)
 
 
+def prop_prover_only() -> ExperimentConfig:
+    """The learning experiment's prover-only arm: the prop presets' prover and models, no generator; the
+    prover actor searches the train split and the prover trainer learns from the proofs it finds."""
+    return _setup(_prop("prop_prover_only"), "prover-only", generator_actor=0, generator_trainer=0)
+
+
 PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
     "default": default,
     "tiny": tiny,
@@ -248,6 +255,7 @@ PRESETS: dict[str, Callable[[], ExperimentConfig]] = {
     "prover_only": prover_only,
     "prop_adversarial": prop_adversarial,
     "prop_supervised": prop_supervised,
+    "prop_prover_only": prop_prover_only,
 }
 
 

@@ -14,7 +14,8 @@ candidates after the model's proposals (:mod:`core.search.merged`) unless ``--me
 ``--prover htps`` searches with HyperTree proof search (:mod:`core.search.htps`) instead of best-first; its
 parameters have flags of their names in :class:`core.search.htps.HtpsSettings` (``--exploration``,
 ``--virtual-loss``, ``--num-tactics``, ``--depth-limit``, ``--size-limit``, ``--succ-expansions``,
-``--critic-value``; ``--num-tactics`` and ``--depth-limit`` default to ``--candidates`` and ``--max-depth``),
+``--critic-value``; ``--num-tactics`` and ``--depth-limit`` default to ``--candidates`` and ``--max-depth``,
+the others to the experiment configuration's defaults, :class:`core.search.settings.HtpsParameters`),
 refused with any other prover. A checkpoint that holds a goal critic (:mod:`core.models.critic`, trained by
 the prover trainer) is used by the backward and htps provers (HTPS: the values of new goals; best-first:
 the goal order): by default whenever it has one, with ``--critic`` always (a checkpoint without one is then
@@ -163,6 +164,8 @@ def prove(
         succ_expansions=succ_expansions,
         critic_value=critic_value,
     )
+    if htps is not None:
+        settings = dataclasses.replace(settings, htps=htps.parameters())  # the JSON summary's settings show them
     db = read_database(database)
     _check_outputs_not_included(db, out, json)
     forbidden = {a.label for a in db.incomplete_theorems()}  # never cite a theorem that is not proved
@@ -458,7 +461,7 @@ def _worker_prove(
         db,
         theorems,
         _WORKER["policy"],
-        SearchSettings(**settings),
+        SearchSettings.from_dict(settings),
         forbidden=forbidden,
         grammar=_WORKER["grammar"],
         kernel=_WORKER["kernel"],

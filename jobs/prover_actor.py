@@ -28,7 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from configs.experiment import ExperimentConfig
 from core.adversarial.records import GenerationRecord, ResultRecord, decode_records
@@ -73,7 +73,6 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
     """
     rt = Runtime.start("prover_actor", exp, rank, minutes)
     config = rt.config
-    settings = config.prover_actor.search
     device = rt.device  # an unusable device fails here, before any work
     rt.restart = stream_bounds(rt.root, job_name("prover_actor", rank))[1]  # shards already published
     store = CheckpointStore(rt.root, PROVER_CHECKPOINTS)
@@ -107,80 +106,130 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         producer={"role": "prover_actor", "rank": rank},
         **ResultRecord.header_fields(),
     )
-    if own_goals:
-        produced, pruned = prove_train_split(rt, writer, policy_box, reloader, max_records)
-        writer.close()
-        return rt.finish(records_out=produced, **pruned)
-    cursor = writer.last_cursor()
-    reader = StreamReader(rt.root, wiring_of(config).read_by("prover_actor", rank), cursor)
-    logger.info("%s: reading %s from %s", rt.name, ", ".join(reader.streams), reader.cursor.to_json() or "the start")
+    source: GoalSource = TrainSplitGoals(rt) if own_goals else StreamGoals(rt, writer)
     pruner = Pruner(rt.root, config, [writer.stream])
-    produced = 0
-    window: list[ResultRecord] = []  # results since the last metrics point
-    window_start = time.time()
-    rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
-    while rt.running() and (max_records is None or produced < max_records):
-        reloader.maybe_reload()
-        pruner.maybe_prune()
-        batches = reader.poll(max_shards=1)  # one shard at a time: the reader's cursor is then exactly past it
-        if not batches:
-            writer.maybe_flush()
-            rt.update(state="idle (no new generations)", quarantined=reader.quarantined)
-            rt.sleep(POLL_SECONDS)
-            continue
-        rt.update(state="proving")
-        for batch in batches:
-            results = prove_batch(rt, batch, policy_box, settings)
-            for record in results:
-                writer.append(record.to_json())
-            produced += len(results)
-            writer.set_commit(reader.cursor)
-            window += results
-        writer.maybe_flush()
-        rt.update(records_out=produced, quarantined=reader.quarantined)
-        if window and rt.timed_scalars(result_scalars(window, time.time() - window_start)):
-            window, window_start = [], time.time()
-    if window:
-        rt.timed_scalars(result_scalars(window, time.time() - window_start), force=True)
+    produced = serve(rt, source, writer, ActorLoop(policy_box, reloader, pruner), max_records)
     writer.close()
     return rt.finish(records_out=produced, **pruner.summary())
 
 
-def prove_train_split(
-    rt: Runtime, writer: ShardWriter, policy_box: dict[str, Any], reloader: Reloader, max_records: int | None
-) -> tuple[int, dict[str, Any]]:
-    """Prover-only: search the train split's theorems (``batch_goals`` at a time), one result record each,
-    until the job must stop or has produced ``max_records``; returns how many it produced, and the pruning
-    summary."""
-    config = rt.config
-    settings = config.prover_actor.search
-    pruner = Pruner(rt.root, config, [writer.stream])
-    goals = train_split_goals(rt.workspace, rt.rank, config.prover_actor.count, rt.seed)
-    stream = f"{TRAIN_SPLIT}-{rt.rank:02d}"
+class GoalSource(Protocol):
+    """Where the prover actor's goals come from: the generation streams, or the train split (prover-only)."""
+
+    def take(self, rt: Runtime, limit: int) -> list[tuple[GenerationRecord, Assertion]] | None:
+        """The next goals to search (at most ``limit`` where the source can split its input), each with
+        the record it came as; ``None`` when there is nothing new yet."""
+        ...
+
+    def commit(self, writer: ShardWriter) -> None:
+        """Commit, in ``writer``'s next shard, the input consumed by the last :meth:`take`."""
+        ...
+
+    def counters(self) -> dict[str, Any]:
+        """The source's own counters for the job's status."""
+        ...
+
+
+class StreamGoals:
+    """The generation streams assigned to the rank (``generator-actor-*-to-RR``), one shard per
+    :meth:`take` (so the committed cursor is exactly past it), resumed after the writer's last commit."""
+
+    def __init__(self, rt: Runtime, writer: ShardWriter) -> None:
+        streams = wiring_of(rt.config).read_by("prover_actor", rt.rank)
+        self.reader = StreamReader(rt.root, streams, writer.last_cursor())
+        logger.info(
+            "%s: reading %s from %s",
+            rt.name,
+            ", ".join(self.reader.streams),
+            self.reader.cursor.to_json() or "the start",
+        )
+
+    def take(self, rt: Runtime, limit: int) -> list[tuple[GenerationRecord, Assertion]] | None:
+        batches = self.reader.poll(max_shards=1)  # one whole shard, whatever ``limit``
+        if not batches:
+            return None
+        return [goal for batch in batches for goal in shard_goals(rt, batch)]
+
+    def commit(self, writer: ShardWriter) -> None:
+        writer.set_commit(self.reader.cursor)
+
+    def counters(self) -> dict[str, Any]:
+        return {"quarantined": self.reader.quarantined}
+
+
+class TrainSplitGoals:
+    """Prover-only: the rank's share of the train split (:func:`train_split_goals`), endlessly; no input
+    cursor (each restart draws a new order)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.goals = train_split_goals(rt.workspace, rt.rank, rt.config.prover_actor.count, rt.seed)
+        self.stream = f"{TRAIN_SPLIT}-{rt.rank:02d}"
+
+    def take(self, rt: Runtime, limit: int) -> list[tuple[GenerationRecord, Assertion]] | None:
+        theorems = [next(self.goals) for _ in range(limit)]
+        rt.add("records_in", len(theorems))
+        return [(database_goal(rt.workspace, theorem, self.stream), theorem) for theorem in theorems]
+
+    def commit(self, writer: ShardWriter) -> None:
+        """Nothing to commit: the train split has no cursor."""
+
+    def counters(self) -> dict[str, Any]:
+        return {}
+
+
+class ActorLoop(NamedTuple):
+    """What the loop keeps up between batches: the policy (hot-reloaded) and the retention of its stream."""
+
+    policy_box: dict[str, Any]
+    reloader: Reloader
+    pruner: Pruner
+
+
+def serve(rt: Runtime, source: GoalSource, writer: ShardWriter, loop: ActorLoop, max_records: int | None) -> int:
+    """Search the source's goals (``batch_goals`` at a time where it can split its input), one result record
+    each, until the job must stop or has produced ``max_records``; returns how many it produced."""
+    settings = rt.config.prover_actor.search
     produced = 0
-    window: list[ResultRecord] = []
-    window_start = time.time()
+    window = MetricsWindow()
     rt.update(records_in=0, records_out=0, proved=0, attempted=0, state="running")
     while rt.running() and (max_records is None or produced < max_records):
-        reloader.maybe_reload()
-        pruner.maybe_prune()
-        size = settings.batch_goals if max_records is None else min(settings.batch_goals, max_records - produced)
-        theorems = [next(goals) for _ in range(size)]
-        rt.add("records_in", len(theorems))
+        loop.reloader.maybe_reload()
+        loop.pruner.maybe_prune()
+        limit = settings.batch_goals if max_records is None else min(settings.batch_goals, max_records - produced)
+        goals = source.take(rt, limit)
+        if goals is None:
+            writer.maybe_flush()
+            rt.update(state="idle (no new generations)", **source.counters())
+            rt.sleep(POLL_SECONDS)
+            continue
         rt.update(state="proving")
-        batch = [(database_goal(rt.workspace, theorem, stream), theorem) for theorem in theorems]
-        results = prove_goals(rt, batch, policy_box, settings)
+        results = prove_goals(rt, goals, loop.policy_box, settings)
         for record in results:
             writer.append(record.to_json())
         produced += len(results)
-        window += results
+        source.commit(writer)
         writer.maybe_flush()
-        rt.update(records_out=produced)
-        if window and rt.timed_scalars(result_scalars(window, time.time() - window_start)):
-            window, window_start = [], time.time()
-    if window:
-        rt.timed_scalars(result_scalars(window, time.time() - window_start), force=True)
-    return produced, pruner.summary()
+        rt.update(records_out=produced, **source.counters())
+        window.add(rt, results)
+    window.flush(rt)
+    return produced
+
+
+class MetricsWindow:
+    """The results since the last live-metrics point (:func:`result_scalars`), published when due."""
+
+    def __init__(self) -> None:
+        self.results: list[ResultRecord] = []
+        self.start = time.time()
+
+    def add(self, rt: Runtime, results: list[ResultRecord]) -> None:
+        self.results += results
+        if self.results and rt.timed_scalars(result_scalars(self.results, time.time() - self.start)):
+            self.results, self.start = [], time.time()
+
+    def flush(self, rt: Runtime) -> None:
+        if self.results:
+            rt.timed_scalars(result_scalars(self.results, time.time() - self.start), force=True)
 
 
 def train_split_goals(ws: Workspace, rank: int, count: int, seed: int) -> Iterator[Assertion]:
@@ -208,6 +257,12 @@ def prove_batch(
     rt: Runtime, batch: ShardBatch, policy_box: dict[str, Any], settings: SearchSettings
 ) -> list[ResultRecord]:
     """Search every goal of one input shard; one result record per generation record."""
+    return prove_goals(rt, shard_goals(rt, batch), policy_box, settings)
+
+
+def shard_goals(rt: Runtime, batch: ShardBatch) -> list[tuple[GenerationRecord, Assertion]]:
+    """The goals of one input shard, each with its generation record; a malformed record is counted
+    (``malformed_goals``), logged and skipped."""
     ws = rt.workspace
     goals: list[tuple[GenerationRecord, Assertion]] = []
     for record in decode_records(GenerationRecord, batch.header, batch.records, stream=batch.stream):
@@ -219,7 +274,7 @@ def prove_batch(
         except (MetamathError, RecordError) as error:
             rt.add("malformed_goals")
             logger.warning("%s: skipping malformed generation record: %s", rt.name, error)
-    return prove_goals(rt, goals, policy_box, settings)
+    return goals
 
 
 def prove_goals(

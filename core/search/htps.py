@@ -61,13 +61,17 @@ from core.search.hypergraph import (
 )
 from core.search.policy import BackwardQuery, Proposal
 from core.search.runner import Query, SearchSettings
+from core.search.settings import HtpsParameters
 
 # --- Settings -------------------------------------------------------------------------------------
 
 
+_CONFIGURED = HtpsParameters()  # the configuration's defaults, also these settings' defaults
+
+
 @dataclass(frozen=True)
 class HtpsSettings:
-    """HTPS parameters, with Evariste's names where it has one.
+    """HTPS parameters, with Evariste's names where it has one: what one search runs with.
 
     - ``exploration``: the PUCT exploration constant;
     - ``num_expansions``: goal expansions (policy queries) per theorem;
@@ -79,17 +83,20 @@ class HtpsSettings:
     - ``critic_value``: the value of an unexpanded goal when no critic is given (Evariste's ``no_critic``);
     - ``count_threshold``: fewest visits of an unsolved, unfailed goal for :func:`critic_examples`;
     - ``timeout_s``: charged seconds per theorem (see :mod:`core.search.runner`).
+
+    The experiment configuration holds them as the search settings' ``htps`` group
+    (:class:`core.search.settings.HtpsParameters`) and its budgets; :meth:`from_search` combines the two.
     """
 
-    exploration: float = 1.0
+    exploration: float = _CONFIGURED.exploration
     num_expansions: int = 64
-    succ_expansions: int = 8
-    virtual_loss: int = 1
+    succ_expansions: int = _CONFIGURED.succ_expansions
+    virtual_loss: int = _CONFIGURED.virtual_loss
     num_tactics: int = 8
     depth_limit: int = 24
-    size_limit: int = 10_000
-    critic_value: float = 0.5
-    count_threshold: int = 2
+    size_limit: int = _CONFIGURED.size_limit
+    critic_value: float = _CONFIGURED.critic_value
+    count_threshold: int = _CONFIGURED.count_threshold
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -105,15 +112,23 @@ class HtpsSettings:
 
     @classmethod
     def from_search(cls, settings: SearchSettings, **overrides: Any) -> HtpsSettings:
-        """The HTPS settings of generic search settings: ``expansions`` -> ``num_expansions``, ``candidates``
-        -> ``num_tactics``, ``max_depth`` -> ``depth_limit``, ``timeout_s``; the rest default or ``overrides``."""
+        """The HTPS settings of search settings: their ``htps`` group (the configured parameters), with
+        ``expansions`` -> ``num_expansions``, ``timeout_s``, and ``candidates`` -> ``num_tactics`` and
+        ``max_depth`` -> ``depth_limit`` unless the group sets them; ``overrides`` replace any of these."""
         unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown htps setting(s) {', '.join(unknown)}")
+        group = settings.htps
         base = {
+            "exploration": group.exploration,
+            "succ_expansions": group.succ_expansions,
+            "virtual_loss": group.virtual_loss,
+            "size_limit": group.size_limit,
+            "critic_value": group.critic_value,
+            "count_threshold": group.count_threshold,
             "num_expansions": settings.expansions,
-            "num_tactics": settings.candidates,
-            "depth_limit": settings.max_depth,
+            "num_tactics": settings.candidates if group.num_tactics is None else group.num_tactics,
+            "depth_limit": settings.max_depth if group.depth_limit is None else group.depth_limit,
             "timeout_s": settings.timeout_s,
         }
         return cls(**{**base, **overrides})
@@ -126,6 +141,20 @@ class HtpsSettings:
             timeout_s=self.timeout_s,
             candidates=self.num_tactics,
             max_depth=self.depth_limit,
+            htps=self.parameters(),
+        )
+
+    def parameters(self) -> HtpsParameters:
+        """These settings as the search settings' ``htps`` group (the budgets are the search's own)."""
+        return HtpsParameters(
+            exploration=self.exploration,
+            succ_expansions=self.succ_expansions,
+            virtual_loss=self.virtual_loss,
+            num_tactics=self.num_tactics,
+            depth_limit=self.depth_limit,
+            size_limit=self.size_limit,
+            critic_value=self.critic_value,
+            count_threshold=self.count_threshold,
         )
 
 

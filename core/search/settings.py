@@ -2,16 +2,42 @@
 
 The class is the only definition of the search settings: the searches (:mod:`core.search.runner`) read it,
 and ``configs.experiment`` nests it as ``prover_actor.search`` and ``evaluator.search``. It is validated
-once, on creation (:class:`core.settings.Settings`), with errors naming the field.
+once, on creation (:class:`core.settings.Settings`), with errors naming the field. Its ``htps`` group
+(:class:`HtpsParameters`) holds the parameters of HyperTree Proof Search, with Evariste's names
+(``prover_actor.search.htps.exploration``); :meth:`core.search.htps.HtpsSettings.from_search` reads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import ConfigError
 from core.settings import Settings, option
 
 PROVERS = ("backward", "forward-greedy", "forward-sampling", "htps")
+
+
+@dataclass(frozen=True)
+class HtpsParameters(Settings):
+    """The parameters of HyperTree Proof Search (:mod:`core.search.htps`) that the generic search settings
+    lack, with Evariste's names. Its budgets are the search's: ``expansions`` is Evariste's
+    ``num_expansions``, ``timeout_s`` the same; ``num_tactics`` and ``depth_limit`` default (``None``) to
+    the search's ``candidates`` and ``max_depth``."""
+
+    exploration: float = option(1.0, min=0.0, help="the PUCT exploration constant")
+    succ_expansions: int = option(8, min=1, help="leaves selected and expanded per step, in one policy call")
+    virtual_loss: int = option(1, min=0, help="virtual visits a pending selection adds to each tactic it went through")
+    num_tactics: int | None = option(
+        None, min=1, help="proposals asked of the policy per expansion (none: the search's candidates)"
+    )
+    depth_limit: int | None = option(
+        None, min=1, help="goals this deep (the root is 0) are never expanded (none: the search's max_depth)"
+    )
+    size_limit: int = option(10_000, min=1, help="the search stops when its graph holds this many goals")
+    critic_value: float = option(0.5, min=0.0, max=1.0, help="the value of a new goal when no critic is used")
+    count_threshold: int = option(
+        2, min=0, help="fewest visits of an open goal for a soft critic target (critic_examples)"
+    )
 
 
 @dataclass(frozen=True)
@@ -22,7 +48,9 @@ class SearchSettings(Settings):
     ``timeout_s`` (charged seconds, see :mod:`core.search.runner`). ``merge_baseline``: a learned policy's
     backward proposals are merged with the model-free baseline's candidates (:mod:`core.search.merged`;
     applied by :func:`core.search.evaluation.prove_theorems`). ``critic``: a goal critic given to the search
-    is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one).
+    is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one). ``htps``: the parameters of
+    the ``htps`` prover; changed from their defaults with another prover, they are an error (they would
+    be ignored).
     """
 
     prover: str = option("backward", choices=PROVERS, help="search algorithm")
@@ -42,3 +70,14 @@ class SearchSettings(Settings):
         help="use the prover checkpoint's goal critic when it has one (HTPS: the values of new goals; "
         "backward: goals ordered by it too); false: HTPS values every new goal at its critic_value",
     )
+    htps: HtpsParameters = option(
+        HtpsParameters(), help="HyperTree Proof Search (prover htps): its own parameters, Evariste's names"
+    )
+
+    def validate(self) -> None:
+        if self.prover != "htps" and self.htps != HtpsParameters():
+            changed = [s.key for s in self.htps.settings() if s.value != s.default]
+            raise ConfigError(
+                f"{self._name('htps')}.{changed[0]} applies to prover htps only, and {self._name('prover')} "
+                f"is {self.prover!r}: set the prover to htps or leave {self._name('htps')} at its defaults"
+            )

@@ -21,7 +21,7 @@ from configs.schema import render_settings
 from core.adversarial.settings import GenerationSettings
 from core.errors import ConfigError
 from core.metamath.embedded import embedded_database_path
-from core.search.settings import SearchSettings
+from core.search.settings import HtpsParameters, SearchSettings
 
 
 def test_round_trip_through_dict() -> None:
@@ -245,6 +245,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "batch_goals",
         "merge_baseline",
         "critic",
+        "htps",
     }
     assert {
         "count",
@@ -270,6 +271,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["prover_actor"]["search"]["critic"]
+    del frozen["prover_actor"]["search"]["htps"], frozen["evaluator"]["search"]["htps"]
     for key in ("critic", "critic_max_examples", "critic_lr"):
         del frozen["prover_trainer"][key]
     del frozen["generator_actor"]["max_lag_shards"]
@@ -279,6 +281,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
     assert not loaded.generator_actor.difficulty_conditioning and not loaded.generator_actor.compose
     assert loaded.prover_actor.search.critic and loaded.prover_trainer.critic
+    assert loaded.prover_actor.search.htps == loaded.evaluator.search.htps == HtpsParameters()
     assert without_new_defaults(loaded.to_dict(), frozen) == frozen
 
 
