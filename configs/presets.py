@@ -36,7 +36,6 @@ from configs.experiment import (
 from core.errors import ConfigError
 from core.search.settings import SearchSettings
 
-
 # Rollouts whose steps build on each other (benchmarks/generation.py, default database, 150-step generator: median
 # generated proof size 5 against 2 without, 38% proved by the baseline at 24 expansions against 48%).
 COMPOSED: dict[str, Any] = dict(compose=True, attempts_per_step=16, temperature=1.5)
