@@ -364,7 +364,7 @@ def test_band_rewards_search_each_goal_attempts_times(runtime, monkeypatch) -> N
         rt = runtime("prover_actor", *overrides, name=f"exp{attempts}")
         generations = generated_records(rt, 2)
         batch = ShardBatch("generator-actor-00-to-00", 0, {}, [g.to_json() for g in generations])
-        results = prover_actor.prove_batch(rt, batch, {"policy": None, "version": 0}, None)  # type: ignore[arg-type]
+        results = prover_actor.prove_batch(rt, batch, {"policy": None, "version": 0}, rt.config.prover_actor.search)
         assert calls == [2] * attempts and prover_actor.attempts_per_goal(rt.config) == attempts
         assert [(r.attempts, r.successes) for r in results] == [(attempts, 1)] * 2
 
