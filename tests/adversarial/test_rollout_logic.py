@@ -23,6 +23,7 @@ from core.adversarial.generation import (
     TheoremGenerator,
     complete_tactic,
     subexpressions,
+    token_frequencies,
 )
 from core.adversarial.rewards import NodeFeatures, combined_score, heuristic_value, parse_heuristic
 from core.adversarial.workspace import Workspace
@@ -506,3 +507,26 @@ def test_subexpressions_are_the_graphs_subterms_and_the_contexts_variables(works
     assert "( ( ch -> ch ) -> ( th -> ( ch -> ch ) ) )" not in wffs  # a whole statement is no proper subterm
     assert len(pool["wff"]) == len(wffs)  # each once
     assert set(pool) == {h.typecode for h in rollout.env.floating.values()}
+
+
+# --- token frequencies ----------------------------------------------------------------------------------------
+
+
+def test_token_shares_count_every_token_after_the_typecode(workspace: Workspace) -> None:
+    shares = token_frequencies(workspace)
+    assert sum(shares.values()) == pytest.approx(1.0) and "|-" not in shares and "wff" not in shares
+    assert shares["("] == shares[")"] > 0  # every statement's brackets balance, its first token included
+
+
+def test_a_token_the_database_never_uses_is_the_rarest(workspace: Workspace) -> None:
+    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(min_steps=1), seed=0)  # type: ignore[arg-type]
+    rollout = generator.new_rollout()
+    while ("|-", "ph") not in rollout.hypotheses:
+        rollout = generator.new_rollout()
+    alone = next(n for n in rollout.env.nodes if n.statement == ("|-", "ph"))
+    features = generator.features(alone)  # a one-token statement: that token's share
+    assert features.mean_token_frequency == features.max_token_frequency == token_frequencies(workspace)["ph"] > 0
+    assert "ta" not in token_frequencies(workspace)
+    with_unused = rollout.env.apply(tactic("a1i", ph="ph", ps="ta"))
+    with_known = rollout.env.apply(tactic("a1i", ph="ph", ps="ch"))
+    assert generator.features(with_unused).mean_token_frequency < generator.features(with_known).mean_token_frequency
