@@ -9,14 +9,25 @@ C = ``|- ( th -> ( ch -> ch ) )`` (ax-mp on B and A; size 3, depth 2, 10 tokens)
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 
 import pytest
 
-from core.adversarial.generation import GenerationSettings, Rollout, TheoremGenerator, complete_tactic
+from core.adversarial import generation
+from core.adversarial.generation import (
+    GenerationSettings,
+    Rollout,
+    Step,
+    TheoremGenerator,
+    complete_tactic,
+    subexpressions,
+    token_frequencies,
+)
 from core.adversarial.rewards import NodeFeatures, combined_score, heuristic_value, parse_heuristic
 from core.adversarial.workspace import Workspace
-from core.errors import ConfigError
+from core.errors import ConfigError, MetamathError
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import Tactic
 from core.search.policy import STOP, ForwardQuery, Proposal
@@ -280,3 +291,244 @@ def test_only_the_newest_node_can_be_retracted(workspace: Workspace) -> None:
         rollout.env.retract(rollout.env.nodes[0])
     rollout.env.retract(rollout.env.nodes[1])
     assert tuple(B.split()) not in rollout.env.by_statement and len(rollout.env.nodes) == 1
+
+
+# --- what a rollout records and counts ------------------------------------------------------------------------
+
+
+def test_a_stop_is_recorded_with_its_tactic_and_log_probability(workspace: Workspace) -> None:
+    _, rollout, _ = run_script(workspace, SCRIPT[:1], min_steps=1)
+    assert (rollout.steps[-1].tactic, rollout.steps[-1].added, rollout.steps[-1].logprob) == (STOP, None, -0.5)
+    assert rollout.steps[0].logprob == -1.0
+
+
+def test_compose_asks_for_inference_steps_only_after_the_first(workspace: Workspace) -> None:
+    script = [SCRIPT[0], tactic("a1i", ph="( ch -> ch )", ps="th")]
+    _, _, composed = run_script(workspace, script, stop_first=False, compose=True)
+    assert composed.inference_only == [False, True, True]
+    _, _, plain = run_script(workspace, script, stop_first=False)
+    assert plain.inference_only == [False, False, False]
+
+
+class QueuePolicy:
+    """Answers each query with the next list of proposals of ``answers`` (nothing once they run out)."""
+
+    def __init__(self, answers: list[list[Proposal]]) -> None:
+        self.answers = list(answers)
+
+    def propose_forward(self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None):
+        return [self.answers.pop(0) if self.answers else [] for _ in queries]
+
+    def propose_backward(self, queries, k):
+        return [[] for _ in queries]
+
+
+def queue_generator(workspace: Workspace, answers: list[list[Proposal]], **settings: object) -> TheoremGenerator:
+    limits = {name: settings.pop(name) for name in ("max_statement_tokens", "keep_duplicates") if name in settings}
+    options = {"goal_source": "none", "max_steps": 2, "min_steps": 1, "attempts_per_step": 2, **settings}
+    return TheoremGenerator(workspace, QueuePolicy(answers), GenerationSettings(**options), seed=0, **limits)  # type: ignore[arg-type]
+
+
+def test_an_invalid_proposal_is_counted_and_the_next_one_of_the_step_taken(workspace: Workspace) -> None:
+    unknown = Proposal(Tactic("no-such-label", {}), -2.0)
+    answers = [[unknown, Proposal(SCRIPT[0], -1.0)], [unknown, Proposal(SCRIPT[1], -1.0)]]
+    generator = queue_generator(workspace, answers)
+    (rollout,) = generator.run(1)
+    assert made(rollout) == [A, B] and rollout.end == "max_steps" and rollout.done
+    assert generator.counters["invalid_unknown_label"] == 2 and generator.counters["rollout_end_max_steps"] == 1
+
+
+def test_every_rollout_ends_done_and_its_end_is_counted(workspace: Workspace) -> None:
+    generator = queue_generator(workspace, [[Proposal(SCRIPT[0], -1.0)]] * 6, max_steps=2)
+    rollouts = generator.run(3)
+    assert all(r.done and r.end == "max_steps" for r in rollouts)
+    assert generator.counters["rollout_end_max_steps"] == 3
+    nothing = queue_generator(workspace, [])
+    assert [r.end for r in nothing.run(2)] == ["no_valid_proposal"] * 2
+    assert nothing.counters["rollout_end_no_valid_proposal"] == 2
+
+
+def test_a_rollout_that_made_nothing_is_counted_and_gives_no_theorem(workspace: Workspace) -> None:
+    generator = queue_generator(workspace, [])
+    assert [generator.select(r) for r in generator.run(2)] == [None, None]
+    assert generator.counters["filtered_no_new_node"] == 2 and generator.counters["generated"] == 0
+
+
+def test_each_generated_theorem_is_counted_and_labelled_afresh(workspace: Workspace) -> None:
+    x, y = tactic("ax-1", ph="( ph -> ps )", ps="ch"), tactic("ax-1", ph="( ps -> ph )", ps="ch")
+    generator = queue_generator(workspace, [[Proposal(x, -1.0)], [Proposal(y, -1.0)]], max_steps=1, selection="last")
+    chosen = [generator.select(r) for r in generator.run(2)]
+    assert generator.counters["generated"] == 2
+    labels = [g.theorem.label for g in chosen if g is not None]
+    assert len(set(labels)) == 2 and all(re.fullmatch(r"advgen\.[0-9a-f]{12}", label) for label in labels)
+
+
+def test_a_theorem_the_kernel_rejects_is_dropped_counted_and_logged(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def reject(*args: object, **kwargs: object) -> None:
+        raise MetamathError("step 3 does not follow")
+
+    generator, rollout, _ = run_script(workspace, min_steps=3)
+    monkeypatch.setattr(generation, "check_tree", reject)
+    with caplog.at_level(logging.ERROR, logger="core.adversarial.generation"):
+        assert generator.select(rollout) is None
+        assert generator.select(rollout) is None
+    assert generator.counters["kernel_rejected"] == 2 and generator.counters["generated"] == 0
+    assert caplog.messages[0] == (
+        "BUG: a generated theorem failed the kernel check and was dropped: step 3 does not follow"
+    )
+
+
+# --- the filters' flags and the duplicate window --------------------------------------------------------------
+
+
+def test_a_filtered_node_is_not_flagged_a_duplicate(workspace: Workspace) -> None:
+    generator, rollout, _ = run_script(workspace, min_steps=3, max_statement_tokens=17, keep_duplicates=False)
+    nodes = {" ".join(n.statement): n for n in rollout.new_nodes()}
+    assert generator._filter(rollout, nodes[B]) == ("too_long", False)
+    known, rollout2, _ = run_script(workspace, [tactic("ax-1", ph="ph", ps="ps")], min_steps=1)
+    assert known._filter(rollout2, rollout2.new_nodes()[0]) == ("in_database", False)
+    assert generator.select(rollout) is not None  # C, now remembered
+    assert generator._filter(rollout, nodes[C]) == ("duplicate", True)
+
+
+def test_too_long_counts_the_hypotheses_the_node_uses(workspace: Workspace) -> None:
+    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(min_steps=1), seed=0)  # type: ignore[arg-type]
+    rollout = generator.new_rollout()
+    while not rollout.env.theorem.essential:
+        rollout = generator.new_rollout()
+    hypothesis = rollout.hypotheses[0]
+    rollout.env.apply(tactic("a1i", ph=" ".join(hypothesis[1:]), ps="ta"))
+    derived = rollout.env.nodes[-1]
+    total = len(derived.statement) + len(hypothesis)
+    generator.max_statement_tokens = total
+    assert generator._filter(rollout, derived)[0] == ""
+    generator.max_statement_tokens = total - 1
+    assert generator._filter(rollout, derived)[0] == "too_long"
+
+
+X = tactic("ax-1", ph="( ph -> ps )", ps="ch")
+Y = tactic("ax-1", ph="( ps -> ph )", ps="ch")
+Z = tactic("ax-1", ph="( ch -> ph )", ps="ps")
+
+
+def kept_and_flags(workspace: Workspace, sequence: list[Tactic], window: int, keep: bool = False) -> list[str]:
+    """One rollout per tactic of ``sequence``: 'new', 'dup' (kept, flagged) or 'dropped'."""
+    answers = [[Proposal(t, -1.0)] for t in sequence]
+    generator = queue_generator(
+        workspace, answers, max_steps=1, selection="last", dedup_window=window, keep_duplicates=keep
+    )
+    outcomes = []
+    for _ in sequence:
+        chosen = generator.select(generator.run(1)[0])
+        outcomes.append("dropped" if chosen is None else "dup" if chosen.duplicate else "new")
+    return outcomes
+
+
+def test_the_duplicate_window_remembers_the_last_statements_only(workspace: Workspace) -> None:
+    assert kept_and_flags(workspace, [X, X], window=0) == ["new", "new"]  # no window: nothing remembered
+    assert kept_and_flags(workspace, [X, X], window=1) == ["new", "dropped"]
+    assert kept_and_flags(workspace, [X, Y, X], window=1) == ["new", "new", "new"]  # X was pushed out by Y
+    assert kept_and_flags(workspace, [X, Y, X], window=2) == ["new", "new", "dropped"]
+    assert kept_and_flags(workspace, [X, Y, Z, X], window=2) == ["new", "new", "new", "new"]
+
+
+def test_a_kept_duplicate_does_not_take_a_place_in_the_window(workspace: Workspace) -> None:
+    assert kept_and_flags(workspace, [X, X, Y, X], window=2, keep=True) == ["new", "dup", "new", "dup"]
+
+
+# --- where rollouts start -------------------------------------------------------------------------------------
+
+
+def test_a_rollout_starts_from_a_train_theorems_hypotheses(workspace: Workspace) -> None:
+    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(min_steps=1), seed=0)  # type: ignore[arg-type]
+    train = {t.label: t for t in workspace.train_theorems()}
+    for _ in range(5):
+        rollout = generator.new_rollout()
+        source = train[rollout.source_label or ""]
+        theorem = rollout.env.theorem
+        assert theorem.label == "advgen.goal" and theorem.statement == source.statement
+        assert rollout.hypotheses == [h.statement for h in source.essential] != []
+        assert [h.label for h in theorem.essential] == [f"advgen.h{i}" for i in range(1, len(source.essential) + 1)]
+        assert [n.statement for n in rollout.env.nodes] == rollout.hypotheses and rollout.new_nodes() == []
+
+
+def test_a_rollout_from_nothing_has_no_hypotheses_and_a_train_statement(workspace: Workspace) -> None:
+    generator = queue_generator(workspace, [])
+    rollout = generator.new_rollout()
+    assert rollout.source_label is None and rollout.hypotheses == [] and rollout.env.nodes == []
+    placeholder = rollout.env.theorem.statement
+    assert any(t.statement == placeholder and not t.essential for t in workspace.train_theorems())
+
+
+def test_must_use_is_the_nodes_the_rollout_made_not_its_hypotheses(workspace: Workspace) -> None:
+    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(min_steps=1, compose=True), seed=0)  # type: ignore[arg-type]
+    rollout = generator.new_rollout()
+    while not rollout.env.theorem.essential:
+        rollout = generator.new_rollout()
+    assert generator.must_use(rollout) == frozenset()  # nothing made yet
+    outcome = rollout.env.apply(tactic("a1i", ph=" ".join(rollout.hypotheses[0][1:]), ps="ta"))
+    rollout.steps.append(Step(Tactic("a1i", {}), outcome.statement, 0.0))
+    assert generator.must_use(rollout) == frozenset({len(rollout.hypotheses)})
+
+
+# --- completion -----------------------------------------------------------------------------------------------
+
+
+def test_completion_drops_the_models_values_when_they_fit_no_node(workspace: Workspace) -> None:
+    generator, rollout, _ = run_script(workspace, [SCRIPT[0]], stop_first=False, max_steps=1)
+    done = complete_tactic(rollout.env, tactic("a1i", ph="th", ps="th"), generator.rng)  # no node is |- th
+    assert done is not None and done[0].substitution["ph"] == tuple(["(", "ch", "->", "ch", ")"])
+    assert done[1].children == (0,)
+
+
+def test_completion_with_must_use_may_anchor_any_hypothesis(workspace: Workspace) -> None:
+    """ax-mp on A (minor) and B (major) must use A: A anchors the minor, the major is left free to be B."""
+    generator, rollout, _ = run_script(workspace, SCRIPT[:2], stop_first=False, max_steps=2)
+    done = complete_tactic(rollout.env, Tactic("ax-mp", {}), generator.rng, must_use=frozenset({0}))
+    assert done is not None and " ".join(done[1].statement) == C and set(done[1].children) == {0, 1}
+
+
+def test_completion_gives_up_after_examining_max_examined_combinations(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator, rollout, _ = run_script(workspace, SCRIPT[:2], stop_first=False, max_steps=2)
+    monkeypatch.setattr(generation, "MAX_EXAMINED", 0)
+    assert complete_tactic(rollout.env, Tactic("ax-mp", {}), generator.rng) is None
+    monkeypatch.setattr(generation, "MAX_EXAMINED", 4096)
+    assert complete_tactic(rollout.env, Tactic("ax-mp", {}), generator.rng) is not None
+
+
+def test_subexpressions_are_the_graphs_subterms_and_the_contexts_variables(workspace: Workspace) -> None:
+    _, rollout, _ = run_script(workspace, SCRIPT[:2], stop_first=False, max_steps=2)
+    pool = subexpressions(rollout.env)
+    wffs = {" ".join(e) for e in pool["wff"]}
+    assert {"( ch -> ch )", "( th -> ( ch -> ch ) )"} <= wffs  # subterms of A and B
+    assert {"ph", "ps", "ch", "th"} <= wffs  # the context's variables
+    assert "( ( ch -> ch ) -> ( th -> ( ch -> ch ) ) )" not in wffs  # a whole statement is no proper subterm
+    assert len(pool["wff"]) == len(wffs)  # each once
+    assert set(pool) == {h.typecode for h in rollout.env.floating.values()}
+
+
+# --- token frequencies ----------------------------------------------------------------------------------------
+
+
+def test_token_shares_count_every_token_after_the_typecode(workspace: Workspace) -> None:
+    shares = token_frequencies(workspace)
+    assert sum(shares.values()) == pytest.approx(1.0) and "|-" not in shares and "wff" not in shares
+    assert shares["("] == shares[")"] > 0  # every statement's brackets balance, its first token included
+
+
+def test_a_token_the_database_never_uses_is_the_rarest(workspace: Workspace) -> None:
+    generator = TheoremGenerator(workspace, ScriptedPolicy([]), GenerationSettings(min_steps=1), seed=0)  # type: ignore[arg-type]
+    rollout = generator.new_rollout()
+    while ("|-", "ph") not in rollout.hypotheses:
+        rollout = generator.new_rollout()
+    alone = next(n for n in rollout.env.nodes if n.statement == ("|-", "ph"))
+    features = generator.features(alone)  # a one-token statement: that token's share
+    assert features.mean_token_frequency == features.max_token_frequency == token_frequencies(workspace)["ph"] > 0
+    assert "ta" not in token_frequencies(workspace)
+    with_unused = rollout.env.apply(tactic("a1i", ph="ph", ps="ta"))
+    with_known = rollout.env.apply(tactic("a1i", ph="ph", ps="ch"))
+    assert generator.features(with_unused).mean_token_frequency < generator.features(with_known).mean_token_frequency

@@ -9,6 +9,7 @@ import pytest
 from core.adversarial.topology import (
     BOTH_PROOFS,
     EVALUATION_STREAM,
+    EVALUATIONS,
     GENERATIONS,
     GIVEN_PROOFS,
     IN_CHECKPOINT,
@@ -18,8 +19,13 @@ from core.adversarial.topology import (
     ROLES,
     SETUP_TABLE,
     SETUPS,
+    TRAIN_SPLIT,
+    Setup,
     Wiring,
+    _setup,
     check_role_counts,
+    generator_learns_from_results,
+    generator_trainer_reads_generations,
     prover_actor_reads_train_split,
     prover_learns_from,
     routed_to_prover_trainer,
@@ -156,4 +162,137 @@ def test_what_the_prover_trainer_is_sent(
     assert (
         tuple(routed_to_prover_trainer(learns, proved=p, send_only_failed=send_only_failed) for p in (False, True))
         == routed
+    )
+
+
+# --- the documented wiring of each setup, stream by stream (docs/ARCHITECTURE.md, "Stream assignment") -----------
+
+TWO_BY_TWO = {"generator_actor": 2, "prover_actor": 2, "generator_trainer": 1, "prover_trainer": 1, "evaluator": 1}
+PROVER_ACTOR = [("prover-actor-00", IN_STREAM, "prover-actor-00"), ("prover-actor-01", IN_STREAM, "prover-actor-01")]
+PROVER_TRAINER = ("prover-trainer", IN_CHECKPOINT, "prover")
+GENERATOR_TRAINER = ("generator-trainer", IN_CHECKPOINT, "generator")
+Row = tuple[str, str, str, list[tuple[str, str, str]]]
+
+
+def generation_rows(generator_trainer_reads_them: bool) -> list[Row]:
+    """Generator actor g writes generator-actor-gg-to-pp for each prover actor p, read by prover actor p only
+    (and by the generator trainer in the heuristic-reward setups)."""
+    extra = [GENERATOR_TRAINER] if generator_trainer_reads_them else []
+    return [
+        (f"generator-actor-0{g}-to-0{p}", GENERATIONS, f"generator-actor-0{g}", [PROVER_ACTOR[p], *extra])
+        for g in (0, 1)
+        for p in (0, 1)
+    ]
+
+
+def result_rows(*readers: tuple[str, str, str]) -> list[Row]:
+    return [(f"prover-actor-0{p}", RESULTS, f"prover-actor-0{p}", list(readers)) for p in (0, 1)]
+
+
+EVALUATOR_ROW: Row = (EVALUATION_STREAM, EVALUATIONS, "evaluator-00", [])
+DOCUMENTED = {
+    "adversarial": generation_rows(False) + result_rows(PROVER_TRAINER, GENERATOR_TRAINER) + [EVALUATOR_ROW],
+    "fixed-prover": generation_rows(False) + result_rows(GENERATOR_TRAINER) + [EVALUATOR_ROW],
+    "fixed-generator": generation_rows(False) + result_rows(PROVER_TRAINER) + [EVALUATOR_ROW],
+    "generator-only": [
+        (f"generator-actor-0{g}-to-00", GENERATIONS, f"generator-actor-0{g}", [GENERATOR_TRAINER]) for g in (0, 1)
+    ],
+    "generator-reward": generation_rows(True) + result_rows(PROVER_TRAINER) + [EVALUATOR_ROW],
+    "supervised-only": [EVALUATOR_ROW],
+    "prover-only": [*result_rows(PROVER_TRAINER), EVALUATOR_ROW],
+}
+
+
+def accepted(setup: str, counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` less the roles ``setup`` forbids."""
+    return {role: 0 if role in SETUP_TABLE[setup].absent else n for role, n in counts.items()}
+
+
+def rows(table: Wiring) -> list[Row]:
+    return [
+        (s.name, s.kind, s.producer, [(c.name, c.cursor_in, c.cursor_name) for c in s.consumers]) for s in table.streams
+    ]
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_each_setup_has_its_documented_streams_writers_readers_and_commit_places(setup: str) -> None:
+    counts = accepted(setup, TWO_BY_TWO)
+    check_role_counts(setup, counts)
+    table = wiring(setup, counts)
+    assert table.setup is SETUP_TABLE[setup]
+    assert rows(table) == DOCUMENTED[setup]
+    assert [table.count(role) for role in ROLES] == [counts[role] for role in ROLES]
+    for kind in (GENERATIONS, RESULTS, EVALUATIONS):
+        assert table.stream_names(kind) == [row[0] for row in DOCUMENTED[setup] if row[1] == kind]
+
+
+def test_a_stream_not_in_the_table_is_absent_and_read_by_nobody() -> None:
+    table = wiring("adversarial", TWO_BY_TWO)
+    assert table.stream("generator-actor-02-to-00") is None
+    assert table.consumers_of("generator-actor-02-to-00") == ()
+    assert table.stream("prover-actor-01") is not None
+
+
+def test_a_role_missing_from_the_counts_does_not_run() -> None:
+    """``wiring`` with only the roles that run named equals ``wiring`` with the others at 0."""
+    named = {"generator_actor": 2, "generator_trainer": 1}
+    table = wiring("generator-only", named)
+    assert table == wiring("generator-only", accepted("generator-only", {role: named.get(role, 0) for role in ROLES}))
+    assert [run.role for run in table.runs] == ["generator_actor", "generator_trainer"]
+    assert table.count("prover_actor") == table.count("evaluator") == 0
+    assert table.job_names() == ["generator-actor-00", "generator-actor-01", "generator-trainer-00"]
+    alone = wiring("supervised-only", {"prover_trainer": 1})
+    assert alone.streams == () and alone.job_names() == ["prover-trainer-00"]
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_whatever_runs_no_stream_names_a_consumer_that_does_not(setup: str) -> None:
+    """Even counts the configuration would refuse (the launcher reports those) give a table whose readers run."""
+    for mask in range(1 << len(ROLES)):
+        counts = {role: (mask >> i) & 1 for i, role in enumerate(ROLES)}
+        readers = {c.role for s in wiring(setup, counts).streams for c in s.consumers}
+        assert readers <= {role for role in ROLES if counts[role]}, (setup, counts)
+
+
+@pytest.mark.parametrize(
+    "setup, reads_generations, learns_from_results",
+    [
+        ("adversarial", False, True),
+        ("fixed-prover", False, True),
+        ("fixed-generator", False, False),  # no generator trainer runs
+        ("generator-only", True, False),
+        ("generator-reward", True, False),
+        ("supervised-only", False, False),
+        ("prover-only", False, False),
+    ],
+)
+def test_what_the_generator_trainer_learns_from(setup: str, reads_generations: bool, learns_from_results: bool) -> None:
+    assert generator_trainer_reads_generations(setup) is reads_generations
+    assert generator_learns_from_results(setup) is learns_from_results
+    table = wiring(setup, accepted(setup, TWO_BY_TWO))
+    assert any(c.role == "generator_trainer" for s in table.streams if s.kind == RESULTS for c in s.consumers) is (
+        learns_from_results
+    )
+
+
+def test_unknown_setups_are_refused_by_every_question() -> None:
+    for question in (generator_trainer_reads_generations, generator_learns_from_results, prover_learns_from):
+        with pytest.raises(ConfigError, match="unknown setup 'sideways'"):
+            question("sideways")
+
+
+def test_the_prover_trainer_learns_from_the_given_proofs_unless_told_otherwise() -> None:
+    assert prover_learns_from("adversarial") == GIVEN_PROOFS
+    assert prover_learns_from("adversarial", True) == BOTH_PROOFS
+    assert prover_learns_from("prover-only") == prover_learns_from("prover-only", True) == OWN_PROOFS
+
+
+def test_the_table_notation_reads_space_separated_roles_with_the_documented_defaults() -> None:
+    """``_setup``: required and forbidden roles as words; by default none forbidden, the generator trainer
+    learns from the results and the prover actors take their goals from the generations."""
+    plain = _setup("plain", "generator_actor prover_actor")
+    assert plain == Setup("plain", frozenset({"generator_actor", "prover_actor"}), frozenset(), RESULTS, GENERATIONS)
+    told = _setup("told", "prover_trainer", "generator_actor evaluator", GENERATIONS, TRAIN_SPLIT)
+    assert told == Setup(
+        "told", frozenset({"prover_trainer"}), frozenset({"generator_actor", "evaluator"}), GENERATIONS, TRAIN_SPLIT
     )
