@@ -41,7 +41,7 @@ def run(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished short run of the tiny preset whose prover trainer published trained versions."""
     exp = tmp_path_factory.mktemp("journey") / "exp"
-    command = ["-m", "jobs.launch", "local", "--preset", "tiny", "--exp", exp, "--minutes", "0.5", "--progress", "10"]
+    command = ["-m", "jobs.launch", "local", "--preset", "tiny", "--exp", exp, "--minutes", "0.7", "--progress", "10"]
     for override in FAST:
         command += ["--set", override]
     done = run(*command)
@@ -78,7 +78,7 @@ def test_a_short_run_then_prove_with_its_checkpoints(experiment: Path, tmp_path:
             "--checkpoint",
             checkpoint,
             "--expansions",
-            "16",
+            "32",
             "--timeout-s",
             "10",
         )
