@@ -129,7 +129,7 @@ def test_prove_takes_its_checkpoint_from_an_s3_experiment(s3_experiment: str, tm
     """``jobs.prove --checkpoint s3://...``, in another process: the prover trainer's version there proves."""
     holes, out = tmp_path / "holes.mm", tmp_path / "proved.mm"
     rewrite_proofs(embedded_database_path(), {"mp2": ["?"]}, holes)
-    command = ["jobs.prove", holes, "--out", out, "--checkpoint", s3_experiment, "--expansions", "1"]
+    command = ["jobs.prove", holes, "--out", out, "--checkpoint", s3_experiment, "--expansions", "4"]
     run = subprocess.run(
         [sys.executable, "-m", *map(str, command)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
     )
