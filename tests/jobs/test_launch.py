@@ -409,7 +409,7 @@ def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     assert before is not None
 
     second = subprocess.run(
-        launch_command(exp, 1.0), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=240
+        launch_command(exp, 0.75), capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=240
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming" in second.stdout

@@ -159,34 +159,61 @@ def test_the_launch_folder_is_private_to_the_user(tmp_path: Path, monkeypatch: p
         assert folder.stat().st_mode & 0o777 == 0o700, oct(folder.stat().st_mode)
 
 
-@pytest.mark.parametrize(
-    "role", ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator"]
-)
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--rank", "-1"], "--rank must be a whole number >= 0"),
-        (["--minutes", "-1"], "--minutes must be a finite number > 0"),
-        (["--minutes", "0"], "--minutes must be a finite number > 0"),
-    ],
-)
+ROLES = ["generator_actor", "prover_actor", "generator_trainer", "prover_trainer", "evaluator"]
+BAD_FLAGS = [
+    (["--rank", "-1"], "--rank must be a whole number >= 0"),
+    (["--minutes", "-1"], "--minutes must be a finite number > 0"),
+    (["--minutes", "0"], "--minutes must be a finite number > 0"),
+]
+
+
 def test_every_role_refuses_negative_ranks_and_minutes_before_any_work(
-    tmp_path: Path, role: str, flags: list[str], message: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Each role's command line, its ``main`` through jobs._cli as ``python -m jobs.<role>`` runs it, in this
+    process (a subprocess per case only adds an interpreter's start-up; the module wiring: the test below),
+    exits 2 with the message and writes nothing. The job's first work (giving torch its threads) is replaced
+    by a failure here, so a check that let a bad value through fails this test instead of running the job."""
+    import importlib
+
+    from jobs import _cli, _role, launch
+
+    def work_started() -> int:
+        raise RuntimeError("the job started working")
+
+    monkeypatch.setattr(_role, "set_threads", work_started)
+    exp = tmp_path / "exp"
+    launch.prepare("local", "tiny", str(exp), [], 1.0)
+    before = sorted(p.relative_to(exp) for p in exp.rglob("*"))
+    for role in ROLES:
+        entry = importlib.import_module(f"jobs.{role}").main
+        for flags, message in BAD_FLAGS:
+            code = _cli.main(entry, [str(exp), *flags], prog=f"python -m jobs.{role}")
+            err = capsys.readouterr().err
+            assert code == 2 and message in err and "Traceback" not in err, (role, flags, err)
+            assert sorted(p.relative_to(exp) for p in exp.rglob("*")) == before, (role, flags)  # no heartbeat
+        # the accepted twin: a good rank and minutes pass the checks and reach the job's work
+        assert _cli.main(entry, [str(exp), "--rank", "0", "--minutes", "1"]) == 1
+        assert "the job started working" in capsys.readouterr().err
+
+
+def test_a_role_run_as_a_module_exits_2_on_a_bad_flag(tmp_path: Path) -> None:
+    """``python -m jobs.<role>`` is wired to the same command line (one subprocess; the rest run in-process)."""
     from jobs import launch
 
     exp = tmp_path / "exp"
     launch.prepare("local", "tiny", str(exp), [], 1.0)
     before = sorted(p.relative_to(exp) for p in exp.rglob("*"))
     done = subprocess.run(
-        [sys.executable, "-m", f"jobs.{role}", str(exp), *flags],
+        [sys.executable, "-m", "jobs.prover_actor", str(exp), "--rank", "-1"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
         timeout=120,
     )
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
-    assert sorted(p.relative_to(exp) for p in exp.rglob("*")) == before  # nothing written: no heartbeat
+    assert done.returncode == 2 and "--rank must be a whole number >= 0" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.relative_to(exp) for p in exp.rglob("*")) == before
 
 
 def test_a_read_only_experiment_folder_is_a_message_not_a_traceback(

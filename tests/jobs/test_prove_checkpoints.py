@@ -16,6 +16,8 @@ from core.metamath.writer import rewrite_proofs
 from core.models.checkpoint import LEGACY_TRAINER_KEY, model_weights, policy_meta, save_policy_file
 from core.models.formats import build_vocabulary
 from core.models.training import new_model
+from jobs import prove as prove_job
+from jobs._cli import main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_MM = """$c |- ( ) -> P Q wff $.
@@ -71,7 +73,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("checkpoint", ["legacy.pt"])  # a .safetensors file: tests/test_journey.py
 def test_a_legacy_trainer_checkpoint_runs(files, checkpoint: str) -> None:
     out = files["folder"] / f"out-{checkpoint}.mm"
-    run = prove(files["holes"], "--out", out, "--checkpoint", files["folder"] / checkpoint, "--expansions", "4")
+    run = prove(files["holes"], "--out", out, "--checkpoint", files["folder"] / checkpoint, "--expansions", "1")
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
 
@@ -80,7 +82,7 @@ def test_a_checkpoint_given_as_a_file_url_runs(files) -> None:
     """Its twin, a file:// URL naming no file, exits 2: tests/jobs/test_prove.py."""
     out = files["folder"] / "out-url.mm"
     run = prove(
-        files["holes"], "--out", out, "--checkpoint", f"file://{files['folder']}/good.safetensors", "--expansions", "4"
+        files["holes"], "--out", out, "--checkpoint", f"file://{files['folder']}/good.safetensors", "--expansions", "1"
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1].startswith("proved ") and out.is_file()
@@ -97,12 +99,16 @@ def test_a_checkpoint_given_as_a_file_url_runs(files) -> None:
     ],
 )
 def test_a_bad_checkpoint_exits_1_with_one_line(
-    files, checkpoint: str, database: str, workers: int, message: str
+    files, checkpoint: str, database: str, workers: int, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Through jobs.prove's command line in this process (``python -m jobs.prove`` runs the same
+    jobs._cli.main; its wiring is exercised by the subprocess tests above)."""
     db = files["holes"] if database == "holes" else files["folder"] / "foreign.mm"
     out = files["folder"] / "bad-out.mm"
-    run = prove(db, "--out", out, "--checkpoint", files["folder"] / checkpoint, "--workers", str(workers))
-    assert run.returncode == 1, (run.stdout, run.stderr)
-    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0] and checkpoint in errors[0], run.stderr
-    assert "Traceback" not in run.stderr and not out.exists()
+    argv = [str(db), "--out", str(out), "--checkpoint", str(files["folder"] / checkpoint), "--workers", str(workers)]
+    code = main(prove_job.prove, argv)
+    captured = capsys.readouterr()
+    assert code == 1, (captured.out, captured.err)
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and checkpoint in errors[0], captured.err
+    assert "Traceback" not in captured.err and not out.exists()

@@ -156,7 +156,7 @@ def test_each_role_runs_standalone_through_its_cli(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_adversarial_roles_as_processes_with_a_kill_and_restart(tmp_path: Path) -> None:
     root = prepared_root(tmp_path / "exp", "adversarial")
-    minutes = 1.0
+    minutes = 0.75
     start = time.time()
     logs = {
         role: open(tmp_path / f"{role}.log", "w")  # noqa: SIM115 - closed after the processes end
@@ -176,10 +176,10 @@ def test_adversarial_roles_as_processes_with_a_kill_and_restart(tmp_path: Path) 
     killed = False
     try:
         while any(p.poll() is None for p in processes.values()) and time.time() - start < 60 * minutes + 90:
-            if not killed and time.time() - start > 30 and records_present(root):
+            if not killed and time.time() - start > 20 and records_present(root):
                 processes["prover_actor"].send_signal(signal.SIGKILL)
                 processes["prover_actor"].wait()
-                processes["prover_actor"] = spawn("prover_actor", minutes - (time.time() - start) / 60)
+                processes["prover_actor"] = spawn("prover_actor", max(minutes - (time.time() - start) / 60, 0.15))
                 killed = True
             time.sleep(0.5)
     finally:
