@@ -402,6 +402,7 @@ def test_local_run_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     assert first.returncode == 0, output[-3000:]
     assert stopped_after < 170, "the run did not end early on the stop request"
     assert "== advprover: run ended" in output and "resume      " in output
+    assert "sizes       generated median " in output and "human proofs (train split) median " in output
     assert "checks      " in output and "FAILED" not in output
     beats = {p.name: json.loads(p.read_text()) for p in (exp / "heartbeats").glob("*.json")}
     assert {b["status"] for b in beats.values()} <= {"interrupted", "finished"}, beats
