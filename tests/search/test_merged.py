@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_an_untrained_merged_search_proves_what_the_baseline_proves_and_alone_it
             hilbert.db,
             theorems,
             policy,
-            SearchSettings(**{**settings.to_dict(), **change}),
+            dataclasses.replace(settings, **change),
             grammar=hilbert.grammar,
             kernel=hilbert.kernel,
         )
