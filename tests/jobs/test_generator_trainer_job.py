@@ -95,6 +95,33 @@ def test_the_job_learns_its_streams_records_and_publishes_cursor_buffer_steps_an
     rewards = [r.heuristic / (1 + r.heuristic) for r in records]  # the squashed heuristics 0, 1/2, 2/3, 3/4
     assert meta["state"]["rewards_seen"] == 4
     assert min(rewards) < meta["state"]["baseline"] < max(rewards)  # a moving average of what was read
+    writer = ShardWriter(ExperimentRoot.open(str(root.url)), stream, max_records=2, max_age_s=60.0)
+    for record in generations(rt, 6)[4:]:
+        writer.append(record.to_json())
+    writer.close()
+    assert run_role("generator_trainer", root, max_steps=1) == "finished"  # a restart: from the committed cursor
+    meta = CheckpointStore(root, "generator").latest().meta  # type: ignore[union-attr]  # published above
+    assert meta["step"] == 4 and meta["cursors"] == {"0": {stream: 3}}
+    assert meta["state"]["rewards_seen"] == 6  # the two new records only: nothing read twice
+
+
+def test_in_the_adversarial_setup_the_job_learns_the_prover_actors_results(tmp_path: Path, runtime) -> None:
+    rt = runtime("generator_trainer")
+    flagged = [dataclasses.replace(sample_result(g), reward=float(i % 2), for_generator_trainer=True)
+               for i, g in enumerate(generations(rt, 4))]  # fmt: skip
+    root = experiment(
+        tmp_path / "job", "tiny", *FAST, "generator_trainer.replay_min=2", "generator_trainer.batch_size=4"
+    )
+    assert run_role("generator_trainer", root, max_steps=0) == "finished"
+    [stream] = wiring_of(rt.config).read_by("generator_trainer", 0)  # the prover actor's results
+    writer = ShardWriter(ExperimentRoot.open(str(root.url)), stream, max_records=4, max_age_s=60.0)
+    for record in flagged:
+        writer.append(record.to_json())
+    writer.close()
+    assert run_role("generator_trainer", root, max_steps=2) == "finished"
+    meta = CheckpointStore(root, "generator").latest().meta  # type: ignore[union-attr]  # published above
+    assert meta["step"] == 2 and meta["counters"] == {"records_in": 4, "skipped": 0, "buffer": 4}
+    assert meta["state"]["rewards_seen"] == 4 and 0.0 < meta["state"]["baseline"] < 1.0
 
 
 def test_start_turns_the_entropy_bonus_on_and_refills_with_the_generators_rules(runtime, monkeypatch) -> None:
