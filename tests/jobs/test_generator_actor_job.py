@@ -58,6 +58,10 @@ def test_the_job_publishes_records_round_robin_naming_their_stream_and_version(t
     assert run_role("generator_actor", root, max_records=4) == "finished"
     streams = ["generator-actor-00-to-00", "generator-actor-00-to-01"]
     assert sorted(root.streams("generator-actor-00")) == streams
+    for stream in streams:  # every shard says who wrote it and which record type it holds
+        header = read_shard(root, stream, 0)[0]
+        assert (header["producer"]["role"], header["producer"]["rank"]) == ("generator_actor", 0)
+        assert (header["record_type"], header["record_version"]) == ("generation", GenerationRecord.VERSION)
     published = {stream: records_of(root, stream) for stream in streams}
     assert [len(published[s]) for s in streams] == [2, 2]  # exactly max_records, alternating
     for stream, records in published.items():
@@ -140,6 +144,12 @@ def test_the_lag_watch_pauses_while_the_first_reader_is_more_than_max_lag_shards
     assert watch.too_far_behind()  # checked again only after a few seconds
     watch._checked = 0.0
     assert not watch.too_far_behind() and rt.counters["reader_lag_shards"] == 2  # 2 behind: not more than 2
+    committed.update({"generator-actor-00-to-00": 6, "generator-actor-00-to-01": 6})
+    watch._checked = 0.0
+    assert not watch.too_far_behind() and rt.counters["reader_lag_shards"] == 0  # caught up
+    del committed["generator-actor-00-to-01"]  # its reader has committed nothing yet: all 6 shards unread
+    watch._checked = 0.0
+    assert watch.too_far_behind() and rt.counters["reader_lag_shards"] == 6
     assert watch.consumed("no-such-stream") == 0
 
 
@@ -147,5 +157,5 @@ def test_each_record_of_a_batch_names_the_stream_it_is_sent_on(actor) -> None:
     rt, generator = actor("generator_actor.rollouts_per_batch=8")
     records: list[GenerationRecord] = []
     while len(records) < 3:
-        records = generator_actor.make_records(rt, generator, random.Random(0), {"generator": 1.0}, 0, ["a", "b"], 1)
-    assert [r.id.split("/")[0] for r in records] == [["b", "a"][i % 2] for i in range(len(records))]  # turns 1, 2...
+        records = generator_actor.make_records(rt, generator, random.Random(0), {"generator": 1.0}, 0, list("abc"), 1)
+    assert [r.id.split("/")[0] for r in records] == [list("bca")[i % 3] for i in range(len(records))]  # turns 1, 2...
