@@ -159,7 +159,8 @@ def make_records(
     streams: list[str],
     turn: int,
 ) -> list[GenerationRecord]:
-    """One batch of records: a database theorem (with probability ``mix['dataset']``) or generated ones."""
+    """One batch of records: a database theorem (with probability ``mix['dataset']``) or generated ones; the
+    caller sends them round-robin from turn ``turn``, so record ``i`` names ``streams[(turn + i) % len(streams)]``."""
     stream = streams[turn % len(streams)]
     if rng.random() < mix.get("dataset", 0.0):
         theorem, tree = generator.dataset_theorem()
@@ -168,13 +169,16 @@ def make_records(
     start = time.perf_counter()
     rollouts = generator.run(rt.config.generator_actor.rollouts_per_batch)
     level = requested_difficulty(rt.config.generator_actor)
-    records = []
+    records: list[GenerationRecord] = []
     for rollout in rollouts:
         generated = generator.select(rollout)
         if generated is not None:
             records.append(
                 GenerationRecord.of_generated(
-                    generated, generator_version=version, source_stream=stream, requested_difficulty=level
+                    generated,
+                    generator_version=version,
+                    source_stream=streams[(turn + len(records)) % len(streams)],  # the stream it is sent on
+                    requested_difficulty=level,
                 )
             )
     rt.add("rollouts", len(rollouts))
