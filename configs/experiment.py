@@ -267,8 +267,8 @@ class MetricsConfig(Config):
     enabled: bool = option(True, help="write live TensorBoard scalars (loss, lr, rewards, success rates...)")
     folder: str = option(
         "",
-        help="local folder of the TensorBoard runs ('' = EXP/tensorboard; needed for a "
-        "remote experiment, else none are written)",
+        help="local folder of the TensorBoard runs ('' = EXP/tensorboard; on a remote store "
+        "each job stages its run locally and uploads it there)",
     )
     every_steps: int = option(10, min=1, help="a trainer writes its scalars every N optimizer steps")
     every_seconds: float = option(30.0, min=1.0, help="an actor writes its scalars at most every N seconds")
@@ -277,7 +277,7 @@ class MetricsConfig(Config):
         if "://" in self.folder and not self.folder.startswith("file://"):
             raise ConfigError(
                 f"metrics.folder {self.folder!r} must be a local folder (TensorBoard event files "
-                f"are written locally); leave it empty to use EXP/tensorboard"
+                f"are written locally); leave it empty to use EXP/tensorboard, on any store"
             )
 
 

@@ -208,14 +208,8 @@ class Runtime:
         if not section.enabled:
             return MetricsWriter.disabled()
         folder = metrics_root(self.root.local_folder, section.folder)
-        if folder is None:
-            logger.warning(
-                "%s: the experiment %s is not in a local folder and metrics.folder is not set: no live "
-                "TensorBoard scalars are written (set metrics.folder to a local folder)",
-                self.name,
-                self.root.url,
-            )
-            return MetricsWriter.disabled()
+        if folder is None:  # a remote experiment: staged locally, uploaded into EXP/tensorboard/<job>/
+            return MetricsWriter.open_remote(self.root, self.name)
         return MetricsWriter.open(folder, self.name)
 
     @cached_property

@@ -61,7 +61,7 @@ from core.adversarial.topology import (
 )
 from core.adversarial.workspace import Workspace
 from core.errors import AdvproverError, CorruptShardError, NewerFormatError, RecordError, StorageError, UsageError
-from core.metrics import metrics_root, runs_in
+from core.metrics import metrics_root, remote_runs, runs_in
 from core.storage import (
     CheckpointStore,
     ExperimentRoot,
@@ -303,9 +303,14 @@ def collect(root: ExperimentRoot, now: float | None = None) -> dict[str, Any]:
 
 
 def tensorboard_runs(root: ExperimentRoot, config: ExperimentConfig) -> dict[str, Any]:
-    """Where the jobs write their live TensorBoard scalars (None when nowhere), and the runs found there."""
-    logdir = metrics_root(root.local_folder, config.metrics.folder) if config.metrics.enabled else None
-    return {"logdir": logdir, "runs": runs_in(logdir) if logdir is not None else []}
+    """Where the jobs write their live TensorBoard scalars (a local folder, or the experiment's
+    ``tensorboard/`` URL on a remote store; None when metrics are off), and the runs found there."""
+    if not config.metrics.enabled:
+        return {"logdir": None, "runs": []}
+    logdir = metrics_root(root.local_folder, config.metrics.folder)
+    if logdir is None:
+        return {"logdir": root.metrics_url, "runs": remote_runs(root)}
+    return {"logdir": logdir, "runs": runs_in(logdir)}
 
 
 def heartbeat_age(beat: dict[str, Any], now: float) -> tuple[float, float | None]:
@@ -767,7 +772,7 @@ def proof_size_lines(status: dict[str, Any]) -> list[str]:
 
 def tensorboard_line(board: dict[str, Any]) -> str:
     if board["logdir"] is None:
-        return "live metrics: none (metrics.enabled is false, or a remote experiment without metrics.folder)"
+        return "live metrics: none (metrics.enabled is false)"
     if not board["runs"]:
         return f"live metrics: no job has written to {board['logdir']} yet"
     return f"live metrics ({len(board['runs'])} jobs): tensorboard --logdir {board['logdir']}"

@@ -76,7 +76,7 @@ def test_an_unusable_folder_is_a_config_error_naming_it(tmp_path: Path) -> None:
 def test_where_runs_go() -> None:
     assert metrics_root("/exp", "") == "/exp/tensorboard"
     assert metrics_root("/exp", "file:///scratch/tb") == metrics_root(None, "/scratch/tb") == "/scratch/tb"
-    assert metrics_root(None, "") is None  # a remote experiment without a local folder: nothing is written
+    assert metrics_root(None, "") is None  # a remote experiment without a local folder: uploaded to its store
 
 
 def test_gpu_memory_only_where_cuda_is_in_use() -> None:

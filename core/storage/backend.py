@@ -118,6 +118,13 @@ class Backend:
         """Delete ``rel``; False if it did not exist."""
         raise NotImplementedError
 
+    def overwrite(self, rel: str, data: bytes) -> int:
+        """Write ``rel`` whole, replacing any previous version, with no temporary of a similar name beside it:
+        for files outside the protocol that tools find by their name (TensorBoard event files). A reader sees
+        the old or the new bytes on object stores (an object appears whole when its upload completes) and
+        local folders (a rename); on other filesystems it may see the file half-written. Returns its size."""
+        raise NotImplementedError
+
     def listdir(self, rel: str) -> list[str]:
         """Names in folder ``rel`` (empty if the folder does not exist)."""
         raise NotImplementedError
@@ -211,6 +218,20 @@ class LocalBackend(Backend):
             _unlink_quietly(tmp)
             raise
         return size
+
+    def overwrite(self, rel: str, data: bytes) -> int:
+        target = self.location(rel)
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}")  # not the target's name: see above
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return len(data)
 
     def remove(self, rel: str) -> bool:
         try:
@@ -395,6 +416,13 @@ class FsspecBackend(Backend):
         finally:
             self._remove_quietly(tmp)
         return size
+
+    def overwrite(self, rel: str, data: bytes) -> int:
+        target = self._path(rel)
+        self._make_folder_of(target)
+        with self._lock():
+            self.fs.pipe_file(target, bytes(data))  # one PUT on object stores
+        return len(data)
 
     def _remove_quietly(self, path: str) -> None:
         try:

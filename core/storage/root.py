@@ -11,13 +11,19 @@ Layout (see docs/PROTOCOL.md)::
     heartbeats/<role>-<rank>.json        liveness and counters of each job
     stop.json                            a stop request: jobs end after their current unit of work
     quarantine/<stream>/<seq:012d>-<token>.zst (+ .reason.json)   damaged shards, as found
-    tensorboard/<job>/events.out.tfevents.*   live scalars of each job (local experiments; core/metrics.py)
+    tensorboard/<job>/events.out.tfevents.*   live scalars of each job (core/metrics.py)
+
+``tensorboard/`` is outside the protocol: its files are not records, no job reads another job's, and nothing
+there is published exclusively. A job on a remote root writes its event files locally and uploads them here
+with :meth:`ExperimentRoot.upload_metric_file`, again and again as they grow (each process has its own file
+names, so the overwrite only ever replaces that process's earlier, shorter upload).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -35,6 +41,7 @@ CHECKPOINTS_DIR = "checkpoints"
 HEARTBEATS_DIR = "heartbeats"
 QUARANTINE_DIR = "quarantine"
 STOP_FILE = "stop.json"
+METRICS_DIR = "tensorboard"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -46,6 +53,11 @@ def check_name(name: str, what: str) -> str:
             f"invalid {what} name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
+
+
+def _file_name(name: str) -> bool:
+    """Whether ``name`` is a plain file name: not empty, not hidden, no folder separator."""
+    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
 
 
 def json_bytes(value: Any, *, what: str, indent: int | None = None) -> bytes:
@@ -172,6 +184,46 @@ class ExperimentRoot:
     def checkpoint_names(self) -> list[str]:
         """Names of the checkpoint stores that exist (a listing)."""
         return sorted(n for n in self.backend.listdir(CHECKPOINTS_DIR) if _NAME.fullmatch(n))
+
+    # --- metric files (outside the protocol: see the module docstring) ----------------------------
+
+    @property
+    def metrics_url(self) -> str:
+        """The folder (path or URL) of every job's metric files, ``tensorboard/``."""
+        return self.backend.location(METRICS_DIR)
+
+    def metric_jobs(self) -> list[str]:
+        """Names of the sub-folders of ``tensorboard/`` (a listing; a folder may hold no file yet)."""
+        return sorted(n for n in self.backend.listdir(METRICS_DIR) if _NAME.fullmatch(n))
+
+    def metric_files(self, job: str) -> list[str]:
+        """Names of the files in ``tensorboard/<job>/`` (hidden ones, temporaries among them, left out)."""
+        folder = f"{METRICS_DIR}/{check_name(job, 'job')}"
+        return sorted(n for n in self.backend.listdir(folder) if _file_name(n))
+
+    def download_metric_files(self, job: str, folder: str) -> list[str]:
+        """Copy the files of ``tensorboard/<job>/`` into the local ``folder`` (created); their local paths."""
+        os.makedirs(folder, exist_ok=True)
+        paths = []
+        for name in self.metric_files(job):
+            data = self.backend.read(f"{METRICS_DIR}/{job}/{name}")
+            if data is None:  # removed since the listing
+                continue
+            path = os.path.join(folder, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            paths.append(path)
+        return paths
+
+    def upload_metric_file(self, job: str, path: str) -> int:
+        """Publish the local file ``path`` as ``tensorboard/<job>/<its name>``, replacing an earlier upload of
+        that name (see :meth:`Backend.overwrite`); its size. StorageError for an empty or hidden name."""
+        name = os.path.basename(path)
+        if not _file_name(name):
+            raise StorageError(f"cannot upload {path!r} as a metric file: its name must not be empty or start with '.'")
+        with open(path, "rb") as f:
+            data = f.read()
+        return self.backend.overwrite(f"{METRICS_DIR}/{check_name(job, 'job')}/{name}", data)
 
 
 RootKind = Literal["experiment", "empty", "occupied", "file"]

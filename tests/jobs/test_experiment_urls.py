@@ -1,5 +1,6 @@
 """Experiment roots as URLs: a short tiny run's roles on ``memory://`` (in one process) and on ``s3://`` (the
-local S3 server of the ``s3_bucket`` fixture) read back by status (on s3, as a command in another process) and
+local S3 server of the ``s3_bucket`` fixture) read back by status (on s3, as a command in another process; the
+jobs' TensorBoard runs uploaded under the experiment) and
 export from the same URL; the launcher on ``file://`` and on an object-store-like URL (its runs in a local
 folder); ``memory://`` refused by the launcher (its jobs are other processes); and a URL whose filesystem
 package is not installed (``s3://`` with s3fs hidden) refused by every command in one line naming the extra."""
@@ -49,6 +50,7 @@ OVERRIDES = [
 RECORDS = 8
 GENERATIONS = "generator-actor-00-to-00"
 S3_HINT = "pip install 'advprover[s3]'"
+JOBS = ["generator-actor-00", "generator-trainer-00", "prover-actor-00", "prover-trainer-00"]
 
 
 class SharedMemory(MemoryFileSystem):
@@ -104,6 +106,7 @@ def test_status_reads_a_memory_run_from_its_url(memory_experiment: str, capsys: 
     assert status["totals"]["generations"] == len(generation_records(memory_experiment)) >= RECORDS
     assert status["totals"]["results"] >= RECORDS and status["disk_bytes"] is None  # no disk use off local storage
     assert all(c["ok"] for c in status["checks"]), status["checks"]
+    assert status["tensorboard"] == {"logdir": f"{status['experiment']}/tensorboard", "runs": JOBS}  # uploaded
     assert status_job.main(memory_experiment) == 0
     assert ExperimentRoot.open(memory_experiment).url in capsys.readouterr().out
 
@@ -123,6 +126,7 @@ def test_status_reads_an_s3_run_from_another_process(s3_experiment: str) -> None
     )
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["totals"] == status["totals"]
+    assert json.loads(shown.stdout)["tensorboard"] == {"logdir": f"{s3_experiment}/tensorboard", "runs": JOBS}
 
 
 def test_prove_takes_its_checkpoint_from_an_s3_experiment(s3_experiment: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ import torch
 from configs.databases import resolve_database
 from configs.presets import preset
 from core.adversarial.records import GenerationRecord
+from core.errors import UsageError
+from core.metrics import MetricsWriter
 from core.storage import CheckpointStore, Cursor, ExperimentRoot, Heartbeat, ShardWriter
 from jobs import status
 from tests import sample_records
@@ -23,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GEN = "generator-actor-00-to-00"
 
 
-def make_root(path: Path) -> ExperimentRoot:
+def make_root(path: Path | str) -> ExperimentRoot:
     config = preset("tiny")
     config = dataclasses.replace(config, database=resolve_database(config.database))
     return ExperimentRoot.create_or_open(str(path), config.to_dict())
@@ -162,6 +165,28 @@ def test_status_names_the_live_tensorboard_folder_and_writes_none(tmp_path: Path
     assert report["tensorboard"] == {"logdir": str(tmp_path / "exp" / "tensorboard"), "runs": []}
     assert "live metrics: no job has written to" in status.render(report)
     assert not (tmp_path / "exp" / "tensorboard").exists()  # status reads; only the jobs write event files
+
+
+def test_status_lists_the_runs_a_remote_experiment_uploaded(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"memory://status-test-{uuid.uuid4().hex}/exp"
+    root = make_root(url)
+    config = status.ExperimentConfig.from_dict(root.config)
+    board = status.tensorboard_runs(root, config)
+    assert board == {"logdir": f"{root.url}/tensorboard", "runs": []}  # memory:///status-test-.../exp/tensorboard
+    assert status.tensorboard_line(board) == f"live metrics: no job has written to {root.url}/tensorboard yet"
+    with pytest.raises(UsageError, match=f"no TensorBoard runs to show: no job has written to {root.url}"):
+        status.print_tensorboard_command(root)
+    for job in ("prover-trainer-00", "evaluator-00"):
+        writer = MetricsWriter.open_remote(root, job)
+        writer.scalars({"a": 1.0}, 1)
+        writer.close()
+    root.backend.create("tensorboard/generator-actor-00/notes.txt", b"not an event file")
+    board = status.tensorboard_runs(root, config)
+    assert board == {"logdir": f"{root.url}/tensorboard", "runs": ["evaluator-00", "prover-trainer-00"]}
+    assert status.main(url, tensorboard=True) == 0
+    assert capsys.readouterr().out == f"tensorboard --logdir {root.url}/tensorboard\n"
+    off = dataclasses.replace(config, metrics=dataclasses.replace(config.metrics, enabled=False))
+    assert status.tensorboard_runs(root, off) == {"logdir": None, "runs": []}
 
 
 def test_follower_counts_new_records_once(tmp_path: Path) -> None:
