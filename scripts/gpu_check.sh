@@ -3,7 +3,9 @@
 #   1. a short `tiny` adversarial run with every role's models on the device (checked in the jobs' logs);
 #   2. training steps/s of the `small` and `base` provers on the device against the CPU (benchmarks/training.py);
 #   3. batched decoding tokens/s and expansions/s of a model policy on the device (benchmarks/search.py);
-#   4. with two GPUs or more, a 2-rank data-parallel prover trainer (nccl).
+#   4. a prover trainer trained on the device, resumed on the CPU, and back: its step, weights and optimizer
+#      state carried over (scripts/device_resume_check.py);
+#   5. with two GPUs or more, a 2-rank data-parallel prover trainer (nccl).
 # Usage: scripts/gpu_check.sh [--device cuda|cpu] [--out DIR] [--minutes M]
 # `--device cpu` runs the same steps on the CPU (smaller sizes), to check the script's own logic anywhere.
 # The figures it prints go into the README's benchmark table when a GPU machine is available.
@@ -15,7 +17,7 @@ while [ $# -gt 0 ]; do
     --device) device=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --minutes) minutes=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -63,14 +65,17 @@ size=$([ "$device" = cpu ] && echo tiny || echo small)
 "$python" benchmarks/search.py --policy model --model-size "$size" --devices "$device" --theorems 16 \
     --batch 16 --expansions 8 || failed=1
 
+echo "== 4. a prover trainer resumed across devices ($([ "$device" = cpu ] && echo "cpu -> cpu -> cpu" || echo "$device -> cpu -> $device"))"
+"$python" scripts/device_resume_check.py --device "$device" --out "$out" || failed=1
+
 if [ "$gpus" -ge 2 ] && [ "$device" != cpu ]; then
-  echo "== 4. a 2-rank data-parallel prover trainer (nccl)"
+  echo "== 5. a 2-rank data-parallel prover trainer (nccl)"
   if ! ./launch.sh local --preset tiny --exp "$out/group" --minutes 1 --set prover_trainer.count=2 "${sets[@]}" \
       > "$out/group.log" 2>&1; then
     echo "gpu_check: the 2-rank run failed ($out/group.log)"; tail -n 30 "$out/group.log"; failed=1
   fi
 else
-  echo "== 4. skipped: a 2-rank group needs two GPUs"
+  echo "== 5. skipped: a 2-rank group needs two GPUs"
 fi
 echo "== gpu_check: $([ $failed = 0 ] && echo passed || echo FAILED) (logs and JSON in $out)"
 exit $failed
