@@ -10,6 +10,7 @@ found)."""
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +169,11 @@ def test_the_time_bound_ends_the_job_with_every_theorem_it_made_published(tmp_pa
     assert beat["records_out"] == sum(len(r) for r in published(root).values()) == beat.get("gen_generated", 0)
 
 
-def test_an_adversarial_actor_waits_for_the_generator_trainers_checkpoint(tmp_path: Path, caplog) -> None:
+def test_an_adversarial_actor_waits_for_the_generator_trainers_checkpoint(tmp_path: Path, caplog, monkeypatch) -> None:
     root = experiment(tmp_path / "exp", "tiny", *FAST)  # a generator trainer publishes version 0 here
+    monkeypatch.setattr(signal, "signal", lambda number, handler: None)  # pytest's handlers stay
     with caplog.at_level(logging.INFO, logger="jobs"):
-        assert run_role("generator_actor", root, minutes=0.01) == "finished"
+        assert generator_actor.main(root.url, minutes=0.01) == "finished"  # rank 0 by default
     assert CheckpointStore(root, GENERATOR_CHECKPOINTS).latest() is None  # it did not make one itself
     assert "waiting for generator checkpoint version 0 from the generator trainer" in caplog.text
     beat = heartbeat(root)
