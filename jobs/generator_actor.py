@@ -82,9 +82,13 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
         keep_duplicates=config.rewards.duplicate_penalty > 0,
     )
 
+    loaded_version = 0  # the version whose weights run: an older one than asked for when that one is damaged
+
     def load(info: CheckpointInfo) -> None:
+        nonlocal loaded_version
         loaded, info = load_version(store, info.version, fallback=True)  # weights only, never the trainer's
         generator.policy = generator_policy(loaded, section, seed=rt.seed, device=device)
+        loaded_version = info.version
         rt.update(generator_version=info.version)
 
     reloader = Reloader(store, section.reload_seconds, load)
@@ -111,7 +115,7 @@ def main(exp: str, rank: int = 0, minutes: float | None = None, max_records: int
             rt.sleep(1.0)
             continue
         rt.update(state="generating")
-        for record in make_records(rt, generator, rng, mix, reloader.version or 0, streams, turn):
+        for record in make_records(rt, generator, rng, mix, loaded_version, streams, turn):
             writers[turn % len(writers)].append(record.to_json())
             window.append(record)
             turn += 1

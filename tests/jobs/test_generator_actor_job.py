@@ -1,7 +1,9 @@
 """The generator actor, in-process and fast (the tiny preset, the embedded database): the job publishes its
 records round-robin on its streams, each naming its stream and the generator version; a source mix sends
-database theorems; a batch counts its rollouts; the live metrics of a window of records; the lag watch pauses
-while the streams' first reader lags (written against the mutants scripts/mutation.sh found)."""
+database theorems; a batch counts its rollouts and its generation time; the live metrics of a window of records;
+the lag watch pauses while the streams' first reader lags, checked again every 5 s; the policy gets the job's
+seed, device and precision (written against the mutants scripts/mutation.sh found; the ``main`` loop's own
+tests are in test_generator_actor_main.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 
 from core.adversarial.generation import GenerationSettings, TheoremGenerator
 from core.adversarial.records import GenerationRecord
+from core.models.checkpoint import LoadedModel
+from core.models.formats import build_vocabulary
+from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
 from core.storage import Cursor, read_shard, stream_bounds
 from jobs import generator_actor
@@ -159,3 +165,41 @@ def test_each_record_of_a_batch_names_the_stream_it_is_sent_on(actor) -> None:
     while len(records) < 3:
         records = generator_actor.make_records(rt, generator, random.Random(0), {"generator": 1.0}, 0, list("abc"), 1)
     assert [r.id.split("/")[0] for r in records] == [list("bca")[i % 3] for i in range(len(records))]  # turns 1, 2...
+
+
+def test_a_batch_adds_its_generation_time_in_seconds_to_the_millisecond(actor, monkeypatch) -> None:
+    rt, generator = actor("generator_actor.rollouts_per_batch=1")
+    clock = iter([100.0, 100.12345, 200.0, 200.12345])  # each batch takes 0.12345 s by this clock
+    monkeypatch.setattr(generator_actor, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    for turn in range(2):
+        generator_actor.make_records(rt, generator, random.Random(0), {"generator": 1.0}, 0, ["a"], turn)
+    assert rt.counters["generation_seconds"] == pytest.approx(0.246, abs=1e-9)  # 0.123 + 0.123
+
+
+def test_the_lag_watch_checks_again_five_seconds_after_its_last_check(actor, monkeypatch) -> None:
+    rt, _ = actor()
+    now = [100.0]
+    committed = {"generator-actor-00-to-00": 0}
+    monkeypatch.setattr(generator_actor, "time", SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(generator_actor, "consumer_cursor", lambda root, consumer: Cursor(committed))
+    watch = generator_actor.LagWatch(rt, [SimpleNamespace(stream="generator-actor-00-to-00", next_seq=20)])  # type: ignore[list-item]  # a stand-in writer
+    assert watch.too_far_behind()  # 20 unread shards
+    committed["generator-actor-00-to-00"] = 20
+    now[0] = 104.9
+    assert watch.too_far_behind()  # the last answer, within the 5 s
+    now[0] = 105.0
+    assert not watch.too_far_behind()  # read again at 5 s
+
+
+def test_the_generator_policy_has_the_jobs_seed_device_and_precision(actor, monkeypatch) -> None:
+    rt, _ = actor("generator_actor.precision=bf16")
+    vocab = build_vocabulary(rt.workspace.db)
+    loaded = LoadedModel(new_model(vocab, "tiny", max_source_len=64, max_target_len=16), vocab,
+                         {"kind": "generator", "formats": ["generator"]}, "test")  # fmt: skip
+    options: list[dict[str, Any]] = []
+    real = generator_actor.policy_from_model
+    monkeypatch.setattr(generator_actor, "policy_from_model", lambda m, **kw: options.append(kw) or real(m, **kw))
+    policy = generator_actor.generator_policy(loaded, rt.config.generator_actor, seed=1234, device="cpu")
+    assert policy.generator.initial_seed() == 1234 and policy.device == torch.device("cpu")
+    [asked] = options
+    assert (asked["seed"], asked["device"], asked["precision"]) == (1234, "cpu", "bf16")  # bf16 applies on CUDA
