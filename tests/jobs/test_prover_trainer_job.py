@@ -7,7 +7,9 @@ bound comes from the command line or the configuration (written against the muta
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +17,24 @@ import pytest
 
 from configs.experiment import ExperimentConfig
 from configs.presets import preset
+from core.adversarial.hindsight import hindsight_theorems
 from core.adversarial.records import CriticTarget, GenerationRecord, ResultRecord
 from core.adversarial.topology import wiring_of
 from core.adversarial.workspace import Workspace
 from core.metamath.database import Assertion
-from core.metamath.prooftree import tree_from_proof
+from core.metamath.prooftree import ProofTree, tree_from_proof
 from core.metrics import scalar_points
 from core.models.checkpoint import load_version
+from core.models.examples import tree_examples
 from core.storage import CheckpointStore, ExperimentRoot, ShardWriter, read_heartbeats
-from jobs import prover_trainer
+from jobs import _trainer, prover_trainer
+from tests.jobs.test_prover_only import result_of as prover_only_result
+from tests.jobs.test_prover_only import trainer_job, with_subgoals
 from tests.roles import experiment, run_role
 from tests.sample_records import generation as sample_generation
 from tests.sample_records import result as sample_result
+from tests.scripted_rollouts import scripted_record
+from tests.search.test_backward import corrupt
 
 FAST = ["prover_trainer.bootstrap_steps=0", "generator_trainer.bootstrap_steps=0", "database.path=embedded",
         "prover_trainer.batch_size=4", "prover_trainer.replay_min=1", "prover_trainer.checkpoint_every_steps=1000",
@@ -172,3 +180,102 @@ def test_a_record_teaches_the_given_proof_its_own_proof_or_both_as_configured(
     assert prover_trainer.proofs_to_learn(config, searched(False, None)) == failed
     assert prover_trainer.proofs_to_learn(config, searched(True, OWN)) == proved
     assert prover_trainer.proofs_to_learn(config, searched(True, None)) == proved_without_proof
+    failed_with_a_proof = prover_trainer.proofs_to_learn(config, searched(False, OWN))
+    assert failed_with_a_proof == failed  # a proof only counts with the outcome that found it
+
+
+# --- subgoals, hindsight and the critic's step ---------------------------------------------------------------------
+
+
+def two_inner_steps(ws: Workspace) -> tuple[Assertion, ProofTree, ProofTree]:
+    """A train theorem and two subtrees of its proof with distinct statements (subgoals a search proved)."""
+    for theorem in ws.train_theorems():
+        tree = tree_from_proof(ws.db, theorem, ws.kernel)
+        inner = {node.statement: node for node in tree.nodes() if node is not tree and node.size >= 2}
+        if len(inner) >= 2:
+            first, second = sorted(inner.values(), key=lambda node: -node.size)[:2]
+            return theorem, first, second
+    raise AssertionError("no train theorem with two inner steps")
+
+
+def test_each_solved_subgoal_is_judged_on_its_own(tmp_path: Path, caplog) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        job.formats = ("backward", "forward")
+        ws = job.rt.workspace
+        theorem, sub, other = two_inner_steps(ws)
+        test = next(t for t in ws.split("test") if tree_from_proof(ws.db, t, ws.kernel).size >= 2)
+        held_out = tree_from_proof(ws.db, test, ws.kernel)
+        record = with_subgoals(prover_only_result(job, theorem, None), held_out, corrupt(sub), sub, sub, other)
+        with caplog.at_level(logging.WARNING, logger="jobs.prover_trainer"):
+            examples = prover_trainer.subgoal_examples(job, record, theorem)
+        expected = []
+        for tree, index in ((sub, 3), (other, 5)):
+            made = prover_trainer.subgoal_theorem(ws.db, theorem, tree.statement, tree, f"{theorem.label}.s{index}")
+            for fmt in ("backward", "forward"):
+                expected += tree_examples(job.codec, ws.db, made, tree, fmt, exclude=ws.held_out_statements)  # type: ignore[arg-type]  # set by resume
+        assert examples == expected  # each good subgoal once, in both formats, after a bad one
+        counters = job.rt.counters
+        assert (counters["subgoals_held_out"], counters["subgoals_rejected"]) == (1, 1)
+        assert (counters["duplicate_proofs_skipped"], counters["subgoal_theorems"]) == (1, 2)
+        [warning] = caplog.records
+        message = warning.getMessage()
+        assert message.startswith(f"{job.rt.name}: record {record.id}: solved subgoal 2 rejected: ")
+        assert f", label {theorem.label}.s2: proof step " in message  # the subgoal theorem is named by its place
+
+
+def test_a_subgoals_steps_that_prove_a_held_out_statement_are_not_learned(tmp_path: Path, monkeypatch) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        ws = job.rt.workspace
+        theorem, sub, _ = two_inner_steps(ws)
+        record = with_subgoals(prover_only_result(job, theorem, None), sub)
+        everything = prover_trainer.subgoal_examples(job, record, theorem)
+        step = next(node.statement for node in sub.nodes() if node is not sub and node.children)
+        monkeypatch.setitem(vars(ws), "held_out_statements", ws.held_out_statements | {step})
+        _trainer.reseed(job, 0)  # forget the subgoal
+        assert 0 < len(prover_trainer.subgoal_examples(job, record, theorem)) < len(everything)
+
+
+def test_hindsight_asks_for_the_configured_theorems_and_keeps_each_example_once(tmp_path: Path, monkeypatch) -> None:
+    with trainer_job(tmp_path, "tiny", "prover_trainer.hindsight_max_nodes=3") as job:
+        job.spec = dataclasses.replace(job.spec, max_source_tokens=41)
+        asked: list[dict[str, Any]] = []
+
+        def twice(*args: Any, **kwargs: Any) -> list[Any]:
+            asked.append(kwargs)
+            found = hindsight_theorems(*args, **kwargs)
+            return found + found  # every theorem twice: its examples must still come once
+
+        generation = scripted_record(job.rt.workspace)
+        record = dataclasses.replace(sample_result(generation), for_prover_trainer=True)
+        once = prover_trainer.hindsight_examples(job, record, [])
+        monkeypatch.setattr(prover_trainer, "hindsight_theorems", twice)
+        assert once and prover_trainer.hindsight_examples(job, record, []) == once
+        assert (asked[0]["max_nodes"], asked[0]["max_statement_tokens"]) == (3, 20)  # half the source tokens
+
+
+def test_the_critic_steps_only_when_it_has_targets(tmp_path: Path) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        _trainer.enable_critic(job, 0.01)
+        critic = job.critic
+        assert critic is not None
+        prover_trainer.critic_train(job)  # nothing to learn yet
+        job.critic = None
+        job.critic_buffer.add("s", (0, 0), {"critic": [(("|-", "ph"), 1.0)]})  # type: ignore[union-attr]  # enabled above
+        prover_trainer.critic_train(job)  # no critic: no step
+        assert critic.steps == 0
+        job.critic = critic
+        prover_trainer.critic_train(job)
+        assert critic.steps == 1
+
+
+def test_main_runs_rank_zero_by_default_until_its_minutes_are_up(tmp_path: Path) -> None:
+    root = experiment(tmp_path / "exp", "tiny", *FAST)
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert prover_trainer.main(root.url, minutes=0.01) == "finished"  # no step bound: the minutes end it
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    assert heartbeat(root)["rank"] == 0
+    latest = CheckpointStore(root, "prover").latest()
+    assert latest is not None and latest.meta["step"] >= 1  # it trained on the database meanwhile

@@ -20,9 +20,10 @@ from core.adversarial.records import StreamRecord
 from core.adversarial.replay import ReplayBuffer
 from core.errors import RecordError, StorageError
 from core.metrics import MetricsWriter
-from core.models.checkpoint import load_version
+from core.models.checkpoint import load_version, publish_version
 from core.models.training import train_loop
 from core.storage import Cursor, ShardWriter, StreamReader
+from core.storage.streams import shard_path
 from jobs import _trainer
 from jobs._group import SHARING, Group
 from jobs._role import Runtime
@@ -82,6 +83,16 @@ def make_job(tmp_path: Path) -> Iterator[Callable[..., TrainerJob]]:
     yield make
     for rt in started:
         rt._closed.set()
+
+
+class Clock:
+    """A stand-in for the ``time`` module whose ``time()`` is set by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
 
 
 def write(job: TrainerJob, rewards: list[float], per_shard: int, stream: str = STREAM) -> None:
@@ -179,15 +190,16 @@ def test_progress_is_logged_at_the_rate_the_job_trains(make_job, caplog, monkeyp
     job = make_job(*LOOP)
     _trainer.start(job, RULES)
     _trainer.training(job).steps = 30
-    job.rt.started -= 10.0  # started 10 s ago
     job.loss, job.records_in, job.version = 0.5, 7, 4
+    monkeypatch.setattr(_trainer, "time", Clock(job.rt.started + 10.0))
     with caplog.at_level(logging.INFO, logger="jobs._trainer"):
-        _trainer.log_progress(job, 10)  # 20 steps since this run's first
-    message = caplog.records[-1].getMessage()
-    match = re.fullmatch(
-        r"prover-trainer-00: step 30 \((\d+\.\d\d) steps/s\), loss 0\.5000, buffer 0, records in 7, version 4", message
-    )
-    assert match is not None and 1.9 <= float(match.group(1)) <= 2.0
+        _trainer.log_progress(job, 10)  # 20 steps in the 10 s since the job started
+        monkeypatch.setattr(_trainer, "time", Clock(job.rt.started + 0.5))
+        _trainer.log_progress(job, 25)  # 5 steps in half a second
+    assert [m.getMessage() for m in caplog.records[-2:]] == [
+        "prover-trainer-00: step 30 (2.00 steps/s), loss 0.5000, buffer 0, records in 7, version 4",
+        "prover-trainer-00: step 30 (10.00 steps/s), loss 0.5000, buffer 0, records in 7, version 4",
+    ]
 
 
 def test_without_data_the_loop_waits_and_commits_nothing(make_job, monkeypatch) -> None:
@@ -245,14 +257,6 @@ def test_the_default_weighing_takes_one_example_of_each_item_at_weight_one(make_
 # --- what a step reports ---------------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
 RESULT = {"loss": 0.75, "lr": 0.001, "grad_norm": 2.5, "tokens": 12.0}
 
 
@@ -287,11 +291,11 @@ def test_each_metrics_point_reports_the_step_the_rates_the_buffer_and_the_new_re
         "state/rewards_seen": 3,
     }
     _trainer.absorb(job, RULES, STREAM, (0, 3), Echo(reward=2.0))
-    trainer.steps, clock.now = 4, clock.now + 1.0  # two steps and a record in 1 s since the last point
+    trainer.steps, clock.now = 4, clock.now + 0.5  # two steps and a record in half a second since the last point
     _trainer.record_step(job, RESULT)
     step, values = metrics.points[-1]
-    assert step == 4 and values["train/steps_per_s"] == pytest.approx(2.0)
-    assert values["replay/records_per_s"] == pytest.approx(1.0) and values["replay/size"] == 4
+    assert step == 4 and values["train/steps_per_s"] == pytest.approx(4.0)
+    assert values["replay/records_per_s"] == pytest.approx(2.0) and values["replay/size"] == 4
     assert values["replay/mean_reward_of_new_records"] == 2.0  # only the records read since the last point
     trainer.steps, clock.now = 6, clock.now + 1.0
     _trainer.record_step(job, RESULT)
@@ -336,12 +340,16 @@ def test_version_zero_is_published_once(make_job) -> None:
     assert job.store.versions() == [0]
 
 
-def test_another_rank_waits_for_version_zero_and_stops_when_told(make_job) -> None:
+def test_another_rank_waits_for_version_zero_and_stops_when_told(make_job, monkeypatch, caplog) -> None:
     job = make_job()
     job.group = Group(1, 2)
-    job.rt._stop_requested = True
-    with pytest.raises(StorageError, match=r"^prover-trainer-00: stopped while waiting for version 0$"):
+    monkeypatch.setattr(job.rt, "sleep", lambda seconds: setattr(job.rt, "_stop_requested", True))
+    stopped = pytest.raises(StorageError, match=r"^prover-trainer-00: stopped while waiting for version 0$")
+    with caplog.at_level(logging.INFO, logger="jobs._role"), stopped:
         _trainer.start(job, RULES)
+    assert caplog.records[-1].getMessage() == (
+        "prover-trainer-00: waiting for prover checkpoint version 0 from trainer rank 0"
+    )
     assert job.store.latest() is None  # only rank 0 publishes it
 
 
@@ -359,6 +367,11 @@ def test_a_new_job_is_seeded_from_its_runtime(make_job) -> None:
     _trainer.enable_critic(job, 0.01)
     assert job.critic is not None and job.critic.lr == pytest.approx(0.01) and job.critic.steps == 0
     assert job.critic_buffer is not None and (job.critic_buffer.max_size, job.critic_buffer.sampling) == (7, "uniform")
+    twin = ReplayBuffer(7, seed=job.rt.seed)
+    for buffer in (job.critic_buffer, twin):
+        for index in range(5):
+            buffer.add("s", (0, index), {"i": index})
+    assert job.critic_buffer.sample(20) == twin.sample(20)
 
 
 def test_reseeding_starts_new_buffers_from_the_resumed_step(make_job) -> None:
@@ -420,7 +433,13 @@ def test_refill_reads_each_window_from_its_first_record_to_the_cursor_and_skips_
     job = make_job()
     write(job, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], per_shard=2, stream="b")
     write(job, [7.0, 8.0], per_shard=1, stream="a")
-    window = {"b": [1, 1], "a": [0, 0], "z": [4, 0]}
+    write(job, [9.0, 10.0], per_shard=1, stream="z")
+    writer = ShardWriter(job.rt.root, "z", max_records=1, max_age_s=60.0)
+    writer.append({"reward": "much"})  # shard 2: a malformed record
+    writer.close()
+    write(job, [11.0, 12.0], per_shard=1, stream="z")  # shards 3 and 4
+    job.rt.root.backend.remove(shard_path("z", 3))
+    window = {"b": [1, 1], "a": [0, 0], "z": [1, 0]}
     with caplog.at_level(logging.INFO, logger="jobs._trainer"):
         _trainer.refill(job, RULES, window, Cursor({"b": 3, "a": 1, "z": 5}))
     assert [(i.stream, i.position, i.record["reward"]) for i in job.buffer] == [
@@ -428,14 +447,17 @@ def test_refill_reads_each_window_from_its_first_record_to_the_cursor_and_skips_
         ("b", (1, 1), 4.0),
         ("b", (2, 0), 5.0),
         ("b", (2, 1), 6.0),
+        ("z", (1, 0), 10.0),
+        ("z", (4, 0), 12.0),  # after the shard that is gone
     ]
-    warning = next(m for m in caplog.records if m.levelno == logging.WARNING).getMessage()
-    assert warning.startswith("prover-trainer-00: cannot refill from z shard 4: ")
-    assert caplog.records[-1].getMessage() == "prover-trainer-00: refilled the replay buffer with 4 records"
+    malformed, missing = (m.getMessage() for m in caplog.records if m.levelno == logging.WARNING)
+    assert malformed.startswith("prover-trainer-00: skipping a malformed record: stream z: echo record")
+    assert missing.startswith("prover-trainer-00: cannot refill from z shard 3: stream z: shard 3 does not exist")
+    assert caplog.records[-1].getMessage() == "prover-trainer-00: refilled the replay buffer with 6 records"
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="jobs._trainer"):
         _trainer.refill(job, RULES, {"a": [0, 0]}, Cursor({}))  # the cursor at the window: nothing to refill
-    assert len(job.buffer) == 4 and not caplog.records
+    assert len(job.buffer) == 6 and not caplog.records
 
 
 class Pair(Group):
@@ -471,6 +493,14 @@ def test_rank_zero_commits_every_ranks_cursor_and_window_and_other_ranks_publish
     job.group = Group(0, 1)
     _trainer.commit(job, None)
     assert job.store.latest().meta["cursors"] == {"0": {}}  # type: ignore[union-attr]  # no reader: no streams
+
+
+def test_a_job_without_a_vocabulary_cannot_commit(make_job) -> None:
+    job = make_job()
+    _trainer.start(job, RULES)
+    job.vocab = None
+    with pytest.raises(StorageError, match=r"^prover-trainer-00: no vocabulary to publish \(resume first\)$"):
+        _trainer.commit(job, None)
 
 
 def test_a_fresh_version_is_kept_however_many_are_kept(make_job) -> None:
@@ -530,17 +560,71 @@ def test_a_critic_is_published_once_it_has_stepped_and_resumed_with_its_optimise
     assert job.critic is not None and job.critic.steps == 0  # version 0 holds no critic: a fresh one
     _trainer.commit(job, None)
     assert load_version(job.store)[0].critic is None  # no step yet: none published
-    for _ in range(2):
-        job.critic.step([("|-", "ph")], [1.0])
-    _trainer.commit(job, None)
+    job.critic.step([("|-", "ph")], [1.0])
+    _trainer.commit(job, None)  # one step is enough
     loaded, _ = load_version(job.store)
     assert loaded.critic is not None
     assert loaded.critic.values([("|-", "ph")]) == pytest.approx(job.critic.critic.values([("|-", "ph")]))
     again = _trainer.new_job(job.rt, "prover", job.section, job.spec, job.formats, input_record=Echo)
     _trainer.enable_critic(again, 0.02)
     _trainer.start(again, RULES)
-    assert again.critic is not None and again.critic.steps == 2
+    assert again.critic is not None and again.critic.steps == 1
     assert again.critic.critic.values([("|-", "ph")]) == pytest.approx(job.critic.critic.values([("|-", "ph")]))
     plain = _trainer.new_job(job.rt, "prover", job.section, job.spec, job.formats, input_record=Echo)
     _trainer.start(plain, RULES)
     assert plain.critic is None  # a job without a critic does not take one up
+
+
+def test_a_version_without_state_windows_or_optimiser_resumes_with_none(make_job) -> None:
+    job = make_job()
+    _trainer.start(job, RULES)
+    _trainer.enable_critic(job, 0.01)
+    job.critic.step([("|-", "ph")], [1.0])  # type: ignore[union-attr]  # enabled above
+    meta = {"step": 0, "cursors": {"0": {STREAM: 1}}}  # an older writer's version: no state, no windows
+    publish_version(job.store, job.model, job.vocab, "prover", meta, formats=job.formats,  # type: ignore[arg-type]
+                    critic=job.critic.critic)  # type: ignore[union-attr]  # fmt: skip
+    again = _trainer.new_job(job.rt, "prover", job.section, job.spec, job.formats, input_record=Echo)
+    _trainer.enable_critic(again, 0.02)
+    assert _trainer.start(again, RULES) == Cursor({STREAM: 1})
+    assert again.extra_state == {} and len(again.buffer) == 0
+    assert again.critic is not None and again.critic.lr == pytest.approx(0.02)  # the configured rate goes on
+
+
+def test_a_version_is_due_when_its_minutes_are_up_and_progress_is_logged_every_15_s(
+    make_job, monkeypatch, caplog
+) -> None:
+    job = make_job(*LOOP, "prover_trainer.checkpoint_every_steps=1000", "prover_trainer.checkpoint_every_minutes=1")
+    reader = StreamReader(job.rt.root, [STREAM], _trainer.start(job, RULES))
+    write(job, [1.0, 2.0], per_shard=2)
+    clock = Clock(1000.0)
+    monkeypatch.setattr(_trainer, "time", clock)
+    advances = iter([60.0, 15.0, 45.0])
+
+    def after(result: dict[str, float]) -> None:
+        clock.now += next(advances)
+
+    with caplog.at_level(logging.INFO, logger="jobs._trainer"):
+        train_loop(_trainer.training(job), _trainer.stream_batches(job, RULES, reader, 3), after_step=after)
+    assert [m["step"] for m in metas(job)] == [0, 1, 3]  # a minute after the start, then after the last version
+    progress = [m.getMessage() for m in caplog.records if ": step " in m.getMessage()]
+    assert [message.split(" (")[0] for message in progress] == [
+        "prover-trainer-00: step 1",
+        "prover-trainer-00: step 3",
+    ]
+
+
+def test_a_malformed_record_in_the_stream_is_named_and_counted(make_job, caplog) -> None:
+    job = make_job(*LOOP)
+    reader = StreamReader(job.rt.root, [STREAM], _trainer.start(job, RULES))
+    writer = ShardWriter(job.rt.root, STREAM, max_records=2, max_age_s=60.0)
+    for record in ({"reward": 1.0}, {"reward": None}):
+        writer.append(record)
+    writer.close()
+    with caplog.at_level(logging.WARNING, logger="jobs._trainer"):
+        train_loop(_trainer.training(job), _trainer.stream_batches(job, RULES, reader, 1), after_step=lambda r: None)
+    assert (job.records_in, job.skipped, job.rt.counters["rejected_records"]) == (2, 1, 1)
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .startswith(f"prover-trainer-00: skipping a malformed record: stream {STREAM}: echo record")
+    )
