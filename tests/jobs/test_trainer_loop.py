@@ -74,7 +74,7 @@ def make_job(tmp_path: Path) -> Iterator[Callable[..., TrainerJob]]:
 
     def make(*overrides: str, name: str = "exp") -> TrainerJob:
         root = experiment(tmp_path / name, "tiny", *FAST, *overrides)
-        rt = Runtime.start("prover_trainer", str(root.url), 0, 1.0)  # bounded: a mutant must not hang
+        rt = Runtime.start("prover_trainer", str(root.url), 0, 0.25)  # bounded: a mutant must not hang
         rt.__dict__["metrics"] = Recorder()
         started.append(rt)
         section = rt.config.prover_trainer
@@ -161,7 +161,7 @@ def test_the_loop_reads_trains_to_its_bound_and_commits_cursor_window_and_counte
     assert metrics.tagged("checkpoint/version") == [(2, 1), (4, 2), (5, 3)]
 
 
-def test_the_loop_logs_its_progress_and_keeps_the_heartbeat(make_job, caplog) -> None:
+def test_the_loop_logs_its_progress_and_keeps_the_heartbeat_to_its_finish(make_job, caplog) -> None:
     job = make_job(*LOOP)
     reader = StreamReader(job.rt.root, [STREAM], _trainer.start(job, RULES))
     write(job, [1.0, 2.0, -1.0], per_shard=3)
