@@ -280,3 +280,22 @@ def test_main_runs_rank_zero_by_default_until_its_minutes_are_up(tmp_path: Path)
     assert (beat["rank"], beat["status"]) == (0, "finished")
     latest = CheckpointStore(root, "prover").latest()
     assert latest is not None and latest.meta["step"] == beat["step"]  # whatever it trained, committed
+
+
+def test_a_subgoal_is_checked_in_its_roots_context(tmp_path: Path) -> None:
+    with trainer_job(tmp_path, "prover_only") as job:
+        ws = job.rt.workspace
+        root = min(ws.train_theorems(), key=lambda t: t.number)
+        later = next(
+            (t, tree)
+            for t in ws.train_theorems()
+            if not t.essential and t.statement not in ws.held_out_statements
+            for tree in [tree_from_proof(ws.db, t, ws.kernel)]
+            if any(ws.db.labels[node.label].number > root.number for node in tree.nodes())
+        )
+        theorem, tree = later  # a proof citing what comes after the root: no proof of the root could
+        record = with_subgoals(prover_only_result(job, root, None), tree)
+        assert prover_trainer.subgoal_examples(job, record, root) == []
+        assert job.rt.counters["subgoals_rejected"] == 1
+        placed = prover_trainer.subgoal_theorem(ws.db, theorem, tree.statement, tree, "placed")
+        assert placed.number == theorem.number  # a database root's own place
