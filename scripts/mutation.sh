@@ -8,8 +8,9 @@
 # workspace, settings) and the learning parts of the roles (jobs/_trainer.py, jobs/generator_trainer.py,
 # jobs/prover_trainer.py, jobs/generator_actor.py, jobs/prover_actor.py): the list is [tool.mutmut] only_mutate
 # in pyproject.toml. Which tests judge a mutant: only the fast targeted ones (tests/adversarial and
-# tests/jobs/test_learning_logic.py and the other files of [tool.mutmut] pytest_add_cli_args_test_selection), never chaos, SLURM or
-# the journey; mutmut runs, per mutant, only the tests that call the mutated function.
+# tests/jobs/test_learning_logic.py and the other files of [tool.mutmut] pytest_add_cli_args_test_selection, such as
+# tests/jobs/test_trainer_loop.py and tests/jobs/test_prover_trainer_job.py), never chaos, SLURM or the journey;
+# mutmut runs, per mutant, only the tests that call the mutated function.
 #
 # It prints, per module and in total, the mutants killed, timed out, survived and left without a test, and the
 # kill rate: (killed + timeout) / every mutant checked (mutmut's own score: a mutant that hangs the tests is
