@@ -38,3 +38,18 @@ def test_load_keeps_the_split_salt_and_the_forbidden_labels() -> None:
     salted = Workspace.load(HILBERT, split_salt="pepper", forbidden=("ax-3", "mpd"))
     assert salted.split_salt == "pepper" and salted.forbidden == {"ax-3", "mpd"}
     assert {"ax-3", "mpd"} <= salted.generator_forbidden
+
+
+def test_proof_sizes_count_the_essential_nodes_of_each_human_proof_of_the_split() -> None:
+    workspace = Workspace.load(HILBERT)
+    sizes = dict(zip((a.label for a in workspace.split("train")), workspace.proof_sizes(), strict=True))
+    # a1i: ax-1, its hypothesis and one ax-mp; mp2: two ax-mp over its three hypotheses
+    assert sizes["a1i"] == 3 and sizes["mp2"] == 5
+    valid = workspace.proof_sizes("valid")
+    assert len(valid) == len(workspace.split("valid")) and "a1i" not in {a.label for a in workspace.split("valid")}
+    assert all(size >= 1 for size in valid)
+
+
+def test_proof_sizes_of_an_unknown_split_fail() -> None:
+    with pytest.raises(KeyError):
+        Workspace.load(HILBERT).proof_sizes("holdout")
