@@ -63,9 +63,10 @@ SPOOL_IN_MEMORY_BYTES = 64 << 20
 an exclusive create uploads it, so that a function failing half-way publishes nothing."""
 
 
-def temporary_name(name: str) -> str:
-    """A fresh temporary name for a file that will be published as ``name`` in the same folder."""
-    return f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}"
+def temporary_name(name: str, *, anonymous: bool = False) -> str:
+    """A fresh temporary name for a file that will be published as ``name`` in the same folder; ``anonymous``
+    leaves ``name`` out of it (for files that tools find by their name: TensorBoard reads any "tfevents")."""
+    return f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}" + ("" if anonymous else f"-{name}")
 
 
 def is_temporary(name: str) -> bool:
@@ -169,13 +170,13 @@ class LocalBackend(Backend):
     def exists(self, rel: str) -> bool:
         return os.path.exists(self.location(rel))
 
-    def _write_temporary(self, rel: str, data: Payload) -> tuple[str, str, int]:
+    def _write_temporary(self, rel: str, data: Payload, anonymous: bool = False) -> tuple[str, str, int]:
         target = self.location(rel)
         folder, name = os.path.split(target)
         if folder not in self._known_dirs:
             os.makedirs(folder, exist_ok=True)
             self._known_dirs.add(folder)
-        tmp = os.path.join(folder, temporary_name(name))
+        tmp = os.path.join(folder, temporary_name(name, anonymous=anonymous))
         with open(tmp, "xb") as f:
             size = _write_payload(f, data)
             f.flush()
@@ -210,8 +211,8 @@ class LocalBackend(Backend):
             raise FileExistsError(errno.EEXIST, "file exists", target)
         os.rename(tmp, target)
 
-    def replace(self, rel: str, data: Payload) -> int:
-        tmp, target, size = self._write_temporary(rel, data)
+    def replace(self, rel: str, data: Payload, anonymous: bool = False) -> int:
+        tmp, target, size = self._write_temporary(rel, data, anonymous)
         try:
             os.replace(tmp, target)
         except BaseException:
@@ -220,18 +221,7 @@ class LocalBackend(Backend):
         return size
 
     def overwrite(self, rel: str, data: bytes) -> int:
-        target = self.location(rel)
-        folder = os.path.dirname(target)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}")  # not the target's name: see above
-        try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        return len(data)
+        return self.replace(rel, data, anonymous=True)  # a rename; the temporary does not carry the name
 
     def remove(self, rel: str) -> bool:
         try:
