@@ -39,6 +39,15 @@ of the run)::
     .venv/bin/python benchmarks/provers.py                                   # untrained tiny model
     .venv/bin/python benchmarks/provers.py --checkpoint runs/exp1 --expansions 200 --seconds 20
     .venv/bin/python benchmarks/provers.py --theorems 8 --tautologies 8 --expansions 16 --seconds 1   # quick
+
+Several budgets of each kind are comma-separated (``--expansions 200,2000``; ``--seconds 0`` for none), and a
+prover named ``NAME@B`` runs at budget ``B`` alone (``baseline@2000``, ``merged@200``, ``htps@5s``). With two
+or more expansion budgets the table ends with the issue's comparison, per set: each learned prover at the
+smallest expansion budget against the model-free baseline at the largest, in theorems proved and in seconds
+per theorem (the learned prover *beats* the baseline when it proves more in no more time)::
+
+    .venv/bin/python benchmarks/provers.py --checkpoint prover60.safetensors --theorems 90 --tautologies 90 \
+        --expansions 200,2000 --seconds 0 --provers baseline,merged@200,htps@200,htps-critic@200
 """
 
 from __future__ import annotations
@@ -132,6 +141,37 @@ class Benchmark:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """A ``--provers`` entry: a prover, and the one budget it runs at (``NAME@B``), or every budget."""
+
+    prover: str
+    budget: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Entry:
+        name, _, budget = text.partition("@")
+        return cls(name, budget_key(budget) if budget else None)
+
+    def runs_at(self, budget: str) -> bool:
+        return self.budget is None or self.budget == budget
+
+
+def budget_key(text: str) -> str:
+    """The table's name of a budget: ``200`` -> ``200 expans``, ``5s`` or ``5 s`` -> ``5 s``; ValueError if it is
+    neither a positive whole number of expansions nor a positive number of seconds."""
+    text = text.strip()
+    if text.endswith("s"):
+        seconds = float(text[:-1])
+        if not seconds > 0:
+            raise ValueError(f"a wall-clock budget must be positive, not {text!r}")
+        return f"{seconds:g} s"
+    expansions = int(text)
+    if expansions <= 0:
+        raise ValueError(f"an expansion budget must be positive, not {text!r}")
+    return f"{expansions} expans"
+
+
+@dataclass(frozen=True)
 class Row:
     benchmark: str
     budget: str
@@ -140,6 +180,15 @@ class Row:
     wall_s: float
     missing: str = "(no results)"
 
+    @property
+    def proved(self) -> int:
+        return sum(r.proved for r in self.results)
+
+    @property
+    def seconds_per_theorem(self) -> float:
+        """Mean charged seconds per theorem."""
+        return statistics.fmean(r.time_s for r in self.results)
+
     def text(self) -> str:
         head = f"{self.benchmark:<22} {self.budget:<14} {LABELS[self.prover]:<22}"
         if not self.results:
@@ -147,7 +196,7 @@ class Row:
         proved = [r for r in self.results if r.proved]
         sizes = [r.proof_size for r in proved if r.proof_size is not None]
         size = f"{statistics.fmean(sizes):.1f}" if sizes else "-"
-        per_theorem = statistics.fmean(r.time_s for r in self.results)
+        per_theorem = self.seconds_per_theorem
         rate = sum(r.expansions for r in self.results) / self.wall_s if self.wall_s > 0 else float("nan")
         return (
             f"{head} {len(proved):>4}/{len(self.results):<4} {100 * len(proved) / len(self.results):>6.1f}% "
@@ -276,8 +325,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tautology-seed", type=int, default=0)
     parser.add_argument("--min-depth", type=int, default=2, help="tautologies: shallowest formula")
     parser.add_argument("--max-depth", type=int, default=4, help="tautologies: deepest formula")
-    parser.add_argument("--expansions", type=int, default=200, help="the equal-expansions budget per theorem")
-    parser.add_argument("--seconds", type=float, default=10.0, help="the equal-wall-clock budget per theorem")
+    parser.add_argument(
+        "--expansions", default="200", help="the equal-expansions budgets per theorem, comma-separated (e.g. 200,2000)"
+    )
+    parser.add_argument(
+        "--seconds", default="10", help="the equal-wall-clock budgets per theorem, comma-separated (0: none)"
+    )
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query (k)")
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
     parser.add_argument(
@@ -315,9 +368,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    unknown = [p for p in args.provers.split(",") if p not in PROVERS]
+    try:
+        args.expansions = [int(e) for e in args.expansions.split(",") if e.strip()]
+        args.seconds = [float(t) for t in args.seconds.split(",") if t.strip() and float(t) != 0]
+        args.entries = [Entry.parse(p) for p in args.provers.split(",") if p.strip()]
+    except ValueError as error:
+        parser.error(f"--expansions, --seconds or a NAME@B of --provers: {error}")
+    if not args.expansions or min(args.expansions) <= 0 or min(args.seconds, default=1) < 0:
+        parser.error("--expansions: give one or more positive whole numbers; --seconds: positive numbers, or 0")
+    unknown = [e.prover for e in args.entries if e.prover not in PROVERS]
     if unknown:
         parser.error(f"--provers: unknown {', '.join(unknown)}; choose from {', '.join(PROVERS)}")
+    budgets = {f"{e} expans" for e in args.expansions} | {f"{t:g} s" for t in args.seconds}
+    stray = [f"{e.prover}@{e.budget}" for e in args.entries if e.budget is not None and e.budget not in budgets]
+    if stray:
+        parser.error(f"--provers: {', '.join(stray)}: no such budget in --expansions or --seconds")
     return args
 
 
@@ -331,10 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = read_database(args.database)
     learned, critic = learned_policy(args, db)
     budgets = {
-        f"{args.expansions} expans": SearchSettings(
-            expansions=args.expansions, timeout_s=NO_LIMIT, candidates=args.candidates
-        ),
-        f"{args.seconds:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=args.seconds, candidates=args.candidates),
+        f"{e} expans": SearchSettings(expansions=e, timeout_s=NO_LIMIT, candidates=args.candidates)
+        for e in args.expansions
+    }
+    budgets |= {
+        f"{t:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=t, candidates=args.candidates) for t in args.seconds
     }
     first = next(iter(budgets.values()))
     htps = HtpsSettings.from_search(
@@ -346,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if critic is not None:
         print(f"critic: the one {args.checkpoint} holds (published by the prover trainer)", flush=True)
-    elif any(p.endswith("-critic") for p in args.provers.split(",")) and args.critic_theorems:
+    elif any(e.prover.endswith("-critic") for e in args.entries) and args.critic_theorems:
         critic = train_critic(split_benchmark(db, "train", args.critic_theorems), first, htps, args)
     with tempfile.TemporaryDirectory() as folder:
         benchmarks = [split_benchmark(db, args.split, args.theorems)]
@@ -369,12 +435,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{htps.succ_expansions} leaves per step, critic value {htps.critic_value:g}), k={args.candidates}"
         )
         print(HEADER, flush=True)
+        rows = []
         for benchmark in benchmarks:
             for budget, settings in budgets.items():
-                for prover in args.provers.split(","):
-                    row = run(benchmark, prover, settings, budget, learned, args.batch, critic, htps)
-                    print(row.text(), flush=True)
+                for entry in args.entries:
+                    if entry.runs_at(budget):
+                        rows.append(run(benchmark, entry.prover, settings, budget, learned, args.batch, critic, htps))
+                        print(rows[-1].text(), flush=True)
+        for line in comparison(rows, args.expansions):
+            print(line)
     return 0
+
+
+def comparison(rows: Sequence[Row], expansions: Sequence[int]) -> list[str]:
+    """The issue's comparison, one line per set and learned prover: the learned prover at the smallest expansion
+    budget against the model-free baseline at the largest (empty with fewer than two expansion budgets)."""
+    if len(set(expansions)) < 2:
+        return []
+    low, high = f"{min(expansions)} expans", f"{max(expansions)} expans"
+    lines = [f"learned provers at {min(expansions)} expansions against the baseline at {max(expansions)}:"]
+    for benchmark in dict.fromkeys(r.benchmark for r in rows):
+        found = {(r.budget, r.prover): r for r in rows if r.benchmark == benchmark and r.results}
+        baseline = found.get((high, "baseline"))
+        if baseline is None:
+            lines.append(f"  {benchmark}: no baseline row at {max(expansions)} expansions")
+            continue
+        for (budget, prover), row in found.items():
+            if budget != low or ProverSpec.of(prover).model_free:
+                continue
+            more, faster = row.proved > baseline.proved, row.seconds_per_theorem <= baseline.seconds_per_theorem
+            verdict = "beats it" if more and faster else "does not beat it"
+            lines.append(
+                f"  {benchmark}: {LABELS[prover]} {row.proved}/{len(row.results)} in {row.seconds_per_theorem:.2f} "
+                f"s/theorem, baseline {baseline.proved}/{len(baseline.results)} in "
+                f"{baseline.seconds_per_theorem:.2f} s/theorem: {verdict}"
+            )
+    return lines
 
 
 if __name__ == "__main__":

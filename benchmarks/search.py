@@ -10,16 +10,24 @@ query whatever the batch, so its ratio stays near 1.
 Policies (``--policy``, comma-separated):
 
 * ``baseline``: the model-free baseline (:mod:`core.search.baseline`);
+* ``merged``: the learned policy with the baseline's candidates merged in (:mod:`core.search.merged`, the
+  default of every learned backward or HTPS search);
 * ``model``: the learned policy, HOOK: :func:`model_policy` builds it, from ``--checkpoint`` (a checkpoint
   file or an experiment root, via ``core.models.checkpoint.read_model``) or, without one, a fresh
   ``--model-size`` model trained for ``--train-steps`` steps on the database's train split (0 = untrained
   weights: the timing of decoding is what matters, not the quality of the proposals).
+
+Searches (``--prover``, comma-separated): ``backward`` (best-first), ``htps`` (HyperTree proof search,
+:mod:`core.search.htps`, with its default settings), ``forward-greedy``, ``forward-sampling``. Each row also
+gives the policy's seconds per expansion (``policy ms/exp``); the last lines check that batching does not
+make it grow (batched / alone, per search and policy).
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/search.py                                  # baseline, prop.mm test split
     .venv/bin/python benchmarks/search.py --policy baseline,model --model-size small --train-steps 300
     .venv/bin/python benchmarks/search.py --policy model --checkpoint runs/exp1 --devices cpu,cuda
+    .venv/bin/python benchmarks/search.py --prover backward,htps --policy baseline,merged --checkpoint P.safetensors
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import make_search
+from core.search.merged import with_baseline
 from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
 from core.search.runner import SearchResult, SearchSettings, run_searches
 
@@ -83,6 +92,7 @@ class TimedPolicy:
 
 @dataclass
 class Measure:
+    prover: str
     policy: str
     device: str
     mode: str
@@ -98,17 +108,22 @@ class Measure:
     def rate(self) -> float:
         return self.expansions / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def policy_ms_per_expansion(self) -> float:
+        return 1000 * self.policy_seconds / self.expansions if self.expansions else float("nan")
+
     def row(self) -> str:
         return (
-            f"{self.policy:<9} {self.device:<6} {self.mode:<8} {self.batch:>5} {self.expansions:>7} "
+            f"{self.prover:<16} {self.policy:<9} {self.device:<6} {self.mode:<8} {self.batch:>5} {self.expansions:>7} "
             f"{self.seconds:>8.2f} {self.rate:>10.1f} {100 * self.policy_seconds / self.seconds:>7.0f}% "
-            f"{self.expansions / max(self.calls, 1):>8.1f} {self.proved:>4}/{self.theorems}"
+            f"{self.policy_ms_per_expansion:>8.2f} {self.expansions / max(self.calls, 1):>8.1f} "
+            f"{self.proved:>4}/{self.theorems}"
         )
 
 
 HEADER = (
-    f"{'policy':<9} {'device':<6} {'mode':<8} {'batch':>5} {'expans':>7} {'seconds':>8} {'expans/s':>10} "
-    f"{'policy':>8} {'q/call':>8} {'proved':>7}"
+    f"{'search':<16} {'policy':<9} {'device':<6} {'mode':<8} {'batch':>5} {'expans':>7} {'seconds':>8} "
+    f"{'expans/s':>10} {'policy':>8} {'ms/exp':>8} {'q/call':>8} {'proved':>7}"
 )
 
 
@@ -121,7 +136,7 @@ def measure(
     settings: SearchSettings,
     batch: int,
 ) -> tuple[float, TimedPolicy, list[SearchResult]]:
-    timed = TimedPolicy(policy)
+    timed = TimedPolicy(with_baseline(policy, db, grammar, prover=settings.prover, merge=settings.merge_baseline))
     searches = (make_search(db, t, settings, grammar=grammar, kernel=kernel) for t in theorems)
     start = time.perf_counter()
     results = run_searches(searches, timed, batch=batch)
@@ -151,6 +166,7 @@ def compare(
         for _ in range(repeat):
             seconds, timed, results = measure(db, grammar, kernel, theorems, make_policy(), settings, size)
             row = Measure(
+                settings.prover,
                 name,
                 device,
                 mode,
@@ -207,9 +223,9 @@ def policy_factory(
 ) -> Callable[[], Policy]:
     if name == "baseline":
         return lambda: BaselinePolicy(db, grammar=grammar, seed=args.seed)
-    if name == "model":
+    if name in ("model", "merged"):
         return model_policy(args, db, device)
-    raise SystemExit(f"unknown policy {name!r}: choose baseline or model")
+    raise SystemExit(f"unknown policy {name!r}: choose baseline, merged or model")
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -223,18 +239,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default=str(default_db), help="the .mm file (default: prop.mm, else embedded)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--theorems", type=int, default=64, help="theorems searched in each mode")
-    parser.add_argument("--prover", default="backward", choices=("backward", "forward-greedy", "forward-sampling"))
+    parser.add_argument(
+        "--prover", default="backward", help="comma-separated: backward, htps, forward-greedy, forward-sampling"
+    )
     parser.add_argument("--expansions", type=int, default=32, help="expansion budget per theorem")
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query")
     parser.add_argument("--batch", type=int, default=32, help="searches run together in the batched mode")
-    parser.add_argument("--policy", default="baseline", help="comma-separated: baseline, model")
+    parser.add_argument("--policy", default="baseline", help="comma-separated: baseline, merged, model")
     parser.add_argument("--checkpoint", default="", help="model policy: a checkpoint file or an experiment root")
     parser.add_argument("--model-size", default="small", help="model policy without checkpoint: tiny, small, base")
     parser.add_argument("--train-steps", type=int, default=0, help="model policy without checkpoint: training steps")
     parser.add_argument("--devices", default="cpu", help="model policy: comma-separated devices, e.g. cpu,cuda")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each mode (the fastest is kept)")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    wrong = [p for p in args.prover.split(",") if p not in SEARCHES] + [
+        p for p in args.policy.split(",") if p not in POLICIES
+    ]
+    if wrong:
+        parser.error(f"unknown search or policy {', '.join(wrong)}: searches {SEARCHES}, policies {POLICIES}")
+    return args
+
+
+SEARCHES = ("backward", "htps", "forward-greedy", "forward-sampling")
+POLICIES = ("baseline", "merged", "model")
+LEARNED = ("merged", "model")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,33 +272,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = read_database(args.database)
     grammar, kernel = Grammar(db), Kernel(db)
     theorems = split_theorems(db)[args.split][: args.theorems]
-    settings = SearchSettings(
-        prover=args.prover,
-        expansions=args.expansions,
-        candidates=args.candidates,
-        timeout_s=1e9,
-        batch_goals=args.batch,
-    )
     print(
-        f"{args.database}: {len(theorems)} {args.split} theorems, {args.prover}, {args.expansions} expansions, "
+        f"{args.database}: {len(theorems)} {args.split} theorems, {args.expansions} expansions, "
         f"k={args.candidates}, batched mode: {args.batch} searches at once"
     )
     print(HEADER)
     ratios = []
     decoders: list[tuple[str, Callable[[], Policy]]] = []
-    for name in args.policy.split(","):
-        devices = args.devices.split(",") if name == "model" else ["cpu"]
-        for device in devices:
-            make_policy = policy_factory(name, args, db, grammar, device)
-            alone, batched = compare(
-                name, device, db, grammar, kernel, theorems, make_policy, settings, args.batch, args.repeat
+    factories: dict[tuple[str, str], Callable[[], Policy]] = {}
+    for prover in args.prover.split(","):
+        for name in args.policy.split(","):
+            settings = SearchSettings(
+                prover=prover,
+                expansions=args.expansions,
+                candidates=args.candidates,
+                timeout_s=1e9,
+                batch_goals=args.batch,
+                merge_baseline=name == "merged",
             )
-            ratios.append((name, device, batched.rate / alone.rate))
-            if name == "model":
-                decoders.append((device, make_policy))
-    for name, device, ratio in ratios:
-        target = f" (target >= {TARGET_RATIO:g}x)" if name == "model" else " (reference: no model to batch)"
-        print(f"{name} on {device}: batched / alone = {ratio:.2f}x expansions/s{target}")
+            for device in args.devices.split(",") if name in LEARNED else ["cpu"]:
+                kind = "model" if name in LEARNED else name  # merged and model share the weights
+                if (kind, device) not in factories:
+                    factories[kind, device] = policy_factory(kind, args, db, grammar, device)
+                make_policy = factories[kind, device]
+                alone, batched = compare(
+                    name, device, db, grammar, kernel, theorems, make_policy, settings, args.batch, args.repeat
+                )
+                ratios.append((prover, name, device, alone, batched))
+                if name == "model" and prover == "backward" and device not in [d for d, _ in decoders]:
+                    decoders.append((device, make_policy))
+    for prover, name, device, alone, batched in ratios:
+        target = f" (target >= {TARGET_RATIO:g}x)" if name in LEARNED else " (reference: no model to batch)"
+        growth = batched.policy_ms_per_expansion / alone.policy_ms_per_expansion
+        print(
+            f"{prover} {name} on {device}: batched / alone = {batched.rate / alone.rate:.2f}x expansions/s{target}; "
+            f"policy cost per expansion {growth:.2f}x ({'does not grow' if growth <= 1.0 else 'GROWS'} with the batch)"
+        )
     for device, make_policy in decoders:
         decoding_rates(args, db, device, make_policy())
     return 0

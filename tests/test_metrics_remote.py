@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,12 @@ from core.metrics import MetricsWriter, remote_runs
 from core.storage import ExperimentRoot
 
 JOB = "prover-trainer-00"
+
+
+@pytest.fixture(autouse=True)
+def staging_in_tmp_path(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staging folders go under the test's tmp_path: a kept one (a failed last upload) never litters /tmp."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 @pytest.fixture

@@ -102,3 +102,47 @@ def test_an_unknown_prover_is_refused():
     with pytest.raises(SystemExit) as exit_:
         load_script().parse_args(["--provers", "baseline,magic"])
     assert exit_.value.code == 2
+
+
+def test_a_prover_named_at_a_budget_runs_there_alone_and_the_comparison_names_each_learned_prover(capsys):
+    lines = run_table(
+        capsys, "baseline@16,merged@4,htps@4", "--expansions", "4,16", "--seconds", "0", "--tautologies", "0"
+    )
+    assert [(r["budget"], r["prover"]) for r in rows_of(lines)] == [
+        ("4 expans", "merged"),
+        ("4 expans", "htps"),
+        ("16 expans", "baseline"),
+    ]
+    head = lines.index("learned provers at 4 expansions against the baseline at 16:")
+    compared = lines[head + 1 :]
+    assert len(compared) == 2 and "best-first learned" in compared[0] and "HTPS" in compared[1]
+    counts = {r["prover"]: (r["proved"], r["total"]) for r in rows_of(lines)}
+    assert f"baseline {counts['baseline'][0]}/{counts['baseline'][1]} in" in compared[0]
+    assert all(line.endswith(("beats it", "does not beat it")) for line in compared)
+
+
+def test_a_learned_prover_beats_the_baseline_only_with_more_proved_in_no_more_time():
+    script = load_script()
+    result = script.SearchResult  # the rows only read proved and time_s
+
+    def row(prover: str, budget: str, proved: int, seconds: float):
+        results = tuple(
+            result(label=f"t{i}", prover=prover, proved=i < proved, expansions=1, time_s=seconds) for i in range(10)
+        )
+        return script.Row("set", budget, prover, results, 1.0)
+
+    base = row("baseline", "20 expans", 5, 2.0)
+    lines = script.comparison(
+        [base, row("merged", "2 expans", 6, 1.0), row("htps", "2 expans", 6, 3.0), row("model", "2 expans", 5, 1.0)],
+        [2, 20],
+    )
+    assert [line.rsplit(": ", 1)[1] for line in lines[1:]] == ["beats it", "does not beat it", "does not beat it"]
+    assert script.comparison([base], [20]) == []
+
+
+def test_a_budget_given_to_a_prover_must_be_one_of_the_table():
+    with pytest.raises(SystemExit) as exit_:
+        load_script().parse_args(["--expansions", "200,2000", "--provers", "baseline@300"])
+    assert exit_.value.code == 2
+    args = load_script().parse_args(["--expansions", "200,2000", "--seconds", "0", "--provers", "baseline@2000"])
+    assert args.expansions == [200, 2000] and args.seconds == [] and args.entries[0].budget == "2000 expans"
