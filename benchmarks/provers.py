@@ -320,7 +320,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     default_db = PROP_MM if PROP_MM.exists() else embedded_database_path()
     parser.add_argument("--database", default=str(default_db), help="the .mm file (default: prop.mm, else embedded)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    parser.add_argument("--theorems", type=int, default=30, help="theorems of the split (the first N)")
+    parser.add_argument("--theorems", type=int, default=30, help="theorems of the split (the first N; 0: none)")
     parser.add_argument("--tautologies", type=int, default=30, help="random tautologies (0: none)")
     parser.add_argument("--tautology-seed", type=int, default=0)
     parser.add_argument("--min-depth", type=int, default=2, help="tautologies: shallowest formula")
@@ -415,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif any(e.prover.endswith("-critic") for e in args.entries) and args.critic_theorems:
         critic = train_critic(split_benchmark(db, "train", args.critic_theorems), first, htps, args)
     with tempfile.TemporaryDirectory() as folder:
-        benchmarks = [split_benchmark(db, args.split, args.theorems)]
+        benchmarks = [split_benchmark(db, args.split, args.theorems)] if args.theorems else []
         if args.tautologies:
             benchmarks.append(
                 tautology_benchmark(

@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -25,8 +23,8 @@ from core.adversarial.records import EvaluationRecord
 from core.errors import UsageError
 from core.storage import ExperimentRoot, ShardWriter
 from tests import sample_records
+from tests.benchmarks.scripts import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learning.py"
 # run name -> its preset, and the (version, step, test theorems proved of 10) its evaluator measured
 RUNS = {
     "prop-adversarial-seed0": ("prop_adversarial", [(0, 0, 3), (1, 100, 5), (2, 200, 7)]),
@@ -37,11 +35,7 @@ RUNS = {
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_learning", SCRIPT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_benchmark("learning")
 
 
 def evaluation(version: int | str, step: int | None, proved: int) -> dict:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from core.metamath.embedded import embedded_database_path
+from tests.benchmarks.scripts import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "provers.py"
 ROW = re.compile(
     r"(?P<set>.+?)\s{2,}(?P<budget>\d+ expans|[\d.]+ s)\s+(?P<label>\S.*?)\s+"
     r"(?P<proved>\d+)/(?P<total>\d+)"
@@ -26,11 +23,7 @@ def rows_of(lines: list[str]) -> list[dict[str, str]]:
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_provers", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_benchmark("provers")
 
 
 def run_table(capsys, provers: str, *extra: str) -> list[str]:

@@ -3,24 +3,16 @@ cost per expansion and the verdict on whether batching makes it grow."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
 from core.metamath.embedded import embedded_database_path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search.py"
+from tests.benchmarks.scripts import load_benchmark
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_search", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_benchmark("search")
 
 
 def test_every_search_and_policy_is_measured_alone_and_batched(capsys):
