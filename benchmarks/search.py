@@ -251,6 +251,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-steps", type=int, default=0, help="model policy without checkpoint: training steps")
     parser.add_argument("--devices", default="cpu", help="model policy: comma-separated devices, e.g. cpu,cuda")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each mode (the fastest is kept)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     wrong = [p for p in args.prover.split(",") if p not in SEARCHES] + [
@@ -269,6 +270,10 @@ LEARNED = ("merged", "model")
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     db = read_database(args.database)
     grammar, kernel = Grammar(db), Kernel(db)
     theorems = split_theorems(db)[args.split][: args.theorems]
