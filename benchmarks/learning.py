@@ -459,9 +459,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--report-only", action="store_true", help="run and evaluate nothing: the table of what exists")
     parser.add_argument("--no-plot", action="store_true", help="do not draw OUT/learning.png")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the evaluations made here (default 1: on a busy machine more threads wait on each other)",
+    )
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.pretrain_cpu_minutes <= 0:
-        parser.error("--minutes and --pretrain-cpu-minutes must be > 0")
+    if args.minutes <= 0 or args.pretrain_cpu_minutes <= 0 or args.threads <= 0:
+        parser.error("--minutes, --pretrain-cpu-minutes and --threads must be > 0")
     return args
 
 
@@ -478,7 +484,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             launch(out, run, database, init, args.minutes, args.set)
     elif not out.is_dir():
         raise UsageError(f"--report-only: no experiment folder at {out}")
-    reports, target = collect(out, runs, args.splits, args.steps, measure=not args.report_only)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        reports, target = collect(out, runs, args.splits, args.steps, measure=not args.report_only)
+    finally:
+        torch.set_num_threads(threads)
     print("\n" + table(reports, args.splits, target, baseline_score(out, runs)), flush=True)
     if not args.no_plot and reports:
         plot(out, reports)
