@@ -311,8 +311,9 @@ def load_trainer_version(
 
 
 def database_coverage(vocab: Vocabulary, db: Database) -> tuple[int, int]:
-    """(labels of ``db``'s assertions the vocabulary knows, labels of its assertions)."""
-    labels = [a.label for a in db.assertions]
+    """(labels of ``db``'s provable assertions the vocabulary knows, labels of its provable assertions): a
+    vocabulary holds only those (:func:`core.models.formats.build_vocabulary`), never a syntax axiom's."""
+    labels = [a.label for a in db.assertions if a.typecode == db.provable_typecode]
     return sum(Token("label", label) in vocab for label in labels), len(labels)
 
 

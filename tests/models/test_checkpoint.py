@@ -206,6 +206,18 @@ def test_a_model_of_another_database_proposes_only_labels_it_knows(tmp_path, pro
     assert all(label in vocab.to_dict()["labels"] for label in proposed)
 
 
+def test_a_model_of_the_same_database_loads_without_a_coverage_warning(tmp_path, prop_mm, trained, caplog):
+    prop = read_database(prop_mm)
+    own = build_vocabulary(prop)
+    provable = sum(a.typecode == "|-" for a in prop.assertions)
+    assert 900 < provable < len(prop.assertions)  # syntax axioms (wn, wi, ...) are never in a vocabulary
+    assert database_coverage(own, prop) == (provable, provable)
+    path = tmp_path / "prop-prover.safetensors"
+    save_policy_file(str(path), new_model(own, "tiny", seed=0), own, "prover")
+    load_policy(str(path), device="cpu", db=prop)
+    assert "knows" not in caplog.text
+
+
 def test_a_model_that_knows_none_of_the_database_is_refused(tmp_path, vocab, trained):
     foreign = tmp_path / "foreign.mm"
     foreign.write_text(FOREIGN_MM)
