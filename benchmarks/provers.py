@@ -164,11 +164,21 @@ def budget_key(text: str) -> str:
         seconds = float(text[:-1])
         if not seconds > 0:
             raise ValueError(f"a wall-clock budget must be positive, not {text!r}")
-        return f"{seconds:g} s"
+        return seconds_budget(seconds)
     expansions = int(text)
     if expansions <= 0:
         raise ValueError(f"an expansion budget must be positive, not {text!r}")
+    return expansion_budget(expansions)
+
+
+def expansion_budget(expansions: int) -> str:
+    """The table's name of an equal-expansions budget."""
     return f"{expansions} expans"
+
+
+def seconds_budget(seconds: float) -> str:
+    """The table's name of an equal-wall-clock budget."""
+    return f"{seconds:g} s"
 
 
 @dataclass(frozen=True)
@@ -379,7 +389,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = [e.prover for e in args.entries if e.prover not in PROVERS]
     if unknown:
         parser.error(f"--provers: unknown {', '.join(unknown)}; choose from {', '.join(PROVERS)}")
-    budgets = {f"{e} expans" for e in args.expansions} | {f"{t:g} s" for t in args.seconds}
+    budgets = {expansion_budget(e) for e in args.expansions} | {seconds_budget(t) for t in args.seconds}
     stray = [f"{e.prover}@{e.budget}" for e in args.entries if e.budget is not None and e.budget not in budgets]
     if stray:
         parser.error(f"--provers: {', '.join(stray)}: no such budget in --expansions or --seconds")
@@ -396,11 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = read_database(args.database)
     learned, critic = learned_policy(args, db)
     budgets = {
-        f"{e} expans": SearchSettings(expansions=e, timeout_s=NO_LIMIT, candidates=args.candidates)
+        expansion_budget(e): SearchSettings(expansions=e, timeout_s=NO_LIMIT, candidates=args.candidates)
         for e in args.expansions
     }
     budgets |= {
-        f"{t:g} s": SearchSettings(expansions=NO_LIMIT, timeout_s=t, candidates=args.candidates) for t in args.seconds
+        seconds_budget(t): SearchSettings(expansions=NO_LIMIT, timeout_s=t, candidates=args.candidates)
+        for t in args.seconds
     }
     first = next(iter(budgets.values()))
     htps = HtpsSettings.from_search(
@@ -452,7 +463,7 @@ def comparison(rows: Sequence[Row], expansions: Sequence[int]) -> list[str]:
     budget against the model-free baseline at the largest (empty with fewer than two expansion budgets)."""
     if len(set(expansions)) < 2:
         return []
-    low, high = f"{min(expansions)} expans", f"{max(expansions)} expans"
+    low, high = expansion_budget(min(expansions)), expansion_budget(max(expansions))
     lines = [f"learned provers at {min(expansions)} expansions against the baseline at {max(expansions)}:"]
     for benchmark in dict.fromkeys(r.benchmark for r in rows):
         found = {(r.budget, r.prover): r for r in rows if r.benchmark == benchmark and r.results}

@@ -223,9 +223,9 @@ def policy_factory(
 ) -> Callable[[], Policy]:
     if name == "baseline":
         return lambda: BaselinePolicy(db, grammar=grammar, seed=args.seed)
-    if name in ("model", "merged"):
+    if name == "model":  # also the weights of "merged", which main merges with the baseline's candidates
         return model_policy(args, db, device)
-    raise SystemExit(f"unknown policy {name!r}: choose baseline, merged or model")
+    raise SystemExit(f"unknown policy {name!r}: choose baseline or model")
 
 
 # --- main -----------------------------------------------------------------------------------------

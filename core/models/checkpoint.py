@@ -39,7 +39,7 @@ import torch
 from core.errors import CheckpointError, ConfigError, ModelError
 from core.metamath.database import Database
 from core.models.critic import CRITIC_PREFIX, GoalCritic, critic_from_state
-from core.models.formats import FORMATS
+from core.models.formats import FORMATS, provable_labels
 from core.models.transformer import ModelConfig, Seq2Seq
 from core.models.vocab import Token, Vocabulary
 from core.storage import CheckpointInfo, CheckpointStore, load_checkpoint, save_checkpoint_file
@@ -312,8 +312,8 @@ def load_trainer_version(
 
 def database_coverage(vocab: Vocabulary, db: Database) -> tuple[int, int]:
     """(labels of ``db``'s provable assertions the vocabulary knows, labels of its provable assertions): a
-    vocabulary holds only those (:func:`core.models.formats.build_vocabulary`), never a syntax axiom's."""
-    labels = [a.label for a in db.assertions if a.typecode == db.provable_typecode]
+    vocabulary holds only those (:func:`core.models.formats.provable_labels`), never a syntax axiom's."""
+    labels = provable_labels(db)
     return sum(Token("label", label) in vocab for label in labels), len(labels)
 
 

@@ -89,9 +89,14 @@ def build_vocabulary(db: Database, conditioning: Sequence[str] = CONDITIONING) -
     difficulty tokens ``<EASY> <MEDIUM> <HARD>``); they are part of every vocabulary so that a model can be
     conditioned later without changing its embedding table.
     """
-    labels = [a.label for a in db.assertions if a.typecode == db.provable_typecode]
     specials = FORMAT_TOKENS + tuple(conditioning)
-    return Vocabulary.build(db.constants | db.variables, labels, extra_specials=specials)
+    return Vocabulary.build(db.constants | db.variables, provable_labels(db), extra_specials=specials)
+
+
+def provable_labels(db: Database) -> list[str]:
+    """The labels of ``db``'s provable-typecode assertions: the only labels a vocabulary holds (a model never
+    proposes a syntax axiom)."""
+    return [a.label for a in db.assertions if a.typecode == db.provable_typecode]
 
 
 def free_variables(assertion: Assertion) -> list[str]:
