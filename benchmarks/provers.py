@@ -220,8 +220,9 @@ HEADER = (
 )
 
 
-def split_benchmark(db: Database, split: str, count: int) -> Benchmark:
-    theorems = split_theorems(db)[split][:count]
+def split_benchmark(db: Database, split: str, count: int, skip: int = 0) -> Benchmark:
+    """The ``count`` theorems of ``split`` that follow its first ``skip``."""
+    theorems = split_theorems(db)[split][skip : skip + count]
     forbidden = frozenset(a.label for a in db.incomplete_theorems())
     return Benchmark(f"{Path(db.path).name} {split}", db, Grammar(db), Kernel(db), theorems, forbidden)
 
@@ -331,6 +332,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default=str(default_db), help="the .mm file (default: prop.mm, else embedded)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"))
     parser.add_argument("--theorems", type=int, default=30, help="theorems of the split (the first N; 0: none)")
+    parser.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="leave out the split's first N theorems (to share a long run among processes)",
+    )
     parser.add_argument("--tautologies", type=int, default=30, help="random tautologies (0: none)")
     parser.add_argument("--tautology-seed", type=int, default=0)
     parser.add_argument("--min-depth", type=int, default=2, help="tautologies: shallowest formula")
@@ -384,6 +391,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.entries = [Entry.parse(p) for p in args.provers.split(",") if p.strip()]
     except ValueError as error:
         parser.error(f"--expansions, --seconds or a NAME@B of --provers: {error}")
+    if args.skip < 0:
+        parser.error(f"--skip {args.skip}: give 0 or a positive number of theorems")
     if not args.expansions or min(args.expansions) <= 0 or min(args.seconds, default=1) < 0:
         parser.error("--expansions: give one or more positive whole numbers; --seconds: positive numbers, or 0")
     unknown = [e.prover for e in args.entries if e.prover not in PROVERS]
@@ -426,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif any(e.prover.endswith("-critic") for e in args.entries) and args.critic_theorems:
         critic = train_critic(split_benchmark(db, "train", args.critic_theorems), first, htps, args)
     with tempfile.TemporaryDirectory() as folder:
-        benchmarks = [split_benchmark(db, args.split, args.theorems)] if args.theorems else []
+        benchmarks = [split_benchmark(db, args.split, args.theorems, args.skip)] if args.theorems else []
         if args.tautologies:
             benchmarks.append(
                 tautology_benchmark(

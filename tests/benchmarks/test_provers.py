@@ -139,3 +139,17 @@ def test_a_budget_given_to_a_prover_must_be_one_of_the_table():
     assert exit_.value.code == 2
     args = load_script().parse_args(["--expansions", "200,2000", "--seconds", "0", "--provers", "baseline@2000"])
     assert args.expansions == [200, 2000] and args.seconds == [] and args.entries[0].budget == "2000 expans"
+
+
+def test_skip_shares_a_split_among_runs_without_overlap():
+    script = load_script()
+    db = script.read_database(str(embedded_database_path()))
+    whole = [t.label for t in script.split_benchmark(db, "test", 6).theorems]
+    halves = [t.label for skip in (0, 3) for t in script.split_benchmark(db, "test", 3, skip).theorems]
+    assert len(whole) == 6 and halves == whole
+
+
+def test_a_negative_skip_is_refused():
+    with pytest.raises(SystemExit) as exit_:
+        load_script().parse_args(["--skip", "-1"])
+    assert exit_.value.code == 2
