@@ -13,7 +13,7 @@ the fair measure on a shared machine, where a wall-clock budget buys less work w
 Command line (writes a checkpoint file that ``python -m jobs.prove --checkpoint CKPT.safetensors`` loads)::
 
     python -m core.models.supervised DATABASE.mm --out CKPT.safetensors [--kind prover|generator] [--size small]
-        [--minutes 20] [--cpu-minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32]
+        [--dropout P] [--minutes 20] [--cpu-minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32]
         [--lr 1e-3] [--split train] [--seed 0] [--device cpu|cuda] [--log-every 100] [--threads N]
 """
 
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="the checkpoint file to write (for jobs.prove --checkpoint)")
     parser.add_argument("--kind", choices=sorted(DEFAULT_FORMATS), default="prover")
     parser.add_argument("--size", default="small", help="model size: tiny, small or base (default small)")
+    parser.add_argument("--dropout", type=float, help="dropout probability while training (default: the size's)")
     parser.add_argument(
         "--formats",
         nargs="+",
@@ -272,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             time_limit_s=args.minutes * 60 if args.minutes is not None else None,
             cpu_limit_s=args.cpu_minutes * 60 if args.cpu_minutes is not None else None, seed=args.seed,
             log_every=args.log_every, device=args.device,
+            **({} if args.dropout is None else {"dropout": args.dropout}),
         )  # fmt: skip
         extra = {"database": str(args.database), "split": args.split, "size": args.size,
                  "supervised": stats.to_json(), "conditioning": list(CONDITIONING)}  # fmt: skip

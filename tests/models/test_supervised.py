@@ -111,6 +111,14 @@ def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_pat
     assert len(answers) == 1  # an untrained model may propose nothing usable, but it answers
 
 
+def test_the_dropout_flag_trains_with_it_and_the_checkpoint_keeps_it(tmp_path):
+    out = tmp_path / "prover.safetensors"
+    code = main([str(embedded_database_path()), "--out", str(out), "--size", "tiny", "--steps", "2",
+                 "--dropout", "0.25", "--device", "cpu", "--threads", "1"])  # fmt: skip
+    assert code == 0
+    assert load_policy(str(out), device="cpu").model.config.dropout == 0.25
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -126,6 +134,7 @@ def test_the_command_line_writes_a_checkpoint_that_loads_as_a_policy(db, tmp_pat
         ([str(embedded_database_path()), "--out", "x.safetensors", "--minutes", "0"], "--minutes"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--cpu-minutes", "-1"], "--cpu-minutes"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--size", "huge"], "huge"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--dropout", "1.5"], "ModelConfig.dropout"),
         ([str(embedded_database_path()), "--out", "x.pt", "--steps", "1"], "name it *.safetensors"),
     ],
 )
