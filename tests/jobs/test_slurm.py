@@ -22,8 +22,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-RUN_MINUTES = 4.0
-TIMEOUT_ROLE, TIMEOUT_MINUTES = "prover_trainer", 3  # signalled up to 90 s early: requeued within the run
+RUN_MINUTES = 3.0
+TIMEOUT_ROLE, TIMEOUT_MINUTES = "prover_trainer", 2  # signalled up to 90 s early: requeued (maybe twice) within the run
 REQUEUED_ROLE, REQUEUE_AFTER_S = "generator_actor", 100
 
 
