@@ -23,7 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 RUN_MINUTES = 3.0
-TIMEOUT_ROLE, TIMEOUT_MINUTES = "prover_trainer", 2  # signalled up to 90 s early: requeued (maybe twice) within the run
+# signalled up to 90 s early, so requeued within the run, often several times
+TIMEOUT_ROLE, TIMEOUT_MINUTES = "prover_trainer", 2
 REQUEUED_ROLE, REQUEUE_AFTER_S = "generator_actor", 100
 
 
