@@ -21,10 +21,10 @@ mkdir -p "$out"
     "$py" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     echo "cpus $(nproc)"
 } | tee "$out/env.txt"
+baselines=("$py" benchmarks/provers.py --database "$database" --threads 1 --seconds 0 --device cpu --provers baseline)
 provers=("$py" benchmarks/provers.py --database "$database" --checkpoint "$checkpoint" --threads 1 --seconds 0)
-"${provers[@]}" --device cpu --expansions "$low,$high" --theorems "$theorems" --tautologies 0 --provers baseline \
-    >"$out/baseline-test.txt" 2>&1 &
-"${provers[@]}" --device cpu --expansions "$low,$high" --theorems 0 --tautologies "$tautologies" --provers baseline \
+"${baselines[@]}" --expansions "$low,$high" --theorems "$theorems" --tautologies 0 >"$out/baseline-test.txt" 2>&1 &
+"${baselines[@]}" --expansions "$low,$high" --theorems 0 --tautologies "$tautologies" \
     >"$out/baseline-tautologies.txt" 2>&1 &
 timeout 150 "$py" benchmarks/search.py --database "$database" --checkpoint "$checkpoint" --prover backward,htps \
     --policy baseline,merged --theorems "${SPEED_THEOREMS:-32}" --expansions "${SPEED_EXPANSIONS:-16}" \
