@@ -14,6 +14,7 @@ set -u
 checkpoint=$1 database=$2 out=$3
 py=${PYTHON:-python3} device=${DEVICE:-cuda} batch=${BATCH:-90} limit=${LIMIT_S:-170}
 theorems=${THEOREMS:-90} tautologies=${TAUTOLOGIES:-90} low=${LOW:-200} high=${HIGH:-2000}
+speed_theorems=${SPEED_THEOREMS:-32} speed_expansions=${SPEED_EXPANSIONS:-16}
 export PYTHONUNBUFFERED=1
 mkdir -p "$out"
 {
@@ -27,8 +28,8 @@ provers=("$py" benchmarks/provers.py --database "$database" --checkpoint "$check
 "${baselines[@]}" --expansions "$low,$high" --theorems 0 --tautologies "$tautologies" \
     >"$out/baseline-tautologies.txt" 2>&1 &
 timeout 150 "$py" benchmarks/search.py --database "$database" --checkpoint "$checkpoint" --prover backward,htps \
-    --policy baseline,merged --theorems "${SPEED_THEOREMS:-32}" --expansions "${SPEED_EXPANSIONS:-16}" \
-    --batch "${SPEED_THEOREMS:-32}" --devices "$device" --threads 1 >"$out/search.txt" 2>&1
+    --policy baseline,merged --theorems "$speed_theorems" --expansions "$speed_expansions" \
+    --batch "$speed_theorems" --devices "$device" --threads 1 >"$out/search.txt" 2>&1
 echo "search: exit $?"
 timeout "$limit" "${provers[@]}" --device "$device" --batch "$batch" --expansions "$low" --theorems "$theorems" \
     --tautologies 0 --provers merged,htps >"$out/learned-test.txt" 2>&1

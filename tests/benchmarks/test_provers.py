@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 
 from core.metamath.embedded import embedded_database_path
 from tests.benchmarks.scripts import load_benchmark
@@ -27,32 +26,28 @@ def load_script():
 
 
 def run_table(capsys, provers: str, *extra: str) -> list[str]:
-    before = torch.get_num_threads()
-    try:
-        assert (
-            load_script().main(
-                [
-                    "--database",
-                    str(embedded_database_path()),
-                    "--theorems",
-                    "5",
-                    "--tautologies",
-                    "3",
-                    "--expansions",
-                    "8",
-                    "--seconds",
-                    "0.3",
-                    "--threads",
-                    "1",
-                    "--provers",
-                    provers,
-                    *extra,
-                ]
-            )
-            == 0
+    assert (
+        load_script().main(
+            [
+                "--database",
+                str(embedded_database_path()),
+                "--theorems",
+                "5",
+                "--tautologies",
+                "3",
+                "--expansions",
+                "8",
+                "--seconds",
+                "0.3",
+                "--threads",
+                "1",
+                "--provers",
+                provers,
+                *extra,
+            ]
         )
-    finally:
-        torch.set_num_threads(before)
+        == 0
+    )
     return capsys.readouterr().out.splitlines()
 
 

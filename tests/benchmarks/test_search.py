@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 
 from core.metamath.embedded import embedded_database_path
 from tests.benchmarks.scripts import load_benchmark
@@ -20,11 +19,7 @@ def test_every_search_and_policy_is_measured_alone_and_batched(capsys):
     script = load_script()
     argv = ["--database", str(embedded_database_path()), "--theorems", "4", "--expansions", "4", "--batch", "4"]
     argv += ["--prover", "backward,htps", "--policy", "baseline,merged", "--model-size", "tiny", "--threads", "1"]
-    before = torch.get_num_threads()
-    try:
-        assert script.main(argv) == 0  # one thread: torch's default spins on a busy machine (139 s instead of 4)
-    finally:
-        torch.set_num_threads(before)
+    assert script.main(argv) == 0  # on one thread (conftest.py), restored afterwards
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if re.match(r"(backward|htps)\s+(baseline|merged)\s+cpu\s", line)]
     assert sorted((r[0], r[1], r[3]) for r in rows) == sorted(

@@ -24,15 +24,14 @@ from core.models.supervised import (
 from core.models.training import new_model, new_trainer
 from core.search.model_policy import load_policy
 from core.search.policy import BackwardQuery
+from tests.torch_threads import one_torch_thread
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.search.runner import SearchSettings
 from jobs.prove import prove
+from tests.torch_threads import one_torch_thread
 
 from .conftest import ScriptedPolicy
 
@@ -39,10 +40,8 @@ class Learned(ScriptedPolicy):
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny models decode fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -23,24 +22,14 @@ from core.models.vocab import Token
 from core.search.model_policy import ModelPolicy, load_policy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.storage import CheckpointStore, ExperimentRoot, save_checkpoint_file
+from tests.torch_threads import one_torch_thread
 
 THEOREMS = 6  # the first train theorems of the embedded database: the tiny theorem set
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
-    with one_thread():
+    with one_torch_thread():
         yield
 
 
