@@ -48,6 +48,7 @@ class Runtime:
     counters: dict[str, Any] = field(default_factory=dict)
     _stop_signal: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _beat_lock: threading.Lock = field(default_factory=threading.Lock)  # one heartbeat write at a time
     _heartbeat_thread: threading.Thread | None = None
     _closed: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.time)
@@ -168,7 +169,7 @@ class Runtime:
         if "metrics" in self.__dict__:
             self.metrics.close()
         self._closed.set()
-        self._beat()
+        self._beat(last=True)
         logger.info("%s %s: %s", self.name, status, _summary(self.counters))
         return status
 
@@ -186,14 +187,19 @@ class Runtime:
     def _heartbeat(self) -> Heartbeat:
         return Heartbeat(self.root, self.role, self.rank)
 
-    def _beat(self) -> None:
-        with self._lock:
-            snapshot = dict(self.counters)
-        snapshot["elapsed_s"] = round(time.time() - self.started, 1)
-        try:
-            self._heartbeat.beat(**snapshot)
-        except Exception as error:  # noqa: BLE001 - a heartbeat must never kill the job
-            logger.warning("%s: heartbeat failed: %s", self.name, error)
+    def _beat(self, last: bool = False) -> None:
+        """Write the counters. The writes are serialised, and none follows the last one (:meth:`finish`'s):
+        a periodic beat that took its snapshot before the job finished cannot overwrite the final status."""
+        with self._beat_lock:
+            if self._closed.is_set() and not last:
+                return
+            with self._lock:
+                snapshot = dict(self.counters)
+            snapshot["elapsed_s"] = round(time.time() - self.started, 1)
+            try:
+                self._heartbeat.beat(**snapshot)
+            except Exception as error:  # noqa: BLE001 - a heartbeat must never kill the job
+                logger.warning("%s: heartbeat failed: %s", self.name, error)
 
     def _beat_loop(self) -> None:
         while not self._closed.wait(HEARTBEAT_SECONDS):
