@@ -10,10 +10,13 @@ time each, expansions unlimited). Provers (``--provers``, comma-separated):
 * ``baseline-critic``: the same, with goals ordered by the critic too (see ``htps-critic`` below);
 * ``merged``: the learned policy with the baseline's candidates merged in (:mod:`core.search.merged`,
   the default of every learned backward search), backward best-first;
+* ``ranked``: the baseline's candidates ranked by the learned model's log-probability of each, without
+  decoding (:mod:`core.search.ranked`), backward best-first;
 * ``model``: the learned policy alone (``search.merge_baseline=false``), for comparison;
 * ``htps-baseline``: HyperTree proof search (:mod:`core.search.htps`) with the model-free baseline's
   proposals and the constant prior value (no critic);
 * ``htps``: HyperTree proof search with the learned policy (baseline candidates merged in), no critic;
+* ``htps-ranked``: HyperTree proof search with the ``ranked`` policy, no critic;
 * ``htps-baseline-critic`` / ``htps-critic``: as ``htps-baseline`` / ``htps``, with a goal critic
   (:mod:`core.models.critic`): the one ``--checkpoint`` holds (the prover trainer publishes it with the
   policy, ``prover_trainer.critic``), else one trained here first, the way the prover trainer trains it,
@@ -22,8 +25,8 @@ time each, expansions unlimited). Provers (``--provers``, comma-separated):
   ``--critic-steps`` steps of ``--critic-batch`` targets; with ``--critic-theorems 0`` (and no critic in the
   checkpoint) the critic rows say there is none. The line ``critic: ...`` says which it is.
 
-The table names them: baseline, baseline + critic, best-first learned, best-first model only, HTPS
-baseline, HTPS baseline + critic, HTPS, HTPS with critic. Every HTPS row searches with the same
+The table names them: baseline, baseline + critic, best-first learned, best-first ranked, best-first model
+only, HTPS baseline, HTPS baseline + critic, HTPS, HTPS ranked, HTPS with critic. Every HTPS row searches with the same
 :class:`core.search.htps.HtpsSettings` (``--exploration``, ``--virtual-loss``, ``--succ-expansions``,
 ``--critic-value``, defaulting to the experiment configuration's ``search.htps``; the tactic count is
 ``--candidates``, the depth limit 24), given to the searches explicitly.
@@ -80,6 +83,7 @@ from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
 from core.search.htps import Critic, HtpsSettings
 from core.search.policy import Policy
+from core.search.ranked import RankedPolicy
 from core.search.runner import SearchResult, SearchSettings
 from core.search.settings import HtpsParameters
 
@@ -89,10 +93,12 @@ PROVERS = (
     "baseline",
     "baseline-critic",
     "merged",
+    "ranked",
     "model",
     "htps-baseline",
     "htps-baseline-critic",
     "htps",
+    "htps-ranked",
     "htps-critic",
 )
 NO_LIMIT = 10**9
@@ -100,10 +106,12 @@ LABELS = {
     "baseline": "baseline",
     "baseline-critic": "baseline + critic",
     "merged": "best-first learned",
+    "ranked": "best-first ranked",
     "model": "best-first model only",
     "htps-baseline": "HTPS baseline",
     "htps-baseline-critic": "HTPS baseline + critic",
     "htps": "HTPS",
+    "htps-ranked": "HTPS ranked",
     "htps-critic": "HTPS with critic",
 }
 
@@ -117,14 +125,17 @@ class ProverSpec:
     model_free: bool
     merge: bool
     critic: bool
+    rank: bool = False
 
     @classmethod
     def of(cls, name: str) -> ProverSpec:
+        rank = name in ("ranked", "htps-ranked")
         return cls(
             search="htps" if name.startswith("htps") else "backward",
             model_free=name in ("baseline", "baseline-critic", "htps-baseline", "htps-baseline-critic"),
-            merge=name != "model",
+            merge=name != "model" and not rank,
             critic=name.endswith("-critic"),
+            rank=rank,
         )
 
 
@@ -307,6 +318,8 @@ def run(
     if spec.critic and critic is None:
         return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
     policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if spec.model_free else learned()
+    if spec.rank:
+        policy = RankedPolicy(policy, BaselinePolicy(benchmark.db, grammar=benchmark.grammar))  # type: ignore[arg-type]
     settings = replace(settings, merge_baseline=spec.merge, prover=spec.search, critic=spec.critic)
     start = time.perf_counter()
     results = prove_theorems(

@@ -381,7 +381,8 @@ def target_logprobs(
 
     Runs in the caller's grad and train/eval mode (training builds its losses on it).
     """
-    distribution, tgt_out, mask = _target_distribution(model, sources, targets, allowed_first)
+    logits, tgt_out, mask = _target_logits(model, sources, targets, allowed_first)
+    distribution = F.log_softmax(logits, dim=-1)
     logp = distribution.gather(-1, tgt_out[..., None])[..., 0]
     return torch.where(mask, logp, 0.0), mask
 
@@ -395,21 +396,33 @@ def target_logprobs_and_entropy(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`target_logprobs`, with the entropy of the model's distribution at each target position
     (B, T; 0 at padding) between the log-probs and the mask."""
-    distribution, tgt_out, mask = _target_distribution(model, sources, targets, allowed_first)
+    logits, tgt_out, mask = _target_logits(model, sources, targets, allowed_first)
+    distribution = F.log_softmax(logits, dim=-1)
     logp = distribution.gather(-1, tgt_out[..., None])[..., 0]
     probabilities = distribution.exp()
     entropy = -(probabilities * torch.where(probabilities > 0, distribution, 0.0)).sum(dim=-1)
     return torch.where(mask, logp, 0.0), torch.where(mask, entropy, 0.0), mask
 
 
-def _target_distribution(
-    model: Seq2Seq, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], allowed_first: AllowedFirst
+def _target_logits(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    allowed_first: AllowedFirst,
+    source_of: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Teacher-forced log-distributions (B, T, V), the target ids (B, T) and the mask of real positions."""
+    """Teacher-forced logits (B, T, V), first positions masked by ``allowed_first``; the target ids (B, T) and
+    the mask of real positions.
+
+    ``source_of``: target ``i`` is read against ``sources[source_of[i]]`` (each source encoded once);
+    without it, against ``sources[i]``.
+    """
     config, device = model.config, model.device
     check_sources(model, sources)
-    if len(targets) != len(sources):
+    if source_of is None and len(targets) != len(sources):
         raise ModelError(f"{len(targets)} targets for {len(sources)} sources")
+    if source_of is not None and (len(source_of) != len(targets) or any(not 0 <= i < len(sources) for i in source_of)):
+        raise ModelError(f"source_of must give each of the {len(targets)} targets a source in 0..{len(sources) - 1}")
     for i, target in enumerate(targets):
         if target and (min(target) < 0 or max(target) >= config.vocab_size):
             raise ModelError(f"target {i} has a token id outside 0..{config.vocab_size - 1}")
@@ -422,12 +435,15 @@ def _target_distribution(
     src, src_pad = pad_sequences(sources, config.pad_id, device)
     tgt_in, _ = pad_sequences([[config.bos_id, *t] for t in targets], config.pad_id, device)
     tgt_out, tgt_pad = pad_sequences([[*t, config.eos_id] for t in targets], config.pad_id, device)
-    logits = model(src, tgt_in, src_pad).float()
-    allowed = first_token_mask(allowed_first, len(sources), config.vocab_size, device)
-    if allowed is not None:
+    index = None if source_of is None else torch.tensor(list(source_of), dtype=torch.long, device=device)
+    logits = model(src, tgt_in, src_pad, index).float()
+    allowed = first_token_mask(allowed_first, len(targets), config.vocab_size, device)
+    if allowed is not None and torch.is_grad_enabled():
         first = logits[:, :1].masked_fill(~allowed[:, None, :], -torch.inf)
         logits = torch.cat([first, logits[:, 1:]], dim=1)
-    return F.log_softmax(logits, dim=-1), tgt_out, ~tgt_pad
+    elif allowed is not None:
+        logits[:, 0].masked_fill_(~allowed, -torch.inf)  # no autograd: in place, not a copy of every position
+    return logits, tgt_out, ~tgt_pad
 
 
 def score(
@@ -436,13 +452,17 @@ def score(
     targets: Sequence[Sequence[int]],
     *,
     allowed_first: AllowedFirst = None,
+    source_of: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """(B,) summed log-probs of ``targets[i] + [<EOS>]`` given ``sources[i]``; differentiable under grad.
 
     Agrees with the ``logprob`` of decoded candidates (same ``allowed_first``, same renormalisation).
+    ``source_of``: many targets against few sources: target ``i`` given ``sources[source_of[i]]``, each source
+    encoded once (``allowed_first`` is then per target).
     """
-    logp, _ = target_logprobs(model, sources, targets, allowed_first=allowed_first)
-    return logp.sum(dim=1)
+    logits, tgt_out, mask = _target_logits(model, sources, targets, allowed_first, source_of)
+    logp = logits.gather(-1, tgt_out[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
+    return torch.where(mask, logp, 0.0).sum(dim=1)
 
 
 # --- benchmarking ----------------------------------------------------------------------------------

@@ -388,16 +388,28 @@ class Seq2Seq(nn.Module):
         return F.linear(self.dec_norm(h), self.embed.weight)
 
     def forward(
-        self, src: torch.Tensor, tgt_in: torch.Tensor, src_pad_mask: torch.Tensor | None = None
+        self,
+        src: torch.Tensor,
+        tgt_in: torch.Tensor,
+        src_pad_mask: torch.Tensor | None = None,
+        source_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Teacher forcing: (B, S) sources and (B, T) decoder inputs (``<BOS>`` first) -> (B, T, V) logits."""
+        """Teacher forcing: (B, S) sources and (B, T) decoder inputs (``<BOS>`` first) -> (B, T, V) logits.
+
+        With ``source_index`` (B,), ``src`` holds distinct sources, each encoded once, and decoder row ``i``
+        reads source ``source_index[i]`` (many targets scored against one source).
+        """
         self._check_length(tgt_in.shape[1], self.config.max_target_len, "target")
         pad = src == self.config.pad_id if src_pad_mask is None else src_pad_mask
         memory = self.encode(src, pad)
+        if source_index is not None:
+            pad = pad[source_index]
         mask = ~pad[:, None, None, :]
         x = self.embed(tgt_in) + self.tgt_pos(0, tgt_in.shape[1])
         for layer in self.decoder_layers:
             k, v = layer.cross_attn.keys_values(memory)
+            if source_index is not None:
+                k, v = k[source_index], v[source_index]
             x = layer(x, k, v, mask)
         return self.logits(x)
 

@@ -56,10 +56,12 @@ def test_the_table_has_every_prover_on_both_sets_at_both_budgets(capsys):
         "baseline",
         "baseline-critic",
         "merged",
+        "ranked",
         "model",
         "htps-baseline",
         "htps-baseline-critic",
         "htps",
+        "htps-ranked",
         "htps-critic",
     ]
     lines = run_table(capsys, ",".join(provers), "--critic-theorems", "3", "--critic-steps", "5")
