@@ -313,13 +313,15 @@ def run(
     batch: int,
     critic: Critic | None = None,
     htps: HtpsSettings | None = None,
+    rank_pool: int | None = None,
 ) -> Row:
     spec = ProverSpec.of(prover)
     if spec.critic and critic is None:
         return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
     policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if spec.model_free else learned()
     if spec.rank:
-        policy = RankedPolicy(policy, BaselinePolicy(benchmark.db, grammar=benchmark.grammar))  # type: ignore[arg-type]
+        baseline = BaselinePolicy(benchmark.db, grammar=benchmark.grammar)
+        policy = RankedPolicy(policy, baseline, pool=rank_pool)  # type: ignore[arg-type]
     settings = replace(settings, merge_baseline=spec.merge, prover=spec.search, critic=spec.critic)
     start = time.perf_counter()
     results = prove_theorems(
@@ -362,6 +364,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--seconds", default="10", help="the equal-wall-clock budgets per theorem, comma-separated (0: none)"
     )
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query (k)")
+    parser.add_argument(
+        "--rank-pool", type=int, default=None, help="ranked: baseline candidates scored per query (default 4 k)"
+    )
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
     parser.add_argument(
         "--critic-theorems",
@@ -406,6 +411,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--expansions, --seconds or a NAME@B of --provers: {error}")
     if args.skip < 0:
         parser.error(f"--skip {args.skip}: give 0 or a positive number of theorems")
+    if args.rank_pool is not None and args.rank_pool < 1:
+        parser.error(f"--rank-pool {args.rank_pool}: give a positive number of candidates")
     if not args.expansions or min(args.expansions) <= 0 or min(args.seconds, default=1) < 0:
         parser.error("--expansions: give one or more positive whole numbers; --seconds: positive numbers, or 0")
     unknown = [e.prover for e in args.entries if e.prover not in PROVERS]
@@ -473,7 +480,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             for budget, settings in budgets.items():
                 for entry in args.entries:
                     if entry.runs_at(budget):
-                        rows.append(run(benchmark, entry.prover, settings, budget, learned, args.batch, critic, htps))
+                        rows.append(
+                            run(
+                                benchmark,
+                                entry.prover,
+                                settings,
+                                budget,
+                                learned,
+                                args.batch,
+                                critic,
+                                htps,
+                                args.rank_pool,
+                            )
+                        )
                         print(rows[-1].text(), flush=True)
         for line in comparison(rows, args.expansions):
             print(line)

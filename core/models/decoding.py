@@ -409,34 +409,18 @@ def _target_logits(
     sources: Sequence[Sequence[int]],
     targets: Sequence[Sequence[int]],
     allowed_first: AllowedFirst,
-    source_of: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Teacher-forced logits (B, T, V), first positions masked by ``allowed_first``; the target ids (B, T) and
-    the mask of real positions.
-
-    ``source_of``: target ``i`` is read against ``sources[source_of[i]]`` (each source encoded once);
-    without it, against ``sources[i]``.
-    """
+    the mask of real positions."""
     config, device = model.config, model.device
     check_sources(model, sources)
-    if source_of is None and len(targets) != len(sources):
+    if len(targets) != len(sources):
         raise ModelError(f"{len(targets)} targets for {len(sources)} sources")
-    if source_of is not None and (len(source_of) != len(targets) or any(not 0 <= i < len(sources) for i in source_of)):
-        raise ModelError(f"source_of must give each of the {len(targets)} targets a source in 0..{len(sources) - 1}")
-    for i, target in enumerate(targets):
-        if target and (min(target) < 0 or max(target) >= config.vocab_size):
-            raise ModelError(f"target {i} has a token id outside 0..{config.vocab_size - 1}")
-    too_long = [i for i, t in enumerate(targets) if len(t) >= config.max_target_len]
-    if too_long:
-        raise ModelError(
-            f"target {too_long[0]} has {len(targets[too_long[0]])} tokens; the model takes at most "
-            f"max_target_len - 1 = {config.max_target_len - 1}"
-        )
+    _check_targets(model, targets)
     src, src_pad = pad_sequences(sources, config.pad_id, device)
     tgt_in, _ = pad_sequences([[config.bos_id, *t] for t in targets], config.pad_id, device)
     tgt_out, tgt_pad = pad_sequences([[*t, config.eos_id] for t in targets], config.pad_id, device)
-    index = None if source_of is None else torch.tensor(list(source_of), dtype=torch.long, device=device)
-    logits = model(src, tgt_in, src_pad, index).float()
+    logits = model(src, tgt_in, src_pad).float()
     allowed = first_token_mask(allowed_first, len(targets), config.vocab_size, device)
     if allowed is not None and torch.is_grad_enabled():
         first = logits[:, :1].masked_fill(~allowed[:, None, :], -torch.inf)
@@ -446,23 +430,75 @@ def _target_logits(
     return logits, tgt_out, ~tgt_pad
 
 
+def _check_targets(model: Seq2Seq, targets: Sequence[Sequence[int]]) -> None:
+    config = model.config
+    for i, target in enumerate(targets):
+        if target and (min(target) < 0 or max(target) >= config.vocab_size):
+            raise ModelError(f"target {i} has a token id outside 0..{config.vocab_size - 1}")
+    too_long = [i for i, t in enumerate(targets) if len(t) >= config.max_target_len]
+    if too_long:
+        raise ModelError(
+            f"target {too_long[0]} has {len(targets[too_long[0]])} tokens; the model takes at most "
+            f"max_target_len - 1 = {config.max_target_len - 1}"
+        )
+
+
 def score(
     model: Seq2Seq,
     sources: Sequence[Sequence[int]],
     targets: Sequence[Sequence[int]],
     *,
     allowed_first: AllowedFirst = None,
-    source_of: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """(B,) summed log-probs of ``targets[i] + [<EOS>]`` given ``sources[i]``; differentiable under grad.
 
     Agrees with the ``logprob`` of decoded candidates (same ``allowed_first``, same renormalisation).
-    ``source_of``: many targets against few sources: target ``i`` given ``sources[source_of[i]]``, each source
-    encoded once (``allowed_first`` is then per target).
     """
-    logits, tgt_out, mask = _target_logits(model, sources, targets, allowed_first, source_of)
+    logits, tgt_out, mask = _target_logits(model, sources, targets, allowed_first)
+    return _summed_logprobs(logits, tgt_out, mask)
+
+
+def _summed_logprobs(logits: torch.Tensor, tgt_out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     logp = logits.gather(-1, tgt_out[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
     return torch.where(mask, logp, 0.0).sum(dim=1)
+
+
+def score_shared(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    source_of: Sequence[int],
+    *,
+    allowed_first: AllowedFirst = None,
+) -> list[float]:
+    """:func:`score` for many targets against few sources, without autograd: target ``i`` given
+    ``sources[source_of[i]]`` (``allowed_first`` per target). Each source is encoded once, and the targets
+    are decoded in buckets of similar length (powers of two), so a long target does not pad every short one.
+    """
+    if len(source_of) != len(targets) or any(not 0 <= i < len(sources) for i in source_of):
+        raise ModelError(f"source_of must give each of the {len(targets)} targets a source in 0..{len(sources) - 1}")
+    if not targets:
+        return []
+    config, device = model.config, model.device
+    _check_targets(model, targets)
+    allowed = first_token_mask(allowed_first, len(targets), config.vocab_size, device)
+    values = [0.0] * len(targets)
+    with _inference(model):
+        memory, pad = _encode(model, sources)
+        cross = model.cross_keys_values(memory)
+        buckets: dict[int, list[int]] = {}
+        for i, target in enumerate(targets):
+            buckets.setdefault((len(target) + 1).bit_length(), []).append(i)
+        for rows in buckets.values():
+            tgt_in, _ = pad_sequences([[config.bos_id, *targets[i]] for i in rows], config.pad_id, device)
+            tgt_out, tgt_pad = pad_sequences([[*targets[i], config.eos_id] for i in rows], config.pad_id, device)
+            index = torch.tensor([source_of[i] for i in rows], dtype=torch.long, device=device)
+            logits = model.teacher_forced(cross, pad, tgt_in, index).float()
+            if allowed is not None:
+                logits[:, 0].masked_fill_(~allowed[rows], -torch.inf)
+            for i, value in zip(rows, _summed_logprobs(logits, tgt_out, ~tgt_pad).tolist()):
+                values[i] = value
+    return values
 
 
 # --- benchmarking ----------------------------------------------------------------------------------

@@ -388,26 +388,31 @@ class Seq2Seq(nn.Module):
         return F.linear(self.dec_norm(h), self.embed.weight)
 
     def forward(
+        self, src: torch.Tensor, tgt_in: torch.Tensor, src_pad_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Teacher forcing: (B, S) sources and (B, T) decoder inputs (``<BOS>`` first) -> (B, T, V) logits."""
+        pad = src == self.config.pad_id if src_pad_mask is None else src_pad_mask
+        return self.teacher_forced(self.cross_keys_values(self.encode(src, pad)), pad, tgt_in)
+
+    def cross_keys_values(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each decoder layer's cross-attention keys and values over ``memory`` (B, H, S, Dh)."""
+        return [layer.cross_attn.keys_values(memory) for layer in self.decoder_layers]
+
+    def teacher_forced(
         self,
-        src: torch.Tensor,
+        cross: list[tuple[torch.Tensor, torch.Tensor]],
+        src_pad_mask: torch.Tensor,
         tgt_in: torch.Tensor,
-        src_pad_mask: torch.Tensor | None = None,
         source_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Teacher forcing: (B, S) sources and (B, T) decoder inputs (``<BOS>`` first) -> (B, T, V) logits.
-
-        With ``source_index`` (B,), ``src`` holds distinct sources, each encoded once, and decoder row ``i``
-        reads source ``source_index[i]`` (many targets scored against one source).
-        """
+        """(B, T) decoder inputs over encoded sources (:meth:`cross_keys_values`) -> (B, T, V) logits. Row
+        ``i`` reads source ``i``, or source ``source_index[i]`` when given (many targets against few sources,
+        each encoded once)."""
         self._check_length(tgt_in.shape[1], self.config.max_target_len, "target")
-        pad = src == self.config.pad_id if src_pad_mask is None else src_pad_mask
-        memory = self.encode(src, pad)
-        if source_index is not None:
-            pad = pad[source_index]
+        pad = src_pad_mask if source_index is None else src_pad_mask[source_index]
         mask = ~pad[:, None, None, :]
         x = self.embed(tgt_in) + self.tgt_pos(0, tgt_in.shape[1])
-        for layer in self.decoder_layers:
-            k, v = layer.cross_attn.keys_values(memory)
+        for layer, (k, v) in zip(self.decoder_layers, cross):
             if source_index is not None:
                 k, v = k[source_index], v[source_index]
             x = layer(x, k, v, mask)
@@ -419,7 +424,7 @@ class Seq2Seq(nn.Module):
         """A cache decoding ``group`` rows per source of ``memory`` for up to ``capacity`` steps."""
         capacity = self.config.max_target_len if capacity is None else capacity
         self._check_length(capacity, self.config.max_target_len, "decoding capacity")
-        cross = [layer.cross_attn.keys_values(memory) for layer in self.decoder_layers]
+        cross = self.cross_keys_values(memory)
         mask = ~src_pad_mask[:, None, None, :]
         return DecoderCache(cross, mask, group, capacity, self.config.n_heads)
 

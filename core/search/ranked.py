@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
-from core.models.decoding import score
+from core.models.decoding import score_shared
 from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
 
@@ -102,19 +102,17 @@ class RankedPolicy:
         """The model's log-probability of each target given its source, in chunks of ``max_batch`` targets."""
         model = self.model.model
         values: list[float] = []
-        with torch.inference_mode():
-            for start in range(0, len(targets), self.model.max_batch):
-                rows = range(start, min(start + self.model.max_batch, len(targets)))
-                first = source_of[rows[0]]
-                chunk = score(
-                    model,
-                    sources[first : source_of[rows[-1]] + 1],
-                    targets[rows.start : rows.stop],
-                    allowed_first=torch.stack(masks[rows.start : rows.stop]).to(model.device),
-                    source_of=[source_of[r] - first for r in rows],
-                )
-                values += chunk.tolist()
-                self.model.model_calls += 1
+        for start in range(0, len(targets), self.model.max_batch):
+            rows = range(start, min(start + self.model.max_batch, len(targets)))
+            first = source_of[rows[0]]
+            values += score_shared(
+                model,
+                sources[first : source_of[rows[-1]] + 1],
+                targets[rows.start : rows.stop],
+                [source_of[r] - first for r in rows],
+                allowed_first=torch.stack(masks[rows.start : rows.stop]),
+            )
+            self.model.model_calls += 1
         return values
 
     def _ranked(self, proposals: Sequence[Proposal], scores: dict[int, float], k: int) -> list[Proposal]:
