@@ -83,7 +83,6 @@ from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
 from core.search.htps import Critic, HtpsSettings
 from core.search.policy import Policy
-from core.search.ranked import RankedPolicy
 from core.search.runner import SearchResult, SearchSettings
 from core.search.settings import HtpsParameters
 
@@ -319,10 +318,14 @@ def run(
     if spec.critic and critic is None:
         return Row(benchmark.name, budget, prover, (), 0.0, "(no critic: --critic-theorems 0)")
     policy = BaselinePolicy(benchmark.db, grammar=benchmark.grammar) if spec.model_free else learned()
-    if spec.rank:
-        baseline = BaselinePolicy(benchmark.db, grammar=benchmark.grammar)
-        policy = RankedPolicy(policy, baseline, pool=rank_pool)  # type: ignore[arg-type]
-    settings = replace(settings, merge_baseline=spec.merge, prover=spec.search, critic=spec.critic)
+    settings = replace(
+        settings,
+        merge_baseline=spec.merge,
+        rank_baseline=spec.rank,
+        rank_pool=rank_pool or settings.rank_pool,
+        prover=spec.search,
+        critic=spec.critic,
+    )
     start = time.perf_counter()
     results = prove_theorems(
         benchmark.db,
@@ -365,7 +368,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query (k)")
     parser.add_argument(
-        "--rank-pool", type=int, default=None, help="ranked: baseline candidates scored per query (default 4 k)"
+        "--rank-pool",
+        type=int,
+        default=None,
+        help="ranked: baseline candidates scored per query (default: search.rank_pool's, 32)",
     )
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
     parser.add_argument(

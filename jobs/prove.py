@@ -90,6 +90,8 @@ def prove(
     allow_discouraged: bool = False,
     in_place: bool = False,
     merge_baseline: bool = True,
+    rank_baseline: bool = False,
+    rank_pool: int = 32,
     critic: bool | None = None,
     exploration: float | None = None,
     virtual_loss: int | None = None,
@@ -125,6 +127,9 @@ def prove(
         in_place: allow --out to be DATABASE itself (replaced, keeping its mode and links).
         merge_baseline: with --checkpoint and the backward or htps prover, add the model-free baseline's
             candidates after the model's proposals (false: the model's alone).
+        rank_baseline: with --checkpoint and the backward or htps prover, let the model rank the baseline's
+            candidates instead of decoding its own (core.search.ranked; faster on a CPU).
+        rank_pool: with --rank_baseline, the baseline's candidates the model scores per goal.
         critic: use the checkpoint's goal critic (backward and htps provers; default: when it has one;
             true: it must have one; false: never).
         exploration: htps: the PUCT exploration constant (default 1.0).
@@ -152,6 +157,8 @@ def prove(
         max_depth=max_depth,
         batch_goals=batch,
         merge_baseline=merge_baseline,
+        rank_baseline=rank_baseline,
+        rank_pool=rank_pool,
         critic=critic is not False,
     )
     htps = _htps_settings(

@@ -89,14 +89,23 @@ def prove_theorems(
     targets a search reports (see :func:`make_search`).
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless
-    ``settings.merge_baseline`` is false (:func:`core.search.merged.with_baseline`); ``critic`` is used only
+    ``settings.merge_baseline`` is false, or its model ranks the baseline's candidates when
+    ``settings.rank_baseline`` (:func:`core.search.merged.with_baseline`); ``critic`` is used only
     while ``settings.critic`` is true. Logs progress
     (theorems done, proved, rate, ETA) at most every 10 seconds.
     """
     grammar = grammar or Grammar(db)
     kernel = kernel or Kernel(db)
     progress = ProgressLog(len(theorems), on_result)
-    policy = with_baseline(policy, db, grammar, prover=settings.prover, merge=settings.merge_baseline)
+    policy = with_baseline(
+        policy,
+        db,
+        grammar,
+        prover=settings.prover,
+        merge=settings.merge_baseline,
+        rank=settings.rank_baseline,
+        pool=settings.rank_pool,
+    )
     critic = critic if settings.critic else None
 
     def searches() -> Iterator[Search]:

@@ -13,9 +13,10 @@ So every expansion applies at least the tactics a baseline expansion applies, pl
 ranks goals by the summed log-probabilities as usual. Up to ``2 k`` proposals are returned per query.
 Forward queries go to the learned policy alone (the merge is for backward search).
 
-:func:`with_baseline` is how searches get it by default (``SearchSettings.merge_baseline``): it wraps a
-learned policy (one whose ``learned`` attribute is true, as :class:`~core.search.model_policy.ModelPolicy`'s
-is) for backward search, with a baseline cached per database, and leaves any other policy as it is.
+:func:`with_baseline` is how searches get it by default (``SearchSettings.merge_baseline``), or the
+:class:`~core.search.ranked.RankedPolicy` instead (``SearchSettings.rank_baseline``): it wraps a learned
+policy (one whose ``learned`` attribute is true, as :class:`~core.search.model_policy.ModelPolicy`'s is) for
+backward search, with a baseline cached per database, and leaves any other policy as it is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from core.metamath.database import Database
 from core.metamath.environment import Tactic
 from core.metamath.syntax import Grammar
 from core.search.baseline import BaselinePolicy
+from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
+from core.search.ranked import RankedPolicy
 
 BASELINE_CACHE = 4  # databases whose baseline policy is kept (building one indexes every assertion)
 _baselines: OrderedDict[int, tuple[Database, BaselinePolicy]] = OrderedDict()
@@ -79,15 +82,23 @@ def tactic_key(tactic: Tactic) -> tuple[str, tuple[tuple[str, tuple[str, ...]], 
     return tactic.label, tuple(sorted((v, tuple(e)) for v, e in tactic.substitution.items()))
 
 
-def with_baseline(policy: Policy, db: Database, grammar: Grammar, *, prover: str, merge: bool) -> Policy:
-    """``policy`` merged with the baseline when ``merge``, the prover searches backward (``backward``,
-    ``htps``) and the policy is learned (not already merged); otherwise ``policy`` itself."""
+def with_baseline(
+    policy: Policy, db: Database, grammar: Grammar, *, prover: str, merge: bool, rank: bool = False, pool: int = 32
+) -> Policy:
+    """``policy`` with the baseline's candidates when the prover searches backward (``backward``, ``htps``) and
+    the policy is learned (not already wrapped): ranked by its model (:class:`~core.search.ranked.RankedPolicy`,
+    the first ``pool`` of them) when ``rank`` and it is a model policy, else merged after its proposals when
+    ``merge``; otherwise ``policy`` itself."""
     if (
-        not merge
+        not (merge or rank)
         or prover not in ("backward", "htps")
         or not getattr(policy, "learned", False)
-        or isinstance(policy, MergedPolicy)
+        or isinstance(policy, (MergedPolicy, RankedPolicy))
     ):
+        return policy
+    if rank and isinstance(policy, ModelPolicy):
+        return RankedPolicy(policy, baseline_for(db, grammar), pool=pool)
+    if not merge:
         return policy
     return MergedPolicy(policy, baseline_for(db, grammar))
 

@@ -47,7 +47,9 @@ class SearchSettings(Settings):
     Budgets are per theorem: ``expansions`` (policy queries: a backward goal expansion, a forward step) and
     ``timeout_s`` (charged seconds, see :mod:`core.search.runner`). ``merge_baseline``: a learned policy's
     backward proposals are merged with the model-free baseline's candidates (:mod:`core.search.merged`;
-    applied by :func:`core.search.evaluation.prove_theorems`). ``critic``: a goal critic given to the search
+    applied by :func:`core.search.evaluation.prove_theorems`). ``rank_baseline``: instead, the learned model
+    ranks the first ``rank_pool`` of the baseline's candidates without decoding (:mod:`core.search.ranked`).
+    ``critic``: a goal critic given to the search
     is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one). ``htps``: the parameters of
     the ``htps`` prover; changed from their defaults with another prover, they are an error (they would
     be ignored).
@@ -65,6 +67,13 @@ class SearchSettings(Settings):
         help="backward search: add the model-free baseline's unification "
         "candidates after the model's proposals (false: the model's alone)",
     )
+    rank_baseline: bool = option(
+        False,
+        help="backward search: the learned model ranks the model-free baseline's candidates (the first "
+        "rank_pool of them) instead of decoding its own proposals (core.search.ranked): one teacher-forced "
+        "model call per expansion instead of a beam search; it replaces merge_baseline",
+    )
+    rank_pool: int = option(32, min=1, help="rank_baseline: the baseline's candidates the model scores per query")
     critic: bool = option(
         True,
         help="use the prover checkpoint's goal critic when it has one (HTPS: the values of new goals; "

@@ -244,6 +244,8 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "max_depth",
         "batch_goals",
         "merge_baseline",
+        "rank_baseline",
+        "rank_pool",
         "critic",
         "htps",
     }
@@ -271,6 +273,8 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["prover_actor"]["search"]["critic"]
+    for key in ("rank_baseline", "rank_pool"):
+        del frozen["prover_actor"]["search"][key], frozen["evaluator"]["search"][key]
     del frozen["prover_actor"]["search"]["htps"], frozen["evaluator"]["search"]["htps"]
     for key in ("critic", "critic_max_examples", "critic_lr"):
         del frozen["prover_trainer"][key]
@@ -279,6 +283,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     del frozen["generator_actor"]["compose"]
     loaded = ExperimentConfig.from_dict(frozen)
     assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
+    assert not loaded.evaluator.search.rank_baseline and loaded.evaluator.search.rank_pool == 32
     assert not loaded.generator_actor.difficulty_conditioning and not loaded.generator_actor.compose
     assert loaded.prover_actor.search.critic and loaded.prover_trainer.critic
     assert loaded.prover_actor.search.htps == loaded.evaluator.search.htps == HtpsParameters()

@@ -9,17 +9,26 @@ import torch
 
 from core.errors import ConfigError
 from core.metamath.environment import Tactic
+from core.metamath.splits import split_theorems
 from core.models.decoding import score
 from core.models.formats import build_vocabulary
 from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
-from core.search.merged import tactic_key
+from core.search.evaluation import prove_theorems
+from core.search.merged import MergedPolicy, baseline_for, tactic_key, with_baseline
 from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.search.ranked import RankedPolicy
+from core.search.runner import SearchSettings
 from tests.torch_threads import one_torch_thread
 
+from .conftest import ScriptedPolicy
+
 GOALS = ("syl", "a1i", "mpd", "id")
+
+
+class Learned(ScriptedPolicy):
+    learned = True
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,3 +101,39 @@ def test_forward_queries_go_to_the_model_and_bad_settings_are_refused(hilbert, l
             RankedPolicy(learned, baseline, pool=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="k must be >= 1"):
         policy.propose_backward(queries(hilbert), k=0)
+
+
+def test_with_baseline_ranks_only_for_a_model_policy_searching_backward(hilbert, learned):
+    ranked = with_baseline(learned, hilbert.db, hilbert.grammar, prover="htps", merge=True, rank=True, pool=5)
+    assert isinstance(ranked, RankedPolicy) and ranked.model is learned and ranked.pool == 5
+    assert ranked.baseline is baseline_for(hilbert.db, hilbert.grammar)
+    assert with_baseline(ranked, hilbert.db, hilbert.grammar, prover="backward", merge=True, rank=True) is ranked
+    assert (
+        with_baseline(learned, hilbert.db, hilbert.grammar, prover="forward-greedy", merge=True, rank=True) is learned
+    )
+    scripted = Learned()  # learned, but no model to score with: merged as before, or left alone
+    assert isinstance(with_baseline(scripted, hilbert.db, hilbert.grammar, prover="backward", merge=True, rank=True),
+                      MergedPolicy)  # fmt: skip
+    assert with_baseline(scripted, hilbert.db, hilbert.grammar, prover="backward", merge=False, rank=True) is scripted
+    assert isinstance(with_baseline(learned, hilbert.db, hilbert.grammar, prover="backward", merge=True), MergedPolicy)
+
+
+def test_a_search_with_rank_baseline_asks_the_ranked_policy(hilbert, learned, monkeypatch):
+    asked: list[int] = []
+    propose = RankedPolicy.propose_backward
+
+    def spy(self: RankedPolicy, queries, k):  # type: ignore[no-untyped-def]
+        asked.append(len(queries))
+        return propose(self, queries, k)
+
+    monkeypatch.setattr(RankedPolicy, "propose_backward", spy)
+    theorems = split_theorems(hilbert.db)["test"][:6]
+    settings = SearchSettings(expansions=8, timeout_s=60.0, rank_baseline=True, rank_pool=12)
+    results = prove_theorems(hilbert.db, theorems, learned, settings, grammar=hilbert.grammar, kernel=hilbert.kernel)
+    assert len(results) == 6 and asked
+    asked.clear()
+    prove_theorems(hilbert.db, theorems, learned, SearchSettings(expansions=8, timeout_s=60.0), grammar=hilbert.grammar,
+                   kernel=hilbert.kernel)  # fmt: skip
+    assert not asked  # the twin: merged by default
+    with pytest.raises(ConfigError, match="rank_pool"):
+        SearchSettings(rank_pool=0)
