@@ -265,7 +265,7 @@ def learned_policy(args: argparse.Namespace, db: Database) -> tuple[Callable[[],
     else:
         vocab = build_vocabulary(db)
         model = new_model(vocab, "tiny", seed=args.seed)
-    return lambda: ModelPolicy(model, vocab, device=args.device, seed=args.seed), critic
+    return lambda: ModelPolicy(model, vocab, device=args.device, seed=args.seed, precision=args.precision), critic
 
 
 def train_critic(
@@ -406,6 +406,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--checkpoint", default="", help="the learned policy (default: an untrained tiny model)")
     parser.add_argument("--device", default="cpu", help="where the learned policy runs (cpu, cuda)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="the learned policy's decoding: bf16 on CUDA, or on a CPU with native bfloat16",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -476,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         print(
-            f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device}; "
+            f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device} ({args.precision}); "
             f"backward best-first or HTPS (exploration {htps.exploration:g}, virtual loss {htps.virtual_loss}, "
             f"{htps.succ_expansions} leaves per step, critic value {htps.critic_value:g}), k={args.candidates}"
         )

@@ -48,7 +48,12 @@ def precision_option(what: str) -> Any:
     return option(
         "fp32",
         choices=PRECISIONS,
-        help=f"fp32, or bf16: bfloat16 autocast of {what} on CUDA (ignored, with a warning, on a CPU)",
+        help=f"fp32, or bf16: bfloat16 autocast of {what} on CUDA"
+        + (
+            ", bfloat16 weights on a CPU with native bfloat16 (elsewhere fp32, with a warning)"
+            if what == "decoding"
+            else " (ignored, with a warning, on a CPU)"
+        ),
     )
 
 

@@ -2,8 +2,10 @@
 setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``) on the machine a job runs on, and its ``precision``.
 
 ``auto`` means CUDA when this machine has it, else the CPU. ``precision`` ``bf16`` runs training forward
-passes and decoding under ``torch.autocast(dtype=bfloat16)`` on CUDA; on a CPU it is ignored with a
-warning (fp32), so one experiment configuration serves GPU and CPU nodes alike.
+passes and decoding under ``torch.autocast(dtype=bfloat16)`` on CUDA. On a CPU, training ignores it with a
+warning (fp32), so one experiment configuration serves GPU and CPU nodes alike; decoding (a policy's model,
+:func:`inference_weights`) runs on a bfloat16 copy of the weights when the CPU computes in bfloat16
+natively (AVX512-BF16 or AMX: about 1.5x faster beam search on one core), else in fp32 with a warning.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from core.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     import torch
+
+    from core.models.transformer import Seq2Seq
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +79,47 @@ def effective_precision(precision: str, device: torch.device, field: str = "prec
         logger.warning("%s bf16 applies on CUDA only; running in fp32 on %s", field, device)
         return "fp32"
     return precision
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (the ``avx512_bf16`` or ``amx_bf16`` flag of Linux's
+    ``/proc/cpuinfo``; False where that file is missing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return False
+    return False
+
+
+def decoding_precision(precision: str, device: torch.device, field: str = "precision") -> str:
+    """``precision`` as it applies to decoding on ``device``: ``bf16`` on CUDA, and on a CPU with native
+    bfloat16 (:func:`cpu_has_bf16`); elsewhere ``fp32`` with a warning. A :class:`ConfigError` naming
+    ``field`` for an unknown precision."""
+    if precision == "bf16" and device.type == "cpu":
+        if cpu_has_bf16():
+            return precision
+        logger.warning(
+            "%s bf16 needs CUDA or a CPU with native bfloat16 (avx512_bf16 or amx_bf16); decoding in fp32", field
+        )
+        return "fp32"
+    return effective_precision(precision, device, field)
+
+
+def inference_weights(model: Seq2Seq, device: torch.device, precision: str) -> Seq2Seq:
+    """The model a policy decodes with: ``model`` itself, or for ``bf16`` on a CPU a bfloat16 copy (the
+    caller's model, which trainers may share, keeps its fp32 weights). ``precision`` as resolved by
+    :func:`decoding_precision`."""
+    if precision == "bf16" and device.type == "cpu":
+        import copy
+
+        import torch
+
+        return copy.deepcopy(model).to(torch.bfloat16)
+    return model
 
 
 def default_precision(device: torch.device) -> str:

@@ -37,7 +37,7 @@ from core.metamath.index import PatternIndex
 from core.metamath.syntax import Grammar, floating_context
 from core.models.checkpoint import KINDS, LoadedModel, check_kind_formats, read_model
 from core.models.decoding import Candidate, beam_search, sample
-from core.models.devices import autocast, effective_precision
+from core.models.devices import autocast, decoding_precision, inference_weights
 from core.models.formats import Codec, free_variables
 from core.models.transformer import Seq2Seq
 from core.models.vocab import STOP, Token, Vocabulary
@@ -60,7 +60,8 @@ class ModelPolicy:
     ``length_penalty``: GNMT length normalisation of beam search (0 ranks by summed log-probability).
     ``max_len``: longest output in tokens (default: the model's limit).
     ``device``: where the model runs (default: CUDA when available). ``precision``: ``bf16`` decodes under
-    bfloat16 autocast on CUDA (fp32, with a warning, elsewhere).
+    bfloat16 autocast on CUDA, with a bfloat16 copy of the weights on a CPU with native bfloat16 (fp32, with a
+    warning, elsewhere; :func:`core.models.devices.decoding_precision`).
     ``unifiable_only``: restrict a backward query's first token to labels whose conclusion unifies with
     its goal (a query with none gets no proposals, counted as ``no_unifiable_label``).
 
@@ -90,8 +91,8 @@ class ModelPolicy:
         if max_batch < 1:
             raise ConfigError(f"ModelPolicy max_batch must be >= 1 (got {max_batch})")
         self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device).eval()
-        self.precision = effective_precision(precision, self.device, "policy precision")
+        self.precision = decoding_precision(precision, self.device, "policy precision")
+        self.model = inference_weights(model.to(self.device), self.device, self.precision).eval()
         self.vocab = vocab
         self.codec = Codec.for_model(vocab, model.config)
         self.kind, self.formats = kind, tuple(formats)

@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from core.errors import ConfigError, UsageError
-from core.models.devices import autocast, check_device, default_precision, effective_precision, resolve_device
+from core.models import devices
+from core.models.devices import (
+    autocast,
+    check_device,
+    decoding_precision,
+    default_precision,
+    effective_precision,
+    inference_weights,
+    resolve_device,
+)
 
 
 def test_cpu_and_no_device_pass() -> None:
@@ -82,3 +91,48 @@ def test_autocast_only_for_bf16_on_cuda() -> None:
     assert isinstance(autocast(torch.device("cuda", 0), "fp32"), contextlib.nullcontext)
     assert isinstance(autocast(torch.device("cuda", 0), "bf16"), torch.autocast)
     assert default_precision(torch.device("cpu")) == "fp32" and default_precision(torch.device("cuda")) == "bf16"
+
+
+def test_decoding_in_bf16_on_a_cpu_needs_native_bfloat16(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    assert decoding_precision("bf16", torch.device("cpu"), "prover_actor.precision") == "bf16"
+    assert decoding_precision("fp32", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert decoding_precision("bf16", torch.device("cpu"), "prover_actor.precision") == "fp32"
+    assert "prover_actor.precision bf16 needs CUDA or a CPU with native bfloat16" in caplog.text
+    with pytest.raises(ConfigError, match="policy precision 'fp16'"):
+        decoding_precision("fp16", torch.device("cpu"), "policy precision")
+
+
+def test_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path) -> None:
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f avx512_bf16 sse", True), ("fpu amx_bf16", True), ("fpu avx512f", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(
+            builtins, "open", lambda path, *a, _i=info, **k: real_open(_i if path == "/proc/cpuinfo" else path, *a, **k)
+        )
+        assert devices.cpu_has_bf16() is expected
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(tmp_path / "missing", *a, **k))
+    assert devices.cpu_has_bf16() is False
+
+
+def test_a_policy_decoding_in_bf16_on_a_cpu_uses_a_copy_and_leaves_the_model_in_fp32(monkeypatch) -> None:
+    from core.metamath.embedded import embedded_database_path
+    from core.metamath.reader import read_database
+    from core.models.formats import build_vocabulary
+    from core.models.training import new_model
+    from core.search.model_policy import ModelPolicy
+
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    vocab = build_vocabulary(read_database(embedded_database_path()))
+    model = new_model(vocab, "tiny", seed=0)
+    policy = ModelPolicy(model, vocab, device="cpu", precision="bf16")
+    assert policy.precision == "bf16" and policy.model is not model
+    assert policy.model.embed.weight.dtype == torch.bfloat16 and model.embed.weight.dtype == torch.float32
+    plain = ModelPolicy(model, vocab, device="cpu")  # the twin: fp32 decodes with the model itself
+    assert plain.model is model and plain.precision == "fp32"
+    assert inference_weights(model, torch.device("cpu"), "fp32") is model
