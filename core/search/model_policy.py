@@ -114,20 +114,23 @@ class ModelPolicy:
 
     def propose_backward(self, queries: Sequence[BackwardQuery], k: int) -> list[list[Proposal]]:
         """Up to ``k`` proposals per goal, best first, by one beam search over all the goals."""
-        prepared = []
-        for query in queries:
-            hypotheses = [h.statement for h in query.env.theorem.essential]
-            source = self.codec.backward_source(query.goal, hypotheses, allow_unknown=True)
-            mask = self._first_tokens(query.env, stop=False)
-            if mask is None:
-                self.counters["no_allowed_label"] += 1
-            elif self.unifiable_only:
-                mask = mask & self._index(query.env).unifiable_mask(query.env, query.goal)
-                if not bool(mask.any()):
-                    mask = None
-                    self.counters["no_unifiable_label"] += 1
-            prepared.append(self._usable(source, mask))
-        return self._propose(queries, prepared, k, None, allow_stop=False)
+        return self._propose(queries, [self.backward_input(q) for q in queries], k, None, allow_stop=False)
+
+    def backward_input(self, query: BackwardQuery) -> tuple[list[int], torch.Tensor] | None:
+        """The source ids of a backward query and its allowed first tokens (the labels of its context, only
+        those whose conclusion unifies with the goal when ``unifiable_only``); ``None``, counted, when the
+        query cannot be encoded or allows no label."""
+        hypotheses = [h.statement for h in query.env.theorem.essential]
+        source = self.codec.backward_source(query.goal, hypotheses, allow_unknown=True)
+        mask = self._first_tokens(query.env, stop=False)
+        if mask is None:
+            self.counters["no_allowed_label"] += 1
+        elif self.unifiable_only:
+            mask = mask & self._index(query.env).unifiable_mask(query.env, query.goal)
+            if not bool(mask.any()):
+                mask = None
+                self.counters["no_unifiable_label"] += 1
+        return self._usable(source, mask)
 
     def propose_forward(
         self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None

@@ -60,7 +60,7 @@ class RankedPolicy:
         masks: list[torch.Tensor] = []
         where: list[tuple[int, int]] = []  # (query, candidate) of each scored row
         for i, (query, proposals) in enumerate(zip(queries, candidates)):
-            prepared = self._prepared(query) if proposals else None
+            prepared = self.model.backward_input(query) if proposals else None
             if prepared is None:
                 continue
             source, mask = prepared
@@ -84,17 +84,6 @@ class RankedPolicy:
         self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
     ) -> list[list[Proposal]]:
         return self.model.propose_forward(queries, k, temperature)
-
-    def _prepared(self, query: BackwardQuery) -> tuple[list[int], torch.Tensor] | None:
-        """The query's source ids and first-token mask, as the model's beam search would use them."""
-        hypotheses = [h.statement for h in query.env.theorem.essential]
-        source = self.model.codec.backward_source(query.goal, hypotheses, allow_unknown=True)
-        mask = self.model._first_tokens(query.env, stop=False)
-        if source is None or mask is None:
-            return None
-        if self.model.unifiable_only:
-            mask = mask & self.model._index(query.env).unifiable_mask(query.env, query.goal)
-        return source, mask
 
     def _score(
         self, sources: list[list[int]], targets: list[list[int]], source_of: list[int], masks: list[torch.Tensor]

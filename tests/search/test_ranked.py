@@ -54,7 +54,7 @@ def model_logprob(policy: ModelPolicy, query: BackwardQuery, tactic: Tactic) -> 
     target = policy.codec.backward_target(tactic, query.env.db.assertion(tactic.label))
     mask = policy._first_tokens(query.env, stop=False) & policy._index(query.env).unifiable_mask(query.env, query.goal)
     with torch.no_grad():
-        return float(score(policy.model, [source], [target], allowed_first=mask[None]))
+        return float(score(policy.model, [source], [target], allowed_first=mask[None]))  # as the beam search scores
 
 
 def test_each_query_gets_its_best_candidates_by_the_model_with_the_model_s_log_probabilities(hilbert, learned):
