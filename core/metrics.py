@@ -58,7 +58,15 @@ ROLL_BYTES = 2 << 20
 class MetricsWriter:
     """One job's scalars; points whose step is not above the tag's last written step are dropped."""
 
-    def __init__(self, folder: str | None, written: dict[str, int] | None = None, upload: Upload | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | None,
+        written: dict[str, int] | None = None,
+        upload: Upload | None = None,
+        after_second: int | None = None,
+    ) -> None:
+        """``after_second``: the second the run's newest earlier event file was named in; the first new file
+        waits for a later one, so that it sorts after the earlier files (a restart within the same second)."""
         self.folder = folder
         self.last_step: dict[str, int] = dict(written or {})
         self.dropped = 0
@@ -67,6 +75,8 @@ class MetricsWriter:
         self._upload = upload
         self._lock = threading.RLock()
         if folder is not None:
+            while after_second is not None and int(time.time()) <= after_second:
+                time.sleep(0.05)
             self._writer, self._current = open_event_file(folder)
         self._opened_second = int(time.time())
 
@@ -88,7 +98,7 @@ class MetricsWriter:
             )
         written = written_steps(folder)
         log_appending(job, folder, written)
-        return cls(folder, written)
+        return cls(folder, written, after_second=newest_event_second(os.listdir(folder)))
 
     @classmethod
     def open_remote(cls, root: ExperimentRoot, job: str) -> MetricsWriter:
@@ -98,7 +108,7 @@ class MetricsWriter:
         staging = tempfile.mkdtemp(prefix=f"advprover-{job}-tensorboard-")
         earlier = os.path.join(staging, "earlier")
         try:
-            root.download_metric_files(job, earlier)
+            earlier_files = root.download_metric_files(job, earlier)
             written = written_steps(earlier)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -107,7 +117,8 @@ class MetricsWriter:
             shutil.rmtree(earlier, ignore_errors=True)
         log_appending(job, f"{root.metrics_url}/{job}", written)
         logger.info("%s: TensorBoard events staged in %s, uploaded to %s/%s", job, staging, root.metrics_url, job)
-        writer = cls(os.path.join(staging, "run"), written, Upload(root, job, staging))
+        newest = newest_event_second(os.path.basename(path) for path in earlier_files)
+        writer = cls(os.path.join(staging, "run"), written, Upload(root, job, staging), after_second=newest)
         writer.flush()  # the run shows in the experiment at once
         return writer
 
@@ -225,6 +236,13 @@ class Upload:
             shutil.rmtree(self.staging, ignore_errors=True)
         else:
             logger.warning("%s: its last TensorBoard events were not uploaded; they stay in %s", self.job, self.run)
+
+
+def newest_event_second(names: Iterable[str]) -> int | None:
+    """The latest whole second in which one of the event files ``names`` was named (``None``: no event file)."""
+    seconds = [int(part) for name in names if fnmatch(name, EVENT_FILE_PATTERN)
+               for part in name.split(".")[3:4] if part.isdigit()]  # fmt: skip
+    return max(seconds, default=None)
 
 
 def open_event_file(folder: str) -> tuple[Any, str | None]:

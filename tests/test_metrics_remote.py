@@ -20,7 +20,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from core import metrics
-from core.metrics import MetricsWriter, remote_runs
+from core.metrics import MetricsWriter, newest_event_second, remote_runs
 from core.storage import ExperimentRoot
 
 JOB = "prover-trainer-00"
@@ -153,3 +153,16 @@ def test_tensorboard_reads_a_run_uploaded_to_s3(s3_bucket: str) -> None:
     )
     assert read.returncode == 0, read.stderr
     assert json.loads(read.stdout) == {"eval/success_rate": [[8, 0.25], [9, 0.5]]}
+
+
+def test_a_restart_within_the_same_second_names_its_event_file_after_the_earlier_ones(
+    memory_root: ExperimentRoot,
+) -> None:
+    for _ in range(3):  # restarts in quick succession: each new file's second is later than every earlier one's
+        before = memory_root.metric_files(JOB)
+        writer = MetricsWriter.open_remote(memory_root, JOB)
+        writer.close()
+        (new,) = set(memory_root.metric_files(JOB)) - set(before)
+        assert all(int(new.split(".")[3]) > int(old.split(".")[3]) for old in before), (new, before)
+    assert newest_event_second(["events.out.tfevents.17.host.1.2", "events.out.tfevents.9.host.1.10", "x"]) == 17
+    assert newest_event_second(["status.png"]) is None
