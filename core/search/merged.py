@@ -32,6 +32,7 @@ from core.search.baseline import BaselinePolicy
 from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
 from core.search.ranked import RankedPolicy
+from core.search.settings import RANK_POOL
 
 BASELINE_CACHE = 4  # databases whose baseline policy is kept (building one indexes every assertion)
 _baselines: OrderedDict[int, tuple[Database, BaselinePolicy]] = OrderedDict()
@@ -83,7 +84,14 @@ def tactic_key(tactic: Tactic) -> tuple[str, tuple[tuple[str, tuple[str, ...]], 
 
 
 def with_baseline(
-    policy: Policy, db: Database, grammar: Grammar, *, prover: str, merge: bool, rank: bool = False, pool: int = 32
+    policy: Policy,
+    db: Database,
+    grammar: Grammar,
+    *,
+    prover: str,
+    merge: bool,
+    rank: bool = False,
+    pool: int = RANK_POOL,
 ) -> Policy:
     """``policy`` with the baseline's candidates when the prover searches backward (``backward``, ``htps``) and
     the policy is learned (not already wrapped): ranked by its model (:class:`~core.search.ranked.RankedPolicy`,

@@ -26,8 +26,7 @@ from core.errors import ConfigError
 from core.models.decoding import score_shared
 from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery, Policy, Proposal
-
-DEFAULT_POOL_FACTOR = 4  # candidates scored per query: this many times k
+from core.search.settings import RANK_POOL
 
 
 class RankedPolicy:
@@ -35,8 +34,8 @@ class RankedPolicy:
 
     learned = True
 
-    def __init__(self, model: ModelPolicy, baseline: Policy, *, pool: int | None = None) -> None:
-        if pool is not None and (type(pool) is not int or pool < 1):
+    def __init__(self, model: ModelPolicy, baseline: Policy, *, pool: int = RANK_POOL) -> None:
+        if type(pool) is not int or pool < 1:
             raise ConfigError(f"RankedPolicy pool must be an integer >= 1 (got {pool!r})")
         self.model = model
         self.baseline = baseline
@@ -53,7 +52,7 @@ class RankedPolicy:
     def propose_backward(self, queries: Sequence[BackwardQuery], k: int) -> list[list[Proposal]]:
         if k < 1:
             raise ConfigError(f"RankedPolicy: k must be >= 1 (got {k})")
-        candidates = self.baseline.propose_backward(queries, self.pool or DEFAULT_POOL_FACTOR * k)
+        candidates = self.baseline.propose_backward(queries, self.pool)
         sources: list[list[int]] = []  # one per query with candidates to score
         targets: list[list[int]] = []  # one per scored candidate
         source_of: list[int] = []

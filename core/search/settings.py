@@ -15,6 +15,7 @@ from core.errors import ConfigError
 from core.settings import Settings, option
 
 PROVERS = ("backward", "forward-greedy", "forward-sampling", "htps")
+RANK_POOL = 32  # rank_baseline: the baseline's candidates the model scores per query, by default
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class SearchSettings(Settings):
         "rank_pool of them) instead of decoding its own proposals (core.search.ranked): one teacher-forced "
         "model call per expansion instead of a beam search; it replaces merge_baseline",
     )
-    rank_pool: int = option(32, min=1, help="rank_baseline: the baseline's candidates the model scores per query")
+    rank_pool: int = option(
+        RANK_POOL, min=1, help="rank_baseline: the baseline's candidates the model scores per query"
+    )
     critic: bool = option(
         True,
         help="use the prover checkpoint's goal critic when it has one (HTPS: the values of new goals; "
