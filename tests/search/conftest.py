@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.metamath.database import Assertion, Database
 from core.metamath.embedded import embedded_database_path
@@ -14,7 +15,12 @@ from core.metamath.environment import BackwardEnv, ForwardEnv, Tactic
 from core.metamath.reader import read_database
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
+from core.models.formats import build_vocabulary
+from core.models.training import new_model
+from core.models.transformer import Seq2Seq
+from core.models.vocab import Vocabulary
 from core.search.policy import BackwardQuery, ForwardQuery, Proposal
+from tests.torch_threads import one_torch_thread
 
 
 @dataclass
@@ -89,6 +95,27 @@ class ScriptedPolicy:
         self.calls.append(("forward", len(queries)))
         self.asked.extend(queries)
         return [[Proposal(t, -1.0) for t in (self.forward(q) if self.forward else ())][:k] for q in queries]
+
+
+class LearnedScriptedPolicy(ScriptedPolicy):
+    """A scripted policy that says it is learned (so ``with_baseline`` wraps it), without a model."""
+
+    learned = True
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models decode fastest on one thread (and do not fight other processes for the cores)."""
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def untrained(hilbert: Loaded) -> tuple[Seq2Seq, Vocabulary]:
+    """An untrained tiny prover of the embedded database: its substitutions are noise."""
+    torch.manual_seed(0)
+    vocab = build_vocabulary(hilbert.db)
+    return new_model(vocab, "tiny", seed=0), vocab
 
 
 class CountingPolicy:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from configs.experiment import ProverActorConfig
 from configs.presets import preset
@@ -15,8 +13,6 @@ from core.errors import ConfigError
 from core.metamath.environment import Tactic
 from core.metamath.splits import split_theorems
 from core.models.checkpoint import save_policy_file
-from core.models.formats import build_vocabulary
-from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
 from core.search.merged import MergedPolicy, baseline_for, with_baseline
@@ -24,8 +20,8 @@ from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.search.runner import SearchSettings
 from jobs.prove import prove
-from tests.torch_threads import one_torch_thread
 
+from .conftest import LearnedScriptedPolicy as Learned
 from .conftest import ScriptedPolicy
 
 A = Tactic("ax-1", {"ph": ("ph",)})
@@ -33,23 +29,7 @@ B = Tactic("ax-2", {})
 C = Tactic("mp", {"ph": ("ps",)})
 
 
-class Learned(ScriptedPolicy):
-    learned = True
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models decode fastest on one thread (and do not fight other processes for the cores)."""
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def untrained(hilbert):
-    """An untrained tiny prover: its substitutions are noise, so alone it proves (almost) nothing."""
-    torch.manual_seed(0)
-    vocab = build_vocabulary(hilbert.db)
-    return new_model(vocab, "tiny", seed=0), vocab
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_model_s_proposals_come_first_then_the_baseline_s_others_once(hilbert):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,8 +9,6 @@ from core.errors import ConfigError
 from core.metamath.environment import Tactic
 from core.metamath.splits import split_theorems
 from core.models.decoding import score
-from core.models.formats import build_vocabulary
-from core.models.training import new_model
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
 from core.search.merged import MergedPolicy, baseline_for, tactic_key, with_baseline
@@ -20,28 +16,19 @@ from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.search.ranked import RankedPolicy
 from core.search.runner import SearchSettings
-from tests.torch_threads import one_torch_thread
 
-from .conftest import ScriptedPolicy
+from .conftest import LearnedScriptedPolicy as Learned
 
 GOALS = ("syl", "a1i", "mpd", "id")
 
 
-class Learned(ScriptedPolicy):
-    learned = True
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def learned(hilbert) -> ModelPolicy:
-    torch.manual_seed(0)
-    vocab = build_vocabulary(hilbert.db)
-    return ModelPolicy(new_model(vocab, "tiny", seed=0), vocab, device="cpu")
+def learned(untrained) -> ModelPolicy:
+    model, vocab = untrained
+    return ModelPolicy(model, vocab, device="cpu")
 
 
 def queries(hilbert) -> list[BackwardQuery]:
