@@ -29,7 +29,9 @@ The table names them: baseline, baseline + critic, best-first learned, best-firs
 only, HTPS baseline, HTPS baseline + critic, HTPS, HTPS ranked, HTPS with critic. Every HTPS row searches with the same
 :class:`core.search.htps.HtpsSettings` (``--exploration``, ``--virtual-loss``, ``--succ-expansions``,
 ``--critic-value``, defaulting to the experiment configuration's ``search.htps``; the tactic count is
-``--candidates``, the depth limit 24), given to the searches explicitly.
+``--candidates``, the depth limit 24), given to the searches explicitly. The model-free rows propose
+``--baseline-candidates`` tactics per expansion when it is given (``--candidates`` otherwise): a best-first
+search expands each goal once, so k bounds every goal's branching, and each policy has its own best k.
 
 The learned policy is ``--checkpoint`` (a prover checkpoint file or an experiment root) or, without one,
 an untrained ``tiny`` model: its proposals are noise, which shows the table's logic (``merged`` must prove
@@ -313,6 +315,7 @@ def run(
     critic: Critic | None = None,
     htps: HtpsSettings | None = None,
     rank_pool: int | None = None,
+    baseline_candidates: int | None = None,
 ) -> Row:
     spec = ProverSpec.of(prover)
     if spec.critic and critic is None:
@@ -325,6 +328,7 @@ def run(
         rank_pool=rank_pool or settings.rank_pool,
         prover=spec.search,
         critic=spec.critic,
+        candidates=(baseline_candidates or settings.candidates) if spec.model_free else settings.candidates,
     )
     start = time.perf_counter()
     results = prove_theorems(
@@ -337,7 +341,11 @@ def run(
         kernel=benchmark.kernel,
         batch=batch,
         critic=critic if spec.critic else None,
-        htps=replace(htps, num_expansions=settings.expansions, timeout_s=settings.timeout_s) if htps else None,
+        htps=replace(
+            htps, num_expansions=settings.expansions, timeout_s=settings.timeout_s, num_tactics=settings.candidates
+        )
+        if htps
+        else None,
     )
     return Row(benchmark.name, budget, prover, tuple(results), time.perf_counter() - start)
 
@@ -367,6 +375,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--seconds", default="10", help="the equal-wall-clock budgets per theorem, comma-separated (0: none)"
     )
     parser.add_argument("--candidates", type=int, default=8, help="proposals per query (k)")
+    parser.add_argument(
+        "--baseline-candidates",
+        type=int,
+        default=None,
+        help="k of the model-free rows (baseline, HTPS baseline; default: --candidates)",
+    )
     parser.add_argument(
         "--rank-pool",
         type=int,
@@ -423,6 +437,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--expansions, --seconds or a NAME@B of --provers: {error}")
     if args.skip < 0:
         parser.error(f"--skip {args.skip}: give 0 or a positive number of theorems")
+    if args.candidates < 1 or (args.baseline_candidates is not None and args.baseline_candidates < 1):
+        parser.error("--candidates and --baseline-candidates: give a positive number of proposals")
     if args.rank_pool is not None and args.rank_pool < 1:
         parser.error(f"--rank-pool {args.rank_pool}: give a positive number of candidates")
     if not args.expansions or min(args.expansions) <= 0 or min(args.seconds, default=1) < 0:
@@ -485,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.database}; learned policy: {args.checkpoint or 'an untrained tiny model'} on {args.device} ({args.precision}); "
             f"backward best-first or HTPS (exploration {htps.exploration:g}, virtual loss {htps.virtual_loss}, "
             f"{htps.succ_expansions} leaves per step, critic value {htps.critic_value:g}), k={args.candidates}"
+            f"{f' (model-free rows: k={args.baseline_candidates})' if args.baseline_candidates else ''}"
         )
         print(HEADER, flush=True)
         rows = []
@@ -503,6 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 critic,
                                 htps,
                                 args.rank_pool,
+                                args.baseline_candidates,
                             )
                         )
                         print(rows[-1].text(), flush=True)

@@ -150,3 +150,26 @@ def test_a_negative_skip_is_refused():
     with pytest.raises(SystemExit) as exit_:
         load_script().parse_args(["--skip", "-1"])
     assert exit_.value.code == 2
+
+
+def test_the_model_free_rows_search_with_their_own_k_and_the_learned_rows_with_candidates(monkeypatch, capsys):
+    script = load_script()
+    asked: list[tuple[bool, int, int | None]] = []
+    real = script.prove_theorems
+
+    def spy(db, theorems, policy, settings, **options):  # type: ignore[no-untyped-def]
+        htps = options.get("htps")
+        asked.append((isinstance(policy, script.BaselinePolicy), settings.candidates, htps and htps.num_tactics))
+        return real(db, theorems, policy, settings, **options)
+
+    monkeypatch.setattr(script, "prove_theorems", spy)
+    common = ["--database", str(embedded_database_path()), "--theorems", "2", "--tautologies", "0", "--seconds", "0"]
+    script.main([*common, "--expansions", "4", "--threads", "1", "--provers", "baseline,merged,htps-baseline,htps",
+                 "--candidates", "3", "--baseline-candidates", "5"])  # fmt: skip
+    assert asked == [(True, 5, 5), (False, 3, 3), (True, 5, 5), (False, 3, 3)]  # HTPS: its tactic count
+    assert "(model-free rows: k=5)" in capsys.readouterr().out
+    asked.clear()
+    script.main([*common, "--expansions", "4", "--provers", "baseline,merged", "--candidates", "3"])
+    assert asked == [(True, 3, 3), (False, 3, 3)]  # without it, every row has --candidates
+    with pytest.raises(SystemExit):
+        script.parse_args(["--baseline-candidates", "0"])
