@@ -63,6 +63,7 @@ from jobs._cli import run_cli
 
 logger = logging.getLogger("jobs.prove")
 
+PROVE_CANDIDATES = 32  # default k (see the candidates argument); searches elsewhere keep search.candidates
 Prover = Literal["backward", "forward-greedy", "forward-sampling", "htps"]
 Split = Literal["train", "valid", "test"]
 
@@ -76,7 +77,7 @@ def prove(
     prover: Prover = "backward",
     expansions: int = 64,
     timeout_s: float = 30.0,
-    candidates: int = 8,
+    candidates: int = PROVE_CANDIDATES,
     max_depth: int = 24,
     temperature: float = 1.0,
     only: list[str] | None = None,
@@ -112,7 +113,9 @@ def prove(
             expansions and timeout_s apply to it too; its own parameters are the htps flags below).
         expansions: budget per theorem, in policy queries.
         timeout_s: budget per theorem, in charged seconds.
-        candidates: proposals per query.
+        candidates: proposals per query (k; a best-first search expands each goal once, so k bounds its
+            branching: 32 was chosen on prop.mm's valid split, where at 64 expansions it proves 47/98 against
+            18/98 at k = 8 with the baseline, 65/98 against 58/98 with a learned prover).
         max_depth: deepest backward goal / longest forward rollout.
         temperature: sampling temperature (forward-sampling).
         only: comma-separated labels: search only these theorems.

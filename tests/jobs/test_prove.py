@@ -118,9 +118,11 @@ def test_split_evaluation_writes_json(tmp_path: Path) -> None:
     assert summary["total"] == len(summary["theorems"]) > 0
     assert run.stdout.splitlines()[-1].startswith(f"proved {summary['proved']} of {summary['total']} in ")
     assert summary["settings"]["expansions"] == 16
+    assert summary["settings"]["candidates"] == 32  # the default width, chosen on prop.mm's valid split
     only = summary["theorems"][0]["label"]
-    run = prove(embedded_database_path(), "--split", "test", "--only", only, "--json", summary_path)
-    assert run.returncode == 0 and json.loads(summary_path.read_text())["total"] == 1
+    run = prove(embedded_database_path(), "--split", "test", "--only", only, "--candidates", "8", "--json", summary_path)
+    summary = json.loads(summary_path.read_text())
+    assert run.returncode == 0 and summary["total"] == 1 and summary["settings"]["candidates"] == 8
 
 
 @pytest.mark.slow

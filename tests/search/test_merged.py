@@ -95,8 +95,8 @@ def test_jobs_prove_merges_a_checkpoint_s_policy_unless_told_not_to(tmp_path: Pa
     checkpoint = tmp_path / "prover.safetensors"
     save_policy_file(str(checkpoint), model, vocab, "prover")
     database = hilbert.db.path
-    common = dict(split="test", expansions=16, checkpoint=str(checkpoint), device="cpu")
-    prove(database, split="test", expansions=16)
+    common = dict(split="test", expansions=16, candidates=8, checkpoint=str(checkpoint), device="cpu")
+    prove(database, split="test", expansions=16, candidates=8)  # a narrow search, where the merge shows
     baseline = capsys.readouterr().out.splitlines()[-1]
     prove(database, **common)
     merged = capsys.readouterr().out.splitlines()[-1]
