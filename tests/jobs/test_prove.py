@@ -120,7 +120,9 @@ def test_split_evaluation_writes_json(tmp_path: Path) -> None:
     assert summary["settings"]["expansions"] == 16
     assert summary["settings"]["candidates"] == 32  # the default width, chosen on prop.mm's valid split
     only = summary["theorems"][0]["label"]
-    run = prove(embedded_database_path(), "--split", "test", "--only", only, "--candidates", "8", "--json", summary_path)
+    run = prove(
+        embedded_database_path(), "--split", "test", "--only", only, "--candidates", "8", "--json", summary_path
+    )
     summary = json.loads(summary_path.read_text())
     assert run.returncode == 0 and summary["total"] == 1 and summary["settings"]["candidates"] == 8
 
