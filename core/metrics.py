@@ -75,8 +75,8 @@ class MetricsWriter:
         self._upload = upload
         self._lock = threading.RLock()
         if folder is not None:
-            while after_second is not None and int(time.time()) <= after_second:
-                time.sleep(0.05)
+            while after_second is not None and (wait_s := after_second + 1 - time.time()) > 0:
+                time.sleep(wait_s)  # until the next whole second (again if the sleep ends early)
             self._writer, self._current = open_event_file(folder)
         self._opened_second = int(time.time())
 

@@ -58,6 +58,7 @@ from core.search.evaluation import ProgressLog, prove_theorems, summarize
 from core.search.htps import Critic, HtpsSettings
 from core.search.policy import Policy
 from core.search.runner import SearchResult, SearchSettings
+from core.search.settings import RANK_POOL
 from core.storage import location_exists
 from jobs._cli import run_cli
 
@@ -92,7 +93,7 @@ def prove(
     in_place: bool = False,
     merge_baseline: bool = True,
     rank_baseline: bool = False,
-    rank_pool: int = 32,
+    rank_pool: int = RANK_POOL,
     critic: bool | None = None,
     exploration: float | None = None,
     virtual_loss: int | None = None,
