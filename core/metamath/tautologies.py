@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from core.errors import ConfigError, MetamathError
@@ -81,6 +81,54 @@ def is_tautology(formula: Formula) -> bool:
     """Whether ``formula`` is true under every assignment of its variables (a truth table)."""
     names = sorted(formula.variables())
     return all(formula.value(dict(zip(names, row))) for row in itertools.product((False, True), repeat=len(names)))
+
+
+def entails(hypotheses: Sequence[Formula], goal: Formula) -> bool:
+    """Whether every assignment that makes all ``hypotheses`` true makes ``goal`` true (a truth table): what
+    a sound propositional calculus can prove from them at most."""
+    names = sorted(goal.variables().union(*(h.variables() for h in hypotheses)))
+    for row in itertools.product((False, True), repeat=len(names)):
+        assignment = dict(zip(names, row))
+        if all(h.value(assignment) for h in hypotheses) and not goal.value(assignment):
+            return False
+    return True
+
+
+_INFIX = {CONNECTIVES[name][1][3]: name for name in ("imp", "bi", "and", "or")}
+
+
+def parse_formula(symbols: Sequence[str], variables: Collection[str]) -> Formula | None:
+    """The formula that ``symbols`` writes in set.mm's notation (``( ph -> -. ps )``; ``variables``: the wff
+    variables), or ``None`` when they use anything else (another connective, a class, a typecode).
+    set.mm's triple conjunction and disjunction ``( ph /\\ ps /\\ ch )`` read as ``( ( ph /\\ ps ) /\\ ch )``."""
+    try:
+        formula, end = _parse(symbols, 0, variables)
+    except (LookupError, ValueError):  # ran off the end, an unknown infix, a stray symbol
+        return None
+    return formula if end == len(symbols) else None
+
+
+def _parse(symbols: Sequence[str], at: int, variables: Collection[str]) -> tuple[Formula, int]:
+    """The formula starting at ``symbols[at]`` and the index after it; LookupError or ValueError if none."""
+    symbol = symbols[at]
+    if symbol in variables:
+        return Formula("", symbol), at + 1
+    if symbol == "-.":
+        argument, end = _parse(symbols, at + 1, variables)
+        return Formula("not", arguments=(argument,)), end
+    if symbol != "(":
+        raise ValueError(symbol)
+    left, at = _parse(symbols, at + 1, variables)
+    infix = symbols[at]
+    operator = _INFIX[infix]
+    right, at = _parse(symbols, at + 1, variables)
+    formula = Formula(operator, arguments=(left, right))
+    if operator in ("and", "or") and symbols[at] == infix:
+        third, at = _parse(symbols, at + 1, variables)
+        formula = Formula(operator, arguments=(formula, third))
+    if symbols[at] != ")":
+        raise ValueError(symbols[at])
+    return formula, at + 1
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.metamath.__main__ import main
 from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
-from core.metamath.tautologies import TautologySettings, iter_statements, tautologies
+from core.metamath.tautologies import TautologySettings, entails, iter_statements, parse_formula, tautologies
 
 BINARY = {
     "->": lambda a, b: (not a) or b,
@@ -178,3 +178,37 @@ def test_set_mm_s_propositional_part_takes_them_and_jobs_prove_fills_some(tmp_pa
     proved = int(capsys.readouterr().out.splitlines()[-1].split()[1])
     assert proved > 0
     assert len(read_database(filled).incomplete_theorems()) == 6 - proved
+
+
+# --- reading formulas back and entailment (what benchmarks/critic_bound.py's truth-table critic uses) ---
+
+WFF = {"ph", "ps", "ch", "th", "ta"}
+
+
+def formula(text: str):
+    return parse_formula(text.split(), WFF)
+
+
+def test_parse_formula_reads_what_symbols_writes_and_every_generated_tautology():
+    for text in ("ph", "-. -. ph", "( ph -> ( ps <-> -. ch ) )", "( ( ph /\\ ps ) \\/ th )"):
+        parsed = formula(text)
+        assert parsed is not None and " ".join(parsed.symbols()) == text
+    for statement in tautologies(read_database(embedded_database_path()), TautologySettings(count=10, seed=3)):
+        parsed = parse_formula(statement[1:], WFF)
+        assert parsed is not None and parsed.symbols() == statement[1:]
+    assert " ".join(formula("( ph /\\ ps /\\ ch )").symbols()) == "( ( ph /\\ ps ) /\\ ch )"  # set.mm's w3a
+
+
+def test_parse_formula_refuses_what_is_not_a_whole_formula_of_the_known_connectives():
+    for text in ("( ph -> ps", "( ph -> ps ) )", "ph ps", "( ph -/\\ ps )", "( ph /\\ ps \\/ ch )", "A", "", "( ph )"):
+        assert formula(text) is None, text
+    assert parse_formula(["ph"], {"ps"}) is None  # not a wff variable here
+
+
+def test_entails_is_true_exactly_when_no_assignment_makes_the_hypotheses_true_and_the_goal_false():
+    assert entails([], formula("( ph -> ( ps -> ph ) )"))
+    assert not entails([], formula("( ph -> ( ps -> ( ps /\\ -. ph ) ) )"))  # its mutated twin
+    assert entails([formula("( ph -> ps )"), formula("ph")], formula("ps"))  # modus ponens
+    assert not entails([formula("( ph -> ps )")], formula("ps"))  # its twin without the minor premise
+    assert entails([formula("ph"), formula("-. ph")], formula("th"))  # inconsistent hypotheses entail anything
+    assert not entails([], formula("th"))

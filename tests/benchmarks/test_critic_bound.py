@@ -1,0 +1,53 @@
+"""benchmarks/critic_bound.py: the truth-table critic judges goals by the theorem's hypotheses, and the table runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core.metamath.embedded import embedded_database_path
+from core.metamath.reader import read_database
+from tests.benchmarks.scripts import load_benchmark
+
+ROW = re.compile(
+    r"(?P<prover>baseline|merged)\s+(?P<critic>none|truth table)\s+(?P<proved>\d+)/(?P<total>\d+)\s+\S+\s+(?P<refuted>\S+)"
+)
+
+
+def test_the_truth_table_critic_refutes_exactly_the_goals_the_hypotheses_do_not_entail():
+    script = load_benchmark("critic_bound")
+    db = read_database(embedded_database_path())
+    critic = script.TruthTableCritic(db, db.assertion("mp2"), 1e-6)  # hypotheses: ph, ps, ( ph -> ( ps -> ch ) )
+    entailed = ("|-", "ch")
+    refuted = ("|-", "th")  # a mutated twin: nothing says th
+    also_refuted = ("|-", "-.", "ph")
+    unknown = ("wff", "ch")  # not a provable statement: no judgement
+    assert critic.values([entailed, refuted, also_refuted, unknown]) == [1.0, 1e-6, 1e-6, 1.0]
+    assert (critic.judged, critic.refuted) == (3, 2)
+
+
+def test_the_table_has_each_prover_without_and_with_the_critic_and_the_critic_judged_goals(capsys):
+    script = load_benchmark("critic_bound")
+    argv = ["--database", str(embedded_database_path()), "--split", "test", "--theorems", "3", "--expansions", "8"]
+    assert script.main([*argv, "--candidates", "8", "--threads", "1", "--provers", "baseline"]) == 0
+    rows = [m.groupdict() for line in capsys.readouterr().out.splitlines() if (m := ROW.match(line))]
+    assert [(r["prover"], r["critic"]) for r in rows] == [("baseline", "none"), ("baseline", "truth table")]
+    assert all(r["total"] == "3" for r in rows)
+    assert rows[0]["refuted"] == "-" and rows[1]["refuted"].endswith("%")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--provers", "merged"], "needs --checkpoint"),
+        (["--provers", "forward"], "unknown forward"),
+        (["--provers", "baseline", "--false-value", "0"], "--false-value must be in (0, 1]"),
+        (["--provers", "baseline", "--expansions", "0"], "must be >= 1"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_benchmark("critic_bound").parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
