@@ -29,7 +29,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,7 @@ from core.metamath.tautologies import Formula, entails, parse_formula
 from core.metamath.verifier import Kernel
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
+from core.search.model_policy import load_policy
 from core.search.policy import Policy
 from core.search.runner import SearchSettings
 
@@ -57,9 +58,10 @@ NO_LIMIT = 1e9  # seconds: the expansion budget is the only one
 class TruthTableCritic:
     """A goal critic for one theorem: ``false_value`` for a goal its hypotheses do not entail, else 1."""
 
-    def __init__(self, db: Database, theorem: Assertion, false_value: float) -> None:
+    def __init__(self, db: Database, theorem: Assertion, variables: Collection[str], false_value: float) -> None:
+        """``variables``: the database's wff variables (:func:`wff_variables`)."""
         self.typecode = db.provable_typecode
-        self.variables = {v for v, typecode in db.variable_typecodes().items() if typecode == "wff"}
+        self.variables = variables
         self.false_value = false_value
         parsed = [self._formula(h.statement) for h in theorem.essential]
         self.hypotheses: list[Formula] | None = None if None in parsed else [f for f in parsed if f is not None]
@@ -85,12 +87,9 @@ class TruthTableCritic:
         return parse_formula(statement[1:], self.variables)
 
 
-def learned_policy(checkpoint: str, db: Database, precision: str) -> Policy:
-    from core.models.checkpoint import read_model
-    from core.search.model_policy import ModelPolicy
-
-    loaded = read_model(checkpoint, kind="prover", db=db, device="cpu")
-    return ModelPolicy(loaded.model, loaded.vocab, device="cpu", precision=precision)
+def wff_variables(db: Database) -> frozenset[str]:
+    """The variables ``db`` declares as wffs: what the truth table reads as propositional variables."""
+    return frozenset(v for v, typecode in db.variable_typecodes().items() if typecode == "wff")
 
 
 def run(
@@ -100,13 +99,16 @@ def run(
     settings: SearchSettings,
     forbidden: frozenset[str],
     false_value: float | None,
+    checking: tuple[Grammar, Kernel],
 ) -> tuple[int, float, float]:
-    """Theorems proved, seconds per theorem, and the share of judged goals refuted (NaN without a critic)."""
-    grammar, kernel = Grammar(db), Kernel(db)
+    """Theorems proved, seconds per theorem, and the share of judged goals refuted (NaN without a critic).
+    ``checking``: the database's grammar and kernel, built once for every row."""
+    grammar, kernel = checking
+    variables = wff_variables(db)
     proved, judged, refuted = 0, 0, 0
     started = time.perf_counter()
     for theorem in theorems:
-        critic = None if false_value is None else TruthTableCritic(db, theorem, false_value)
+        critic = None if false_value is None else TruthTableCritic(db, theorem, variables, false_value)
         [result] = prove_theorems(
             db, [theorem], policy, settings, forbidden=forbidden, grammar=grammar, kernel=kernel, critic=critic
         )
@@ -157,10 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = SearchSettings(expansions=args.expansions, timeout_s=NO_LIMIT, candidates=args.candidates)
     print(f"{args.database} {args.split}: {len(theorems)} theorems, {args.expansions} expansions, k={args.candidates}")
     print(f"{'prover':<10} {'critic':<12} {'proved':>8} {'s/theorem':>10} {'refuted':>8}", flush=True)
+    checking = (Grammar(db), Kernel(db))
     for name in args.provers:
-        policy = BaselinePolicy(db) if name == "baseline" else learned_policy(args.checkpoint, db, args.precision)
+        policy: Policy = (
+            BaselinePolicy(db, grammar=checking[0])
+            if name == "baseline"
+            else load_policy(args.checkpoint, "cpu", name="prover", db=db, precision=args.precision)
+        )
         for false_value in (None, args.false_value):
-            proved, seconds, refuted = run(db, theorems, policy, settings, forbidden, false_value)
+            proved, seconds, refuted = run(db, theorems, policy, settings, forbidden, false_value, checking)
             critic = "none" if false_value is None else "truth table"
             share = "-" if math.isnan(refuted) else f"{refuted:.0%}"
             print(f"{name:<10} {critic:<12} {f'{proved}/{len(theorems)}':>8} {seconds:>10.3f} {share:>8}", flush=True)

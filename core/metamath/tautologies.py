@@ -79,8 +79,7 @@ class Formula:
 
 def is_tautology(formula: Formula) -> bool:
     """Whether ``formula`` is true under every assignment of its variables (a truth table)."""
-    names = sorted(formula.variables())
-    return all(formula.value(dict(zip(names, row))) for row in itertools.product((False, True), repeat=len(names)))
+    return entails((), formula)
 
 
 def entails(hypotheses: Sequence[Formula], goal: Formula) -> bool:

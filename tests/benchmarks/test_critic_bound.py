@@ -18,7 +18,9 @@ ROW = re.compile(
 def test_the_truth_table_critic_refutes_exactly_the_goals_the_hypotheses_do_not_entail():
     script = load_benchmark("critic_bound")
     db = read_database(embedded_database_path())
-    critic = script.TruthTableCritic(db, db.assertion("mp2"), 1e-6)  # hypotheses: ph, ps, ( ph -> ( ps -> ch ) )
+    critic = script.TruthTableCritic(
+        db, db.assertion("mp2"), script.wff_variables(db), 1e-6
+    )  # hypotheses: ph, ps, ( ph -> ( ps -> ch ) )
     entailed = ("|-", "ch")
     refuted = ("|-", "th")  # a mutated twin: nothing says th
     also_refuted = ("|-", "-.", "ph")
