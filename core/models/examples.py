@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -32,6 +32,9 @@ from core.metamath.environment import Tactic
 from core.metamath.prooftree import ProofTree, tree_from_proof
 from core.metamath.splits import SPLITS, SplitRatios, split_theorems
 from core.metamath.verifier import Kernel
+from core.models.augment import REJECTED as AUGMENT_REJECTED
+from core.models.augment import SKIPPED_DISJOINT as AUGMENT_SKIPPED_DISJOINT
+from core.models.augment import Augmentation, Augmenter
 from core.models.formats import FORMATS, Codec
 from core.models.vocab import STOP
 
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 Example = tuple[list[int], list[int]]
 HELD_OUT_STEP = "held_out_step"  # counter: a train step proving a held-out theorem's statement
 HELD_OUT_DUPLICATE = "held_out_duplicate"  # counter: a train theorem stating a held-out theorem
+AUGMENT_INSTANCES = "augment_instances"  # counter: a substitution instance of a train proof, learned
 
 
 def _step_assertion(db: Database, theorem: Assertion, node: ProofTree) -> Assertion | None:
@@ -219,6 +223,46 @@ def _problems(theorems: Sequence[Assertion]) -> dict[tuple[Statement, ...], froz
     return {key: frozenset(value) for key, value in grouped.items()}
 
 
+def _add_examples(
+    result: ExampleSet,
+    codec: Codec,
+    db: Database,
+    theorem: Assertion,
+    tree: ProofTree,
+    formats: Sequence[str],
+    conditioning: Sequence[str],
+    exclude: AbstractSet[Statement],
+) -> None:
+    for fmt in formats:
+        examples = tree_examples(codec, db, theorem, tree, fmt, conditioning, exclude=exclude)
+        result.examples.extend(examples)
+        result.by_format[fmt] += len(examples)
+
+
+def _add_instances(
+    result: ExampleSet,
+    augmenter: Augmenter,
+    codec: Codec,
+    theorem: Assertion,
+    tree: ProofTree,
+    formats: Sequence[str],
+    conditioning: Sequence[str],
+    held_out: Mapping[tuple[Statement, ...], frozenset[Statement]],
+) -> None:
+    """The examples of substitution instances of ``theorem``'s proof, under the held-out hygiene."""
+    instances, rejected, skipped = augmenter.instances(theorem, tree)
+    for counter, count in ((AUGMENT_REJECTED, rejected), (AUGMENT_SKIPPED_DISJOINT, skipped)):
+        if count:
+            result.counters[counter] += count
+    for instance, instance_tree in instances:
+        exclude = held_out.get(_hypotheses_key(instance), frozenset())
+        if instance.statement in exclude:
+            result.counters[HELD_OUT_DUPLICATE] += 1
+            continue
+        result.counters[AUGMENT_INSTANCES] += 1
+        _add_examples(result, codec, augmenter.db, instance, instance_tree, formats, conditioning, exclude)
+
+
 @dataclass
 class ExampleSet:
     """Examples of a database split: the pairs, how many per format, what was skipped, which theorems."""
@@ -241,6 +285,7 @@ def build_examples(
     conditioning: Sequence[str] = (),
     kernel: Kernel | None = None,
     hygiene: bool = True,
+    augmentation: Augmentation | None = None,
 ) -> ExampleSet:
     """The examples of ``formats`` from the proofs of the ``split`` theorems of ``db``, in database order.
 
@@ -252,6 +297,11 @@ def build_examples(
     A proof that does not replay (it should not happen in a verified database) is skipped and counted as
     ``bad_proof``. Encoding failures are counted in the returned counters (the codec's counts during this
     call).
+
+    ``augmentation`` adds, after each theorem's examples, those of kernel-checked substitution instances of
+    its proof (:mod:`core.models.augment`; counted as ``augment_instances``), under the same hygiene: an
+    instance stating a held-out problem is dropped (``held_out_duplicate``), and its steps that prove one
+    give no example.
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
@@ -264,6 +314,7 @@ def build_examples(
     result = ExampleSet(by_format={fmt: 0 for fmt in formats})
     splits = split_theorems(db, ratios, salt)
     held_out = _problems(splits["valid"] + splits["test"]) if split == "train" and hygiene else {}
+    augmenter = Augmenter(db, augmentation, kernel=kernel) if augmentation and augmentation.copies else None
     for theorem in splits[split]:
         exclude = held_out.get(_hypotheses_key(theorem), frozenset())
         if theorem.statement in exclude:
@@ -276,10 +327,9 @@ def build_examples(
             logger.warning("examples: skipped %s, whose proof does not replay (%s)", theorem.label, error)
             continue
         result.theorems.append(theorem.label)
-        for fmt in formats:
-            examples = tree_examples(codec, db, theorem, tree, fmt, conditioning, exclude=exclude)
-            result.examples.extend(examples)
-            result.by_format[fmt] += len(examples)
+        _add_examples(result, codec, db, theorem, tree, formats, conditioning, exclude)
+        if augmenter is not None:
+            _add_instances(result, augmenter, codec, theorem, tree, formats, conditioning, held_out)
     result.counters.update(codec.counters - before)
     result.seconds = time.perf_counter() - start
     logger.info(

@@ -31,6 +31,7 @@ import torch
 
 from core.errors import AdvproverError, ConfigError, UsageError, report
 from core.metamath.database import Database
+from core.models.augment import Augmentation
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
 from core.models.formats import CONDITIONING, Codec, build_vocabulary
@@ -78,10 +79,12 @@ def database_examples(
     formats: Sequence[str] = ("backward",),
     split: str = "train",
     conditioning: Sequence[str] = (),
+    augmentation: Augmentation | None = None,
 ) -> ExampleSet:
-    """The examples of ``formats`` from the proofs of ``split``, encoded within ``config``'s limits."""
+    """The examples of ``formats`` from the proofs of ``split``, encoded within ``config``'s limits
+    (with ``augmentation``'s substitution instances of each proof: :mod:`core.models.augment`)."""
     return build_examples(db, Codec.for_model(vocab, config), formats=formats, split=split,
-                          conditioning=conditioning)  # fmt: skip
+                          conditioning=conditioning, augmentation=augmentation)  # fmt: skip
 
 
 def mean_nll(model: Seq2Seq, examples: Sequence[Example], batch_size: int = 64) -> float:
@@ -126,6 +129,7 @@ def train_on_database(
     model: Seq2Seq | None = None,
     conditioning: Sequence[str] = (),
     validate: bool = True,
+    augmentation: Augmentation | None = None,
     **model_overrides: Any,
 ) -> tuple[Seq2Seq, Vocabulary, SupervisedStats]:
     """Train a new model (or continue ``model``, whose ``vocab`` must then be given) on ``db``'s ``split``.
@@ -133,6 +137,7 @@ def train_on_database(
     Stops after ``steps`` steps, ``time_limit_s`` wall-clock seconds or ``cpu_limit_s`` seconds of CPU
     time of training, whichever first (building the examples is not counted). With
     ``validate``, the mean token NLL on the ``valid`` split's examples is measured at the end.
+    ``augmentation`` adds substitution instances of the training proofs (never to the validation examples).
     """
     if kind not in DEFAULT_FORMATS:
         raise ConfigError(f"unknown model kind {kind!r}; choose prover or generator")
@@ -142,7 +147,8 @@ def train_on_database(
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     vocab = vocab or build_vocabulary(db)
     model = (model or new_model(vocab, size, seed=seed, **model_overrides)).to(device)
-    examples = database_examples(db, vocab, model.config, formats=formats, split=split, conditioning=conditioning)
+    examples = database_examples(db, vocab, model.config, formats=formats, split=split, conditioning=conditioning,
+                                 augmentation=augmentation)  # fmt: skip
     if not examples.examples:
         raise ConfigError(f"{db.path}: the {split} split gives no {'/'.join(formats)} example to train on")
     stats = SupervisedStats(kind=kind, formats=formats, size=size, parameters=model.num_parameters(),
@@ -235,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-steps", type=int, default=100)
     parser.add_argument("--split", default="train", help="split whose proofs to learn (default train)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment", type=int, default=0, help="kernel-checked substitution instances drawn "
+                        "per training proof (core.models.augment; default 0: none)")  # fmt: skip
+    parser.add_argument("--augment-compound", type=float, default=0.25, help="probability that an instance "
+                        "replaces a variable by a formula rather than by a variable (default 0.25)")  # fmt: skip
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
@@ -262,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
             torch.set_num_threads(args.threads)
         formats = [f for item in args.formats or () for f in item.split(",") if f] or None
+        if args.augment < 0:
+            raise ConfigError(f"--augment must be >= 0 (got {args.augment})")
+        if not 0.0 <= args.augment_compound <= 1.0:
+            raise ConfigError(f"--augment-compound must be between 0 and 1 (got {args.augment_compound})")
+        augmentation = Augmentation(copies=args.augment, compound=args.augment_compound, seed=args.seed)
         timed = args.minutes is not None or args.cpu_minutes is not None
         steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
         if not os.path.isfile(args.database):  # a wrong command line (exit 2), not an invalid database (exit 1)
@@ -272,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
             time_limit_s=args.minutes * 60 if args.minutes is not None else None,
             cpu_limit_s=args.cpu_minutes * 60 if args.cpu_minutes is not None else None, seed=args.seed,
-            log_every=args.log_every, device=args.device,
+            log_every=args.log_every, device=args.device, augmentation=augmentation,
             **({} if args.dropout is None else {"dropout": args.dropout}),
         )  # fmt: skip
         extra = {"database": str(args.database), "split": args.split, "size": args.size,

@@ -14,11 +14,14 @@ from core.metamath import read_database
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.splits import split_theorems
+from core.models.augment import Augmentation
+from core.models.examples import AUGMENT_INSTANCES
 from core.models.supervised import (
     database_examples,
     main,
     mean_nll,
     train_generator_on_database,
+    train_on_database,
     train_prover_on_database,
 )  # fmt: skip
 from core.models.training import new_model, new_trainer
@@ -118,6 +121,20 @@ def test_the_dropout_flag_trains_with_it_and_the_checkpoint_keeps_it(tmp_path):
     assert load_policy(str(out), device="cpu").model.config.dropout == 0.25
 
 
+def test_the_augment_flag_trains_on_kernel_checked_instances_too(db, tmp_path, caplog):
+    plain = train_on_database(db, kind="prover", size="tiny", steps=1, validate=False)[2]
+    augmented = train_on_database(db, kind="prover", size="tiny", steps=1, validate=False,
+                                  augmentation=Augmentation(copies=4))[2]  # fmt: skip
+    assert plain.skipped.get(AUGMENT_INSTANCES, 0) == 0 and augmented.skipped[AUGMENT_INSTANCES] > plain.theorems
+    assert augmented.examples > 2 * plain.examples and augmented.theorems == plain.theorems
+    out = tmp_path / "prover.safetensors"
+    caplog.set_level(logging.INFO)
+    code = main([str(embedded_database_path()), "--out", str(out), "--size", "tiny", "--steps", "1",
+                 "--augment", "4", "--device", "cpu", "--threads", "1"])  # fmt: skip
+    assert code == 0 and out.is_file()
+    assert f"{augmented.examples} examples" in caplog.text
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -135,6 +152,8 @@ def test_the_dropout_flag_trains_with_it_and_the_checkpoint_keeps_it(tmp_path):
         ([str(embedded_database_path()), "--out", "x.safetensors", "--size", "huge"], "huge"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--dropout", "1.5"], "ModelConfig.dropout"),
         ([str(embedded_database_path()), "--out", "x.pt", "--steps", "1"], "name it *.safetensors"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--augment", "-1"], "--augment must be >= 0"),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--augment-compound", "2"], "--augment-compound"),
     ],
 )
 def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, args, message, monkeypatch):
