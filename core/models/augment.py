@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import ConfigError, MetamathError, MMVerificationError
 from core.metamath.database import Assertion, Database, Statement
@@ -28,7 +28,7 @@ from core.metamath.prooftree import ProofTree, check_tree, make_theorem
 from core.metamath.syntax import Grammar, Rule
 from core.metamath.verifier import Kernel
 
-Mapping_ = Mapping[str, tuple[str, ...]]
+Replacement = Mapping[str, tuple[str, ...]]  # variable -> the expression that replaces it
 REJECTED = "augment_rejected"  # counter: an instance the kernel (or the frame builder) refused
 SKIPPED_DISJOINT = "augment_skipped_disjoint"  # counter: a theorem not augmented for its $d conditions
 
@@ -53,12 +53,22 @@ class Augmentation:
             raise ConfigError(f"augmentation compound must be between 0 and 1 (got {self.compound})")
 
 
-def substitute(expression: Sequence[str], mapping: Mapping_) -> tuple[str, ...]:
+@dataclass
+class Drawn:
+    """The instances drawn for one theorem: the distinct new ones, how many the kernel refused, and whether
+    the theorem was skipped for its disjoint-variable conditions."""
+
+    instances: list[tuple[Assertion, ProofTree]] = field(default_factory=list)
+    rejected: int = 0
+    skipped_disjoint: bool = False
+
+
+def substitute(expression: Sequence[str], mapping: Replacement) -> tuple[str, ...]:
     """``expression`` with every symbol of ``mapping`` replaced by its expression."""
     return tuple(s for symbol in expression for s in mapping.get(symbol, (symbol,)))
 
 
-def substitute_tree(tree: ProofTree, mapping: Mapping_) -> ProofTree:
+def substitute_tree(tree: ProofTree, mapping: Replacement) -> ProofTree:
     """``tree`` with ``mapping`` applied to every statement and every step's substitution.
 
     A subtree shared in memory is rebuilt once and stays shared.
@@ -109,31 +119,31 @@ class Augmenter:
             if len(names) == len(set(names)) and all(t in self.declared for _, t in rule.variable_types):
                 self.rules.setdefault(rule.typecode, []).append(rule)
 
-    def instances(self, theorem: Assertion, tree: ProofTree) -> tuple[list[tuple[Assertion, ProofTree]], int, int]:
-        """Up to ``copies`` distinct instances of ``theorem`` proved by ``tree``; also how many were refused
-        and whether the theorem was skipped for its disjoint-variable conditions (1) or not (0)."""
+    def instances(self, theorem: Assertion, tree: ProofTree) -> Drawn:
+        """Up to ``copies`` distinct instances of ``theorem`` proved by ``tree`` (neither repeats nor the
+        theorem itself), each verified by the kernel."""
+        drawn = Drawn()
         if self.augmentation.copies == 0:
-            return [], 0, 0
+            return drawn
         if theorem.disjoint:
-            return [], 0, 1
+            drawn.skipped_disjoint = True
+            return drawn
         variables = tree_variables(self.db, theorem, tree)
         typecodes = {v: self._typecode(v) for v in variables}
-        if not variables or any(t is None or t not in self.declared for t in typecodes.values()):
-            return [], 0, 0
+        known = {v: t for v, t in typecodes.items() if t is not None and t in self.declared}
+        if not variables or len(known) < len(variables):
+            return drawn
         seen = {(theorem.statement, tuple(h.statement for h in theorem.essential))}
-        found: list[tuple[Assertion, ProofTree]] = []
-        rejected = 0
         for _ in range(self.augmentation.copies):
-            mapping = self._draw(theorem, variables, typecodes)  # type: ignore[arg-type]
-            result = self._instance(theorem, tree, mapping)
+            result = self._instance(theorem, tree, self._draw(theorem, variables, known))
             if result is None:
-                rejected += 1
+                drawn.rejected += 1
                 continue
             key = (result[0].statement, tuple(h.statement for h in result[0].essential))
             if key not in seen:
                 seen.add(key)
-                found.append(result)
-        return found, rejected, 0
+                drawn.instances.append(result)
+        return drawn
 
     def _typecode(self, variable: str) -> str | None:
         hypothesis = self.db.floating_hypothesis(variable)
@@ -168,7 +178,9 @@ class Augmenter:
         filler = {v: (self.rng.choice(pools.get(t) or self._pool(t, 1)),) for v, t in rule.variable_types}
         return substitute(rule.body, filler)
 
-    def _instance(self, theorem: Assertion, tree: ProofTree, mapping: Mapping_) -> tuple[Assertion, ProofTree] | None:
+    def _instance(
+        self, theorem: Assertion, tree: ProofTree, mapping: Replacement
+    ) -> tuple[Assertion, ProofTree] | None:
         renamed = substitute_tree(tree, mapping)
         essential: list[Statement] = [substitute(h.statement, mapping) for h in theorem.essential]
         try:

@@ -250,11 +250,12 @@ def _add_instances(
     held_out: Mapping[tuple[Statement, ...], frozenset[Statement]],
 ) -> None:
     """The examples of substitution instances of ``theorem``'s proof, under the held-out hygiene."""
-    instances, rejected, skipped = augmenter.instances(theorem, tree)
-    for counter, count in ((AUGMENT_REJECTED, rejected), (AUGMENT_SKIPPED_DISJOINT, skipped)):
-        if count:
-            result.counters[counter] += count
-    for instance, instance_tree in instances:
+    drawn = augmenter.instances(theorem, tree)
+    if drawn.rejected:
+        result.counters[AUGMENT_REJECTED] += drawn.rejected
+    if drawn.skipped_disjoint:
+        result.counters[AUGMENT_SKIPPED_DISJOINT] += 1
+    for instance, instance_tree in drawn.instances:
         exclude = held_out.get(_hypotheses_key(instance), frozenset())
         if instance.statement in exclude:
             result.counters[HELD_OUT_DUPLICATE] += 1

@@ -9,7 +9,7 @@ from core.metamath import read_database
 from core.metamath.embedded import embedded_database_path
 from core.metamath.prooftree import check_tree, tree_from_proof
 from core.metamath.splits import split_theorems
-from core.models.augment import Augmentation, Augmenter, substitute, substitute_tree, tree_variables
+from core.models.augment import Augmentation, Augmenter, Drawn, substitute, substitute_tree, tree_variables
 from core.models.examples import AUGMENT_INSTANCES, build_examples
 from core.models.formats import Codec, build_vocabulary, tokens_text
 
@@ -47,8 +47,9 @@ def test_every_instance_is_a_new_theorem_that_the_kernel_accepts(db):
     checked = 0
     for label in ("syl", "a2i", "mpd", "3syl"):
         theorem, tree = _proof(db, label)
-        instances, rejected, skipped = augmenter.instances(theorem, tree)
-        assert (rejected, skipped) == (0, 0) and len(instances) >= 4
+        drawn = augmenter.instances(theorem, tree)
+        instances = drawn.instances
+        assert (drawn.rejected, drawn.skipped_disjoint) == (0, False) and len(instances) >= 4
         keys = {(i.statement, tuple(h.statement for h in i.essential)) for i, _ in instances}
         assert len(keys) == len(instances)
         assert (theorem.statement, tuple(h.statement for h in theorem.essential)) not in keys
@@ -57,7 +58,7 @@ def test_every_instance_is_a_new_theorem_that_the_kernel_accepts(db):
             check_tree(db, augmenter.grammar, instance, instance_tree, augmenter.kernel)
             checked += 1
     assert checked >= 16
-    compound = [i for label in ("syl",) for i, _ in augmenter.instances(*_proof(db, label))[0]]
+    compound = [i for i, _ in augmenter.instances(*_proof(db, "syl")).instances]
     assert any(len(i.statement) > len(db.assertion("syl").statement) for i in compound)
 
 
@@ -65,8 +66,8 @@ def test_an_instance_of_a_tree_that_does_not_prove_its_theorem_is_refused(db):
     augmenter = Augmenter(db, Augmentation(copies=8, compound=0.0))
     theorem, _ = _proof(db, "syl")
     _, wrong_tree = _proof(db, "mpd")  # the same hypotheses' shape, another conclusion
-    instances, rejected, _ = augmenter.instances(theorem, wrong_tree)
-    assert instances == [] and rejected == 8
+    drawn = augmenter.instances(theorem, wrong_tree)
+    assert drawn.instances == [] and drawn.rejected == 8
     # The refusal is the kernel's: the twin with the right tree is accepted (above), this one raises.
     with pytest.raises(MMVerificationError):
         check_tree(db, augmenter.grammar, theorem, wrong_tree, augmenter.kernel)
@@ -75,15 +76,18 @@ def test_an_instance_of_a_tree_that_does_not_prove_its_theorem_is_refused(db):
 def test_a_theorem_with_disjoint_variable_conditions_is_not_augmented(db):
     theorem, tree = _proof(db, "syl")
     augmenter = Augmenter(db, Augmentation(copies=8))
-    assert augmenter.instances(theorem._replace(disjoint=frozenset({("ph", "ps")})), tree) == ([], 0, 1)
-    assert augmenter.instances(theorem, tree)[0]
+    assert augmenter.instances(theorem._replace(disjoint=frozenset({("ph", "ps")})), tree) == Drawn(
+        [], 0, skipped_disjoint=True
+    )
+    assert augmenter.instances(theorem, tree).instances
 
 
 def test_instances_use_only_syntax_declared_before_the_theorem(db):
     theorem, tree = _proof(db, "a1i")  # declared after -> and -., before <-> /\ \/
     augmenter = Augmenter(db, Augmentation(copies=32, compound=1.0))
-    instances, rejected, _ = augmenter.instances(theorem, tree)
-    assert rejected == 0 and instances
+    drawn = augmenter.instances(theorem, tree)
+    instances = drawn.instances
+    assert drawn.rejected == 0 and instances
     symbols = {s for instance, _ in instances for s in instance.statement}
     earlier = {s for r in augmenter.grammar.rules.values() if db.assertion(r.label).number < theorem.number
                for s in r.body}  # fmt: skip
@@ -96,11 +100,11 @@ def test_the_same_seed_draws_the_same_instances_and_zero_copies_draws_none(db):
     theorem, tree = _proof(db, "3syl")
 
     def draw(seed: int):
-        found, _, _ = Augmenter(db, Augmentation(copies=6, seed=seed)).instances(theorem, tree)
-        return [i.statement for i, _ in found]
+        drawn = Augmenter(db, Augmentation(copies=6, seed=seed)).instances(theorem, tree)
+        return [i.statement for i, _ in drawn.instances]
 
     assert draw(1) == draw(1) and draw(1) != draw(2)
-    assert Augmenter(db, Augmentation(copies=0)).instances(theorem, tree) == ([], 0, 0)
+    assert Augmenter(db, Augmentation(copies=0)).instances(theorem, tree) == Drawn()
 
 
 def test_augmented_train_examples_add_instances_and_never_pose_a_held_out_problem(db, codec):
