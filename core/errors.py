@@ -25,7 +25,12 @@ class UsageError(AdvproverError):
 
 
 class ConfigError(AdvproverError):
-    """A configuration value is invalid; the message names the field."""
+    """A configuration value is invalid; the message names the field (and ``field`` holds it, where set, so
+    that a command line can name its own flag for it)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # --- Metamath ---------------------------------------------------------------------------------

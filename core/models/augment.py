@@ -46,11 +46,11 @@ class Augmentation:
         for name in ("copies", "extra", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"augmentation {name} must be an integer >= 0 (got {value!r})")
+                raise ConfigError(f"augmentation {name} must be an integer >= 0 (got {value!r})", field=name)
         if isinstance(self.compound, bool) or not isinstance(self.compound, (int, float)):
-            raise ConfigError(f"augmentation compound must be a probability (got {self.compound!r})")
+            raise ConfigError(f"augmentation compound must be a probability (got {self.compound!r})", field="compound")
         if not 0.0 <= self.compound <= 1.0:
-            raise ConfigError(f"augmentation compound must be between 0 and 1 (got {self.compound})")
+            raise ConfigError(f"augmentation compound must be between 0 and 1 (got {self.compound})", field="compound")
 
 
 @dataclass
@@ -113,7 +113,6 @@ class Augmenter:
         for hypothesis in db.global_floating:
             self.declared.setdefault(hypothesis.typecode, []).append(hypothesis.variable)
         self.rules: dict[str, list[Rule]] = {}
-        self.number = {a.label: a.number for a in db.assertions if a.label in self.grammar.rules}
         for rule in self.grammar.rules.values():
             names = [v for v, _ in rule.variable_types]
             if len(names) == len(set(names)) and all(t in self.declared for _, t in rule.variable_types):
@@ -133,9 +132,10 @@ class Augmenter:
         known = {v: t for v, t in typecodes.items() if t is not None and t in self.declared}
         if not variables or len(known) < len(variables):
             return drawn
+        rules = self._rules_before(theorem)
         seen = {(theorem.statement, tuple(h.statement for h in theorem.essential))}
         for _ in range(self.augmentation.copies):
-            result = self._instance(theorem, tree, self._draw(theorem, variables, known))
+            result = self._instance(theorem, tree, self._draw(variables, known, rules))
             if result is None:
                 drawn.rejected += 1
                 continue
@@ -144,6 +144,11 @@ class Augmenter:
                 seen.add(key)
                 drawn.instances.append(result)
         return drawn
+
+    def _rules_before(self, theorem: Assertion) -> dict[str, list[Rule]]:
+        """The usable syntax axioms declared before ``theorem``, by typecode (a proof may not cite a later one)."""
+        number = theorem.number
+        return {t: [r for r in rules if self.db.assertion(r.label).number < number] for t, rules in self.rules.items()}
 
     def _typecode(self, variable: str) -> str | None:
         hypothesis = self.db.floating_hypothesis(variable)
@@ -154,10 +159,9 @@ class Augmenter:
         return declared[: min(len(declared), count + self.augmentation.extra)]
 
     def _draw(
-        self, theorem: Assertion, variables: list[str], typecodes: Mapping[str, str]
+        self, variables: list[str], typecodes: Mapping[str, str], rules: Mapping[str, list[Rule]]
     ) -> dict[str, tuple[str, ...]]:
-        """A random substitution of ``variables``: a variable or a formula of one syntax axiom declared before
-        ``theorem`` (a proof may not cite a later one) for each."""
+        """A random substitution of ``variables``: for each, a variable or a formula of one of ``rules``."""
         counts: dict[str, int] = {}
         for variable in variables:
             counts[typecodes[variable]] = counts.get(typecodes[variable], 0) + 1
@@ -166,9 +170,9 @@ class Augmenter:
         mapping: dict[str, tuple[str, ...]] = {}
         for variable in variables:
             typecode = typecodes[variable]
-            rules = [r for r in self.rules.get(typecode, []) if self.number[r.label] < theorem.number]
-            if rules and self.rng.random() < self.augmentation.compound:
-                mapping[variable] = self._formula(self.rng.choice(rules), pools)
+            usable = rules.get(typecode, [])
+            if usable and self.rng.random() < self.augmentation.compound:
+                mapping[variable] = self._formula(self.rng.choice(usable), pools)
             else:
                 queue = shuffled[typecode]
                 mapping[variable] = (queue.pop() if queue else self.rng.choice(pools[typecode]),)

@@ -252,6 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+AUGMENT_FLAGS = {"copies": "--augment", "compound": "--augment-compound", "seed": "--seed"}
+
+
+def augmentation_from_flags(args: argparse.Namespace) -> Augmentation:
+    """The command line's :class:`Augmentation`; a refused value is reported under its flag's name."""
+    try:
+        return Augmentation(copies=args.augment, compound=args.augment_compound, seed=args.seed)
+    except ConfigError as error:
+        flag = AUGMENT_FLAGS.get(error.field or "")
+        if flag is None:
+            raise
+        raise ConfigError(f"{flag}: {error}", field=error.field) from error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -272,11 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
             torch.set_num_threads(args.threads)
         formats = [f for item in args.formats or () for f in item.split(",") if f] or None
-        if args.augment < 0:
-            raise ConfigError(f"--augment must be >= 0 (got {args.augment})")
-        if not 0.0 <= args.augment_compound <= 1.0:
-            raise ConfigError(f"--augment-compound must be between 0 and 1 (got {args.augment_compound})")
-        augmentation = Augmentation(copies=args.augment, compound=args.augment_compound, seed=args.seed)
+        augmentation = augmentation_from_flags(args)
         timed = args.minutes is not None or args.cpu_minutes is not None
         steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
         if not os.path.isfile(args.database):  # a wrong command line (exit 2), not an invalid database (exit 1)

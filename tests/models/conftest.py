@@ -1,4 +1,5 @@
-"""Fixtures for the model tests: a toy reversal task and a tiny model trained on it (once per session)."""
+"""Fixtures for the model tests: a toy reversal task and a tiny model trained on it (once per session), and
+the embedded hilbert.mm database with a codec over it (once per module)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import random
 import pytest
 import torch
 
+from core.metamath import Database, read_database
+from core.metamath.embedded import embedded_database_path
 from core.models import ModelConfig, Seq2Seq, TrainStats, train_examples
+from core.models.formats import Codec, build_vocabulary
 
 VOCAB_SIZE = 24
 FIRST_SYMBOL = 11  # ids below are the built-in specials' (pad 0, bos 1, eos 2, ...)
@@ -50,3 +54,15 @@ def trained(reversal: list[tuple[list[int], list[int]]]) -> tuple[Seq2Seq, Train
 @pytest.fixture
 def untrained() -> Seq2Seq:
     return tiny_model(seed=1).eval()
+
+
+@pytest.fixture(scope="module")
+def db() -> Database:
+    """The embedded hilbert.mm database."""
+    return read_database(embedded_database_path())
+
+
+@pytest.fixture(scope="module")
+def codec(db: Database) -> Codec:
+    """A codec over ``db``'s vocabulary, with room for hilbert.mm's longest statements."""
+    return Codec(build_vocabulary(db), max_source_len=256, max_target_len=63)

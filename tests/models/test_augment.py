@@ -6,22 +6,11 @@ import pytest
 
 from core.errors import ConfigError, MMVerificationError
 from core.metamath import read_database
-from core.metamath.embedded import embedded_database_path
 from core.metamath.prooftree import check_tree, tree_from_proof
 from core.metamath.splits import split_theorems
 from core.models.augment import Augmentation, Augmenter, Drawn, substitute, substitute_tree, tree_variables
 from core.models.examples import AUGMENT_INSTANCES, build_examples
 from core.models.formats import Codec, build_vocabulary, tokens_text
-
-
-@pytest.fixture(scope="module")
-def db():
-    return read_database(embedded_database_path())
-
-
-@pytest.fixture(scope="module")
-def codec(db):
-    return Codec(build_vocabulary(db), max_source_len=256, max_target_len=63)
 
 
 def _proof(db, label: str):
@@ -130,8 +119,9 @@ def test_augmented_train_examples_add_instances_and_never_pose_a_held_out_proble
      ("extra", -2), ("seed", None)],
 )  # fmt: skip
 def test_bad_augmentation_settings_are_refused_naming_the_field(field, value):
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=field) as refused:
         Augmentation(**{field: value})
+    assert refused.value.field == field
 
 
 def test_prop_mm_instances_that_prove_a_held_out_problem_give_no_example(prop_mm):

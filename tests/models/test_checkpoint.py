@@ -12,7 +12,6 @@ import torch
 from safetensors.torch import load as safetensors_load
 
 from core.errors import CheckpointError
-from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.reader import read_database
 from core.models.checkpoint import (
@@ -41,11 +40,6 @@ q-p $a wff P $. q-q $a wff Q $. q-imp $a wff ( a -> b ) $.
 q-ax $a |- ( a -> ( b -> a ) ) $.
 q-th $p |- ( P -> ( Q -> P ) ) $= ? $.
 """
-
-
-@pytest.fixture(scope="module")
-def db():
-    return read_database(embedded_database_path())
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import pytest
 
 from core.errors import ConfigError
 from core.metamath import read_database
-from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import Tactic
 from core.metamath.prooftree import tree_from_proof
 from core.metamath.splits import split_of, split_theorems
@@ -19,16 +18,6 @@ from core.models.examples import (
     tree_examples,
 )  # fmt: skip
 from core.models.formats import FORMATS, STOP_TACTIC, Codec, build_vocabulary, tokens_text
-
-
-@pytest.fixture(scope="module")
-def db():
-    return read_database(embedded_database_path())
-
-
-@pytest.fixture(scope="module")
-def codec(db):
-    return Codec(build_vocabulary(db), max_source_len=256, max_target_len=63)
 
 
 def texts(codec: Codec, examples) -> list[tuple[str, str]]:

@@ -25,11 +25,6 @@ from core.models.vocab import Token
 
 
 @pytest.fixture(scope="module")
-def db():
-    return read_database(embedded_database_path())
-
-
-@pytest.fixture(scope="module")
 def vocab(db):
     return build_vocabulary(db)
 

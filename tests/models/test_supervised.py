@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from core.errors import ConfigError
-from core.metamath import read_database
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.splits import split_theorems
@@ -35,11 +34,6 @@ def _one_thread() -> Iterator[None]:
     """Tiny models train fastest on one thread (and do not fight other processes for the cores)."""
     with one_torch_thread():
         yield
-
-
-@pytest.fixture(scope="module")
-def db():
-    return read_database(embedded_database_path())
 
 
 def test_a_prover_trained_on_the_database_lowers_its_loss_and_logs_progress(db, caplog):
@@ -152,8 +146,18 @@ def test_the_augment_flag_trains_on_kernel_checked_instances_too(db, tmp_path, c
         ([str(embedded_database_path()), "--out", "x.safetensors", "--size", "huge"], "huge"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--dropout", "1.5"], "ModelConfig.dropout"),
         ([str(embedded_database_path()), "--out", "x.pt", "--steps", "1"], "name it *.safetensors"),
-        ([str(embedded_database_path()), "--out", "x.safetensors", "--augment", "-1"], "--augment must be >= 0"),
-        ([str(embedded_database_path()), "--out", "x.safetensors", "--augment-compound", "2"], "--augment-compound"),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--augment", "-1"],
+            "--augment: augmentation copies must be an integer >= 0 (got -1)",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--augment-compound", "2"],
+            "--augment-compound: augmentation compound must be between 0 and 1 (got 2.0)",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--seed", "-3"],
+            "--seed: augmentation seed must be an integer >= 0 (got -3)",
+        ),
     ],
 )
 def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, args, message, monkeypatch):
