@@ -259,11 +259,8 @@ def augmentation_from_flags(args: argparse.Namespace) -> Augmentation:
     """The command line's :class:`Augmentation`; a refused value is reported under its flag's name."""
     try:
         return Augmentation(copies=args.augment, compound=args.augment_compound, seed=args.seed)
-    except ConfigError as error:
-        flag = AUGMENT_FLAGS.get(error.field or "")
-        if flag is None:
-            raise
-        raise ConfigError(f"{flag}: {error}", field=error.field) from error
+    except ConfigError as error:  # Augmentation names its field; the user typed the flag
+        raise ConfigError(f"{AUGMENT_FLAGS.get(error.field or '', '--augment')}: {error}", field=error.field) from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
