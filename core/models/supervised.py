@@ -23,7 +23,8 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,9 +36,9 @@ from core.models.augment import Augmentation
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
 from core.models.formats import CONDITIONING, Codec, build_vocabulary
-from core.models.training import TrainStats, new_model, train_examples
+from core.models.training import Budget, TrainStats, check_batching, check_schedule, new_model, train_examples
 from core.models.transformer import ModelConfig, Seq2Seq
-from core.models.vocab import Vocabulary
+from core.models.vocab import BUILTIN_SPECIALS, Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -252,15 +253,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-AUGMENT_FLAGS = {"copies": "--augment", "compound": "--augment-compound", "seed": "--seed"}
+FLAGS = {  # the library's name of a setting (ConfigError.field) -> the flag that sets it
+    "size": "--size", "dropout": "--dropout", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
+    "warmup_steps": "--warmup-steps", "log_every": "--log-every", "copies": "--augment",
+    "compound": "--augment-compound", "seed": "--seed",
+}  # fmt: skip
 
 
-def augmentation_from_flags(args: argparse.Namespace) -> Augmentation:
-    """The command line's :class:`Augmentation`; a refused value is reported under its flag's name."""
+@contextmanager
+def reported_by_flag() -> Iterator[None]:
+    """Re-raise a :class:`ConfigError` whose field a flag sets as one that names the flag (the user typed the
+    flag, not the library's field); any other error passes unchanged."""
     try:
+        yield
+    except ConfigError as error:
+        flag = FLAGS.get(error.field or "")
+        if flag is None:
+            raise
+        raise ConfigError(f"{flag}: {error}", field=error.field) from error
+
+
+def check_training_flags(args: argparse.Namespace) -> Augmentation:
+    """Every value the library would refuse later, refused now, before the database is read (by the library's
+    own checks, so the rules live in one place); returns the command line's :class:`Augmentation`."""
+    with reported_by_flag():
+        ModelConfig.named(args.size, vocab_size=len(BUILTIN_SPECIALS),
+                          **({} if args.dropout is None else {"dropout": args.dropout}))  # fmt: skip
+        if args.steps is not None:
+            Budget(args.steps)
+        check_schedule(args.lr, args.warmup_steps)
+        check_batching(args.batch_size, args.log_every)
         return Augmentation(copies=args.augment, compound=args.augment_compound, seed=args.seed)
-    except ConfigError as error:  # Augmentation names its field; the user typed the flag
-        raise ConfigError(f"{AUGMENT_FLAGS.get(error.field or '', '--augment')}: {error}", field=error.field) from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(f"--threads must be >= 1 (got {args.threads})")
             torch.set_num_threads(args.threads)
         formats = [f for item in args.formats or () for f in item.split(",") if f] or None
-        augmentation = augmentation_from_flags(args)
+        augmentation = check_training_flags(args)
         timed = args.minutes is not None or args.cpu_minutes is not None
         steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
         if not os.path.isfile(args.database):  # a wrong command line (exit 2), not an invalid database (exit 1)

@@ -230,23 +230,37 @@ class Seq2SeqTrainer:
         self.nonfinite = int(counters.get("nonfinite", 0))
 
 
+def check_schedule(lr: float, warmup_steps: int) -> None:
+    """Refuse a learning rate or warmup that :class:`Seq2SeqTrainer` would refuse (errors carry ``field``)."""
+    if not lr > 0:
+        raise ConfigError(f"trainer lr must be positive (got {lr})", field="lr")
+    if warmup_steps < 0:
+        raise ConfigError(f"trainer warmup_steps must be >= 0 (got {warmup_steps})", field="warmup_steps")
+
+
+def check_batching(batch_size: int, log_every: int) -> None:
+    """Refuse a batch size or logging period that :func:`train_examples` would refuse (errors carry ``field``)."""
+    for name, value in (("batch_size", batch_size), ("log_every", log_every)):
+        if value < 1:
+            raise ConfigError(f"training {name} must be >= 1 (got {value})", field=name)
+
+
 def _check_hyperparameters(
     lr: float, warmup: int, decay: float, clip: float, schedule: str, total: int | None, batch_tokens: int
 ) -> None:
-    if not lr > 0:
-        raise ConfigError(f"trainer lr must be positive (got {lr})")
-    if warmup < 0:
-        raise ConfigError(f"trainer warmup_steps must be >= 0 (got {warmup})")
+    check_schedule(lr, warmup)
     if decay < 0:
-        raise ConfigError(f"trainer weight_decay must be >= 0 (got {decay})")
+        raise ConfigError(f"trainer weight_decay must be >= 0 (got {decay})", field="weight_decay")
     if clip < 0:
-        raise ConfigError(f"trainer grad_clip must be >= 0, 0 meaning no clipping (got {clip})")
+        raise ConfigError(f"trainer grad_clip must be >= 0, 0 meaning no clipping (got {clip})", field="grad_clip")
     if schedule not in SCHEDULES:
-        raise ConfigError(f"trainer schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
+        raise ConfigError(
+            f"trainer schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})", field="schedule"
+        )
     if schedule == "cosine" and (total is None or total < 1):
-        raise ConfigError("trainer schedule 'cosine' needs total_steps >= 1")
+        raise ConfigError("trainer schedule 'cosine' needs total_steps >= 1", field="total_steps")
     if batch_tokens < 1:
-        raise ConfigError(f"trainer batch_tokens must be >= 1 (got {batch_tokens})")
+        raise ConfigError(f"trainer batch_tokens must be >= 1 (got {batch_tokens})", field="batch_tokens")
 
 
 def _is_power_of_ten(n: int) -> bool:
@@ -276,11 +290,11 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.steps < 0:
-            raise ConfigError(f"training steps must be >= 0 (got {self.steps})")
+            raise ConfigError(f"training steps must be >= 0 (got {self.steps})", field="steps")
         for name in ("wall_s", "cpu_s"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ConfigError(f"training time budget {name} must be positive (got {value})")
+                raise ConfigError(f"training time budget {name} must be positive (got {value})", field=name)
 
     def start(self) -> None:
         if self._wall0 is None:
@@ -486,8 +500,7 @@ def train_examples(
     Logs the mean loss, the learning rate and the rates every ``log_every`` steps. ``stats.stopped_by`` is
     ``steps``, ``time`` (wall clock) or ``cpu_time``. ``trainer_options``: more :class:`Seq2SeqTrainer` settings.
     """
-    if batch_size < 1 or log_every < 1:
-        raise ConfigError(f"train_examples needs batch_size >= 1 and log_every >= 1 (got {batch_size}, {log_every})")
+    check_batching(batch_size, log_every)
     if not examples:
         raise ModelError("train_examples: no examples to train on")
     trainer = new_trainer(model, steps=steps, lr=lr, warmup_steps=warmup_steps, time_limit_s=time_limit_s,

@@ -83,13 +83,15 @@ class ModelConfig:
 
     @staticmethod
     def _bad(name: str, value: Any, why: str) -> None:
-        raise ConfigError(f"ModelConfig.{name} {why} (got {value!r})")
+        raise ConfigError(f"ModelConfig.{name} {why} (got {value!r})", field=name)
 
     @classmethod
     def named(cls, name: str, *, vocab_size: int, **overrides: Any) -> ModelConfig:
         """A named size (``tiny``, ``small``, ``base``) for ``vocab_size`` tokens, with field overrides."""
         if name not in NAMED_SIZES:
-            raise ConfigError(f"ModelConfig: unknown size {name!r}; choose one of {', '.join(NAMED_SIZES)}")
+            raise ConfigError(
+                f"ModelConfig: unknown size {name!r}; choose one of {', '.join(NAMED_SIZES)}", field="size"
+            )
         return cls(vocab_size=vocab_size, **{**NAMED_SIZES[name], **overrides})
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,10 @@ import torch
 from core.errors import ConfigError, ModelError
 from core.models.decoding import greedy, score, target_logprobs
 from core.models.training import (
+    Budget,
     Seq2SeqTrainer,
+    check_batching,
+    check_schedule,
     length_bucketed_batches,
     train_examples,
     train_loop,
@@ -154,8 +157,37 @@ def test_empty_sources_are_skipped_and_bad_calls_rejected(tiny):
     ],
 )
 def test_bad_hyperparameters_are_named(tiny, kwargs, field):
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=field) as refused:
         Seq2SeqTrainer(tiny(), **kwargs)
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    "check, args, field",
+    [
+        (check_schedule, (0.0, 10), "lr"),
+        (check_schedule, (1e-3, -1), "warmup_steps"),
+        (check_batching, (0, 10), "batch_size"),
+        (check_batching, (8, 0), "log_every"),
+    ],
+)
+def test_the_early_checks_refuse_what_training_would_and_name_the_field(check, args, field):
+    with pytest.raises(ConfigError, match=field) as refused:
+        check(*args)
+    assert refused.value.field == field
+    good = (1e-3, 0) if check is check_schedule else (1, 1)
+    check(*good)  # the smallest accepted values pass
+
+
+def test_a_bad_budget_names_its_field():
+    for kwargs, field in (
+        (dict(steps=-1), "steps"),
+        (dict(steps=1, wall_s=0.0), "wall_s"),
+        (dict(steps=1, cpu_s=-1.0), "cpu_s"),
+    ):
+        with pytest.raises(ConfigError, match=field) as refused:
+            Budget(**kwargs)
+        assert refused.value.field == field
 
 
 def test_learning_rate_schedules(tiny):

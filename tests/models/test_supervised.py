@@ -19,6 +19,7 @@ from core.models.supervised import (
     database_examples,
     main,
     mean_nll,
+    reported_by_flag,
     train_generator_on_database,
     train_on_database,
     train_prover_on_database,
@@ -143,8 +144,32 @@ def test_the_augment_flag_trains_on_kernel_checked_instances_too(db, tmp_path, c
         (["missing.mm", "--out", "x.safetensors"], "missing.mm"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--minutes", "0"], "--minutes"),
         ([str(embedded_database_path()), "--out", "x.safetensors", "--cpu-minutes", "-1"], "--cpu-minutes"),
-        ([str(embedded_database_path()), "--out", "x.safetensors", "--size", "huge"], "huge"),
-        ([str(embedded_database_path()), "--out", "x.safetensors", "--dropout", "1.5"], "ModelConfig.dropout"),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--size", "huge"],
+            "--size: ModelConfig: unknown size 'huge'",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--dropout", "1.5"],
+            "--dropout: ModelConfig.dropout must lie in [0, 1) (got 1.5)",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--steps", "-1"],
+            "--steps: training steps must be >= 0",
+        ),
+        ([str(embedded_database_path()), "--out", "x.safetensors", "--lr", "0"], "--lr: trainer lr must be positive"),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--warmup-steps", "-1"],
+            "--warmup-steps: trainer warmup_steps must be >= 0 (got -1)",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--batch-size", "0"],
+            "--batch-size: training batch_size must be >= 1 (got 0)",
+        ),
+        (
+            [str(embedded_database_path()), "--out", "x.safetensors", "--log-every", "0"],
+            "--log-every: training log_every must be >= 1 (got 0)",
+        ),
+        (["missing.mm", "--out", "x.safetensors", "--lr", "-1"], "--lr: trainer lr must be positive"),
         ([str(embedded_database_path()), "--out", "x.pt", "--steps", "1"], "name it *.safetensors"),
         (
             [str(embedded_database_path()), "--out", "x.safetensors", "--augment", "-1"],
@@ -160,10 +185,22 @@ def test_the_augment_flag_trains_on_kernel_checked_instances_too(db, tmp_path, c
         ),
     ],
 )
-def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, args, message, monkeypatch):
+def test_the_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys, caplog, args, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    caplog.set_level(logging.INFO)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert "examples:" not in caplog.text  # refused before any work: no database read, no example built
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.pt").exists()
+
+
+def test_only_an_error_about_a_flag_set_field_is_reworded_under_the_flag():
+    with pytest.raises(ConfigError) as reworded, reported_by_flag():
+        raise ConfigError("trainer lr must be positive (got 0)", field="lr")
+    assert str(reworded.value) == "--lr: trainer lr must be positive (got 0)" and reworded.value.field == "lr"
+    for field in (None, "weight_decay"):  # no flag sets it: the library's own words pass unchanged
+        with pytest.raises(ConfigError) as unchanged, reported_by_flag():
+            raise ConfigError("as the library said", field=field)
+        assert str(unchanged.value) == "as the library said" and unchanged.value.field == field

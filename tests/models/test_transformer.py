@@ -23,8 +23,9 @@ def test_named_sizes_are_valid_and_sized_as_documented():
 
 
 def test_unknown_size_is_rejected():
-    with pytest.raises(ConfigError, match="unknown size 'huge'"):
+    with pytest.raises(ConfigError, match="unknown size 'huge'") as refused:
         ModelConfig.named("huge", vocab_size=10)
+    assert refused.value.field == "size"
 
 
 @pytest.mark.parametrize(
@@ -49,8 +50,9 @@ def test_unknown_size_is_rejected():
 def test_bad_fields_are_named(field, value):
     good = ModelConfig.named("tiny", vocab_size=VOCAB_SIZE)
     expected_field = "pad_id" if field == "bos_id" else field
-    with pytest.raises(ConfigError, match=f"ModelConfig.{expected_field} "):
+    with pytest.raises(ConfigError, match=f"ModelConfig.{expected_field} ") as refused:
         dataclasses.replace(good, **{field: value})
+    assert refused.value.field == expected_field
 
 
 def test_config_json_round_trip_and_rejections():
