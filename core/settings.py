@@ -64,8 +64,11 @@ class Settings:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             name = self._name(field.name)
-            _check_type(name, value, hints[field.name])
-            _check_bounds(name, value, field.metadata)
+            try:
+                _check_type(name, value, hints[field.name])
+                _check_bounds(name, value, field.metadata)
+            except ConfigError as error:  # carry the bare field, so that a command line can name its flag
+                raise ConfigError(str(error), field=field.name) from None
         self.validate()
 
     def validate(self) -> None:

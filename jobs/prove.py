@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from core.errors import ConfigError, MetamathError, UsageError
+from core.errors import AdvproverError, ConfigError, MetamathError, UsageError
 from core.files import check_output_path, refuse_overwriting_input, same_file, write_text
 from core.metamath.comments import database_discouraged_labels
 from core.metamath.database import Assertion, Database
@@ -152,19 +152,22 @@ def prove(
 
         check_device(device)
     _check_outputs(database, out, json, in_place)
-    settings = SearchSettings(
-        prover=prover,
-        expansions=expansions,
-        timeout_s=timeout_s,
-        candidates=candidates,
-        temperature=temperature,
-        max_depth=max_depth,
-        batch_goals=batch,
-        merge_baseline=merge_baseline,
-        rank_baseline=rank_baseline,
-        rank_pool=rank_pool,
-        critic=critic is not False,
-    )
+    try:
+        settings = SearchSettings(
+            prover=prover,
+            expansions=expansions,
+            timeout_s=timeout_s,
+            candidates=candidates,
+            temperature=temperature,
+            max_depth=max_depth,
+            batch_goals=batch,
+            merge_baseline=merge_baseline,
+            rank_baseline=rank_baseline,
+            rank_pool=rank_pool,
+            critic=critic is not False,
+        )
+    except ConfigError as error:
+        raise _under_its_flag(error) from None
     htps = _htps_settings(
         settings,
         exploration=exploration,
@@ -268,6 +271,12 @@ def _htps_settings(settings: SearchSettings, **given: float | None) -> HtpsSetti
 
 def _flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _under_its_flag(error: ConfigError) -> AdvproverError:
+    """A refused search setting reported under the flag the user typed (``--batch``, which sets
+    ``batch_goals``, is checked before, by :func:`_check_arguments`)."""
+    return error if error.field is None else UsageError(f"{_flag_name(error.field)}: {error}")
 
 
 def _check_outputs(database: str, out: str | None, json: str | None, in_place: bool) -> None:

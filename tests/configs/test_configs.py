@@ -37,10 +37,11 @@ def test_unknown_key_in_dict_is_rejected_with_its_name() -> None:
 
 
 def test_wrong_type_names_the_field() -> None:
-    with pytest.raises(ConfigError, match="seed must be an integer"):
+    with pytest.raises(ConfigError, match="seed must be an integer") as wrong_type:
         ExperimentConfig(seed=True)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="SearchSettings.expansions must be >= 1"):
+    with pytest.raises(ConfigError, match="SearchSettings.expansions must be >= 1") as out_of_bounds:
         SearchSettings(expansions=0)
+    assert (wrong_type.value.field, out_of_bounds.value.field) == ("seed", "expansions")  # the bare field
 
 
 def test_overrides_are_parsed_by_field_type() -> None:

@@ -148,6 +148,9 @@ def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> No
         (["--out", "{out}", "--checkpoint", "file://{tmp}/nowhere.pt"], "no such file, folder or URL"),
         (["--split", "test", "--out", "{out}"], "--out has no meaning with --split"),
         (["--split", "nope"], "--split takes one of"),
+        (["--out", "{out}", "--expansions", "0"], "--expansions: SearchSettings.expansions must be >= 1, got 0"),
+        (["--out", "{out}", "--temperature", "-1"], "--temperature: SearchSettings.temperature must be >= 0.0, got -1"),
+        (["--out", "{out}", "--timeout-s", "0"], "--timeout-s: SearchSettings.timeout_s must be >= 0.1, got 0"),
     ],
 )
 def test_bad_command_lines_exit_2_before_any_work(holes: Path, tmp_path: Path, args: list[str], message: str) -> None:
