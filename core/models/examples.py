@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from core.errors import ConfigError, MetamathError
 from core.metamath.database import Assertion, Database, Statement
 from core.metamath.environment import Tactic
-from core.metamath.prooftree import ProofTree, tree_from_proof
+from core.metamath.prooftree import ProofTree, check_tree, tree_from_proof
 from core.metamath.splits import SPLITS, SplitRatios, split_theorems
+from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.models.augment import REJECTED as AUGMENT_REJECTED
 from core.models.augment import SKIPPED_DISJOINT as AUGMENT_SKIPPED_DISJOINT
@@ -44,6 +45,9 @@ Example = tuple[list[int], list[int]]
 HELD_OUT_STEP = "held_out_step"  # counter: a train step proving a held-out theorem's statement
 HELD_OUT_DUPLICATE = "held_out_duplicate"  # counter: a train theorem stating a held-out theorem
 AUGMENT_INSTANCES = "augment_instances"  # counter: a substitution instance of a train proof, learned
+FOUND_PROOFS = "found_proofs"  # counter: a found proof taking a step the database proof does not, learned
+FOUND_KNOWN = "found_known"  # counter: a found proof whose steps the database proof (or an earlier one) has
+FOUND_OUTSIDE_SPLIT = "found_outside_split"  # counter: a found proof of a theorem not learned from this split
 
 
 def _step_assertion(db: Database, theorem: Assertion, node: ProofTree) -> Assertion | None:
@@ -239,6 +243,39 @@ def _add_examples(
         result.by_format[fmt] += len(examples)
 
 
+def _new_proofs(
+    theorem: Assertion,
+    proof: ProofTree,
+    found: Sequence[ProofTree],
+    kernel: Kernel,
+    grammar: Grammar,
+    counters: Counter[str],
+) -> list[ProofTree]:
+    """The trees of ``found`` that take a step ``proof`` and the trees before them do not, kernel-checked."""
+    new: list[ProofTree] = []
+    known = [_steps(proof)]
+    for tree in found:
+        steps = _steps(tree)
+        if any(steps <= seen for seen in known):
+            counters[FOUND_KNOWN] += 1
+            continue
+        try:
+            check_tree(kernel.db, grammar, theorem, tree, kernel)
+        except MetamathError as error:
+            raise MetamathError(f"a found proof of {theorem.label} does not verify: {error.reason}",
+                                label=theorem.label) from error  # fmt: skip
+        counters[FOUND_PROOFS] += 1
+        known.append(steps)
+        new.append(tree)
+    return new
+
+
+def _steps(tree: ProofTree) -> frozenset[tuple[Statement, str, tuple[tuple[str, tuple[str, ...]], ...]]]:
+    """What a proof does, step by step: (statement, assertion, substitution) of each node."""
+    return frozenset((n.statement, n.label, tuple(sorted((v, tuple(e)) for v, e in n.substitution.items())))
+                     for n in tree.nodes())  # fmt: skip
+
+
 def _add_instances(
     result: ExampleSet,
     augmenter: Augmenter,
@@ -287,6 +324,7 @@ def build_examples(
     kernel: Kernel | None = None,
     hygiene: bool = True,
     augmentation: Augmentation | None = None,
+    found: Mapping[str, Sequence[ProofTree]] | None = None,
 ) -> ExampleSet:
     """The examples of ``formats`` from the proofs of the ``split`` theorems of ``db``, in database order.
 
@@ -303,7 +341,16 @@ def build_examples(
     its proof (:mod:`core.models.augment`; counted as ``augment_instances``), under the same hygiene: an
     instance stating a held-out problem is dropped (``held_out_duplicate``), and its steps that prove one
     give no example.
+
+    ``found``: proofs a search found (label -> trees, e.g. from :func:`core.search.evaluation.found_proofs`).
+    Each one of a theorem learned here that takes a step (statement, assertion, substitution) its database
+    proof does not is verified by the kernel and learned as a second proof of the theorem, instances and
+    hygiene included (counted as ``found_proofs``; the others as ``found_known``, and proofs of theorems not
+    learned from this split, held-out ones included, as ``found_outside_split``). One that does not verify
+    is refused (:class:`MetamathError` naming the theorem).
     """
+    found = found or {}
+    grammar = Grammar(db) if found else None
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(f"unknown example format(s) {unknown or formats!r}; choose among {', '.join(FORMATS)}")
@@ -328,9 +375,17 @@ def build_examples(
             logger.warning("examples: skipped %s, whose proof does not replay (%s)", theorem.label, error)
             continue
         result.theorems.append(theorem.label)
-        _add_examples(result, codec, db, theorem, tree, formats, conditioning, exclude)
-        if augmenter is not None:
-            _add_instances(result, augmenter, codec, theorem, tree, formats, conditioning, held_out)
+        more = found.get(theorem.label, ())
+        proofs = [
+            tree,
+            *(_new_proofs(theorem, tree, more, kernel, grammar, result.counters) if more and grammar else ()),
+        ]
+        for proof in proofs:
+            _add_examples(result, codec, db, theorem, proof, formats, conditioning, exclude)
+            if augmenter is not None:
+                _add_instances(result, augmenter, codec, theorem, proof, formats, conditioning, held_out)
+    if outside := len(set(found) - set(result.theorems)):
+        result.counters[FOUND_OUTSIDE_SPLIT] += outside
     result.counters.update(codec.counters - before)
     result.seconds = time.perf_counter() - start
     logger.info(

@@ -14,16 +14,23 @@ Command line (writes a checkpoint file that ``python -m jobs.prove --checkpoint 
 
     python -m core.models.supervised DATABASE.mm --out CKPT.safetensors [--kind prover|generator] [--size small]
         [--dropout P] [--minutes 20] [--cpu-minutes 20] [--steps N] [--formats backward [forward ...]] [--batch-size 32]
-        [--lr 1e-3] [--split train] [--seed 0] [--device cpu|cuda] [--log-every 100] [--threads N]
+        [--lr 1e-3] [--split train] [--seed 0] [--augment N] [--found-proofs SUMMARY.json ...] [--device cpu|cuda]
+        [--log-every 100] [--threads N]
+
+``--found-proofs`` learns, besides the database's proofs, the proofs a search found (``python -m jobs.prove
+DATABASE.mm --split train --json SUMMARY.json``) that take a step the database's proof does not: each is
+checked by the kernel and learned as a second proof of its theorem, under the same held-out hygiene (offline
+expert iteration; measured on prop.mm in the README). Every flag is checked before the database is read.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +39,7 @@ import torch
 
 from core.errors import AdvproverError, ConfigError, UsageError, report
 from core.metamath.database import Database
+from core.metamath.prooftree import ProofTree
 from core.models.augment import Augmentation
 from core.models.decoding import target_logprobs
 from core.models.examples import Example, ExampleSet, build_examples
@@ -81,11 +89,13 @@ def database_examples(
     split: str = "train",
     conditioning: Sequence[str] = (),
     augmentation: Augmentation | None = None,
+    found: Mapping[str, Sequence[ProofTree]] | None = None,
 ) -> ExampleSet:
     """The examples of ``formats`` from the proofs of ``split``, encoded within ``config``'s limits
-    (with ``augmentation``'s substitution instances of each proof: :mod:`core.models.augment`)."""
+    (with ``augmentation``'s substitution instances of each proof: :mod:`core.models.augment`, and the
+    ``found`` proofs that differ from the database's: :func:`core.models.examples.build_examples`)."""
     return build_examples(db, Codec.for_model(vocab, config), formats=formats, split=split,
-                          conditioning=conditioning, augmentation=augmentation)  # fmt: skip
+                          conditioning=conditioning, augmentation=augmentation, found=found)  # fmt: skip
 
 
 def mean_nll(model: Seq2Seq, examples: Sequence[Example], batch_size: int = 64) -> float:
@@ -131,6 +141,7 @@ def train_on_database(
     conditioning: Sequence[str] = (),
     validate: bool = True,
     augmentation: Augmentation | None = None,
+    found: Mapping[str, Sequence[ProofTree]] | None = None,
     **model_overrides: Any,
 ) -> tuple[Seq2Seq, Vocabulary, SupervisedStats]:
     """Train a new model (or continue ``model``, whose ``vocab`` must then be given) on ``db``'s ``split``.
@@ -138,7 +149,8 @@ def train_on_database(
     Stops after ``steps`` steps, ``time_limit_s`` wall-clock seconds or ``cpu_limit_s`` seconds of CPU
     time of training, whichever first (building the examples is not counted). With
     ``validate``, the mean token NLL on the ``valid`` split's examples is measured at the end.
-    ``augmentation`` adds substitution instances of the training proofs (never to the validation examples).
+    ``augmentation`` adds substitution instances of the training proofs (never to the validation examples);
+    ``found`` adds the proofs a search found that differ from the database's (label -> trees).
     """
     if kind not in DEFAULT_FORMATS:
         raise ConfigError(f"unknown model kind {kind!r}; choose prover or generator")
@@ -149,7 +161,7 @@ def train_on_database(
     vocab = vocab or build_vocabulary(db)
     model = (model or new_model(vocab, size, seed=seed, **model_overrides)).to(device)
     examples = database_examples(db, vocab, model.config, formats=formats, split=split, conditioning=conditioning,
-                                 augmentation=augmentation)  # fmt: skip
+                                 augmentation=augmentation, found=found)  # fmt: skip
     if not examples.examples:
         raise ConfigError(f"{db.path}: the {split} split gives no {'/'.join(formats)} example to train on")
     stats = SupervisedStats(kind=kind, formats=formats, size=size, parameters=model.num_parameters(),
@@ -246,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "per training proof (core.models.augment; default 0: none)")  # fmt: skip
     parser.add_argument("--augment-compound", type=float, default=0.25, help="probability that an instance "
                         "replaces a variable by a formula rather than by a variable (default 0.25)")  # fmt: skip
+    parser.add_argument("--found-proofs", nargs="+", default=[], metavar="SUMMARY.json", help="search summaries "
+                        "(jobs.prove --split train --json) whose proofs that differ from the database's are "
+                        "learned too, kernel-checked, as second proofs of their theorems (default: none)")  # fmt: skip
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
@@ -286,6 +301,25 @@ def check_training_flags(args: argparse.Namespace) -> Augmentation:
         return Augmentation(copies=args.augment, compound=args.augment_compound, seed=args.seed)
 
 
+def read_found_proofs(paths: Sequence[str]) -> dict[str, list[ProofTree]]:
+    """label -> the proof trees of the search summaries at ``paths`` (``--found-proofs``), in order; a file that
+    is missing, not JSON or not a summary with proofs is refused naming it."""
+    from core.search.evaluation import found_proofs  # the summaries' format; the library above needs no search
+
+    found: dict[str, list[ProofTree]] = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as file:
+                summary = json.load(file)
+        except FileNotFoundError:
+            raise UsageError(f"--found-proofs {path}: no such file") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"--found-proofs {path}: not JSON ({error}); give a jobs.prove --json summary") from None
+        for label, tree in found_proofs(summary, where=f"--found-proofs {path}").items():
+            found.setdefault(label, []).append(tree)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -311,13 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps = args.steps if args.steps is not None else (10**9 if timed else 2000)
         if not os.path.isfile(args.database):  # a wrong command line (exit 2), not an invalid database (exit 1)
             raise UsageError(f"{args.database}: no such file")
+        found = read_found_proofs(args.found_proofs)
         db = read_database(args.database)
         model, vocab, stats = train_on_database(
             db, kind=args.kind, size=args.size, split=args.split, formats=formats, steps=steps,
             batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
             time_limit_s=args.minutes * 60 if args.minutes is not None else None,
             cpu_limit_s=args.cpu_minutes * 60 if args.cpu_minutes is not None else None, seed=args.seed,
-            log_every=args.log_every, device=args.device, augmentation=augmentation,
+            log_every=args.log_every, device=args.device, augmentation=augmentation, found=found,
             **({} if args.dropout is None else {"dropout": args.dropout}),
         )  # fmt: skip
         extra = {"database": str(args.database), "split": args.split, "size": args.size,

@@ -15,8 +15,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
+from core.errors import ConfigError, MetamathError
 from core.metamath.database import Assertion, Database
 from core.metamath.environment import BackwardEnv, ForwardEnv
+from core.metamath.prooftree import ProofTree
 from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.search.backward import BackwardSearch
@@ -202,6 +204,29 @@ def summarize(
         "elapsed_s": round(elapsed_s, 3) if elapsed_s is not None else None,
         "theorems": [r.to_json(include_proof=include_proofs) for r in results],
     }
+
+
+def found_proofs(summary: Any, *, where: str) -> dict[str, ProofTree]:
+    """The proof trees of a :func:`summarize` summary made with ``include_proofs`` (``jobs.prove --json``):
+    label -> tree, for each proved theorem. ``where`` names the summary in errors; a summary of another shape
+    or a malformed tree is refused (:class:`ConfigError`), never guessed at."""
+    theorems = summary.get("theorems") if isinstance(summary, dict) else None
+    if not isinstance(theorems, list):
+        raise ConfigError(f"{where}: not a search summary (jobs.prove --json): no list of theorems")
+    found: dict[str, ProofTree] = {}
+    for entry in theorems:
+        if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
+            raise ConfigError(f"{where}: a theorem entry without a label: {str(entry)[:80]}")
+        if not entry.get("proved"):
+            continue
+        if not isinstance(entry.get("proof"), dict):
+            raise ConfigError(f"{where}: {entry['label']} is proved but its proof is missing (a summary written "
+                              "without proofs? jobs.prove --json includes them)")  # fmt: skip
+        try:
+            found[entry["label"]] = ProofTree.from_json(entry["proof"])
+        except MetamathError as error:
+            raise ConfigError(f"{where}: the proof of {entry['label']} is malformed: {error}") from error
+    return found
 
 
 def _stats(values: Sequence[float]) -> dict[str, float] | None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections import Counter
+
 import pytest
 
-from core.errors import ConfigError
+from core.errors import ConfigError, MetamathError
 from core.metamath import read_database
 from core.metamath.environment import Tactic
-from core.metamath.prooftree import tree_from_proof
+from core.metamath.prooftree import ProofTree, tree_from_proof
 from core.metamath.splits import split_of, split_theorems
+from core.models.augment import Augmentation
 from core.models.examples import (
+    AUGMENT_INSTANCES,
+    FOUND_KNOWN,
+    FOUND_OUTSIDE_SPLIT,
+    FOUND_PROOFS,
     backward_examples,
     build_examples,
     forward_examples,
@@ -18,6 +27,9 @@ from core.models.examples import (
     tree_examples,
 )  # fmt: skip
 from core.models.formats import FORMATS, STOP_TACTIC, Codec, build_vocabulary, tokens_text
+from core.search.baseline import BaselinePolicy
+from core.search.evaluation import evaluate, found_proofs
+from core.search.runner import SearchSettings
 
 
 def texts(codec: Codec, examples) -> list[tuple[str, str]]:
@@ -140,3 +152,54 @@ def test_unknown_formats_and_splits_are_refused(db, codec):
         build_examples(db, codec, formats=("sideways",))
     with pytest.raises(ConfigError, match="dev"):
         build_examples(db, codec, split="dev")
+
+
+@pytest.fixture(scope="module")
+def searched(db) -> ProofTree:
+    """The model-free baseline's proof of imim1i: kernel-checked by the search, and not the database's."""
+    settings = SearchSettings(expansions=16, candidates=32)
+    summary = evaluate(db, [db.assertion("imim1i")], BaselinePolicy(db, seed=0), settings, include_proofs=True)
+    return found_proofs(json.loads(json.dumps(summary)), where="the summary")["imim1i"]
+
+
+def _multiset(examples) -> Counter:
+    return Counter((tuple(s), tuple(t)) for s, t in examples)
+
+
+def test_a_found_proof_that_takes_new_steps_is_learned_as_a_second_proof(db, codec, searched):
+    plain = build_examples(db, codec)
+    more = build_examples(db, codec, found={"imim1i": [searched, searched]})
+    own = backward_examples(codec, db, db.assertion("imim1i"), searched)
+    assert _multiset(more.examples) - _multiset(plain.examples) == _multiset(own)  # exactly its examples, once
+    assert any(example not in plain.examples for example in own)  # a step the database's proof does not take
+    assert (more.counters[FOUND_PROOFS], more.counters[FOUND_KNOWN]) == (1, 1)  # the repeat is known
+    assert more.theorems == plain.theorems
+
+
+def test_a_found_proof_with_known_steps_or_of_a_held_out_theorem_adds_nothing(db, codec):
+    plain = build_examples(db, codec)
+    held_out = split_theorems(db)["valid"][0]
+    found = {
+        "imim1i": [tree_from_proof(db, db.assertion("imim1i"))],  # the database's own proof
+        held_out.label: [tree_from_proof(db, held_out)],  # a valid theorem's proof: never learned
+    }
+    same = build_examples(db, codec, found=found)
+    assert same.examples == plain.examples
+    assert (same.counters[FOUND_PROOFS], same.counters[FOUND_KNOWN], same.counters[FOUND_OUTSIDE_SPLIT]) == (0, 1, 1)
+
+
+def test_a_found_proof_is_augmented_like_the_database_proofs(db, codec, searched):
+    augmentation = Augmentation(copies=4)
+    plain = build_examples(db, codec, augmentation=augmentation)
+    more = build_examples(db, codec, augmentation=augmentation, found={"imim1i": [searched]})
+    own = backward_examples(codec, db, db.assertion("imim1i"), searched)
+    # Without instances of the found proof, the seeded draws would be plain's, and the examples plain's + own.
+    assert more.counters[AUGMENT_INSTANCES] > plain.counters[AUGMENT_INSTANCES]
+    assert _multiset(more.examples) != _multiset(plain.examples) + _multiset(own)
+
+
+def test_a_found_proof_that_does_not_verify_is_refused_naming_the_theorem(db, codec, searched):
+    wrong = {v: ("(", "ph", "->", "ph", ")") for v in searched.substitution}  # the goal no longer matches
+    mutated = dataclasses.replace(searched, substitution=wrong)
+    with pytest.raises(MetamathError, match="a found proof of imim1i does not verify"):
+        build_examples(db, codec, found={"imim1i": [mutated]})

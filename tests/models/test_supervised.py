@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from core.errors import ConfigError
+from core.metamath import read_database
 from core.metamath.embedded import embedded_database_path
 from core.metamath.environment import BackwardEnv
 from core.metamath.splits import split_theorems
@@ -25,8 +27,11 @@ from core.models.supervised import (
     train_prover_on_database,
 )  # fmt: skip
 from core.models.training import new_model, new_trainer
+from core.search.baseline import BaselinePolicy
+from core.search.evaluation import evaluate
 from core.search.model_policy import load_policy
 from core.search.policy import BackwardQuery
+from core.search.runner import SearchSettings
 from tests.torch_threads import one_torch_thread
 
 
@@ -204,3 +209,40 @@ def test_only_an_error_about_a_flag_set_field_is_reworded_under_the_flag():
         with pytest.raises(ConfigError) as unchanged, reported_by_flag():
             raise ConfigError("as the library said", field=field)
         assert str(unchanged.value) == "as the library said" and unchanged.value.field == field
+
+
+def test_found_proofs_from_a_search_summary_are_learned_too(tmp_path, caplog, monkeypatch):
+    db = read_database(embedded_database_path())
+    settings = SearchSettings(expansions=16, candidates=32)
+    summary = evaluate(db, [db.assertion("imim1i")], BaselinePolicy(db, seed=0), settings, include_proofs=True)
+    (tmp_path / "found.json").write_text(json.dumps(summary))
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO)
+    common = [str(embedded_database_path()), "--size", "tiny", "--steps", "1", "--device", "cpu", "--threads", "1"]
+    assert main([*common, "--out", "plain.safetensors"]) == 0
+    plain = int(caplog.text.split(" examples (")[0].rsplit(" ", 1)[1])
+    caplog.clear()
+    assert main([*common, "--out", "more.safetensors", "--found-proofs", "found.json"]) == 0
+    more = int(caplog.text.split(" examples (")[0].rsplit(" ", 1)[1])
+    assert more > plain and "'found_proofs': 1" in caplog.text  # the exact examples: tests/models/test_examples.py
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "--found-proofs found.json: no such file"),
+        ("{not json", "--found-proofs found.json: not JSON"),
+        ('{"total": 0}', "--found-proofs found.json: not a search summary"),
+        ('{"theorems": [{"label": "syl", "proved": true}]}', "syl is proved but its proof is missing"),
+    ],
+)
+def test_bad_found_proofs_are_refused_before_any_work(tmp_path, capsys, caplog, monkeypatch, content, message):
+    if content is not None:
+        (tmp_path / "found.json").write_text(content)
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO)
+    args = [str(embedded_database_path()), "--out", "x.safetensors", "--found-proofs", "found.json"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "examples:" not in caplog.text
+    assert not (tmp_path / "x.safetensors").exists()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from core.errors import ConfigError
 from core.metamath.environment import EnvErrorKind, Tactic
 from core.metamath.prooftree import ProofTree, check_tree
-from core.search.evaluation import evaluate
+from core.search.evaluation import evaluate, found_proofs
 from core.search.oracle import OraclePolicy
 from core.search.policy import Proposal
 from core.search.runner import SearchSettings
@@ -102,3 +105,23 @@ def test_forbidden_labels_are_refused(hilbert: Loaded) -> None:
     summary = evaluate(hilbert.db, [theorem], oracle, SearchSettings(), forbidden=sorted(used))
     assert summary["proved"] == 0
     assert summary["invalid_proposals"][EnvErrorKind.FORBIDDEN_LABEL.value] >= 1
+
+
+def test_found_proofs_reads_back_the_proofs_of_a_summary(hilbert: Loaded) -> None:
+    theorems = hilbert.provable()[:6]
+    oracle = OraclePolicy.from_database(hilbert.db, [t.label for t in theorems[:4]], distractors=0)
+    summary = json.loads(json.dumps(evaluate(hilbert.db, theorems, oracle, SearchSettings(), include_proofs=True)))
+    found = found_proofs(summary, where="s.json")
+    assert sorted(found) == sorted(t.label for t in theorems[:4])  # the proved ones, and only those
+    for theorem in theorems[:4]:
+        check_tree(hilbert.db, hilbert.grammar, theorem, found[theorem.label])
+    entry = next(e for e in summary["theorems"] if e["proved"])
+    for bad, message in (
+        ([], "s.json: not a search summary"),
+        ({"theorems": 3}, "s.json: not a search summary"),
+        ({"theorems": [{"proved": True}]}, "s.json: a theorem entry without a label"),
+        ({"theorems": [{**entry, "proof": None}]}, f"s.json: {entry['label']} is proved but its proof is missing"),
+        ({"theorems": [{**entry, "proof": {"label": 3}}]}, f"s.json: the proof of {entry['label']} is malformed"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            found_proofs(bad, where="s.json")
