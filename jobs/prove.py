@@ -261,12 +261,10 @@ def _htps_settings(settings: SearchSettings, **given: float | None) -> HtpsSetti
             flags = ", ".join(_flag_name(name) for name in overrides)
             raise UsageError(f"{flags} appl{'ies' if len(overrides) == 1 else 'y'} to --prover htps only")
         return None
-    for name, value in overrides.items():
-        try:
-            HtpsSettings.from_search(settings, **{name: value})
-        except ConfigError as error:
-            raise UsageError(f"{_flag_name(name)}: {error}") from None
-    return HtpsSettings.from_search(settings, **overrides)
+    try:
+        return HtpsSettings.from_search(settings, **overrides)
+    except ConfigError as error:
+        raise _under_its_flag(error) from None
 
 
 def _flag_name(name: str) -> str:
@@ -274,8 +272,9 @@ def _flag_name(name: str) -> str:
 
 
 def _under_its_flag(error: ConfigError) -> AdvproverError:
-    """A refused search setting reported under the flag the user typed (``--batch``, which sets
-    ``batch_goals``, is checked before, by :func:`_check_arguments`)."""
+    """A refused search or HTPS setting reported under the flag the user typed (``--batch``, which sets
+    ``batch_goals``, is checked before, by :func:`_check_arguments`; HTPS settings taken from the search
+    settings, ``num_expansions`` and ``timeout_s``, were checked there)."""
     return error if error.field is None else UsageError(f"{_flag_name(error.field)}: {error}")
 
 

@@ -65,6 +65,11 @@ class Tactic:
     substitution: Mapping[str, Expression] = field(default_factory=dict)
 
 
+def tactic_key(tactic: Tactic) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """What makes two tactics the same: the label and the substitution (as sorted pairs)."""
+    return tactic.label, tuple(sorted((v, tuple(e)) for v, e in tactic.substitution.items()))
+
+
 class Context:
     """What a proof of ``theorem`` may use: citable assertions, variables, ``$d`` pairs, hypotheses.
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from core.errors import ConfigError, MetamathError
 from core.metamath.database import Assertion, Database, Statement
-from core.metamath.environment import Tactic
+from core.metamath.environment import Tactic, tactic_key
 from core.metamath.prooftree import ProofTree, check_tree, tree_from_proof
 from core.metamath.splits import SPLITS, SplitRatios, split_theorems
 from core.metamath.syntax import Grammar
@@ -270,10 +270,9 @@ def _new_proofs(
     return new
 
 
-def _steps(tree: ProofTree) -> frozenset[tuple[Statement, str, tuple[tuple[str, tuple[str, ...]], ...]]]:
-    """What a proof does, step by step: (statement, assertion, substitution) of each node."""
-    return frozenset((n.statement, n.label, tuple(sorted((v, tuple(e)) for v, e in n.substitution.items())))
-                     for n in tree.nodes())  # fmt: skip
+def _steps(tree: ProofTree) -> frozenset[tuple[Statement, tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]]]:
+    """What a proof does, step by step: each node's statement and tactic (assertion and substitution)."""
+    return frozenset((node.statement, tactic_key(_tactic(node))) for node in tree.nodes())
 
 
 def _add_instances(

@@ -108,7 +108,7 @@ class HtpsSettings:
         _check_number("critic_value", self.critic_value, low=0.0, high=1.0)
         _check_number("timeout_s", self.timeout_s, low=0.0)
         if self.timeout_s <= 0:
-            raise ConfigError(f"htps timeout_s must be > 0, got {self.timeout_s!r}")
+            raise ConfigError(f"htps timeout_s must be > 0, got {self.timeout_s!r}", field="timeout_s")
 
     @classmethod
     def from_search(cls, settings: SearchSettings, **overrides: Any) -> HtpsSettings:
@@ -160,15 +160,15 @@ class HtpsSettings:
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"htps {name} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"htps {name} must be an integer >= {minimum}, got {value!r}", field=name)
 
 
 def _check_number(name: str, value: object, *, low: float, high: float | None = None) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ConfigError(f"htps {name} must be a finite number, got {value!r}")
+        raise ConfigError(f"htps {name} must be a finite number, got {value!r}", field=name)
     if value < low or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ConfigError(f"htps {name} must be {bounds}, got {value!r}")
+        raise ConfigError(f"htps {name} must be {bounds}, got {value!r}", field=name)
 
 
 # --- The critic -----------------------------------------------------------------------------------

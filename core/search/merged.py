@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.metamath.database import Database
-from core.metamath.environment import Tactic
+from core.metamath.environment import tactic_key
 from core.metamath.syntax import Grammar
 from core.search.baseline import BaselinePolicy
 from core.search.model_policy import ModelPolicy
@@ -76,11 +76,6 @@ class MergedPolicy:
         self.from_model += len(learned)
         self.from_baseline += len(merged) - len(learned)
         return merged
-
-
-def tactic_key(tactic: Tactic) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]:
-    """What makes two tactics the same: the label and the substitution (as sorted pairs)."""
-    return tactic.label, tuple(sorted((v, tuple(e)) for v, e in tactic.substitution.items()))
 
 
 def with_baseline(
