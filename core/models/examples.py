@@ -19,10 +19,11 @@ cannot be encoded (too long, unknown symbols) is skipped and counted in the code
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -248,10 +249,11 @@ def _new_proofs(
     proof: ProofTree,
     found: Sequence[ProofTree],
     kernel: Kernel,
-    grammar: Grammar,
+    grammar: Callable[[], Grammar],
     counters: Counter[str],
 ) -> list[ProofTree]:
-    """The trees of ``found`` that take a step ``proof`` and the trees before them do not, kernel-checked."""
+    """The trees of ``found`` that take a step ``proof`` and the trees before them do not, kernel-checked
+    (``grammar`` gives the database's grammar, built on first use)."""
     new: list[ProofTree] = []
     known = [_steps(proof)]
     for tree in found:
@@ -260,7 +262,7 @@ def _new_proofs(
             counters[FOUND_KNOWN] += 1
             continue
         try:
-            check_tree(kernel.db, grammar, theorem, tree, kernel)
+            check_tree(kernel.db, grammar(), theorem, tree, kernel)
         except MetamathError as error:
             raise MetamathError(f"a found proof of {theorem.label} does not verify: {error.reason}",
                                 label=theorem.label) from error  # fmt: skip
@@ -349,7 +351,7 @@ def build_examples(
     is refused (:class:`MetamathError` naming the theorem).
     """
     found = found or {}
-    grammar = Grammar(db) if found else None
+    grammar = functools.cache(functools.partial(Grammar, db))  # built only to check a found proof
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(f"unknown example format(s) {unknown or formats!r}; choose among {', '.join(FORMATS)}")
@@ -377,7 +379,7 @@ def build_examples(
         more = found.get(theorem.label, ())
         proofs = [
             tree,
-            *(_new_proofs(theorem, tree, more, kernel, grammar, result.counters) if more and grammar else ()),
+            *(_new_proofs(theorem, tree, more, kernel, grammar, result.counters) if more else ()),
         ]
         for proof in proofs:
             _add_examples(result, codec, db, theorem, proof, formats, conditioning, exclude)

@@ -46,7 +46,7 @@ from core.models.examples import Example, ExampleSet, build_examples
 from core.models.formats import CONDITIONING, Codec, build_vocabulary
 from core.models.training import Budget, TrainStats, check_batching, check_schedule, new_model, train_examples
 from core.models.transformer import ModelConfig, Seq2Seq
-from core.models.vocab import BUILTIN_SPECIALS, Vocabulary
+from core.models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +292,7 @@ def check_training_flags(args: argparse.Namespace) -> Augmentation:
     """Every value the library would refuse later, refused now, before the database is read (by the library's
     own checks, so the rules live in one place); returns the command line's :class:`Augmentation`."""
     with reported_by_flag():
-        ModelConfig.named(args.size, vocab_size=len(BUILTIN_SPECIALS),
-                          **({} if args.dropout is None else {"dropout": args.dropout}))  # fmt: skip
+        ModelConfig.check_named(args.size, **({} if args.dropout is None else {"dropout": args.dropout}))
         if args.steps is not None:
             Budget(args.steps)
         check_schedule(args.lr, args.warmup_steps)

@@ -94,6 +94,12 @@ class ModelConfig:
             )
         return cls(vocab_size=vocab_size, **{**NAMED_SIZES[name], **overrides})
 
+    @classmethod
+    def check_named(cls, name: str, **overrides: Any) -> None:
+        """Refuse what :meth:`named` would refuse for ``name`` and ``overrides``, before any vocabulary exists
+        (a command line checks its flags before reading the database)."""
+        cls.named(name, vocab_size=3, **overrides)  # the fewest tokens a model has: <PAD>, <BOS>, <EOS>
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -32,7 +32,7 @@ import torch
 
 from core.errors import ConfigError, GrammarError
 from core.metamath.database import Database, Statement
-from core.metamath.environment import Context, ForwardEnv, Tactic
+from core.metamath.environment import Context, ForwardEnv, Tactic, tactic_key
 from core.metamath.index import PatternIndex
 from core.metamath.syntax import Grammar, floating_context
 from core.models.checkpoint import KINDS, LoadedModel, check_kind_formats, read_model
@@ -244,7 +244,7 @@ class ModelPolicy:
             tactic = STOP_TACTIC if decoded.tactic.label == STOP else decoded.tactic
             if backward:
                 tactic = self._free_only(tactic, query.env)
-            key = (tactic.label, tuple(sorted(tactic.substitution.items())))
+            key = tactic_key(tactic)
             if key not in seen:
                 seen.add(key)
                 proposals.append(Proposal(tactic, candidate.logprob, decoded.text))

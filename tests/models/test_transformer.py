@@ -28,6 +28,17 @@ def test_unknown_size_is_rejected():
     assert refused.value.field == "size"
 
 
+def test_check_named_refuses_what_named_refuses_without_a_vocabulary():
+    for size in NAMED_SIZES:
+        ModelConfig.check_named(size)
+    ModelConfig.check_named("tiny", dropout=0.1)
+    for name, overrides, field in [("huge", {}, "size"), ("tiny", {"dropout": 1.5}, "dropout"),
+                                   ("small", {"n_heads": 3}, "n_heads")]:  # fmt: skip
+        with pytest.raises(ConfigError) as refused:
+            ModelConfig.check_named(name, **overrides)
+        assert refused.value.field == field
+
+
 @pytest.mark.parametrize(
     "field, value",
     [
