@@ -387,6 +387,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="ranked: baseline candidates scored per query (default: search.rank_pool's, 32)",
     )
+    parser.add_argument(
+        "--fill-lemmas",
+        action="store_true",
+        help="merged rows: also the model's lemmas filled by the goal's subexpressions (search.fill_lemmas)",
+    )
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
     parser.add_argument(
         "--critic-theorems",
@@ -463,11 +468,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     db = read_database(args.database)
     learned, critic = learned_policy(args, db)
     budgets = {
-        expansion_budget(e): SearchSettings(expansions=e, timeout_s=NO_LIMIT, candidates=args.candidates)
+        expansion_budget(e): SearchSettings(
+            expansions=e, timeout_s=NO_LIMIT, candidates=args.candidates, fill_lemmas=args.fill_lemmas
+        )
         for e in args.expansions
     }
     budgets |= {
-        seconds_budget(t): SearchSettings(expansions=NO_LIMIT, timeout_s=t, candidates=args.candidates)
+        seconds_budget(t): SearchSettings(
+            expansions=NO_LIMIT, timeout_s=t, candidates=args.candidates, fill_lemmas=args.fill_lemmas
+        )
         for t in args.seconds
     }
     first = next(iter(budgets.values()))

@@ -92,6 +92,7 @@ def prove(
     allow_discouraged: bool = False,
     in_place: bool = False,
     merge_baseline: bool = True,
+    fill_lemmas: bool = False,
     rank_baseline: bool = False,
     rank_pool: int = RANK_POOL,
     critic: bool | None = None,
@@ -131,6 +132,8 @@ def prove(
         in_place: allow --out to be DATABASE itself (replaced, keeping its mode and links).
         merge_baseline: with --checkpoint and the backward or htps prover, add the model-free baseline's
             candidates after the model's proposals (false: the model's alone).
+        fill_lemmas: with --merge_baseline, also try each lemma the model proposes that leaves one variable
+            free with that variable filled by every subexpression of the goal, the theorem and its hypotheses.
         rank_baseline: with --checkpoint and the backward or htps prover, let the model rank the baseline's
             candidates instead of decoding its own (core.search.ranked; faster on a CPU).
         rank_pool: with --rank_baseline, the baseline's candidates the model scores per goal.
@@ -162,6 +165,7 @@ def prove(
             max_depth=max_depth,
             batch_goals=batch,
             merge_baseline=merge_baseline,
+            fill_lemmas=fill_lemmas,
             rank_baseline=rank_baseline,
             rank_pool=rank_pool,
             critic=critic is not False,

@@ -293,6 +293,16 @@ class BaselinePolicy:
 
     # --- fillings --------------------------------------------------------------------------------
 
+    def subexpressions(self, env: Context, statements: Iterable[Statement]) -> dict[str, list[Expression]]:
+        """Typecode -> every distinct subexpression of ``statements`` (those that parse in ``env``), shortest
+        first (ties: first seen): the pool before its cap, without the fallback to the context's variables."""
+        analyses = [a for s in statements if (a := self._analysis(env, s)) is not None]
+        found: dict[str, dict[Expression, None]] = {}
+        for typecode in {t for a in analyses for t in a.by_type}:
+            merged = heapq.merge(*(a.by_type.get(typecode, ()) for a in analyses), key=len)
+            found[typecode] = dict.fromkeys(merged)
+        return {typecode: list(expressions) for typecode, expressions in found.items()}
+
     def _pool(self, env: Context, statements: Iterable[Statement]) -> dict[str, list[Expression]]:
         """Typecode -> distinct subexpressions of ``statements``, shortest first (ties: first seen), capped."""
         return self._pool_of(env, [a for s in statements if (a := self._analysis(env, s)) is not None])

@@ -91,8 +91,9 @@ def prove_theorems(
     targets a search reports (see :func:`make_search`).
 
     A learned policy searching backward is merged with the model-free baseline's candidates unless
-    ``settings.merge_baseline`` is false, or its model ranks the baseline's candidates when
-    ``settings.rank_baseline`` (:func:`core.search.merged.with_baseline`); ``critic`` is used only
+    ``settings.merge_baseline`` is false (with the model's lemmas filled from the goal's subexpressions when
+    ``settings.fill_lemmas``), or its model ranks the baseline's candidates when ``settings.rank_baseline``
+    (:func:`core.search.merged.with_baseline`); ``critic`` is used only
     while ``settings.critic`` is true. Logs progress
     (theorems done, proved, rate, ETA) at most every 10 seconds.
     """
@@ -107,6 +108,7 @@ def prove_theorems(
         merge=settings.merge_baseline,
         rank=settings.rank_baseline,
         pool=settings.rank_pool,
+        fill_lemmas=settings.fill_lemmas,
     )
     critic = critic if settings.critic else None
 

@@ -1,4 +1,4 @@
-"""The model-free baseline's candidates inside every learned backward search: :class:`MergedPolicy`.
+r"""The model-free baseline's candidates inside every learned backward search: :class:`MergedPolicy`.
 
 A learned policy that proposes only what its model decodes can lose to the model-free baseline
 (:mod:`core.search.baseline`) on theorems unlike its training data: a weak model's substitutions are
@@ -13,6 +13,15 @@ So every expansion applies at least the tactics a baseline expansion applies, pl
 ranks goals by the summed log-probabilities as usual. Up to ``2 k`` proposals are returned per query.
 Forward queries go to the learned policy alone (the merge is for backward search).
 
+With ``fill_lemmas`` (``SearchSettings.fill_lemmas``, off by default), between the two: each lemma the model
+proposed whose conclusion leaves exactly one variable free, with that variable filled by every distinct
+subexpression of its typecode of the goal, the theorem and the theorem's hypotheses
+(:meth:`BaselinePolicy.subexpressions`), each scored the model's mass on the lemma (the log of the summed
+probabilities of its proposals of it) minus the log of the number of fillings. A small model proposes the
+right lemma with a short wrong filler where the proof needs a long subterm of a hypothesis (``syl2anc``:
+``pm3.27d`` with ``( ( ph /\ ps ) /\ ( ch /\ th ) )``), which the baseline's pool, shortest first and capped,
+reaches late or never.
+
 :func:`with_baseline` is how searches get it by default (``SearchSettings.merge_baseline``), or the
 :class:`~core.search.ranked.RankedPolicy` instead (``SearchSettings.rank_baseline``): it wraps a learned
 policy (one whose ``learned`` attribute is true, as :class:`~core.search.model_policy.ModelPolicy`'s is) for
@@ -21,12 +30,14 @@ backward search, with a baseline cached per database, and leaves any other polic
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from core.metamath.database import Database
-from core.metamath.environment import tactic_key
+from core.errors import ConfigError
+from core.metamath.database import Assertion, Database
+from core.metamath.environment import Tactic, tactic_key
 from core.metamath.syntax import Grammar
 from core.search.baseline import BaselinePolicy
 from core.search.model_policy import ModelPolicy
@@ -43,11 +54,18 @@ class MergedPolicy:
 
     learned = True
 
-    def __init__(self, model: Policy, baseline: Policy) -> None:
+    def __init__(self, model: Policy, baseline: Policy, *, fill_lemmas: bool = False) -> None:
+        if fill_lemmas and not isinstance(baseline, BaselinePolicy):
+            raise ConfigError(
+                f"MergedPolicy: fill_lemmas fills from the model-free BaselinePolicy's subexpressions; the baseline "
+                f"given is a {type(baseline).__name__}"
+            )
         self.model = model
         self.baseline = baseline
+        self.filler = baseline if fill_lemmas and isinstance(baseline, BaselinePolicy) else None
         self.from_baseline = 0  # proposals only the baseline made, over all queries
         self.from_model = 0
+        self.from_fillings = 0  # fill_lemmas: the model's lemmas with a subexpression as filler, not made before
 
     def __getattr__(self, name: str) -> Any:
         """Everything else (counters, device, ...) is the learned policy's."""
@@ -58,24 +76,75 @@ class MergedPolicy:
     def propose_backward(self, queries: Sequence[BackwardQuery], k: int) -> list[list[Proposal]]:
         learned = self.model.propose_backward(queries, k)
         unifying = self.baseline.propose_backward(queries, k)
-        return [self._merge(first, second) for first, second in zip(learned, unifying)]
+        filled = [self._fillings(q, first) for q, first in zip(queries, learned)]
+        return [self._merge(*lists) for lists in zip(learned, filled, unifying)]
 
     def propose_forward(
         self, queries: Sequence[ForwardQuery], k: int, temperature: float | None = None
     ) -> list[list[Proposal]]:
         return self.model.propose_forward(queries, k, temperature)
 
-    def _merge(self, learned: Sequence[Proposal], unifying: Sequence[Proposal]) -> list[Proposal]:
+    def _merge(
+        self, learned: Sequence[Proposal], filled: Sequence[Proposal], unifying: Sequence[Proposal]
+    ) -> list[Proposal]:
         seen = {tactic_key(p.tactic) for p in learned}
         merged = list(learned)
-        for proposal in unifying:
-            key = tactic_key(proposal.tactic)
-            if key not in seen:
-                seen.add(key)
-                merged.append(proposal)
+        for source in (filled, unifying):
+            before = len(merged)
+            for proposal in source:
+                key = tactic_key(proposal.tactic)
+                if key not in seen:
+                    seen.add(key)
+                    merged.append(proposal)
+            if source is filled:
+                self.from_fillings += len(merged) - before
+            else:
+                self.from_baseline += len(merged) - before
         self.from_model += len(learned)
-        self.from_baseline += len(merged) - len(learned)
         return merged
+
+    def _fillings(self, query: BackwardQuery, learned: Sequence[Proposal]) -> list[Proposal]:
+        """The model's lemmas with one free variable, filled by every subexpression of the goal, the theorem and
+        its hypotheses, scored as the module docstring says."""
+        if self.filler is None:
+            return []
+        env, mass = query.env, _lemma_mass(learned)
+        theorem = env.theorem
+        statements = [query.goal, theorem.statement, *(h.statement for h in theorem.essential)]
+        pool: dict[str, list[tuple[str, ...]]] | None = None
+        proposals: list[Proposal] = []
+        for label, logprob in mass.items():
+            assertion = env.db.labels.get(label)
+            if not isinstance(assertion, Assertion):
+                continue
+            free = env.free_variables(assertion)
+            typecode = _typecode(assertion, free[0]) if len(free) == 1 else None
+            if typecode is None:
+                continue
+            pool = self.filler.subexpressions(env, statements) if pool is None else pool
+            fillings = pool.get(typecode, [])
+            score = logprob - math.log(max(len(fillings), 1))
+            proposals.extend(Proposal(Tactic(label, {free[0]: filling}), score) for filling in fillings)
+        return proposals
+
+
+def _lemma_mass(proposals: Sequence[Proposal]) -> dict[str, float]:
+    """Label -> the log of the summed probabilities of ``proposals`` with that label, in first-seen order."""
+    by_label: dict[str, list[float]] = {}
+    for proposal in proposals:
+        by_label.setdefault(proposal.tactic.label, []).append(proposal.logprob)
+    return {label: _logsumexp(logprobs) for label, logprobs in by_label.items()}
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def _typecode(assertion: Assertion, variable: str) -> str | None:
+    """The typecode of ``variable`` in ``assertion``'s frame (its floating hypothesis), if it has one."""
+    return next((h.statement[0] for h in assertion.hypotheses if h.kind == "f" and h.statement[1:] == (variable,)),
+                None)  # fmt: skip
 
 
 def with_baseline(
@@ -87,11 +156,13 @@ def with_baseline(
     merge: bool,
     rank: bool = False,
     pool: int = RANK_POOL,
+    fill_lemmas: bool = False,
 ) -> Policy:
     """``policy`` with the baseline's candidates when the prover searches backward (``backward``, ``htps``) and
     the policy is learned (not already wrapped): ranked by its model (:class:`~core.search.ranked.RankedPolicy`,
     the first ``pool`` of them) when ``rank`` and it is a model policy, else merged after its proposals when
-    ``merge``; otherwise ``policy`` itself."""
+    ``merge`` (with the model's lemmas filled from the goal's subexpressions too when ``fill_lemmas``);
+    otherwise ``policy`` itself."""
     if (
         not (merge or rank)
         or prover not in ("backward", "htps")
@@ -103,7 +174,7 @@ def with_baseline(
         return RankedPolicy(policy, baseline_for(db, grammar), pool=pool)
     if not merge:
         return policy
-    return MergedPolicy(policy, baseline_for(db, grammar))
+    return MergedPolicy(policy, baseline_for(db, grammar), fill_lemmas=fill_lemmas)
 
 
 def baseline_for(db: Database, grammar: Grammar) -> BaselinePolicy:

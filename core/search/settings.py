@@ -48,7 +48,8 @@ class SearchSettings(Settings):
     Budgets are per theorem: ``expansions`` (policy queries: a backward goal expansion, a forward step) and
     ``timeout_s`` (charged seconds, see :mod:`core.search.runner`). ``merge_baseline``: a learned policy's
     backward proposals are merged with the model-free baseline's candidates (:mod:`core.search.merged`;
-    applied by :func:`core.search.evaluation.prove_theorems`). ``rank_baseline``: instead, the learned model
+    applied by :func:`core.search.evaluation.prove_theorems`); ``fill_lemmas`` adds the model's lemmas filled
+    from the goal's subexpressions to that merge. ``rank_baseline``: instead, the learned model
     ranks the first ``rank_pool`` of the baseline's candidates without decoding (:mod:`core.search.ranked`).
     ``critic``: a goal critic given to the search
     is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one). ``htps``: the parameters of
@@ -67,6 +68,12 @@ class SearchSettings(Settings):
         True,
         help="backward search: add the model-free baseline's unification "
         "candidates after the model's proposals (false: the model's alone)",
+    )
+    fill_lemmas: bool = option(
+        False,
+        help="backward search with merge_baseline: each lemma the model proposes that leaves one variable free "
+        "is also tried with that variable filled by every subexpression of the goal, the theorem and its "
+        "hypotheses, scored by the model's mass on the lemma (core.search.merged)",
     )
     rank_baseline: bool = option(
         False,

@@ -245,6 +245,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "max_depth",
         "batch_goals",
         "merge_baseline",
+        "fill_lemmas",
         "rank_baseline",
         "rank_pool",
         "critic",
@@ -274,7 +275,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["prover_actor"]["search"]["critic"]
-    for key in ("rank_baseline", "rank_pool"):
+    for key in ("rank_baseline", "rank_pool", "fill_lemmas"):
         del frozen["prover_actor"]["search"][key], frozen["evaluator"]["search"][key]
     del frozen["prover_actor"]["search"]["htps"], frozen["evaluator"]["search"]["htps"]
     for key in ("critic", "critic_max_examples", "critic_lr"):

@@ -151,6 +151,7 @@ def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> No
         (["--out", "{out}", "--expansions", "0"], "--expansions: SearchSettings.expansions must be >= 1, got 0"),
         (["--out", "{out}", "--temperature", "-1"], "--temperature: SearchSettings.temperature must be >= 0.0, got -1"),
         (["--out", "{out}", "--timeout-s", "0"], "--timeout-s: SearchSettings.timeout_s must be >= 0.1, got 0"),
+        (["--out", "{out}", "--fill-lemmas", "3"], "--fill-lemmas takes true or false, not '3'"),
     ],
 )
 def test_bad_command_lines_exit_2_before_any_work(holes: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -94,3 +94,13 @@ def test_baseline_proves_easy_embedded_theorems_and_fails_hard_ones(hilbert: Loa
 def test_baseline_proves_easy_prop_theorems_and_fails_hard_ones(prop: Loaded) -> None:
     outcome = run(prop, ["id1", "pm2.27", "imbi2", "syl8", "luk-3"], expansions=64)
     assert outcome == {"id1": True, "pm2.27": True, "imbi2": True, "syl8": False, "luk-3": False}
+
+
+def test_subexpressions_are_every_distinct_one_shortest_first_and_uncapped(hilbert: Loaded) -> None:
+    theorem = hilbert.theorem("syl")  # |- ( ph -> ch ) from |- ( ph -> ps ) and |- ( ps -> ch )
+    env = hilbert.backward("syl")
+    capped = BaselinePolicy(hilbert.db, grammar=hilbert.grammar, max_pool=2)
+    statements = [theorem.statement, *(h.statement for h in theorem.essential)]
+    wffs = capped.subexpressions(env, statements)["wff"]
+    assert [" ".join(e) for e in wffs] == ["ph", "ch", "ps", "( ph -> ch )", "( ph -> ps )", "( ps -> ch )"]
+    assert capped.subexpressions(env, [("|-", "(", "ph")]) == {}  # a statement that does not parse adds nothing

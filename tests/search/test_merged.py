@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from configs.experiment import ProverActorConfig
 from configs.presets import preset
 from core.errors import ConfigError
-from core.metamath.environment import Tactic
+from core.metamath.environment import Tactic, tactic_key
 from core.metamath.splits import split_theorems
 from core.models.checkpoint import save_policy_file
 from core.search.baseline import BaselinePolicy
@@ -104,3 +106,55 @@ def test_jobs_prove_merges_a_checkpoint_s_policy_unless_told_not_to(tmp_path: Pa
     alone = capsys.readouterr().out.splitlines()[-1]
     count = lambda line: int(line.split()[1])  # noqa: E731 - "proved K of N in T s"
     assert count(merged) >= count(baseline) > count(alone)
+    prove(database, fill_lemmas=True, json=str(tmp_path / "filled.json"), **common)
+    assert json.loads((tmp_path / "filled.json").read_text())["settings"]["fill_lemmas"] is True
+
+
+def test_fill_lemmas_tries_the_model_s_lemma_with_every_subexpression_once(hilbert):
+    theorem = hilbert.theorem("syl")  # |- ( ph -> ch ) from |- ( ph -> ps ) and |- ( ps -> ch )
+    query = BackwardQuery(hilbert.backward("syl"), theorem.statement)
+    wrong = [Tactic("ax-mp", {"ph": ("ps",)}), Tactic("ax-mp", {"ph": ("ch",)}), Tactic("ax-1", {})]
+    baseline = baseline_for(hilbert.db, hilbert.grammar)
+    [plain] = MergedPolicy(Learned(lambda q: wrong), baseline).propose_backward([query], k=3)
+    merged = MergedPolicy(Learned(lambda q: wrong), baseline, fill_lemmas=True)
+    [filled] = merged.propose_backward([query], k=3)
+    fillings = filled[3 : 3 + merged.from_fillings]
+    assert [p.tactic for p in filled[:3]] == wrong  # the model's own first, unchanged
+    # ax-mp leaves ph free; every wff of the goal, the theorem and its hypotheses fills it, but ps and ch
+    # (the model's own); ax-1 leaves no variable free: no fillings
+    assert {tactic_key(p.tactic) for p in fillings} == {
+        tactic_key(Tactic("ax-mp", {"ph": tuple(filler.split())}))
+        for filler in ("ph", "( ph -> ps )", "( ps -> ch )", "( ph -> ch )")
+    }
+    assert merged.from_fillings == 4 and len(fillings) == 4
+    mass, count = math.log(2 * math.exp(-1.0)), 6  # the two ax-mp proposals at -1 each; 6 distinct wffs
+    assert all(p.logprob == pytest.approx(mass - math.log(count)) for p in fillings)
+    made = {tactic_key(p.tactic) for p in fillings}  # then the baseline's others, as without fill_lemmas
+    assert [p.tactic for p in filled[3 + len(fillings) :]] == [
+        p.tactic for p in plain[3:] if tactic_key(p.tactic) not in made
+    ]
+    assert MergedPolicy(Learned(lambda q: wrong), baseline).from_fillings == 0
+    with pytest.raises(ConfigError, match="fill_lemmas fills from the model-free BaselinePolicy"):
+        MergedPolicy(Learned(), ScriptedPolicy(), fill_lemmas=True)
+
+
+def test_filled_lemmas_prove_what_a_model_with_a_wrong_filler_misses(hilbert):
+    targets = [hilbert.theorem(label) for label in ("syl", "mpd", "mp2", "a2i", "simpli")]
+
+    def proved(fill: bool) -> set[str]:
+        model = Learned(lambda q: [Tactic("ax-mp", {"ph": ("ph",)})])  # the right lemma, a wrong filler
+        settings = SearchSettings(expansions=16, timeout_s=60.0, candidates=2, fill_lemmas=fill)
+        results = prove_theorems(hilbert.db, targets, model, settings, grammar=hilbert.grammar, kernel=hilbert.kernel)
+        return {r.label for r in results if r.proved}
+
+    assert proved(False) == set()
+    assert proved(True) == {"syl", "mpd", "mp2", "a2i", "simpli"}
+
+
+def test_fill_lemmas_is_off_by_default_and_refuses_a_non_boolean():
+    assert not SearchSettings().fill_lemmas and not ProverActorConfig().search.fill_lemmas
+    assert SearchSettings.from_dict({"fill_lemmas": True}).fill_lemmas
+    changed = preset("tiny").with_overrides(["evaluator.search.fill_lemmas=true"])
+    assert changed.evaluator.search.fill_lemmas and not changed.prover_actor.search.fill_lemmas
+    with pytest.raises(ConfigError, match="fill_lemmas"):
+        SearchSettings(fill_lemmas="yes")  # type: ignore[arg-type]
