@@ -87,6 +87,21 @@ class _Option:
     rank: int
 
 
+def _shortest_first(analyses: Sequence[_Analysis], typecode: str, cap: int | None = None) -> list[Expression]:
+    """The distinct subexpressions of ``typecode`` of ``analyses``, shortest first (ties: first seen), at most
+    ``cap`` of them (all without one)."""
+    merged = heapq.merge(*(a.by_type.get(typecode, ()) for a in analyses), key=len)
+    return list(itertools.islice(_distinct(merged), cap))
+
+
+def _distinct(expressions: Iterable[Expression]) -> Iterator[Expression]:
+    seen: set[Expression] = set()
+    for expression in expressions:
+        if expression not in seen:
+            seen.add(expression)
+            yield expression
+
+
 class BaselinePolicy:
     """The model-free baseline (see the module docstring); a :class:`~core.search.policy.Policy`."""
 
@@ -297,26 +312,14 @@ class BaselinePolicy:
         """Typecode -> every distinct subexpression of ``statements`` (those that parse in ``env``), shortest
         first (ties: first seen): the pool before its cap, without the fallback to the context's variables."""
         analyses = [a for s in statements if (a := self._analysis(env, s)) is not None]
-        found: dict[str, dict[Expression, None]] = {}
-        for typecode in {t for a in analyses for t in a.by_type}:
-            merged = heapq.merge(*(a.by_type.get(typecode, ()) for a in analyses), key=len)
-            found[typecode] = dict.fromkeys(merged)
-        return {typecode: list(expressions) for typecode, expressions in found.items()}
+        return {t: _shortest_first(analyses, t) for t in {t for a in analyses for t in a.by_type}}
 
     def _pool(self, env: Context, statements: Iterable[Statement]) -> dict[str, list[Expression]]:
         """Typecode -> distinct subexpressions of ``statements``, shortest first (ties: first seen), capped."""
         return self._pool_of(env, [a for s in statements if (a := self._analysis(env, s)) is not None])
 
     def _pool_of(self, env: Context, analyses: Sequence[_Analysis]) -> dict[str, list[Expression]]:
-        pool: dict[str, list[Expression]] = {}
-        for typecode in {t for a in analyses for t in a.by_type}:
-            merged = heapq.merge(*(a.by_type.get(typecode, ()) for a in analyses), key=len)
-            distinct: dict[Expression, None] = {}
-            for expression in merged:
-                distinct.setdefault(expression)
-                if len(distinct) >= self.max_pool:
-                    break
-            pool[typecode] = list(distinct)
+        pool = {t: _shortest_first(analyses, t, self.max_pool) for t in {t for a in analyses for t in a.by_type}}
         missing = {h.typecode for h in env.floating.values()} - set(pool)  # fallback: the context's variables
         for variable, hypothesis in env.floating.items():
             if hypothesis.typecode in missing:
