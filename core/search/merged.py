@@ -143,8 +143,7 @@ def _logsumexp(values: Sequence[float]) -> float:
 
 def _typecode(assertion: Assertion, variable: str) -> str | None:
     """The typecode of ``variable`` in ``assertion``'s frame (its floating hypothesis), if it has one."""
-    return next((h.statement[0] for h in assertion.hypotheses if h.kind == "f" and h.statement[1:] == (variable,)),
-                None)  # fmt: skip
+    return next((h.typecode for h in assertion.floating if h.variable == variable), None)
 
 
 def with_baseline(

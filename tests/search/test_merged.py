@@ -13,11 +13,12 @@ from configs.experiment import ProverActorConfig
 from configs.presets import preset
 from core.errors import ConfigError
 from core.metamath.environment import Tactic, tactic_key
+from core.metamath.reader import read_database
 from core.metamath.splits import split_theorems
 from core.models.checkpoint import save_policy_file
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
-from core.search.merged import MergedPolicy, baseline_for, with_baseline
+from core.search.merged import MergedPolicy, _typecode, baseline_for, with_baseline
 from core.search.model_policy import ModelPolicy
 from core.search.policy import BackwardQuery, ForwardQuery
 from core.search.runner import SearchSettings
@@ -158,3 +159,14 @@ def test_fill_lemmas_is_off_by_default_and_refuses_a_non_boolean():
     assert changed.evaluator.search.fill_lemmas and not changed.prover_actor.search.fill_lemmas
     with pytest.raises(ConfigError, match="fill_lemmas"):
         SearchSettings(fill_lemmas="yes")  # type: ignore[arg-type]
+
+
+def test_a_filled_variable_takes_the_typecode_of_its_own_floating_hypothesis(tmp_path):
+    mm = tmp_path / "two.mm"
+    mm.write_text(
+        "$c wff setvar |- A. ( ) $. $v ph x $. wph $f wff ph $. vx $f setvar x $.\n"
+        "wal $a wff A. x ph $. ax-gen $a |- A. x ph $.\n"
+    )
+    gen = read_database(mm).labels["ax-gen"]
+    assert (_typecode(gen, "ph"), _typecode(gen, "x")) == ("wff", "setvar")
+    assert _typecode(gen, "ps") is None  # not in its frame: nothing to fill it with
