@@ -87,11 +87,15 @@ class _Option:
     rank: int
 
 
-def _shortest_first(analyses: Sequence[_Analysis], typecode: str, cap: int | None = None) -> list[Expression]:
-    """The distinct subexpressions of ``typecode`` of ``analyses``, shortest first (ties: first seen), at most
-    ``cap`` of them (all without one)."""
-    merged = heapq.merge(*(a.by_type.get(typecode, ()) for a in analyses), key=len)
-    return list(itertools.islice(_distinct(merged), cap))
+def _shortest_first(analyses: Sequence[_Analysis], cap: int | None = None) -> dict[str, list[Expression]]:
+    """Typecode -> the distinct subexpressions of that typecode of ``analyses``, shortest first (ties: first
+    seen), at most ``cap`` of them (all without one)."""
+    typecodes = {typecode for analysis in analyses for typecode in analysis.by_type}
+    return {t: list(itertools.islice(_distinct(_merged(analyses, t)), cap)) for t in typecodes}
+
+
+def _merged(analyses: Sequence[_Analysis], typecode: str) -> Iterator[Expression]:
+    return heapq.merge(*(a.by_type.get(typecode, ()) for a in analyses), key=len)
 
 
 def _distinct(expressions: Iterable[Expression]) -> Iterator[Expression]:
@@ -311,20 +315,23 @@ class BaselinePolicy:
     def subexpressions(self, env: Context, statements: Iterable[Statement]) -> dict[str, list[Expression]]:
         """Typecode -> every distinct subexpression of ``statements`` (those that parse in ``env``), shortest
         first (ties: first seen): the pool before its cap, without the fallback to the context's variables."""
-        analyses = [a for s in statements if (a := self._analysis(env, s)) is not None]
-        return {t: _shortest_first(analyses, t) for t in {t for a in analyses for t in a.by_type}}
+        return _shortest_first(self._parsed(env, statements))
 
     def _pool(self, env: Context, statements: Iterable[Statement]) -> dict[str, list[Expression]]:
         """Typecode -> distinct subexpressions of ``statements``, shortest first (ties: first seen), capped."""
-        return self._pool_of(env, [a for s in statements if (a := self._analysis(env, s)) is not None])
+        return self._pool_of(env, self._parsed(env, statements))
 
     def _pool_of(self, env: Context, analyses: Sequence[_Analysis]) -> dict[str, list[Expression]]:
-        pool = {t: _shortest_first(analyses, t, self.max_pool) for t in {t for a in analyses for t in a.by_type}}
+        pool = _shortest_first(analyses, self.max_pool)
         missing = {h.typecode for h in env.floating.values()} - set(pool)  # fallback: the context's variables
         for variable, hypothesis in env.floating.items():
             if hypothesis.typecode in missing:
                 pool.setdefault(hypothesis.typecode, []).append((variable,))
         return pool
+
+    def _parsed(self, env: Context, statements: Iterable[Statement]) -> list[_Analysis]:
+        """The syntax analyses of those of ``statements`` that parse in ``env``."""
+        return [a for s in statements if (a := self._analysis(env, s)) is not None]
 
     def _analysis(self, env: Context, statement: Statement) -> _Analysis | None:
         """The syntax analysis of ``statement`` (cached by statement; ``None`` if it does not parse)."""
