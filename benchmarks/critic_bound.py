@@ -13,7 +13,8 @@ loose.
 Each row is a prover (``baseline``: the model-free baseline; ``merged``: the ``--checkpoint`` policy merged
 with the baseline's candidates, best-first) without and with the truth-table critic, on the theorems of a
 split, at one expansion budget; it prints theorems proved, seconds per theorem and, with the critic, the
-share of created goals the truth table refuted. Theorems are searched one at a time (the critic is the
+share of created goals the truth table refuted (``--critic none`` or ``truth-table``: only that row;
+``--fill-lemmas``: the merged rows fill the model's lemmas, :mod:`core.search.merged`). Theorems are searched one at a time (the critic is the
 theorem's), each with ``jobs.prove``'s restrictions (no incomplete theorem and no "New usage is
 discouraged" one is cited)::
 
@@ -131,6 +132,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--false-value", type=float, default=1e-6, help="the critic's value of a refuted goal")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="the model's decoding")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    parser.add_argument(
+        "--critic",
+        default="both",
+        choices=("both", "none", "truth-table"),
+        help="the rows: without it, with it, or both",
+    )
+    parser.add_argument(
+        "--fill-lemmas",
+        action="store_true",
+        help="the merged rows fill the model's lemmas (SearchSettings.fill_lemmas)",
+    )
     args = parser.parse_args(argv)
     args.provers = [p for p in args.provers.split(",") if p]
     unknown = [p for p in args.provers if p not in PROVERS]
@@ -156,7 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     theorems = split_theorems(db)[args.split]
     theorems = theorems[: args.theorems] if args.theorems else theorems
     forbidden = frozenset({a.label for a in db.incomplete_theorems()} | database_discouraged_labels(db))
-    settings = SearchSettings(expansions=args.expansions, timeout_s=NO_LIMIT, candidates=args.candidates)
+    settings = SearchSettings(
+        expansions=args.expansions, timeout_s=NO_LIMIT, candidates=args.candidates, fill_lemmas=args.fill_lemmas
+    )
+    false_values = {"both": (None, args.false_value), "none": (None,), "truth-table": (args.false_value,)}
     print(f"{args.database} {args.split}: {len(theorems)} theorems, {args.expansions} expansions, k={args.candidates}")
     print(f"{'prover':<10} {'critic':<12} {'proved':>8} {'s/theorem':>10} {'refuted':>8}", flush=True)
     checking = (Grammar(db), Kernel(db))
@@ -166,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name == "baseline"
             else load_policy(args.checkpoint, "cpu", name="prover", db=db, precision=args.precision)
         )
-        for false_value in (None, args.false_value):
+        for false_value in false_values[args.critic]:
             proved, seconds, refuted = run(db, theorems, policy, settings, forbidden, false_value, checking)
             critic = "none" if false_value is None else "truth table"
             share = "-" if math.isnan(refuted) else f"{refuted:.0%}"

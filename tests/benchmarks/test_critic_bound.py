@@ -39,6 +39,26 @@ def test_the_table_has_each_prover_without_and_with_the_critic_and_the_critic_ju
     assert rows[0]["refuted"] == "-" and rows[1]["refuted"].endswith("%")
 
 
+@pytest.mark.parametrize(("critic", "rows"), [("none", ["none"]), ("truth-table", ["truth table"])])
+def test_the_critic_flag_chooses_the_rows(critic, rows, capsys):
+    script = load_benchmark("critic_bound")
+    argv = ["--database", str(embedded_database_path()), "--split", "test", "--theorems", "2", "--expansions", "4"]
+    assert script.main([*argv, "--candidates", "4", "--threads", "1", "--provers", "baseline", "--critic", critic]) == 0
+    found = [m["critic"] for line in capsys.readouterr().out.splitlines() if (m := ROW.match(line))]
+    assert found == rows
+
+
+def test_fill_lemmas_reaches_the_search_settings(monkeypatch, capsys):
+    script = load_benchmark("critic_bound")
+    seen = []
+    monkeypatch.setattr(
+        script, "run", lambda db, theorems, policy, settings, *rest: seen.append(settings) or (0, 0.0, 0.0)
+    )
+    argv = ["--database", str(embedded_database_path()), "--theorems", "1", "--provers", "baseline", "--critic", "none"]
+    assert script.main(argv) == 0 and script.main([*argv, "--fill-lemmas"]) == 0
+    assert [s.fill_lemmas for s in seen] == [False, True]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -46,6 +66,7 @@ def test_the_table_has_each_prover_without_and_with_the_critic_and_the_critic_ju
         (["--provers", "forward"], "unknown forward"),
         (["--provers", "baseline", "--false-value", "0"], "--false-value must be in (0, 1]"),
         (["--provers", "baseline", "--expansions", "0"], "must be >= 1"),
+        (["--provers", "baseline", "--critic", "perfect"], "invalid choice: 'perfect'"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(argv, message, capsys):
