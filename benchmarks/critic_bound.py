@@ -14,9 +14,9 @@ Each row is a prover (``baseline``: the model-free baseline; ``merged``: the ``-
 with the baseline's candidates, best-first) without and with the truth-table critic, on the theorems of a
 split, at one expansion budget; it prints theorems proved, seconds per theorem and, with the critic, the
 share of created goals the truth table refuted (``--critic none`` or ``truth-table``: only that row;
-``--fill-lemmas``: the merged rows fill the model's lemmas, :mod:`core.search.merged`). Theorems are searched one at a time (the critic is the
-theorem's), each with ``jobs.prove``'s restrictions (no incomplete theorem and no "New usage is
-discouraged" one is cited)::
+``--fill-lemmas``: the merged rows fill the model's lemmas, :mod:`core.search.merged`). Theorems are
+searched one at a time (the critic is the theorem's), each with ``jobs.prove``'s restrictions (no
+incomplete theorem and no "New usage is discouraged" one is cited)::
 
     python benchmarks/critic_bound.py --checkpoint tiny.safetensors --split valid --expansions 200 --candidates 32 \\
         --threads 1 --provers merged
