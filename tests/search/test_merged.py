@@ -114,15 +114,15 @@ def test_jobs_prove_merges_a_checkpoint_s_policy_unless_told_not_to(tmp_path: Pa
 def test_fill_lemmas_tries_the_model_s_lemma_with_every_subexpression_once(hilbert):
     theorem = hilbert.theorem("syl")  # |- ( ph -> ch ) from |- ( ph -> ps ) and |- ( ps -> ch )
     query = BackwardQuery(hilbert.backward("syl"), theorem.statement)
-    wrong = [Tactic("ax-mp", {"ph": ("ps",)}), Tactic("ax-mp", {"ph": ("ch",)}), Tactic("ax-1", {})]
+    wrong = [Tactic("ax-mp", {"ph": ("ps",)}), Tactic("ax-mp", {"ph": ("ch",)}), Tactic("ax-1", {}), Tactic("mp2", {})]
     baseline = baseline_for(hilbert.db, hilbert.grammar)
-    [plain] = MergedPolicy(Learned(lambda q: wrong), baseline).propose_backward([query], k=3)
+    [plain] = MergedPolicy(Learned(lambda q: wrong), baseline).propose_backward([query], k=4)
     merged = MergedPolicy(Learned(lambda q: wrong), baseline, fill_lemmas=True)
-    [filled] = merged.propose_backward([query], k=3)
-    fillings = filled[3 : 3 + merged.from_fillings]
-    assert [p.tactic for p in filled[:3]] == wrong  # the model's own first, unchanged
+    [filled] = merged.propose_backward([query], k=4)
+    fillings = filled[4 : 4 + merged.from_fillings]
+    assert [p.tactic for p in filled[:4]] == wrong  # the model's own first, unchanged
     # ax-mp leaves ph free; every wff of the goal, the theorem and its hypotheses fills it, but ps and ch
-    # (the model's own); ax-1 leaves no variable free: no fillings
+    # (the model's own); ax-1 leaves no variable free and mp2 two (ph, ps): no fillings
     assert {tactic_key(p.tactic) for p in fillings} == {
         tactic_key(Tactic("ax-mp", {"ph": tuple(filler.split())}))
         for filler in ("ph", "( ph -> ps )", "( ps -> ch )", "( ph -> ch )")
@@ -131,8 +131,8 @@ def test_fill_lemmas_tries_the_model_s_lemma_with_every_subexpression_once(hilbe
     mass, count = math.log(2 * math.exp(-1.0)), 6  # the two ax-mp proposals at -1 each; 6 distinct wffs
     assert all(p.logprob == pytest.approx(mass - math.log(count)) for p in fillings)
     made = {tactic_key(p.tactic) for p in fillings}  # then the baseline's others, as without fill_lemmas
-    assert [p.tactic for p in filled[3 + len(fillings) :]] == [
-        p.tactic for p in plain[3:] if tactic_key(p.tactic) not in made
+    assert [p.tactic for p in filled[4 + len(fillings) :]] == [
+        p.tactic for p in plain[4:] if tactic_key(p.tactic) not in made
     ]
     assert MergedPolicy(Learned(lambda q: wrong), baseline).from_fillings == 0
     with pytest.raises(ConfigError, match="fill_lemmas fills from the model-free BaselinePolicy"):
