@@ -16,10 +16,13 @@ split, at one expansion budget; it prints theorems proved, seconds per theorem a
 share of created goals the truth table refuted (``--critic none`` or ``truth-table``: only that row;
 ``--fill-lemmas``: the merged rows fill the model's lemmas, :mod:`core.search.merged`). Theorems are
 searched one at a time (the critic is the theorem's), each with ``jobs.prove``'s restrictions (no
-incomplete theorem and no "New usage is discouraged" one is cited)::
+incomplete theorem and no "New usage is discouraged" one is cited). ``--split incomplete`` searches the
+database's ``?`` theorems instead of a split (a tautology set: the second example)::
 
     python benchmarks/critic_bound.py --checkpoint tiny.safetensors --split valid --expansions 200 --candidates 32 \\
         --threads 1 --provers merged
+    python -m core.metamath tautologies --database prop.mm --out taut0.mm --count 90 --seed 0
+    python benchmarks/critic_bound.py --database taut0.mm --split incomplete --checkpoint tiny.safetensors
 """
 
 from __future__ import annotations
@@ -124,7 +127,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--database", default=str(PROP_MM), help="the .mm file (default: shared prop.mm)")
     parser.add_argument("--checkpoint", help="a prover checkpoint (needed by the merged rows)")
-    parser.add_argument("--split", default="valid", choices=("train", "valid", "test"))
+    parser.add_argument(
+        "--split",
+        default="valid",
+        choices=("train", "valid", "test", "incomplete"),
+        help="a split of the database's theorems, or its ? theorems (incomplete), such as the tautologies of "
+        "python -m core.metamath tautologies",
+    )
     parser.add_argument("--theorems", type=int, default=0, help="the split's first N theorems (0: all)")
     parser.add_argument("--expansions", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=32, help="proposals per expansion (k)")
@@ -165,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     db = read_database(args.database)
-    theorems = split_theorems(db)[args.split]
+    theorems = db.incomplete_theorems() if args.split == "incomplete" else split_theorems(db)[args.split]
     theorems = theorems[: args.theorems] if args.theorems else theorems
     forbidden = frozenset({a.label for a in db.incomplete_theorems()} | database_discouraged_labels(db))
     settings = SearchSettings(

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from core.metamath.__main__ import main as metamath_main
 from core.metamath.embedded import embedded_database_path
 from core.metamath.reader import read_database
 from tests.benchmarks.scripts import load_benchmark
@@ -46,6 +47,28 @@ def test_the_critic_flag_chooses_the_rows(critic, rows, capsys):
     assert script.main([*argv, "--candidates", "4", "--threads", "1", "--provers", "baseline", "--critic", critic]) == 0
     found = [m["critic"] for line in capsys.readouterr().out.splitlines() if (m := ROW.match(line))]
     assert found == rows
+
+
+def test_the_incomplete_split_searches_the_database_s_question_mark_theorems(tmp_path, capsys):
+    taut = tmp_path / "taut.mm"
+    argv = ["tautologies", "--database", str(embedded_database_path()), "--out", str(taut), "--count", "3"]
+    assert metamath_main([*argv, "--connectives", "imp"]) == 0
+    script = load_benchmark("critic_bound")
+    argv = [
+        "--database",
+        str(taut),
+        "--split",
+        "incomplete",
+        "--expansions",
+        "4",
+        "--candidates",
+        "4",
+        "--threads",
+        "1",
+    ]
+    assert script.main([*argv, "--provers", "baseline", "--critic", "none"]) == 0
+    [row] = [m for line in capsys.readouterr().out.splitlines() if (m := ROW.match(line))]
+    assert row["total"] == "3"  # the three tautologies, not a split of the database's proved theorems
 
 
 def test_fill_lemmas_reaches_the_search_settings(monkeypatch, capsys):
