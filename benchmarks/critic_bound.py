@@ -33,7 +33,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,59 +41,22 @@ sys.path.insert(0, str(ROOT))
 
 from core.errors import run_guarded
 from core.metamath.comments import database_discouraged_labels
-from core.metamath.database import Assertion, Database, Statement
+from core.metamath.database import Assertion, Database
 from core.metamath.reader import read_database
 from core.metamath.splits import split_theorems
 from core.metamath.syntax import Grammar
-from core.metamath.tautologies import Formula, entails, parse_formula
 from core.metamath.verifier import Kernel
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import prove_theorems
 from core.search.model_policy import load_policy
 from core.search.policy import Policy
 from core.search.runner import SearchSettings
+from core.search.truth_table import TruthTableCritic
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
 PROVERS = ("baseline", "merged")
 NO_LIMIT = 1e9  # seconds: the expansion budget is the only one
-
-
-class TruthTableCritic:
-    """A goal critic for one theorem: ``false_value`` for a goal its hypotheses do not entail, else 1."""
-
-    def __init__(self, db: Database, theorem: Assertion, variables: Collection[str], false_value: float) -> None:
-        """``variables``: the database's wff variables (:func:`wff_variables`)."""
-        self.typecode = db.provable_typecode
-        self.variables = variables
-        self.false_value = false_value
-        parsed = [self._formula(h.statement) for h in theorem.essential]
-        self.hypotheses: list[Formula] | None = None if None in parsed else [f for f in parsed if f is not None]
-        self.judged = 0  # goals the truth table read
-        self.refuted = 0  # of which it found false
-
-    def values(self, goals: Sequence[Statement]) -> list[float]:
-        return [self._value(goal) for goal in goals]
-
-    def _value(self, goal: Statement) -> float:
-        formula = self._formula(goal)
-        if formula is None or self.hypotheses is None:
-            return 1.0
-        self.judged += 1
-        if entails(self.hypotheses, formula):
-            return 1.0
-        self.refuted += 1
-        return self.false_value
-
-    def _formula(self, statement: Statement) -> Formula | None:
-        if not statement or statement[0] != self.typecode:
-            return None
-        return parse_formula(statement[1:], self.variables)
-
-
-def wff_variables(db: Database) -> frozenset[str]:
-    """The variables ``db`` declares as wffs: what the truth table reads as propositional variables."""
-    return frozenset(v for v, typecode in db.variable_typecodes().items() if typecode == "wff")
 
 
 def run(
@@ -108,11 +71,10 @@ def run(
     """Theorems proved, seconds per theorem, and the share of judged goals refuted (NaN without a critic).
     ``checking``: the database's grammar and kernel, built once for every row."""
     grammar, kernel = checking
-    variables = wff_variables(db)
     proved, judged, refuted = 0, 0, 0
     started = time.perf_counter()
     for theorem in theorems:
-        critic = None if false_value is None else TruthTableCritic(db, theorem, variables, false_value)
+        critic = None if false_value is None else TruthTableCritic(db, theorem, false_value)
         [result] = prove_theorems(
             db, [theorem], policy, settings, forbidden=forbidden, grammar=grammar, kernel=kernel, critic=critic
         )

@@ -392,6 +392,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="merged rows: also the model's lemmas filled by the goal's subexpressions (search.fill_lemmas)",
     )
+    parser.add_argument(
+        "--truth-table",
+        action="store_true",
+        help="every backward and HTPS row: goals the theorem's hypotheses do not entail go last (search.truth_table)",
+    )
     parser.add_argument("--batch", type=int, default=16, help="searches run together (their model calls batched)")
     parser.add_argument(
         "--critic-theorems",
@@ -469,13 +474,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     learned, critic = learned_policy(args, db)
     budgets = {
         expansion_budget(e): SearchSettings(
-            expansions=e, timeout_s=NO_LIMIT, candidates=args.candidates, fill_lemmas=args.fill_lemmas
+            expansions=e,
+            timeout_s=NO_LIMIT,
+            candidates=args.candidates,
+            fill_lemmas=args.fill_lemmas,
+            truth_table=args.truth_table,
         )
         for e in args.expansions
     }
     budgets |= {
         seconds_budget(t): SearchSettings(
-            expansions=NO_LIMIT, timeout_s=t, candidates=args.candidates, fill_lemmas=args.fill_lemmas
+            expansions=NO_LIMIT,
+            timeout_s=t,
+            candidates=args.candidates,
+            fill_lemmas=args.fill_lemmas,
+            truth_table=args.truth_table,
         )
         for t in args.seconds
     }

@@ -93,6 +93,7 @@ def prove(
     in_place: bool = False,
     merge_baseline: bool = True,
     fill_lemmas: bool = False,
+    truth_table: bool = False,
     rank_baseline: bool = False,
     rank_pool: int = RANK_POOL,
     critic: bool | None = None,
@@ -134,6 +135,8 @@ def prove(
             candidates after the model's proposals (false: the model's alone).
         fill_lemmas: with --merge_baseline, also try each lemma the model proposes that leaves one variable
             free with that variable filled by every subexpression of the goal, the theorem and its hypotheses.
+        truth_table: with the backward or htps prover, search last the goals that the theorem's hypotheses do
+            not entail by truth table (core.search.truth_table; reads set.mm's propositional notation).
         rank_baseline: with --checkpoint and the backward or htps prover, let the model rank the baseline's
             candidates instead of decoding its own (core.search.ranked; faster on a CPU).
         rank_pool: with --rank_baseline, the baseline's candidates the model scores per goal.
@@ -166,6 +169,7 @@ def prove(
             batch_goals=batch,
             merge_baseline=merge_baseline,
             fill_lemmas=fill_lemmas,
+            truth_table=truth_table,
             rank_baseline=rank_baseline,
             rank_pool=rank_pool,
             critic=critic is not False,

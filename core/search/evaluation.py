@@ -23,10 +23,11 @@ from core.metamath.syntax import Grammar
 from core.metamath.verifier import Kernel
 from core.search.backward import BackwardSearch
 from core.search.forward import ForwardGreedySearch, ForwardSamplingSearch
-from core.search.htps import Critic, HtpsSearch, HtpsSettings
+from core.search.htps import ConstantCritic, Critic, HtpsSearch, HtpsSettings
 from core.search.merged import with_baseline
 from core.search.policy import Policy
 from core.search.runner import Search, SearchResult, SearchSettings, run_searches
+from core.search.truth_table import ProductCritic, TruthTableCritic
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def make_search(
 
     ``htps``: the settings of ``htps`` (default: :meth:`HtpsSettings.from_search` of ``settings``).
     ``critic``: the goal critic of ``htps`` (default: the constant ``critic_value``) and of ``backward``
-    (which then orders goals by it too; default: none). ``max_solved_subgoals``: how many of the goals it
+    (which then orders goals by it too; default: none); with ``settings.truth_table``, times the theorem's
+    :class:`~core.search.truth_table.TruthTableCritic`. ``max_solved_subgoals``: how many of the goals it
     solved a failed backward or HTPS search reports (:attr:`SearchResult.solved_subgoals`; 0: none);
     ``max_critic_examples``: how many critic targets a backward or HTPS search reports
     (:attr:`SearchResult.critic_examples`; 0: none).
@@ -57,7 +59,11 @@ def make_search(
         env = BackwardEnv(db, theorem, grammar=grammar, kernel=kernel, forbidden=forbidden)
         if settings.prover == "htps":
             htps = htps or HtpsSettings.from_search(settings)
+            if settings.truth_table:
+                critic = _with_truth_table(critic or ConstantCritic(htps.critic_value), db, theorem)
             return HtpsSearch(env, htps, critic, max_solved_subgoals, max_critic_examples)
+        if settings.truth_table:
+            critic = _with_truth_table(critic, db, theorem)
         return BackwardSearch(env, settings, critic, max_solved_subgoals, max_critic_examples)
 
     def make_env() -> ForwardEnv:
@@ -66,6 +72,12 @@ def make_search(
     if settings.prover == "forward-greedy":
         return ForwardGreedySearch(make_env, settings)
     return ForwardSamplingSearch(make_env, settings)
+
+
+def _with_truth_table(critic: Critic | None, db: Database, theorem: Assertion) -> Critic:
+    """``critic`` times ``theorem``'s truth table (the table alone without ``critic``)."""
+    table = TruthTableCritic(db, theorem)
+    return table if critic is None else ProductCritic(critic, table)
 
 
 def prove_theorems(

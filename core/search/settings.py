@@ -52,7 +52,9 @@ class SearchSettings(Settings):
     from the goal's subexpressions to that merge. ``rank_baseline``: instead, the learned model
     ranks the first ``rank_pool`` of the baseline's candidates without decoding (:mod:`core.search.ranked`).
     ``critic``: a goal critic given to the search
-    is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one). ``htps``: the parameters of
+    is used (:mod:`core.models.critic`; a prover checkpoint's, when it has one). ``truth_table``: the
+    search's critic also values goals the theorem's hypotheses do not entail at ``1e-6``
+    (:mod:`core.search.truth_table`). ``htps``: the parameters of
     the ``htps`` prover; changed from their defaults with another prover, they are an error (they would
     be ignored).
     """
@@ -83,6 +85,12 @@ class SearchSettings(Settings):
     )
     rank_pool: int = option(
         RANK_POOL, min=1, help="rank_baseline: the baseline's candidates the model scores per query"
+    )
+    truth_table: bool = option(
+        False,
+        help="backward and htps search: a goal that the theorem's hypotheses do not entail by truth table (read in "
+        "set.mm's propositional notation) is valued 1e-6 by the search's critic, so it goes last "
+        "(core.search.truth_table); other goals are unchanged",
     )
     critic: bool = option(
         True,

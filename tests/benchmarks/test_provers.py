@@ -173,3 +173,19 @@ def test_the_model_free_rows_search_with_their_own_k_and_the_learned_rows_with_c
     assert asked == [(True, 3, 3), (False, 3, 3)]  # without it, every row has --candidates
     with pytest.raises(SystemExit):
         script.parse_args(["--baseline-candidates", "0"])
+
+
+def test_truth_table_reaches_every_row_s_search_settings(monkeypatch):
+    script = load_script()
+    asked: list[tuple[bool, bool]] = []
+    real = script.prove_theorems
+
+    def spy(db, theorems, policy, settings, **options):  # type: ignore[no-untyped-def]
+        asked.append((settings.truth_table, settings.fill_lemmas))
+        return real(db, theorems, policy, settings, **options)
+
+    monkeypatch.setattr(script, "prove_theorems", spy)
+    common = ["--database", str(embedded_database_path()), "--theorems", "1", "--tautologies", "0", "--seconds", "0"]
+    script.main([*common, "--expansions", "2", "--threads", "1", "--provers", "baseline,merged", "--candidates", "2"])
+    script.main([*common, "--expansions", "2", "--provers", "baseline,merged", "--candidates", "2", "--truth-table"])
+    assert asked == [(False, False), (False, False), (True, False), (True, False)]

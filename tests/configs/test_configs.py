@@ -246,6 +246,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
         "batch_goals",
         "merge_baseline",
         "fill_lemmas",
+        "truth_table",
         "rank_baseline",
         "rank_pool",
         "critic",
@@ -275,7 +276,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     } == set(frozen["generator_actor"])
     del frozen["prover_actor"]["search"]["merge_baseline"]  # older experiments lack newer settings
     del frozen["prover_actor"]["search"]["critic"]
-    for key in ("rank_baseline", "rank_pool", "fill_lemmas"):
+    for key in ("rank_baseline", "rank_pool", "fill_lemmas", "truth_table"):
         del frozen["prover_actor"]["search"][key], frozen["evaluator"]["search"][key]
     del frozen["prover_actor"]["search"]["htps"], frozen["evaluator"]["search"]["htps"]
     for key in ("critic", "critic_max_examples", "critic_lr"):
@@ -286,6 +287,7 @@ def test_an_experiment_frozen_before_this_refactor_loads_with_the_same_keys() ->
     loaded = ExperimentConfig.from_dict(frozen)
     assert loaded.prover_actor.search.merge_baseline and loaded.generator_actor.max_lag_shards == 16
     assert not loaded.evaluator.search.rank_baseline and loaded.evaluator.search.rank_pool == 32
+    assert not loaded.prover_actor.search.truth_table and not loaded.evaluator.search.truth_table
     assert not loaded.generator_actor.difficulty_conditioning and not loaded.generator_actor.compose
     assert loaded.prover_actor.search.critic and loaded.prover_trainer.critic
     assert loaded.prover_actor.search.htps == loaded.evaluator.search.htps == HtpsParameters()

@@ -127,6 +127,19 @@ def test_split_evaluation_writes_json(tmp_path: Path) -> None:
     assert run.returncode == 0 and summary["total"] == 1 and summary["settings"]["candidates"] == 8
 
 
+def test_truth_table_proves_more_at_a_small_budget_and_is_recorded(tmp_path: Path) -> None:
+    proved = {}
+    for flag in ("--no-truth-table", "--truth-table"):
+        summary_path = tmp_path / f"{flag}.json"
+        argv = ["--split", "test", "--expansions", "4", "--candidates", "8", flag, "--json", summary_path]
+        run = prove(embedded_database_path(), *argv)
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(summary_path.read_text())
+        assert summary["settings"]["truth_table"] is (flag == "--truth-table")
+        proved[flag] = {t["label"] for t in summary["theorems"] if t["proved"]}
+    assert proved["--no-truth-table"] < proved["--truth-table"]
+
+
 @pytest.mark.slow
 def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> None:
     out, _ = filled
@@ -152,6 +165,7 @@ def test_workers_give_the_same_output(holes: Path, filled, tmp_path: Path) -> No
         (["--out", "{out}", "--temperature", "-1"], "--temperature: SearchSettings.temperature must be >= 0.0, got -1"),
         (["--out", "{out}", "--timeout-s", "0"], "--timeout-s: SearchSettings.timeout_s must be >= 0.1, got 0"),
         (["--out", "{out}", "--fill-lemmas", "3"], "--fill-lemmas takes true or false, not '3'"),
+        (["--out", "{out}", "--truth-table", "3"], "--truth-table takes true or false, not '3'"),
     ],
 )
 def test_bad_command_lines_exit_2_before_any_work(holes: Path, tmp_path: Path, args: list[str], message: str) -> None:
