@@ -10,12 +10,12 @@ including those that substitute truth values, so the table over its variables de
 
 :class:`TruthTableCritic` is a critic (:class:`core.search.htps.Critic`) for one theorem: a goal it reads
 that the hypotheses do not entail is worth ``false_value`` (default ``1e-6``: a best-first goal's
-priority drops by 13.8, below every other goal of a search; an HTPS goal is worth almost nothing), every
-other goal ``1``. It reads only set.mm's propositional notation (:func:`core.metamath.tautologies.
-parse_formula`: wff variables, ``-.``, ``->``, ``<->``, ``/\\``, ``\\/``): a goal or a hypothesis written
-with anything else (a class, a quantifier) is not judged, and with such a hypothesis no goal is. It
-never prunes, so a database whose symbols mean something else is searched in a worse order, never
-wrongly. :class:`ProductCritic` combines it with a learned critic.
+priority drops by 13.8 nats, below nearly every true goal of a search; an HTPS goal is worth almost nothing), every
+other goal ``1``. It reads only set.mm's propositional notation
+(:func:`core.metamath.tautologies.parse_formula`: wff variables, ``-.``, ``->``, ``<->``, ``/\\``, ``\\/``): a
+goal or a hypothesis written with anything else (a class, a quantifier) is not judged, and with such a
+hypothesis no goal is. It never prunes, so a database whose symbols mean something else is searched in a
+worse order, never wrongly. :class:`ProductCritic` combines it with a learned critic.
 
 Searches get it through ``SearchSettings.truth_table`` (:func:`core.search.evaluation.make_search`).
 """
