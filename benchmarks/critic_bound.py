@@ -51,7 +51,7 @@ from core.search.evaluation import prove_theorems
 from core.search.model_policy import load_policy
 from core.search.policy import Policy
 from core.search.runner import SearchSettings
-from core.search.truth_table import TruthTableCritic
+from core.search.truth_table import FALSE_VALUE, TruthTableCritic
 
 SHARED = Path(os.environ.get("ADVPROVER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PROP_MM = SHARED / "metamath" / "prop.mm"
@@ -100,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--expansions", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=32, help="proposals per expansion (k)")
     parser.add_argument("--provers", default="baseline,merged", help=f"comma-separated, of {', '.join(PROVERS)}")
-    parser.add_argument("--false-value", type=float, default=1e-6, help="the critic's value of a refuted goal")
+    parser.add_argument("--false-value", type=float, default=FALSE_VALUE, help="the critic's value of a refuted goal")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="the model's decoding")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument(
