@@ -156,10 +156,15 @@ class TautologySettings:
             raise ConfigError(f"tautologies connectives: unknown {', '.join(unknown)}; known: {', '.join(CONNECTIVES)}")
 
 
+def wff_variables(db: Database) -> frozenset[str]:
+    """The variables ``db`` declares as wffs at its outermost scope: what a truth table reads as variables."""
+    return frozenset(v for v, typecode in db.variable_typecodes().items() if typecode == "wff")
+
+
 def available_connectives(db: Database) -> tuple[str, ...]:
     """The connectives whose syntax axiom ``db`` has (``wff ( V1 -> V2 )`` with any wff variables)."""
     found = []
-    wff = {v for v, t in db.variable_typecodes().items() if t == "wff"}
+    wff = wff_variables(db)
     for name, (_, pattern) in CONNECTIVES.items():
         for assertion in db.assertions:
             if db.is_syntax_axiom(assertion) and _same_shape(assertion.statement, pattern, wff):
@@ -168,7 +173,7 @@ def available_connectives(db: Database) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _same_shape(statement: Statement, pattern: Statement, wff: set[str]) -> bool:
+def _same_shape(statement: Statement, pattern: Statement, wff: Collection[str]) -> bool:
     if len(statement) != len(pattern):
         return False
     places = [(s, p) for s, p in zip(statement, pattern) if p in ("ph", "ps")]

@@ -102,6 +102,11 @@ class SearchSettings(Settings):
     )
 
     def validate(self) -> None:
+        if self.truth_table and self.prover not in ("backward", "htps"):
+            raise ConfigError(
+                f"{self._name('truth_table')} applies to the backward and htps provers, and {self._name('prover')} "
+                f"is {self.prover!r}: set the prover to backward or htps, or truth_table to false"
+            )
         if self.prover != "htps" and self.htps != HtpsParameters():
             changed = [s.key for s in self.htps.settings() if s.value != s.default]
             raise ConfigError(

@@ -10,8 +10,8 @@ including those that substitute truth values, so the table over its variables de
 
 :class:`TruthTableCritic` is a critic (:class:`core.search.htps.Critic`) for one theorem: a goal it reads
 that the hypotheses do not entail is worth ``false_value`` (default ``1e-6``: a best-first goal's
-priority drops by 13.8 nats, below nearly every true goal of a search; an HTPS goal is worth almost nothing), every
-other goal ``1``. It reads only set.mm's propositional notation
+priority drops by 13.8 nats, below nearly every true goal of a search; an HTPS goal is worth almost
+nothing), every other goal ``1``. It reads only set.mm's propositional notation
 (:func:`core.metamath.tautologies.parse_formula`: wff variables, ``-.``, ``->``, ``<->``, ``/\\``, ``\\/``): a
 goal or a hypothesis written with anything else (a class, a quantifier) is not judged, and with such a
 hypothesis no goal is. It never prunes, so a database whose symbols mean something else is searched in a
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.metamath.database import Assertion, Database, Statement
-from core.metamath.tautologies import Formula, entails, parse_formula
+from core.metamath.tautologies import Formula, entails, parse_formula, wff_variables
 from core.search.htps import Critic
 
 FALSE_VALUE = 1e-6
@@ -73,8 +73,3 @@ class ProductCritic:
         for critic in self.critics:
             values = [v * w for v, w in zip(values, critic.values(goals))]
         return values
-
-
-def wff_variables(db: Database) -> frozenset[str]:
-    """The variables ``db`` declares as wffs at its outermost scope: what the truth table reads as variables."""
-    return frozenset(v for v, typecode in db.variable_typecodes().items() if typecode == "wff")

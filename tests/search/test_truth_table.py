@@ -9,11 +9,12 @@ import pytest
 from core.errors import ConfigError
 from core.metamath.reader import read_database
 from core.metamath.splits import split_theorems
+from core.metamath.tautologies import wff_variables
 from core.search.baseline import BaselinePolicy
 from core.search.evaluation import make_search, prove_theorems
 from core.search.htps import ConstantCritic
 from core.search.runner import SearchSettings
-from core.search.truth_table import FALSE_VALUE, ProductCritic, TruthTableCritic, wff_variables
+from core.search.truth_table import FALSE_VALUE, ProductCritic, TruthTableCritic
 
 from .conftest import Loaded
 
@@ -91,3 +92,9 @@ def test_the_setting_is_off_by_default_and_refuses_a_non_boolean() -> None:
     assert SearchSettings.from_dict({"truth_table": True}).truth_table
     with pytest.raises(ConfigError, match="truth_table"):
         SearchSettings.from_dict({"truth_table": 3})
+
+
+def test_the_setting_with_a_forward_prover_is_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="truth_table applies to the backward and htps provers"):
+        SearchSettings(prover="forward-greedy", truth_table=True)
+    assert SearchSettings(prover="htps", truth_table=True).truth_table
